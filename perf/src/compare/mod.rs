@@ -1,0 +1,1 @@
+//! Comparison of a run with a baseline: the regression rule. Pure.

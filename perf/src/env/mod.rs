@@ -1,0 +1,230 @@
+//! Environment backends: where PostgreSQL, Redis and the app under test come from.
+//!
+//! One interface, three backends:
+//! - `local`: child processes (initdb + postgres, redis-server, the app's own command);
+//! - `docker`: containers through testcontainers, on a dedicated network;
+//! - `external`: nothing is started, the app's URL is given.
+//!
+//! Everything a backend starts it stops, on every exit path: [`Environment::shutdown`] on the
+//! normal path, and `Drop` (synchronous, best effort) on errors, panics and cancellation.
+
+pub mod docker;
+pub mod external;
+pub mod local;
+pub mod procs;
+pub mod resources;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::plan::model::Plan;
+
+/// What the user asked for with `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// Docker when an engine answers, local otherwise.
+    #[default]
+    Auto,
+    Local,
+    Docker,
+    External,
+}
+
+/// The backend actually used; recorded in every summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Local,
+    Docker,
+    External,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::Docker => "docker",
+            BackendKind::External => "external",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A service of the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    App,
+    Postgres,
+    Redis,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::App => "app",
+            Service::Postgres => "postgres",
+            Service::Redis => "redis",
+        }
+    }
+}
+
+/// How to reach one service, for people: never holds a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    pub service: Service,
+    /// `http://127.0.0.1:PORT`, `postgres://user@127.0.0.1:PORT/db`, `redis://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+/// Options that do not come from the plan.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// Directory the plan's relative paths are resolved against.
+    pub plan_dir: PathBuf,
+    /// Where service logs are copied when something fails (results/logs).
+    pub logs_dir: PathBuf,
+    /// `external` backend: the app's base URL.
+    pub app_url: Option<String>,
+    /// Cancelled on Ctrl-C or SIGTERM: start-up stops waiting and cleans up.
+    pub cancel: CancellationToken,
+}
+
+/// Errors of the environment layer. Messages name the service and include the tail of its
+/// log where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// A program the backend needs is not installed.
+    #[error("{program} not found: {hint}")]
+    MissingProgram { program: String, hint: String },
+    /// A service did not become ready in time.
+    #[error("{service} did not become ready within {timeout:?}: {detail}{tail}", tail = tail_block(.log_tail))]
+    NotReady { service: &'static str, timeout: Duration, detail: String, log_tail: String },
+    /// A service exited on its own.
+    #[error("{service} exited unexpectedly ({status}){tail}", tail = tail_block(.log_tail))]
+    Exited { service: &'static str, status: String, log_tail: String },
+    #[error("building the app failed: {0}")]
+    Build(String),
+    #[error("docker: {0}")]
+    Docker(String),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn tail_block(tail: &str) -> String {
+    if tail.trim().is_empty() { String::new() } else { format!("\n--- last lines of its log ---\n{}", tail.trim_end()) }
+}
+
+/// Resource use of one service since the environment started (cumulative CPU) and now
+/// (memory). Summaries hold the difference over a suite.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ResourceSample {
+    pub cpu_seconds: f64,
+    pub memory_bytes: u64,
+}
+
+/// A running environment.
+pub enum Environment {
+    Local(local::LocalEnv),
+    Docker(docker::DockerEnv),
+    External(external::ExternalEnv),
+}
+
+impl Environment {
+    /// Starts the environment the plan describes with the chosen backend and waits until
+    /// the app's health check answers 200.
+    pub async fn start(
+        choice: BackendChoice,
+        plan: &Plan,
+        opts: &StartOptions,
+    ) -> Result<Environment, EnvError> {
+        match choice {
+            BackendChoice::External => Ok(Environment::External(external::ExternalEnv::start(plan, opts).await?)),
+            BackendChoice::Local => Ok(Environment::Local(local::LocalEnv::start(plan, opts).await?)),
+            BackendChoice::Docker => Ok(Environment::Docker(docker::DockerEnv::start(plan, opts).await?)),
+            BackendChoice::Auto => {
+                if docker::engine_answers().await {
+                    Ok(Environment::Docker(docker::DockerEnv::start(plan, opts).await?))
+                } else {
+                    Ok(Environment::Local(local::LocalEnv::start(plan, opts).await?))
+                }
+            }
+        }
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            Environment::Local(_) => BackendKind::Local,
+            Environment::Docker(_) => BackendKind::Docker,
+            Environment::External(_) => BackendKind::External,
+        }
+    }
+
+    /// Base URL of the app under test, without a trailing slash.
+    pub fn app_url(&self) -> &str {
+        match self {
+            Environment::Local(e) => e.app_url(),
+            Environment::Docker(e) => e.app_url(),
+            Environment::External(e) => e.app_url(),
+        }
+    }
+
+    /// One entry per running service, app first.
+    pub fn services(&self) -> Vec<ServiceInfo> {
+        match self {
+            Environment::Local(e) => e.services(),
+            Environment::Docker(e) => e.services(),
+            Environment::External(e) => e.services(),
+        }
+    }
+
+    /// Stops one service, keeping its data (chaos: database down).
+    pub async fn stop_service(&mut self, service: Service) -> Result<(), EnvError> {
+        match self {
+            Environment::Local(e) => e.stop_service(service).await,
+            Environment::Docker(e) => e.stop_service(service).await,
+            Environment::External(_) => Err(unsupported(service, "stop")),
+        }
+    }
+
+    /// Starts a stopped service again on the same address with the same data.
+    pub async fn start_service(&mut self, service: Service) -> Result<(), EnvError> {
+        match self {
+            Environment::Local(e) => e.start_service(service).await,
+            Environment::Docker(e) => e.start_service(service).await,
+            Environment::External(_) => Err(unsupported(service, "start")),
+        }
+    }
+
+    /// Current resource use of each service the backend runs (empty for external).
+    pub async fn resources(&self) -> Vec<(Service, ResourceSample)> {
+        match self {
+            Environment::Local(e) => e.resources(),
+            Environment::Docker(e) => e.resources().await,
+            Environment::External(_) => Vec::new(),
+        }
+    }
+
+    /// Stops everything and removes what was created. Idempotent with `Drop`.
+    pub async fn shutdown(self) -> Result<(), EnvError> {
+        match self {
+            Environment::Local(e) => e.shutdown().await,
+            Environment::Docker(e) => e.shutdown().await,
+            Environment::External(_) => Ok(()),
+        }
+    }
+}
+
+fn unsupported(service: Service, verb: &str) -> EnvError {
+    EnvError::Other(format!("the external backend cannot {verb} {}: it does not manage services", service.as_str()))
+}

@@ -1,0 +1,1 @@
+//! Resource sampling: CPU seconds and memory of processes (from /proc) and containers.

@@ -1,0 +1,16 @@
+//! The perf gate's library.
+//!
+//! The core is pure: [`plan`] parsing, statistics, [`compare`] and [`render`] are functions of
+//! their inputs. Only the orchestration layer ([`env`], [`engine`]'s network side, [`github`])
+//! touches processes, containers, sockets, files and GitHub.
+
+pub mod compare;
+pub mod engine;
+pub mod env;
+pub mod github;
+pub mod plan;
+pub mod render;
+pub mod summary;
+
+/// Version of the tool, recorded in every summary.
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,538 @@
+//! The plan's data model: exactly what a team writes in `perf.toml`.
+//!
+//! Every table denies unknown keys, so a typo is an error with its position instead of a
+//! silently ignored setting. Values that are checked after parsing (templates, durations in
+//! lists, names that refer to other tables) keep their byte span through [`toml::Spanned`] so
+//! that the validator can point at the line and column. Nothing here does I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+/// The whole plan file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Format version of the plan file; only `1` exists.
+    pub version: u32,
+    /// Suites run when no `--suite` is given (pull requests run these).
+    #[serde(default)]
+    pub default_suites: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub environment: EnvironmentSpec,
+    pub app: AppSpec,
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// Generated values usable in templates as `{{name}}`.
+    #[serde(default)]
+    pub variables: IndexMap<String, Spanned<VariableSpec>>,
+    /// Requests by name; the name groups statistics (never the raw URL).
+    pub requests: IndexMap<String, RequestSpec>,
+    /// Ordered steps for virtual users.
+    #[serde(default)]
+    pub workflows: IndexMap<String, WorkflowSpec>,
+    pub suites: IndexMap<String, SuiteSpec>,
+    /// The regression rule used when comparing with a baseline.
+    #[serde(default)]
+    pub compare: CompareSpec,
+}
+
+/// Services the app depends on and how to start them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentSpec {
+    /// How long each service may take to become ready.
+    #[serde(default = "defaults::startup_timeout")]
+    pub startup_timeout: Dur,
+    #[serde(default)]
+    pub postgres: PostgresSpec,
+    #[serde(default)]
+    pub redis: RedisSpec,
+}
+
+impl Default for EnvironmentSpec {
+    fn default() -> Self {
+        Self {
+            startup_timeout: defaults::startup_timeout(),
+            postgres: PostgresSpec::default(),
+            redis: RedisSpec::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSpec {
+    /// Image for the docker backend, `name:tag` (official image by default, pinned tag).
+    #[serde(default = "defaults::postgres_image")]
+    pub image: String,
+    #[serde(default = "defaults::postgres_database")]
+    pub database: String,
+    #[serde(default = "defaults::postgres_user")]
+    pub user: String,
+    /// Password used inside the docker network. Never printed; a random one is generated
+    /// for each run when absent.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl Default for PostgresSpec {
+    fn default() -> Self {
+        Self {
+            image: defaults::postgres_image(),
+            database: defaults::postgres_database(),
+            user: defaults::postgres_user(),
+            password: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSpec {
+    #[serde(default = "defaults::redis_image")]
+    pub image: String,
+}
+
+impl Default for RedisSpec {
+    fn default() -> Self {
+        Self { image: defaults::redis_image() }
+    }
+}
+
+/// The app under test.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSpec {
+    /// Readiness path: the app is ready when it answers 200 here.
+    #[serde(default = "defaults::health")]
+    pub health: String,
+    /// Prometheus text endpoint, scraped before and after each suite when set.
+    #[serde(default)]
+    pub metrics: Option<String>,
+    /// Series names recorded from the metrics endpoint (prefix match on the metric name).
+    #[serde(default)]
+    pub metrics_series: Vec<String>,
+    /// Environment of the app. Values are templates over `{{postgres.url}}`,
+    /// `{{redis.url}}`, `{{app.listen}}` and `{{app.port}}`, resolved by each backend.
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
+    /// How the local backend builds and runs the app.
+    pub local: LocalAppSpec,
+    /// How the docker backend gets the app image.
+    #[serde(default)]
+    pub docker: Option<DockerAppSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalAppSpec {
+    /// Build command run once before the app starts (argv, no shell). Empty: no build.
+    #[serde(default)]
+    pub build: Vec<String>,
+    /// Command that runs the app (argv, no shell), relative to the plan's directory.
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerAppSpec {
+    /// `name:tag` of the app image.
+    pub image: String,
+    /// Dockerfile used to build the image when it is missing (relative to the plan).
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+    /// Build context for `dockerfile`, relative to the plan. Default: the plan's directory.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Port the app listens on inside its container.
+    #[serde(default = "defaults::app_port")]
+    pub port: u16,
+}
+
+/// Defaults applied to every request unless it says otherwise.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default = "defaults::timeout")]
+    pub timeout: Dur,
+    #[serde(default)]
+    pub http: HttpVersion,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    /// A scheduled start later than this counts as late (open-model executors).
+    #[serde(default = "defaults::late_after")]
+    pub late_after: Dur,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            timeout: defaults::timeout(),
+            http: HttpVersion::default(),
+            headers: BTreeMap::new(),
+            late_after: defaults::late_after(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum HttpVersion {
+    #[default]
+    #[serde(rename = "http1")]
+    Http1,
+    #[serde(rename = "http2")]
+    Http2,
+}
+
+/// A generated value. Drawn at most once per iteration: every use of the variable inside one
+/// iteration sees the same value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum VariableSpec {
+    /// Uniform random integer in `[low, high]`, both included.
+    Int([i64; 2]),
+    /// One of the listed values, uniformly.
+    Choice(Vec<toml::Value>),
+    /// Integers `low, low+1, …, high, low, …`, shared by all virtual users.
+    Sequence([i64; 2]),
+    /// Uniform random calendar date in `["YYYY-MM-DD", "YYYY-MM-DD"]`, both included.
+    Date([String; 2]),
+}
+
+/// One HTTP request the load can send.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSpec {
+    #[serde(default = "defaults::method")]
+    pub method: Spanned<String>,
+    /// Path and query template, for example `/api/providers/{{provider_id}}`.
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    /// JSON body template: any TOML value; a string that is exactly `{{name}}` becomes the
+    /// variable's typed value, other strings are interpolated.
+    #[serde(default)]
+    pub body: Option<Spanned<toml::Value>>,
+    /// Statuses that count as success. Default: any 2xx.
+    #[serde(default)]
+    pub expect: Vec<u16>,
+    /// Values taken from a JSON response by JSON pointer, stored in the virtual user.
+    #[serde(default)]
+    pub capture: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Relative weight when the request is part of a `mix`.
+    #[serde(default = "defaults::weight")]
+    pub weight: u32,
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowSpec {
+    pub steps: Vec<StepSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    pub request: Spanned<String>,
+    /// Pause after the step: a duration, or `[min, max]` drawn uniformly.
+    #[serde(default)]
+    pub think: Option<Think>,
+}
+
+/// Think time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Think {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+/// A suite: scenarios that run at the same time, SLOs, and what kind of verdict it gives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteSpec {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub kind: SuiteKind,
+    /// The first part of every scenario's timeline whose samples are not recorded.
+    #[serde(default)]
+    pub warmup: Option<Dur>,
+    pub scenarios: IndexMap<String, ScenarioSpec>,
+    /// SLOs by endpoint name; the key `"*"` applies to every endpoint.
+    #[serde(default)]
+    pub slo: IndexMap<String, Spanned<SloSpec>>,
+    /// Setup steps run once before the load; their captures are visible to every user.
+    #[serde(default)]
+    pub setup: Vec<StepSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuiteKind {
+    /// Latency and throughput under a load shape; verdict by SLOs and the baseline.
+    #[default]
+    Load,
+}
+
+/// One executor and what each of its iterations does.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    pub executor: Spanned<Executor>,
+    /// Offset of this scenario from the start of the suite.
+    #[serde(default)]
+    pub start: Option<Dur>,
+    /// constant-vus, constant-arrival-rate: how long.
+    #[serde(default)]
+    pub duration: Option<Dur>,
+    /// constant-vus: number of virtual users.
+    #[serde(default)]
+    pub vus: Option<u32>,
+    /// ramping-vus: users at the start (default 0).
+    #[serde(default)]
+    pub start_vus: Option<u32>,
+    /// constant-arrival-rate: iterations started per second.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// ramping-arrival-rate: iterations per second at the start (default 0).
+    #[serde(default)]
+    pub start_rate: Option<f64>,
+    /// Ramping executors: linear ramps to `target` over `duration`, one after another.
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+    /// Open model: virtual users allocated up front, and the most it may grow to.
+    #[serde(default)]
+    pub pre_allocated_vus: Option<u32>,
+    #[serde(default)]
+    pub max_vus: Option<u32>,
+    /// Closed model: time given to running iterations to finish after the end.
+    #[serde(default)]
+    pub graceful_stop: Option<Dur>,
+    /// What one iteration does: exactly one of these three.
+    #[serde(default)]
+    pub request: Option<Spanned<String>>,
+    #[serde(default)]
+    pub mix: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub workflow: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Executor {
+    ConstantVus,
+    RampingVus,
+    ConstantArrivalRate,
+    RampingArrivalRate,
+}
+
+impl Executor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Executor::ConstantVus => "constant-vus",
+            Executor::RampingVus => "ramping-vus",
+            Executor::ConstantArrivalRate => "constant-arrival-rate",
+            Executor::RampingArrivalRate => "ramping-arrival-rate",
+        }
+    }
+
+    /// Open-model executors schedule starts independently of responses.
+    pub fn is_open(self) -> bool {
+        matches!(self, Executor::ConstantArrivalRate | Executor::RampingArrivalRate)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub duration: Dur,
+    /// Users (ramping-vus) or iterations per second (ramping-arrival-rate) at the stage's end.
+    pub target: f64,
+}
+
+/// Limits for one endpoint (or `"*"`). Durations are latencies from the scheduled start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSpec {
+    pub p50: Option<Dur>,
+    pub p90: Option<Dur>,
+    pub p95: Option<Dur>,
+    pub p99: Option<Dur>,
+    pub p999: Option<Dur>,
+    pub max: Option<Dur>,
+    /// Largest acceptable fraction of failed requests, 0..=1.
+    pub error_rate: Option<f64>,
+    /// Smallest acceptable throughput, requests per second.
+    pub min_rps: Option<f64>,
+}
+
+/// The regression rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareSpec {
+    /// Relative change that counts as a regression (0.20 = 20%).
+    #[serde(default = "defaults::threshold")]
+    pub threshold: f64,
+    /// Latency changes smaller than this never count.
+    #[serde(default = "defaults::floor")]
+    pub floor: Dur,
+    /// Error-rate increase, in percentage points, that counts as a regression.
+    #[serde(default = "defaults::error_rate_points")]
+    pub error_rate_points: f64,
+    /// Fewer measured requests than this on either side: the verdict is `noisy`.
+    #[serde(default = "defaults::min_samples")]
+    pub min_samples: u64,
+    /// Significance level of the test over per-window values.
+    #[serde(default = "defaults::alpha")]
+    pub alpha: f64,
+    /// Per-endpoint, per-metric threshold overrides: `{ "health" = { p99 = 0.5 } }`.
+    #[serde(default)]
+    pub endpoints: IndexMap<String, Spanned<MetricThresholds>>,
+}
+
+impl Default for CompareSpec {
+    fn default() -> Self {
+        Self {
+            threshold: defaults::threshold(),
+            floor: defaults::floor(),
+            error_rate_points: defaults::error_rate_points(),
+            min_samples: defaults::min_samples(),
+            alpha: defaults::alpha(),
+            endpoints: IndexMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricThresholds {
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub rps: Option<f64>,
+    pub error_rate_points: Option<f64>,
+}
+
+/// A duration written as `"250ms"`, `"10s"`, `"1m30s"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub fn as_secs_f64(self) -> f64 {
+        self.0.as_secs_f64()
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(Dur).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `"250ms"`, `"10s"`, `"1m30s"`; the error says what was expected.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("invalid duration {s:?} ({e}): expected a number with a unit, like \"250ms\", \"10s\" or \"1m30s\"")
+    })
+}
+
+impl<'de> Deserialize<'de> for Think {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Range([String; 2]),
+        }
+        let expected = "expected a duration like \"1s\" or a range like [\"500ms\", \"2s\"]";
+        let raw = Raw::deserialize(d).map_err(|_| serde::de::Error::custom(expected))?;
+        let (min, max) = match raw {
+            Raw::One(s) => {
+                let v = parse_duration(&s).map_err(serde::de::Error::custom)?;
+                (v, v)
+            }
+            Raw::Range([a, b]) => (
+                parse_duration(&a).map_err(serde::de::Error::custom)?,
+                parse_duration(&b).map_err(serde::de::Error::custom)?,
+            ),
+        };
+        if min > max {
+            return Err(serde::de::Error::custom(format!(
+                "think time range is reversed: {} is more than {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            )));
+        }
+        Ok(Think { min, max })
+    }
+}
+
+mod defaults {
+    use super::{Dur, Spanned};
+    use std::time::Duration;
+
+    pub fn startup_timeout() -> Dur {
+        Dur(Duration::from_secs(60))
+    }
+    pub fn postgres_image() -> String {
+        "postgres:15.8-bookworm".into()
+    }
+    pub fn postgres_database() -> String {
+        "perf".into()
+    }
+    pub fn postgres_user() -> String {
+        "perf".into()
+    }
+    pub fn redis_image() -> String {
+        "redis:7.2.5-bookworm".into()
+    }
+    pub fn health() -> String {
+        "/health".into()
+    }
+    pub fn app_port() -> u16 {
+        8080
+    }
+    pub fn timeout() -> Dur {
+        Dur(Duration::from_secs(10))
+    }
+    pub fn late_after() -> Dur {
+        Dur(Duration::from_millis(10))
+    }
+    pub fn method() -> Spanned<String> {
+        Spanned::new(0..0, "GET".into())
+    }
+    pub fn weight() -> u32 {
+        1
+    }
+    pub fn threshold() -> f64 {
+        0.20
+    }
+    pub fn floor() -> Dur {
+        Dur(Duration::from_millis(1))
+    }
+    pub fn error_rate_points() -> f64 {
+        1.0
+    }
+    pub fn min_samples() -> u64 {
+        100
+    }
+    pub fn alpha() -> f64 {
+        0.05
+    }
+}

@@ -1,0 +1,1 @@
+//! Reports for people: terminal table, Markdown, HTML. Pure.

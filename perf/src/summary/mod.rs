@@ -1,0 +1,5 @@
+//! Summaries: the versioned JSON each suite run writes.
+
+pub mod model;
+
+pub use model::*;

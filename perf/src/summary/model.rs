@@ -1,0 +1,223 @@
+//! The summary of one suite run: the published JSON contract, described by
+//! `schema/summary.schema.json`.
+//!
+//! A summary is always usable as a baseline: it carries its own histograms and per-second
+//! windows, and nothing about a comparison. Adding an optional field is a minor change;
+//! removing or renaming one bumps [`SCHEMA_VERSION`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the summary format written by this build.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub schema_version: u32,
+    pub suite: String,
+    /// `load`, or the kind of a special suite (spike, stress, soak, chaos).
+    pub kind: String,
+    /// False when the run cannot be trusted (fell behind schedule, environment trouble).
+    pub valid: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invalid_reasons: Vec<String>,
+    pub run: RunInfo,
+    /// Per request name.
+    pub endpoints: BTreeMap<String, EndpointSummary>,
+    /// Per executor scenario: schedule keeping.
+    pub scenarios: BTreeMap<String, ScenarioSummary>,
+    /// Whole-suite per-second windows, from the end of the warm-up.
+    pub windows: Vec<Window>,
+    pub slo: Vec<SloResult>,
+    /// Resource use of the app and its services during the suite, by service name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, ResourceUsage>,
+    /// Series scraped from the app's Prometheus endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_metrics: Option<AppMetrics>,
+    /// Pass/fail assertions of special suites (chaos, spike, stress, soak).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
+    /// What was done to the environment and when (chaos): seconds from the measured start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
+    /// Kind-specific figures (breaking point, recovery time, trend slopes).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub figures: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// RFC 3339 start of the measured part.
+    pub started_at: String,
+    /// Seconds measured (warm-up excluded).
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub git: GitInfo,
+    /// `local`, `docker` or `external`.
+    pub backend: String,
+    pub host: HostInfo,
+    /// Version of the perf gate that wrote the summary.
+    pub tool_version: String,
+    /// SHA-256 of the plan file's bytes.
+    pub plan_hash: String,
+    pub quick: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GitInfo {
+    pub sha: Option<String>,
+    pub branch: Option<String>,
+    pub dirty: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub cpus: u32,
+    pub cpu_model: Option<String>,
+    pub os: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSummary {
+    /// Requests measured (after warm-up), whatever their outcome.
+    pub requests: u64,
+    pub errors: Errors,
+    /// Responses by status code.
+    pub statuses: BTreeMap<String, u64>,
+    /// Measured requests per second.
+    pub rps: f64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Latency: from the scheduled start (open model) or the actual start (closed model)
+    /// to the end of the response body. Transport errors are not in it.
+    pub latency_ms: Latency,
+    /// Service time: from the actual start to the end of the response body.
+    pub service_ms: Latency,
+    /// HDR histogram of latency in microseconds, V2 deflate, base64: merges exactly.
+    pub histogram: String,
+    /// The same for service time.
+    pub service_histogram: String,
+    pub windows: Vec<EndpointWindow>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Errors {
+    pub total: u64,
+    /// `connect`, `timeout`, `body`, `status` (unexpected status), `capture`.
+    pub by_kind: BTreeMap<String, u64>,
+    /// Unexpected statuses only.
+    pub by_status: BTreeMap<String, u64>,
+}
+
+/// Percentiles in milliseconds. All `None` when there were no samples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+    pub stdev: Option<f64>,
+}
+
+/// One second of one endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointWindow {
+    /// Seconds from the measured start to the window's start.
+    pub t: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// One second of the whole suite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub t: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub active_vus: u32,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioSummary {
+    pub executor: String,
+    /// Iterations completed in the measured part.
+    pub iterations: u64,
+    /// Open model: scheduled starts never made (no free user, or the run ended first).
+    pub dropped_iterations: u64,
+    /// Open model: starts made later than `late_after`.
+    pub late_starts: u64,
+    /// Iterations cut short at the end of the run.
+    pub interrupted_iterations: u64,
+    pub max_vus: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloResult {
+    /// Endpoint name.
+    pub endpoint: String,
+    /// `p50`..`p999`, `max` (ms), `error_rate` (fraction), `min_rps`.
+    pub metric: String,
+    pub threshold: f64,
+    /// None when there was nothing to measure (which fails).
+    pub actual: Option<f64>,
+    pub passed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceUsage {
+    pub cpu_seconds: f64,
+    pub peak_memory_bytes: u64,
+    /// Memory samples (bytes) per window, for leak trends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory_series: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppMetrics {
+    /// Series value before the suite, by series (name plus labels).
+    pub before: BTreeMap<String, f64>,
+    pub after: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Seconds from the measured start.
+    pub t: f64,
+    pub what: String,
+}
+
+impl Summary {
+    /// True when every SLO and every check passed.
+    pub fn slos_hold(&self) -> bool {
+        self.slo.iter().all(|s| s.passed) && self.checks.iter().all(|c| c.passed)
+    }
+}
+
+impl EndpointSummary {
+    /// Failed requests as a fraction of all requests; 0 when there were none.
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 { 0.0 } else { self.errors.total as f64 / self.requests as f64 }
+    }
+}
