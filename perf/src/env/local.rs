@@ -1,5 +1,14 @@
 //! The local backend: PostgreSQL, Redis and the app as child processes.
 //! (Being written: see the foundation issue.)
+//!
+//! [`PostgresProcess`] and [`RedisProcess`] also serve tests that need a real database or
+//! cache without the whole environment.
+
+mod postgres;
+mod redis;
+
+pub use postgres::{PostgresOptions, PostgresProcess};
+pub use redis::{RedisOptions, RedisProcess};
 
 use super::{EnvError, ResourceSample, Service, ServiceInfo, StartOptions};
 use crate::plan::model::Plan;
