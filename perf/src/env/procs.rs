@@ -258,10 +258,38 @@ impl ManagedChild {
         }
     }
 
-    /// Sends `sig`, waits up to `grace`, then kills the whole group with SIGKILL. Returns
-    /// true when the process stopped within the grace period.
+    /// Sends `sig` to the process, waits up to `grace`, then kills the whole group with
+    /// SIGKILL. Returns true when the process stopped within the grace period.
     pub async fn stop(&mut self, sig: Signal, grace: Duration) -> bool {
-        self.signal(sig);
+        self.stop_with(sig, grace, false).await
+    }
+
+    /// [`stop`](Self::stop), sending `sig` to the whole process group (an app started
+    /// through a wrapper script gets it too).
+    pub async fn stop_group(&mut self, sig: Signal, grace: Duration) -> bool {
+        self.stop_with(sig, grace, true).await
+    }
+
+    /// Blocking [`stop`](Self::stop), for `Drop`.
+    pub fn stop_sync(&mut self, sig: Signal, grace: Duration) -> bool {
+        self.stop_with_sync(sig, grace, false)
+    }
+
+    /// Blocking [`stop_group`](Self::stop_group), for `Drop`.
+    pub fn stop_group_sync(&mut self, sig: Signal, grace: Duration) -> bool {
+        self.stop_with_sync(sig, grace, true)
+    }
+
+    fn send(&mut self, sig: Signal, group: bool) {
+        if !group {
+            self.signal(sig);
+        } else if self.is_running() {
+            self.signal_group(sig);
+        }
+    }
+
+    async fn stop_with(&mut self, sig: Signal, grace: Duration, group: bool) -> bool {
+        self.send(sig, group);
         let clean = self.wait_exit(grace).await.is_some();
         if !clean {
             tracing::warn!(service = self.service, "did not stop within {grace:?} of {sig}: killing it");
@@ -273,9 +301,8 @@ impl ManagedChild {
         clean
     }
 
-    /// Blocking [`stop`](Self::stop), for `Drop`.
-    pub fn stop_sync(&mut self, sig: Signal, grace: Duration) -> bool {
-        self.signal(sig);
+    fn stop_with_sync(&mut self, sig: Signal, grace: Duration, group: bool) -> bool {
+        self.send(sig, group);
         let deadline = Instant::now() + grace;
         while self.is_running() && Instant::now() < deadline {
             std::thread::sleep(POLL);

@@ -69,15 +69,17 @@ impl PostgresProcess {
     /// Creates a cluster in a new temporary directory, starts the server and waits until
     /// `SELECT 1` succeeds in the app's database.
     pub async fn start(opts: &PostgresOptions) -> Result<PostgresProcess, EnvError> {
-        Self::start_in(opts, &procs::temp_root(), CancellationToken::new()).await
+        Self::start_in(opts, &procs::temp_root(), CancellationToken::new(), None).await
     }
 
-    /// [`start`](Self::start) with the temporary directory under `parent`; waits, now and
+    /// [`start`](Self::start) with the temporary directory under `parent`; on failure the
+    /// logs are copied to `logs_on_failure` (the directory is removed right after); waits, now and
     /// later, end with `Interrupted` when `cancel` fires.
     pub(crate) async fn start_in(
         opts: &PostgresOptions,
         parent: &Path,
         cancel: CancellationToken,
+        logs_on_failure: Option<&Path>,
     ) -> Result<PostgresProcess, EnvError> {
         let bin = find_binaries()?;
         let run_as = RunAs::for_postgres()?;
@@ -102,18 +104,28 @@ impl PostgresProcess {
             cancel,
             child: None,
         };
-        pg.initdb(&bin.initdb, &root).await?;
+        match pg.boot(&bin.initdb, &root).await {
+            Ok(()) => Ok(pg),
+            Err(e) => Err(match logs_on_failure {
+                Some(dest) => super::copy_logs_noting(e, &[root.join("initdb.log"), pg.log.clone()], dest),
+                None => e,
+            }),
+        }
+    }
+
+    async fn boot(&mut self, initdb: &Path, root: &Path) -> Result<(), EnvError> {
+        self.initdb(initdb, root).await?;
         // The port is free when picked but could be taken before postgres binds it: retry.
         let mut attempts = 0;
         loop {
             attempts += 1;
-            pg.port = procs::free_port()?;
-            pg.spawn()?;
-            match pg.wait_ready(true).await {
+            self.port = procs::free_port()?;
+            self.spawn()?;
+            match self.wait_ready(true).await {
                 Err(EnvError::Exited { log_tail, .. }) if attempts < 3 && log_tail.contains("already in use") => {
-                    tracing::debug!("postgres port {} was taken, trying another", pg.port);
+                    tracing::debug!("postgres port {} was taken, trying another", self.port);
                 }
-                other => return other.map(|()| pg),
+                other => return other,
             }
         }
     }

@@ -43,15 +43,17 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 impl RedisProcess {
     /// Starts `redis-server` in a new temporary directory and waits until PING answers PONG.
     pub async fn start(opts: &RedisOptions) -> Result<RedisProcess, EnvError> {
-        Self::start_in(opts, &procs::temp_root(), CancellationToken::new()).await
+        Self::start_in(opts, &procs::temp_root(), CancellationToken::new(), None).await
     }
 
-    /// [`start`](Self::start) with the temporary directory under `parent`; waits end with
+    /// [`start`](Self::start) with the temporary directory under `parent`; on failure the
+    /// logs are copied to `logs_on_failure` (the directory is removed right after); waits end with
     /// `Interrupted` when `cancel` fires.
     pub(crate) async fn start_in(
         opts: &RedisOptions,
         parent: &Path,
         cancel: CancellationToken,
+        logs_on_failure: Option<&Path>,
     ) -> Result<RedisProcess, EnvError> {
         let program = procs::find_on_path("redis-server", "redis-server")?;
         let dir = tempfile::Builder::new()
@@ -67,16 +69,27 @@ impl RedisProcess {
             cancel,
             child: None,
         };
+        match redis.boot().await {
+            Ok(()) => Ok(redis),
+            Err(e) => Err(match logs_on_failure {
+                Some(dest) => super::copy_logs_noting(e, std::slice::from_ref(&redis.log), dest),
+                None => e,
+            }),
+        }
+    }
+
+    async fn boot(&mut self) -> Result<(), EnvError> {
+        // The port is free when picked but could be taken before redis binds it: retry.
         let mut attempts = 0;
         loop {
             attempts += 1;
-            redis.port = procs::free_port()?;
-            redis.spawn()?;
-            match redis.wait_ready().await {
+            self.port = procs::free_port()?;
+            self.spawn()?;
+            match self.wait_ready().await {
                 Err(EnvError::Exited { log_tail, .. }) if attempts < 3 && log_tail.contains("already in use") => {
-                    tracing::debug!("redis port {} was taken, trying another", redis.port);
+                    tracing::debug!("redis port {} was taken, trying another", self.port);
                 }
-                other => return other.map(|()| redis),
+                other => return other,
             }
         }
     }
