@@ -63,3 +63,29 @@ fn a_child_has_its_own_process_group_and_dies_with_its_handle() {
     drop(child);
     assert!(!is_alive(pid as u32));
 }
+
+/// A child that ignores the stop signal is killed after the grace period together with its
+/// descendants, even one that left the process group (as PostgreSQL's backends do).
+#[tokio::test]
+async fn a_stubborn_child_is_killed_with_all_its_descendants() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = sleeper(dir.path(), None);
+    spec.program = "/bin/sh".into();
+    spec.args = vec!["-c".into(), "trap '' TERM; setsid sleep 600 & wait".into()];
+    let mut child = ManagedChild::spawn("stubborn", &spec).unwrap();
+    let mut tree = Vec::new();
+    for _ in 0..100 {
+        tree = perf::env::resources::process_tree(child.pid());
+        if tree.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(tree.len(), 2, "sh and its sleep: {tree:?}");
+    let sleep_pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(tree[1] as i32))).unwrap();
+    assert_ne!(sleep_pgid.as_raw(), child.pid() as i32, "the sleep left the group");
+
+    let clean = child.stop(Signal::SIGTERM, Duration::from_millis(300)).await;
+    assert!(!clean, "sh ignores SIGTERM");
+    assert!(wait_dead(tree[0]) && wait_dead(tree[1]), "{tree:?} survive");
+}

@@ -2,6 +2,7 @@
 //! is a module.
 
 mod signals;
+mod up;
 
 use std::process::ExitCode;
 
@@ -15,7 +16,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Start PostgreSQL, Redis and the app, print their URLs, run until Ctrl-C
+    Up(up::UpArgs),
+}
 
 fn main() -> ExitCode {
     // More than one TLS backend sits in the dependency tree; pick one before anything
@@ -37,8 +41,9 @@ fn main() -> ExitCode {
     };
     let result: anyhow::Result<ExitCode> = runtime.block_on(async move {
         let cancel = signals::cancel_on_signals()?;
-        let _ = &cancel;
-        match cli.command {}
+        match cli.command {
+            Command::Up(args) => up::run(args, cancel).await,
+        }
     });
     match result {
         Ok(code) => code,

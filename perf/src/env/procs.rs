@@ -258,8 +258,9 @@ impl ManagedChild {
         }
     }
 
-    /// Sends `sig` to the process, waits up to `grace`, then kills the whole group with
-    /// SIGKILL. Returns true when the process stopped within the grace period.
+    /// Sends `sig` to the process and waits up to `grace`; then SIGKILL to its process group,
+    /// and when it had not stopped, to it and all its descendants first. Returns true when
+    /// the process stopped within the grace period.
     pub async fn stop(&mut self, sig: Signal, grace: Duration) -> bool {
         self.stop_with(sig, grace, false).await
     }
@@ -280,6 +281,18 @@ impl ManagedChild {
         self.stop_with_sync(sig, grace, true)
     }
 
+    /// SIGKILL to the process and every live descendant, wherever their process group
+    /// (PostgreSQL's backends call setsid, so the group alone does not reach them). Must run
+    /// while the process still lives: once it is gone its children belong to init.
+    fn kill_tree(&mut self) {
+        if !self.is_running() {
+            return;
+        }
+        for pid in super::resources::process_tree(self.pid()) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+
     fn send(&mut self, sig: Signal, group: bool) {
         if !group {
             self.signal(sig);
@@ -293,6 +306,7 @@ impl ManagedChild {
         let clean = self.wait_exit(grace).await.is_some();
         if !clean {
             tracing::warn!(service = self.service, "did not stop within {grace:?} of {sig}: killing it");
+            self.kill_tree();
         }
         self.signal_group(Signal::SIGKILL);
         if !clean {
@@ -308,6 +322,9 @@ impl ManagedChild {
             std::thread::sleep(POLL);
         }
         let clean = !self.is_running();
+        if !clean {
+            self.kill_tree();
+        }
         self.signal_group(Signal::SIGKILL);
         if !clean {
             let deadline = Instant::now() + Duration::from_secs(10);

@@ -1,0 +1,89 @@
+//! `cargo xtask up`: brings up the plan's environment (PostgreSQL, Redis and the app) and
+//! keeps it running until Ctrl-C or SIGTERM, then tears it down.
+//!
+//! Prints one line per service, app first, then `ready: press Ctrl-C to stop`:
+//! ```text
+//! app: http://127.0.0.1:PORT
+//! postgres: postgres://USER@127.0.0.1:PORT/DB
+//! redis: redis://127.0.0.1:PORT
+//! ready: press Ctrl-C to stop
+//! ```
+//! Progress and errors go to stderr; exit 0 after a clean teardown, 2 when the plan is bad
+//! or the environment does not come up. The local backend keeps everything in one temporary
+//! directory under `PERF_TMPDIR` (default: the system's); `PERF_LOG=perf=debug` prints its
+//! path and every process it starts.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use perf::env::{BackendChoice, Environment, StartOptions};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Where PostgreSQL, Redis and the app come from: `auto` uses Docker when an engine
+    /// answers and local processes otherwise.
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    backend: Backend,
+    /// The plan file (default: perf.toml at the workspace root).
+    #[arg(long, value_name = "PATH")]
+    plan: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Backend {
+    Auto,
+    Local,
+    Docker,
+}
+
+impl From<Backend> for BackendChoice {
+    fn from(b: Backend) -> Self {
+        match b {
+            Backend::Auto => BackendChoice::Auto,
+            Backend::Local => BackendChoice::Local,
+            Backend::Docker => BackendChoice::Docker,
+        }
+    }
+}
+
+/// The workspace root: the parent of this crate's directory.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
+    let path = args.plan.unwrap_or_else(|| workspace_root().join("perf.toml"));
+    let loaded = perf::plan::load(&path)?;
+    let plan_dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let plan_dir = plan_dir.canonicalize().with_context(|| format!("resolving {}", plan_dir.display()))?;
+    let opts = StartOptions {
+        logs_dir: plan_dir.join("results").join("logs"),
+        plan_dir,
+        app_url: None,
+        cancel: cancel.clone(),
+    };
+    let backend = args.backend.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+    eprintln!("starting the environment of {} (backend: {backend})", path.display());
+    let env = Environment::start(args.backend.into(), &loaded.plan, &opts)
+        .await
+        .context("the environment did not come up")?;
+    for s in env.services() {
+        println!("{}: {}", s.service.as_str(), s.url);
+    }
+    println!("ready: press Ctrl-C to stop");
+    use std::io::Write;
+    std::io::stdout().flush().context("writing to stdout")?;
+
+    cancel.cancelled().await;
+    eprintln!("stopping the {} environment", env.kind());
+    env.shutdown().await.context("stopping the environment")?;
+    eprintln!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
