@@ -37,9 +37,10 @@ use app::AppProcess;
 pub struct LocalEnv {
     app_url: String,
     // Fields are taken in stop order (app, redis, postgres) by `shutdown` and `Drop`.
-    app: Option<AppProcess>,
-    redis: Option<RedisProcess>,
-    postgres: Option<PostgresProcess>,
+    // Boxed to keep `Environment` small.
+    app: Option<Box<AppProcess>>,
+    redis: Option<Box<RedisProcess>>,
+    postgres: Option<Box<PostgresProcess>>,
     run_dir: Option<TempDir>,
 }
 
@@ -88,8 +89,8 @@ impl LocalEnv {
             app::build(&plan.app.local.build, &opts.plan_dir, &build_log, cancel),
         )?;
         let ctx = AppContext { postgres_url: pg.url(), redis_url: redis.url(), port: procs::free_port()? };
-        self.postgres = Some(pg);
-        self.redis = Some(redis);
+        self.postgres = Some(Box::new(pg));
+        self.redis = Some(Box::new(redis));
 
         let program = app::resolve_program("app.local.command", command, &opts.plan_dir)?;
         let (args, env) = ctx.render_app(plan)?;
@@ -104,7 +105,7 @@ impl LocalEnv {
         };
         self.app_url = format!("http://127.0.0.1:{}", ctx.port);
         let health = format!("{}{}", self.app_url, plan.app.health);
-        self.app.insert(AppProcess::new(spec, health, timeout, cancel.clone())).start().await
+        self.app.insert(Box::new(AppProcess::new(spec, health, timeout, cancel.clone()))).start().await
     }
 
     /// Base URL of the app, `http://127.0.0.1:PORT`.
@@ -225,13 +226,13 @@ impl Drop for LocalEnv {
 
 impl LocalEnv {
     fn app_mut(&mut self) -> Result<&mut AppProcess, EnvError> {
-        self.app.as_mut().ok_or_else(|| EnvError::Other("the app is not running".into()))
+        self.app.as_deref_mut().ok_or_else(|| EnvError::Other("the app is not running".into()))
     }
     fn postgres_mut(&mut self) -> Result<&mut PostgresProcess, EnvError> {
-        self.postgres.as_mut().ok_or_else(|| EnvError::Other("postgres is not running".into()))
+        self.postgres.as_deref_mut().ok_or_else(|| EnvError::Other("postgres is not running".into()))
     }
     fn redis_mut(&mut self) -> Result<&mut RedisProcess, EnvError> {
-        self.redis.as_mut().ok_or_else(|| EnvError::Other("redis is not running".into()))
+        self.redis.as_deref_mut().ok_or_else(|| EnvError::Other("redis is not running".into()))
     }
 }
 

@@ -13,6 +13,9 @@ use crate::env::procs::{self, ManagedChild, Spawn};
 use crate::plan::model::Plan;
 use crate::plan::template::{RawPart, parse};
 
+/// Environment variables, name and value, in order.
+pub type EnvVars = Vec<(String, String)>;
+
 /// The values the app's templates may use: `{{postgres.url}}`, `{{redis.url}}`,
 /// `{{app.listen}}` (`127.0.0.1:PORT`) and `{{app.port}}`.
 #[derive(Debug, Clone)]
@@ -57,14 +60,14 @@ impl AppContext {
     }
 
     /// The app's arguments (after the program) and environment, rendered.
-    pub fn render_app(&self, plan: &Plan) -> Result<(Vec<String>, Vec<(String, String)>), EnvError> {
+    pub fn render_app(&self, plan: &Plan) -> Result<(Vec<String>, EnvVars), EnvError> {
         let args = plan.app.local.command.iter().enumerate().skip(1);
         let args = args.map(|(i, a)| self.render(&format!("app.local.command[{i}]"), a)).collect::<Result<_, _>>()?;
         Ok((args, self.render_env(&plan.app.env)?))
     }
 
     /// Renders every value of the app's environment.
-    pub fn render_env(&self, env: &BTreeMap<String, toml::Spanned<String>>) -> Result<Vec<(String, String)>, EnvError> {
+    pub fn render_env(&self, env: &BTreeMap<String, toml::Spanned<String>>) -> Result<EnvVars, EnvError> {
         env.iter().map(|(k, v)| Ok((k.clone(), self.render(&format!("app.env.{k}"), v.get_ref())?))).collect()
     }
 }
