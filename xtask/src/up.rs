@@ -71,6 +71,10 @@ pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<Exit
     };
     let backend = args.backend.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
     eprintln!("starting the environment of {} (backend: {backend})", path.display());
+    let build = &loaded.plan.app.local.build;
+    if !matches!(args.backend, Backend::Docker) && !build.is_empty() {
+        eprintln!("the local backend first builds the app with `{}` (minutes on a fresh clone)", build.join(" "));
+    }
     let env = Environment::start(args.backend.into(), &loaded.plan, &opts)
         .await
         .context("the environment did not come up")?;

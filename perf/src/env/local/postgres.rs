@@ -36,6 +36,11 @@ impl Default for PostgresOptions {
 ///
 /// `Drop` kills the server synchronously (immediate shutdown, then SIGKILL) and removes the
 /// directory; [`shutdown`](Self::shutdown) does the same gently and reports errors.
+///
+/// The server also gets SIGQUIT from the kernel when the *thread* that started it (or last
+/// restarted it) exits, so it cannot outlive a killed gate. Keep it owned by the code that
+/// uses it: a server shared by several tests through a `static` would die with the first
+/// test's thread (and a `static` is never dropped, so its directory would stay).
 pub struct PostgresProcess {
     dir: Option<TempDir>,
     data: PathBuf,

@@ -27,7 +27,8 @@ impl Default for RedisOptions {
 /// A running (or stopped) Redis server. It keeps no data across a stop: it is a cache.
 ///
 /// `Drop` kills the server synchronously and removes the directory; [`shutdown`](Self::shutdown)
-/// does the same gently and reports errors.
+/// does the same gently and reports errors. Like [`PostgresProcess`](super::PostgresProcess),
+/// it is killed when the thread that started it exits.
 pub struct RedisProcess {
     dir: Option<TempDir>,
     log: PathBuf,
