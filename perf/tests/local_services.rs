@@ -124,3 +124,24 @@ async fn redis_answers_stops_and_starts_again_on_the_same_port() {
     assert!(!dir.exists());
     assert_eq!(survivors(&[pid]), Vec::<u32>::new());
 }
+
+/// CPU spent by a backend that has since exited still counts (the postmaster reaped it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cpu_includes_backends_that_have_exited() {
+    use perf::env::resources::sample_process_tree;
+    let pg = PostgresProcess::start(&PostgresOptions::default()).await.unwrap();
+    let pid = pg.pid().unwrap();
+    let before = sample_process_tree(pid).unwrap();
+    let client = pg_connect(&pg.url()).await.unwrap();
+    let backend: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    client.simple_query("SELECT count(*) FROM generate_series(1, 20000000)").await.unwrap();
+    drop(client);
+    assert_eq!(survivors(&[backend as u32]), Vec::<u32>::new(), "the backend exits with its connection");
+    let after = sample_process_tree(pid).unwrap();
+    assert!(
+        after.cpu_seconds - before.cpu_seconds > 0.2,
+        "a query counting 20 million rows used CPU: before {before:?}, after {after:?}"
+    );
+    assert!(after.memory_bytes > 1024 * 1024, "{after:?}");
+    pg.shutdown().await.unwrap();
+}
