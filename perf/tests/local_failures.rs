@@ -2,7 +2,7 @@
 //! survives and its temporary directory is gone.
 //!
 //! One test function runs the cases in sequence because it points `PERF_TMPDIR` (and, for one
-//! case, `PATH`) at its own directories, which are process-wide settings.
+//! case, `PATH`) at its own directories and sets `GITHUB_TOKEN`: process-wide settings.
 
 mod local_support;
 
@@ -37,7 +37,10 @@ fn every_failure_cleans_up_and_explains_itself() {
     // When the tests run as root, postgres runs as another account that must reach its files.
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     // SAFETY: set before the runtime and any other thread of this test binary exist.
-    unsafe { std::env::set_var("PERF_TMPDIR", tmp.path()) };
+    unsafe {
+        std::env::set_var("PERF_TMPDIR", tmp.path());
+        std::env::set_var("GITHUB_TOKEN", "ghp_not_for_the_app");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(cases(tmp.path()));
 }
@@ -95,6 +98,16 @@ async fn cases(tmp: &Path) {
     assert!(matches!(res, Err(EnvError::Interrupted)), "{:?}", res.err());
     assert!(started.elapsed() < Duration::from_secs(15), "interrupted after {:?}", started.elapsed());
     assert_clean(tmp, "cancelled");
+
+    // A normal run: the app does not inherit the gate's GitHub token.
+    let env = Environment::start(BackendChoice::Local, &plan("", "[]", "", "20s"), &options(logs_root.path(), CancellationToken::new()))
+        .await
+        .unwrap();
+    let seen: serde_json::Value = local_support::get(&format!("{}/env", env.app_url())).await.unwrap().json().await.unwrap();
+    assert_eq!(seen["GITHUB_TOKEN"], serde_json::Value::Null, "{seen}");
+    assert!(seen["DATABASE_URL"].as_str().unwrap().starts_with("postgres://"));
+    env.shutdown().await.unwrap();
+    assert_clean(tmp, "normal run");
 
     // A panic while the environment runs: unwinding drops it, which stops everything.
     let pids = Arc::new(Mutex::new(Vec::new()));

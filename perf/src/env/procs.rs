@@ -81,6 +81,10 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// How often a wait for a process exit looks again.
 const POLL: Duration = Duration::from_millis(20);
 
+/// Variables of the gate's environment that its children never inherit: a GitHub token
+/// has no business in the app under test (whose logs end up in reports).
+pub const WITHHELD_ENV: [&str; 2] = ["GITHUB_TOKEN", "GH_TOKEN"];
+
 /// Number of log lines put into errors.
 pub const TAIL_LINES: usize = 30;
 
@@ -126,7 +130,7 @@ pub struct Spawn {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub cwd: PathBuf,
-    /// Added to the inherited environment.
+    /// Added to the inherited environment (less [`WITHHELD_ENV`]).
     pub env: Vec<(String, String)>,
     /// Stdout and stderr are appended here.
     pub log: PathBuf,
@@ -152,6 +156,9 @@ impl ManagedChild {
         })?;
         let log_err = log.try_clone().map_err(|e| EnvError::Io { context: "duplicating a log file".into(), source: e })?;
         let mut cmd = Command::new(&spec.program);
+        for secret in WITHHELD_ENV {
+            cmd.env_remove(secret);
+        }
         cmd.args(&spec.args)
             .current_dir(&spec.cwd)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))

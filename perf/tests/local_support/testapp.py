@@ -18,7 +18,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         status = 200
         if self.path == "/env":
-            body = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL", "LISTEN_ADDR", "PORT")}
+            body = {k: os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL", "LISTEN_ADDR", "PORT", "GITHUB_TOKEN")}
             body["argv"] = sys.argv[1:]
         else:
             status = int(os.environ.get("HEALTH_STATUS", "200"))
