@@ -3,8 +3,12 @@
 //! [`LocalEnv::start`] creates one temporary run directory (under `PERF_TMPDIR` when set,
 //! else the system's temporary directory) that holds everything: the PostgreSQL cluster,
 //! Redis's directory, and the build's and the app's logs. PostgreSQL, Redis and the app's
-//! build run at the same time; the app starts once all three are done, with its environment
-//! rendered from the plan, and is ready when its health check answers 200.
+//! build run at the same time; the app starts once all three are done, on a free port, with
+//! its environment (and its command's arguments) rendered from the plan's templates
+//! (`{{postgres.url}}`, `{{redis.url}}`, `{{app.listen}}`, `{{app.port}}`), and is ready
+//! when its health check answers 200. Its program is relative to the plan's directory when
+//! it holds a `/`, looked up on PATH otherwise; it runs in the plan's directory. Children
+//! never inherit `GITHUB_TOKEN` or `GH_TOKEN`.
 //!
 //! Every child runs in its own process group, so a Ctrl-C typed in the terminal reaches the
 //! gate only; the gate then stops the app, Redis and PostgreSQL in that order. Every child
