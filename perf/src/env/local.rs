@@ -1,33 +1,273 @@
-//! The local backend: PostgreSQL, Redis and the app as child processes.
-//! (Being written: see the foundation issue.)
+//! The local backend: PostgreSQL, Redis and the app as child processes of the gate.
+//!
+//! [`LocalEnv::start`] creates one temporary run directory (under `PERF_TMPDIR` when set,
+//! else the system's temporary directory) that holds everything: the PostgreSQL cluster,
+//! Redis's directory, and the build's and the app's logs. PostgreSQL, Redis and the app's
+//! build run at the same time; the app starts once all three are done, with its environment
+//! rendered from the plan, and is ready when its health check answers 200.
+//!
+//! Every child runs in its own process group, so a Ctrl-C typed in the terminal reaches the
+//! gate only; the gate then stops the app, Redis and PostgreSQL in that order. Every child
+//! also gets a parent-death signal, so none outlives the gate even if the gate is killed.
+//! On a failed start the logs are copied to `StartOptions::logs_dir` and the error says so.
+//!
+//! [`PostgresProcess`] and [`RedisProcess`] also serve tests that need a real database or
+//! cache without the whole environment.
 
-use super::{EnvError, ResourceSample, Service, ServiceInfo, StartOptions};
+mod app;
+mod postgres;
+mod redis;
+
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::Signal;
+use tempfile::TempDir;
+
+pub use app::AppContext;
+pub use postgres::{PostgresOptions, PostgresProcess};
+pub use redis::{RedisOptions, RedisProcess};
+
+use super::procs::{self, RunAs, Spawn};
+use super::{EnvError, ResourceSample, Service, ServiceInfo, StartOptions, resources};
 use crate::plan::model::Plan;
+use app::AppProcess;
 
+/// A running local environment. Dropping it stops everything (synchronously, best effort)
+/// and removes the run directory; [`shutdown`](Self::shutdown) does it gently.
 pub struct LocalEnv {
     app_url: String,
+    // Fields are taken in stop order (app, redis, postgres) by `shutdown` and `Drop`.
+    app: Option<AppProcess>,
+    redis: Option<RedisProcess>,
+    postgres: Option<PostgresProcess>,
+    run_dir: Option<TempDir>,
 }
 
 impl LocalEnv {
-    pub async fn start(_plan: &Plan, _opts: &StartOptions) -> Result<LocalEnv, EnvError> {
-        Err(EnvError::Other("the local backend is not built yet".into()))
+    /// Starts PostgreSQL, Redis and the app the plan describes and waits until the app's
+    /// health check answers 200. Ends with `Interrupted` soon after `opts.cancel` fires.
+    pub async fn start(plan: &Plan, opts: &StartOptions) -> Result<LocalEnv, EnvError> {
+        let root = procs::temp_root();
+        let run_dir = tempfile::Builder::new()
+            .prefix("perf-local-")
+            .tempdir_in(&root)
+            .map_err(|e| EnvError::Io { context: format!("creating a temporary directory in {}", root.display()), source: e })?;
+        if RunAs::for_postgres()?.is_some() {
+            // PostgreSQL runs as another account, which must be able to reach its directory.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o711))
+                .map_err(|e| EnvError::Io { context: format!("opening {} to postgres", run_dir.path().display()), source: e })?;
+        }
+        tracing::debug!(dir = %run_dir.path().display(), "local environment directory");
+        let mut env = LocalEnv { app_url: String::new(), app: None, redis: None, postgres: None, run_dir: Some(run_dir) };
+        match env.boot(plan, opts).await {
+            Ok(()) => Ok(env),
+            Err(EnvError::Interrupted) => Err(EnvError::Interrupted),
+            Err(e) => {
+                let e = env.save_logs(e, &opts.logs_dir);
+                env.shutdown_quietly().await;
+                Err(e)
+            }
+        }
     }
+
+    async fn boot(&mut self, plan: &Plan, opts: &StartOptions) -> Result<(), EnvError> {
+        let dir = self.dir().to_path_buf();
+        let timeout = plan.environment.startup_timeout.0;
+        let spec = &plan.environment.postgres;
+        let pg_opts = PostgresOptions { database: spec.database.clone(), user: spec.user.clone(), startup_timeout: timeout };
+        let redis_opts = RedisOptions { startup_timeout: timeout };
+        let cancel = &opts.cancel;
+        // A mistake in the app's templates is found before anything is started.
+        let command = &plan.app.local.command;
+        AppContext { postgres_url: String::new(), redis_url: String::new(), port: 0 }.render_app(plan)?;
+        let build_log = dir.join("build.log");
+        let (pg, redis, ()) = tokio::try_join!(
+            PostgresProcess::start_in(&pg_opts, &dir, cancel.clone(), Some(&opts.logs_dir)),
+            RedisProcess::start_in(&redis_opts, &dir, cancel.clone(), Some(&opts.logs_dir)),
+            app::build(&plan.app.local.build, &opts.plan_dir, &build_log, cancel),
+        )?;
+        let ctx = AppContext { postgres_url: pg.url(), redis_url: redis.url(), port: procs::free_port()? };
+        self.postgres = Some(pg);
+        self.redis = Some(redis);
+
+        let program = app::resolve_program("app.local.command", command, &opts.plan_dir)?;
+        let (args, env) = ctx.render_app(plan)?;
+        let spec = Spawn {
+            program,
+            args,
+            cwd: opts.plan_dir.clone(),
+            env,
+            log: dir.join("app.log"),
+            run_as: None,
+            parent_death_signal: Signal::SIGKILL,
+        };
+        self.app_url = format!("http://127.0.0.1:{}", ctx.port);
+        let health = format!("{}{}", self.app_url, plan.app.health);
+        self.app.insert(AppProcess::new(spec, health, timeout, cancel.clone())).start().await
+    }
+
+    /// Base URL of the app, `http://127.0.0.1:PORT`.
     pub fn app_url(&self) -> &str {
         &self.app_url
     }
+
+    /// The run's temporary directory (holds every service's files and logs).
+    pub fn dir(&self) -> &Path {
+        self.run_dir.as_ref().map(|d| d.path()).unwrap_or(Path::new(""))
+    }
+
+    /// App, PostgreSQL, Redis: how to reach them (no passwords: trust auth on loopback).
     pub fn services(&self) -> Vec<ServiceInfo> {
-        Vec::new()
+        let mut out = vec![ServiceInfo { service: Service::App, url: self.app_url.clone() }];
+        if let Some(pg) = &self.postgres {
+            out.push(ServiceInfo { service: Service::Postgres, url: pg.url() });
+        }
+        if let Some(r) = &self.redis {
+            out.push(ServiceInfo { service: Service::Redis, url: r.url() });
+        }
+        out
     }
-    pub async fn stop_service(&mut self, _service: Service) -> Result<(), EnvError> {
-        Err(EnvError::Other("the local backend is not built yet".into()))
+
+    /// Stops one service, keeping its port (and PostgreSQL's data).
+    pub async fn stop_service(&mut self, service: Service) -> Result<(), EnvError> {
+        match service {
+            Service::App => {
+                self.app_mut()?.stop().await;
+                Ok(())
+            }
+            Service::Postgres => self.postgres_mut()?.stop().await,
+            Service::Redis => self.redis_mut()?.stop().await,
+        }
     }
-    pub async fn start_service(&mut self, _service: Service) -> Result<(), EnvError> {
-        Err(EnvError::Other("the local backend is not built yet".into()))
+
+    /// Starts a stopped service again at the same address and waits until it is ready.
+    pub async fn start_service(&mut self, service: Service) -> Result<(), EnvError> {
+        match service {
+            Service::App => self.app_mut()?.start().await,
+            Service::Postgres => self.postgres_mut()?.start_again().await,
+            Service::Redis => self.redis_mut()?.start_again().await,
+        }
     }
+
+    /// Cumulative CPU seconds and current memory of each running service's process tree.
     pub fn resources(&self) -> Vec<(Service, ResourceSample)> {
-        Vec::new()
+        let pids = [
+            (Service::App, self.app.as_ref().and_then(|a| a.pid())),
+            (Service::Postgres, self.postgres.as_ref().and_then(|p| p.pid())),
+            (Service::Redis, self.redis.as_ref().and_then(|r| r.pid())),
+        ];
+        pids.into_iter()
+            .filter_map(|(s, pid)| Some((s, resources::sample_process_tree(pid?)?)))
+            .collect()
     }
-    pub async fn shutdown(self) -> Result<(), EnvError> {
+
+    /// Stops the app, Redis and PostgreSQL in that order and removes the run directory.
+    /// Goes on after an error and reports the first one.
+    pub async fn shutdown(mut self) -> Result<(), EnvError> {
+        let mut first = None;
+        if let Some(mut app) = self.app.take() {
+            app.stop().await;
+        }
+        if let Some(r) = self.redis.take() {
+            first = first.or(r.shutdown().await.err());
+        }
+        if let Some(pg) = self.postgres.take() {
+            first = first.or(pg.shutdown().await.err());
+        }
+        if let Some(dir) = self.run_dir.take() {
+            let path = dir.path().display().to_string();
+            let res = dir.close().map_err(|e| EnvError::Io { context: format!("removing {path}"), source: e });
+            first = first.or(res.err());
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    async fn shutdown_quietly(&mut self) {
+        let env = LocalEnv {
+            app_url: String::new(),
+            app: self.app.take(),
+            redis: self.redis.take(),
+            postgres: self.postgres.take(),
+            run_dir: self.run_dir.take(),
+        };
+        if let Err(e) = env.shutdown().await {
+            tracing::warn!("cleaning up after a failed start: {e}");
+        }
+    }
+
+    /// Copies every log of the run to `logs_dir` and says so in the error.
+    fn save_logs(&self, err: EnvError, logs_dir: &Path) -> EnvError {
+        let mut logs: Vec<PathBuf> = Vec::new();
+        if let Some(a) = &self.app {
+            logs.push(a.log_path().to_path_buf());
+        }
+        logs.push(self.dir().join("build.log"));
+        if let Some(r) = &self.redis {
+            logs.push(r.log_path().to_path_buf());
+        }
+        if let Some(p) = &self.postgres {
+            logs.push(p.log_path().to_path_buf());
+        }
+        copy_logs_noting(err, &logs, logs_dir)
+    }
+}
+
+impl Drop for LocalEnv {
+    /// Errors, panics and cancelled futures end here: stop in order, synchronously.
+    fn drop(&mut self) {
+        drop(self.app.take());
+        drop(self.redis.take());
+        drop(self.postgres.take());
+        drop(self.run_dir.take());
+    }
+}
+
+impl LocalEnv {
+    fn app_mut(&mut self) -> Result<&mut AppProcess, EnvError> {
+        self.app.as_mut().ok_or_else(|| EnvError::Other("the app is not running".into()))
+    }
+    fn postgres_mut(&mut self) -> Result<&mut PostgresProcess, EnvError> {
+        self.postgres.as_mut().ok_or_else(|| EnvError::Other("postgres is not running".into()))
+    }
+    fn redis_mut(&mut self) -> Result<&mut RedisProcess, EnvError> {
+        self.redis.as_mut().ok_or_else(|| EnvError::Other("redis is not running".into()))
+    }
+}
+
+/// Copies the existing files among `logs` into `logs_dir` and appends where they went to
+/// the error's message. An error while copying is mentioned instead.
+pub(crate) fn copy_logs_noting(err: EnvError, logs: &[PathBuf], logs_dir: &Path) -> EnvError {
+    let existing: Vec<&PathBuf> = logs.iter().filter(|p| p.is_file()).collect();
+    if existing.is_empty() || matches!(err, EnvError::Interrupted) {
+        return err;
+    }
+    let copied = std::fs::create_dir_all(logs_dir).and_then(|()| {
+        for p in &existing {
+            let name = p.file_name().unwrap_or_default();
+            std::fs::copy(p, logs_dir.join(name))?;
+        }
         Ok(())
+    });
+    let already = format!("logs copied to {}", logs_dir.display());
+    if err.to_string().contains(&already) {
+        return err; // a service's start already copied its logs and said so
+    }
+    let note = match copied {
+        Ok(()) => format!("logs copied to {}", logs_dir.display()),
+        Err(e) => format!("copying the logs to {} failed: {e}", logs_dir.display()),
+    };
+    match err {
+        EnvError::NotReady { service, timeout, detail, log_tail } => {
+            EnvError::NotReady { service, timeout, detail: format!("{detail} ({note})"), log_tail }
+        }
+        EnvError::Exited { service, status, log_tail } => {
+            EnvError::Exited { service, status: format!("{status}; {note}"), log_tail }
+        }
+        EnvError::Build(msg) => EnvError::Build(format!("{msg}\n({note})")),
+        EnvError::Other(msg) => EnvError::Other(format!("{msg} ({note})")),
+        EnvError::MissingProgram { program, hint } => EnvError::MissingProgram { program, hint: format!("{hint} ({note})") },
+        EnvError::Io { context, source } => EnvError::Io { context: format!("{context} ({note})"), source },
+        other => other,
     }
 }

@@ -1,7 +1,28 @@
 //! Child processes and readiness waits shared by the backends.
+//!
+//! A [`ManagedChild`] is a service the gate started: it runs in its own process group (so a
+//! Ctrl-C typed in the terminal reaches the gate only, and the gate stops services in order),
+//! its stdout and stderr go to a log file, and it gets a parent-death signal so that it cannot
+//! outlive the gate even when the gate is killed with SIGKILL.
+//!
+//! The parent-death signal fires when the *thread* that spawned the child exits, not the
+//! process. Spawn only from threads that live as long as the child: a tokio worker thread or
+//! the main thread, never from `spawn_blocking` (blocking-pool threads exit after 10 s idle).
+//!
+//! Waiting polls `try_wait` every few milliseconds instead of using tokio's SIGCHLD-driven
+//! `Child`: the same `std::process::Child` can then also be waited for synchronously in
+//! `Drop`, which tokio's type cannot do.
 
-use std::time::Duration;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::{Gid, Pid, Uid, User};
 use tokio_util::sync::CancellationToken;
 
 use super::EnvError;
@@ -55,4 +76,334 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+/// How often a wait for a process exit looks again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Number of log lines put into errors.
+pub const TAIL_LINES: usize = 30;
+
+/// An unprivileged account to run a program as. PostgreSQL refuses to run as root, and CI
+/// machines often run everything as root.
+#[derive(Debug, Clone)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: Uid,
+    pub gid: Gid,
+}
+
+impl RunAs {
+    /// `None` when the gate does not run as root (programs then run as the current user);
+    /// otherwise the `postgres` account when it exists (Debian's packages create it), else
+    /// `nobody`.
+    pub fn for_postgres() -> Result<Option<RunAs>, EnvError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Ok(None);
+        }
+        for name in ["postgres", "nobody"] {
+            if let Ok(Some(u)) = User::from_name(name) {
+                return Ok(Some(RunAs { name: name.to_string(), uid: u.uid, gid: u.gid }));
+            }
+        }
+        Err(EnvError::Other(
+            "running as root, and neither a `postgres` nor a `nobody` account exists to run postgresql as".into(),
+        ))
+    }
+
+    /// Gives `path` to this account (the directories the program writes into).
+    pub fn chown(&self, path: &Path) -> Result<(), EnvError> {
+        nix::unistd::chown(path, Some(self.uid), Some(self.gid)).map_err(|e| EnvError::Io {
+            context: format!("giving {} to the `{}` account", path.display(), self.name),
+            source: e.into(),
+        })
+    }
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct Spawn {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    /// Added to the inherited environment.
+    pub env: Vec<(String, String)>,
+    /// Stdout and stderr are appended here.
+    pub log: PathBuf,
+    pub run_as: Option<RunAs>,
+    /// Sent to the child by the kernel when the spawning thread exits (the gate died).
+    pub parent_death_signal: Signal,
+}
+
+/// A child process in its own process group, with its output in a log file.
+pub struct ManagedChild {
+    service: &'static str,
+    child: std::process::Child,
+    log: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+impl ManagedChild {
+    /// Starts the program. Fails with `Io` when it cannot be executed.
+    pub fn spawn(service: &'static str, spec: &Spawn) -> Result<ManagedChild, EnvError> {
+        let log = OpenOptions::new().create(true).append(true).open(&spec.log).map_err(|e| EnvError::Io {
+            context: format!("opening {}'s log {}", service, spec.log.display()),
+            source: e,
+        })?;
+        let log_err = log.try_clone().map_err(|e| EnvError::Io { context: "duplicating a log file".into(), source: e })?;
+        let mut cmd = Command::new(&spec.program);
+        cmd.args(&spec.args)
+            .current_dir(&spec.cwd)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err))
+            .process_group(0);
+        if let Some(r) = &spec.run_as {
+            cmd.uid(r.uid.as_raw()).gid(r.gid.as_raw());
+        }
+        let parent = nix::unistd::getpid();
+        let sig = spec.parent_death_signal;
+        // SAFETY: the closure runs in the forked child before exec and calls only
+        // async-signal-safe system calls (prctl, getppid). It runs after the uid change,
+        // which would otherwise clear the parent-death signal.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(sig)?;
+                // The parent may have died between fork and prctl: then nobody would ever
+                // send the signal, so do not start at all.
+                if nix::unistd::getppid() != parent {
+                    return Err(std::io::Error::other("the gate exited while starting this process"));
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| EnvError::Io {
+            context: format!("starting {service} ({})", spec.program.display()),
+            source: e,
+        })?;
+        tracing::debug!(service, pid = child.id(), program = %spec.program.display(), "started");
+        Ok(ManagedChild { service, child, log: spec.log.clone(), status: None })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The last lines of the log.
+    pub fn log_tail(&self) -> String {
+        tail_lines(&self.log, TAIL_LINES)
+    }
+
+    /// The exit status once the process has exited (reaps it).
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            match self.child.try_wait() {
+                Ok(Some(st)) => self.status = Some(st),
+                Ok(None) => {}
+                // ECHILD: someone else reaped it; it is gone either way.
+                Err(_) => self.status = Some(std::os::unix::process::ExitStatusExt::from_raw(0)),
+            }
+        }
+        self.status
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.try_status().is_none()
+    }
+
+    /// `Err(Exited)` with the log's tail when the process has exited.
+    pub fn check_running(&mut self) -> Result<(), EnvError> {
+        match self.try_status() {
+            None => Ok(()),
+            Some(st) => Err(EnvError::Exited { service: self.service, status: st.to_string(), log_tail: self.log_tail() }),
+        }
+    }
+
+    /// Sends `sig` to the process itself (ignored when it has exited).
+    pub fn signal(&mut self, sig: Signal) {
+        if self.is_running() {
+            let _ = kill(Pid::from_raw(self.pid() as i32), sig);
+        }
+    }
+
+    /// Sends `sig` to the whole process group: the process and every descendant that did
+    /// not leave the group. Used right after the leader exits too, for stragglers.
+    pub fn signal_group(&self, sig: Signal) {
+        match killpg(Pid::from_raw(self.pid() as i32), sig) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => tracing::warn!(service = self.service, "signalling the process group: {e}"),
+        }
+    }
+
+    /// Waits until the process exits or `timeout` passes.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.try_status() {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Sends `sig` to the process, waits up to `grace`, then kills the whole group with
+    /// SIGKILL. Returns true when the process stopped within the grace period.
+    pub async fn stop(&mut self, sig: Signal, grace: Duration) -> bool {
+        self.stop_with(sig, grace, false).await
+    }
+
+    /// [`stop`](Self::stop), sending `sig` to the whole process group (an app started
+    /// through a wrapper script gets it too).
+    pub async fn stop_group(&mut self, sig: Signal, grace: Duration) -> bool {
+        self.stop_with(sig, grace, true).await
+    }
+
+    /// Blocking [`stop`](Self::stop), for `Drop`.
+    pub fn stop_sync(&mut self, sig: Signal, grace: Duration) -> bool {
+        self.stop_with_sync(sig, grace, false)
+    }
+
+    /// Blocking [`stop_group`](Self::stop_group), for `Drop`.
+    pub fn stop_group_sync(&mut self, sig: Signal, grace: Duration) -> bool {
+        self.stop_with_sync(sig, grace, true)
+    }
+
+    fn send(&mut self, sig: Signal, group: bool) {
+        if !group {
+            self.signal(sig);
+        } else if self.is_running() {
+            self.signal_group(sig);
+        }
+    }
+
+    async fn stop_with(&mut self, sig: Signal, grace: Duration, group: bool) -> bool {
+        self.send(sig, group);
+        let clean = self.wait_exit(grace).await.is_some();
+        if !clean {
+            tracing::warn!(service = self.service, "did not stop within {grace:?} of {sig}: killing it");
+        }
+        self.signal_group(Signal::SIGKILL);
+        if !clean {
+            self.wait_exit(Duration::from_secs(10)).await;
+        }
+        clean
+    }
+
+    fn stop_with_sync(&mut self, sig: Signal, grace: Duration, group: bool) -> bool {
+        self.send(sig, group);
+        let deadline = Instant::now() + grace;
+        while self.is_running() && Instant::now() < deadline {
+            std::thread::sleep(POLL);
+        }
+        let clean = !self.is_running();
+        self.signal_group(Signal::SIGKILL);
+        if !clean {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.is_running() && Instant::now() < deadline {
+                std::thread::sleep(POLL);
+            }
+        }
+        clean
+    }
+}
+
+impl Drop for ManagedChild {
+    /// Last resort: whoever owns the child should have stopped it gently already.
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            self.stop_sync(Signal::SIGKILL, Duration::ZERO);
+        }
+    }
+}
+
+/// Runs a program to completion with its output in `log`, giving up when `cancel` fires
+/// (the program and its group are killed then).
+pub async fn run_to_end(
+    service: &'static str,
+    spec: &Spawn,
+    cancel: &CancellationToken,
+) -> Result<ExitStatus, EnvError> {
+    let mut child = ManagedChild::spawn(service, spec)?;
+    loop {
+        if let Some(st) = child.try_status() {
+            child.signal_group(Signal::SIGKILL);
+            return Ok(st);
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                child.stop(Signal::SIGTERM, Duration::from_secs(5)).await;
+                return Err(EnvError::Interrupted);
+            }
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// The last `n` lines of a text file (empty when it cannot be read).
+pub fn tail_lines(path: &Path, n: usize) -> String {
+    const MAX: u64 = 16 * 1024;
+    let Ok(mut f) = File::open(path) else { return String::new() };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(MAX);
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    let _ = f.take(MAX).read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // probably cut in the middle
+    }
+    let from = lines.len().saturating_sub(n);
+    lines[from..].join("\n")
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it).
+pub fn free_port() -> Result<u16, EnvError> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| EnvError::Io { context: "finding a free port on 127.0.0.1".into(), source: e })
+}
+
+/// Directories of `PATH`, in order.
+pub fn path_dirs() -> Vec<PathBuf> {
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default()
+}
+
+/// True when `path` is an executable regular file.
+pub fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// Finds `program` on `PATH`; when it is missing the error names the Debian package to
+/// install.
+pub fn find_on_path(program: &str, debian_package: &str) -> Result<PathBuf, EnvError> {
+    path_dirs().into_iter().map(|d| d.join(program)).find(|p| is_executable(p)).ok_or_else(|| {
+        EnvError::MissingProgram {
+            program: program.to_string(),
+            hint: format!("install it with `apt-get install {debian_package}` (or put it on PATH)"),
+        }
+    })
+}
+
+/// The root under which the gate creates its temporary directories: `PERF_TMPDIR` when set,
+/// otherwise the system's (`TMPDIR` or /tmp). Tests point `PERF_TMPDIR` at an empty
+/// directory and check that it is empty again afterwards.
+pub fn temp_root() -> PathBuf {
+    std::env::var_os("PERF_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir)
 }

@@ -1,0 +1,215 @@
+//! The app under test as a child process: its build step, its command with the environment
+//! rendered from the plan's templates, and its health wait.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio_util::sync::CancellationToken;
+
+use crate::env::EnvError;
+use crate::env::procs::{self, ManagedChild, Spawn};
+use crate::plan::model::Plan;
+use crate::plan::template::{RawPart, parse};
+
+/// The values the app's templates may use: `{{postgres.url}}`, `{{redis.url}}`,
+/// `{{app.listen}}` (`127.0.0.1:PORT`) and `{{app.port}}`.
+#[derive(Debug, Clone)]
+pub struct AppContext {
+    pub postgres_url: String,
+    pub redis_url: String,
+    pub port: u16,
+}
+
+impl AppContext {
+    const NAMES: &'static str = "postgres.url, redis.url, app.listen, app.port";
+
+    fn value(&self, name: &str) -> Option<String> {
+        match name {
+            "postgres.url" => Some(self.postgres_url.clone()),
+            "redis.url" => Some(self.redis_url.clone()),
+            "app.listen" => Some(format!("127.0.0.1:{}", self.port)),
+            "app.port" => Some(self.port.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Renders one template; `field` names it in errors (`app.env.DATABASE_URL`).
+    pub fn render(&self, field: &str, template: &str) -> Result<String, EnvError> {
+        let parts = parse(template).map_err(|e| EnvError::Other(format!("{field}: {} (at byte {})", e.message, e.offset)))?;
+        let mut out = String::new();
+        for part in parts {
+            match part {
+                RawPart::Lit(s) => out.push_str(&s),
+                RawPart::Var { name, .. } => match self.value(&name) {
+                    Some(v) => out.push_str(&v),
+                    None => {
+                        return Err(EnvError::Other(format!(
+                            "{field}: unknown name `{name}` in `{{{{{name}}}}}`: the local backend knows {}",
+                            Self::NAMES
+                        )));
+                    }
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    /// The app's arguments (after the program) and environment, rendered.
+    pub fn render_app(&self, plan: &Plan) -> Result<(Vec<String>, Vec<(String, String)>), EnvError> {
+        let args = plan.app.local.command.iter().enumerate().skip(1);
+        let args = args.map(|(i, a)| self.render(&format!("app.local.command[{i}]"), a)).collect::<Result<_, _>>()?;
+        Ok((args, self.render_env(&plan.app.env)?))
+    }
+
+    /// Renders every value of the app's environment.
+    pub fn render_env(&self, env: &BTreeMap<String, toml::Spanned<String>>) -> Result<Vec<(String, String)>, EnvError> {
+        env.iter().map(|(k, v)| Ok((k.clone(), self.render(&format!("app.env.{k}"), v.get_ref())?))).collect()
+    }
+}
+
+/// The program of an argv: a path with a `/` is relative to `base`, a bare name is looked up
+/// on `PATH`.
+pub fn resolve_program(field: &str, argv: &[String], base: &Path) -> Result<PathBuf, EnvError> {
+    let Some(first) = argv.first() else {
+        return Err(EnvError::Other(format!("{field} is empty: expected the program and its arguments, like [\"target/debug/app\"]")));
+    };
+    if first.contains('/') {
+        let p = base.join(first);
+        if procs::is_executable(&p) {
+            Ok(p)
+        } else {
+            Err(EnvError::Other(format!("{field}: {} is not an executable file", p.display())))
+        }
+    } else {
+        procs::path_dirs().into_iter().map(|d| d.join(first)).find(|p| procs::is_executable(p)).ok_or_else(|| {
+            EnvError::MissingProgram { program: first.clone(), hint: format!("{field} names a program that is not on PATH") }
+        })
+    }
+}
+
+/// Runs the build command to its end with its output in `log`.
+pub async fn build(argv: &[String], cwd: &Path, log: &Path, cancel: &CancellationToken) -> Result<(), EnvError> {
+    if argv.is_empty() {
+        return Ok(());
+    }
+    let program = resolve_program("app.local.build", argv, cwd)?;
+    let spec = Spawn {
+        program,
+        args: argv[1..].to_vec(),
+        cwd: cwd.to_path_buf(),
+        env: Vec::new(),
+        log: log.to_path_buf(),
+        run_as: None,
+        parent_death_signal: Signal::SIGKILL,
+    };
+    tracing::info!("building the app: {}", argv.join(" "));
+    let status = procs::run_to_end("build", &spec, cancel).await?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(EnvError::Build(format!(
+            "`{}` failed ({status})\n--- last lines of its output ---\n{}",
+            argv.join(" "),
+            procs::tail_lines(log, procs::TAIL_LINES)
+        )))
+    }
+}
+
+/// The app: started with a fixed command, environment and port, so that a restart is the
+/// same app at the same address.
+pub struct AppProcess {
+    spec: Spawn,
+    health_url: String,
+    startup_timeout: Duration,
+    cancel: CancellationToken,
+    child: Option<ManagedChild>,
+}
+
+/// Time the app gets to shut down gracefully after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+impl AppProcess {
+    pub fn new(spec: Spawn, health_url: String, startup_timeout: Duration, cancel: CancellationToken) -> AppProcess {
+        AppProcess { spec, health_url, startup_timeout, cancel, child: None }
+    }
+
+    /// Starts the app and waits until its health check answers 200. Fails early, with the
+    /// log's tail, when the app exits while starting.
+    pub async fn start(&mut self) -> Result<(), EnvError> {
+        if self.child.as_mut().is_some_and(|c| c.is_running()) {
+            return Ok(());
+        }
+        self.child = None;
+        let child = self.child.insert(ManagedChild::spawn("app", &self.spec)?);
+        procs::wait_http_ok("app", &self.health_url, self.startup_timeout, &self.cancel, || {
+            child.check_running()?;
+            Ok(child.log_tail())
+        })
+        .await
+    }
+
+    /// SIGTERM to the app's process group, SIGKILL after 10 s.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.stop_group(Signal::SIGTERM, STOP_GRACE).await;
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.pid())
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.spec.log
+    }
+}
+
+impl Drop for AppProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.stop_group_sync(Signal::SIGTERM, Duration::from_secs(5));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> AppContext {
+        AppContext { postgres_url: "postgres://perf@127.0.0.1:5/perf".into(), redis_url: "redis://127.0.0.1:6".into(), port: 7 }
+    }
+
+    #[test]
+    fn templates_resolve_the_four_names() {
+        let c = ctx();
+        assert_eq!(c.render("f", "{{postgres.url}}").unwrap(), "postgres://perf@127.0.0.1:5/perf");
+        assert_eq!(c.render("f", "{{ redis.url }}/0").unwrap(), "redis://127.0.0.1:6/0");
+        assert_eq!(c.render("f", "--listen={{app.listen}}").unwrap(), "--listen=127.0.0.1:7");
+        assert_eq!(c.render("f", "{{app.port}}").unwrap(), "7");
+        assert_eq!(c.render("f", "plain").unwrap(), "plain");
+    }
+
+    #[test]
+    fn an_unknown_name_names_the_env_key() {
+        let mut env = BTreeMap::new();
+        env.insert("DATABASE_URL".to_string(), toml::Spanned::new(0..0, "{{postgres.uri}}".to_string()));
+        let err = ctx().render_env(&env).unwrap_err().to_string();
+        assert!(err.contains("app.env.DATABASE_URL") && err.contains("postgres.uri"), "{err}");
+        let err = ctx().render("app.env.X", "{{app.port").unwrap_err().to_string();
+        assert!(err.contains("app.env.X") && err.contains("not closed"), "{err}");
+    }
+
+    #[test]
+    fn programs_resolve_relative_to_the_plan_or_on_path() {
+        let base = Path::new("/");
+        assert_eq!(resolve_program("f", &["bin/sh".into()], base).unwrap(), Path::new("/bin/sh"));
+        assert!(resolve_program("f", &["sh".into()], base).unwrap().ends_with("sh"));
+        let err = resolve_program("app.local.command", &[], base).unwrap_err().to_string();
+        assert!(err.contains("app.local.command is empty"), "{err}");
+        let err = resolve_program("f", &["./nope".into()], base).unwrap_err().to_string();
+        assert!(err.contains("not an executable"), "{err}");
+    }
+}
