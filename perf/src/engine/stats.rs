@@ -55,6 +55,14 @@ pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new(3).expect("3 significant digits is a valid histogram")
 }
 
+/// Records a value, growing the histogram as needed. (`saturating_record` would clamp to the
+/// current range instead of growing: a 1 s stall would read as a few milliseconds.)
+fn put(h: &mut Histogram<u64>, us: u64) {
+    if h.record(us).is_err() {
+        h.saturating_record(us);
+    }
+}
+
 /// One finished request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sample {
@@ -159,11 +167,11 @@ impl Recorder {
         }
         if let Some(us) = s.latency_us {
             let us = us.max(1);
-            ep.latency.saturating_record(us);
-            ep.window_latency.saturating_record(us);
+            put(&mut ep.latency, us);
+            put(&mut ep.window_latency, us);
         }
         if let Some(us) = s.service_us {
-            ep.service.saturating_record(us.max(1));
+            put(&mut ep.service, us.max(1));
         }
     }
 }
@@ -423,6 +431,16 @@ mod tests {
         assert_eq!(eps[0].bytes_sent, 100);
         assert_eq!(eps[0].windows.len(), 1);
         assert_eq!(eps[1].windows.iter().map(|w| w.requests).sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn large_values_grow_the_histogram_instead_of_clamping() {
+        let rec = Recorder::new(1, 1);
+        rec.record(0, &sample(0, 1, None, Some(200)), true);
+        rec.record(0, &sample(0, 7_000, None, Some(200)), true);
+        let (eps, _) = Collector::new(vec!["a".into()]).finish(&rec);
+        assert_eq!(eps[0].latency.max() / 1_000_000, 7);
+        assert_eq!(eps[0].service.max() / 1_000_000, 7);
     }
 
     #[test]
