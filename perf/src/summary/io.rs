@@ -94,3 +94,94 @@ fn strip_position(msg: &str) -> String {
         None => msg.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::summary::model::*;
+
+    fn summary() -> Summary {
+        Summary {
+            schema_version: SCHEMA_VERSION,
+            suite: "s".into(),
+            kind: "load".into(),
+            valid: true,
+            invalid_reasons: vec![],
+            run: RunInfo {
+                started_at: "2030-01-01T00:00:00Z".into(),
+                duration_s: 1.0,
+                warmup_s: 0.0,
+                git: GitInfo::default(),
+                backend: "local".into(),
+                host: HostInfo::default(),
+                tool_version: "0".into(),
+                plan_hash: "h".into(),
+                quick: false,
+                tags: vec![],
+            },
+            endpoints: BTreeMap::new(),
+            scenarios: BTreeMap::new(),
+            windows: vec![],
+            slo: vec![],
+            resources: BTreeMap::new(),
+            app_metrics: None,
+            checks: vec![],
+            events: vec![],
+            figures: BTreeMap::new(),
+        }
+    }
+
+    fn text() -> String {
+        serde_json::to_string_pretty(&summary()).unwrap()
+    }
+
+    #[test]
+    fn round_trips_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deep/er/s.json");
+        write_atomic(&path, &summary()).unwrap();
+        assert_eq!(read(&path).unwrap(), summary());
+        // Overwriting replaces the whole file.
+        let mut other = summary();
+        other.suite = "t".into();
+        write_atomic(&path, &other).unwrap();
+        assert_eq!(read(&path).unwrap().suite, "t");
+    }
+
+    #[test]
+    fn type_errors_name_line_column_and_field() {
+        let bad = text().replace("\"backend\": \"local\"", "\"backend\": 7");
+        let e = parse(Path::new("r/s.json"), &bad).unwrap_err();
+        let msg = e.to_string();
+        let SummaryError::Field { line, field, .. } = &e else { panic!("{msg}") };
+        assert_eq!(field, "run.backend");
+        let want = bad.lines().position(|l| l.contains("\"backend\": 7")).unwrap() + 1;
+        assert_eq!(*line, want);
+        assert!(msg.starts_with(&format!("r/s.json:{want}:")), "{msg}");
+        assert!(msg.contains("expected a string"), "{msg}");
+
+        let missing = text().replace("\"plan_hash\": \"h\",", "");
+        let msg = parse(Path::new("s.json"), &missing).unwrap_err().to_string();
+        assert!(msg.contains("missing field `plan_hash`"), "{msg}");
+    }
+
+    #[test]
+    fn syntax_errors_have_a_position() {
+        let e = parse(Path::new("s.json"), "{\n  \"schema_version\": 1,\n  oops\n}").unwrap_err();
+        assert!(matches!(e, SummaryError::Syntax { line: 3, column: 3, .. }), "{e}");
+    }
+
+    #[test]
+    fn newer_and_unknown_versions_are_refused() {
+        let newer = text().replace("\"schema_version\": 1", "\"schema_version\": 2");
+        let msg = parse(Path::new("s.json"), &newer).unwrap_err().to_string();
+        assert!(msg.contains("schema_version 2 is newer than this build understands (up to 1)"), "{msg}");
+        let zero = text().replace("\"schema_version\": 1", "\"schema_version\": 0");
+        assert!(matches!(parse(Path::new("s.json"), &zero), Err(SummaryError::Version { .. })));
+        let missing = text().replace("\"schema_version\": 1,", "");
+        assert!(parse(Path::new("s.json"), &missing).unwrap_err().to_string().contains("missing"));
+        assert!(read(Path::new("/nonexistent/s.json")).unwrap_err().to_string().starts_with("/nonexistent/s.json: "));
+    }
+}

@@ -103,3 +103,78 @@ fn check(endpoint: &str, stats: Option<&EndpointSummary>, metric: &str, threshol
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::plan::model::Dur;
+    use crate::summary::model::{EndpointSummary, Errors, Latency};
+
+    fn ep(requests: u64, errors: u64, p99: Option<f64>, rps: f64) -> EndpointSummary {
+        EndpointSummary {
+            requests,
+            errors: Errors { total: errors, ..Default::default() },
+            statuses: Default::default(),
+            rps,
+            bytes_sent: 0,
+            bytes_received: 0,
+            latency_ms: Latency { p99, p50: p99, ..Default::default() },
+            service_ms: Latency::default(),
+            histogram: String::new(),
+            service_histogram: String::new(),
+            windows: vec![],
+        }
+    }
+
+    fn ms(n: u64) -> Option<Dur> {
+        Some(Dur(Duration::from_millis(n)))
+    }
+
+    #[test]
+    fn star_applies_everywhere_and_named_entries_override_by_metric() {
+        let slo = vec![
+            (None, SloSpec { p99: ms(100), error_rate: Some(0.01), ..Default::default() }),
+            (Some("slow".to_string()), SloSpec { p99: ms(800), min_rps: Some(5.0), ..Default::default() }),
+        ];
+        let mut eps = BTreeMap::new();
+        eps.insert("fast".to_string(), ep(1000, 20, Some(50.0), 10.0));
+        eps.insert("slow".to_string(), ep(1000, 0, Some(500.0), 4.0));
+        let r = evaluate(&slo, &eps);
+        let got: Vec<(&str, &str, f64, bool)> =
+            r.iter().map(|s| (s.endpoint.as_str(), s.metric.as_str(), s.threshold, s.passed)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("fast", "p99", 100.0, true),
+                ("fast", "error_rate", 0.01, false),
+                ("slow", "p99", 800.0, true),
+                ("slow", "error_rate", 0.01, true),
+                ("slow", "min_rps", 5.0, false),
+            ]
+        );
+        assert_eq!(r[1].actual, Some(0.02));
+    }
+
+    #[test]
+    fn no_data_is_never_a_pass() {
+        let slo = vec![
+            (None, SloSpec { p99: ms(100), error_rate: Some(0.5), ..Default::default() }),
+            (Some("ghost".to_string()), SloSpec { p50: ms(1), ..Default::default() }),
+        ];
+        let mut eps = BTreeMap::new();
+        eps.insert("idle".to_string(), ep(0, 0, None, 0.0));
+        eps.insert("down".to_string(), ep(10, 10, None, 1.0));
+        let r = evaluate(&slo, &eps);
+        let find = |e: &str, m: &str| r.iter().find(|s| s.endpoint == e && s.metric == m).unwrap();
+        assert!(!find("idle", "p99").passed);
+        assert!(!find("idle", "error_rate").passed, "zero requests fail even an error-rate limit");
+        assert!(find("idle", "p99").reason.as_deref().unwrap().contains("no request"));
+        assert!(!find("down", "p99").passed);
+        assert_eq!(find("down", "p99").actual, None);
+        assert!(!find("ghost", "p50").passed);
+        assert!(find("ghost", "p50").reason.as_deref().unwrap().contains("not measured"));
+        assert!(!find("ghost", "p99").passed, "the star entry applies to the named endpoint too");
+    }
+}
