@@ -185,3 +185,36 @@ request = "ok"
     assert_eq!(ok.errors_by_kind.get(&ErrorKind::Connect), Some(&ok.requests));
     assert!(ok.statuses.is_empty());
 }
+
+/// On a one-thread runtime an iteration that aborts before any await must still let the
+/// controller and the ticker run (the run ends on time instead of spinning forever).
+#[tokio::test]
+async fn iterations_that_abort_at_once_do_not_starve_a_single_thread() {
+    let server = start().await;
+    let compiled = compile(
+        r#"
+[requests.login]
+method = "POST"
+path = "/login"
+capture = { token = "/token" }
+[requests.needs_token]
+path = "/items/1234"
+headers = { authorization = "Bearer {{token}}" }
+[suites.s]
+[suites.s.scenarios.a]
+executor = "constant-vus"
+vus = 2
+duration = "1s"
+request = "needs_token"
+[suites.s.scenarios.b]
+executor = "constant-vus"
+vus = 1
+duration = "1s"
+request = "login"
+"#,
+    );
+    let r = run(&compiled, &server.url, Duration::from_secs(10)).await;
+    assert_eq!(endpoint(&r, "needs_token").requests, 0);
+    assert!(r.scenarios[0].aborted_iterations > 100, "{:?}", r.scenarios[0]);
+    assert!(endpoint(&r, "login").requests > 5, "the other scenario still ran");
+}

@@ -51,7 +51,10 @@ impl Target {
         http: HttpVersion,
         extra_roots: &[CertificateDer<'static>],
     ) -> Result<Target, EngineError> {
-        let bad = |why: String| EngineError::BaseUrl { url: base_url.to_string(), reason: why };
+        let bad = |why: String| EngineError::BaseUrl {
+            url: base_url.to_string(),
+            reason: why,
+        };
         let url = url::Url::parse(base_url).map_err(|e| bad(e.to_string()))?;
         let https = match url.scheme() {
             "http" => false,
@@ -59,12 +62,15 @@ impl Target {
             other => return Err(bad(format!("scheme `{other}` is not http or https"))),
         };
         let host = url.host_str().ok_or_else(|| bad("it has no host".into()))?.to_string();
-        let port = url.port_or_known_default().ok_or_else(|| bad("it has no port".into()))?;
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| bad("it has no port".into()))?;
         let authority = match url.port() {
             Some(p) => format!("{host}:{p}"),
             None => host.clone(),
         };
-        let host_header = HeaderValue::from_str(&authority).map_err(|_| bad("the host is not a valid header".into()))?;
+        let host_header =
+            HeaderValue::from_str(&authority).map_err(|_| bad("the host is not a valid header".into()))?;
         let lookup_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((lookup_host.as_str(), port))
             .await
@@ -81,7 +87,15 @@ impl Target {
         } else {
             None
         };
-        Ok(Target { https, http2, authority, host_header, addrs, base_path, tls })
+        Ok(Target {
+            https,
+            http2,
+            authority,
+            host_header,
+            addrs,
+            base_path,
+            tls,
+        })
     }
 
     fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
@@ -107,7 +121,9 @@ fn tls_connector(http2: bool, extra: &[CertificateDer<'static>]) -> Result<tokio
     roots.add_parsable_certificates(native_roots().iter().cloned());
     roots.add_parsable_certificates(extra.iter().cloned());
     if roots.is_empty() {
-        return Err(EngineError::Tls("no trusted root certificate found (system store empty)".into()));
+        return Err(EngineError::Tls(
+            "no trusted root certificate found (system store empty)".into(),
+        ));
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -130,8 +146,15 @@ pub(crate) struct Exchange {
 }
 
 enum Open {
-    H1 { sender: http1::SendRequest<ReqBody>, driver: Pin<Box<http1::Connection<Io, ReqBody>>>, done: bool },
-    H2 { sender: http2::SendRequest<ReqBody>, task: tokio::task::JoinHandle<()> },
+    H1 {
+        sender: http1::SendRequest<ReqBody>,
+        driver: Pin<Box<http1::Connection<Io, ReqBody>>>,
+        done: bool,
+    },
+    H2 {
+        sender: http2::SendRequest<ReqBody>,
+        task: tokio::task::JoinHandle<()>,
+    },
 }
 
 impl Drop for Open {
@@ -157,16 +180,33 @@ enum Failure {
 
 impl Conn {
     pub fn new(target: Arc<Target>) -> Conn {
-        Conn { target, open: None, counters: Arc::new(ByteCounters::default()) }
+        Conn {
+            target,
+            open: None,
+            counters: Arc::new(ByteCounters::default()),
+        }
     }
 
-    /// Sends one request and reads the whole response body before `deadline`.
+    /// Sends one request and reads the whole response body before `deadline`. One timer
+    /// covers the whole exchange; when it fires while connecting, the failure is `connect`.
     pub async fn send(&mut self, method: &Method, rendered: Rendered, keep_body: bool, deadline: Instant) -> Exchange {
         let (sent0, recv0) = self.counters.snapshot();
-        let mut exchange = Exchange { result: Err(ErrorKind::Body), body: None, bytes_sent: 0, bytes_received: 0 };
+        let mut exchange = Exchange {
+            result: Err(ErrorKind::Body),
+            body: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+        };
         match self.build(method, rendered) {
             Ok(req) => {
-                let outcome = self.send_built(req, keep_body, deadline).await;
+                let mut connecting = false;
+                let outcome = tokio::time::timeout_at(deadline, self.send_built(req, keep_body, &mut connecting))
+                    .await
+                    .unwrap_or(Err(if connecting {
+                        ErrorKind::Connect
+                    } else {
+                        ErrorKind::Timeout
+                    }));
                 match outcome {
                     Ok((status, body)) => {
                         exchange.result = Ok(status);
@@ -207,18 +247,18 @@ impl Conn {
         &mut self,
         req: http::Request<ReqBody>,
         keep_body: bool,
-        deadline: Instant,
+        connecting: &mut bool,
     ) -> Result<(u16, Option<Bytes>), ErrorKind> {
-        let mut reused = self.ensure_ready(deadline).await?;
+        let mut reused = self.ensure_ready(connecting).await?;
         let mut req = req;
         loop {
-            match self.exchange(req, keep_body, deadline).await {
+            match self.exchange(req, keep_body).await {
                 Ok(out) => return Ok(out),
                 Err(Failure::Kind(kind)) => return Err(kind),
                 Err(Failure::NotSent(back)) if reused => {
                     // The server closed an idle connection under us: one fresh attempt.
                     self.open = None;
-                    reused = self.ensure_ready(deadline).await?;
+                    reused = self.ensure_ready(connecting).await?;
                     debug_assert!(!reused);
                     req = back;
                 }
@@ -228,15 +268,12 @@ impl Conn {
     }
 
     /// Makes sure a connection is open and ready; true when it is one used before.
-    async fn ensure_ready(&mut self, deadline: Instant) -> Result<bool, ErrorKind> {
+    /// `connecting` is set while a new connection is being made.
+    async fn ensure_ready(&mut self, connecting: &mut bool) -> Result<bool, ErrorKind> {
         if let Some(open) = &mut self.open {
             let ready = match open {
                 Open::H1 { sender, driver, done } => {
-                    !sender.is_closed()
-                        && tokio::time::timeout_at(deadline, drive(driver, done, sender.ready()))
-                            .await
-                            .map_err(|_| ErrorKind::Timeout)?
-                            .is_ok()
+                    !sender.is_closed() && (sender.is_ready() || drive(driver, done, sender.ready()).await.is_ok())
                 }
                 Open::H2 { sender, .. } => !sender.is_closed() && sender.ready().await.is_ok(),
             };
@@ -245,9 +282,9 @@ impl Conn {
             }
             self.open = None;
         }
-        let open = tokio::time::timeout_at(deadline, self.connect())
-            .await
-            .map_err(|_| ErrorKind::Connect)??;
+        *connecting = true;
+        let open = self.connect().await?;
+        *connecting = false;
         self.open = Some(open);
         Ok(false)
     }
@@ -266,7 +303,10 @@ impl Conn {
         let stream = match &t.tls {
             None => Stream::Plain(tcp),
             Some((connector, name)) => {
-                let tls = connector.connect(name.clone(), tcp).await.map_err(|_| ErrorKind::Connect)?;
+                let tls = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|_| ErrorKind::Connect)?;
                 Stream::Tls(Box::new(tls))
             }
         };
@@ -281,8 +321,15 @@ impl Conn {
             });
             Ok(Open::H2 { sender, task })
         } else {
-            let (sender, conn) = http1::Builder::new().handshake(io).await.map_err(|_| ErrorKind::Connect)?;
-            Ok(Open::H1 { sender, driver: Box::pin(conn), done: false })
+            let (sender, conn) = http1::Builder::new()
+                .handshake(io)
+                .await
+                .map_err(|_| ErrorKind::Connect)?;
+            Ok(Open::H1 {
+                sender,
+                driver: Box::pin(conn),
+                done: false,
+            })
         }
     }
 
@@ -290,25 +337,23 @@ impl Conn {
         &mut self,
         req: http::Request<ReqBody>,
         keep_body: bool,
-        deadline: Instant,
     ) -> Result<(u16, Option<Bytes>), Failure> {
-        let Some(open) = &mut self.open else { return Err(Failure::Kind(ErrorKind::Connect)) };
-        let fut = async {
-            match open {
-                Open::H1 { sender, driver, done } => {
-                    let work = async {
-                        let resp = sender.try_send_request(req).await.map_err(not_sent)?;
-                        read(resp, keep_body).await
-                    };
-                    drive(driver, done, work).await
-                }
-                Open::H2 { sender, .. } => {
+        let Some(open) = &mut self.open else {
+            return Err(Failure::Kind(ErrorKind::Connect));
+        };
+        match open {
+            Open::H1 { sender, driver, done } => {
+                let work = async {
                     let resp = sender.try_send_request(req).await.map_err(not_sent)?;
                     read(resp, keep_body).await
-                }
+                };
+                drive(driver, done, work).await
             }
-        };
-        tokio::time::timeout_at(deadline, fut).await.map_err(|_| Failure::Kind(ErrorKind::Timeout))?
+            Open::H2 { sender, .. } => {
+                let resp = sender.try_send_request(req).await.map_err(not_sent)?;
+                read(resp, keep_body).await
+            }
+        }
     }
 }
 

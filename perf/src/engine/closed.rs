@@ -109,7 +109,8 @@ fn spawn_if_idle(ctl: &Arc<Ctl>, i: usize, tasks: &mut JoinSet<()>) {
 
 /// Whether user `i` should start another iteration.
 fn wanted(ctl: &Ctl, i: usize) -> bool {
-    !ctl.ending.load(Ordering::Acquire) && (i as u32) < ctl.target.load(Ordering::Acquire) && !ctl.cut.is_cancelled()
+    // A cut is noticed by the user's select on the token, which is polled first.
+    !ctl.ending.load(Ordering::Acquire) && (i as u32) < ctl.target.load(Ordering::Acquire)
 }
 
 async fn user(ctl: Arc<Ctl>, i: usize) {
@@ -118,18 +119,23 @@ async fn user(ctl: Arc<Ctl>, i: usize) {
     let alive = ctl.alive.fetch_add(1, Ordering::Relaxed) + 1;
     ctl.counters.max_vus.fetch_max(alive, Ordering::Relaxed);
     shared.gauge.inc();
-    loop {
+    // Registered once: a fresh `cancelled()` per iteration would cost a lock each time.
+    let cut = ctl.cut.cancelled();
+    tokio::pin!(cut);
+    'user: loop {
         while wanted(&ctl, i) {
             let began = Instant::now();
             let ended = tokio::select! {
+                biased;
+                _ = &mut cut => None,
                 e = iteration(shared, &mut vu, &ctl.scenario.exec, None) => Some(e),
-                _ = ctl.cut.cancelled() => None,
             };
             let measured = began >= shared.measured_start;
             match ended {
                 None => {
                     ctl.counters.interrupted.fetch_add(1, Ordering::Relaxed);
-                    break;
+                    ctl.running[i].store(false, Ordering::Release);
+                    break 'user;
                 }
                 Some(Ended::Completed) if measured => {
                     ctl.counters.iterations.fetch_add(1, Ordering::Relaxed);
@@ -139,11 +145,16 @@ async fn user(ctl: Arc<Ctl>, i: usize) {
                 }
                 Some(_) => {}
             }
+            // An iteration that aborts at once never awaits: let the scheduler in.
+            tokio::task::consume_budget().await;
         }
         ctl.running[i].store(false, Ordering::Release);
         // The target may have risen again between the check and the store: take the slot
         // back rather than leave it empty until the next step.
-        if !(wanted(&ctl, i) && ctl.running[i].compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()) {
+        let retake = wanted(&ctl, i)
+            && !ctl.cut.is_cancelled()
+            && ctl.running[i].compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok();
+        if !retake {
             break;
         }
     }

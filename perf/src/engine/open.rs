@@ -101,8 +101,9 @@ pub(crate) async fn run(
             let mut vu = vu;
             shared.gauge.inc();
             let ended = tokio::select! {
-                e = iteration(&shared, &mut vu, &scenario.exec, Some(scheduled)) => Some(e),
+                biased;
                 _ = cut.cancelled() => None,
+                e = iteration(&shared, &mut vu, &scenario.exec, Some(scheduled)) => Some(e),
             };
             shared.gauge.dec();
             match ended {
