@@ -8,6 +8,10 @@
 //! their ratio and the engine's memory: peak RSS, and RSS after the first seconds and at the
 //! end, so a long run (`--duration 10m`) shows whether memory stays flat.
 //!
+//! On a shared machine the rates depend on what else runs on those cores, so each run also
+//! prints the CPU time the generator spent per request (from `getrusage` of the finished
+//! child): that figure is what the engine's own efficiency is, whatever the neighbours do.
+//!
 //! This is a benchmark, not a test: it prints figures and exits 0 whatever they are.
 
 use std::path::PathBuf;
@@ -103,6 +107,7 @@ pub async fn run(args: BenchEngineArgs, cancel: CancellationToken) -> anyhow::Re
     let mut engine_rates = Vec::new();
     for round in 1..=args.rounds {
         if wrk {
+            let cpu0 = children_cpu();
             let out = tokio::select! {
                 o = pinned(args.client_cpu, "wrk")
                     .args(["-t1", &format!("-c{}", args.connections), &format!("-d{secs}s"), "--latency", &url])
@@ -117,9 +122,11 @@ pub async fn run(args: BenchEngineArgs, cancel: CancellationToken) -> anyhow::Re
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .with_context(|| format!("cannot read wrk's rate from:\n{text}"))?;
             let p99 = text.lines().find(|l| l.trim_start().starts_with("99%")).map(|l| l.trim().to_string());
-            println!("round {round}: wrk     {rate:>10.0} req/s  (latency {})", p99.unwrap_or_default());
+            let cpu = per_request(cpu0, children_cpu(), rate * secs as f64);
+            println!("round {round}: wrk     {rate:>10.0} req/s  (CPU per request {cpu}; latency {})", p99.unwrap_or_default());
             wrk_rates.push(rate);
         }
+        let cpu0 = children_cpu();
         let out = tokio::select! {
             o = pinned(args.client_cpu, exe()?)
                 .args(["bench-client", "--url", &url, "--duration", &format!("{secs}s")])
@@ -137,8 +144,9 @@ pub async fn run(args: BenchEngineArgs, cancel: CancellationToken) -> anyhow::Re
             .and_then(|l| serde_json::from_str(l).ok())
             .with_context(|| format!("the engine client failed ({}):\n{text}", out.status))?;
         let rate = v["rps"].as_f64().unwrap_or(0.0);
+        let cpu = per_request(cpu0, children_cpu(), v["requests"].as_f64().unwrap_or(0.0));
         println!(
-            "round {round}: engine  {rate:>10.0} req/s  (p99 {} ms, errors {}, peak RSS {} MiB, RSS after 2 s {} MiB, at the end {} MiB)",
+            "round {round}: engine  {rate:>10.0} req/s  (CPU per request {cpu}; p99 {} ms, errors {}, peak RSS {} MiB, RSS after 2 s {} MiB, at the end {} MiB)",
             v["p99_ms"],
             v["errors"],
             mib(&v["peak_rss_kb"]),
@@ -155,6 +163,27 @@ pub async fn run(args: BenchEngineArgs, cancel: CancellationToken) -> anyhow::Re
     }
     drop(server);
     Ok(())
+}
+
+/// CPU seconds (user, system) used so far by waited-for children.
+fn children_cpu() -> (f64, f64) {
+    use nix::sys::resource::{UsageWho, getrusage};
+    match getrusage(UsageWho::RUSAGE_CHILDREN) {
+        Ok(u) => {
+            let s = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+            (s(u.user_time()), s(u.system_time()))
+        }
+        Err(_) => (0.0, 0.0),
+    }
+}
+
+/// CPU microseconds per request, user and system, from the rusage delta around one child.
+fn per_request(before: (f64, f64), after: (f64, f64), requests: f64) -> String {
+    if requests <= 0.0 {
+        return "?".into();
+    }
+    let (u, s) = ((after.0 - before.0) * 1e6 / requests, (after.1 - before.1) * 1e6 / requests);
+    format!("{:.2} µs user + {:.2} µs sys", u, s)
 }
 
 fn mib(kb: &Value) -> String {
