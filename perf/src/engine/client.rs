@@ -175,7 +175,7 @@ pub(crate) struct Conn {
 enum Failure {
     Kind(ErrorKind),
     /// The reused connection was closed before the request went out: safe to retry once.
-    NotSent(http::Request<ReqBody>),
+    NotSent(Box<http::Request<ReqBody>>),
 }
 
 impl Conn {
@@ -260,7 +260,7 @@ impl Conn {
                     self.open = None;
                     reused = self.ensure_ready(connecting).await?;
                     debug_assert!(!reused);
-                    req = back;
+                    req = *back;
                 }
                 Err(Failure::NotSent(_)) => return Err(ErrorKind::Body),
             }
@@ -359,7 +359,7 @@ impl Conn {
 
 fn not_sent(mut e: hyper::client::conn::TrySendError<http::Request<ReqBody>>) -> Failure {
     match e.take_message() {
-        Some(req) => Failure::NotSent(req),
+        Some(req) => Failure::NotSent(Box::new(req)),
         None => Failure::Kind(ErrorKind::Body),
     }
 }

@@ -239,7 +239,7 @@ pub struct WindowReport {
 }
 
 fn ms(h: &Histogram<u64>, q: f64) -> Option<f64> {
-    (h.len() > 0).then(|| h.value_at_quantile(q) as f64 / 1000.0)
+    (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0)
 }
 
 /// Closes windows and merges the shards; owned by the run's ticker.
@@ -294,7 +294,7 @@ impl Collector {
                 errors[i] += ep.window_errors;
                 ep.window_requests = 0;
                 ep.window_errors = 0;
-                if ep.window_latency.len() > 0 {
+                if !ep.window_latency.is_empty() {
                     let _ = self.scratch[i].add(&ep.window_latency);
                     ep.window_latency.reset();
                 }
