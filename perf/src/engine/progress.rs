@@ -66,8 +66,7 @@ impl Progress {
                 bar.set_message(line(&t, total));
             }
             Progress::Plain { suite, total, last } => {
-                let due = last.is_none_or(|l| t.elapsed >= l + PLAIN_EVERY);
-                if due {
+                if plain_due(*last, t.elapsed) {
                     *last = Some(t.elapsed);
                     eprintln!("[{suite}] {}", line(&t, *total));
                 }
@@ -85,6 +84,11 @@ impl Progress {
     }
 }
 
+/// Whether a plain line is due: the first tick, then every [`PLAIN_EVERY`].
+fn plain_due(last: Option<Duration>, elapsed: Duration) -> bool {
+    last.is_none_or(|l| elapsed >= l + PLAIN_EVERY)
+}
+
 fn line(t: &Tick, total: Duration) -> String {
     format!(
         "{} {:>4}s/{}s  {:.0} req/s  {} errors  {} users",
@@ -95,4 +99,25 @@ fn line(t: &Tick, total: Duration) -> String {
         t.errors,
         t.active
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_say_phase_progress_rate_errors_and_users() {
+        let t = Tick { warmup: true, elapsed: Duration::from_millis(3500), rps: 123.4, errors: 2, active: 7 };
+        assert_eq!(line(&t, Duration::from_secs(60)), "warm-up    3s/60s  123 req/s  2 errors  7 users");
+        let t = Tick { warmup: false, ..t };
+        assert!(line(&t, Duration::from_secs(60)).starts_with("measure "));
+    }
+
+    #[test]
+    fn plain_lines_come_every_five_seconds() {
+        let s = Duration::from_secs;
+        assert!(plain_due(None, s(1)));
+        assert!(!plain_due(Some(s(1)), s(5)));
+        assert!(plain_due(Some(s(1)), s(6)));
+    }
 }
