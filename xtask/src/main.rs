@@ -1,6 +1,8 @@
 //! `cargo xtask`: the perf gate's command line. This file only dispatches; each subcommand
 //! is a module.
 
+mod bench_engine;
+mod bench_server;
 mod signals;
 mod up;
 
@@ -19,6 +21,17 @@ struct Cli {
 enum Command {
     /// Start PostgreSQL, Redis and the app, print their URLs, run until Ctrl-C
     Up(up::UpArgs),
+    /// Benchmark the load engine against wrk on a trivial local server.
+    BenchEngine(bench_engine::BenchEngineArgs),
+    /// The trivial server bench-engine drives (internal).
+    #[command(hide = true)]
+    BenchServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+    /// The engine side of bench-engine (internal).
+    #[command(hide = true)]
+    BenchClient(bench_engine::BenchClientArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +45,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // Benchmark helpers pick their own runtime: they are measured, and run pinned to a core.
+    let cli = match cli.command {
+        Command::BenchServer { listen } => return exit(bench_server::run(&listen)),
+        Command::BenchClient(args) => return exit(bench_engine::client(args)),
+        command => Cli { command },
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -43,10 +62,22 @@ fn main() -> ExitCode {
         let cancel = signals::cancel_on_signals()?;
         match cli.command {
             Command::Up(args) => up::run(args, cancel).await,
+            Command::BenchEngine(args) => bench_engine::run(args, cancel).await.map(|()| ExitCode::SUCCESS),
+            Command::BenchServer { .. } | Command::BenchClient(_) => unreachable!("dispatched before the runtime"),
         }
     });
     match result {
         Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

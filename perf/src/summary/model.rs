@@ -161,6 +161,10 @@ pub struct ScenarioSummary {
     pub late_starts: u64,
     /// Iterations cut short at the end of the run.
     pub interrupted_iterations: u64,
+    /// Iterations whose remaining steps were skipped because a step needed a value an
+    /// earlier step did not capture (added in format 1; absent in older files means 0).
+    #[serde(default)]
+    pub aborted_iterations: u64,
     pub max_vus: u32,
 }
 

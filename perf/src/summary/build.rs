@@ -1,0 +1,141 @@
+//! Assembling a [`Summary`] from what the engine measured and what the orchestrator knows.
+//! Pure: no clock, no file, no process (see [`super::host`] for the helpers that do look).
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+use super::hist;
+use super::model::*;
+use super::slo;
+use crate::engine::SuiteResult;
+
+/// What the orchestrator knows about a run that the engine does not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunContext {
+    pub git: GitInfo,
+    /// `local`, `docker` or `external`.
+    pub backend: String,
+    pub host: HostInfo,
+    /// SHA-256 of the plan file (`LoadedPlan::hash`).
+    pub plan_hash: String,
+    pub quick: bool,
+    pub tags: Vec<String>,
+    pub tool_version: String,
+}
+
+impl Default for RunContext {
+    fn default() -> Self {
+        RunContext {
+            git: GitInfo::default(),
+            backend: "external".into(),
+            host: HostInfo::default(),
+            plan_hash: String::new(),
+            quick: false,
+            tags: Vec::new(),
+            tool_version: crate::TOOL_VERSION.to_string(),
+        }
+    }
+}
+
+/// Percentiles, max, mean and standard deviation of a µs histogram, in milliseconds.
+pub fn latency(h: &Histogram<u64>) -> Latency {
+    if h.is_empty() {
+        return Latency::default();
+    }
+    let q = |q: f64| Some(h.value_at_quantile(q) as f64 / 1000.0);
+    Latency {
+        p50: q(0.50),
+        p90: q(0.90),
+        p95: q(0.95),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: Some(h.max() as f64 / 1000.0),
+        mean: Some(h.mean() / 1000.0),
+        stdev: Some(h.stdev() / 1000.0),
+    }
+}
+
+fn kind_name(kind: crate::plan::model::SuiteKind) -> String {
+    match kind {
+        crate::plan::model::SuiteKind::Load => "load".into(),
+    }
+}
+
+/// Builds the summary of one suite run, SLOs evaluated.
+pub fn build(result: &SuiteResult, ctx: &RunContext) -> Summary {
+    let secs = result.measured.as_secs_f64();
+    let mut endpoints = BTreeMap::new();
+    for e in &result.endpoints {
+        let by_kind: BTreeMap<String, u64> = e.errors_by_kind.iter().map(|(k, n)| (k.as_str().to_string(), *n)).collect();
+        let summary = EndpointSummary {
+            requests: e.requests,
+            errors: Errors {
+                total: by_kind.values().sum(),
+                by_kind,
+                by_status: e.unexpected_statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+            },
+            statuses: e.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+            rps: if secs > 0.0 { e.requests as f64 / secs } else { 0.0 },
+            bytes_sent: e.bytes_sent,
+            bytes_received: e.bytes_received,
+            latency_ms: latency(&e.latency),
+            service_ms: latency(&e.service),
+            histogram: hist::encode(&e.latency),
+            service_histogram: hist::encode(&e.service),
+            windows: e.windows.clone(),
+        };
+        endpoints.insert(e.name.clone(), summary);
+    }
+    let scenarios = result
+        .scenarios
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                ScenarioSummary {
+                    executor: s.executor.name().to_string(),
+                    iterations: s.iterations,
+                    dropped_iterations: s.dropped_iterations,
+                    late_starts: s.late_starts,
+                    interrupted_iterations: s.interrupted_iterations,
+                    aborted_iterations: s.aborted_iterations,
+                    max_vus: s.max_vus,
+                },
+            )
+        })
+        .collect();
+    let mut invalid_reasons = result.invalid_reasons.clone();
+    if endpoints.values().all(|e| e.requests == 0) {
+        invalid_reasons.push("no request was measured".to_string());
+    }
+    let slo = slo::evaluate(&result.slo, &endpoints);
+    Summary {
+        schema_version: SCHEMA_VERSION,
+        suite: result.suite.clone(),
+        kind: kind_name(result.kind),
+        valid: invalid_reasons.is_empty(),
+        invalid_reasons,
+        run: RunInfo {
+            started_at: result.started_at.to_string(),
+            duration_s: secs,
+            warmup_s: result.warmup.as_secs_f64(),
+            git: ctx.git.clone(),
+            backend: ctx.backend.clone(),
+            host: ctx.host.clone(),
+            tool_version: ctx.tool_version.clone(),
+            plan_hash: ctx.plan_hash.clone(),
+            quick: ctx.quick,
+            tags: ctx.tags.clone(),
+        },
+        endpoints,
+        scenarios,
+        windows: result.windows.clone(),
+        slo,
+        resources: BTreeMap::new(),
+        app_metrics: None,
+        checks: Vec::new(),
+        events: Vec::new(),
+        figures: BTreeMap::new(),
+    }
+}
