@@ -27,6 +27,8 @@ pub(crate) mod testkit;
 mod tests;
 #[cfg(test)]
 mod tests_ab;
+#[cfg(test)]
+mod tests_sim;
 
 use std::collections::BTreeSet;
 
@@ -175,6 +177,9 @@ pub(crate) fn finish(
 /// Caveats that make a comparison less trustworthy without making it impossible.
 pub(crate) fn comparability_notes(base: &Summary, head: &Summary) -> Vec<String> {
     let mut notes = Vec::new();
+    if base.suite != head.suite {
+        notes.push(format!("the baseline is of suite {}, not {}", base.suite, head.suite));
+    }
     if base.schema_version != SCHEMA_VERSION {
         notes.push(format!(
             "baseline written with summary schema version {} (this build writes {SCHEMA_VERSION})",

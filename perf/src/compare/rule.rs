@@ -167,7 +167,7 @@ pub(crate) fn judge(
             };
             mann_whitney(&u.base, &u.head, alt)
                 .map(|r| TestResult { method, p_value: r.p_value, n_base: u.base.len() as u64, n_head: u.head.len() as u64 })
-                .ok_or(Untestable::TooFewUnits { base: u.base.len(), head: u.head.len(), per_unit: 1 })
+                .ok_or(Untestable::TooFewUnits { base: u.base.len(), head: u.head.len(), per_unit: 1, needed: 1 })
         })
     };
     if let Ok(t) = &tested {

@@ -279,3 +279,21 @@ fn verdicts_order_by_severity() {
     assert_eq!(Verdict::worst([]), Unchanged);
     assert_eq!(serde_json::to_string(&Regressed).unwrap(), "\"regressed\"");
 }
+
+#[test]
+fn a_baseline_from_an_older_schema_without_windows_or_histograms() {
+    let base: Summary =
+        serde_json::from_str(include_str!("../../../fixtures/summaries/v0-baseline-no-windows.json")).expect("fixture parses");
+    let head = one("baseline", "get", &Gen::new(100, 30, 13.0, 2));
+    let c = compare_suite(Some(&base), &head, &rules());
+    assert!(c.notes.iter().any(|n| n.contains("schema version 0")), "{:?}", c.notes);
+    let p50 = metric(&c, "get", Metric::P50);
+    assert_eq!(p50.base, Some(10.0));
+    assert_eq!(p50.verdict, Verdict::Regressed, "{}", p50.reason);
+    assert!(!p50.tested && p50.reason.contains("untested"));
+    // Error counts need no windows: that metric is still tested.
+    let e = metric(&c, "get", Metric::ErrorRate);
+    assert!(e.tested && e.verdict == Verdict::Unchanged);
+    assert_eq!(c.endpoint("retired").unwrap().verdict, Verdict::Missing);
+    assert_eq!(c.regressed_endpoints(), vec!["get"]);
+}

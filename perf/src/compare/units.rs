@@ -28,9 +28,15 @@ use super::model::Metric;
 
 /// Samples wanted above a percentile for a unit's percentile to mean something.
 pub const TAIL_SAMPLES: f64 = 5.0;
-/// Fewer units than this on a side: no test. With 3 against 3 the smallest one-sided
-/// Mann-Whitney p-value is 1/20 = 0.05.
-pub const MIN_UNITS: usize = 3;
+/// Fewer window units than this on a side: no test. With 5 against 5 the smallest one-sided
+/// Mann-Whitney p-value is 1/252 = 0.004, so reaching alpha = 0.05 takes more than "every
+/// unit of head above every unit of base" by luck (3 against 3 would make exactly that
+/// pattern, p = 1/20, significant).
+pub const MIN_UNITS: usize = 5;
+/// Fewer rounds than this on a side (A/B mode): no test. Rounds are expensive, so 3 are
+/// accepted; at 3 against 3 only complete separation is significant (p = 0.05), so 5 rounds
+/// a side are the better choice.
+pub const MIN_ROUNDS: usize = 3;
 
 /// Why a metric could not be tested.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,19 +44,22 @@ pub enum Untestable {
     /// A side carries no per-window data (a summary from an older writer, or a run too short
     /// to close one window).
     NoWindows,
-    /// Windows exist but too few units could be formed.
-    TooFewUnits { base: usize, head: usize, per_unit: u64 },
+    /// Windows (or rounds) exist but too few units could be formed. `per_unit` is the
+    /// requests a unit needs (1 for plain windows, 0 for rounds).
+    TooFewUnits { base: usize, head: usize, per_unit: u64, needed: usize },
 }
 
 impl Untestable {
     pub fn describe(&self) -> String {
         match self {
             Untestable::NoWindows => "no per-window data to test".to_string(),
-            Untestable::TooFewUnits { base, head, per_unit } if *per_unit > 1 => format!(
-                "too few units of {per_unit} requests to test ({base} base, {head} head, {MIN_UNITS} needed)"
-            ),
-            Untestable::TooFewUnits { base, head, .. } => {
-                format!("too few windows to test ({base} base, {head} head, {MIN_UNITS} needed)")
+            Untestable::TooFewUnits { base, head, per_unit, needed } => {
+                let what = match per_unit {
+                    0 => "rounds".to_string(),
+                    1 => "windows".to_string(),
+                    n => format!("units of {n} requests"),
+                };
+                format!("too few {what} to test ({base} base, {head} head, {needed} needed)")
             }
         }
     }
@@ -104,7 +113,7 @@ pub fn latency_units(base: &[EndpointWindow], head: &[EndpointWindow], metric: M
     let need = min_requests(q);
     let per_window = median(b.iter().map(|w| w.0).collect()).min(median(h.iter().map(|w| w.0).collect()));
     if per_window == 0 {
-        return Err(Untestable::TooFewUnits { base: 0, head: 0, per_unit: need });
+        return Err(Untestable::TooFewUnits { base: 0, head: 0, per_unit: need, needed: MIN_UNITS });
     }
     let block = need.div_ceil(per_window).max(1) as usize;
     let blocks = |ws: &[(u64, f64)]| -> Vec<f64> {
@@ -117,7 +126,7 @@ pub fn latency_units(base: &[EndpointWindow], head: &[EndpointWindow], metric: M
     };
     let (bu, hu) = (blocks(&b), blocks(&h));
     if bu.len() < MIN_UNITS || hu.len() < MIN_UNITS {
-        return Err(Untestable::TooFewUnits { base: bu.len(), head: hu.len(), per_unit: need });
+        return Err(Untestable::TooFewUnits { base: bu.len(), head: hu.len(), per_unit: need, needed: MIN_UNITS });
     }
     Ok(Units { base: bu, head: hu, block: block as u32 })
 }
@@ -142,7 +151,7 @@ pub fn rps_units(base: &[EndpointWindow], base_duration_s: f64, head: &[Endpoint
     }
     let (b, h) = (per_second_counts(base, base_duration_s), per_second_counts(head, head_duration_s));
     if b.len() < MIN_UNITS || h.len() < MIN_UNITS {
-        return Err(Untestable::TooFewUnits { base: b.len(), head: h.len(), per_unit: 1 });
+        return Err(Untestable::TooFewUnits { base: b.len(), head: h.len(), per_unit: 1, needed: MIN_UNITS });
     }
     Ok(Units { base: b, head: h, block: 1 })
 }
@@ -151,8 +160,8 @@ pub fn rps_units(base: &[EndpointWindow], base_duration_s: f64, head: &[Endpoint
 pub fn round_units(base: &[Option<f64>], head: &[Option<f64>]) -> Result<Units, Untestable> {
     let keep = |v: &[Option<f64>]| v.iter().flatten().copied().filter(|x| x.is_finite()).collect::<Vec<_>>();
     let (b, h) = (keep(base), keep(head));
-    if b.len() < MIN_UNITS || h.len() < MIN_UNITS {
-        return Err(Untestable::TooFewUnits { base: b.len(), head: h.len(), per_unit: 1 });
+    if b.len() < MIN_ROUNDS || h.len() < MIN_ROUNDS {
+        return Err(Untestable::TooFewUnits { base: b.len(), head: h.len(), per_unit: 0, needed: MIN_ROUNDS });
     }
     Ok(Units { base: b, head: h, block: 0 })
 }
@@ -194,17 +203,17 @@ mod tests {
     #[test]
     fn too_thin_or_absent_windows_are_untestable() {
         let e = latency_units(&windows(30, 5, 9.0), &windows(30, 5, 9.0), Metric::P99).unwrap_err();
-        assert_eq!(e, Untestable::TooFewUnits { base: 0, head: 0, per_unit: 500 });
+        assert_eq!(e, Untestable::TooFewUnits { base: 0, head: 0, per_unit: 500, needed: MIN_UNITS });
         assert_eq!(latency_units(&[], &windows(30, 5, 9.0), Metric::P50).unwrap_err(), Untestable::NoWindows);
         assert_eq!(rps_units(&windows(3, 5, 1.0), 3.0, &[], 3.0).unwrap_err(), Untestable::NoWindows);
     }
 
     #[test]
     fn rps_counts_fill_gaps_and_drop_the_partial_second() {
-        let mut ws = windows(5, 10, 1.0);
+        let mut ws = windows(7, 10, 1.0);
         ws.remove(2);
-        let u = rps_units(&ws, 4.5, &windows(5, 10, 1.0), 5.0).unwrap();
-        assert_eq!(u.base, vec![10.0, 10.0, 0.0, 10.0]);
-        assert_eq!(u.head.len(), 5);
+        let u = rps_units(&ws, 6.5, &windows(7, 10, 1.0), 7.0).unwrap();
+        assert_eq!(u.base, vec![10.0, 10.0, 0.0, 10.0, 10.0, 10.0]);
+        assert_eq!(u.head.len(), 7);
     }
 }
