@@ -42,6 +42,7 @@ pub fn html(report: &Report) -> String {
         esc(h.words()),
         esc(&h.sentences().join(" "))
     ));
+    out.push_str(&sections::overview(report).html());
     for s in &report.suites {
         out.push_str(&suite(s));
     }

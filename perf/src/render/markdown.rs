@@ -8,7 +8,7 @@
 
 use super::format::{self, html, md};
 use super::sections::{self, Detail};
-use super::table::{Align, Table, Text};
+use super::table::{Align, Table};
 use super::{Headline, Report, SuiteReport};
 
 /// Markdown rendering settings.
@@ -96,37 +96,7 @@ fn cut(s: &str, budget: usize) -> String {
 fn head(report: &Report, h: &Headline) -> String {
     let mut out = format!("## Performance gate: {}\n\n", h.words());
     out.push_str(&format!("**Verdict: {}.** {}\n\n", h.words(), md(&h.sentences().join(" "))));
-    let mut t = Table::new(&[
-        ("Suite", Align::Left),
-        ("Compared with", Align::Left),
-        ("Endpoints", Align::Right),
-        ("Verdict", Align::Left),
-        ("SLOs", Align::Left),
-        ("Run", Align::Left),
-    ]);
-    for s in &report.suites {
-        let sum = &s.summary;
-        let failed = sum.slo.iter().filter(|x| !x.passed).count();
-        let slos: Text = match (sum.slo.len(), failed) {
-            (0, _) => "-".into(),
-            (n, 0) => format!("{n} hold").into(),
-            (n, f) => Text::strong(format!("{f} of {n} failed")),
-        };
-        let verdict: Text = match &s.comparison {
-            Some(c) if c.verdict >= crate::compare::Verdict::Missing => Text::strong(c.verdict.as_str()),
-            Some(c) => c.verdict.as_str().into(),
-            None => "-".into(),
-        };
-        t.row(vec![
-            sum.suite.clone().into(),
-            s.baseline.to_string().into(),
-            sum.endpoints.len().to_string().into(),
-            verdict,
-            slos,
-            if sum.valid { "valid".into() } else { Text::strong("invalid") },
-        ]);
-    }
-    out + &t.markdown()
+    out + &sections::overview(report).markdown()
 }
 
 fn suites(report: &Report, compact: bool) -> String {

@@ -19,6 +19,34 @@ fn verdict(v: Verdict) -> Text {
     }
 }
 
+/// One row per suite: what it was compared with, its verdict, its SLOs, its validity.
+pub(super) fn overview(report: &super::Report) -> Table {
+    let mut t = Table::new(&[("Suite", L), ("Compared with", L), ("Endpoints", R), ("Verdict", L), ("SLOs", L), ("Run", L)]);
+    for s in &report.suites {
+        let sum = &s.summary;
+        let failed = sum.slo.iter().filter(|x| !x.passed).count();
+        let slos: Text = match (sum.slo.len(), failed) {
+            (0, _) => "-".into(),
+            (n, 0) => format!("{n} hold").into(),
+            (n, f) => Text::strong(format!("{f} of {n} failed")),
+        };
+        let verdict: Text = match &s.comparison {
+            Some(c) if c.verdict >= Verdict::Missing => Text::strong(c.verdict.as_str()),
+            Some(c) => c.verdict.as_str().into(),
+            None => "-".into(),
+        };
+        t.row(vec![
+            sum.suite.clone().into(),
+            s.baseline.to_string().into(),
+            sum.endpoints.len().to_string().into(),
+            verdict,
+            slos,
+            if sum.valid { "valid".into() } else { Text::strong("invalid") },
+        ]);
+    }
+    t
+}
+
 /// The suite's main table: per endpoint and metric against the baseline, or plain values when
 /// there is none. `compact` keeps only the endpoints that need attention.
 pub(super) fn main_table(s: &SuiteReport, compact: bool) -> Table {

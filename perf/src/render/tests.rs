@@ -159,6 +159,10 @@ fn html_holds_the_same_content_plus_charts() {
     let title = doc.select(&Selector::parse("title").unwrap()).next().unwrap().text().collect::<String>();
     assert_eq!(title, "Performance gate: regression");
     assert!(page.contains("<td>stop postgres</td>"));
+    // The same overview and tables as the Markdown report.
+    assert!(page.contains("<th>Suite</th><th>Compared with</th>"));
+    assert!(page.contains("<summary>tests and p-values</summary>"));
+    assert!(page.contains("<h2>Environment</h2>"));
     assert!(page.contains("<strong>regressed</strong>"));
     // Self-contained: nothing is fetched (the only URL is the SVG namespace).
     assert!(!page.contains("src=") && !page.contains("href=") && !page.contains("<link") && !page.contains("@import"));
