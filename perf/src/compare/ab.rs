@@ -1,0 +1,159 @@
+//! A/B mode: base and head run alternately in the same job (ABAB rounds); each side's rounds
+//! are its samples.
+//!
+//! Reported values come from each side as a whole: latency percentiles from the exact merge of
+//! the rounds' HDR histograms, throughput as all requests over all measured seconds, the error
+//! rate over all requests. The significance test compares the per-round values (Mann-Whitney U,
+//! exact at these sizes): rounds are what varies between runs on a noisy runner, which is the
+//! noise an A/B comparison has to see through.
+
+use std::collections::BTreeSet;
+
+use crate::plan::model::CompareSpec;
+use crate::summary::{EndpointSummary, Summary};
+
+use super::hist;
+use super::model::{CompareMode, EndpointComparison, Metric, MetricComparison, SuiteComparison, Verdict};
+use super::rule::{Aggregate, Limits, judge};
+use super::units::round_units;
+use super::{comparability_notes, finish, missing_endpoint, new_endpoint};
+
+/// One side's view of one endpoint over its rounds.
+struct Side<'a> {
+    /// The endpoint in each round where it appears.
+    rounds: Vec<(&'a Summary, &'a EndpointSummary)>,
+}
+
+impl<'a> Side<'a> {
+    fn of(rounds: &'a [Summary], name: &str) -> Self {
+        Side { rounds: rounds.iter().filter_map(|s| s.endpoints.get(name).map(|e| (s, e))).collect() }
+    }
+
+    fn present(&self) -> bool {
+        !self.rounds.is_empty()
+    }
+
+    fn requests(&self) -> u64 {
+        self.rounds.iter().map(|(_, e)| e.requests).sum()
+    }
+
+    /// The whole side as one run; `fallback` is set when histograms had to be approximated.
+    fn aggregate(&self, fallback: &mut bool) -> Aggregate {
+        let requests = self.requests();
+        let errors = self.rounds.iter().map(|(_, e)| e.errors.total).sum();
+        let seconds: f64 = self.rounds.iter().map(|(s, _)| s.run.duration_s).sum();
+        let rps = if seconds > 0.0 { requests as f64 / seconds } else { 0.0 };
+        let timed: Vec<&EndpointSummary> = self.rounds.iter().map(|(_, e)| *e).filter(|e| e.latency_ms.p50.is_some()).collect();
+        let decoded: Vec<_> = timed.iter().filter_map(|e| hist::decode(&e.histogram)).collect();
+        let (p50, p95, p99) = if !timed.is_empty() && decoded.len() == timed.len() {
+            let merged = hist::merge(&decoded);
+            let q = |q: f64| merged.as_ref().and_then(|h| hist::quantile_ms(h, q));
+            (q(0.50), q(0.95), q(0.99))
+        } else {
+            if !timed.is_empty() {
+                *fallback = true;
+            }
+            let mean = |pick: fn(&EndpointSummary) -> Option<f64>| {
+                let (mut sum, mut n) = (0.0, 0u64);
+                for e in &timed {
+                    if let Some(v) = pick(e) {
+                        sum += v * e.requests as f64;
+                        n += e.requests;
+                    }
+                }
+                (n > 0).then(|| sum / n as f64)
+            };
+            (mean(|e| e.latency_ms.p50), mean(|e| e.latency_ms.p95), mean(|e| e.latency_ms.p99))
+        };
+        Aggregate { requests, errors, p50, p95, p99, rps }
+    }
+
+    /// The metric's value in each round (`None` where the round had no samples).
+    fn per_round(&self, metric: Metric) -> Vec<Option<f64>> {
+        self.rounds
+            .iter()
+            .map(|(_, e)| match metric {
+                Metric::P50 => e.latency_ms.p50,
+                Metric::P95 => e.latency_ms.p95,
+                Metric::P99 => e.latency_ms.p99,
+                Metric::Rps => (e.requests > 0).then_some(e.rps),
+                Metric::ErrorRate => None,
+            })
+            .collect()
+    }
+}
+
+/// Compares several rounds of base with several rounds of head, all of the same suite.
+pub fn compare_ab(base_rounds: &[Summary], head_rounds: &[Summary], rules: &CompareSpec) -> SuiteComparison {
+    let suite = head_rounds.first().or(base_rounds.first()).map(|s| s.suite.clone()).unwrap_or_default();
+    let mode = CompareMode::AB { base_rounds: base_rounds.len() as u32, head_rounds: head_rounds.len() as u32 };
+    let mut notes = Vec::new();
+    if let (Some(b), Some(h)) = (base_rounds.first(), head_rounds.first()) {
+        notes.extend(comparability_notes(b, h).into_iter().filter(|n| !n.starts_with("the baseline run was marked")));
+    }
+    for (side, rounds) in [("base", base_rounds), ("head", head_rounds)] {
+        if rounds.is_empty() {
+            notes.push(format!("no {side} rounds were run"));
+        }
+        for (i, r) in rounds.iter().enumerate() {
+            if !r.valid {
+                notes.push(format!("{side} round {} was marked invalid", i + 1));
+            }
+            if r.suite != suite {
+                notes.push(format!("{side} round {} is of suite {}, not {suite}", i + 1, r.suite));
+            }
+        }
+    }
+
+    let names: BTreeSet<&String> = base_rounds.iter().chain(head_rounds).flat_map(|s| s.endpoints.keys()).collect();
+    let mut approximated = Vec::new();
+    let endpoints: Vec<EndpointComparison> = names
+        .into_iter()
+        .map(|name| {
+            let (b, h) = (Side::of(base_rounds, name), Side::of(head_rounds, name));
+            let mut fallback = false;
+            let (ba, ha) = (b.aggregate(&mut fallback), h.aggregate(&mut fallback));
+            if fallback {
+                approximated.push(name.clone());
+            }
+            match (b.present(), h.present()) {
+                (true, true) => compare_endpoint(name, &b, &ba, &h, &ha, rules),
+                (true, false) => missing_endpoint(name, &ba, b.requests()),
+                _ => new_endpoint(name, &ha, h.requests()),
+            }
+        })
+        .collect();
+    if !approximated.is_empty() {
+        notes.push(format!(
+            "histograms did not decode for {}: latency is the request-weighted mean of the rounds",
+            approximated.join(", ")
+        ));
+    }
+    let mut c = finish(suite, mode, endpoints, notes, rules);
+    if base_rounds.is_empty() {
+        c.verdict = Verdict::New;
+    }
+    c
+}
+
+fn compare_endpoint(
+    name: &str,
+    b: &Side<'_>,
+    ba: &Aggregate,
+    h: &Side<'_>,
+    ha: &Aggregate,
+    rules: &CompareSpec,
+) -> EndpointComparison {
+    let overrides = rules.endpoints.get(name).map(|s| s.get_ref());
+    let metrics: Vec<MetricComparison> = Metric::ALL
+        .into_iter()
+        .map(|m| judge(m, ba, ha, Limits::for_metric(rules, overrides, m), || round_units(&b.per_round(m), &h.per_round(m))))
+        .collect();
+    EndpointComparison {
+        name: name.to_string(),
+        verdict: Verdict::worst(metrics.iter().map(|m| m.verdict)),
+        base_requests: Some(ba.requests),
+        head_requests: Some(ha.requests),
+        metrics,
+    }
+}

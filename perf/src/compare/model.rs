@@ -1,0 +1,253 @@
+//! What a comparison produces: verdicts per metric, per endpoint, per suite.
+//!
+//! Everything here is plain data (serializable, so the orchestration can keep it beside the
+//! summaries) and carries enough to explain itself: both values, both deltas, the threshold
+//! actually used, the test and its p-value, and a one-line reason.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The verdict of one metric, one endpoint, one suite or the whole run.
+///
+/// Variants are declared from least to most severe: an endpoint takes the most severe verdict
+/// of its metrics, a suite the most severe of its endpoints. `Improved` ranks above
+/// `Unchanged` so that an endpoint with one real improvement and nothing worse shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Within the threshold, under the floor, or not distinguishable from no change.
+    Unchanged,
+    /// Better by more than the threshold and the floor, and significant.
+    Improved,
+    /// No baseline for this endpoint (or no baseline at all).
+    New,
+    /// Beyond the threshold but not significant, too few samples, or not testable.
+    Noisy,
+    /// In the baseline, absent from the current run: reported, never dropped.
+    Missing,
+    /// Worse by more than the threshold and the floor, and significant; or no samples at all
+    /// in the current run (no data is never a pass).
+    Regressed,
+}
+
+impl Verdict {
+    /// The lower-case word used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Unchanged => "unchanged",
+            Verdict::Improved => "improved",
+            Verdict::New => "new",
+            Verdict::Noisy => "noisy",
+            Verdict::Missing => "missing",
+            Verdict::Regressed => "regressed",
+        }
+    }
+
+    /// The most severe of `verdicts`, or `Unchanged` when there are none.
+    pub fn worst(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
+        verdicts.into_iter().max().unwrap_or(Verdict::Unchanged)
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A compared metric of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    P50,
+    P95,
+    P99,
+    Rps,
+    ErrorRate,
+}
+
+impl Metric {
+    /// Every compared metric, in report order.
+    pub const ALL: [Metric; 5] = [Metric::P50, Metric::P95, Metric::P99, Metric::Rps, Metric::ErrorRate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::P50 => "p50",
+            Metric::P95 => "p95",
+            Metric::P99 => "p99",
+            Metric::Rps => "rps",
+            Metric::ErrorRate => "errors",
+        }
+    }
+
+    /// The quantile of a latency metric.
+    pub fn quantile(self) -> Option<f64> {
+        match self {
+            Metric::P50 => Some(0.50),
+            Metric::P95 => Some(0.95),
+            Metric::P99 => Some(0.99),
+            Metric::Rps | Metric::ErrorRate => None,
+        }
+    }
+
+    pub fn is_latency(self) -> bool {
+        self.quantile().is_some()
+    }
+
+    /// Unit of the metric's values: `ms`, `req/s`, or `%` for the error rate.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::P50 | Metric::P95 | Metric::P99 => "ms",
+            Metric::Rps => "req/s",
+            Metric::ErrorRate => "%",
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the significance of a change was tested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum TestMethod {
+    /// Mann-Whitney U over per-window values, windows pooled into blocks of `block_s` seconds.
+    MannWhitneyWindows { block_s: u32 },
+    /// Mann-Whitney U over per-round values (A/B mode).
+    MannWhitneyRounds,
+    /// One-sided two-proportion z-test on error counts.
+    TwoProportion,
+}
+
+impl fmt::Display for TestMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TestMethod::MannWhitneyWindows { block_s: 1 } => f.write_str("mann-whitney over 1 s windows"),
+            TestMethod::MannWhitneyWindows { block_s } => {
+                write!(f, "mann-whitney over {block_s} s blocks")
+            }
+            TestMethod::MannWhitneyRounds => f.write_str("mann-whitney over rounds"),
+            TestMethod::TwoProportion => f.write_str("two-proportion z-test"),
+        }
+    }
+}
+
+/// A significance test that was run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    pub method: TestMethod,
+    /// One-sided p-value in the direction of the observed change.
+    pub p_value: f64,
+    /// Units compared on each side (windows, blocks, rounds, or requests for error rates).
+    pub n_base: u64,
+    pub n_head: u64,
+}
+
+/// The comparison of one metric of one endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricComparison {
+    pub metric: Metric,
+    /// Baseline value: ms for latency, req/s for throughput, percent for the error rate.
+    pub base: Option<f64>,
+    pub head: Option<f64>,
+    /// `head - base`, in the metric's unit (percentage points for the error rate).
+    pub delta_abs: Option<f64>,
+    /// `(head - base) / base`; `None` when the baseline is zero or absent (no division by 0).
+    pub delta_rel: Option<f64>,
+    /// Threshold used after overrides: a fraction for latency and throughput, percentage
+    /// points for the error rate.
+    pub threshold: f64,
+    /// True when a per-endpoint override set `threshold`.
+    pub overridden: bool,
+    /// Absolute floor in ms (latency metrics only).
+    pub floor_ms: Option<f64>,
+    /// The significance test, when one could be run.
+    pub test: Option<TestResult>,
+    /// False when no test could be run because a side carries no per-window data: the
+    /// verdict then rests on the threshold and the floor alone.
+    pub tested: bool,
+    pub verdict: Verdict,
+    /// One line saying why.
+    pub reason: String,
+}
+
+/// The comparison of one endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointComparison {
+    pub name: String,
+    /// Most severe of the metric verdicts.
+    pub verdict: Verdict,
+    /// Measured requests in the baseline (`None` when the endpoint is new).
+    pub base_requests: Option<u64>,
+    /// Measured requests now (`None` when the endpoint is missing).
+    pub head_requests: Option<u64>,
+    /// In [`Metric::ALL`] order.
+    pub metrics: Vec<MetricComparison>,
+}
+
+impl EndpointComparison {
+    pub fn metric(&self, metric: Metric) -> Option<&MetricComparison> {
+        self.metrics.iter().find(|m| m.metric == metric)
+    }
+}
+
+/// What the current run was compared with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum CompareMode {
+    /// Nothing: every endpoint is new.
+    NoBaseline,
+    /// A stored summary.
+    Baseline,
+    /// Alternating rounds of base and head in the same job.
+    AB { base_rounds: u32, head_rounds: u32 },
+}
+
+/// The rule's settings as they were applied (overrides are recorded per metric).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RulesApplied {
+    pub threshold: f64,
+    pub floor_ms: f64,
+    pub error_rate_points: f64,
+    pub min_samples: u64,
+    pub alpha: f64,
+}
+
+/// The comparison of one suite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteComparison {
+    pub suite: String,
+    pub mode: CompareMode,
+    /// Most severe of the endpoint verdicts (`New` when there is no baseline).
+    pub verdict: Verdict,
+    /// Sorted by name; missing endpoints included.
+    pub endpoints: Vec<EndpointComparison>,
+    /// Caveats about comparability: older schema, changed plan, other backend, invalid baseline.
+    pub notes: Vec<String>,
+    pub rules: RulesApplied,
+}
+
+impl SuiteComparison {
+    /// Names of the endpoints whose verdict is `regressed`: the ones a confirmation re-run
+    /// must look at again.
+    pub fn regressed_endpoints(&self) -> Vec<&str> {
+        self.endpoints
+            .iter()
+            .filter(|e| e.verdict == Verdict::Regressed)
+            .map(|e| e.name.as_str())
+            .collect()
+    }
+
+    /// True when at least one endpoint regressed.
+    pub fn has_regression(&self) -> bool {
+        self.verdict == Verdict::Regressed
+    }
+
+    pub fn endpoint(&self, name: &str) -> Option<&EndpointComparison> {
+        self.endpoints.iter().find(|e| e.name == name)
+    }
+}

@@ -1,0 +1,274 @@
+//! Renderers on literal summaries and comparisons.
+
+use scraper::{Html, Selector};
+
+use crate::compare::testkit::{Gen, endpoint, one, summary};
+use crate::compare::{compare_ab, compare_suite};
+use crate::plan::model::CompareSpec;
+use crate::summary::{Check, Event, SloResult, Summary, Window};
+
+use super::*;
+
+fn suite_report(base: Option<Summary>, head: Summary, source: BaselineSource) -> SuiteReport {
+    let comparison = Some(compare_suite(base.as_ref(), &head, &CompareSpec::default()));
+    SuiteReport { summary: head, comparison, baseline: source, baseline_summary: base, confirmation: Confirmation::NotRun }
+}
+
+fn report(suites: Vec<SuiteReport>) -> Report {
+    let facts = RunFacts::from_summary(&suites[0].summary);
+    Report { facts, suites, invalid_reasons: Vec::new() }
+}
+
+fn committed() -> BaselineSource {
+    BaselineSource::Committed { path: "results/baseline/baseline.json".into() }
+}
+
+fn slo(endpoint: &str, metric: &str, threshold: f64, actual: f64) -> SloResult {
+    let passed = if metric == "min_rps" { actual >= threshold } else { actual <= threshold };
+    SloResult { endpoint: endpoint.into(), metric: metric.into(), threshold, actual: Some(actual), passed, reason: None }
+}
+
+/// A regression of `get` (+30%) next to an unchanged `list`.
+fn regressed() -> Report {
+    let g = |median, seed| Gen::new(100, 60, median, seed);
+    let base = summary("baseline", 60, vec![("get", endpoint(&g(10.0, 1))), ("list", endpoint(&g(5.0, 2)))]);
+    let mut head = summary("baseline", 60, vec![("get", endpoint(&g(13.0, 3))), ("list", endpoint(&g(5.0, 4)))]);
+    head.slo = vec![slo("get", "p99", 100.0, 30.0), slo("list", "error_rate", 0.01, 0.0)];
+    report(vec![suite_report(Some(base), head, committed())])
+}
+
+fn passing() -> Report {
+    let g = |seed| Gen::new(50, 30, 8.0, seed);
+    report(vec![suite_report(Some(one("baseline", "get", &g(1))), one("baseline", "get", &g(2)), committed())])
+}
+
+#[test]
+fn markdown_holds_the_headline_and_the_table_rows() {
+    let md = markdown(&regressed(), &MarkdownOptions::default());
+    assert!(md.starts_with("## Performance gate: regression\n"), "{md}");
+    assert!(md.contains("**Verdict: regression.** Regression in 1 endpoint: baseline/get (p50 +"), "{md}");
+    let p50_row = md.lines().find(|l| l.starts_with("| get | p50 |")).expect("p50 row of get");
+    assert!(p50_row.ends_with("| **regressed** |"), "{p50_row}");
+    assert!(p50_row.contains(" ms | +"), "{p50_row}");
+    for metric in ["p95", "p99", "rps", "errors"] {
+        assert!(md.lines().any(|l| l.starts_with(&format!("|  | {metric} |"))), "{metric} row missing");
+    }
+    assert!(md.contains("| list | p50 |"));
+    assert!(md.contains("Compared with: committed baseline results/baseline/baseline.json, recorded at 0123456789ab"));
+    assert!(md.contains("SLOs: all 2 hold."));
+    assert!(md.contains("### Run validity\n\nValid"));
+    assert!(md.contains("| Backend | local |"));
+    assert!(md.contains("<details><summary>baseline: tests and p-values</summary>"));
+    assert!(md.contains("mann-whitney over 1 s windows"));
+
+    let md = markdown(&passing(), &MarkdownOptions::default());
+    assert!(md.starts_with("## Performance gate: pass\n"));
+    assert!(md.contains("**Verdict: pass.** No regression."));
+}
+
+#[test]
+fn headline_and_exit_codes() {
+    assert_eq!((Headline::of(&passing()).outcome, exit_code(&passing())), (Outcome::Pass, 0));
+    assert_eq!((Headline::of(&regressed()).outcome, exit_code(&regressed())), (Outcome::Regression, 1));
+
+    let mut breach = passing();
+    breach.suites[0].summary.slo = vec![slo("get", "p95", 5.0, 9.5)];
+    let h = Headline::of(&breach);
+    assert_eq!((h.outcome, h.words(), h.outcome.exit_code()), (Outcome::SloBreach, "SLO breach", 1));
+    assert!(h.sentences().contains(&"1 of 1 SLOs failed.".to_string()));
+    assert!(terminal(&breach, TerminalOptions::default()).contains("SLO failed: get p95 9.50 ms, at most 5.00 ms"));
+
+    let mut both = regressed();
+    both.suites[0].summary.slo[0].passed = false;
+    assert_eq!(Headline::of(&both).words(), "regression and SLO breach");
+
+    let mut invalid = regressed();
+    invalid.suites[0].summary.valid = false;
+    invalid.suites[0].summary.invalid_reasons = vec!["fell behind schedule on 3% of requests".into()];
+    let h = Headline::of(&invalid);
+    assert_eq!((h.outcome, h.outcome.exit_code()), (Outcome::Invalid, 2));
+    assert!(markdown(&invalid, &MarkdownOptions::default()).contains("baseline: fell behind schedule on 3% of requests"));
+
+    let mut env_failed = passing();
+    env_failed.invalid_reasons.push("postgres did not become ready".into());
+    assert_eq!(exit_code(&env_failed), 2);
+
+    // A regression a re-run did not reproduce is reported, not counted.
+    let mut unconfirmed = regressed();
+    unconfirmed.suites[0].confirmation = Confirmation::NotConfirmed { first_run: vec!["get".into()] };
+    let h = Headline::of(&unconfirmed);
+    assert_eq!(h.outcome, Outcome::Pass);
+    assert_eq!(h.unconfirmed, vec!["baseline/get".to_string()]);
+    let mut confirmed = regressed();
+    confirmed.suites[0].confirmation = Confirmation::Confirmed;
+    assert_eq!(exit_code(&confirmed), 1);
+    assert!(markdown(&confirmed, &MarkdownOptions::default()).contains("The regression was confirmed by a re-run."));
+
+    let mut failed_check = passing();
+    failed_check.suites[0].summary.checks = vec![Check { name: "breaker opens".into(), passed: false, detail: "stayed CLOSED".into() }];
+    assert_eq!(Headline::of(&failed_check).outcome, Outcome::SloBreach);
+}
+
+const NASTY: &str = "<script>alert(1)</script>|x";
+
+fn nasty() -> Report {
+    let g = Gen::new(50, 20, 5.0, 1);
+    let base = summary("baseline", 20, vec![(NASTY, endpoint(&g))]);
+    let mut head = summary("baseline", 20, vec![(NASTY, endpoint(&Gen::new(50, 20, 9.0, 2)))]);
+    head.slo = vec![SloResult { endpoint: NASTY.into(), metric: "p99".into(), threshold: 1.0, actual: None, passed: false, reason: Some("<b>no</b>".into()) }];
+    report(vec![suite_report(Some(base), head, committed())])
+}
+
+#[test]
+fn markdown_escapes_names() {
+    let md = markdown(&nasty(), &MarkdownOptions::default());
+    assert!(!md.contains("<script>"), "{md}");
+    assert!(!md.contains("<b>"));
+    assert!(md.contains("| &lt;script&gt;alert(1)&lt;/script&gt;\\|x | p50 |"), "{md}");
+}
+
+#[test]
+fn html_parses_cleanly_and_escapes_names() {
+    let page = html(&nasty());
+    let doc = Html::parse_document(&page);
+    assert!(doc.errors.is_empty(), "parse errors: {:?}", doc.errors);
+    assert_eq!(doc.select(&Selector::parse("script").unwrap()).count(), 0);
+    assert_eq!(doc.select(&Selector::parse("b").unwrap()).count(), 0);
+    // The name survives as text.
+    let h4: Vec<String> = doc.select(&Selector::parse("h4").unwrap()).map(|e| e.text().collect()).collect();
+    assert_eq!(h4, vec![NASTY.to_string()]);
+    let cells: Vec<String> = doc.select(&Selector::parse("td").unwrap()).map(|e| e.text().collect()).collect();
+    assert!(cells.iter().any(|c| c == NASTY));
+}
+
+#[test]
+fn html_holds_the_same_content_plus_charts() {
+    let mut r = regressed();
+    let s = &mut r.suites[0].summary;
+    s.windows = (0..60).map(|t| Window { t, requests: 200, errors: u64::from(t == 30), active_vus: 10, p50: Some(6.0), p95: Some(9.0), p99: Some(12.0) }).collect();
+    s.events = vec![Event { t: 20.0, what: "stop postgres".into() }, Event { t: 40.0, what: "start postgres".into() }];
+    let page = html(&r);
+    let doc = Html::parse_document(&page);
+    assert!(doc.errors.is_empty(), "parse errors: {:?}", doc.errors);
+    let svgs = doc.select(&Selector::parse("svg").unwrap()).count();
+    // Whole suite, then latency and throughput for each of two endpoints.
+    assert_eq!(svgs, 5);
+    // Baseline windows exist: dashed baseline lines are drawn and named.
+    assert!(page.contains("base p99"));
+    assert!(page.contains("stroke-dasharray") || page.matches("<polyline").count() > 10);
+    let title = doc.select(&Selector::parse("title").unwrap()).next().unwrap().text().collect::<String>();
+    assert_eq!(title, "Performance gate: regression");
+    assert!(page.contains("<td>stop postgres</td>"));
+    // The same overview and tables as the Markdown report.
+    assert!(page.contains("<th>Suite</th><th>Compared with</th>"));
+    assert!(page.contains("<summary>tests and p-values</summary>"));
+    assert!(page.contains("<h2>Environment</h2>"));
+    assert!(page.contains("<strong>regressed</strong>"));
+    // Self-contained: nothing is fetched (the only URL is the SVG namespace).
+    assert!(!page.contains("src=") && !page.contains("href=") && !page.contains("<link") && !page.contains("@import"));
+}
+
+#[test]
+fn special_suites_show_checks_events_and_figures() {
+    let mut chaos = one("chaos-db-down", "book", &Gen::new(20, 30, 5.0, 1));
+    chaos.kind = "chaos".into();
+    chaos.checks = vec![
+        Check { name: "503 not 500".into(), passed: true, detail: "0 responses with 500".into() },
+        Check { name: "breaker closes again".into(), passed: false, detail: "still HALF_OPEN after 10 s".into() },
+    ];
+    chaos.events = vec![Event { t: 10.0, what: "stop postgres".into() }];
+    chaos.figures.insert("recovery_s".into(), serde_json::json!(4.25));
+    let r = report(vec![SuiteReport {
+        summary: chaos,
+        comparison: None,
+        baseline: BaselineSource::None,
+        baseline_summary: None,
+        confirmation: Confirmation::NotRun,
+    }]);
+    let md = markdown(&r, &MarkdownOptions::default());
+    assert!(md.contains("**Checks: 1 of 2 failed.**"), "{md}");
+    assert!(md.contains("| breaker closes again | **failed** | still HALF\\_OPEN after 10 s |"), "{md}");
+    assert!(md.contains("- recovery\\_s: 4.250"));
+    assert!(md.contains("<details><summary>chaos-db-down: event timeline</summary>"));
+    assert!(md.contains("| 1 | 10.0 | stop postgres |"));
+    assert!(md.contains("Compared with: no baseline."));
+    assert!(md.contains("| book | 600 | 20.0 |"), "{md}");
+    assert_eq!(exit_code(&r), 1);
+}
+
+fn big_plan(endpoints: usize) -> Report {
+    let names: Vec<String> = (0..endpoints).map(|i| format!("endpoint_with_a_long_descriptive_name_{i:04}")).collect();
+    let mk = |median: f64, seed: u64| {
+        let eps = names.iter().enumerate().map(|(i, n)| {
+            let m = if i % 10 == 0 { median * 1.5 } else { median };
+            (n.as_str(), endpoint(&Gen::new(20, 10, m, seed + i as u64)))
+        });
+        let mut s = summary("concurrent", 10, eps.collect());
+        s.slo = names.iter().map(|n| slo(n, "p99", 50.0, 20.0)).collect();
+        s
+    };
+    let base = mk(10.0, 1);
+    let head = mk(10.0, 100_000);
+    report(vec![suite_report(Some(base), head, committed())])
+}
+
+#[test]
+fn the_report_for_a_big_plan_stays_under_the_comment_limit() {
+    // 300 endpoints: the main tables alone are over the limit, so they shrink and details go.
+    let r = big_plan(300);
+    let md = markdown(&r, &MarkdownOptions { full_report_hint: Some("results/report.html".into()), ..Default::default() });
+    assert!(md.len() < 65_536, "{} bytes", md.len());
+    assert!(md.len() <= 60_000);
+    assert!(md.starts_with("## Performance gate:"));
+    assert!(md.contains("### Run validity"), "the tail survives");
+    assert!(md.contains("left out to fit"));
+    assert!(md.contains("The full report is in results/report.html."));
+
+    // 40 endpoints: the tables fit, only details are dropped (least useful first).
+    let r = big_plan(40);
+    let full = markdown(&r, &MarkdownOptions { max_chars: 1_000_000, ..Default::default() });
+    let limited = markdown(&r, &MarkdownOptions { max_chars: full.len() - 2_000, ..Default::default() });
+    assert!(limited.len() <= full.len() - 2_000);
+    assert!(limited.contains("| endpoint\\_with\\_a\\_long\\_descriptive\\_name\\_0039 | p50 |"), "main table intact");
+    assert!(limited.contains("tests and p-values"), "the most useful detail stays");
+    assert!(limited.contains("left out to fit"));
+
+    // Thousands of endpoints: cut, and said so.
+    let r = big_plan(3000);
+    let md = markdown(&r, &MarkdownOptions::default());
+    assert!(md.len() <= 60_000, "{}", md.len());
+    assert!(md.ends_with("The report was cut to fit the comment limit.\n"));
+}
+
+#[test]
+fn terminal_table_with_and_without_colour() {
+    let plain = terminal(&regressed(), TerminalOptions::default());
+    assert!(!plain.contains('\x1b'), "{plain}");
+    assert!(plain.contains("Suite baseline (committed baseline results/baseline/baseline.json): regressed"));
+    let get = plain.lines().find(|l| l.contains(" get ")).expect("row of get");
+    assert!(get.contains("regressed") && get.contains("(+"), "{get}");
+    assert!(plain.trim_end().lines().last().unwrap().starts_with("Verdict: REGRESSION. Regression in 1 endpoint"));
+    let colour = terminal(&regressed(), TerminalOptions { color: true, width: None });
+    assert!(colour.contains("\x1b["));
+    let narrow = terminal(&regressed(), TerminalOptions { color: false, width: Some(60) });
+    assert!(narrow.lines().all(|l| l.chars().count() <= 60 || l.starts_with("Verdict") || l.starts_with("Suite")), "{narrow}");
+}
+
+#[test]
+fn ab_reports_name_the_ref_and_rounds() {
+    let rounds = |median, seed: u64| -> Vec<Summary> { (0..3).map(|i| one("baseline", "get", &Gen::new(40, 20, median, seed + i))).collect() };
+    let (b, h) = (rounds(10.0, 1), rounds(10.0, 10));
+    let comparison = Some(compare_ab(&b, &h, &CompareSpec::default()));
+    let r = report(vec![SuiteReport {
+        summary: h[0].clone(),
+        comparison,
+        baseline: BaselineSource::AbRef { git_ref: "origin/main".into(), rounds: 3 },
+        baseline_summary: Some(b[0].clone()),
+        confirmation: Confirmation::NotRun,
+    }]);
+    let md = markdown(&r, &MarkdownOptions::default());
+    assert!(md.contains("Compared with: A/B against origin/main (3 rounds each)."), "{md}");
+    assert!(md.contains("mann-whitney over rounds"));
+    assert_eq!(exit_code(&r), 0);
+}
+
