@@ -1,6 +1,7 @@
 //! `cargo xtask`: the perf gate's command line. This file only dispatches; each subcommand
 //! is a module.
 
+mod comment;
 mod signals;
 
 use std::process::ExitCode;
@@ -15,7 +16,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Post a saved report as the pull request's sticky comment (fork pull requests)
+    Comment(comment::CommentArgs),
+}
 
 fn main() -> ExitCode {
     // More than one TLS backend sits in the dependency tree; pick one before anything
@@ -38,7 +42,9 @@ fn main() -> ExitCode {
     let result: anyhow::Result<ExitCode> = runtime.block_on(async move {
         let cancel = signals::cancel_on_signals()?;
         let _ = &cancel;
-        match cli.command {}
+        match cli.command {
+            Command::Comment(args) => comment::run(args).await,
+        }
     });
     match result {
         Ok(code) => code,
