@@ -61,7 +61,11 @@ impl PublishReport {
 
 /// Appends `markdown` to the job summary when there is one, and posts or updates the sticky
 /// comment when `options.comment` is set and a pull request number is known. Never fails.
-pub async fn publish(ctx: &GithubContext, markdown: &str, options: PublishOptions) -> PublishReport {
+pub async fn publish(
+    ctx: &GithubContext,
+    markdown: &str,
+    options: PublishOptions,
+) -> PublishReport {
     let mut warnings = Vec::new();
     let step_summary = match &ctx.step_summary {
         Some(path) => match append_step_summary(path, markdown) {
@@ -82,41 +86,59 @@ pub async fn publish(ctx: &GithubContext, markdown: &str, options: PublishOption
     let comment = if !options.comment {
         CommentStatus::NotRequested
     } else if options.dry_run {
-        CommentStatus::DryRun { body: comment_body(markdown) }
+        CommentStatus::DryRun {
+            body: comment_body(markdown),
+        }
     } else {
         match postable_pr(ctx) {
             Err(reason) => {
-                warnings.push(format!("pull request comment skipped: {reason}; {fallback}"));
+                warnings.push(format!(
+                    "pull request comment skipped: {reason}; {fallback}"
+                ));
                 CommentStatus::Skipped { reason }
             }
             Ok(pr) => post(ctx, pr, markdown, fallback, &mut warnings).await,
         }
     };
-    PublishReport { step_summary, comment, warnings }
+    PublishReport {
+        step_summary,
+        comment,
+        warnings,
+    }
 }
 
-async fn post(ctx: &GithubContext, pr: u64, markdown: &str, fallback: &str, warnings: &mut Vec<String>) -> CommentStatus {
-        match upsert_comment(ctx, pr, markdown).await {
-            Ok(outcome) => CommentStatus::Posted(outcome),
-            Err(e) => {
-                let forbidden = e.is_forbidden();
-                let reason = ctx.redact(&e.to_string());
-                let hint = if forbidden {
-                    " (a pull request from a fork gets a read-only token: the perf-comment workflow posts its comment)"
-                } else {
-                    ""
-                };
-                warnings.push(format!("cannot post the pull request comment: {reason}{hint}; {fallback}"));
-                CommentStatus::Failed { reason, forbidden }
-            }
+async fn post(
+    ctx: &GithubContext,
+    pr: u64,
+    markdown: &str,
+    fallback: &str,
+    warnings: &mut Vec<String>,
+) -> CommentStatus {
+    match upsert_comment(ctx, pr, markdown).await {
+        Ok(outcome) => CommentStatus::Posted(outcome),
+        Err(e) => {
+            let forbidden = e.is_forbidden();
+            let reason = ctx.redact(&e.to_string());
+            let hint = if forbidden {
+                " (a pull request from a fork gets a read-only token: the perf-comment workflow posts its comment)"
+            } else {
+                ""
+            };
+            warnings.push(format!(
+                "cannot post the pull request comment: {reason}{hint}; {fallback}"
+            ));
+            CommentStatus::Failed { reason, forbidden }
         }
+    }
 }
 
 /// The pull request to comment on, or why a comment cannot be attempted.
 fn postable_pr(ctx: &GithubContext) -> Result<u64, String> {
     let Some(pr) = ctx.pr_number else {
         let event = ctx.event_name.as_deref().unwrap_or("none");
-        return Err(format!("no pull request number in the event (GITHUB_EVENT_NAME: {event})"));
+        return Err(format!(
+            "no pull request number in the event (GITHUB_EVENT_NAME: {event})"
+        ));
     };
     if !ctx.has_token() {
         return Err("GITHUB_TOKEN is not set".into());
@@ -148,7 +170,8 @@ pub fn append_step_summary(path: &Path, markdown: &str) -> Result<(), GithubErro
         .append(true)
         .open(path)
         .map_err(|e| GithubError::io("cannot open job summary", path, e))?;
-    file.write_all(text.as_bytes()).map_err(|e| GithubError::io("cannot append to job summary", path, e))
+    file.write_all(text.as_bytes())
+        .map_err(|e| GithubError::io("cannot append to job summary", path, e))
 }
 
 #[cfg(test)]
@@ -161,7 +184,10 @@ mod tests {
         let path = dir.path().join("summary.md");
         std::fs::write(&path, "earlier step\n").unwrap();
         append_step_summary(&path, "## perf").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "earlier step\n## perf\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "earlier step\n## perf\n"
+        );
     }
 
     #[test]
@@ -172,6 +198,10 @@ mod tests {
         append_step_summary(&path, &big).unwrap();
         let len = std::fs::metadata(&path).unwrap().len();
         assert!(len <= STEP_SUMMARY_MAX_BYTES, "{len}");
-        assert!(std::fs::read_to_string(&path).unwrap().contains("1 MiB job summary limit"));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("1 MiB job summary limit")
+        );
     }
 }
