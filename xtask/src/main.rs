@@ -3,6 +3,7 @@
 
 mod bench_engine;
 mod bench_server;
+mod comment;
 mod signals;
 mod up;
 
@@ -32,6 +33,8 @@ enum Command {
     /// The engine side of bench-engine (internal).
     #[command(hide = true)]
     BenchClient(bench_engine::BenchClientArgs),
+    /// Post a saved report as the pull request's sticky comment (fork pull requests)
+    Comment(comment::CommentArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
             Command::Up(args) => up::run(args, cancel).await,
             Command::BenchEngine(args) => bench_engine::run(args, cancel).await.map(|()| ExitCode::SUCCESS),
             Command::BenchServer { .. } | Command::BenchClient(_) => unreachable!("dispatched before the runtime"),
+            Command::Comment(args) => comment::run(args).await,
         }
     });
     match result {
