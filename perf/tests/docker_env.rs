@@ -188,3 +188,27 @@ async fn docker_env_missing_image_without_registry_names_the_override() {
     assert!(err.contains("PERF_REDIS_IMAGE"), "{err}");
     assert_nothing_left(&run_id).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_env_dropped_by_a_panic_removes_everything() {
+    use futures::FutureExt;
+    if !engine_or_skip("docker_env_dropped_by_a_panic").await {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan(&app_table(dir.path()), None);
+    let opts = options(dir.path());
+    let run_id = new_run_id();
+    let outcome = std::panic::AssertUnwindSafe(async {
+        let env = DockerEnv::start_with_run_id(&plan, &opts, &run_id).await.unwrap_or_else(|e| panic!("start failed: {e}"));
+        assert_eq!(leftovers(env.run_id()).await.containers.len(), 3);
+        panic!("a bug in the middle of a suite");
+    })
+    .catch_unwind()
+    .await;
+    let message = outcome.err().and_then(|p| p.downcast_ref::<&str>().map(|s| s.to_string()));
+    assert_eq!(message.as_deref(), Some("a bug in the middle of a suite"), "the panic came from the test body");
+    // Drop swept synchronously: nothing is left the moment the panic has unwound.
+    let left = leftovers(&run_id).await;
+    assert!(left.is_empty(), "left after the panic: {left}");
+}

@@ -108,8 +108,11 @@ fn write_stub_context(dir: &Path) {
     static REMOVED_OLD: OnceLock<()> = OnceLock::new();
     // Once per test process: drop the stub image a previous build of the tests left, so the
     // backend builds it again from this binary (tests of one process share it).
+    // Child processes of a test (PERF_STUB_KEEP=1) use what their parent prepared.
     REMOVED_OLD.get_or_init(|| {
-        let _ = std::process::Command::new("docker").args(["rmi", "--force", STUB_IMAGE]).output();
+        if std::env::var("PERF_STUB_KEEP").as_deref() != Ok("1") {
+            let _ = std::process::Command::new("docker").args(["rmi", "--force", STUB_IMAGE]).output();
+        }
     });
     let ctx = dir.join("stub");
     std::fs::create_dir_all(&ctx).unwrap();
