@@ -31,6 +31,18 @@ pub struct Compiled {
     pub(crate) vars: Arc<VarTable>,
 }
 
+impl Compiled {
+    /// Fresh shared variable state (sequence counters, no globals) for one suite run.
+    pub fn new_shared_vars(&self) -> Arc<SharedVars> {
+        Arc::new(SharedVars::new(self.vars.clone()))
+    }
+
+    /// The request with this name.
+    pub fn request(&self, name: &str) -> Option<&Request> {
+        self.requests.iter().find(|r| r.name == name)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Suite {
     pub name: String,

@@ -5,9 +5,13 @@
 //! the file, line, column and field. Parsing and compiling do no I/O besides reading the file.
 
 pub mod compiled;
+mod compile;
 pub mod model;
+mod scale;
 pub(crate) mod template;
 pub(crate) mod vars;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -63,6 +67,10 @@ pub struct CompileOptions {
     pub quick: bool,
     /// Keep only requests with at least one of these tags (empty: all).
     pub tags: Vec<String>,
+    /// Stretch or shrink every selected suite to this length (nightly runs by hand).
+    pub duration: Option<std::time::Duration>,
+    /// Scale the virtual users of closed-model scenarios so that their peak is this.
+    pub users: Option<u32>,
 }
 
 /// Reads and parses a plan file.
@@ -77,16 +85,70 @@ pub fn load(path: &Path) -> Result<LoadedPlan, PlanError> {
     parse(path, source)
 }
 
-/// Parses plan text; `path` is only used in messages.
+/// Parses plan text; `path` is only used in messages. Unknown keys, wrong types and bad
+/// durations are reported here with their position; references between tables are checked by
+/// [`LoadedPlan::compile`].
 pub fn parse(path: &Path, source: String) -> Result<LoadedPlan, PlanError> {
-    let _ = (path, source);
-    todo!("plan parsing is being written")
+    let file = path.display().to_string();
+    let plan: Plan = {
+        let de = toml::Deserializer::parse(&source).map_err(|e| toml_error(&file, &source, &e, ""))?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = field_path(e.path());
+            toml_error(&file, &source, e.inner(), &field)
+        })?
+    };
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(source.as_bytes()));
+    Ok(LoadedPlan { path: path.to_path_buf(), source, plan, hash })
 }
 
 impl LoadedPlan {
     /// Validates the plan and produces what the engine runs.
     pub fn compile(&self, opts: &CompileOptions) -> Result<Compiled, PlanError> {
-        let _ = opts;
-        todo!("plan compilation is being written")
+        compile::compile(self, opts)
     }
+
+    /// An error at a byte span of the source.
+    pub(crate) fn error_at(&self, span: std::ops::Range<usize>, field: &str, message: impl Into<String>) -> PlanError {
+        let (line, column) = position(&self.source, span.start);
+        PlanError { file: self.path.display().to_string(), line, column, field: field.to_string(), message: message.into() }
+    }
+
+    /// An error that has no place in the file (a command-line choice, for instance).
+    pub(crate) fn error(&self, field: &str, message: impl Into<String>) -> PlanError {
+        PlanError { file: self.path.display().to_string(), line: 0, column: 0, field: field.to_string(), message: message.into() }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(crate) fn position(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = &source[..source.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+fn toml_error(file: &str, source: &str, e: &toml::de::Error, field: &str) -> PlanError {
+    let (line, column) = e.span().map_or((1, 1), |s| position(source, s.start));
+    PlanError { file: file.to_string(), line, column, field: field.to_string(), message: e.message().trim().to_string() }
+}
+
+/// `requests.book.path` from serde_path_to_error's path, without toml's span internals.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        let part = match seg {
+            Segment::Seq { index } => format!("[{index}]"),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if key.starts_with("$__") {
+                    continue;
+                }
+                format!(".{key}")
+            }
+            Segment::Unknown => continue,
+        };
+        out.push_str(&part);
+    }
+    out.trim_start_matches('.').to_string()
 }

@@ -18,7 +18,7 @@ use toml::Spanned;
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     /// Format version of the plan file; only `1` exists.
-    pub version: u32,
+    pub version: Spanned<u32>,
     /// Suites run when no `--suite` is given (pull requests run these).
     #[serde(default)]
     pub default_suites: Vec<Spanned<String>>,

@@ -81,10 +81,6 @@ pub(crate) struct Template {
 }
 
 impl Template {
-    pub fn literal(s: &str) -> Template {
-        Template { parts: vec![Part::Lit(s.to_string())] }
-    }
-
     /// The variable when the template is exactly one reference and nothing else.
     pub fn sole_var(&self) -> Option<VarRef> {
         match self.parts.as_slice() {

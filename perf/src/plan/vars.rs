@@ -182,7 +182,7 @@ mod tests {
         let shared = Arc::new(SharedVars::new(table()));
         let mut a = VuVars::new(shared.clone(), 1);
         let mut b = VuVars::new(shared, 2);
-        let mut next = |vu: &mut VuVars| {
+        let next = |vu: &mut VuVars| {
             vu.begin_iteration();
             vu.get(VarRef::Gen(1)).unwrap().as_i64().unwrap()
         };

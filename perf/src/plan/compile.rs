@@ -1,0 +1,609 @@
+//! From a parsed [`Plan`] to the [`Compiled`] form: every reference resolved, every shape
+//! checked, every template parsed. Errors point at the offending value in the file.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use toml::Spanned;
+
+use super::compiled::{Compiled, Exec, Request, RequestId, Scenario, Shape, Step, Suite};
+use super::model::{Executor, RequestSpec, ScenarioSpec, SloSpec, StepSpec, SuiteSpec, VariableSpec};
+use super::template::{self, BodyTemplate, Capture, Part, RawPart, Template};
+use super::vars::{Generator, VarTable};
+use super::{CompileOptions, LoadedPlan, PlanError, scale};
+
+/// Names the app's environment templates may use; each backend resolves them.
+pub const APP_ENV_NAMES: &[&str] = &["postgres.url", "redis.url", "app.listen", "app.port"];
+
+/// Default time given to running iterations after a scenario ends.
+const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(10);
+
+pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled, PlanError> {
+    let plan = &lp.plan;
+    if *plan.version.get_ref() != 1 {
+        return Err(lp.error_at(plan.version.span(), "version", format!("unsupported plan version {}: this build reads version 1", plan.version.get_ref())));
+    }
+    check_app(lp)?;
+    let table = Arc::new(variables(lp)?);
+    let requests = plan
+        .requests
+        .iter()
+        .map(|(name, spec)| request(lp, &table, name, spec))
+        .collect::<Result<Vec<_>, _>>()?;
+    let workflows = plan
+        .workflows
+        .iter()
+        .map(|(name, w)| {
+            if w.steps.is_empty() {
+                return Err(lp.error(&format!("workflows.{name}.steps"), "a workflow needs at least one step"));
+            }
+            let steps = steps(lp, &format!("workflows.{name}.steps"), &w.steps)?;
+            Ok((name.clone(), steps))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for s in &plan.default_suites {
+        if !plan.suites.contains_key(s.get_ref()) {
+            return Err(lp.error_at(s.span(), "default_suites", format!("unknown suite `{}` (the plan defines: {})", s.get_ref(), names(plan.suites.keys()))));
+        }
+    }
+    check_compare(lp)?;
+
+    // Every suite is checked, selected or not: a broken suite is a broken plan.
+    let mut all = Vec::new();
+    for (name, spec) in &plan.suites {
+        all.push(suite(lp, &requests, &workflows, name, spec)?);
+    }
+    let selected = select(lp, opts, all)?;
+    let selected = filter_tags(lp, &requests, opts, selected)?;
+    let suites = selected.into_iter().map(|s| scale::apply(s, opts)).collect();
+    Ok(Compiled {
+        requests,
+        suites,
+        http: plan.defaults.http,
+        late_after: plan.defaults.late_after.0,
+        vars: table,
+    })
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = it.map(String::as_str).collect();
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
+fn valid_ident(name: &str) -> bool {
+    let mut c = name.chars();
+    matches!(c.next(), Some(x) if x.is_ascii_alphabetic() || x == '_') && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+}
+
+fn check_app(lp: &LoadedPlan) -> Result<(), PlanError> {
+    let app = &lp.plan.app;
+    if app.local.command.is_empty() {
+        return Err(lp.error("app.local.command", "the command that runs the app is empty: expected an argv list like [\"target/debug/myapp\"]"));
+    }
+    if !app.health.starts_with('/') {
+        return Err(lp.error("app.health", format!("{:?} must be a path starting with `/`", app.health)));
+    }
+    for (key, value) in &app.env {
+        let field = format!("app.env.{key}");
+        for part in parse_template(lp, value, &field)? {
+            if let RawPart::Var { name, .. } = part
+                && !APP_ENV_NAMES.contains(&name.as_str())
+            {
+                return Err(lp.error_at(locate(lp, value.span(), &name), &field, format!("unknown name `{name}` in the app's environment: expected one of {}", APP_ENV_NAMES.join(", "))));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn variables(lp: &LoadedPlan) -> Result<VarTable, PlanError> {
+    let mut table = VarTable::default();
+    for (name, spec) in &lp.plan.variables {
+        let field = format!("variables.{name}");
+        let span = spec.span();
+        if !valid_ident(name) {
+            return Err(lp.error_at(span, &field, format!("`{name}` is not a valid variable name: use letters, digits and `_`")));
+        }
+        let generator = match spec.get_ref() {
+            VariableSpec::Int([low, high]) | VariableSpec::Sequence([low, high]) if low > high => {
+                return Err(lp.error_at(span, &field, format!("range [{low}, {high}] is reversed")));
+            }
+            VariableSpec::Int([low, high]) => Generator::Int { low: *low, high: *high },
+            VariableSpec::Sequence([low, high]) => Generator::Sequence { low: *low, high: *high },
+            VariableSpec::Choice(values) => {
+                if values.is_empty() {
+                    return Err(lp.error_at(span, &field, "`choice` needs at least one value"));
+                }
+                let json = values.iter().map(toml_to_json).collect::<Result<Vec<_>, _>>().map_err(|m| lp.error_at(span.clone(), &field, m))?;
+                Generator::Choice(json)
+            }
+            VariableSpec::Date([a, b]) => {
+                let parse = |s: &str| {
+                    s.parse::<jiff::civil::Date>().map_err(|_| lp.error_at(span.clone(), &field, format!("{s:?} is not a date: expected YYYY-MM-DD")))
+                };
+                let (first, last) = (parse(a)?, parse(b)?);
+                if first > last {
+                    return Err(lp.error_at(span, &field, format!("date range [{a}, {b}] is reversed")));
+                }
+                let span_days = (last - first).get_days() as i64;
+                Generator::Date { first, span_days }
+            }
+        };
+        table.generated.push((name.clone(), generator));
+    }
+    for (rname, r) in &lp.plan.requests {
+        for (var, pointer) in &r.capture {
+            let field = format!("requests.{rname}.capture.{var}");
+            if !valid_ident(var) {
+                return Err(lp.error_at(pointer.span(), &field, format!("`{var}` is not a valid variable name: use letters, digits and `_`")));
+            }
+            if lp.plan.variables.contains_key(var) {
+                return Err(lp.error_at(pointer.span(), &field, format!("`{var}` is already a generated variable under [variables]: pick another name")));
+            }
+            let p = pointer.get_ref();
+            if !p.is_empty() && !p.starts_with('/') {
+                return Err(lp.error_at(pointer.span(), &field, format!("{p:?} is not a JSON pointer: expected \"\" or a path like \"/token\" or \"/slots/0/id\"")));
+            }
+            if !table.captures.contains(var) {
+                table.captures.push(var.clone());
+            }
+        }
+    }
+    Ok(table)
+}
+
+fn toml_to_json(v: &toml::Value) -> Result<serde_json::Value, String> {
+    Ok(match v {
+        toml::Value::String(s) => serde_json::Value::String(s.clone()),
+        toml::Value::Integer(i) => serde_json::Value::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map(serde_json::Value::Number).ok_or_else(|| format!("{f} cannot be written as JSON"))?,
+        toml::Value::Boolean(b) => serde_json::Value::Bool(*b),
+        toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
+        toml::Value::Array(a) => serde_json::Value::Array(a.iter().map(toml_to_json).collect::<Result<_, _>>()?),
+        toml::Value::Table(t) => {
+            let mut m = serde_json::Map::new();
+            for (k, v) in t {
+                m.insert(k.clone(), toml_to_json(v)?);
+            }
+            serde_json::Value::Object(m)
+        }
+    })
+}
+
+fn parse_template(lp: &LoadedPlan, value: &Spanned<String>, field: &str) -> Result<Vec<RawPart>, PlanError> {
+    template::parse(value.get_ref()).map_err(|e| {
+        // +1 skips the opening quote; exact for strings without escapes before the error.
+        let at = value.span().start + 1 + e.offset;
+        lp.error_at(at..at, field, e.message)
+    })
+}
+
+/// Where `{{name` first appears inside `span`, for precise positions in strings and bodies.
+fn locate(lp: &LoadedPlan, span: Range<usize>, name: &str) -> Range<usize> {
+    let text = &lp.source[span.clone()];
+    let mut from = 0;
+    while let Some(i) = text[from..].find("{{") {
+        let start = from + i + 2;
+        let rest = &text[start..];
+        let trimmed = rest.trim_start();
+        if trimmed.starts_with(name) {
+            let at = span.start + start + (rest.len() - trimmed.len());
+            return at..at;
+        }
+        from = start;
+    }
+    span
+}
+
+fn resolve(lp: &LoadedPlan, table: &VarTable, value: &Spanned<String>, span: Range<usize>, field: &str) -> Result<Template, PlanError> {
+    let raw = parse_template(lp, value, field)?;
+    resolve_parts(lp, table, raw, span, field)
+}
+
+fn resolve_parts(lp: &LoadedPlan, table: &VarTable, raw: Vec<RawPart>, span: Range<usize>, field: &str) -> Result<Template, PlanError> {
+    let mut parts = Vec::with_capacity(raw.len());
+    for p in raw {
+        match p {
+            RawPart::Lit(s) => parts.push(Part::Lit(s)),
+            RawPart::Var { name, .. } => match table.lookup(&name) {
+                Some(r) => parts.push(Part::Var(r)),
+                None => {
+                    let known: Vec<&String> = table.generated.iter().map(|(n, _)| n).chain(table.captures.iter()).collect();
+                    return Err(lp.error_at(
+                        locate(lp, span, &name),
+                        field,
+                        format!(
+                            "undefined variable `{name}`: define it under [variables] or capture it from an earlier response with `capture = {{ {name} = \"/pointer\" }}` (defined: {})",
+                            names(known.into_iter())
+                        ),
+                    ));
+                }
+            },
+        }
+    }
+    Ok(Template { parts })
+}
+
+fn request(lp: &LoadedPlan, table: &VarTable, name: &str, spec: &RequestSpec) -> Result<Request, PlanError> {
+    let field = |f: &str| format!("requests.{name}.{f}");
+    if name == "*" || name.is_empty() {
+        return Err(lp.error_at(spec.path.span(), &format!("requests.{name}"), "`*` and the empty string cannot name a request"));
+    }
+    let m = spec.method.get_ref();
+    let method = match m.as_str() {
+        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => Method::from_bytes(m.as_bytes()).expect("a standard method parses"),
+        _ => return Err(lp.error_at(spec.method.span(), &field("method"), format!("{m:?} is not a method: expected GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS"))),
+    };
+    if !spec.path.get_ref().starts_with('/') {
+        return Err(lp.error_at(spec.path.span(), &field("path"), format!("{:?} must start with `/` (the app's base URL is prepended)", spec.path.get_ref())));
+    }
+    let path = resolve(lp, table, &spec.path, spec.path.span(), &field("path"))?;
+    let mut headers: Vec<(HeaderName, Template)> = Vec::new();
+    for (hname, value, f) in lp.plan.defaults.headers.iter().map(|(k, v)| (k, v, format!("defaults.headers.{k}"))).chain(spec.headers.iter().map(|(k, v)| (k, v, field(&format!("headers.{k}"))))) {
+        let header = HeaderName::from_bytes(hname.to_ascii_lowercase().as_bytes()).map_err(|_| lp.error_at(value.span(), &f, format!("`{hname}` is not a valid header name")))?;
+        let t = resolve(lp, table, value, value.span(), &f)?;
+        headers.retain(|(h, _)| *h != header);
+        headers.push((header, t));
+    }
+    let body = match &spec.body {
+        Some(b) => Some(body(lp, table, b.get_ref(), b.span(), &field("body"))?),
+        None => None,
+    };
+    for status in &spec.expect {
+        if !(100..=599).contains(status) {
+            return Err(lp.error_at(spec.path.span(), &field("expect"), format!("{status} is not an HTTP status: expected 100..=599")));
+        }
+    }
+    if spec.weight == 0 {
+        return Err(lp.error_at(spec.path.span(), &field("weight"), "weight must be at least 1"));
+    }
+    let captures = spec
+        .capture
+        .iter()
+        .map(|(var, pointer)| {
+            let slot = table.captures.iter().position(|c| c == var).expect("captures were collected from every request");
+            Capture { var: var.clone(), pointer: pointer.get_ref().clone(), slot }
+        })
+        .collect();
+    Ok(Request {
+        name: name.to_string(),
+        method,
+        tags: spec.tags.clone(),
+        timeout: spec.timeout.unwrap_or(lp.plan.defaults.timeout).0,
+        expect: spec.expect.clone(),
+        path,
+        headers,
+        body,
+        captures,
+    })
+}
+
+fn body(lp: &LoadedPlan, table: &VarTable, v: &toml::Value, span: Range<usize>, field: &str) -> Result<BodyTemplate, PlanError> {
+    let t = match v {
+        toml::Value::String(s) => {
+            let raw = template::parse(s).map_err(|e| lp.error_at(span.clone(), field, e.message))?;
+            let t = resolve_parts(lp, table, raw, span.clone(), field)?;
+            match t.sole_var() {
+                Some(r) => BodyTemplate::Typed(r),
+                None if t.parts.iter().all(|p| matches!(p, Part::Lit(_))) => BodyTemplate::Const(serde_json::Value::String(s.clone())),
+                None => BodyTemplate::Text(t),
+            }
+        }
+        toml::Value::Array(items) => BodyTemplate::Array(items.iter().map(|i| body(lp, table, i, span.clone(), field)).collect::<Result<_, _>>()?),
+        toml::Value::Table(t) => BodyTemplate::Object(t.iter().map(|(k, v)| Ok((k.clone(), body(lp, table, v, span.clone(), &format!("{field}.{k}"))?))).collect::<Result<_, _>>()?),
+        other => BodyTemplate::Const(toml_to_json(other).map_err(|m| lp.error_at(span.clone(), field, m))?),
+    };
+    // Fold constant subtrees so rendering only walks what changes.
+    Ok(match t {
+        BodyTemplate::Array(items) if items.iter().all(|i| matches!(i, BodyTemplate::Const(_))) => {
+            BodyTemplate::Const(serde_json::Value::Array(items.into_iter().map(|i| if let BodyTemplate::Const(v) = i { v } else { unreachable!() }).collect()))
+        }
+        BodyTemplate::Object(fields) if fields.iter().all(|(_, i)| matches!(i, BodyTemplate::Const(_))) => BodyTemplate::Const(serde_json::Value::Object(
+            fields.into_iter().map(|(k, i)| if let BodyTemplate::Const(v) = i { (k, v) } else { unreachable!() }).collect(),
+        )),
+        other => other,
+    })
+}
+
+fn request_id(lp: &LoadedPlan, name: &Spanned<String>, field: &str) -> Result<RequestId, PlanError> {
+    lp.plan
+        .requests
+        .get_index_of(name.get_ref())
+        .ok_or_else(|| lp.error_at(name.span(), field, format!("unknown request `{}` (the plan defines: {})", name.get_ref(), names(lp.plan.requests.keys()))))
+}
+
+fn steps(lp: &LoadedPlan, field: &str, specs: &[StepSpec]) -> Result<Vec<Step>, PlanError> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Ok(Step { request: request_id(lp, &s.request, &format!("{field}[{i}].request"))?, think: s.think }))
+        .collect()
+}
+
+fn suite(lp: &LoadedPlan, requests: &[Request], workflows: &[(String, Vec<Step>)], name: &str, spec: &SuiteSpec) -> Result<Suite, PlanError> {
+    if spec.scenarios.is_empty() {
+        return Err(lp.error(&format!("suites.{name}.scenarios"), "a suite needs at least one scenario"));
+    }
+    let mut scenarios = Vec::new();
+    for (sname, s) in &spec.scenarios {
+        scenarios.push(scenario(lp, workflows, &format!("suites.{name}.scenarios.{sname}"), sname, s)?);
+    }
+    let timeline = scenarios.iter().map(|s| s.start + s.shape.duration()).max().unwrap_or_default();
+    let warmup = spec.warmup.map(|d| d.0).unwrap_or_default();
+    if warmup >= timeline {
+        return Err(lp.error_at(scenarios_span(spec), &format!("suites.{name}.warmup"), format!(
+            "warm-up ({}) leaves nothing to measure: the suite's scenarios last {}",
+            humantime::format_duration(warmup),
+            humantime::format_duration(timeline)
+        )));
+    }
+    let exercised = exercised(&scenarios);
+    let mut slo = Vec::new();
+    for (key, limits) in &spec.slo {
+        let field = format!("suites.{name}.slo.{key}");
+        check_slo(lp, limits, &field)?;
+        if key == "*" {
+            slo.push((None, limits.get_ref().clone()));
+            continue;
+        }
+        let Some(id) = requests.iter().position(|r| &r.name == key) else {
+            return Err(lp.error_at(limits.span(), &field, format!("unknown request `{key}` (use `\"*\"` for every endpoint)")));
+        };
+        if !exercised.contains(&id) {
+            return Err(lp.error_at(limits.span(), &field, format!("no scenario of suite `{name}` sends `{key}`, so this SLO could never pass")));
+        }
+        slo.push((Some(key.clone()), limits.get_ref().clone()));
+    }
+    Ok(Suite {
+        name: name.to_string(),
+        kind: spec.kind,
+        warmup,
+        scenarios,
+        slo,
+        setup: steps(lp, &format!("suites.{name}.setup"), &spec.setup)?,
+    })
+}
+
+fn scenarios_span(spec: &SuiteSpec) -> Range<usize> {
+    spec.scenarios.values().next().map(|s| s.executor.span()).unwrap_or(0..0)
+}
+
+/// Requests a suite's scenarios can send.
+pub(super) fn exercised(scenarios: &[Scenario]) -> BTreeSet<RequestId> {
+    let mut out = BTreeSet::new();
+    for s in scenarios {
+        match &s.exec {
+            Exec::Request(id) => {
+                out.insert(*id);
+            }
+            Exec::Mix(items) => out.extend(items.iter().map(|(id, _)| *id)),
+            Exec::Workflow(steps) => out.extend(steps.iter().map(|s| s.request)),
+        }
+    }
+    out
+}
+
+fn check_slo(lp: &LoadedPlan, limits: &Spanned<SloSpec>, field: &str) -> Result<(), PlanError> {
+    let l = limits.get_ref();
+    let any = [l.p50, l.p90, l.p95, l.p99, l.p999, l.max].iter().any(Option::is_some) || l.error_rate.is_some() || l.min_rps.is_some();
+    if !any {
+        return Err(lp.error_at(limits.span(), field, "an SLO entry needs at least one limit: p50, p90, p95, p99, p999, max, error_rate or min_rps"));
+    }
+    if let Some(e) = l.error_rate
+        && !(0.0..=1.0).contains(&e)
+    {
+        return Err(lp.error_at(limits.span(), &format!("{field}.error_rate"), format!("{e} is not a fraction: expected 0..=1 (0.01 is 1%)")));
+    }
+    if let Some(r) = l.min_rps
+        && !(r >= 0.0 && r.is_finite())
+    {
+        return Err(lp.error_at(limits.span(), &format!("{field}.min_rps"), format!("{r} is not a rate: expected a number of requests per second ≥ 0")));
+    }
+    Ok(())
+}
+
+fn scenario(lp: &LoadedPlan, workflows: &[(String, Vec<Step>)], field: &str, name: &str, s: &ScenarioSpec) -> Result<Scenario, PlanError> {
+    let at = s.executor.span();
+    let err = |f: &str, m: String| lp.error_at(at.clone(), &format!("{field}.{f}"), m);
+    let executor = *s.executor.get_ref();
+    let ename = executor.name();
+    let forbid = |present: bool, f: &str| if present { Err(err(f, format!("`{f}` does not apply to the {ename} executor"))) } else { Ok(()) };
+    let positive_dur = |d: Option<super::model::Dur>, f: &str| match d {
+        Some(d) if !d.0.is_zero() => Ok(d.0),
+        Some(_) => Err(err(f, format!("`{f}` must be longer than zero"))),
+        None => Err(err(f, format!("the {ename} executor needs `{f}`"))),
+    };
+    let stages = |target_kind: &str| -> Result<Vec<(Duration, f64)>, PlanError> {
+        if s.stages.is_empty() {
+            return Err(err("stages", format!("the {ename} executor needs `stages`, like [{{ duration = \"30s\", target = 10 }}]")));
+        }
+        let mut out = Vec::new();
+        for (i, st) in s.stages.iter().enumerate() {
+            if !(st.target >= 0.0 && st.target.is_finite()) {
+                return Err(err(&format!("stages[{i}].target"), format!("{} is not a valid {target_kind}", st.target)));
+            }
+            if executor == Executor::RampingVus && st.target.fract() != 0.0 {
+                return Err(err(&format!("stages[{i}].target"), format!("{} is not a whole number of users", st.target)));
+            }
+            out.push((st.duration.0, st.target));
+        }
+        if out.iter().all(|(d, _)| d.is_zero()) {
+            return Err(err("stages", "the stages last no time at all".into()));
+        }
+        Ok(out)
+    };
+    let open_vus = |peak: f64| -> Result<(u32, u32), PlanError> {
+        let pre = s.pre_allocated_vus.unwrap_or_else(|| ((peak / 10.0).ceil() as u32).max(2));
+        let max = s.max_vus.unwrap_or_else(|| pre.max(((peak * 2.0).ceil() as u32).max(100)));
+        if pre == 0 {
+            return Err(err("pre_allocated_vus", "must be at least 1".into()));
+        }
+        if max < pre {
+            return Err(err("max_vus", format!("max_vus ({max}) is less than pre_allocated_vus ({pre})")));
+        }
+        Ok((pre, max))
+    };
+    let shape = match executor {
+        Executor::ConstantVus => {
+            forbid(s.rate.is_some(), "rate")?;
+            forbid(s.start_rate.is_some(), "start_rate")?;
+            forbid(!s.stages.is_empty(), "stages")?;
+            forbid(s.start_vus.is_some(), "start_vus")?;
+            forbid(s.pre_allocated_vus.is_some(), "pre_allocated_vus")?;
+            forbid(s.max_vus.is_some(), "max_vus")?;
+            let vus = s.vus.ok_or_else(|| err("vus", "the constant-vus executor needs `vus`".into()))?;
+            if vus == 0 {
+                return Err(err("vus", "must be at least 1".into()));
+            }
+            Shape::ConstantVus { vus, duration: positive_dur(s.duration, "duration")? }
+        }
+        Executor::RampingVus => {
+            forbid(s.rate.is_some(), "rate")?;
+            forbid(s.start_rate.is_some(), "start_rate")?;
+            forbid(s.vus.is_some(), "vus")?;
+            forbid(s.duration.is_some(), "duration")?;
+            forbid(s.pre_allocated_vus.is_some(), "pre_allocated_vus")?;
+            forbid(s.max_vus.is_some(), "max_vus")?;
+            Shape::RampingVus { start_vus: s.start_vus.unwrap_or(0), stages: stages("number of users")? }
+        }
+        Executor::ConstantArrivalRate => {
+            forbid(s.vus.is_some(), "vus")?;
+            forbid(s.start_vus.is_some(), "start_vus")?;
+            forbid(s.start_rate.is_some(), "start_rate")?;
+            forbid(!s.stages.is_empty(), "stages")?;
+            let rate = s.rate.ok_or_else(|| err("rate", "the constant-arrival-rate executor needs `rate` (iterations per second)".into()))?;
+            if !(rate > 0.0 && rate.is_finite()) {
+                return Err(err("rate", format!("{rate} is not a rate: expected iterations per second > 0")));
+            }
+            let (pre_allocated_vus, max_vus) = open_vus(rate)?;
+            Shape::ConstantArrivalRate { rate, duration: positive_dur(s.duration, "duration")?, pre_allocated_vus, max_vus }
+        }
+        Executor::RampingArrivalRate => {
+            forbid(s.vus.is_some(), "vus")?;
+            forbid(s.start_vus.is_some(), "start_vus")?;
+            forbid(s.rate.is_some(), "rate")?;
+            forbid(s.duration.is_some(), "duration")?;
+            let start_rate = s.start_rate.unwrap_or(0.0);
+            if !(start_rate >= 0.0 && start_rate.is_finite()) {
+                return Err(err("start_rate", format!("{start_rate} is not a rate")));
+            }
+            let stages = stages("rate")?;
+            let peak = stages.iter().map(|(_, t)| *t).fold(start_rate, f64::max);
+            let (pre_allocated_vus, max_vus) = open_vus(peak)?;
+            Shape::RampingArrivalRate { start_rate, stages, pre_allocated_vus, max_vus }
+        }
+    };
+    let chosen = [s.request.is_some(), !s.mix.is_empty(), s.workflow.is_some()].iter().filter(|b| **b).count();
+    if chosen != 1 {
+        return Err(err("request", "say what one iteration does with exactly one of `request`, `mix` or `workflow`".into()));
+    }
+    let exec = if let Some(r) = &s.request {
+        Exec::Request(request_id(lp, r, &format!("{field}.request"))?)
+    } else if let Some(w) = &s.workflow {
+        let steps = workflows.iter().find(|(n, _)| n == w.get_ref()).map(|(_, st)| st.clone()).ok_or_else(|| {
+            lp.error_at(w.span(), &format!("{field}.workflow"), format!("unknown workflow `{}` (the plan defines: {})", w.get_ref(), names(workflows.iter().map(|(n, _)| n))))
+        })?;
+        Exec::Workflow(steps)
+    } else {
+        let mut items = Vec::new();
+        for (i, r) in s.mix.iter().enumerate() {
+            let id = request_id(lp, r, &format!("{field}.mix[{i}]"))?;
+            items.push((id, lp.plan.requests[id].weight));
+        }
+        Exec::Mix(items)
+    };
+    Ok(Scenario {
+        name: name.to_string(),
+        executor,
+        start: s.start.map(|d| d.0).unwrap_or_default(),
+        shape,
+        exec,
+        graceful_stop: s.graceful_stop.map(|d| d.0).unwrap_or(DEFAULT_GRACEFUL_STOP),
+    })
+}
+
+fn check_compare(lp: &LoadedPlan) -> Result<(), PlanError> {
+    let c = &lp.plan.compare;
+    if !(c.threshold > 0.0 && c.threshold.is_finite()) {
+        return Err(lp.error("compare.threshold", format!("{} is not a relative change: expected a number > 0 (0.2 is 20%)", c.threshold)));
+    }
+    if !(c.alpha > 0.0 && c.alpha < 1.0) {
+        return Err(lp.error("compare.alpha", format!("{} is not a significance level: expected 0 < alpha < 1", c.alpha)));
+    }
+    if !(c.error_rate_points >= 0.0 && c.error_rate_points.is_finite()) {
+        return Err(lp.error("compare.error_rate_points", "expected a number of percentage points ≥ 0"));
+    }
+    for (name, t) in &c.endpoints {
+        let field = format!("compare.endpoints.{name}");
+        if !lp.plan.requests.contains_key(name) {
+            return Err(lp.error_at(t.span(), &field, format!("unknown request `{name}` (the plan defines: {})", names(lp.plan.requests.keys()))));
+        }
+        let v = t.get_ref();
+        for (metric, value) in [("p50", v.p50), ("p95", v.p95), ("p99", v.p99), ("rps", v.rps), ("error_rate_points", v.error_rate_points)] {
+            if let Some(x) = value
+                && !(x >= 0.0 && x.is_finite())
+            {
+                return Err(lp.error_at(t.span(), &format!("{field}.{metric}"), format!("{x} is not a threshold: expected a number ≥ 0")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn select(lp: &LoadedPlan, opts: &CompileOptions, all: Vec<Suite>) -> Result<Vec<Suite>, PlanError> {
+    let wanted: Vec<String> = if !opts.suites.is_empty() {
+        opts.suites.clone()
+    } else if !lp.plan.default_suites.is_empty() {
+        lp.plan.default_suites.iter().map(|s| s.get_ref().clone()).collect()
+    } else {
+        return Ok(all);
+    };
+    let mut out = Vec::new();
+    for w in wanted {
+        let Some(s) = all.iter().find(|s| s.name == w) else {
+            return Err(lp.error("--suite", format!("unknown suite `{w}` (the plan defines: {})", names(lp.plan.suites.keys()))));
+        };
+        if !out.iter().any(|o: &Suite| o.name == w) {
+            out.push(s.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn filter_tags(lp: &LoadedPlan, requests: &[Request], opts: &CompileOptions, suites: Vec<Suite>) -> Result<Vec<Suite>, PlanError> {
+    if opts.tags.is_empty() {
+        return Ok(suites);
+    }
+    let known: BTreeSet<&String> = requests.iter().flat_map(|r| r.tags.iter()).collect();
+    for t in &opts.tags {
+        if !known.contains(t) {
+            return Err(lp.error("--tags", format!("no request is tagged `{t}` (tags in the plan: {})", names(known.iter().copied()))));
+        }
+    }
+    let tagged = |id: &RequestId| requests[*id].tags.iter().any(|t| opts.tags.contains(t));
+    let mut out = Vec::new();
+    for mut suite in suites {
+        suite.scenarios.retain_mut(|s| match &mut s.exec {
+            Exec::Request(id) => tagged(id),
+            Exec::Mix(items) => {
+                items.retain(|(id, _)| tagged(id));
+                !items.is_empty()
+            }
+            // A workflow runs whole (later steps need earlier captures) when any step matches.
+            Exec::Workflow(steps) => steps.iter().any(|st| tagged(&st.request)),
+        });
+        if suite.scenarios.is_empty() {
+            continue;
+        }
+        let kept = exercised(&suite.scenarios);
+        suite.slo.retain(|(endpoint, _)| endpoint.as_ref().is_none_or(|e| requests.iter().position(|r| &r.name == e).is_some_and(|id| kept.contains(&id))));
+        out.push(suite);
+    }
+    if out.is_empty() {
+        return Err(lp.error("--tags", format!("no scenario of the selected suites sends a request tagged {}", opts.tags.join(", "))));
+    }
+    Ok(out)
+}
