@@ -56,7 +56,11 @@ start() {
         echo "docker-engine: starting dockerd (log: $log)"
         # setsid: the engine must not receive the Ctrl-C meant for the test run that started
         # it; it is stopped explicitly by `stop`.
-        sudo_if_needed setsid dockerd >"$log" 2>&1 </dev/null &
+        local -a prefix=()
+        [ "$(id -u)" -eq 0 ] || prefix=(sudo -n)
+        # A plain command in the background: $! is the pid that execs dockerd (setsid does not
+        # fork when its caller does not lead a process group, as here).
+        "${prefix[@]}" setsid dockerd >"$log" 2>&1 </dev/null &
         echo $! >"$pidfile"
         # With sudo, $! is sudo's pid; record dockerd's own pid once it exists.
         if [ "$(id -u)" -ne 0 ]; then
