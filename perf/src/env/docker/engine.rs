@@ -170,6 +170,20 @@ pub async fn list_labelled(docker: &Docker, run_id: Option<&str>) -> Result<Left
     Ok(Leftovers { containers, networks, volumes })
 }
 
+/// The run id of the perf gate container that publishes `host_port` on the host, if any:
+/// how a test (or a person) finds the run behind an address that `xtask up` printed.
+pub async fn run_publishing(docker: &Docker, host_port: u16) -> Result<Option<String>, EnvError> {
+    let filters = label_filter(None);
+    let containers = docker
+        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
+        .await
+        .map_err(|e| api_error("listing containers", e))?;
+    Ok(containers.into_iter().find_map(|c| {
+        let publishes = c.ports.unwrap_or_default().iter().any(|p| p.public_port == Some(host_port));
+        if publishes { c.labels.and_then(|mut l| l.remove(LABEL_RUN)) } else { None }
+    }))
+}
+
 /// Removes every container (with its anonymous volumes), network and volume labelled with
 /// `run_id` (or with the owner label when `None`), in that order. Keeps going after an error
 /// and reports what could not be removed.
