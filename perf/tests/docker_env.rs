@@ -56,8 +56,10 @@ async fn docker_env_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let plan = plan(&app_table(dir.path()), Some(TEST_PASSWORD));
     let opts = options(dir.path());
+    let started = std::time::Instant::now();
     let mut env = DockerEnv::start(&plan, &opts).await.unwrap_or_else(|e| panic!("start failed: {e}"));
     let run_id = env.run_id().to_string();
+    eprintln!("docker_env_end_to_end: environment up in {:.1} s", started.elapsed().as_secs_f64());
 
     // The app answers through its port published on 127.0.0.1, and reached both databases
     // by their network aliases (its deep health check queries them).
@@ -95,6 +97,9 @@ async fn docker_env_end_to_end() {
 
     // PostgreSQL down and up again: the app notices, the data and the port survive.
     let pg = pg_client(pg_port).await;
+    // Some work, so that PostgreSQL's CPU counter is clearly above what a fresh start uses.
+    pg.batch_execute("SELECT count(*) FROM generate_series(1, 3000000)").await.unwrap();
+    let pg_cpu_before_stop = env.resources().await.into_iter().find(|(s, _)| *s == Service::Postgres).unwrap().1.cpu_seconds;
     pg.batch_execute("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')").await.unwrap();
     drop(pg);
     env.stop_service(Service::Postgres).await.unwrap();
@@ -121,8 +126,17 @@ async fn docker_env_end_to_end() {
         assert!(sample.cpu_seconds > 0.0, "{service:?}: {sample:?}");
         assert!(sample.memory_bytes > 0, "{service:?}: {sample:?}");
     }
+    // Cumulative over the run: the restart did not reset PostgreSQL's CPU seconds.
+    assert!(
+        resources[&Service::Postgres].cpu_seconds > pg_cpu_before_stop,
+        "postgres CPU went from {pg_cpu_before_stop} before its restart to {:?}",
+        resources[&Service::Postgres]
+    );
 
+    eprintln!("docker_env_end_to_end: resources {resources:?}");
+    let stopping = std::time::Instant::now();
     env.shutdown().await.unwrap();
+    eprintln!("docker_env_end_to_end: shut down in {:.1} s", stopping.elapsed().as_secs_f64());
     assert_nothing_left(&run_id).await;
 }
 

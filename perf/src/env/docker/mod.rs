@@ -51,35 +51,9 @@ const STOP_TIMEOUT_SECS: i32 = 10;
 /// Lines of each container's log saved under `logs_dir` when something fails.
 const SAVED_LOG_LINES: usize = 5000;
 
-/// A running environment on a Docker engine.
-pub struct DockerEnv {
-    docker: Docker,
-    run_id: String,
-    network: String,
-    volume: String,
-    postgres: Option<Running>,
-    redis: Option<Running>,
-    app: Option<Running>,
-    pg_user: String,
-    pg_database: String,
-    /// Never printed, never in an error.
-    pg_password: String,
-    health_path: String,
-    startup_timeout: Duration,
-    cancel: CancellationToken,
-    logs_dir: PathBuf,
-    /// Set once everything was removed: `Drop` has nothing left to do.
-    closed: bool,
-}
-
-/// A container of the run and its published port on 127.0.0.1.
-struct Running {
-    container: ContainerAsync<GenericImage>,
-    name: String,
-    host_port: u16,
-    /// `http://127.0.0.1:PORT` (what the app's URL is; unused for the databases).
-    url: String,
-}
+/// A running environment on a Docker engine: a small handle (the `Environment` enum holds
+/// it inline) around the run's state.
+pub struct DockerEnv(Box<State>);
 
 impl DockerEnv {
     /// Starts PostgreSQL and Redis (concurrently), then the app, on a network of their own;
@@ -95,6 +69,84 @@ impl DockerEnv {
     /// to find what a failed start left). It must be unique among runs on the engine: it
     /// names the network, the volume and the containers.
     pub async fn start_with_run_id(plan: &Plan, opts: &StartOptions, run_id: &str) -> Result<DockerEnv, EnvError> {
+        State::start(plan, opts, run_id).await.map(|s| DockerEnv(Box::new(s)))
+    }
+
+    /// Base URL of the app, published on 127.0.0.1, without a trailing slash.
+    pub fn app_url(&self) -> &str {
+        self.0.app_url()
+    }
+
+    /// The run id: the value of the `perf-gate.run` label on everything this run created.
+    pub fn run_id(&self) -> &str {
+        &self.0.run_id
+    }
+
+    /// App first, then PostgreSQL and Redis; URLs on 127.0.0.1, without the password.
+    pub fn services(&self) -> Vec<ServiceInfo> {
+        self.0.services()
+    }
+
+    /// `docker stop` (SIGINT for the PostgreSQL images, SIGTERM otherwise, SIGKILL after
+    /// 10 s); the container, its data and its port binding stay.
+    pub async fn stop_service(&mut self, service: Service) -> Result<(), EnvError> {
+        self.0.stop_service(service).await
+    }
+
+    /// `docker start` of the stopped container, then the same readiness wait as at start-up.
+    /// The host port is the same as before (explicit binding), so every URL stays right.
+    pub async fn start_service(&mut self, service: Service) -> Result<(), EnvError> {
+        self.0.start_service(service).await
+    }
+
+    /// Cumulative CPU seconds and current memory of each running container (one-shot stats,
+    /// read concurrently). A stopped service is left out.
+    pub async fn resources(&self) -> Vec<(Service, ResourceSample)> {
+        self.0.resources().await
+    }
+
+    /// Removes the containers (app, Redis, PostgreSQL), the network and the volume, then
+    /// sweeps anything else labelled with the run.
+    pub async fn shutdown(mut self) -> Result<(), EnvError> {
+        self.0.teardown(false).await
+    }
+}
+
+struct State {
+    docker: Docker,
+    run_id: String,
+    network: String,
+    volume: String,
+    postgres: Option<Running>,
+    redis: Option<Running>,
+    app: Option<Running>,
+    pg_user: String,
+    pg_database: String,
+    /// Never printed, never in an error.
+    pg_password: String,
+    health_path: String,
+    startup_timeout: Duration,
+    cancel: CancellationToken,
+    logs_dir: PathBuf,
+    /// CPU seconds each service used before its last `stop_service`: a container's cgroup
+    /// counters start again from zero when it starts again, and `resources()` must stay
+    /// cumulative for the whole run (summaries hold differences).
+    cpu_before_restarts: HashMap<Service, f64>,
+    /// Set once everything was removed: `Drop` has nothing left to do.
+    closed: bool,
+}
+
+/// A container of the run and its published port on 127.0.0.1.
+struct Running {
+    container: ContainerAsync<GenericImage>,
+    name: String,
+    host_port: u16,
+    /// `http://127.0.0.1:PORT` (what the app's URL is; unused for the databases).
+    url: String,
+}
+
+impl State {
+    async fn start(plan: &Plan, opts: &StartOptions, run_id: &str) -> Result<State, EnvError> {
         if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(EnvError::Other(format!(
                 "run id {run_id:?}: expected letters, digits, `-` and `_` only (it names docker objects)"
@@ -110,7 +162,7 @@ impl DockerEnv {
         let docker = engine::connect()?;
         engine::ping(&docker).await?;
         let pg = &plan.environment.postgres;
-        let mut env = DockerEnv {
+        let mut env = State {
             docker,
             network: format!("perf-gate-{run_id}"),
             volume: format!("perf-gate-{run_id}-pgdata"),
@@ -125,6 +177,7 @@ impl DockerEnv {
             startup_timeout: plan.environment.startup_timeout.0,
             cancel: opts.cancel.clone(),
             logs_dir: opts.logs_dir.clone(),
+            cpu_before_restarts: HashMap::new(),
             closed: false,
         };
         tracing::info!(run = %env.run_id, "docker backend: starting");
@@ -136,7 +189,7 @@ impl DockerEnv {
             Ok(()) => Ok(env),
             Err(err) => {
                 let err = env.save_logs_into(err).await;
-                if let Err(e) = env.teardown().await {
+                if let Err(e) = env.teardown(true).await {
                     tracing::error!("docker backend: clean-up after a failed start: {e}");
                 }
                 Err(err)
@@ -299,17 +352,12 @@ impl DockerEnv {
     }
 
     /// Base URL of the app, published on 127.0.0.1.
-    pub fn app_url(&self) -> &str {
+    fn app_url(&self) -> &str {
         self.app.as_ref().map_or("", |a| a.url.as_str())
     }
 
-    /// The run id: the value of the `perf-gate.run` label on everything this run created.
-    pub fn run_id(&self) -> &str {
-        &self.run_id
-    }
-
     /// App first, then PostgreSQL and Redis; URLs without the password.
-    pub fn services(&self) -> Vec<ServiceInfo> {
+    fn services(&self) -> Vec<ServiceInfo> {
         let mut out = Vec::new();
         if let Some(app) = &self.app {
             out.push(ServiceInfo { service: Service::App, url: app.url.clone() });
@@ -337,18 +385,23 @@ impl DockerEnv {
 
     /// `docker stop` (SIGINT for the PostgreSQL images, SIGTERM otherwise, SIGKILL after
     /// 10 s); the container, its data and its port binding stay.
-    pub async fn stop_service(&mut self, service: Service) -> Result<(), EnvError> {
+    async fn stop_service(&mut self, service: Service) -> Result<(), EnvError> {
         let running = self.running(service)?;
-        running
+        let used = engine::sample(&self.docker, &running.name).await.map_or(0.0, |s| s.cpu_seconds);
+        let running = self.running(service)?;
+        let stopped = running
             .container
             .stop_with_timeout(Some(STOP_TIMEOUT_SECS))
             .await
-            .map_err(|e| EnvError::Docker(format!("stopping {}: {e}", service.as_str())))
+            .map_err(|e| EnvError::Docker(format!("stopping {}: {e}", service.as_str())));
+        // The last sample before the stop misses at most the shutdown's own CPU time.
+        *self.cpu_before_restarts.entry(service).or_default() += used;
+        stopped
     }
 
     /// `docker start` of the stopped container, then the same readiness wait as at start-up.
     /// The host port is the same as before (explicit binding), so URLs stay right.
-    pub async fn start_service(&mut self, service: Service) -> Result<(), EnvError> {
+    async fn start_service(&mut self, service: Service) -> Result<(), EnvError> {
         let running = self.running(service)?;
         running
             .container
@@ -365,23 +418,25 @@ impl DockerEnv {
 
     /// Cumulative CPU seconds and current memory of each running container (one-shot stats,
     /// read concurrently). A stopped service is left out.
-    pub async fn resources(&self) -> Vec<(Service, ResourceSample)> {
+    async fn resources(&self) -> Vec<(Service, ResourceSample)> {
         let services = [(Service::App, &self.app), (Service::Postgres, &self.postgres), (Service::Redis, &self.redis)];
         let reads = services.iter().filter_map(|(service, running)| {
             let running = running.as_ref()?;
             let docker = &self.docker;
-            Some(async move { engine::sample(docker, &running.name).await.map(|s| (*service, s)) })
+            let base = self.cpu_before_restarts.get(service).copied().unwrap_or(0.0);
+            Some(async move {
+                let mut sample = engine::sample(docker, &running.name).await?;
+                sample.cpu_seconds += base;
+                Some((*service, sample))
+            })
         });
         futures::future::join_all(reads).await.into_iter().flatten().collect()
     }
 
-    /// Removes the containers (app, Redis, PostgreSQL), the network and the volume, then
-    /// sweeps anything else labelled with the run.
-    pub async fn shutdown(mut self) -> Result<(), EnvError> {
-        self.teardown().await
-    }
-
-    async fn teardown(&mut self) -> Result<(), EnvError> {
+    /// `settle`: after an interrupted or failed start, a create request that was in flight when
+    /// its future was dropped may still complete in the engine after the first sweep; a second
+    /// look half a second later removes it too.
+    async fn teardown(&mut self, settle: bool) -> Result<(), EnvError> {
         let mut failures = Vec::new();
         for running in [self.app.take(), self.redis.take(), self.postgres.take()].into_iter().flatten() {
             if let Err(e) = running.container.rm().await {
@@ -390,6 +445,12 @@ impl DockerEnv {
         }
         if let Err(e) = engine::sweep(&self.docker, Some(&self.run_id)).await {
             failures.push(e.to_string());
+        }
+        if settle {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if let Err(e) = engine::sweep(&self.docker, Some(&self.run_id)).await {
+                failures.push(e.to_string());
+            }
         }
         self.closed = true;
         if failures.is_empty() {
@@ -404,7 +465,7 @@ impl DockerEnv {
         let mut saved = Vec::new();
         for service in [Service::Postgres, Service::Redis, Service::App] {
             let name = format!("perf-gate-{}-{}", self.run_id, service.as_str());
-            if !matches!(engine::stopped_state(&self.docker, &name).await, Ok(_)) {
+            if engine::stopped_state(&self.docker, &name).await.is_err() {
                 continue; // never created
             }
             let log = engine::log_tail(&self.docker, &name, SAVED_LOG_LINES).await;
@@ -430,7 +491,7 @@ impl DockerEnv {
     }
 }
 
-impl Drop for DockerEnv {
+impl Drop for State {
     /// Errors, panics and a start dropped half-way: everything labelled with the run goes.
     /// The testcontainers handles are forgotten rather than dropped (their own `Drop` needs a
     /// Tokio runtime and would race the sweep); the sweep removes their containers.
