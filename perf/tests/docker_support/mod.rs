@@ -46,14 +46,19 @@ pub fn base_image() -> String {
     var_or("PERF_BASE_IMAGE", "perf-local/debian:bookworm")
 }
 
-/// The image overrides the tests apply: the environment's, else the local images.
+/// The database image overrides the tests apply: the environment's, else the local images.
+/// The app's image is chosen by each test (`app_table`), never overridden behind its back.
 pub fn image_lookup(key: &str) -> Option<String> {
     match key {
         "PERF_POSTGRES_IMAGE" => Some(var_or(key, "perf-local/postgres:15")),
         "PERF_REDIS_IMAGE" => Some(var_or(key, "perf-local/redis:7")),
-        "PERF_APP_IMAGE" => std::env::var(key).ok().filter(|v| !v.trim().is_empty()),
         _ => None,
     }
+}
+
+/// `PERF_APP_IMAGE` when set and not empty.
+pub fn app_image() -> Option<String> {
+    std::env::var("PERF_APP_IMAGE").ok().filter(|v| !v.trim().is_empty())
 }
 
 /// A plan for the Docker tests: the app from `app_docker` (an inline TOML table), health at
@@ -95,7 +100,7 @@ request = "health"
 /// The app table of the test plan: `PERF_APP_IMAGE` when set, else the stub, built from a
 /// Dockerfile written into `dir` (the plan directory) by the backend itself when missing.
 pub fn app_table(dir: &Path) -> String {
-    if let Some(image) = image_lookup("PERF_APP_IMAGE") {
+    if let Some(image) = app_image() {
         return format!("{{ image = {image:?}, port = 8080 }}");
     }
     write_stub_context(dir);
