@@ -8,6 +8,7 @@
 //! Everything a backend starts it stops, on every exit path: [`Environment::shutdown`] on the
 //! normal path, and `Drop` (synchronous, best effort) on errors, panics and cancellation.
 
+pub mod appenv;
 pub mod docker;
 pub mod external;
 pub mod local;

@@ -1,0 +1,604 @@
+//! The docker backend: PostgreSQL, Redis and the app in containers, through testcontainers.
+//!
+//! One run owns, all labelled `perf-gate=1` and `perf-gate.run=<run id>`:
+//! - a bridge network `perf-gate-<run>`, on which every container's hostname is its service
+//!   name (`postgres`, `redis`, `app`): on user-defined networks the engine resolves a
+//!   container's hostname, so the app reaches `postgres:5432` and `redis:6379`;
+//! - a named volume `perf-gate-<run>-pgdata` for PostgreSQL's data;
+//! - containers `perf-gate-<run>-{postgres,redis,app}`, each with its one port published on
+//!   127.0.0.1 only, at a host port chosen free before the container is created. The binding
+//!   is explicit, so a `stop_service`/`start_service` keeps the same host port and every URL
+//!   handed out stays right.
+//!
+//! testcontainers creates and starts the containers (and pulls an image missing locally);
+//! [`engine`] does what it has no API for. Readiness is a real query per service
+//! ([`ready`]), then the app's health check.
+//!
+//! Clean-up: [`DockerEnv::shutdown`] removes the containers, the network and the volume; a
+//! failed or interrupted start does the same before returning its error; and `Drop` (errors,
+//! panics, a start future dropped half-way) removes everything carrying the run's label from
+//! a thread of its own. The label is the ground truth: whatever testcontainers created before
+//! an interruption is found and removed by it.
+
+pub mod engine;
+pub mod images;
+pub mod ready;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use testcontainers::bollard::Docker;
+use testcontainers::bollard::models::PortBinding;
+use testcontainers::core::{IntoContainerPort, Mount};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt, TestcontainersError};
+use tokio_util::sync::CancellationToken;
+
+use super::appenv::{self, AppEnvValues};
+use super::{EnvError, ResourceSample, Service, ServiceInfo, StartOptions};
+use crate::plan::model::{DockerAppSpec, Plan};
+
+pub use engine::{LABEL_OWNER, LABEL_RUN, Leftovers, engine_answers};
+pub use images::apply_image_overrides;
+
+/// Ports the database containers listen on inside the network.
+const POSTGRES_PORT: u16 = 5432;
+const REDIS_PORT: u16 = 6379;
+/// Grace period of `docker stop` before SIGKILL.
+const STOP_TIMEOUT_SECS: i32 = 10;
+/// Lines of each container's log saved under `logs_dir` when something fails.
+const SAVED_LOG_LINES: usize = 5000;
+
+/// A running environment on a Docker engine: a small handle (the `Environment` enum holds
+/// it inline) around the run's state.
+pub struct DockerEnv(Box<State>);
+
+impl DockerEnv {
+    /// Starts PostgreSQL and Redis (concurrently), then the app, on a network of their own;
+    /// returns once each database answers a real query and the app's health check answers 200.
+    /// On any failure, and when `opts.cancel` fires, everything created is removed before the
+    /// error is returned; the containers' logs are saved to `opts.logs_dir/<service>.log`.
+    pub async fn start(plan: &Plan, opts: &StartOptions) -> Result<DockerEnv, EnvError> {
+        Self::start_with_run_id(plan, opts, &new_run_id()).await
+    }
+
+    /// [`DockerEnv::start`] with a run id chosen by the caller (for example the id of the
+    /// gate's run, so that the engine's objects and the summary can be matched; tests use it
+    /// to find what a failed start left). It must be unique among runs on the engine: it
+    /// names the network, the volume and the containers.
+    pub async fn start_with_run_id(plan: &Plan, opts: &StartOptions, run_id: &str) -> Result<DockerEnv, EnvError> {
+        State::start(plan, opts, run_id).await.map(|s| DockerEnv(Box::new(s)))
+    }
+
+    /// Base URL of the app, published on 127.0.0.1, without a trailing slash.
+    pub fn app_url(&self) -> &str {
+        self.0.app_url()
+    }
+
+    /// The run id: the value of the `perf-gate.run` label on everything this run created.
+    pub fn run_id(&self) -> &str {
+        &self.0.run_id
+    }
+
+    /// App first, then PostgreSQL and Redis; URLs on 127.0.0.1, without the password.
+    pub fn services(&self) -> Vec<ServiceInfo> {
+        self.0.services()
+    }
+
+    /// `docker stop` (SIGINT for the PostgreSQL images, SIGTERM otherwise, SIGKILL after
+    /// 10 s); the container, its data and its port binding stay.
+    pub async fn stop_service(&mut self, service: Service) -> Result<(), EnvError> {
+        self.0.stop_service(service).await
+    }
+
+    /// `docker start` of the stopped container, then the same readiness wait as at start-up.
+    /// The host port is the same as before (explicit binding), so every URL stays right.
+    pub async fn start_service(&mut self, service: Service) -> Result<(), EnvError> {
+        self.0.start_service(service).await
+    }
+
+    /// Cumulative CPU seconds and current memory of each running container (one-shot stats,
+    /// read concurrently). A stopped service is left out.
+    pub async fn resources(&self) -> Vec<(Service, ResourceSample)> {
+        self.0.resources().await
+    }
+
+    /// Removes the containers (app, Redis, PostgreSQL), the network and the volume, then
+    /// sweeps anything else labelled with the run.
+    pub async fn shutdown(mut self) -> Result<(), EnvError> {
+        self.0.teardown(false).await
+    }
+}
+
+struct State {
+    docker: Docker,
+    run_id: String,
+    network: String,
+    volume: String,
+    postgres: Option<Running>,
+    redis: Option<Running>,
+    app: Option<Running>,
+    pg_user: String,
+    pg_database: String,
+    /// Never printed, never in an error.
+    pg_password: String,
+    health_path: String,
+    startup_timeout: Duration,
+    cancel: CancellationToken,
+    logs_dir: PathBuf,
+    /// CPU seconds each service used before its last `stop_service`: a container's cgroup
+    /// counters start again from zero when it starts again, and `resources()` must stay
+    /// cumulative for the whole run (summaries hold differences).
+    cpu_before_restarts: HashMap<Service, f64>,
+    /// Set once everything was removed: `Drop` has nothing left to do.
+    closed: bool,
+}
+
+/// A container of the run and its published port on 127.0.0.1.
+struct Running {
+    container: ContainerAsync<GenericImage>,
+    name: String,
+    host_port: u16,
+    /// `http://127.0.0.1:PORT` (what the app's URL is; unused for the databases).
+    url: String,
+}
+
+impl State {
+    async fn start(plan: &Plan, opts: &StartOptions, run_id: &str) -> Result<State, EnvError> {
+        if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(EnvError::Other(format!(
+                "run id {run_id:?}: expected letters, digits, `-` and `_` only (it names docker objects)"
+            )));
+        }
+        let run_id = run_id.to_string();
+        let spec = plan.app.docker.clone().ok_or_else(|| {
+            EnvError::Other(
+                "the docker backend needs [app.docker] in the plan (image, and a dockerfile to build it), or PERF_APP_IMAGE"
+                    .into(),
+            )
+        })?;
+        let docker = engine::connect()?;
+        engine::ping(&docker).await?;
+        let pg = &plan.environment.postgres;
+        let mut env = State {
+            docker,
+            network: format!("perf-gate-{run_id}"),
+            volume: format!("perf-gate-{run_id}-pgdata"),
+            run_id,
+            postgres: None,
+            redis: None,
+            app: None,
+            pg_user: pg.user.clone(),
+            pg_database: pg.database.clone(),
+            pg_password: pg.password.clone().unwrap_or_else(random_password),
+            health_path: plan.app.health.clone(),
+            startup_timeout: plan.environment.startup_timeout.0,
+            cancel: opts.cancel.clone(),
+            logs_dir: opts.logs_dir.clone(),
+            cpu_before_restarts: HashMap::new(),
+            closed: false,
+        };
+        tracing::info!(run = %env.run_id, "docker backend: starting");
+        let result = tokio::select! {
+            r = env.bring_up(plan, &spec, opts) => r,
+            _ = opts.cancel.cancelled() => Err(EnvError::Interrupted),
+        };
+        match result {
+            Ok(()) => Ok(env),
+            Err(err) => {
+                let err = env.save_logs_into(err).await;
+                if let Err(e) = env.teardown(true).await {
+                    tracing::error!("docker backend: clean-up after a failed start: {e}");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn bring_up(&mut self, plan: &Plan, spec: &DockerAppSpec, opts: &StartOptions) -> Result<(), EnvError> {
+        images::ensure_app_image(&self.docker, spec, &opts.plan_dir, &opts.logs_dir, &opts.cancel).await?;
+        engine::create_network(&self.docker, &self.network, &self.run_id).await?;
+        engine::create_volume(&self.docker, &self.volume, &self.run_id).await?;
+
+        let pg_image = plan.environment.postgres.image.clone();
+        let redis_image = plan.environment.redis.image.clone();
+        let pg_env = vec![
+            ("POSTGRES_USER".to_string(), self.pg_user.clone()),
+            ("POSTGRES_PASSWORD".to_string(), self.pg_password.clone()),
+            ("POSTGRES_DB".to_string(), self.pg_database.clone()),
+        ];
+        let pg_mount = Mount::volume_mount(self.volume.clone(), "/var/lib/postgresql/data");
+        // Both start together; both are kept (and their logs saved) even when one fails.
+        let (pg, redis) = tokio::join!(
+            self.run_container(Service::Postgres, &pg_image, POSTGRES_PORT, pg_env, Some(pg_mount)),
+            self.run_container(Service::Redis, &redis_image, REDIS_PORT, Vec::new(), None),
+        );
+        let pg_started = pg.map(|r| self.postgres.insert(r).clone_handle());
+        let redis_started = redis.map(|r| self.redis.insert(r).clone_handle());
+        let (pg, redis) = (pg_started?, redis_started?);
+        let (pg_ready, redis_ready) = tokio::join!(self.wait_postgres(&pg), self.wait_redis(&redis));
+        pg_ready?;
+        redis_ready?;
+
+        let values = AppEnvValues {
+            postgres_url: format!(
+                "postgres://{}:{}@postgres:{POSTGRES_PORT}/{}",
+                url_escape(&self.pg_user),
+                url_escape(&self.pg_password),
+                url_escape(&self.pg_database)
+            ),
+            redis_url: format!("redis://redis:{REDIS_PORT}"),
+            app_listen: format!("0.0.0.0:{}", spec.port),
+            app_port: spec.port,
+        };
+        let app_env = appenv::resolve(&plan.app.env, &values)?.into_iter().collect();
+        let app = self.run_container(Service::App, &spec.image, spec.port, app_env, None).await?;
+        let app = self.app.insert(app).clone_handle();
+        self.wait_app(&app).await
+    }
+
+    /// Creates and starts one container through testcontainers, its port published on
+    /// 127.0.0.1 at a free port. Retries twice with another port when that port was taken
+    /// between choosing and binding it.
+    async fn run_container(
+        &self,
+        service: Service,
+        image: &str,
+        port: u16,
+        env: Vec<(String, String)>,
+        mount: Option<Mount>,
+    ) -> Result<Running, EnvError> {
+        let name = format!("perf-gate-{}-{}", self.run_id, service.as_str());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let host_port = free_port()?;
+            let (image_name, tag) = images::split_image(image);
+            let mut request = GenericImage::new(image_name, tag)
+                .with_exposed_port(port.tcp())
+                .with_network(self.network.clone())
+                .with_container_name(name.clone())
+                .with_hostname(service.as_str())
+                .with_labels(engine::run_labels(&self.run_id))
+                .with_startup_timeout(self.startup_timeout)
+                .with_host_config_modifier(move |host| {
+                    host.publish_all_ports = Some(false);
+                    host.port_bindings = Some(HashMap::from([(
+                        format!("{port}/tcp"),
+                        Some(vec![PortBinding {
+                            host_ip: Some("127.0.0.1".into()),
+                            host_port: Some(host_port.to_string()),
+                        }]),
+                    )]));
+                });
+            for (key, value) in &env {
+                request = request.with_env_var(key.clone(), value.clone());
+            }
+            if let Some(m) = &mount {
+                request = request.with_mount(m.clone());
+            }
+            match request.start().await {
+                Ok(container) => {
+                    let url = format!("http://127.0.0.1:{host_port}");
+                    return Ok(Running { container, name, host_port, url });
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    // A container created but not started keeps its name: remove it first.
+                    let _ = engine::sweep_container(&self.docker, &name).await;
+                    let port_taken = text.contains("port is already allocated") || text.contains("address already in use");
+                    if port_taken && attempt < 3 {
+                        continue;
+                    }
+                    return Err(start_error(service, image, e));
+                }
+            }
+        }
+    }
+
+    async fn wait_postgres(&self, pg: &Handle) -> Result<(), EnvError> {
+        let (user, password, db) = (&self.pg_user, &self.pg_password, &self.pg_database);
+        ready::wait_ready(&self.docker, &pg.name, "postgres", self.startup_timeout, &self.cancel, || {
+            ready::postgres_answers(pg.host_port, user, password, db)
+        })
+        .await
+    }
+
+    async fn wait_redis(&self, redis: &Handle) -> Result<(), EnvError> {
+        ready::wait_ready(&self.docker, &redis.name, "redis", self.startup_timeout, &self.cancel, || {
+            ready::redis_answers(redis.host_port)
+        })
+        .await
+    }
+
+    /// Waits for the app's health check; a watcher ends the wait as soon as the container
+    /// stops, and either error carries the container's log tail.
+    async fn wait_app(&self, app: &Handle) -> Result<(), EnvError> {
+        let url = format!("http://127.0.0.1:{}{}", app.host_port, self.health_path);
+        let stopped: Arc<parking_lot::Mutex<Option<String>>> = Arc::default();
+        let watcher = {
+            let (docker, name, stopped) = (self.docker.clone(), app.name.clone(), stopped.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    if let Ok(Some(status)) = engine::stopped_state(&docker, &name).await {
+                        *stopped.lock() = Some(status);
+                        return;
+                    }
+                }
+            })
+        };
+        let result = super::procs::wait_http_ok("app", &url, self.startup_timeout, &self.cancel, || {
+            match stopped.lock().take() {
+                Some(status) => Err(EnvError::Exited { service: "app", status, log_tail: String::new() }),
+                None => Ok(String::new()),
+            }
+        })
+        .await;
+        watcher.abort();
+        match result {
+            Err(EnvError::Exited { service, status, .. }) => {
+                let log_tail = engine::log_tail(&self.docker, &app.name, ready::TAIL_LINES).await;
+                Err(EnvError::Exited { service, status, log_tail })
+            }
+            Err(EnvError::NotReady { service, timeout, detail, .. }) => {
+                let log_tail = engine::log_tail(&self.docker, &app.name, ready::TAIL_LINES).await;
+                Err(EnvError::NotReady { service, timeout, detail, log_tail })
+            }
+            other => other,
+        }
+    }
+
+    /// Base URL of the app, published on 127.0.0.1.
+    fn app_url(&self) -> &str {
+        self.app.as_ref().map_or("", |a| a.url.as_str())
+    }
+
+    /// App first, then PostgreSQL and Redis; URLs without the password.
+    fn services(&self) -> Vec<ServiceInfo> {
+        let mut out = Vec::new();
+        if let Some(app) = &self.app {
+            out.push(ServiceInfo { service: Service::App, url: app.url.clone() });
+        }
+        if let Some(pg) = &self.postgres {
+            out.push(ServiceInfo {
+                service: Service::Postgres,
+                url: format!("postgres://{}@127.0.0.1:{}/{}", self.pg_user, pg.host_port, self.pg_database),
+            });
+        }
+        if let Some(redis) = &self.redis {
+            out.push(ServiceInfo { service: Service::Redis, url: format!("redis://127.0.0.1:{}", redis.host_port) });
+        }
+        out
+    }
+
+    fn running(&self, service: Service) -> Result<&Running, EnvError> {
+        match service {
+            Service::App => self.app.as_ref(),
+            Service::Postgres => self.postgres.as_ref(),
+            Service::Redis => self.redis.as_ref(),
+        }
+        .ok_or_else(|| EnvError::Other(format!("{} is not part of this environment", service.as_str())))
+    }
+
+    /// `docker stop` (SIGINT for the PostgreSQL images, SIGTERM otherwise, SIGKILL after
+    /// 10 s); the container, its data and its port binding stay.
+    async fn stop_service(&mut self, service: Service) -> Result<(), EnvError> {
+        let running = self.running(service)?;
+        let used = engine::sample(&self.docker, &running.name).await.map_or(0.0, |s| s.cpu_seconds);
+        let running = self.running(service)?;
+        let stopped = running
+            .container
+            .stop_with_timeout(Some(STOP_TIMEOUT_SECS))
+            .await
+            .map_err(|e| EnvError::Docker(format!("stopping {}: {e}", service.as_str())));
+        // The last sample before the stop misses at most the shutdown's own CPU time.
+        *self.cpu_before_restarts.entry(service).or_default() += used;
+        stopped
+    }
+
+    /// `docker start` of the stopped container, then the same readiness wait as at start-up.
+    /// The host port is the same as before (explicit binding), so URLs stay right.
+    async fn start_service(&mut self, service: Service) -> Result<(), EnvError> {
+        let running = self.running(service)?;
+        running
+            .container
+            .start()
+            .await
+            .map_err(|e| EnvError::Docker(format!("starting {} again: {e}", service.as_str())))?;
+        let handle = running.clone_handle();
+        match service {
+            Service::Postgres => self.wait_postgres(&handle).await,
+            Service::Redis => self.wait_redis(&handle).await,
+            Service::App => self.wait_app(&handle).await,
+        }
+    }
+
+    /// Cumulative CPU seconds and current memory of each running container (one-shot stats,
+    /// read concurrently). A stopped service is left out.
+    async fn resources(&self) -> Vec<(Service, ResourceSample)> {
+        let services = [(Service::App, &self.app), (Service::Postgres, &self.postgres), (Service::Redis, &self.redis)];
+        let reads = services.iter().filter_map(|(service, running)| {
+            let running = running.as_ref()?;
+            let docker = &self.docker;
+            let base = self.cpu_before_restarts.get(service).copied().unwrap_or(0.0);
+            Some(async move {
+                let mut sample = engine::sample(docker, &running.name).await?;
+                sample.cpu_seconds += base;
+                Some((*service, sample))
+            })
+        });
+        futures::future::join_all(reads).await.into_iter().flatten().collect()
+    }
+
+    /// `settle`: after an interrupted or failed start, a create request that was in flight when
+    /// its future was dropped may still complete in the engine after the first sweep; a second
+    /// look half a second later removes it too.
+    async fn teardown(&mut self, settle: bool) -> Result<(), EnvError> {
+        let mut failures = Vec::new();
+        for running in [self.app.take(), self.redis.take(), self.postgres.take()].into_iter().flatten() {
+            if let Err(e) = running.container.rm().await {
+                failures.push(format!("container {}: {e}", running.name));
+            }
+        }
+        if let Err(e) = engine::sweep(&self.docker, Some(&self.run_id)).await {
+            failures.push(e.to_string());
+        }
+        if settle {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if let Err(e) = engine::sweep(&self.docker, Some(&self.run_id)).await {
+                failures.push(e.to_string());
+            }
+        }
+        self.closed = true;
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(EnvError::Docker(format!("clean-up of run {}: {}", self.run_id, failures.join("; "))))
+        }
+    }
+
+    /// Saves every container's log to `logs_dir/<service>.log` and says where in the error.
+    async fn save_logs_into(&self, err: EnvError) -> EnvError {
+        let mut saved = Vec::new();
+        for service in [Service::Postgres, Service::Redis, Service::App] {
+            let name = format!("perf-gate-{}-{}", self.run_id, service.as_str());
+            if engine::stopped_state(&self.docker, &name).await.is_err() {
+                continue; // never created
+            }
+            let log = engine::log_tail(&self.docker, &name, SAVED_LOG_LINES).await;
+            let path = self.logs_dir.join(format!("{}.log", service.as_str()));
+            match write_atomically(&path, log.as_bytes()) {
+                Ok(()) => saved.push(path),
+                Err(e) => tracing::warn!("saving the log of {}: {e}", service.as_str()),
+            }
+        }
+        if saved.is_empty() {
+            return err;
+        }
+        let note = format!(" (container logs saved in {})", self.logs_dir.display());
+        match err {
+            EnvError::NotReady { service, timeout, detail, log_tail } => {
+                EnvError::NotReady { service, timeout, detail: detail + &note, log_tail }
+            }
+            EnvError::Exited { service, status, log_tail } => {
+                EnvError::Exited { service, status: status + &note, log_tail }
+            }
+            other => other,
+        }
+    }
+}
+
+impl Drop for State {
+    /// Errors, panics and a start dropped half-way: everything labelled with the run goes.
+    /// The testcontainers handles are forgotten rather than dropped (their own `Drop` needs a
+    /// Tokio runtime and would race the sweep); the sweep removes their containers.
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        for running in [self.app.take(), self.redis.take(), self.postgres.take()].into_iter().flatten() {
+            std::mem::forget(running.container);
+        }
+        engine::sweep_blocking(&self.run_id);
+    }
+}
+
+/// What the readiness waits need of a running container, without borrowing it.
+struct Handle {
+    name: String,
+    host_port: u16,
+}
+
+impl Running {
+    fn clone_handle(&self) -> Handle {
+        Handle { name: self.name.clone(), host_port: self.host_port }
+    }
+}
+
+fn start_error(service: Service, image: &str, e: TestcontainersError) -> EnvError {
+    let text = super::procs::error_chain(&e);
+    if text.contains("failed to pull the image") {
+        let var = match service {
+            Service::Postgres => images::POSTGRES_IMAGE_VAR,
+            Service::Redis => images::REDIS_IMAGE_VAR,
+            Service::App => images::APP_IMAGE_VAR,
+        };
+        return EnvError::Docker(format!(
+            "{}: the image {image} is not in the engine's local store and could not be pulled ({text}); \
+             without registry access, build local images with fixtures/images/build.sh and set {var}",
+            service.as_str()
+        ));
+    }
+    EnvError::Docker(format!("starting the {} container from {image}: {text}", service.as_str()))
+}
+
+/// A short random id: the run's label value and part of every name.
+pub fn new_run_id() -> String {
+    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+fn random_password() -> String {
+    use rand::RngExt;
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(24).map(char::from).collect()
+}
+
+/// A port free on 127.0.0.1 right now (the kernel picks it).
+fn free_port() -> Result<u16, EnvError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| EnvError::Io { context: "finding a free port on 127.0.0.1".into(), source: e })
+}
+
+/// Percent-encodes what cannot stand in the user-info or path of a URL.
+fn url_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Writes a file through a temporary file in the same directory and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_escape_keeps_unreserved_and_encodes_the_rest() {
+        assert_eq!(url_escape("perf"), "perf");
+        assert_eq!(url_escape("a b@c:d/e%"), "a%20b%40c%3Ad%2Fe%25");
+    }
+
+    #[test]
+    fn passwords_are_random_and_alphanumeric() {
+        let (a, b) = (random_password(), random_password());
+        assert_eq!(a.len(), 24);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn run_ids_are_twelve_hex_digits() {
+        let id = new_run_id();
+        assert_eq!(id.len(), 12);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+}
