@@ -10,6 +10,7 @@ pub mod env;
 pub mod github;
 pub mod plan;
 pub mod render;
+pub mod run;
 pub mod summary;
 
 /// Version of the tool, recorded in every summary.

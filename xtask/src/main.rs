@@ -4,6 +4,7 @@
 mod bench_engine;
 mod bench_server;
 mod comment;
+mod perf;
 mod signals;
 mod up;
 
@@ -20,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the gate: start the environment, run the suites, compare with the baseline, report
+    Perf(Box<perf::PerfArgs>),
     /// Start PostgreSQL, Redis and the app, print their URLs, run until Ctrl-C
     Up(up::UpArgs),
     /// Benchmark the load engine against wrk on a trivial local server.
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
     let result: anyhow::Result<ExitCode> = runtime.block_on(async move {
         let cancel = signals::cancel_on_signals()?;
         match cli.command {
+            Command::Perf(args) => perf::run(*args, cancel).await,
             Command::Up(args) => up::run(args, cancel).await,
             Command::BenchEngine(args) => bench_engine::run(args, cancel).await.map(|()| ExitCode::SUCCESS),
             Command::BenchServer { .. } | Command::BenchClient(_) => unreachable!("dispatched before the runtime"),

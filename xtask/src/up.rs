@@ -13,7 +13,7 @@
 //! directory under `PERF_TMPDIR` (default: the system's); `PERF_LOG=perf=debug` prints its
 //! path and every process it starts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -49,15 +49,13 @@ impl From<Backend> for BackendChoice {
     }
 }
 
-/// The workspace root: the parent of this crate's directory.
-fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
 
 pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
-    let path = args.plan.unwrap_or_else(|| workspace_root().join("perf.toml"));
-    let loaded = perf::plan::load(&path)?;
+    let path = args.plan.unwrap_or_else(|| crate::perf::workspace_root().join("perf.toml"));
+    let mut loaded = perf::plan::load(&path)?;
+    if !matches!(args.backend, Backend::Local) {
+        perf::env::docker::apply_image_overrides(&mut loaded.plan, |k| std::env::var(k).ok());
+    }
     let plan_dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

@@ -27,18 +27,24 @@ pub enum SummaryError {
 
 /// Writes `summary` as pretty JSON to `path` atomically, creating the directory if needed.
 pub fn write_atomic(path: &Path, summary: &Summary) -> Result<(), SummaryError> {
-    let io = |source| SummaryError::Io { path: path.to_path_buf(), source };
+    let mut bytes = serde_json::to_vec_pretty(summary).expect("a summary serializes");
+    bytes.push(b'\n');
+    write_bytes_atomic(path, &bytes).map_err(|source| SummaryError::Io { path: path.to_path_buf(), source })
+}
+
+/// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename),
+/// creating the directory if needed. Used for every file the gate writes: summaries,
+/// reports, the stored baseline.
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(io)?;
-    let mut tmp = tempfile::Builder::new().prefix(".summary-").suffix(".json.tmp").tempfile_in(&dir).map_err(io)?;
-    let mut bytes = serde_json::to_vec_pretty(summary).expect("a summary serializes");
-    bytes.push(b'\n');
-    tmp.write_all(&bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
+    std::fs::create_dir_all(&dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".perf-").suffix(".tmp").tempfile_in(&dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
     // Make the rename itself durable.
     if let Ok(d) = std::fs::File::open(&dir) {
         let _ = d.sync_all();

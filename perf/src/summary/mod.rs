@@ -16,5 +16,5 @@ pub mod slo;
 
 pub use build::{RunContext, build, latency};
 pub use host::{git_info, host_info};
-pub use io::{SummaryError, read, write_atomic};
+pub use io::{SummaryError, read, write_atomic, write_bytes_atomic};
 pub use model::*;

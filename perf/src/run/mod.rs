@@ -1,0 +1,376 @@
+//! Orchestration of one gate run (`cargo xtask perf`): everything between the command line and
+//! the pure parts.
+//!
+//! 1. Validate every input before anything starts: the plan (compiled for the selected suites)
+//!    and the baseline summaries. Bad input is [`GateError::Input`] (exit 2) and no load is sent.
+//! 2. Start the environment (local, docker or external backend).
+//! 3. Per suite: scrape the app's metrics, run the load while sampling the services' resource
+//!    use every second, scrape again, build the summary and write `<out>/<suite>.json`
+//!    atomically; compare with the baseline; when something regressed, run the suite once more
+//!    and keep the verdict only if the re-run regresses too.
+//! 4. Stop the environment (also on errors and Ctrl-C: `Environment`'s `Drop`).
+//! 5. Build the [`Report`]; the caller renders and publishes it.
+
+pub mod baseline;
+pub mod scrape;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::compare::{SuiteComparison, compare_suite};
+use crate::engine::{ProgressMode, RunOptions, run_suite};
+use crate::env::{BackendChoice, Environment, ResourceSample, Service, StartOptions};
+use crate::plan::compiled::{Compiled, Suite};
+use crate::plan::model::{CompareSpec, Plan};
+use crate::plan::{CompileOptions, LoadedPlan};
+use crate::render::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
+use crate::summary::{self, AppMetrics, ResourceUsage, RunContext, Summary};
+
+pub use baseline::Baselines;
+
+/// Why a gate run could not produce a verdict. Every variant is exit 2 except
+/// [`GateError::Interrupted`] (130).
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// Bad input: plan, baseline, options. Nothing was started.
+    #[error("{0}")]
+    Input(String),
+    /// The environment did not come up or broke.
+    #[error("{0}")]
+    Environment(String),
+    #[error("{0}")]
+    Io(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl GateError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            GateError::Interrupted => 130,
+            _ => 2,
+        }
+    }
+}
+
+/// Where the baseline comes from.
+#[derive(Debug, Clone)]
+pub enum BaselineChoice {
+    /// No comparison at all.
+    None,
+    /// A folder of `<suite>.json` (the committed `results/baseline/` by default) or one file;
+    /// `source` is how the report names it.
+    Path { path: PathBuf, source: BaselineSource },
+}
+
+/// Everything one gate run needs, already resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    pub plan_path: PathBuf,
+    pub compile: CompileOptions,
+    pub backend: BackendChoice,
+    /// `external` backend: the app's URL.
+    pub app_url: Option<String>,
+    /// Results folder: `<suite>.json`, `logs/`.
+    pub out_dir: PathBuf,
+    pub baseline: BaselineChoice,
+    /// Re-run a suite once when it regressed, and fail only if the re-run regresses too.
+    pub confirm: bool,
+    pub progress: ProgressMode,
+    pub cancel: CancellationToken,
+    /// Seed of every virtual user's random draws: the same requests in the same order on
+    /// every run, which removes one source of noise between baseline and head.
+    pub seed: u64,
+    /// Environment variables added to the app's (`KEY=VALUE`), e.g. an experiment's knob.
+    pub app_env: Vec<(String, String)>,
+}
+
+/// A validated run, before anything is started.
+pub struct Prepared {
+    pub loaded: LoadedPlan,
+    pub plan: Plan,
+    pub compiled: Compiled,
+    pub baselines: Baselines,
+    pub plan_dir: PathBuf,
+}
+
+/// Step 1: reads and validates the plan and the baselines. Starts nothing.
+pub fn prepare(opts: &GateOptions) -> Result<Prepared, GateError> {
+    let loaded = crate::plan::load(&opts.plan_path).map_err(|e| GateError::Input(e.to_string()))?;
+    let mut compile = opts.compile.clone();
+    // `--suite all` (PERF_SUITES=all in the nightly workflow): every suite of the plan.
+    if compile.suites.iter().any(|s| s == "all") && !loaded.plan.suites.contains_key("all") {
+        compile.suites = loaded.plan.suites.keys().cloned().collect();
+    }
+    let compiled = loaded.compile(&compile).map_err(|e| GateError::Input(e.to_string()))?;
+    let names: Vec<String> = compiled.suites.iter().map(|s| s.name.clone()).collect();
+    let baselines = match &opts.baseline {
+        BaselineChoice::None => Baselines::default(),
+        BaselineChoice::Path { path, .. } => baseline::load(path, &names)?,
+    };
+    let mut plan = loaded.plan.clone();
+    for (k, v) in &opts.app_env {
+        plan.app.env.insert(k.clone(), toml::Spanned::new(0..0, v.clone()));
+    }
+    if matches!(opts.backend, BackendChoice::Docker | BackendChoice::Auto) {
+        crate::env::docker::apply_image_overrides(&mut plan, |k| std::env::var(k).ok());
+    }
+    let plan_dir = plan_dir(&opts.plan_path)?;
+    Ok(Prepared { loaded, plan, compiled, baselines, plan_dir })
+}
+
+/// The folder the plan's relative paths are resolved against.
+pub fn plan_dir(plan_path: &Path) -> Result<PathBuf, GateError> {
+    let dir = match plan_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    dir.canonicalize().map_err(|e| GateError::Input(format!("{}: {e}", dir.display())))
+}
+
+/// What a finished run produced.
+pub struct GateRun {
+    pub report: Report,
+    /// Summary files written, in suite order.
+    pub written: Vec<PathBuf>,
+}
+
+/// Steps 2 to 5 for a prepared run.
+pub async fn run(opts: &GateOptions, prepared: &Prepared) -> Result<GateRun, GateError> {
+    let start = StartOptions {
+        plan_dir: prepared.plan_dir.clone(),
+        logs_dir: opts.out_dir.join("logs"),
+        app_url: opts.app_url.clone(),
+        cancel: opts.cancel.clone(),
+    };
+    eprintln!("starting the environment ({})", backend_words(opts.backend));
+    let env = match Environment::start(opts.backend, &prepared.plan, &start).await {
+        Ok(env) => env,
+        Err(_) if opts.cancel.is_cancelled() => return Err(GateError::Interrupted),
+        Err(e) => return Err(GateError::Environment(format!("the environment did not come up: {e}"))),
+    };
+    for s in env.services() {
+        eprintln!("  {}: {}", s.service.as_str(), s.url);
+    }
+    let ctx = RunContext {
+        git: summary::git_info(&prepared.plan_dir),
+        backend: env.kind().as_str().to_string(),
+        host: summary::host_info(),
+        plan_hash: prepared.loaded.hash.clone(),
+        quick: opts.compile.quick,
+        tags: opts.compile.tags.clone(),
+        tool_version: crate::TOOL_VERSION.to_string(),
+    };
+    let result = run_suites(opts, prepared, &env, &ctx).await;
+    let stopped = env.shutdown().await;
+    let (reports, written) = result?;
+    if let Err(e) = stopped {
+        eprintln!("warning: stopping the environment: {e}");
+    }
+    let facts = reports.first().map(|r| RunFacts::from_summary(&r.summary));
+    let Some(facts) = facts else {
+        return Err(GateError::Input("no suite to run".into()));
+    };
+    Ok(GateRun { report: Report { facts, suites: reports, invalid_reasons: Vec::new() }, written })
+}
+
+async fn run_suites(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    env: &Environment,
+    ctx: &RunContext,
+) -> Result<(Vec<SuiteReport>, Vec<PathBuf>), GateError> {
+    let rules = &prepared.plan.compare;
+    let mut reports = Vec::new();
+    let mut written = Vec::new();
+    for suite in &prepared.compiled.suites {
+        let base = prepared.baselines.get(&suite.name);
+        let mut summary = measure_suite(opts, prepared, env, suite, ctx).await?;
+        let mut comparison = base.map(|(b, _)| compare_suite(Some(b), &summary, rules));
+        let mut confirmation = Confirmation::NotRun;
+        if opts.confirm && summary.valid && comparison.as_ref().is_some_and(SuiteComparison::has_regression) {
+            let first: Vec<String> = comparison
+                .as_ref()
+                .map(|c| c.regressed_endpoints().into_iter().map(str::to_string).collect())
+                .unwrap_or_default();
+            eprintln!(
+                "{}: regression on {}; running the suite once more to confirm",
+                suite.name,
+                first.join(", ")
+            );
+            let again = measure_suite(opts, prepared, env, suite, ctx).await?;
+            let again_cmp = confirm_comparison(base.map(|(b, _)| b), &again, rules, &first);
+            confirmation = if again_cmp.has_regression() {
+                Confirmation::Confirmed
+            } else {
+                Confirmation::NotConfirmed { first_run: first }
+            };
+            summary = again;
+            comparison = Some(again_cmp);
+        }
+        let file = opts.out_dir.join(format!("{}.json", suite.name));
+        summary::write_atomic(&file, &summary).map_err(|e| GateError::Io(e.to_string()))?;
+        written.push(file);
+        let (baseline_source, baseline_summary) = match (base, &opts.baseline) {
+            (Some((b, path)), BaselineChoice::Path { source, .. }) => {
+                let source = match source {
+                    BaselineSource::Committed { .. } => BaselineSource::Committed { path: display_path(path) },
+                    other => other.clone(),
+                };
+                (source, Some(b.clone()))
+            }
+            _ => (BaselineSource::None, None),
+        };
+        reports.push(SuiteReport {
+            summary,
+            comparison,
+            baseline: baseline_source,
+            baseline_summary,
+            confirmation,
+        });
+    }
+    Ok((reports, written))
+}
+
+/// The re-run's comparison. A regression stands only on endpoints that regressed in both
+/// runs: an endpoint that regresses once in two runs is noise, not a change.
+fn confirm_comparison(base: Option<&Summary>, again: &Summary, rules: &CompareSpec, first: &[String]) -> SuiteComparison {
+    use crate::compare::Verdict;
+    let mut c = compare_suite(base, again, rules);
+    for e in c.endpoints.iter_mut() {
+        if e.verdict == Verdict::Regressed && !first.contains(&e.name) {
+            e.verdict = Verdict::Noisy;
+            for m in e.metrics.iter_mut().filter(|m| m.verdict == Verdict::Regressed) {
+                m.verdict = Verdict::Noisy;
+                m.reason = format!("{} (regressed in the re-run only)", m.reason);
+            }
+        }
+    }
+    c.verdict = Verdict::worst(c.endpoints.iter().map(|e| e.verdict));
+    c
+}
+
+fn display_path(path: &Path) -> String {
+    let cwd = std::env::current_dir().ok();
+    match cwd.as_deref().and_then(|c| path.strip_prefix(c).ok()) {
+        Some(rel) => rel.display().to_string(),
+        None => path.display().to_string(),
+    }
+}
+
+fn backend_words(choice: BackendChoice) -> &'static str {
+    match choice {
+        BackendChoice::Auto => "auto: Docker when an engine answers, local processes otherwise",
+        BackendChoice::Local => "local processes",
+        BackendChoice::Docker => "Docker",
+        BackendChoice::External => "external: nothing started",
+    }
+}
+
+/// Runs one suite with resource sampling and metric scrapes, and builds its summary.
+pub async fn measure_suite(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    env: &Environment,
+    suite: &Suite,
+    ctx: &RunContext,
+) -> Result<Summary, GateError> {
+    let app = &prepared.plan.app;
+    let client = reqwest::Client::new();
+    let metrics_url = app.metrics.as_ref().map(|m| format!("{}{}", env.app_url(), m));
+    let scrape_now = || async {
+        match &metrics_url {
+            Some(url) => scrape::scrape(&client, url, &app.metrics_series).await,
+            None => None,
+        }
+    };
+    let before_metrics = scrape_now().await;
+    let before = env.resources().await;
+
+    let mut run_opts = RunOptions::new(env.app_url());
+    run_opts.cancel = opts.cancel.clone();
+    run_opts.progress = opts.progress;
+    run_opts.seed = opts.seed;
+    let done = CancellationToken::new();
+    let sampler = sample_resources(env, done.clone());
+    let load = async {
+        let r = run_suite(&prepared.compiled, suite, run_opts).await;
+        done.cancel();
+        r
+    };
+    let (result, samples) = tokio::join!(load, sampler);
+    let result = result.map_err(|e| GateError::Input(format!("suite {}: {e}", suite.name)))?;
+    if result.cancelled || opts.cancel.is_cancelled() {
+        return Err(GateError::Interrupted);
+    }
+    let after = env.resources().await;
+    let after_metrics = scrape_now().await;
+
+    let mut summary = summary::build(&result, ctx);
+    summary.resources = resource_usage(&before, &after, &samples);
+    if let (Some(before), Some(after)) = (before_metrics, after_metrics) {
+        summary.app_metrics = Some(AppMetrics { before, after });
+    }
+    Ok(summary)
+}
+
+/// Memory of each service every second until `done`.
+async fn sample_resources(env: &Environment, done: CancellationToken) -> Vec<Vec<(Service, ResourceSample)>> {
+    let mut out = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => break,
+            _ = tick.tick() => out.push(env.resources().await),
+        }
+    }
+    out
+}
+
+/// CPU seconds over the suite (after minus before; a restarted service counts from zero) and
+/// peak memory over the samples, per service.
+fn resource_usage(
+    before: &[(Service, ResourceSample)],
+    after: &[(Service, ResourceSample)],
+    samples: &[Vec<(Service, ResourceSample)>],
+) -> BTreeMap<String, ResourceUsage> {
+    let mut out = BTreeMap::new();
+    for (service, end) in after {
+        let start = before.iter().find(|(s, _)| s == service).map(|(_, r)| r.cpu_seconds).unwrap_or(0.0);
+        let cpu = if end.cpu_seconds >= start { end.cpu_seconds - start } else { end.cpu_seconds };
+        let series: Vec<u64> = samples
+            .iter()
+            .filter_map(|round| round.iter().find(|(s, _)| s == service).map(|(_, r)| r.memory_bytes))
+            .collect();
+        let peak = series.iter().copied().chain([end.memory_bytes]).max().unwrap_or(0);
+        out.insert(
+            service.as_str().to_string(),
+            ResourceUsage { cpu_seconds: (cpu * 1000.0).round() / 1000.0, peak_memory_bytes: peak, memory_series: series },
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_usage_is_cpu_difference_and_peak_memory() {
+        let s = |cpu: f64, mem: u64| ResourceSample { cpu_seconds: cpu, memory_bytes: mem };
+        let before = vec![(Service::App, s(1.0, 10)), (Service::Postgres, s(5.0, 100))];
+        let after = vec![(Service::App, s(3.5, 20)), (Service::Postgres, s(0.5, 90))];
+        let samples = vec![vec![(Service::App, s(2.0, 50))], vec![(Service::App, s(3.0, 30)), (Service::Postgres, s(0.1, 80))]];
+        let got = resource_usage(&before, &after, &samples);
+        assert_eq!(got["app"].cpu_seconds, 2.5);
+        assert_eq!(got["app"].peak_memory_bytes, 50);
+        assert_eq!(got["app"].memory_series, vec![50, 30]);
+        // Postgres restarted during the suite: its counter started again from zero.
+        assert_eq!(got["postgres"].cpu_seconds, 0.5);
+        assert_eq!(got["postgres"].peak_memory_bytes, 90);
+    }
+}

@@ -1,0 +1,339 @@
+//! `cargo xtask perf`: the gate. Validates the plan and the baseline, brings the environment
+//! up, runs the suites, writes `<out>/<suite>.json`, compares each with its baseline, prints the
+//! verdict, writes `<out>/report.md` and `<out>/report.html`, and publishes to GitHub when asked.
+//!
+//! Exit status: 0 pass, 1 regression or SLO breach, 2 invalid run or bad input, 130 Ctrl-C.
+//! The work is in `perf::run`; this module turns flags into options and prints.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use perf::engine::ProgressMode;
+use perf::env::BackendChoice;
+use perf::github::{
+    BASELINE_ARTIFACT, CommentStatus, GithubContext, NIGHTLY_WORKFLOW, PublishOptions, download_baseline_artifact,
+    publish, write_pr_number,
+};
+use perf::plan::CompileOptions;
+use perf::render::{self, BaselineSource, Headline, MarkdownOptions, TerminalOptions};
+use perf::run::{BaselineChoice, GateError, GateOptions};
+use perf::summary::write_bytes_atomic;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args, Debug)]
+pub struct PerfArgs {
+    /// Suite to run (repeatable, or comma-separated); `all` runs every suite of the plan
+    /// [default: the plan's default_suites]
+    #[arg(long = "suite", value_name = "NAME", value_delimiter = ',', env = "PERF_SUITES")]
+    suites: Vec<String>,
+    /// Where the app and its services come from: `auto` uses Docker when an engine answers
+    /// and local processes otherwise; `external` starts nothing and uses --app-url
+    #[arg(long, value_enum, default_value_t = Backend::Auto, env = "PERF_BACKEND")]
+    backend: Backend,
+    /// The app's base URL for --backend external
+    #[arg(long, value_name = "URL")]
+    app_url: Option<String>,
+    /// Shrink every suite to at most 30 s (CI smoke runs)
+    #[arg(long)]
+    quick: bool,
+    /// Only send requests carrying one of these tags (repeatable, or comma-separated)
+    #[arg(long = "tags", value_name = "TAG", value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Stretch or shrink every selected suite to this length, e.g. 5m
+    #[arg(long, value_name = "DURATION", env = "PERF_DURATION", value_parser = parse_duration)]
+    duration: Option<std::time::Duration>,
+    /// Peak virtual users of closed-model scenarios
+    #[arg(long, value_name = "N", env = "PERF_USERS")]
+    users: Option<u32>,
+    /// The plan file [default: perf.toml at the workspace root]
+    #[arg(long, value_name = "PATH")]
+    plan: Option<PathBuf>,
+    /// Results folder: <suite>.json, report.md, report.html, logs/ [default: results/ at the workspace root]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Baseline folder (<suite>.json) or file [default: results/baseline/ at the workspace
+    /// root; results/baseline/quick/ with --quick]
+    #[arg(long, value_name = "PATH", conflicts_with = "no_baseline")]
+    baseline: Option<PathBuf>,
+    /// Download the newest successful nightly artifact of this name and compare with it;
+    /// falls back to the committed baseline with a warning
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = BASELINE_ARTIFACT)]
+    baseline_from_artifact: Option<String>,
+    /// Do not compare with any baseline
+    #[arg(long)]
+    no_baseline: bool,
+    /// Write this run's summaries as the stored baseline (valid runs only)
+    #[arg(long)]
+    update_baseline: bool,
+    /// Do not re-run a regressed suite to confirm the regression
+    #[arg(long)]
+    no_confirm: bool,
+    /// Create or update the pull request's sticky comment (the default in a pull_request job)
+    #[arg(long, conflicts_with = "no_comment")]
+    comment: bool,
+    /// Never comment, even in a pull_request job
+    #[arg(long)]
+    no_comment: bool,
+    /// With --comment: print the comment instead of posting it
+    #[arg(long)]
+    dry_run: bool,
+    /// Progress display: auto (bar on a terminal, plain lines otherwise), bar, plain, off
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    progress: Progress,
+    /// Seed of the virtual users' random draws
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Extra environment for the app, KEY=VALUE (repeatable), e.g. REFAPP_DELAY=provider:10
+    #[arg(long = "app-env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    app_env: Vec<(String, String)>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Backend {
+    Auto,
+    Local,
+    Docker,
+    External,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Progress {
+    Auto,
+    Bar,
+    Plain,
+    Off,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration (e.g. 90s, 5m): {e}"))
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+/// The workspace root: the parent of this crate's directory.
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
+    let root = workspace_root();
+    let out_dir = args.out.clone().unwrap_or_else(|| root.join("results"));
+    // Quick runs are compared with quick baselines: a 30-second suite and a full one differ in
+    // sample counts and warm-up, so comparing across the two would mostly measure that.
+    let committed = if args.quick {
+        root.join("results").join("baseline").join("quick")
+    } else {
+        root.join("results").join("baseline")
+    };
+
+    let github = match GithubContext::from_process_env() {
+        Ok(ctx) => Some(ctx),
+        Err(e) if args.comment || args.baseline_from_artifact.is_some() => {
+            eprintln!("error: cannot read the GitHub Actions environment: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => {
+            eprintln!("warning: ignoring the GitHub Actions environment: {e}");
+            None
+        }
+    };
+
+    let baseline = if args.no_baseline {
+        BaselineChoice::None
+    } else if let Some(path) = &args.baseline {
+        BaselineChoice::Path { path: path.clone(), source: BaselineSource::Committed { path: path.display().to_string() } }
+    } else if let Some(name) = &args.baseline_from_artifact {
+        artifact_baseline(github.as_ref(), name, &out_dir, &committed).await
+    } else {
+        BaselineChoice::Path { path: committed.clone(), source: BaselineSource::Committed { path: String::new() } }
+    };
+
+    let opts = GateOptions {
+        plan_path: args.plan.clone().unwrap_or_else(|| root.join("perf.toml")),
+        compile: CompileOptions {
+            suites: args.suites.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            quick: args.quick,
+            tags: args.tags.clone(),
+            duration: args.duration,
+            users: args.users,
+        },
+        backend: match args.backend {
+            Backend::Auto => BackendChoice::Auto,
+            Backend::Local => BackendChoice::Local,
+            Backend::Docker => BackendChoice::Docker,
+            Backend::External => BackendChoice::External,
+        },
+        app_url: args.app_url.clone(),
+        out_dir: out_dir.clone(),
+        baseline,
+        confirm: !args.no_confirm,
+        progress: match args.progress {
+            Progress::Auto => ProgressMode::Auto,
+            Progress::Bar => ProgressMode::Bar,
+            Progress::Plain => ProgressMode::Plain,
+            Progress::Off => ProgressMode::Off,
+        },
+        cancel,
+        seed: args.seed,
+        app_env: args.app_env.clone(),
+    };
+    if matches!(opts.backend, BackendChoice::External) && opts.app_url.is_none() {
+        eprintln!("error: --backend external needs --app-url URL");
+        return Ok(ExitCode::from(2));
+    }
+
+    // 1. Everything the user gave us is checked before anything starts.
+    let prepared = match perf::run::prepare(&opts) {
+        Ok(p) => p,
+        Err(e) => return Ok(fail(&e)),
+    };
+    let names: Vec<&str> = prepared.compiled.suites.iter().map(|s| s.name.as_str()).collect();
+    eprintln!(
+        "perf gate: plan {}, suites {}{}",
+        display(&opts.plan_path),
+        names.join(", "),
+        if opts.compile.quick { " (--quick)" } else { "" }
+    );
+    for name in &names {
+        match prepared.baselines.get(name) {
+            Some((_, path)) => eprintln!("  {name}: baseline {}", display(path)),
+            None => eprintln!("  {name}: no baseline (nothing to compare with)"),
+        }
+    }
+
+    // 2-5. Environment, load, summaries, comparison.
+    let gate = match perf::run::run(&opts, &prepared).await {
+        Ok(g) => g,
+        Err(e) => return Ok(fail(&e)),
+    };
+    let report = gate.report;
+
+    // Reports.
+    let stdout = std::io::stdout();
+    let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let text = render::terminal(&report, TerminalOptions { color, width: None });
+    let md = render::markdown(
+        &report,
+        &MarkdownOptions { full_report_hint: Some("the `perf-results` artifact (report.html)".into()), ..Default::default() },
+    );
+    let html = render::html(&report);
+    let md_path = out_dir.join("report.md");
+    let html_path = out_dir.join("report.html");
+    write_bytes_atomic(&md_path, md.as_bytes()).with_context(|| format!("writing {}", md_path.display()))?;
+    write_bytes_atomic(&html_path, html.as_bytes()).with_context(|| format!("writing {}", html_path.display()))?;
+    {
+        let mut out = stdout.lock();
+        writeln!(out)?;
+        write!(out, "{text}")?;
+        if !text.ends_with('\n') {
+            writeln!(out)?;
+        }
+        out.flush()?;
+    }
+    for f in &gate.written {
+        eprintln!("wrote {}", display(f));
+    }
+    eprintln!("wrote {} and {}", display(&md_path), display(&html_path));
+
+    let mut code = render::exit_code(&report);
+
+    if args.update_baseline {
+        let summaries: Vec<_> = report.suites.iter().map(|s| s.summary.clone()).collect();
+        match perf::run::baseline::update(&committed_or_given(&args, &committed), &summaries) {
+            Ok(files) => {
+                for f in files {
+                    eprintln!("baseline updated: {}", display(&f));
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = code.max(2);
+            }
+        }
+    }
+
+    // GitHub: job summary always (when in Actions), the comment when asked or by default on
+    // pull requests. Nothing here changes the verdict.
+    if let Some(ctx) = &github {
+        if let Err(e) = write_pr_number(&out_dir, ctx) {
+            eprintln!("warning: {e}");
+        }
+        let comment = args.comment || args.dry_run || (ctx.in_actions && ctx.is_pull_request_event() && !args.no_comment);
+        if ctx.step_summary.is_some() || comment {
+            let published = publish(ctx, &md, PublishOptions { comment: comment && !args.no_comment, dry_run: args.dry_run }).await;
+            for w in &published.warnings {
+                eprintln!("warning: {w}");
+            }
+            match &published.comment {
+                CommentStatus::DryRun { body } => {
+                    eprintln!("dry run: this is the comment that would be posted");
+                    println!("{body}");
+                }
+                CommentStatus::Posted(outcome) => eprintln!("pull request comment: {}", outcome.url()),
+                _ => {}
+            }
+        }
+    }
+
+    let headline = Headline::of(&report);
+    eprintln!("verdict: {} (exit {code})", headline.words());
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+fn committed_or_given(args: &PerfArgs, committed: &Path) -> PathBuf {
+    match &args.baseline {
+        Some(p) if p.is_dir() || p.extension().is_none() => p.clone(),
+        Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_else(|| committed.to_path_buf()),
+        None => committed.to_path_buf(),
+    }
+}
+
+/// Downloads the nightly baseline artifact; on any failure, warns and uses the committed one.
+async fn artifact_baseline(
+    github: Option<&GithubContext>,
+    name: &str,
+    out_dir: &Path,
+    committed: &Path,
+) -> BaselineChoice {
+    let fallback = |why: String| {
+        eprintln!("warning: cannot use the baseline artifact `{name}`: {why}; using the committed baseline");
+        BaselineChoice::Path { path: committed.to_path_buf(), source: BaselineSource::Committed { path: String::new() } }
+    };
+    let Some(ctx) = github else {
+        return fallback("no GitHub environment".into());
+    };
+    let dest = out_dir.join("baseline-artifact");
+    match download_baseline_artifact(ctx, name, NIGHTLY_WORKFLOW, &dest).await {
+        Ok(dir) => {
+            eprintln!("baseline: artifact `{name}` of the newest successful nightly run");
+            BaselineChoice::Path { path: dir, source: BaselineSource::Artifact { name: name.to_string() } }
+        }
+        Err(e) => fallback(ctx.redact(&e.to_string())),
+    }
+}
+
+fn fail(e: &GateError) -> ExitCode {
+    match e {
+        GateError::Interrupted => eprintln!("interrupted: everything that was started has been stopped"),
+        GateError::Input(m) => eprintln!("error: {m}"),
+        GateError::Environment(m) | GateError::Io(m) => eprintln!("error: {m}"),
+    }
+    ExitCode::from(e.exit_code())
+}
+
+fn display(path: &Path) -> String {
+    let cwd = std::env::current_dir().ok();
+    match cwd.as_deref().and_then(|c| path.strip_prefix(c).ok()) {
+        Some(rel) => rel.display().to_string(),
+        None => path.display().to_string(),
+    }
+}
