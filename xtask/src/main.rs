@@ -4,6 +4,7 @@
 mod bench_engine;
 mod bench_server;
 mod comment;
+mod experiment;
 mod perf;
 mod signals;
 mod up;
@@ -36,6 +37,8 @@ enum Command {
     /// The engine side of bench-engine (internal).
     #[command(hide = true)]
     BenchClient(bench_engine::BenchClientArgs),
+    /// Measure the gate's verdict quality: same code twice, a 10% and a 25% slowdown
+    Experiment(experiment::ExperimentArgs),
     /// Post a saved report as the pull request's sticky comment (fork pull requests)
     Comment(comment::CommentArgs),
 }
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Perf(args) => perf::run(*args, cancel).await,
             Command::Up(args) => up::run(args, cancel).await,
+            Command::Experiment(args) => experiment::run(args, cancel).await,
             Command::BenchEngine(args) => bench_engine::run(args, cancel).await.map(|()| ExitCode::SUCCESS),
             Command::BenchServer { .. } | Command::BenchClient(_) => unreachable!("dispatched before the runtime"),
             Command::Comment(args) => comment::run(args).await,

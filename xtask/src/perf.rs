@@ -68,6 +68,13 @@ pub struct PerfArgs {
     /// Write this run's summaries as the stored baseline (valid runs only)
     #[arg(long)]
     update_baseline: bool,
+    /// A/B mode: build the app at this git ref in a worktree and compare it with the working
+    /// tree, running the suites alternately in the same job (local backend)
+    #[arg(long, value_name = "REF", conflicts_with_all = ["baseline", "baseline_from_artifact", "update_baseline"])]
+    against: Option<String>,
+    /// A/B mode: rounds per side
+    #[arg(long, value_name = "N", default_value_t = 3, requires = "against")]
+    rounds: u32,
     /// Do not re-run a regressed suite to confirm the regression
     #[arg(long)]
     no_confirm: bool,
@@ -147,7 +154,7 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
         }
     };
 
-    let baseline = if args.no_baseline {
+    let baseline = if args.no_baseline || args.against.is_some() {
         BaselineChoice::None
     } else if let Some(path) = &args.baseline {
         BaselineChoice::Path { path: path.clone(), source: BaselineSource::Committed { path: path.display().to_string() } }
@@ -203,15 +210,27 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
         names.join(", "),
         if opts.compile.quick { " (--quick)" } else { "" }
     );
-    for name in &names {
+    for name in names.iter().filter(|_| args.against.is_none()) {
         match prepared.baselines.get(name) {
             Some((_, path)) => eprintln!("  {name}: baseline {}", display(path)),
             None => eprintln!("  {name}: no baseline (nothing to compare with)"),
         }
     }
 
+    let ab = match &args.against {
+        Some(git_ref) => match perf::run::ab::resolve(&opts, &prepared, git_ref, args.rounds) {
+            Ok(t) => Some(t),
+            Err(e) => return Ok(fail(&e)),
+        },
+        None => None,
+    };
+
     // 2-5. Environment, load, summaries, comparison.
-    let gate = match perf::run::run(&opts, &prepared).await {
+    let gate = match &ab {
+        Some(target) => perf::run::ab::run(&opts, &prepared, target).await,
+        None => perf::run::run(&opts, &prepared).await,
+    };
+    let gate = match gate {
         Ok(g) => g,
         Err(e) => return Ok(fail(&e)),
     };

@@ -11,7 +11,9 @@
 //! 4. Stop the environment (also on errors and Ctrl-C: `Environment`'s `Drop`).
 //! 5. Build the [`Report`]; the caller renders and publishes it.
 
+pub mod ab;
 pub mod baseline;
+pub mod experiment;
 pub mod scrape;
 
 use std::collections::BTreeMap;
@@ -188,29 +190,15 @@ async fn run_suites(
     let mut written = Vec::new();
     for suite in &prepared.compiled.suites {
         let base = prepared.baselines.get(&suite.name);
-        let mut summary = measure_suite(opts, prepared, env, suite, ctx).await?;
-        let mut comparison = base.map(|(b, _)| compare_suite(Some(b), &summary, rules));
-        let mut confirmation = Confirmation::NotRun;
-        if opts.confirm && summary.valid && comparison.as_ref().is_some_and(SuiteComparison::has_regression) {
-            let first: Vec<String> = comparison
-                .as_ref()
-                .map(|c| c.regressed_endpoints().into_iter().map(str::to_string).collect())
-                .unwrap_or_default();
-            eprintln!(
-                "{}: regression on {}; running the suite once more to confirm",
-                suite.name,
-                first.join(", ")
-            );
-            let again = measure_suite(opts, prepared, env, suite, ctx).await?;
-            let again_cmp = confirm_comparison(base.map(|(b, _)| b), &again, rules, &first);
-            confirmation = if again_cmp.has_regression() {
-                Confirmation::Confirmed
-            } else {
-                Confirmation::NotConfirmed { first_run: first }
-            };
-            summary = again;
-            comparison = Some(again_cmp);
-        }
+        let first = measure_suite(opts, prepared, env, suite, ctx).await?;
+        let (summary, comparison, confirmation) = match base {
+            None => (first, None, Confirmation::NotRun),
+            Some((b, _)) => {
+                let rerun = || measure_suite(opts, prepared, env, suite, ctx);
+                let judged = judge(b, first, rules, opts.confirm, rerun).await?;
+                (judged.summary, Some(judged.comparison), judged.confirmation)
+            }
+        };
         let file = opts.out_dir.join(format!("{}.json", suite.name));
         summary::write_atomic(&file, &summary).map_err(|e| GateError::Io(e.to_string()))?;
         written.push(file);
@@ -233,6 +221,35 @@ async fn run_suites(
         });
     }
     Ok((reports, written))
+}
+
+/// A comparison with the baseline after the confirmation re-run, if one was needed.
+pub struct Judged {
+    /// The summary the verdict is about: the re-run's when there was one.
+    pub summary: Summary,
+    pub comparison: SuiteComparison,
+    pub confirmation: Confirmation,
+}
+
+/// Compares `first` with `base`; when an endpoint regressed (and `confirm` is set and the run
+/// is valid), runs `rerun` once and keeps the regression only on endpoints that regress in
+/// both runs. The gate and the verdict-quality experiment both decide through this.
+pub async fn judge<F, Fut>(base: &Summary, first: Summary, rules: &CompareSpec, confirm: bool, rerun: F) -> Result<Judged, GateError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Summary, GateError>>,
+{
+    let comparison = compare_suite(Some(base), &first, rules);
+    if !(confirm && first.valid && comparison.has_regression()) {
+        return Ok(Judged { summary: first, comparison, confirmation: Confirmation::NotRun });
+    }
+    let regressed: Vec<String> = comparison.regressed_endpoints().into_iter().map(str::to_string).collect();
+    eprintln!("{}: regression on {}; running the suite once more to confirm", first.suite, regressed.join(", "));
+    let again = rerun().await?;
+    let again_cmp = confirm_comparison(Some(base), &again, rules, &regressed);
+    let confirmation =
+        if again_cmp.has_regression() { Confirmation::Confirmed } else { Confirmation::NotConfirmed { first_run: regressed } };
+    Ok(Judged { summary: again, comparison: again_cmp, confirmation })
 }
 
 /// The re-run's comparison. A regression stands only on endpoints that regressed in both

@@ -1,0 +1,170 @@
+//! A/B mode (`--against REF`): the app at git ref REF (base) and the working tree (head) run
+//! side by side in the same job, suites alternating between them round after round (ABBA…),
+//! and are compared with each other instead of with a stored baseline. Machine drift during
+//! the job hits both sides alike, which makes this the robust mode on noisy CI runners.
+//!
+//! The base is checked out with `git worktree add --detach` under `.work/ab/<sha>` (reused
+//! while it stays at that commit) and built there by the plan's `app.local.build`. Only the
+//! local backend builds an app from source, so A/B runs on it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::compare::compare_ab;
+use crate::env::{BackendChoice, Environment, StartOptions};
+use crate::render::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
+use crate::summary::{self, RunContext, Summary};
+
+use super::{GateError, GateOptions, GateRun, Prepared, measure_suite};
+
+/// A resolved `--against`.
+#[derive(Debug, Clone)]
+pub struct AbTarget {
+    /// As the user wrote it.
+    pub git_ref: String,
+    pub sha: String,
+    /// Rounds per side.
+    pub rounds: u32,
+    /// The repository's top level.
+    pub repo: PathBuf,
+    /// The plan's folder relative to the top level.
+    pub plan_subdir: PathBuf,
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Checks `--against` before anything starts: the ref names a commit, the backend can build it.
+pub fn resolve(opts: &GateOptions, prepared: &Prepared, git_ref: &str, rounds: u32) -> Result<AbTarget, GateError> {
+    if rounds == 0 {
+        return Err(GateError::Input("--rounds: at least 1 round per side".into()));
+    }
+    if !matches!(opts.backend, BackendChoice::Local | BackendChoice::Auto) {
+        return Err(GateError::Input(
+            "--against builds the app at another commit from source: it needs --backend local".into(),
+        ));
+    }
+    let repo = git(&prepared.plan_dir, &["rev-parse", "--show-toplevel"])
+        .map_err(|e| GateError::Input(format!("--against: {} is not in a git repository: {e}", prepared.plan_dir.display())))?;
+    let repo = PathBuf::from(repo);
+    let sha = git(&repo, &["rev-parse", "--verify", "--quiet", &format!("{git_ref}^{{commit}}")])
+        .map_err(|_| GateError::Input(format!("--against: `{git_ref}` is not a commit of {}", repo.display())))?;
+    let plan_subdir = prepared.plan_dir.strip_prefix(&repo).map(Path::to_path_buf).unwrap_or_default();
+    Ok(AbTarget { git_ref: git_ref.to_string(), sha, rounds, repo, plan_subdir })
+}
+
+/// The base's worktree, created or reused.
+fn worktree(target: &AbTarget) -> Result<PathBuf, GateError> {
+    let short = &target.sha[..target.sha.len().min(12)];
+    let dir = target.repo.join(".work").join("ab").join(short);
+    if dir.exists() {
+        if git(&dir, &["rev-parse", "HEAD"]).as_deref() == Ok(target.sha.as_str()) {
+            return Ok(dir);
+        }
+        let _ = git(&target.repo, &["worktree", "remove", "--force", &dir.display().to_string()]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let _ = git(&target.repo, &["worktree", "prune"]);
+    git(&target.repo, &["worktree", "add", "--detach", &dir.display().to_string(), &target.sha])
+        .map_err(|e| GateError::Environment(format!("cannot check out {} in {}: {e}", target.git_ref, dir.display())))?;
+    Ok(dir)
+}
+
+/// Runs every suite `rounds` times on each side, alternating, and compares the sides.
+pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> Result<GateRun, GateError> {
+    let base_dir = worktree(target)?.join(&target.plan_subdir);
+    eprintln!(
+        "A/B: base is {} ({}) in {}; its app is built there (the first time takes minutes)",
+        target.git_ref,
+        &target.sha[..target.sha.len().min(12)],
+        base_dir.display()
+    );
+    let start = |plan_dir: PathBuf, logs: &str| StartOptions {
+        plan_dir,
+        logs_dir: opts.out_dir.join("logs").join(logs),
+        app_url: None,
+        cancel: opts.cancel.clone(),
+    };
+    let env_err = |side: &str, e: crate::env::EnvError| {
+        if opts.cancel.is_cancelled() {
+            GateError::Interrupted
+        } else {
+            GateError::Environment(format!("the {side} environment did not come up: {e}"))
+        }
+    };
+    let base_env = Environment::start(BackendChoice::Local, &prepared.plan, &start(base_dir.clone(), "base"))
+        .await
+        .map_err(|e| env_err("base", e))?;
+    let head_env = match Environment::start(BackendChoice::Local, &prepared.plan, &start(prepared.plan_dir.clone(), "head")).await {
+        Ok(env) => env,
+        Err(e) => {
+            let _ = base_env.shutdown().await;
+            return Err(env_err("head", e));
+        }
+    };
+    let ctx = |dir: &Path| RunContext {
+        git: summary::git_info(dir),
+        backend: "local".into(),
+        host: summary::host_info(),
+        plan_hash: prepared.loaded.hash.clone(),
+        quick: opts.compile.quick,
+        tags: opts.compile.tags.clone(),
+        tool_version: crate::TOOL_VERSION.to_string(),
+    };
+    let (base_ctx, head_ctx) = (ctx(&base_dir), ctx(&prepared.plan_dir));
+    let result = rounds(opts, prepared, target, (&base_env, &base_ctx), (&head_env, &head_ctx)).await;
+    let _ = head_env.shutdown().await;
+    let _ = base_env.shutdown().await;
+    result
+}
+
+async fn rounds(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    target: &AbTarget,
+    base: (&Environment, &RunContext),
+    head: (&Environment, &RunContext),
+) -> Result<GateRun, GateError> {
+    let mut reports = Vec::new();
+    let mut written = Vec::new();
+    for suite in &prepared.compiled.suites {
+        let (mut base_runs, mut head_runs): (Vec<Summary>, Vec<Summary>) = (Vec::new(), Vec::new());
+        for round in 0..target.rounds {
+            // ABBA: each side goes first as often as the other, so a trend over the job
+            // (a warming cache, a neighbour's load) does not favour one of them.
+            let order = if round % 2 == 0 { [true, false] } else { [false, true] };
+            for is_base in order {
+                let (env, ctx, side) = if is_base { (base.0, base.1, "base") } else { (head.0, head.1, "head") };
+                eprintln!("A/B round {}/{} of {}: {side}", round + 1, target.rounds, suite.name);
+                let s = measure_suite(opts, prepared, env, suite, ctx).await?;
+                let file = opts.out_dir.join("ab").join(format!("{}-{side}-{}.json", suite.name, round + 1));
+                summary::write_atomic(&file, &s).map_err(|e| GateError::Io(e.to_string()))?;
+                if is_base { base_runs.push(s) } else { head_runs.push(s) }
+            }
+        }
+        let comparison = compare_ab(&base_runs, &head_runs, &prepared.plan.compare);
+        let head_last = head_runs.pop().expect("at least one round");
+        let base_last = base_runs.pop();
+        let file = opts.out_dir.join(format!("{}.json", suite.name));
+        summary::write_atomic(&file, &head_last).map_err(|e| GateError::Io(e.to_string()))?;
+        written.push(file);
+        reports.push(SuiteReport {
+            summary: head_last,
+            comparison: Some(comparison),
+            baseline: BaselineSource::AbRef { git_ref: target.git_ref.clone(), rounds: target.rounds },
+            baseline_summary: base_last,
+            confirmation: Confirmation::NotRun,
+        });
+    }
+    let Some(first) = reports.first() else {
+        return Err(GateError::Input("no suite to run".into()));
+    };
+    let facts = RunFacts::from_summary(&first.summary);
+    Ok(GateRun { report: Report { facts, suites: reports, invalid_reasons: Vec::new() }, written })
+}

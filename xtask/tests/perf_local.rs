@@ -1,0 +1,126 @@
+//! `cargo xtask perf` end to end on the local backend, with the repository's own plan and the
+//! reference app on real PostgreSQL and Redis: bad input stops before anything starts (exit 2),
+//! a run writes valid summaries and reports, `--update-baseline` stores them, and a slowed-down
+//! endpoint is caught, confirmed by the re-run and named (exit 1).
+//!
+//! Needs PostgreSQL's server binaries and redis-server (see README). Runs are shortened with
+//! `--quick --duration 15s`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("perf")
+        .args(args)
+        .current_dir(root())
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_EVENT_PATH")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("PERF_SUITES")
+        .env_remove("PERF_DURATION")
+        .env_remove("PERF_USERS")
+        .env_remove("PERF_BACKEND")
+        .output()
+        .expect("xtask runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn bad_plan_is_exit_2_naming_file_line_field_and_nothing_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("perf.toml");
+    let good = std::fs::read_to_string(root().join("perf.toml")).unwrap();
+    // A typo in a request's key, on a known line.
+    let bad = good.replacen("[requests.health]\npath = \"/health\"", "[requests.health]\npaht = \"/health\"", 1);
+    assert_ne!(good, bad, "the plan still has the health request");
+    let line = bad.lines().position(|l| l.starts_with("paht")).unwrap() + 1;
+    std::fs::write(&plan, bad).unwrap();
+    let out = xtask(&["--plan", s(&plan), "--backend", "local", "--out", s(&dir.path().join("r"))]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{}:{line}:", plan.display())), "file and line named: {err}");
+    assert!(err.contains("paht"), "the field is named: {err}");
+    assert!(!err.contains("starting the environment"), "nothing started: {err}");
+    assert!(!dir.path().join("r").exists(), "nothing written");
+}
+
+#[test]
+fn broken_baseline_is_exit_2_before_any_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::write(base.join("baseline.json"), "{\n  \"schema_version\": 1,\n  \"suite\": 7\n}\n").unwrap();
+    let out = xtask(&["--suite", "baseline", "--backend", "local", "--quick", "--baseline", s(&base), "--out", s(&dir.path().join("r"))]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("baseline.json:3:"), "file and line of the bad field: {err}");
+    assert!(err.contains("suite"), "the field is named: {err}");
+    assert!(!err.contains("starting the environment"), "no load was sent: {err}");
+}
+
+#[test]
+fn external_backend_needs_an_url() {
+    let out = xtask(&["--backend", "external"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("--app-url"));
+}
+
+/// One test for the whole story, so the app is built and the runs happen one after another.
+#[test]
+fn update_baseline_then_compare_then_catch_a_slowdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("baseline");
+    let common = ["--suite", "baseline", "--backend", "local", "--quick", "--duration", "15s", "--progress", "plain"];
+
+    // 1. No baseline yet: the report says so; --update-baseline stores the summary.
+    let r1 = dir.path().join("r1");
+    let mut args = common.to_vec();
+    args.extend(["--baseline", s(&base), "--update-baseline", "--out", s(&r1)]);
+    let out = xtask(&args);
+    let (stdout, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{err}");
+    assert!(stdout.contains("no baseline"), "{stdout}");
+    for f in ["baseline.json", "report.md", "report.html"] {
+        assert!(r1.join(f).is_file(), "{f} written");
+    }
+    let summary = perf::summary::read(&r1.join("baseline.json")).expect("a valid summary");
+    assert_eq!(summary.run.backend, "local");
+    assert!(summary.valid, "{:?}", summary.invalid_reasons);
+    assert!(summary.endpoints["provider"].requests > 100);
+    for service in ["app", "postgres", "redis"] {
+        let r = &summary.resources[service];
+        assert!(r.peak_memory_bytes > 0 && r.cpu_seconds > 0.0, "{service}: {r:?}");
+    }
+    let metrics = summary.app_metrics.as_ref().expect("the plan names /metrics");
+    assert!(metrics.after.keys().any(|k| k.starts_with("refapp_cache_hits_total")), "{metrics:?}");
+    let stored = perf::summary::read(&base.join("baseline.json")).expect("the baseline was stored");
+    assert_eq!(stored, summary);
+
+    // 2. A slowed-down endpoint (30 ms on a ~2 ms route): regression, confirmed by the re-run,
+    //    named in the terminal and in report.md; exit 1.
+    let r2 = dir.path().join("r2");
+    let mut args = common.to_vec();
+    args.extend(["--baseline", s(&base), "--out", s(&r2), "--app-env", "REFAPP_DELAY=provider:30"]);
+    let out = xtask(&args);
+    let (stdout, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{err}");
+    assert!(err.contains("running the suite once more to confirm"), "{err}");
+    let md = std::fs::read_to_string(r2.join("report.md")).unwrap();
+    assert!(md.contains("provider"), "{md}");
+    assert!(md.to_lowercase().contains("regress"), "{md}");
+    assert!(stdout.contains("provider"), "{stdout}");
+    // The baseline was not touched without --update-baseline.
+    assert_eq!(perf::summary::read(&base.join("baseline.json")).unwrap(), summary);
+}
