@@ -1,20 +1,14 @@
-//! Decoding and merging the summaries' HDR histograms (base64 of the V2 deflate format).
-//!
-//! Private stand-in until `summary::hist::decode` lands on main; only A/B mode needs it, to
-//! merge the rounds of one side exactly.
+//! The summaries' HDR histograms as the comparison uses them: decoded (through
+//! [`crate::summary::hist`], the one codec), merged across rounds, read at a quantile.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::Deserializer;
 
 /// Decodes one histogram; `None` for an empty string (no samples) or bytes that do not decode.
 pub(crate) fn decode(encoded: &str) -> Option<Histogram<u64>> {
     if encoded.is_empty() {
         return None;
     }
-    let bytes = STANDARD.decode(encoded.trim()).ok()?;
-    Deserializer::new().deserialize(&mut bytes.as_slice()).ok()
+    crate::summary::hist::decode(encoded).ok()
 }
 
 /// Merges histograms exactly; `None` when there is nothing to merge.
@@ -40,12 +34,7 @@ pub(crate) fn quantile_ms(h: &Histogram<u64>, q: f64) -> Option<f64> {
 }
 
 #[cfg(test)]
-pub(crate) fn encode(h: &Histogram<u64>) -> String {
-    use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
-    let mut bytes = Vec::new();
-    V2DeflateSerializer::new().serialize(h, &mut bytes).expect("serialize histogram");
-    STANDARD.encode(bytes)
-}
+pub(crate) use crate::summary::hist::encode;
 
 #[cfg(test)]
 mod tests {

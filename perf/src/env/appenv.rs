@@ -58,28 +58,29 @@ pub fn resolve(
     env: &BTreeMap<String, Spanned<String>>,
     values: &AppEnvValues,
 ) -> Result<BTreeMap<String, String>, EnvError> {
-    let mut out = BTreeMap::new();
-    for (key, template) in env {
-        let parts = parse(template.get_ref())
-            .map_err(|e| EnvError::Other(format!("app.env.{key}: {} (at byte {})", e.message, e.offset)))?;
-        let mut value = String::new();
-        for part in parts {
-            match part {
-                RawPart::Lit(text) => value.push_str(&text),
-                RawPart::Var { name, .. } => {
-                    let resolved = values.get(&name).ok_or_else(|| {
-                        EnvError::Other(format!(
-                            "app.env.{key}: unknown name `{{{{{name}}}}}`: expected one of {}",
-                            NAMES.map(|n| format!("{{{{{n}}}}}")).join(", ")
-                        ))
-                    })?;
-                    value.push_str(&resolved);
-                }
+    env.iter().map(|(key, template)| Ok((key.clone(), render(&format!("app.env.{key}"), template.get_ref(), values)?))).collect()
+}
+
+/// Renders one template; `field` names it in errors (`app.env.DATABASE_URL`,
+/// `app.local.command[1]`). The one renderer of the app's templates for every backend.
+pub fn render(field: &str, template: &str, values: &AppEnvValues) -> Result<String, EnvError> {
+    let parts = parse(template).map_err(|e| EnvError::Other(format!("{field}: {} (at byte {})", e.message, e.offset)))?;
+    let mut value = String::new();
+    for part in parts {
+        match part {
+            RawPart::Lit(text) => value.push_str(&text),
+            RawPart::Var { name, .. } => {
+                let resolved = values.get(&name).ok_or_else(|| {
+                    EnvError::Other(format!(
+                        "{field}: unknown name `{{{{{name}}}}}`: expected one of {}",
+                        NAMES.map(|n| format!("{{{{{n}}}}}")).join(", ")
+                    ))
+                })?;
+                value.push_str(&resolved);
             }
         }
-        out.insert(key.clone(), value);
     }
-    Ok(out)
+    Ok(value)
 }
 
 #[cfg(test)]

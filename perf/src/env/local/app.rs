@@ -11,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 use crate::env::EnvError;
 use crate::env::procs::{self, ManagedChild, Spawn};
 use crate::plan::model::Plan;
-use crate::plan::template::{RawPart, parse};
 
 /// Environment variables, name and value, in order.
 pub type EnvVars = Vec<(String, String)>;
@@ -26,37 +25,18 @@ pub struct AppContext {
 }
 
 impl AppContext {
-    const NAMES: &'static str = "postgres.url, redis.url, app.listen, app.port";
-
-    fn value(&self, name: &str) -> Option<String> {
-        match name {
-            "postgres.url" => Some(self.postgres_url.clone()),
-            "redis.url" => Some(self.redis_url.clone()),
-            "app.listen" => Some(format!("127.0.0.1:{}", self.port)),
-            "app.port" => Some(self.port.to_string()),
-            _ => None,
+    fn values(&self) -> crate::env::appenv::AppEnvValues {
+        crate::env::appenv::AppEnvValues {
+            postgres_url: self.postgres_url.clone(),
+            redis_url: self.redis_url.clone(),
+            app_listen: format!("127.0.0.1:{}", self.port),
+            app_port: self.port,
         }
     }
 
     /// Renders one template; `field` names it in errors (`app.env.DATABASE_URL`).
     pub fn render(&self, field: &str, template: &str) -> Result<String, EnvError> {
-        let parts = parse(template).map_err(|e| EnvError::Other(format!("{field}: {} (at byte {})", e.message, e.offset)))?;
-        let mut out = String::new();
-        for part in parts {
-            match part {
-                RawPart::Lit(s) => out.push_str(&s),
-                RawPart::Var { name, .. } => match self.value(&name) {
-                    Some(v) => out.push_str(&v),
-                    None => {
-                        return Err(EnvError::Other(format!(
-                            "{field}: unknown name `{name}` in `{{{{{name}}}}}`: the local backend knows {}",
-                            Self::NAMES
-                        )));
-                    }
-                },
-            }
-        }
-        Ok(out)
+        crate::env::appenv::render(field, template, &self.values())
     }
 
     /// The app's arguments (after the program) and environment, rendered.
