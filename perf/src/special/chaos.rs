@@ -66,13 +66,13 @@ fn no_5xx_except_503(summary: &Summary) -> (bool, String) {
 fn errors_stop_within(summary: &Summary, within: f64, restart: f64, a: ChaosAction) -> (bool, String) {
     let late: Vec<_> = summary.windows.iter().filter(|w| w.errors > 0 && w.t as f64 >= restart + within).collect();
     let last = summary.windows.iter().rev().find(|w| w.errors > 0);
-    let about = format!("{} at {restart:.1} s", a.what());
+    let about = format!("`{}` at {restart:.1} s", a.what());
     match (late.first(), last) {
         (None, None) => (true, format!("no failed request at all ({about})")),
-        (None, Some(l)) => (true, format!("last failed request in the second starting {:.1} s after the {about} (limit {within:.0} s)", l.t as f64 - restart)),
+        (None, Some(l)) => (true, format!("last failed request in the second starting {:.1} s after {about} (limit {within:.0} s)", l.t as f64 - restart)),
         (Some(f), _) => {
             let n: u64 = late.iter().map(|w| w.errors).sum();
-            (false, format!("{n} requests failed {within:.0} s or more after the {about}, the first in the second starting at {} s", f.t))
+            (false, format!("{n} requests failed {within:.0} s or more after {about}, the first in the second starting at {} s", f.t))
         }
     }
 }
