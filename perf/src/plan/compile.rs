@@ -476,8 +476,8 @@ fn example(kind: SuiteKind) -> &'static str {
 }
 
 fn chaos(lp: &LoadedPlan, name: &str, span: Range<usize>, v: &super::model::ChaosSpec, timeline: Duration) -> Result<c::ChaosSpec, PlanError> {
-    if v.actions.is_empty() {
-        return Err(lp.error_at(span, &format!("suites.{name}.chaos.actions"), "a chaos suite needs at least one action, like { at = \"10s\", stop = \"postgres\" }"));
+    if v.actions.is_empty() && v.expect.is_empty() {
+        return Err(lp.error_at(span, &format!("suites.{name}.chaos"), "a chaos suite needs actions, like { at = \"10s\", stop = \"postgres\" }, or expectations, or both"));
     }
     let mut actions: Vec<(Range<usize>, String, c::ChaosAction)> = Vec::new();
     for (i, a) in v.actions.iter().enumerate() {

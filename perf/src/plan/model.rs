@@ -363,6 +363,8 @@ pub struct SoakSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChaosSpec {
+    /// May be empty: a suite that only asserts (a write race) is a chaos suite without actions.
+    #[serde(default)]
     pub actions: Vec<Spanned<ChaosActionSpec>>,
     /// Expectations, checked after the run: `no_errors`, `no_5xx_except_503`,
     /// `errors_stop_within:<duration>`, `breaker_cycle`, `cache_recovers`,
