@@ -37,7 +37,9 @@ pub struct Observations {
 }
 
 /// Appends the checks and figures of the suite's kind to `summary` and copies the observed
-/// events into `summary.events`. Nothing happens for `load` suites.
+/// events into `summary.events` (callers should not copy them too). Nothing happens for
+/// `load` suites. Call it once per summary, after `summary::build` and after the resources
+/// (`summary.resources`, used by soak) are filled in.
 pub fn evaluate(suite: &Suite, summary: &mut Summary, obs: &Observations) {
     let Some(special) = &suite.special else { return };
     summary.events.extend(obs.events.iter().cloned());

@@ -1,6 +1,9 @@
 //! Stress: the arrival rate is raised in steps (the holds of a ramping-arrival-rate
 //! scenario); the breaking point is the highest rate held before the first step that broke
 //! the step SLO, and the failure mode says how it broke.
+//!
+//! Steps are judged on the whole-suite windows that lie entirely within a hold (ramps and the
+//! warm-up are left out), so a stress suite should run its ramping scenario alone.
 
 use std::time::Duration;
 
