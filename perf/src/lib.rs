@@ -11,6 +11,7 @@ pub mod github;
 pub mod plan;
 pub mod render;
 pub mod run;
+pub mod special;
 pub mod summary;
 
 /// Version of the tool, recorded in every summary.

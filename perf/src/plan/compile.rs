@@ -9,8 +9,8 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 use toml::Spanned;
 
-use super::compiled::{Compiled, Exec, Request, RequestId, Scenario, Shape, Step, Suite};
-use super::model::{Executor, RequestSpec, ScenarioSpec, SloSpec, StepSpec, SuiteSpec, VariableSpec};
+use super::compiled::{self as c, Compiled, Exec, Request, RequestId, Scenario, Shape, Special, Step, Suite};
+use super::model::{Executor, RequestSpec, ScenarioSpec, SloSpec, StepSpec, SuiteKind, SuiteSpec, VariableSpec};
 use super::template::{self, BodyTemplate, Capture, Part, RawPart, Template};
 use super::vars::{Generator, VarTable};
 use super::{CompileOptions, LoadedPlan, PlanError, scale};
@@ -357,14 +357,171 @@ fn suite(lp: &LoadedPlan, requests: &[Request], workflows: &[(String, Vec<Step>)
         }
         slo.push((Some(key.clone()), limits.get_ref().clone()));
     }
+    let special = special(lp, name, spec, &scenarios, warmup, timeline)?;
     Ok(Suite {
         name: name.to_string(),
-        kind: spec.kind,
+        kind: *spec.kind.get_ref(),
         warmup,
         scenarios,
         slo,
         setup: steps(lp, &format!("suites.{name}.setup"), &spec.setup)?,
+        special,
     })
+}
+
+fn fraction(lp: &LoadedPlan, span: Range<usize>, field: &str, v: f64) -> Result<f64, PlanError> {
+    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(lp.error_at(span, field, format!("{v} is not a fraction: expected 0..=1 (0.01 is 1%)"))) }
+}
+
+fn growth_limit(lp: &LoadedPlan, span: Range<usize>, field: &str, v: f64) -> Result<f64, PlanError> {
+    if v >= 0.0 && v.is_finite() { Ok(v) } else { Err(lp.error_at(span, field, format!("{v} is not a relative growth: expected a number ≥ 0 (0.2 is +20%)"))) }
+}
+
+/// The kind-specific table of a suite: present exactly when `kind` asks for it, and consistent
+/// with the suite's timeline.
+fn special(lp: &LoadedPlan, name: &str, spec: &SuiteSpec, scenarios: &[Scenario], warmup: Duration, timeline: Duration) -> Result<Option<Special>, PlanError> {
+    let kind = *spec.kind.get_ref();
+    let tables = [
+        ("spike", SuiteKind::Spike, spec.spike.as_ref().map(|t| t.span())),
+        ("stress", SuiteKind::Stress, spec.stress.as_ref().map(|t| t.span())),
+        ("soak", SuiteKind::Soak, spec.soak.as_ref().map(|t| t.span())),
+        ("chaos", SuiteKind::Chaos, spec.chaos.as_ref().map(|t| t.span())),
+    ];
+    for (table, k, span) in &tables {
+        if let Some(span) = span
+            && *k != kind
+        {
+            return Err(lp.error_at(span.clone(), &format!("suites.{name}.{table}"), format!("a `{table}` table only applies to a suite with kind = \"{table}\" (this suite's kind is \"{}\")", kind.name())));
+        }
+        if span.is_none() && *k == kind {
+            let at = if spec.kind.span().is_empty() { scenarios_span(spec) } else { spec.kind.span() };
+            return Err(lp.error_at(at, &format!("suites.{name}.{table}"), format!("a {table} suite needs a `{table}` table ({})", example(*k))));
+        }
+    }
+    let fmt = |d: Duration| humantime::format_duration(d).to_string();
+    Ok(match kind {
+        SuiteKind::Load => None,
+        SuiteKind::Spike => {
+            let t = spec.spike.as_ref().expect("checked above");
+            let (span, v) = (t.span(), t.get_ref());
+            let field = |f: &str| format!("suites.{name}.spike.{f}");
+            let (start, end) = (v.start.0, v.end.0);
+            if start <= warmup {
+                return Err(lp.error_at(span, &field("start"), format!("the spike starts at {} but the warm-up lasts {}: the pre-spike p95 needs measured windows before the spike", fmt(start), fmt(warmup))));
+            }
+            if end <= start {
+                return Err(lp.error_at(span, &field("end"), format!("the spike ends ({}) before it starts ({})", fmt(end), fmt(start))));
+            }
+            if end >= timeline {
+                return Err(lp.error_at(span, &field("end"), format!("the spike ends at {} but the suite's scenarios end at {}: nothing is left to measure the recovery", fmt(end), fmt(timeline))));
+            }
+            let max_error_rate = fraction(lp, span.clone(), &field("max_error_rate"), v.max_error_rate)?;
+            if !(v.recovery_tolerance > 0.0 && v.recovery_tolerance.is_finite()) {
+                return Err(lp.error_at(span, &field("recovery_tolerance"), format!("{} is not a tolerance: expected a number > 0 (0.2 is 20%)", v.recovery_tolerance)));
+            }
+            Some(Special::Spike(c::SpikeSpec { start, end, max_error_rate, max_recovery: v.max_recovery.0, recovery_tolerance: v.recovery_tolerance }))
+        }
+        SuiteKind::Stress => {
+            let t = spec.stress.as_ref().expect("checked above");
+            let (span, v) = (t.span(), t.get_ref());
+            let field = |f: &str| format!("suites.{name}.stress.{f}");
+            if !scenarios.iter().any(|s| matches!(&s.shape, Shape::RampingArrivalRate { start_rate, stages, .. } if !crate::special::holds(*start_rate, stages).is_empty())) {
+                return Err(lp.error_at(span, &format!("suites.{name}.scenarios"), "a stress suite needs a ramping-arrival-rate scenario whose stages hold a rate (a stage whose target equals the previous one): those holds are the steps"));
+            }
+            if v.slo_p95.0.is_zero() {
+                return Err(lp.error_at(span, &field("slo_p95"), "must be longer than zero"));
+            }
+            let max_error_rate = fraction(lp, span.clone(), &field("max_error_rate"), v.max_error_rate)?;
+            if !(v.min_breaking_rate >= 0.0 && v.min_breaking_rate.is_finite()) {
+                return Err(lp.error_at(span, &field("min_breaking_rate"), format!("{} is not a rate: expected iterations per second ≥ 0", v.min_breaking_rate)));
+            }
+            Some(Special::Stress(c::StressSpec { slo_p95: v.slo_p95.0, max_error_rate, min_breaking_rate: v.min_breaking_rate }))
+        }
+        SuiteKind::Soak => {
+            let t = spec.soak.as_ref().expect("checked above");
+            let (span, v) = (t.span(), t.get_ref());
+            let field = |f: &str| format!("suites.{name}.soak.{f}");
+            let max_memory_growth = growth_limit(lp, span.clone(), &field("max_memory_growth"), v.max_memory_growth)?;
+            let max_p95_growth = growth_limit(lp, span.clone(), &field("max_p95_growth"), v.max_p95_growth)?;
+            let mut services = Vec::new();
+            for (i, s) in v.services.iter().enumerate() {
+                if !SOAK_SERVICES.contains(&s.get_ref().as_str()) {
+                    let at = if s.span().is_empty() { span.clone() } else { s.span() };
+                    return Err(lp.error_at(at, &field(&format!("services[{i}]")), format!("unknown service `{}`: expected one of {}", s.get_ref(), SOAK_SERVICES.join(", "))));
+                }
+                if !services.contains(s.get_ref()) {
+                    services.push(s.get_ref().clone());
+                }
+            }
+            Some(Special::Soak(c::SoakSpec { max_memory_growth, max_p95_growth, services }))
+        }
+        SuiteKind::Chaos => {
+            let t = spec.chaos.as_ref().expect("checked above");
+            Some(Special::Chaos(chaos(lp, name, t.span(), t.get_ref(), timeline)?))
+        }
+    })
+}
+
+/// Services whose resources the environment samples.
+const SOAK_SERVICES: &[&str] = &["app", "postgres", "redis"];
+
+fn example(kind: SuiteKind) -> &'static str {
+    match kind {
+        SuiteKind::Load => "",
+        SuiteKind::Spike => "like spike = { start = \"20s\", end = \"30s\", max_error_rate = 0.01, max_recovery = \"10s\" }",
+        SuiteKind::Stress => "like stress = { slo_p95 = \"100ms\", max_error_rate = 0.01, min_breaking_rate = 50.0 }",
+        SuiteKind::Soak => "like soak = { max_memory_growth = 0.2, max_p95_growth = 0.2, services = [\"app\"] }",
+        SuiteKind::Chaos => "like chaos = { actions = [{ at = \"10s\", stop = \"postgres\" }, { at = \"20s\", start = \"postgres\" }], expect = [\"no_5xx_except_503\"] }",
+    }
+}
+
+fn chaos(lp: &LoadedPlan, name: &str, span: Range<usize>, v: &super::model::ChaosSpec, timeline: Duration) -> Result<c::ChaosSpec, PlanError> {
+    if v.actions.is_empty() && v.expect.is_empty() {
+        return Err(lp.error_at(span, &format!("suites.{name}.chaos"), "a chaos suite needs actions, like { at = \"10s\", stop = \"postgres\" }, or expectations, or both"));
+    }
+    let mut actions: Vec<(Range<usize>, String, c::ChaosAction)> = Vec::new();
+    for (i, a) in v.actions.iter().enumerate() {
+        let field = format!("suites.{name}.chaos.actions[{i}]");
+        let (aspan, spec) = (a.span(), a.get_ref());
+        let (service, stop) = match (&spec.stop, &spec.start) {
+            (Some(s), None) => (s, true),
+            (None, Some(s)) => (s, false),
+            _ => return Err(lp.error_at(aspan, &field, "an action needs exactly one of `stop` and `start`, like { at = \"10s\", stop = \"postgres\" }")),
+        };
+        let Some(service) = c::ChaosService::from_name(service) else {
+            return Err(lp.error_at(aspan, &format!("{field}.{}", if stop { "stop" } else { "start" }), format!("unknown service `{service}`: expected postgres or redis")));
+        };
+        if spec.at.0 >= timeline {
+            return Err(lp.error_at(aspan, &format!("{field}.at"), format!("at {} is not within the suite: its scenarios end at {}", humantime::format_duration(spec.at.0), humantime::format_duration(timeline))));
+        }
+        actions.push((aspan, field, c::ChaosAction { at: spec.at.0, service, stop }));
+    }
+    actions.sort_by_key(|(_, _, a)| a.at);
+    let mut stopped = BTreeSet::new();
+    for (aspan, field, a) in &actions {
+        let changed = if a.stop { stopped.insert(a.service) } else { stopped.remove(&a.service) };
+        if !changed {
+            let msg = if a.stop { format!("{} is already stopped at {}", a.service.name(), humantime::format_duration(a.at)) } else { format!("{} is not stopped at {}: only a stopped service can be started", a.service.name(), humantime::format_duration(a.at)) };
+            return Err(lp.error_at(aspan.clone(), field, msg));
+        }
+    }
+    let actions: Vec<c::ChaosAction> = actions.into_iter().map(|(_, _, a)| a).collect();
+    let mut expect = Vec::new();
+    for (i, e) in v.expect.iter().enumerate() {
+        let field = format!("suites.{name}.chaos.expect[{i}]");
+        let x = c::Expectation::parse(e.get_ref()).map_err(|m| lp.error_at(e.span(), &field, m))?;
+        let needs = match x {
+            c::Expectation::ErrorsStopWithin(_) => (!actions.iter().any(|a| !a.stop)).then_some("a `start` action (errors are timed from the last restart)"),
+            c::Expectation::BreakerCycle => (!actions.iter().any(|a| a.stop && a.service == c::ChaosService::Postgres)).then_some("postgres to be stopped"),
+            c::Expectation::CacheRecovers => (!actions.iter().any(|a| !a.stop && a.service == c::ChaosService::Redis)).then_some("redis to be started again"),
+            _ => None,
+        };
+        if let Some(need) = needs {
+            return Err(lp.error_at(e.span(), &field, format!("`{}` needs {need}", e.get_ref())));
+        }
+        expect.push(x);
+    }
+    Ok(c::ChaosSpec { actions, expect })
 }
 
 fn scenarios_span(spec: &SuiteSpec) -> Range<usize> {

@@ -54,6 +54,157 @@ pub struct Suite {
     pub slo: Vec<(Option<String>, SloSpec)>,
     /// Steps run once before the load; their captures become visible to every user.
     pub setup: Vec<Step>,
+    /// What a special suite (spike, stress, soak, chaos) judges; `None` for `load`.
+    pub special: Option<Special>,
+}
+
+/// The kind-specific part of a special suite. Times are from the suite's timeline start
+/// (like [`Scenario::start`]), not from the end of the warm-up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Special {
+    Spike(SpikeSpec),
+    Stress(StressSpec),
+    Soak(SoakSpec),
+    Chaos(ChaosSpec),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpikeSpec {
+    /// When the jump begins and ends.
+    pub start: Duration,
+    pub end: Duration,
+    /// Largest acceptable error rate during the jump (fraction).
+    pub max_error_rate: f64,
+    /// Longest acceptable recovery after `end` (not scaled by `--quick`).
+    pub max_recovery: Duration,
+    /// p95 is recovered when at most `(1 + recovery_tolerance) ×` the pre-spike median.
+    pub recovery_tolerance: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StressSpec {
+    /// The step SLO: merged p95 at or under this…
+    pub slo_p95: Duration,
+    /// …and error rate at or under this.
+    pub max_error_rate: f64,
+    /// The breaking point must be at least this rate (iterations per second).
+    pub min_breaking_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoakSpec {
+    pub max_memory_growth: f64,
+    pub max_p95_growth: f64,
+    /// Services whose `memory_series` is judged (`app`, `postgres`, `redis`).
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChaosSpec {
+    /// In time order.
+    pub actions: Vec<ChaosAction>,
+    pub expect: Vec<Expectation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChaosAction {
+    pub at: Duration,
+    pub service: ChaosService,
+    /// `true`: stop the service; `false`: start it again.
+    pub stop: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChaosService {
+    Postgres,
+    Redis,
+}
+
+impl ChaosService {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChaosService::Postgres => "postgres",
+            ChaosService::Redis => "redis",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ChaosService> {
+        match name {
+            "postgres" => Some(ChaosService::Postgres),
+            "redis" => Some(ChaosService::Redis),
+            _ => None,
+        }
+    }
+}
+
+impl ChaosAction {
+    /// The event text the orchestrator records for this action: `stop postgres`.
+    pub fn what(&self) -> String {
+        format!("{} {}", if self.stop { "stop" } else { "start" }, self.service.name())
+    }
+}
+
+/// What must hold in a chaos suite.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Expectation {
+    /// `no_errors`: no failed request at all.
+    NoErrors,
+    /// `no_5xx_except_503`: the only 5xx status answered is 503.
+    No5xxExcept503,
+    /// `errors_stop_within:5s`: no failed request later than this after the last `start`.
+    ErrorsStopWithin(Duration),
+    /// `breaker_cycle`: `refapp_breaker_state` went open and was closed again by the end.
+    BreakerCycle,
+    /// `cache_recovers`: cache hits grow again after the last `start`.
+    CacheRecovers,
+    /// `one_winner_per_slot:N`: exactly N responses 201 (N slots raced for).
+    OneWinnerPerSlot(u64),
+}
+
+impl Expectation {
+    /// Parses the plan's spelling; the error says what is accepted.
+    pub fn parse(s: &str) -> Result<Expectation, String> {
+        let (name, arg) = match s.split_once(':') {
+            Some((n, a)) => (n.trim(), Some(a.trim())),
+            None => (s.trim(), None),
+        };
+        let no_arg = |e: Expectation| match arg {
+            None => Ok(e),
+            Some(_) => Err(format!("`{name}` takes no argument")),
+        };
+        match name {
+            "no_errors" => no_arg(Expectation::NoErrors),
+            "no_5xx_except_503" => no_arg(Expectation::No5xxExcept503),
+            "breaker_cycle" => no_arg(Expectation::BreakerCycle),
+            "cache_recovers" => no_arg(Expectation::CacheRecovers),
+            "errors_stop_within" => {
+                let a = arg.ok_or("`errors_stop_within` needs a duration, like \"errors_stop_within:5s\"")?;
+                Ok(Expectation::ErrorsStopWithin(super::model::parse_duration(a)?))
+            }
+            "one_winner_per_slot" => {
+                let a = arg.ok_or("`one_winner_per_slot` needs the number of slots, like \"one_winner_per_slot:10\"")?;
+                match a.parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(Expectation::OneWinnerPerSlot(n)),
+                    _ => Err(format!("{a:?} is not a number of slots: expected a whole number ≥ 1")),
+                }
+            }
+            _ => Err(format!(
+                "unknown expectation {s:?}: expected one of no_errors, no_5xx_except_503, errors_stop_within:<duration>, breaker_cycle, cache_recovers, one_winner_per_slot:<N>"
+            )),
+        }
+    }
+
+    /// The name used for the check in `summary.checks`: the plan's spelling.
+    pub fn name(&self) -> String {
+        match self {
+            Expectation::NoErrors => "no_errors".into(),
+            Expectation::No5xxExcept503 => "no_5xx_except_503".into(),
+            Expectation::ErrorsStopWithin(d) => format!("errors_stop_within:{}", humantime::format_duration(*d)),
+            Expectation::BreakerCycle => "breaker_cycle".into(),
+            Expectation::CacheRecovers => "cache_recovers".into(),
+            Expectation::OneWinnerPerSlot(n) => format!("one_winner_per_slot:{n}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -261,8 +261,8 @@ pub struct Think {
 pub struct SuiteSpec {
     #[serde(default)]
     pub description: String,
-    #[serde(default)]
-    pub kind: SuiteKind,
+    #[serde(default = "defaults::kind")]
+    pub kind: Spanned<SuiteKind>,
     /// The first part of every scenario's timeline whose samples are not recorded.
     #[serde(default)]
     pub warmup: Option<Dur>,
@@ -273,6 +273,18 @@ pub struct SuiteSpec {
     /// Setup steps run once before the load; their captures are visible to every user.
     #[serde(default)]
     pub setup: Vec<StepSpec>,
+    /// `kind = "spike"`: when the jump happens and its limits.
+    #[serde(default)]
+    pub spike: Option<Spanned<SpikeSpec>>,
+    /// `kind = "stress"`: the SLO each step of the ramping-arrival-rate scenario must hold.
+    #[serde(default)]
+    pub stress: Option<Spanned<StressSpec>>,
+    /// `kind = "soak"`: growth limits of memory and latency.
+    #[serde(default)]
+    pub soak: Option<Spanned<SoakSpec>>,
+    /// `kind = "chaos"`: what is done to the services, when, and what must hold.
+    #[serde(default)]
+    pub chaos: Option<Spanned<ChaosSpec>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -281,6 +293,96 @@ pub enum SuiteKind {
     /// Latency and throughput under a load shape; verdict by SLOs and the baseline.
     #[default]
     Load,
+    /// Steady load, a sudden jump, steady again: errors during the jump, recovery time after.
+    Spike,
+    /// Arrival rate raised in steps: the breaking point and how it breaks.
+    Stress,
+    /// Constant load for long: memory and latency trends (leaks).
+    Soak,
+    /// Services stopped and started during the run, with assertions.
+    Chaos,
+}
+
+impl SuiteKind {
+    /// The name written in `kind = "…"` and in summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            SuiteKind::Load => "load",
+            SuiteKind::Spike => "spike",
+            SuiteKind::Stress => "stress",
+            SuiteKind::Soak => "soak",
+            SuiteKind::Chaos => "chaos",
+        }
+    }
+}
+
+/// `spike = { start = "20s", end = "30s", max_error_rate = 0.01, max_recovery = "10s" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpikeSpec {
+    /// When the jump begins, from the suite's start (like scenario offsets).
+    pub start: Dur,
+    /// When the jump ends, from the suite's start.
+    pub end: Dur,
+    /// Largest acceptable fraction of failed requests during the jump.
+    pub max_error_rate: f64,
+    /// Longest acceptable time after `end` until p95 is back near its pre-spike value.
+    pub max_recovery: Dur,
+    /// "Back near": within this fraction of the pre-spike median p95 (default 0.2).
+    #[serde(default = "defaults::recovery_tolerance")]
+    pub recovery_tolerance: f64,
+}
+
+/// `stress = { slo_p95 = "100ms", max_error_rate = 0.01, min_breaking_rate = 50.0 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StressSpec {
+    /// Each step (hold) must keep its p95 at or under this.
+    pub slo_p95: Dur,
+    /// …and its error rate at or under this.
+    pub max_error_rate: f64,
+    /// The check fails when the breaking point (highest rate held) is below this.
+    pub min_breaking_rate: f64,
+}
+
+/// `soak = { max_memory_growth = 0.2, max_p95_growth = 0.2, services = ["app"] }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoakSpec {
+    /// Largest acceptable relative memory growth over the run (0.2 = +20%).
+    pub max_memory_growth: f64,
+    /// Largest acceptable relative growth of the per-second p95 over the run.
+    pub max_p95_growth: f64,
+    /// Services whose memory is judged: `app`, `postgres`, `redis`.
+    #[serde(default = "defaults::soak_services")]
+    pub services: Vec<Spanned<String>>,
+}
+
+/// `chaos = { actions = [{ at = "10s", stop = "postgres" }, { at = "20s", start = "postgres" }],
+/// expect = ["no_5xx_except_503", "errors_stop_within:5s", "breaker_cycle"] }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChaosSpec {
+    /// May be empty: a suite that only asserts (a write race) is a chaos suite without actions.
+    #[serde(default)]
+    pub actions: Vec<Spanned<ChaosActionSpec>>,
+    /// Expectations, checked after the run: `no_errors`, `no_5xx_except_503`,
+    /// `errors_stop_within:<duration>`, `breaker_cycle`, `cache_recovers`,
+    /// `one_winner_per_slot:<N>`.
+    #[serde(default)]
+    pub expect: Vec<Spanned<String>>,
+}
+
+/// One action: exactly one of `stop` and `start`, naming `postgres` or `redis`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChaosActionSpec {
+    /// When, from the suite's start.
+    pub at: Dur,
+    #[serde(default)]
+    pub stop: Option<String>,
+    #[serde(default)]
+    pub start: Option<String>,
 }
 
 /// One executor and what each of its iterations does.
@@ -484,8 +586,18 @@ impl<'de> Deserialize<'de> for Think {
 }
 
 mod defaults {
-    use super::{Dur, Spanned};
+    use super::{Dur, Spanned, SuiteKind};
     use std::time::Duration;
+
+    pub fn kind() -> Spanned<SuiteKind> {
+        Spanned::new(0..0, SuiteKind::Load)
+    }
+    pub fn recovery_tolerance() -> f64 {
+        0.2
+    }
+    pub fn soak_services() -> Vec<Spanned<String>> {
+        vec![Spanned::new(0..0, "app".into())]
+    }
 
     pub fn startup_timeout() -> Dur {
         Dur(Duration::from_secs(60))

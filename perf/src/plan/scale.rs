@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::CompileOptions;
-use super::compiled::{Shape, Suite};
+use super::compiled::{Shape, Special, Suite};
 
 /// Longest a suite may run with `--quick`.
 pub const QUICK_LIMIT: Duration = Duration::from_secs(30);
@@ -48,6 +48,16 @@ fn scale_time(suite: &mut Suite, factor: f64) {
                 stages.iter_mut().for_each(|(d, _)| f(d));
             }
         }
+    }
+    // Times on the suite's timeline move with it; limits (max_recovery, errors_stop_within)
+    // stay as written: the app must recover as fast in a short run as in a long one.
+    match &mut suite.special {
+        Some(Special::Spike(s)) => {
+            f(&mut s.start);
+            f(&mut s.end);
+        }
+        Some(Special::Chaos(c)) => c.actions.iter_mut().for_each(|a| f(&mut a.at)),
+        Some(Special::Stress(_) | Special::Soak(_)) | None => {}
     }
 }
 

@@ -76,7 +76,12 @@ fn repository_plan_compiles_with_every_suite() {
     assert_eq!(c.suites.iter().map(|s| s.name.clone()).collect::<Vec<_>>(), all);
     let default = lp.compile(&CompileOptions::default()).unwrap();
     assert_eq!(default.suites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["baseline", "concurrent"]);
-    let quick = lp.compile(&CompileOptions { quick: true, ..Default::default() }).unwrap();
+    for (name, kind) in [("spike", "spike"), ("stress", "stress"), ("soak", "soak"), ("chaos_db", "chaos"), ("chaos_redis", "chaos"), ("write_race", "chaos")] {
+        let s = c.suites.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("perf.toml has no suite {name}"));
+        assert_eq!(s.kind.name(), kind, "{name}");
+        assert!(s.special.is_some(), "{name}");
+    }
+    let quick = lp.compile(&CompileOptions { quick: true, suites: all.clone(), ..Default::default() }).unwrap();
     for s in &quick.suites {
         let t = super::scale::timeline(s);
         assert!(t <= Duration::from_secs(30) + Duration::from_millis(1), "{} lasts {t:?}", s.name);
@@ -256,3 +261,197 @@ fn unreadable_file_names_the_file() {
     assert!(e.to_string().starts_with("/nonexistent/perf.toml: cannot read the plan"), "{e}");
 }
 
+
+const SPECIAL: &str = r#"
+[suites.spiky]
+kind = "spike"
+warmup = "5s"
+spike = { start = "20s", end = "30s", max_error_rate = 0.01, max_recovery = "10s" }
+[suites.spiky.scenarios.r]
+executor = "ramping-arrival-rate"
+start_rate = 10
+stages = [{ duration = "20s", target = 10 }, { duration = "10s", target = 100 }, { duration = "30s", target = 10 }]
+request = "list"
+
+[suites.steps]
+kind = "stress"
+stress = { slo_p95 = "100ms", max_error_rate = 0.01, min_breaking_rate = 50.0 }
+[suites.steps.scenarios.r]
+executor = "ramping-arrival-rate"
+stages = [{ duration = "1s", target = 50 }, { duration = "9s", target = 50 }, { duration = "1s", target = 100 }, { duration = "9s", target = 100 }]
+request = "list"
+
+[suites.long]
+kind = "soak"
+soak = { max_memory_growth = 0.2, max_p95_growth = 0.3, services = ["app", "redis"] }
+[suites.long.scenarios.r]
+executor = "constant-arrival-rate"
+rate = 5
+duration = "2m"
+request = "list"
+
+[suites.dbdown]
+kind = "chaos"
+chaos = { actions = [{ at = "10s", stop = "postgres" }, { at = "20s", start = "postgres" }], expect = ["no_5xx_except_503", "errors_stop_within:5s", "breaker_cycle", "one_winner_per_slot:3"] }
+[suites.dbdown.scenarios.r]
+executor = "constant-arrival-rate"
+rate = 5
+duration = "40s"
+request = "list"
+"#;
+
+fn special_plan() -> String {
+    format!("{MINIMAL}{SPECIAL}")
+}
+
+fn all_suites(text: &str) -> CompileOptions {
+    let lp = load(text).unwrap();
+    CompileOptions { suites: lp.plan.suites.keys().cloned().collect(), ..Default::default() }
+}
+
+#[test]
+fn special_tables_compile_to_their_specs() {
+    use super::compiled::{ChaosAction, ChaosService, Expectation, Special};
+    use super::model::SuiteKind;
+    let text = special_plan();
+    let c = load(&text).unwrap().compile(&all_suites(&text)).unwrap();
+    let by = |n: &str| c.suites.iter().find(|s| s.name == n).unwrap();
+    assert!(by("smoke").special.is_none());
+    assert_eq!(by("spiky").kind, SuiteKind::Spike);
+    let Some(Special::Spike(sp)) = &by("spiky").special else { panic!() };
+    assert_eq!((sp.start, sp.end, sp.max_recovery, sp.recovery_tolerance), (Duration::from_secs(20), Duration::from_secs(30), Duration::from_secs(10), 0.2));
+    let Some(Special::Stress(st)) = &by("steps").special else { panic!() };
+    assert_eq!((st.slo_p95, st.min_breaking_rate), (Duration::from_millis(100), 50.0));
+    let Some(Special::Soak(so)) = &by("long").special else { panic!() };
+    assert_eq!(so.services, ["app", "redis"]);
+    assert_eq!(so.max_p95_growth, 0.3);
+    let Some(Special::Chaos(ch)) = &by("dbdown").special else { panic!() };
+    assert_eq!(
+        ch.actions,
+        [
+            ChaosAction { at: Duration::from_secs(10), service: ChaosService::Postgres, stop: true },
+            ChaosAction { at: Duration::from_secs(20), service: ChaosService::Postgres, stop: false }
+        ]
+    );
+    assert_eq!(ch.actions[0].what(), "stop postgres");
+    assert_eq!(ch.expect, [Expectation::No5xxExcept503, Expectation::ErrorsStopWithin(Duration::from_secs(5)), Expectation::BreakerCycle, Expectation::OneWinnerPerSlot(3)]);
+    assert_eq!(ch.expect[1].name(), "errors_stop_within:5s");
+}
+
+/// Compiles `text` with every suite selected and expects an error.
+fn special_err(text: &str) -> PlanError {
+    match load(text) {
+        Ok(lp) => {
+            let opts = CompileOptions { suites: lp.plan.suites.keys().cloned().collect(), ..Default::default() };
+            lp.compile(&opts).expect_err("the plan should be rejected")
+        }
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn kind_tables_must_match_the_kind() {
+    // A spike table on a load suite: the error points at the table.
+    let text = special_plan().replace("[suites.smoke]\n", "[suites.smoke]\nspike = { start = \"1s\", end = \"2s\", max_error_rate = 0.1, max_recovery = \"1s\" }\n");
+    let e = special_err(&text);
+    assert_eq!(e.field, "suites.smoke.spike");
+    assert_eq!((e.line, e.column), pos_of(&text, "{ start = \"1s\""));
+    assert!(e.message.contains("kind = \"spike\"") && e.message.contains("\"load\""), "{e}");
+
+    // A spike suite without its table: the error points at the kind.
+    let text = special_plan().replace("spike = { start = \"20s\", end = \"30s\", max_error_rate = 0.01, max_recovery = \"10s\" }\n", "");
+    let e = special_err(&text);
+    assert_eq!(e.field, "suites.spiky.spike");
+    assert_eq!((e.line, e.column), pos_of(&text, "\"spike\""));
+    assert!(e.message.contains("needs a `spike` table"), "{e}");
+
+    // A stress table on the soak suite.
+    let text = special_plan().replace("kind = \"soak\"", "kind = \"soak\"\nstress = { slo_p95 = \"1s\", max_error_rate = 0.1, min_breaking_rate = 1.0 }");
+    let e = special_err(&text);
+    assert_eq!(e.field, "suites.long.stress");
+
+    // Unknown keys in a kind table are parse errors with their position.
+    let text = special_plan().replace("max_recovery = \"10s\" }", "max_recovery = \"10s\", max_recovry = \"1s\" }");
+    let e = load(&text).unwrap_err();
+    assert!(e.message.contains("unknown field `max_recovry`"), "{e}");
+    assert_eq!(e.line, pos_of(&text, "max_recovry").0);
+    assert!(e.field.starts_with("suites.spiky.spike"), "{e}");
+
+    let e = load(&special_plan().replace("kind = \"soak\"", "kind = \"sock\"")).unwrap_err();
+    assert!(e.message.contains("sock") && e.message.contains("soak"), "{e}");
+}
+
+#[test]
+fn kind_tables_are_checked_against_the_timeline() {
+    let text = special_plan().replace("start = \"20s\", end = \"30s\"", "start = \"3s\", end = \"30s\"");
+    let e = special_err(&text);
+    assert_eq!(e.field, "suites.spiky.spike.start");
+    assert!(e.message.contains("warm-up"), "{e}");
+    assert_eq!(e.line, pos_of(&text, "start = \"3s\"").0);
+
+    let e = special_err(&special_plan().replace("end = \"30s\"", "end = \"60s\""));
+    assert_eq!(e.field, "suites.spiky.spike.end");
+
+    let e = special_err(&special_plan().replace("max_error_rate = 0.01, max_recovery", "max_error_rate = 2.0, max_recovery"));
+    assert_eq!(e.field, "suites.spiky.spike.max_error_rate");
+
+    // A stress suite needs steps (holds) in a ramping-arrival-rate scenario.
+    let text = special_plan().replace("{ duration = \"9s\", target = 50 }, { duration = \"1s\", target = 100 }, { duration = \"9s\", target = 100 }", "{ duration = \"9s\", target = 100 }");
+    let e = special_err(&text);
+    assert_eq!(e.field, "suites.steps.scenarios");
+    assert!(e.message.contains("hold"), "{e}");
+
+    let text = special_plan().replace("services = [\"app\", \"redis\"]", "services = [\"app\", \"mysql\"]");
+    let e = special_err(&text);
+    assert_eq!(e.field, "suites.long.soak.services[1]");
+    assert_eq!((e.line, e.column), pos_of(&text, "\"mysql\""));
+}
+
+#[test]
+fn chaos_actions_and_expectations_are_checked() {
+    let cases = [
+        ("stop = \"postgres\" }", "stop = \"mysql\" }", "{ at = \"10s\", stop = \"mysql\"", "suites.dbdown.chaos.actions[0].stop", "unknown service `mysql`"),
+        ("{ at = \"20s\", start", "{ at = \"45s\", start", "{ at = \"45s\"", "suites.dbdown.chaos.actions[1].at", "not within the suite"),
+        ("start = \"postgres\" }", "start = \"redis\" }", "{ at = \"20s\", start = \"redis\"", "suites.dbdown.chaos.actions[1]", "redis is not stopped"),
+        ("{ at = \"10s\", stop = \"postgres\" }", "{ at = \"10s\", stop = \"postgres\", start = \"redis\" }", "{ at = \"10s\", stop", "suites.dbdown.chaos.actions[0]", "exactly one of"),
+        ("\"breaker_cycle\"", "\"breaker_cylce\"", "\"breaker_cylce\"", "suites.dbdown.chaos.expect[2]", "unknown expectation"),
+        ("\"errors_stop_within:5s\"", "\"errors_stop_within:soon\"", "\"errors_stop_within:soon\"", "suites.dbdown.chaos.expect[1]", "invalid duration"),
+        ("\"one_winner_per_slot:3\"", "\"one_winner_per_slot:0\"", "\"one_winner_per_slot:0\"", "suites.dbdown.chaos.expect[3]", "number of slots"),
+        ("\"no_5xx_except_503\"", "\"cache_recovers\"", "\"cache_recovers\"", "suites.dbdown.chaos.expect[0]", "needs redis to be started again"),
+    ];
+    for (from, to, at, field, message) in cases {
+        let text = special_plan().replace(from, to);
+        assert_ne!(text, special_plan(), "{from}");
+        let e = special_err(&text);
+        assert_eq!(e.field, field, "{e}");
+        assert_eq!((e.line, e.column), pos_of(&text, at), "{e}");
+        assert!(e.message.contains(message), "{e}");
+    }
+    // Stopping a stopped service.
+    let text = special_plan().replace("{ at = \"20s\", start = \"postgres\" }", "{ at = \"20s\", stop = \"postgres\" }");
+    let e = special_err(&text);
+    assert!(e.message.contains("already stopped"), "{e}");
+    // Actions are taken in time order whatever the order written.
+    let text = special_plan().replace("actions = [{ at = \"10s\", stop = \"postgres\" }, { at = \"20s\", start = \"postgres\" }]", "actions = [{ at = \"20s\", start = \"postgres\" }, { at = \"10s\", stop = \"postgres\" }]");
+    load(&text).unwrap().compile(&all_suites(&text)).unwrap();
+}
+
+#[test]
+fn quick_scales_special_times_but_not_limits() {
+    use super::compiled::{Expectation, Special};
+    let text = special_plan();
+    let lp = load(&text).unwrap();
+    let c = lp.compile(&CompileOptions { quick: true, ..all_suites(&text) }).unwrap();
+    let by = |n: &str| c.suites.iter().find(|s| s.name == n).unwrap();
+    // spiky: 60 s → 30 s, every time halves; max_recovery stays.
+    let Some(Special::Spike(sp)) = &by("spiky").special else { panic!() };
+    assert_eq!((sp.start, sp.end, sp.max_recovery), (Duration::from_secs(10), Duration::from_secs(15), Duration::from_secs(10)));
+    // dbdown: 40 s → 30 s.
+    let Some(Special::Chaos(ch)) = &by("dbdown").special else { panic!() };
+    assert_eq!(ch.actions.iter().map(|a| a.at).collect::<Vec<_>>(), [Duration::from_millis(7500), Duration::from_secs(15)]);
+    assert_eq!(ch.expect[1], Expectation::ErrorsStopWithin(Duration::from_secs(5)));
+
+    let c = lp.compile(&CompileOptions { duration: Some(Duration::from_secs(120)), ..all_suites(&text) }).unwrap();
+    let Some(Special::Spike(sp)) = &c.suites.iter().find(|s| s.name == "spiky").unwrap().special else { panic!() };
+    assert_eq!((sp.start, sp.end), (Duration::from_secs(40), Duration::from_secs(60)));
+}

@@ -57,9 +57,7 @@ pub fn latency(h: &Histogram<u64>) -> Latency {
 }
 
 fn kind_name(kind: crate::plan::model::SuiteKind) -> String {
-    match kind {
-        crate::plan::model::SuiteKind::Load => "load".into(),
-    }
+    kind.name().to_string()
 }
 
 /// Builds the summary of one suite run, SLOs evaluated.
