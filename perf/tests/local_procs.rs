@@ -74,16 +74,17 @@ async fn a_stubborn_child_is_killed_with_all_its_descendants() {
     spec.args = vec!["-c".into(), "trap '' TERM; setsid sleep 600 & wait".into()];
     let mut child = ManagedChild::spawn("stubborn", &spec).unwrap();
     let mut tree = Vec::new();
-    for _ in 0..100 {
+    let pgid_of = |pid: u32| nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid as i32))).ok().map(|p| p.as_raw());
+    // Until the forked shell child has run `setsid`, it is still in the group: wait for that.
+    for _ in 0..250 {
         tree = perf::env::resources::process_tree(child.pid());
-        if tree.len() == 2 {
+        if tree.len() == 2 && pgid_of(tree[1]).is_some_and(|g| g != child.pid() as i32) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(tree.len(), 2, "sh and its sleep: {tree:?}");
-    let sleep_pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(tree[1] as i32))).unwrap();
-    assert_ne!(sleep_pgid.as_raw(), child.pid() as i32, "the sleep left the group");
+    assert_ne!(pgid_of(tree[1]), Some(child.pid() as i32), "the sleep left the group");
 
     let clean = child.stop(Signal::SIGTERM, Duration::from_millis(300)).await;
     assert!(!clean, "sh ignores SIGTERM");

@@ -98,10 +98,10 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> 
             GateError::Environment(format!("the {side} environment did not come up: {e}"))
         }
     };
-    let base_env = Environment::start(BackendChoice::Local, &prepared.plan, &start(base_dir.clone(), "base"))
+    let mut base_env = Environment::start(BackendChoice::Local, &prepared.plan, &start(base_dir.clone(), "base"))
         .await
         .map_err(|e| env_err("base", e))?;
-    let head_env = match Environment::start(BackendChoice::Local, &prepared.plan, &start(prepared.plan_dir.clone(), "head")).await {
+    let mut head_env = match Environment::start(BackendChoice::Local, &prepared.plan, &start(prepared.plan_dir.clone(), "head")).await {
         Ok(env) => env,
         Err(e) => {
             let _ = base_env.shutdown().await;
@@ -118,7 +118,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> 
         tool_version: crate::TOOL_VERSION.to_string(),
     };
     let (base_ctx, head_ctx) = (ctx(&base_dir), ctx(&prepared.plan_dir));
-    let result = rounds(opts, prepared, target, (&base_env, &base_ctx), (&head_env, &head_ctx)).await;
+    let result = rounds(opts, prepared, target, (&mut base_env, &base_ctx), (&mut head_env, &head_ctx)).await;
     let _ = head_env.shutdown().await;
     let _ = base_env.shutdown().await;
     result
@@ -128,8 +128,8 @@ async fn rounds(
     opts: &GateOptions,
     prepared: &Prepared,
     target: &AbTarget,
-    base: (&Environment, &RunContext),
-    head: (&Environment, &RunContext),
+    base: (&mut Environment, &RunContext),
+    head: (&mut Environment, &RunContext),
 ) -> Result<GateRun, GateError> {
     let mut reports = Vec::new();
     let mut written = Vec::new();
@@ -140,7 +140,8 @@ async fn rounds(
             // (a warming cache, a neighbour's load) does not favour one of them.
             let order = if round % 2 == 0 { [true, false] } else { [false, true] };
             for is_base in order {
-                let (env, ctx, side) = if is_base { (base.0, base.1, "base") } else { (head.0, head.1, "head") };
+                let (env, ctx, side) =
+                    if is_base { (&mut *base.0, base.1, "base") } else { (&mut *head.0, head.1, "head") };
                 eprintln!("A/B round {}/{} of {}: {side}", round + 1, target.rounds, suite.name);
                 let s = measure_suite(opts, prepared, env, suite, ctx).await?;
                 let file = opts.out_dir.join("ab").join(format!("{}-{side}-{}.json", suite.name, round + 1));

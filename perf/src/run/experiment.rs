@@ -120,8 +120,8 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
     };
 
     // Calibration: the route's own median, without any delay.
-    let bare = start_copy(0).await.map_err(env_err)?;
-    let calibration = measure_suite(opts, prepared, &bare, suite, &ctx).await;
+    let mut bare = start_copy(0).await.map_err(env_err)?;
+    let calibration = measure_suite(opts, prepared, &mut bare, suite, &ctx).await;
     let _ = bare.shutdown().await;
     let intrinsic = calibration?
         .endpoints
@@ -149,7 +149,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
             }
         }
     }
-    let result = pairs(opts, prepared, exp, suite, &ctx, &envs).await;
+    let result = pairs(opts, prepared, exp, suite, &ctx, &mut envs).await;
     for env in envs {
         let _ = env.shutdown().await;
     }
@@ -168,17 +168,18 @@ async fn pairs(
     exp: &ExperimentOptions,
     suite: &Suite,
     ctx: &RunContext,
-    envs: &[Environment],
+    envs: &mut [Environment],
 ) -> Result<Vec<Trial>, GateError> {
     let rules = &prepared.plan.compare;
     let mut trials = Vec::new();
     for pair in 1..=exp.pairs {
-        let base = measure_suite(opts, prepared, &envs[0], suite, ctx).await?;
-        for (condition, env) in [("same", &envs[0]), ("slower-25%", &envs[2]), ("slower-10%", &envs[1])] {
+        let base = measure_suite(opts, prepared, &mut envs[0], suite, ctx).await?;
+        for (condition, i) in [("same", 0), ("slower-25%", 2), ("slower-10%", 1)] {
+            let env = &mut envs[i];
             let head = measure_suite(opts, prepared, env, suite, ctx).await?;
             let p50_ratio = ratio(&base, &head, &exp.route, |l| l.p50);
             let p99_ratio = ratio(&base, &head, &exp.route, |l| l.p99);
-            let judged = judge(&base, head, rules, true, || measure_suite(opts, prepared, env, suite, ctx)).await?;
+            let judged = judge(&base, head, rules, true, move || measure_suite(opts, prepared, env, suite, ctx)).await?;
             let regressed: Vec<String> = judged.comparison.regressed_endpoints().into_iter().map(str::to_string).collect();
             let confirmation = match &judged.confirmation {
                 crate::render::Confirmation::NotRun => "no re-run".to_string(),

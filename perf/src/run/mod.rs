@@ -23,13 +23,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::compare::{SuiteComparison, compare_suite};
-use crate::engine::{ProgressMode, RunOptions, run_suite};
+use crate::engine::{ProgressMode, RunClock, RunOptions, run_suite};
 use crate::env::{BackendChoice, Environment, ResourceSample, Service, StartOptions};
-use crate::plan::compiled::{Compiled, Suite};
-use crate::plan::model::{CompareSpec, Plan};
+use crate::plan::compiled::{ChaosAction, ChaosService, Compiled, Special, Suite};
+use crate::plan::model::{CompareSpec, Plan, SuiteKind};
+use crate::special::Observations;
 use crate::plan::{CompileOptions, LoadedPlan};
 use crate::render::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
-use crate::summary::{self, AppMetrics, ResourceUsage, RunContext, Summary};
+use crate::summary::{self, AppMetrics, Event, ResourceUsage, RunContext, Summary};
 
 pub use baseline::Baselines;
 
@@ -149,7 +150,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared) -> Result<GateRun, Gat
         cancel: opts.cancel.clone(),
     };
     eprintln!("starting the environment ({})", backend_words(opts.backend));
-    let env = match Environment::start(opts.backend, &prepared.plan, &start).await {
+    let mut env = match Environment::start(opts.backend, &prepared.plan, &start).await {
         Ok(env) => env,
         Err(_) if opts.cancel.is_cancelled() => return Err(GateError::Interrupted),
         Err(e) => return Err(GateError::Environment(format!("the environment did not come up: {e}"))),
@@ -166,7 +167,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared) -> Result<GateRun, Gat
         tags: opts.compile.tags.clone(),
         tool_version: crate::TOOL_VERSION.to_string(),
     };
-    let result = run_suites(opts, prepared, &env, &ctx).await;
+    let result = run_suites(opts, prepared, &mut env, &ctx).await;
     let stopped = env.shutdown().await;
     let (reports, written) = result?;
     if let Err(e) = stopped {
@@ -182,20 +183,23 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared) -> Result<GateRun, Gat
 async fn run_suites(
     opts: &GateOptions,
     prepared: &Prepared,
-    env: &Environment,
+    env: &mut Environment,
     ctx: &RunContext,
 ) -> Result<(Vec<SuiteReport>, Vec<PathBuf>), GateError> {
     let rules = &prepared.plan.compare;
     let mut reports = Vec::new();
     let mut written = Vec::new();
     for suite in &prepared.compiled.suites {
-        let base = prepared.baselines.get(&suite.name);
+        // Special suites (spike, stress, soak, chaos) are judged by their own checks; their
+        // numbers are shaped by what was done to the app, so no baseline comparison.
+        let base = if suite.kind == SuiteKind::Load { prepared.baselines.get(&suite.name) } else { None };
         let first = measure_suite(opts, prepared, env, suite, ctx).await?;
         let (summary, comparison, confirmation) = match base {
             None => (first, None, Confirmation::NotRun),
             Some((b, _)) => {
-                let rerun = || measure_suite(opts, prepared, env, suite, ctx);
-                let judged = judge(b, first, rules, opts.confirm, rerun).await?;
+                let env: &mut Environment = &mut *env;
+                let judged =
+                    judge(b, first, rules, opts.confirm, move || measure_suite(opts, prepared, env, suite, ctx)).await?;
                 (judged.summary, Some(judged.comparison), judged.confirmation)
             }
         };
@@ -287,65 +291,160 @@ fn backend_words(choice: BackendChoice) -> &'static str {
     }
 }
 
-/// Runs one suite with resource sampling and metric scrapes, and builds its summary.
+/// Runs one suite with resource sampling and metric scrapes, and builds its summary. Chaos
+/// suites' actions (stop or start PostgreSQL or Redis) happen at their times beside the load,
+/// with the app's metrics scraped every second; special suites get their checks.
 pub async fn measure_suite(
     opts: &GateOptions,
     prepared: &Prepared,
-    env: &Environment,
+    env: &mut Environment,
     suite: &Suite,
     ctx: &RunContext,
 ) -> Result<Summary, GateError> {
     let app = &prepared.plan.app;
     let client = reqwest::Client::new();
     let metrics_url = app.metrics.as_ref().map(|m| format!("{}{}", env.app_url(), m));
-    let scrape_now = || async {
-        match &metrics_url {
-            Some(url) => scrape::scrape(&client, url, &app.metrics_series).await,
-            None => None,
+    let scrape_once = |client: reqwest::Client, url: Option<String>| {
+        let prefixes = app.metrics_series.clone();
+        async move {
+            match url {
+                Some(url) => scrape::scrape(&client, &url, &prefixes).await,
+                None => None,
+            }
         }
     };
-    let before_metrics = scrape_now().await;
+    let before_metrics = scrape_once(client.clone(), metrics_url.clone()).await;
     let before = env.resources().await;
 
+    let (clock_tx, clock_rx) = tokio::sync::watch::channel(None);
     let mut run_opts = RunOptions::new(env.app_url());
     run_opts.cancel = opts.cancel.clone();
     run_opts.progress = opts.progress;
     run_opts.seed = opts.seed;
+    run_opts.hooks.clock = Some(clock_tx);
+    let actions = match &suite.special {
+        Some(Special::Chaos(c)) => c.actions.clone(),
+        _ => Vec::new(),
+    };
+    let side_scrape = if actions.is_empty() { None } else { metrics_url.clone() };
     let done = CancellationToken::new();
-    let sampler = sample_resources(env, done.clone());
+    let side = side_work(env, done.clone(), clock_rx, actions, side_scrape.map(|u| (client.clone(), u, app.metrics_series.clone())));
     let load = async {
         let r = run_suite(&prepared.compiled, suite, run_opts).await;
         done.cancel();
         r
     };
-    let (result, samples) = tokio::join!(load, sampler);
+    let (result, side) = tokio::join!(load, side);
     let result = result.map_err(|e| GateError::Input(format!("suite {}: {e}", suite.name)))?;
     if result.cancelled || opts.cancel.is_cancelled() {
         return Err(GateError::Interrupted);
     }
     let after = env.resources().await;
-    let after_metrics = scrape_now().await;
+    let after_metrics = scrape_once(client, metrics_url).await;
 
     let mut summary = summary::build(&result, ctx);
-    summary.resources = resource_usage(&before, &after, &samples);
+    summary.resources = resource_usage(&before, &after, &side.samples);
     if let (Some(before), Some(after)) = (before_metrics, after_metrics) {
         summary.app_metrics = Some(AppMetrics { before, after });
     }
+    summary.invalid_reasons.extend(side.failures.iter().cloned());
+    if !side.failures.is_empty() {
+        summary.valid = false;
+    }
+    if suite.kind == SuiteKind::Stress && !summary.invalid_reasons.is_empty() && side.failures.is_empty() {
+        // A stress suite is meant to go past what the app sustains: falling behind schedule
+        // there is the finding (the breaking point), not a broken run.
+        let notes = std::mem::take(&mut summary.invalid_reasons);
+        summary.figures.insert("schedule".into(), serde_json::json!(notes));
+        summary.valid = true;
+    }
+    let obs = Observations { events: side.events, metrics: side.metrics, warmup_s: summary.run.warmup_s };
+    crate::special::evaluate(suite, &mut summary, &obs);
     Ok(summary)
 }
 
-/// Memory of each service every second until `done`.
-async fn sample_resources(env: &Environment, done: CancellationToken) -> Vec<Vec<(Service, ResourceSample)>> {
-    let mut out = Vec::new();
+/// What ran beside the load.
+struct SideWork {
+    /// Resource use of each service, every second.
+    samples: Vec<Vec<(Service, ResourceSample)>>,
+    /// Chaos actions done, seconds from the measured start.
+    events: Vec<Event>,
+    /// App metrics every second (chaos suites only), seconds from the measured start.
+    metrics: Vec<(f64, BTreeMap<String, f64>)>,
+    /// Chaos actions that could not be done: the run is invalid.
+    failures: Vec<String>,
+}
+
+/// Samples resources every second until `done`; once the load's clock is known, does each
+/// chaos action at `suite start + at` and scrapes the app's metrics every second. A service
+/// still stopped at the end is started again, so later suites find the environment whole.
+async fn side_work(
+    env: &mut Environment,
+    done: CancellationToken,
+    mut clock_rx: tokio::sync::watch::Receiver<Option<RunClock>>,
+    actions: Vec<ChaosAction>,
+    scrape_target: Option<(reqwest::Client, String, Vec<String>)>,
+) -> SideWork {
+    let mut out = SideWork { samples: Vec::new(), events: Vec::new(), metrics: Vec::new(), failures: Vec::new() };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut clock: Option<RunClock> = None;
+    let mut clock_open = true;
+    let mut next = 0usize;
+    let mut stopped: Vec<ChaosService> = Vec::new();
     loop {
+        let deadline = clock.and_then(|c| actions.get(next).map(|a| c.suite_start + a.at));
         tokio::select! {
             _ = done.cancelled() => break,
-            _ = tick.tick() => out.push(env.resources().await),
+            changed = clock_rx.changed(), if clock.is_none() && clock_open => {
+                match changed {
+                    Ok(()) => clock = *clock_rx.borrow(),
+                    Err(_) => clock_open = false,
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(std::time::Instant::now).into()), if deadline.is_some() => {
+                let action = actions[next];
+                next += 1;
+                let t = clock.map(|c| secs_since(c.measured_start)).unwrap_or(0.0);
+                match chaos_action(env, action).await {
+                    Ok(()) => {
+                        eprintln!("chaos: {} at {t:.1}s", action.what());
+                        if action.stop { stopped.push(action.service) } else { stopped.retain(|s| *s != action.service) }
+                        out.events.push(Event { t, what: action.what() });
+                    }
+                    Err(e) => out.failures.push(format!("chaos action `{}` failed: {e}", action.what())),
+                }
+            }
+            _ = tick.tick() => {
+                out.samples.push(env.resources().await);
+                if let (Some(c), Some((client, url, prefixes))) = (clock, &scrape_target)
+                    && let Some(values) = scrape::scrape(client, url, prefixes).await
+                {
+                    out.metrics.push((secs_since(c.measured_start), values));
+                }
+            }
+        }
+    }
+    for service in stopped {
+        let action = ChaosAction { at: Duration::ZERO, service, stop: false };
+        if let Err(e) = chaos_action(env, action).await {
+            out.failures.push(format!("starting {} again after the suite failed: {e}", service.name()));
         }
     }
     out
+}
+
+fn secs_since(start: std::time::Instant) -> f64 {
+    let now = std::time::Instant::now();
+    if now >= start { (now - start).as_secs_f64() } else { -((start - now).as_secs_f64()) }
+}
+
+async fn chaos_action(env: &mut Environment, action: ChaosAction) -> Result<(), crate::env::EnvError> {
+    let service = match action.service {
+        ChaosService::Postgres => Service::Postgres,
+        ChaosService::Redis => Service::Redis,
+    };
+    if action.stop { env.stop_service(service).await } else { env.start_service(service).await }
 }
 
 /// CPU seconds over the suite (after minus before; a restarted service counts from zero) and
