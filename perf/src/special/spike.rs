@@ -6,6 +6,10 @@ use crate::summary::Summary;
 
 /// Consecutive windows p95 must stay recovered for.
 pub(super) const RECOVERED_WINDOWS: usize = 3;
+/// Smallest excess over the pre-spike p95 that still counts as not recovered, in ms: on a
+/// route that answers in 2 ms, 20% is 0.4 ms, less than one second's p95 varies by itself
+/// (the same absolute floor as the regression rule's default).
+pub(super) const RECOVERY_FLOOR_MS: f64 = 1.0;
 
 pub(super) fn evaluate(spec: &SpikeSpec, summary: &mut Summary, warmup: f64) {
     let start = spec.start.as_secs_f64() - warmup;
@@ -36,7 +40,7 @@ pub(super) fn evaluate(spec: &SpikeSpec, summary: &mut Summary, warmup: f64) {
         check(summary, "spike.recovery", false, "no measured window before the spike: the pre-spike p95 is unknown");
         return;
     };
-    let limit = pre * (1.0 + spec.recovery_tolerance);
+    let limit = (pre * (1.0 + spec.recovery_tolerance)).max(pre + RECOVERY_FLOOR_MS);
     let after: Vec<_> = summary.windows.iter().filter(|w| w.t as f64 >= end).collect();
     let ok = |i: usize| after[i].p95.is_some_and(|p| p <= limit);
     let recovery = (0..after.len().saturating_sub(RECOVERED_WINDOWS - 1))
@@ -47,11 +51,11 @@ pub(super) fn evaluate(spec: &SpikeSpec, summary: &mut Summary, warmup: f64) {
     let (passed, detail) = match recovery {
         Some(r) => (
             r <= max,
-            format!("p95 back within {:.0}% of the pre-spike {pre:.1} ms (≤ {limit:.1} ms) {r:.0} s after the spike (limit {max:.0} s)", spec.recovery_tolerance * 100.0),
+            format!("p95 back within {:.0}% (at least {RECOVERY_FLOOR_MS} ms) of the pre-spike {pre:.1} ms (≤ {limit:.1} ms) {r:.0} s after the spike (limit {max:.0} s)", spec.recovery_tolerance * 100.0),
         ),
         None => (
             false,
-            format!("p95 never came back within {:.0}% of the pre-spike {pre:.1} ms (≤ {limit:.1} ms) for {RECOVERED_WINDOWS} consecutive seconds", spec.recovery_tolerance * 100.0),
+            format!("p95 never came back within {:.0}% (at least {RECOVERY_FLOOR_MS} ms) of the pre-spike {pre:.1} ms (≤ {limit:.1} ms) for {RECOVERED_WINDOWS} consecutive seconds", spec.recovery_tolerance * 100.0),
         ),
     };
     check(summary, "spike.recovery", passed, detail);
