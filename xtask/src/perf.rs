@@ -350,9 +350,5 @@ fn fail(e: &GateError) -> ExitCode {
 }
 
 fn display(path: &Path) -> String {
-    let cwd = std::env::current_dir().ok();
-    match cwd.as_deref().and_then(|c| path.strip_prefix(c).ok()) {
-        Some(rel) => rel.display().to_string(),
-        None => path.display().to_string(),
-    }
+    perf::run::display_path(path)
 }

@@ -15,7 +15,7 @@ use crate::env::{BackendChoice, Environment, StartOptions};
 use crate::render::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
 use crate::summary::{self, RunContext, Summary};
 
-use super::{GateError, GateOptions, GateRun, Prepared, measure_suite};
+use super::{GateError, GateOptions, GateRun, Prepared, measure_suite, run_context};
 
 /// A resolved `--against`.
 #[derive(Debug, Clone)]
@@ -108,16 +108,8 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> 
             return Err(env_err("head", e));
         }
     };
-    let ctx = |dir: &Path| RunContext {
-        git: summary::git_info(dir),
-        backend: "local".into(),
-        host: summary::host_info(),
-        plan_hash: prepared.loaded.hash.clone(),
-        quick: opts.compile.quick,
-        tags: opts.compile.tags.clone(),
-        tool_version: crate::TOOL_VERSION.to_string(),
-    };
-    let (base_ctx, head_ctx) = (ctx(&base_dir), ctx(&prepared.plan_dir));
+    let base_ctx = run_context(opts, prepared, "local", &base_dir);
+    let head_ctx = run_context(opts, prepared, "local", &prepared.plan_dir);
     let result = rounds(opts, prepared, target, (&mut base_env, &base_ctx), (&mut head_env, &head_ctx)).await;
     let _ = head_env.shutdown().await;
     let _ = base_env.shutdown().await;

@@ -16,7 +16,7 @@ use crate::env::{BackendChoice, Environment, StartOptions};
 use crate::plan::compiled::Suite;
 use crate::summary::{self, RunContext, Summary};
 
-use super::{GateError, GateOptions, Prepared, judge, measure_suite};
+use super::{GateError, GateOptions, Prepared, judge, measure_suite, run_context};
 
 #[derive(Debug, Clone)]
 pub struct ExperimentOptions {
@@ -95,15 +95,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
     if prepared.compiled.request(&exp.route).is_none() {
         return Err(GateError::Input(format!("--route: the plan has no request named `{}`", exp.route)));
     }
-    let ctx = RunContext {
-        git: summary::git_info(&prepared.plan_dir),
-        backend: "local".into(),
-        host: summary::host_info(),
-        plan_hash: prepared.loaded.hash.clone(),
-        quick: opts.compile.quick,
-        tags: opts.compile.tags.clone(),
-        tool_version: crate::TOOL_VERSION.to_string(),
-    };
+    let ctx = run_context(opts, prepared, "local", &prepared.plan_dir);
     let start_copy = |delay_ms: u64| {
         let mut plan = prepared.plan.clone();
         plan.app.env.insert("REFAPP_DELAY".into(), toml::Spanned::new(0..0, format!("{}:{delay_ms}", exp.route)));

@@ -158,15 +158,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared) -> Result<GateRun, Gat
     for s in env.services() {
         eprintln!("  {}: {}", s.service.as_str(), s.url);
     }
-    let ctx = RunContext {
-        git: summary::git_info(&prepared.plan_dir),
-        backend: env.kind().as_str().to_string(),
-        host: summary::host_info(),
-        plan_hash: prepared.loaded.hash.clone(),
-        quick: opts.compile.quick,
-        tags: opts.compile.tags.clone(),
-        tool_version: crate::TOOL_VERSION.to_string(),
-    };
+    let ctx = run_context(opts, prepared, env.kind().as_str(), &prepared.plan_dir);
     let result = run_suites(opts, prepared, &mut env, &ctx).await;
     let stopped = env.shutdown().await;
     let (reports, written) = result?;
@@ -178,6 +170,20 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared) -> Result<GateRun, Gat
         return Err(GateError::Input("no suite to run".into()));
     };
     Ok(GateRun { report: Report { facts, suites: reports, invalid_reasons: Vec::new() }, written })
+}
+
+/// What every summary of this run records besides the measurements; `source_dir` is the tree
+/// the app was built from (its git commit is recorded).
+pub(crate) fn run_context(opts: &GateOptions, prepared: &Prepared, backend: &str, source_dir: &Path) -> RunContext {
+    RunContext {
+        git: summary::git_info(source_dir),
+        backend: backend.to_string(),
+        host: summary::host_info(),
+        plan_hash: prepared.loaded.hash.clone(),
+        quick: opts.compile.quick,
+        tags: opts.compile.tags.clone(),
+        tool_version: crate::TOOL_VERSION.to_string(),
+    }
 }
 
 async fn run_suites(
@@ -274,7 +280,8 @@ fn confirm_comparison(base: Option<&Summary>, again: &Summary, rules: &CompareSp
     c
 }
 
-fn display_path(path: &Path) -> String {
+/// `path` relative to the current directory when it is inside it, for messages.
+pub fn display_path(path: &Path) -> String {
     let cwd = std::env::current_dir().ok();
     match cwd.as_deref().and_then(|c| path.strip_prefix(c).ok()) {
         Some(rel) => rel.display().to_string(),
