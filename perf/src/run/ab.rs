@@ -78,7 +78,8 @@ fn worktree(target: &AbTarget) -> Result<PathBuf, GateError> {
 
 /// Runs every suite `rounds` times on each side, alternating, and compares the sides.
 pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> Result<GateRun, GateError> {
-    let base_dir = worktree(target)?.join(&target.plan_subdir);
+    let tree = worktree(target)?;
+    let base_dir = if target.plan_subdir.as_os_str().is_empty() { tree } else { tree.join(&target.plan_subdir) };
     eprintln!(
         "A/B: base is {} ({}) in {}; its app is built there (the first time takes minutes)",
         target.git_ref,
