@@ -7,6 +7,7 @@
 pub mod compare;
 pub mod engine;
 pub mod env;
+pub mod faults;
 pub mod github;
 pub mod plan;
 pub mod render;

@@ -23,6 +23,7 @@ fn options(dir: &std::path::Path) -> StartOptions {
         logs_dir: dir.join("results/logs"),
         app_url: None,
         cancel: CancellationToken::new(),
+        fault_proxies: false,
     }
 }
 

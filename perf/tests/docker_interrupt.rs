@@ -189,6 +189,7 @@ fn docker_up_child() {
             logs_dir: dir.join("results/logs"),
             app_url: None,
             cancel: cancel.clone(),
+        fault_proxies: false,
         };
         println!("run: {run_id}");
         let env = match DockerEnv::start_with_run_id(&plan, &opts, &run_id).await {

@@ -66,6 +66,7 @@ pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<Exit
         plan_dir,
         app_url: None,
         cancel: cancel.clone(),
+        fault_proxies: false,
     };
     let backend = args.backend.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
     eprintln!("starting the environment of {} (backend: {backend})", path.display());

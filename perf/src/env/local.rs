@@ -46,6 +46,7 @@ pub struct LocalEnv {
     redis: Option<Box<RedisProcess>>,
     postgres: Option<Box<PostgresProcess>>,
     run_dir: Option<TempDir>,
+    proxies: Option<super::Proxies>,
 }
 
 impl LocalEnv {
@@ -64,7 +65,7 @@ impl LocalEnv {
                 .map_err(|e| EnvError::Io { context: format!("opening {} to postgres", run_dir.path().display()), source: e })?;
         }
         tracing::debug!(dir = %run_dir.path().display(), "local environment directory");
-        let mut env = LocalEnv { app_url: String::new(), app: None, redis: None, postgres: None, run_dir: Some(run_dir) };
+        let mut env = LocalEnv { app_url: String::new(), app: None, redis: None, postgres: None, run_dir: Some(run_dir), proxies: None };
         match env.boot(plan, opts).await {
             Ok(()) => Ok(env),
             Err(EnvError::Interrupted) => Err(EnvError::Interrupted),
@@ -92,7 +93,14 @@ impl LocalEnv {
             RedisProcess::start_in(&redis_opts, &dir, cancel.clone(), Some(&opts.logs_dir)),
             app::build(&plan.app.local.build, &opts.plan_dir, &build_log, cancel),
         )?;
-        let ctx = AppContext { postgres_url: pg.url(), redis_url: redis.url(), port: procs::free_port()? };
+        let mut ctx = AppContext { postgres_url: pg.url(), redis_url: redis.url(), port: procs::free_port()? };
+        if opts.fault_proxies {
+            let loopback = std::net::Ipv4Addr::LOCALHOST;
+            let proxies = super::Proxies::start(loopback.into(), (loopback, pg.port()).into(), (loopback, redis.port()).into()).await?;
+            ctx.postgres_url = pg.url_at_port(proxies.postgres.addr().port());
+            ctx.redis_url = format!("redis://{}", proxies.redis.addr());
+            self.proxies = Some(proxies);
+        }
         self.postgres = Some(Box::new(pg));
         self.redis = Some(Box::new(redis));
 
@@ -132,6 +140,11 @@ impl LocalEnv {
             out.push(ServiceInfo { service: Service::Redis, url: r.url() });
         }
         out
+    }
+
+    /// The fault proxies, when the environment was started with them.
+    pub fn proxies(&self) -> Option<&super::Proxies> {
+        self.proxies.as_ref()
     }
 
     /// Stops one service, keeping its port (and PostgreSQL's data).
@@ -195,6 +208,7 @@ impl LocalEnv {
             redis: self.redis.take(),
             postgres: self.postgres.take(),
             run_dir: self.run_dir.take(),
+            proxies: self.proxies.take(),
         };
         if let Err(e) = env.shutdown().await {
             tracing::warn!("cleaning up after a failed start: {e}");

@@ -16,10 +16,13 @@ pub mod procs;
 pub mod resources;
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+
+use crate::faults::{Fault, FaultProxy};
 
 use crate::plan::model::Plan;
 
@@ -95,6 +98,50 @@ pub struct StartOptions {
     pub app_url: Option<String>,
     /// Cancelled on Ctrl-C or SIGTERM: start-up stops waiting and cleans up.
     pub cancel: CancellationToken,
+    /// Put a [`FaultProxy`] between the app and PostgreSQL and between the app and Redis (the
+    /// app's `{{postgres.url}}` and `{{redis.url}}` name the proxies), so chaos suites can
+    /// set network faults. Off for measured suites: a proxy adds its own hop.
+    pub fault_proxies: bool,
+}
+
+/// The fault proxies of an environment started with `fault_proxies`.
+#[derive(Debug)]
+pub struct Proxies {
+    pub postgres: FaultProxy,
+    pub redis: FaultProxy,
+}
+
+impl Proxies {
+    /// Starts one proxy per service, listening on `listen`'s address with a free port.
+    pub async fn start(listen: std::net::IpAddr, postgres: SocketAddr, redis: SocketAddr) -> Result<Proxies, EnvError> {
+        let start = |service: &'static str, upstream: SocketAddr| async move {
+            FaultProxy::start(SocketAddr::new(listen, 0), upstream)
+                .await
+                .map_err(|e| EnvError::Io { context: format!("starting the fault proxy for {service} on {listen}"), source: e })
+        };
+        Ok(Proxies { postgres: start("postgres", postgres).await?, redis: start("redis", redis).await? })
+    }
+
+    fn set(&self, service: Service, fault: Fault) -> Result<(), EnvError> {
+        match service {
+            Service::Postgres => self.postgres.set(fault),
+            Service::Redis => self.redis.set(fault),
+            Service::App => return Err(EnvError::Other("the app has no fault proxy in front of it: faults apply to postgres and redis".into())),
+        }
+        Ok(())
+    }
+}
+
+/// Sets `fault` through `proxies`, or says why there are none.
+fn set_fault(proxies: Option<&Proxies>, service: Service, fault: Fault) -> Result<(), EnvError> {
+    match proxies {
+        Some(p) => p.set(service, fault),
+        None => Err(EnvError::Other(format!(
+            "cannot set `{}` on {}: the environment was started without fault proxies",
+            fault.describe(),
+            service.as_str()
+        ))),
+    }
 }
 
 /// Errors of the environment layer. Messages name the service and include the tail of its
@@ -204,6 +251,16 @@ impl Environment {
             Environment::Local(e) => e.start_service(service).await,
             Environment::Docker(e) => e.start_service(service).await,
             Environment::External(_) => Err(unsupported(service, "start")),
+        }
+    }
+
+    /// Sets (or, with `Fault::None`, clears) a network fault between the app and `service`.
+    /// Needs an environment started with `fault_proxies`.
+    pub fn set_fault(&mut self, service: Service, fault: Fault) -> Result<(), EnvError> {
+        match self {
+            Environment::Local(e) => set_fault(e.proxies(), service, fault),
+            Environment::Docker(e) => set_fault(e.proxies(), service, fault),
+            Environment::External(_) => Err(unsupported(service, "set a fault on")),
         }
     }
 

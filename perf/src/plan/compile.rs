@@ -483,25 +483,39 @@ fn chaos(lp: &LoadedPlan, name: &str, span: Range<usize>, v: &super::model::Chao
     for (i, a) in v.actions.iter().enumerate() {
         let field = format!("suites.{name}.chaos.actions[{i}]");
         let (aspan, spec) = (a.span(), a.get_ref());
-        let (service, stop) = match (&spec.stop, &spec.start) {
-            (Some(s), None) => (s, true),
-            (None, Some(s)) => (s, false),
-            _ => return Err(lp.error_at(aspan, &field, "an action needs exactly one of `stop` and `start`, like { at = \"10s\", stop = \"postgres\" }")),
+        let verbs = spec.verbs();
+        let [(key, service)] = verbs[..] else {
+            return Err(lp.error_at(
+                aspan,
+                &field,
+                "an action needs exactly one of `stop`, `start`, `latency`, `loss`, `reset`, `blackhole` and `heal`, like { at = \"10s\", stop = \"postgres\" }",
+            ));
         };
         let Some(service) = c::ChaosService::from_name(service) else {
-            return Err(lp.error_at(aspan, &format!("{field}.{}", if stop { "stop" } else { "start" }), format!("unknown service `{service}`: expected postgres or redis")));
+            return Err(lp.error_at(aspan, &format!("{field}.{key}"), format!("unknown service `{service}`: expected postgres or redis")));
         };
+        let verb = chaos_verb(key, spec).map_err(|(k, m)| lp.error_at(aspan.clone(), &format!("{field}.{k}"), m))?;
         if spec.at.0 >= timeline {
             return Err(lp.error_at(aspan, &format!("{field}.at"), format!("at {} is not within the suite: its scenarios end at {}", humantime::format_duration(spec.at.0), humantime::format_duration(timeline))));
         }
-        actions.push((aspan, field, c::ChaosAction { at: spec.at.0, service, stop }));
+        actions.push((aspan, field, c::ChaosAction { at: spec.at.0, service, verb }));
     }
     actions.sort_by_key(|(_, _, a)| a.at);
     let mut stopped = BTreeSet::new();
+    let mut faulted = BTreeSet::new();
     for (aspan, field, a) in &actions {
-        let changed = if a.stop { stopped.insert(a.service) } else { stopped.remove(&a.service) };
-        if !changed {
-            let msg = if a.stop { format!("{} is already stopped at {}", a.service.name(), humantime::format_duration(a.at)) } else { format!("{} is not stopped at {}: only a stopped service can be started", a.service.name(), humantime::format_duration(a.at)) };
+        let at = humantime::format_duration(a.at);
+        let svc = a.service.name();
+        let problem = match a.verb {
+            c::ChaosVerb::Stop => (!stopped.insert(a.service)).then(|| format!("{svc} is already stopped at {at}")),
+            c::ChaosVerb::Start => (!stopped.remove(&a.service)).then(|| format!("{svc} is not stopped at {at}: only a stopped service can be started")),
+            c::ChaosVerb::Fault(_) => {
+                faulted.insert(a.service);
+                None
+            }
+            c::ChaosVerb::Heal => (!faulted.remove(&a.service)).then(|| format!("no fault is set on {svc} at {at}: `heal` clears a latency, loss, reset or blackhole set before")),
+        };
+        if let Some(msg) = problem {
             return Err(lp.error_at(aspan.clone(), field, msg));
         }
     }
@@ -510,10 +524,11 @@ fn chaos(lp: &LoadedPlan, name: &str, span: Range<usize>, v: &super::model::Chao
     for (i, e) in v.expect.iter().enumerate() {
         let field = format!("suites.{name}.chaos.expect[{i}]");
         let x = c::Expectation::parse(e.get_ref()).map_err(|m| lp.error_at(e.span(), &field, m))?;
+        let has = |service: Option<c::ChaosService>, f: fn(&c::ChaosVerb) -> bool| actions.iter().any(|a| service.is_none_or(|s| s == a.service) && f(&a.verb));
         let needs = match x {
-            c::Expectation::ErrorsStopWithin(_) => (!actions.iter().any(|a| !a.stop)).then_some("a `start` action (errors are timed from the last restart)"),
-            c::Expectation::BreakerCycle => (!actions.iter().any(|a| a.stop && a.service == c::ChaosService::Postgres)).then_some("postgres to be stopped"),
-            c::Expectation::CacheRecovers => (!actions.iter().any(|a| !a.stop && a.service == c::ChaosService::Redis)).then_some("redis to be started again"),
+            c::Expectation::ErrorsStopWithin(_) => (!has(None, c::ChaosVerb::recovers)).then_some("a `start` or `heal` action (errors are timed from the last one)"),
+            c::Expectation::BreakerCycle => (!has(Some(c::ChaosService::Postgres), c::ChaosVerb::breaks)).then_some("postgres to be stopped, or cut off by a loss, reset or blackhole"),
+            c::Expectation::CacheRecovers => (!has(Some(c::ChaosService::Redis), c::ChaosVerb::recovers)).then_some("redis to be started again or healed"),
             _ => None,
         };
         if let Some(need) = needs {
@@ -522,6 +537,37 @@ fn chaos(lp: &LoadedPlan, name: &str, span: Range<usize>, v: &super::model::Chao
         expect.push(x);
     }
     Ok(c::ChaosSpec { actions, expect })
+}
+
+/// The verb of one action with its parameters; the error names the offending key.
+fn chaos_verb(key: &'static str, spec: &super::model::ChaosActionSpec) -> Result<c::ChaosVerb, (&'static str, String)> {
+    let unused = |param: &'static str, given: bool, only: &str| if given { Err((param, format!("`{param}` only goes with `{only}`"))) } else { Ok(()) };
+    if key != "latency" {
+        unused("delay", spec.delay.is_some(), "latency")?;
+        unused("jitter", spec.jitter.is_some(), "latency")?;
+    }
+    if key != "loss" {
+        unused("rate", spec.rate.is_some(), "loss")?;
+    }
+    Ok(match key {
+        "stop" => c::ChaosVerb::Stop,
+        "start" => c::ChaosVerb::Start,
+        "heal" => c::ChaosVerb::Heal,
+        "reset" => c::ChaosVerb::Fault(c::Fault::Reset),
+        "blackhole" => c::ChaosVerb::Fault(c::Fault::Blackhole),
+        "latency" => {
+            let delay = spec.delay.ok_or(("delay", "`latency` needs `delay`, like { at = \"10s\", latency = \"postgres\", delay = \"100ms\", jitter = \"20ms\" }".to_string()))?;
+            c::ChaosVerb::Fault(c::Fault::Latency { delay: delay.0, jitter: spec.jitter.map_or(Duration::ZERO, |j| j.0) })
+        }
+        "loss" => {
+            let rate = spec.rate.ok_or(("rate", "`loss` needs `rate`, the probability a connection or a chunk is lost, like rate = 0.2".to_string()))?;
+            if !(rate > 0.0 && rate <= 1.0) {
+                return Err(("rate", format!("{rate} is not a probability of loss: expected more than 0 and at most 1")));
+            }
+            c::ChaosVerb::Fault(c::Fault::Loss { rate })
+        }
+        other => unreachable!("verbs() yields only known keys, not {other}"),
+    })
 }
 
 fn scenarios_span(spec: &SuiteSpec) -> Range<usize> {

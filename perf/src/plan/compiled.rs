@@ -10,6 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 
+pub use crate::faults::Fault;
+
 use super::model::{Executor, HttpVersion, SloSpec, SuiteKind, Think};
 use super::template::{BodyTemplate, Capture, Template};
 use super::vars::VarTable;
@@ -106,12 +108,50 @@ pub struct ChaosSpec {
     pub expect: Vec<Expectation>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChaosAction {
     pub at: Duration,
     pub service: ChaosService,
-    /// `true`: stop the service; `false`: start it again.
-    pub stop: bool,
+    pub verb: ChaosVerb,
+}
+
+/// What an action does to its service.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ChaosVerb {
+    /// Stop the service, keeping its data.
+    Stop,
+    /// Start a stopped service again.
+    Start,
+    /// Set a fault on the proxy between the app and the service (replacing any other).
+    Fault(Fault),
+    /// Clear the fault on that proxy.
+    Heal,
+}
+
+impl ChaosVerb {
+    /// The plan's key: `stop`, `start`, `latency`, `loss`, `reset`, `blackhole`, `heal`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            ChaosVerb::Stop => "stop",
+            ChaosVerb::Start => "start",
+            ChaosVerb::Fault(Fault::Latency { .. }) => "latency",
+            ChaosVerb::Fault(Fault::Loss { .. }) => "loss",
+            ChaosVerb::Fault(Fault::Reset) => "reset",
+            ChaosVerb::Fault(Fault::Blackhole) => "blackhole",
+            ChaosVerb::Fault(Fault::None) | ChaosVerb::Heal => "heal",
+        }
+    }
+
+    /// The service is back to normal after this action (`start`, `heal`): errors and cache
+    /// recovery are timed from the last one.
+    pub fn recovers(&self) -> bool {
+        matches!(self, ChaosVerb::Start | ChaosVerb::Heal)
+    }
+
+    /// The action breaks the service for the app (stop, or a fault other than latency).
+    pub fn breaks(&self) -> bool {
+        matches!(self, ChaosVerb::Stop | ChaosVerb::Fault(Fault::Loss { .. } | Fault::Reset | Fault::Blackhole))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -138,9 +178,32 @@ impl ChaosService {
 }
 
 impl ChaosAction {
-    /// The event text the orchestrator records for this action: `stop postgres`.
+    /// The event text the orchestrator records for this action: `stop postgres`,
+    /// `latency postgres 100ms ± 20ms`, `heal redis`.
     pub fn what(&self) -> String {
-        format!("{} {}", if self.stop { "stop" } else { "start" }, self.service.name())
+        match self.verb {
+            ChaosVerb::Fault(f) => {
+                let how = f.describe();
+                match how.split_once(' ') {
+                    Some((kind, rest)) => format!("{kind} {} {rest}", self.service.name()),
+                    None => format!("{how} {}", self.service.name()),
+                }
+            }
+            v => format!("{} {}", v.key(), self.service.name()),
+        }
+    }
+
+    /// Needs the fault proxy between the app and the service.
+    pub fn needs_proxy(&self) -> bool {
+        matches!(self.verb, ChaosVerb::Fault(_) | ChaosVerb::Heal)
+    }
+}
+
+impl ChaosSpec {
+    /// Some action sets or clears a network fault: the app must reach its services through
+    /// the fault proxies.
+    pub fn needs_proxy(&self) -> bool {
+        self.actions.iter().any(ChaosAction::needs_proxy)
     }
 }
 
@@ -151,12 +214,16 @@ pub enum Expectation {
     NoErrors,
     /// `no_5xx_except_503`: the only 5xx status answered is 503.
     No5xxExcept503,
-    /// `errors_stop_within:5s`: no failed request later than this after the last `start`.
+    /// `errors_stop_within:5s`: no failed request later than this after the last `start` or
+    /// `heal`.
     ErrorsStopWithin(Duration),
     /// `breaker_cycle`: `refapp_breaker_state` went open and was closed again by the end.
     BreakerCycle,
-    /// `cache_recovers`: cache hits grow again after the last `start`.
+    /// `cache_recovers`: cache hits grow again after redis's last `start` or `heal`.
     CacheRecovers,
+    /// `timeouts_hold:2s`: no request was served slower than this (its service time, so a
+    /// queue in front of the app does not count): the app's timeouts bound every wait.
+    TimeoutsHold(Duration),
     /// `one_winner_per_slot:N`: exactly N responses 201 (N slots raced for).
     OneWinnerPerSlot(u64),
 }
@@ -177,6 +244,10 @@ impl Expectation {
             "no_5xx_except_503" => no_arg(Expectation::No5xxExcept503),
             "breaker_cycle" => no_arg(Expectation::BreakerCycle),
             "cache_recovers" => no_arg(Expectation::CacheRecovers),
+            "timeouts_hold" => {
+                let a = arg.ok_or("`timeouts_hold` needs a duration, like \"timeouts_hold:2s\"")?;
+                Ok(Expectation::TimeoutsHold(super::model::parse_duration(a)?))
+            }
             "errors_stop_within" => {
                 let a = arg.ok_or("`errors_stop_within` needs a duration, like \"errors_stop_within:5s\"")?;
                 Ok(Expectation::ErrorsStopWithin(super::model::parse_duration(a)?))
@@ -189,7 +260,7 @@ impl Expectation {
                 }
             }
             _ => Err(format!(
-                "unknown expectation {s:?}: expected one of no_errors, no_5xx_except_503, errors_stop_within:<duration>, breaker_cycle, cache_recovers, one_winner_per_slot:<N>"
+                "unknown expectation {s:?}: expected one of no_errors, no_5xx_except_503, errors_stop_within:<duration>, timeouts_hold:<duration>, breaker_cycle, cache_recovers, one_winner_per_slot:<N>"
             )),
         }
     }
@@ -200,6 +271,7 @@ impl Expectation {
             Expectation::NoErrors => "no_errors".into(),
             Expectation::No5xxExcept503 => "no_5xx_except_503".into(),
             Expectation::ErrorsStopWithin(d) => format!("errors_stop_within:{}", humantime::format_duration(*d)),
+            Expectation::TimeoutsHold(d) => format!("timeouts_hold:{}", humantime::format_duration(*d)),
             Expectation::BreakerCycle => "breaker_cycle".into(),
             Expectation::CacheRecovers => "cache_recovers".into(),
             Expectation::OneWinnerPerSlot(n) => format!("one_winner_per_slot:{n}"),

@@ -373,7 +373,9 @@ pub struct ChaosSpec {
     pub expect: Vec<Spanned<String>>,
 }
 
-/// One action: exactly one of `stop` and `start`, naming `postgres` or `redis`.
+/// One action: exactly one verb naming `postgres` or `redis`. `stop`/`start` stop and start
+/// the service; `latency` (with `delay`, optional `jitter`), `loss` (with `rate`), `reset`
+/// and `blackhole` set a fault on the proxy between the app and the service; `heal` clears it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChaosActionSpec {
@@ -383,6 +385,43 @@ pub struct ChaosActionSpec {
     pub stop: Option<String>,
     #[serde(default)]
     pub start: Option<String>,
+    #[serde(default)]
+    pub latency: Option<String>,
+    #[serde(default)]
+    pub loss: Option<String>,
+    #[serde(default)]
+    pub reset: Option<String>,
+    #[serde(default)]
+    pub blackhole: Option<String>,
+    #[serde(default)]
+    pub heal: Option<String>,
+    /// `latency`: added to every chunk, each way.
+    #[serde(default)]
+    pub delay: Option<Dur>,
+    /// `latency`: ± this much, uniformly (default 0).
+    #[serde(default)]
+    pub jitter: Option<Dur>,
+    /// `loss`: the probability (0 to 1) that a connection or a chunk is lost.
+    #[serde(default)]
+    pub rate: Option<f64>,
+}
+
+impl ChaosActionSpec {
+    /// `(key, service)` of every verb given.
+    pub fn verbs(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("stop", &self.stop),
+            ("start", &self.start),
+            ("latency", &self.latency),
+            ("loss", &self.loss),
+            ("reset", &self.reset),
+            ("blackhole", &self.blackhole),
+            ("heal", &self.heal),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
+    }
 }
 
 /// One executor and what each of its iterations does.

@@ -298,6 +298,22 @@ executor = "constant-arrival-rate"
 rate = 5
 duration = "40s"
 request = "list"
+
+[suites.netfaults]
+kind = "chaos"
+chaos = { actions = [
+  { at = "5s", latency = "postgres", delay = "100ms", jitter = "20ms" },
+  { at = "10s", loss = "redis", rate = 0.25 },
+  { at = "15s", reset = "postgres" },
+  { at = "20s", blackhole = "postgres" },
+  { at = "25s", heal = "postgres" },
+  { at = "26s", heal = "redis" },
+], expect = ["timeouts_hold:2s", "breaker_cycle", "errors_stop_within:5s", "cache_recovers"] }
+[suites.netfaults.scenarios.r]
+executor = "constant-arrival-rate"
+rate = 5
+duration = "30s"
+request = "list"
 "#;
 
 fn special_plan() -> String {
@@ -311,7 +327,7 @@ fn all_suites(text: &str) -> CompileOptions {
 
 #[test]
 fn special_tables_compile_to_their_specs() {
-    use super::compiled::{ChaosAction, ChaosService, Expectation, Special};
+    use super::compiled::{ChaosAction, ChaosService, ChaosVerb, Expectation, Fault, Special};
     use super::model::SuiteKind;
     let text = special_plan();
     let c = load(&text).unwrap().compile(&all_suites(&text)).unwrap();
@@ -329,13 +345,34 @@ fn special_tables_compile_to_their_specs() {
     assert_eq!(
         ch.actions,
         [
-            ChaosAction { at: Duration::from_secs(10), service: ChaosService::Postgres, stop: true },
-            ChaosAction { at: Duration::from_secs(20), service: ChaosService::Postgres, stop: false }
+            ChaosAction { at: Duration::from_secs(10), service: ChaosService::Postgres, verb: ChaosVerb::Stop },
+            ChaosAction { at: Duration::from_secs(20), service: ChaosService::Postgres, verb: ChaosVerb::Start }
         ]
     );
     assert_eq!(ch.actions[0].what(), "stop postgres");
     assert_eq!(ch.expect, [Expectation::No5xxExcept503, Expectation::ErrorsStopWithin(Duration::from_secs(5)), Expectation::BreakerCycle, Expectation::OneWinnerPerSlot(3)]);
     assert_eq!(ch.expect[1].name(), "errors_stop_within:5s");
+    assert!(!ch.needs_proxy());
+
+    let Some(Special::Chaos(net)) = &by("netfaults").special else { panic!() };
+    assert!(net.needs_proxy());
+    let ms = Duration::from_millis;
+    let verbs: Vec<(u64, ChaosService, ChaosVerb)> = net.actions.iter().map(|a| (a.at.as_secs(), a.service, a.verb)).collect();
+    assert_eq!(
+        verbs,
+        [
+            (5, ChaosService::Postgres, ChaosVerb::Fault(Fault::Latency { delay: ms(100), jitter: ms(20) })),
+            (10, ChaosService::Redis, ChaosVerb::Fault(Fault::Loss { rate: 0.25 })),
+            (15, ChaosService::Postgres, ChaosVerb::Fault(Fault::Reset)),
+            (20, ChaosService::Postgres, ChaosVerb::Fault(Fault::Blackhole)),
+            (25, ChaosService::Postgres, ChaosVerb::Heal),
+            (26, ChaosService::Redis, ChaosVerb::Heal),
+        ]
+    );
+    let what: Vec<String> = net.actions.iter().map(|a| a.what()).collect();
+    assert_eq!(what[..2], ["latency postgres 100ms ± 20ms", "loss redis 25%"]);
+    assert_eq!(what[3..], ["blackhole postgres", "heal postgres", "heal redis"]);
+    assert_eq!(net.expect, [Expectation::TimeoutsHold(Duration::from_secs(2)), Expectation::BreakerCycle, Expectation::ErrorsStopWithin(Duration::from_secs(5)), Expectation::CacheRecovers]);
 }
 
 /// Compiles `text` with every suite selected and expects an error.
@@ -427,6 +464,27 @@ fn chaos_actions_and_expectations_are_checked() {
         assert_eq!((e.line, e.column), pos_of(&text, at), "{e}");
         assert!(e.message.contains(message), "{e}");
     }
+    // Network faults: their parameters, and `heal` only after a fault.
+    let net = [
+        ("delay = \"100ms\", jitter", "jitter", "{ at = \"5s\", latency", "suites.netfaults.chaos.actions[0].delay", "`latency` needs `delay`"),
+        ("rate = 0.25", "rate = 1.5", "{ at = \"10s\", loss", "suites.netfaults.chaos.actions[1].rate", "not a probability"),
+        ("rate = 0.25", "rate = 0.25, delay = \"1s\"", "{ at = \"10s\", loss", "suites.netfaults.chaos.actions[1].delay", "only goes with `latency`"),
+        ("{ at = \"15s\", reset = \"postgres\" }", "{ at = \"15s\", reset = \"postgres\", rate = 0.5 }", "{ at = \"15s\", reset", "suites.netfaults.chaos.actions[2].rate", "only goes with `loss`"),
+        ("{ at = \"26s\", heal = \"redis\" }", "{ at = \"26s\", heal = \"redis\" }, { at = \"27s\", heal = \"redis\" }", "{ at = \"27s\", heal", "suites.netfaults.chaos.actions[6]", "no fault is set on redis"),
+        ("blackhole = \"postgres\"", "blackhole = \"mongo\"", "{ at = \"20s\", blackhole", "suites.netfaults.chaos.actions[3].blackhole", "unknown service `mongo`"),
+    ];
+    for (from, to, at, field, message) in net {
+        let text = special_plan().replace(from, to);
+        assert_ne!(text, special_plan(), "{from}");
+        let e = special_err(&text);
+        assert_eq!(e.field, field, "{e}");
+        assert_eq!((e.line, e.column), pos_of(&text, at), "{e}");
+        assert!(e.message.contains(message), "{e}");
+    }
+    // Latency alone never cuts postgres off: the breaker cannot be expected to open.
+    let text = special_plan().replace("{ at = \"15s\", reset = \"postgres\" },", "").replace("{ at = \"20s\", blackhole = \"postgres\" },", "");
+    let e = special_err(&text);
+    assert!(e.field == "suites.netfaults.chaos.expect[1]" && e.message.contains("cut off by a loss, reset or blackhole"), "{e}");
     // Stopping a stopped service.
     let text = special_plan().replace("{ at = \"20s\", start = \"postgres\" }", "{ at = \"20s\", stop = \"postgres\" }");
     let e = special_err(&text);

@@ -91,6 +91,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> 
         logs_dir: opts.out_dir.join("logs").join(logs),
         app_url: None,
         cancel: opts.cancel.clone(),
+        fault_proxies: false,
     };
     let env_err = |side: &str, e: crate::env::EnvError| {
         if opts.cancel.is_cancelled() {

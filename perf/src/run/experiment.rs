@@ -104,6 +104,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
             logs_dir: opts.out_dir.join("logs").join(format!("delay-{delay_ms}")),
             app_url: None,
             cancel: opts.cancel.clone(),
+        fault_proxies: false,
         };
         async move { Environment::start(BackendChoice::Local, &plan, &start).await }
     };

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::compare::{SuiteComparison, compare_suite};
 use crate::engine::{ProgressMode, RunClock, RunOptions, run_suite};
 use crate::env::{BackendChoice, Environment, ResourceSample, Service, StartOptions};
-use crate::plan::compiled::{ChaosAction, ChaosService, Compiled, Special, Suite};
+use crate::plan::compiled::{ChaosAction, ChaosService, ChaosVerb, Compiled, Fault, Special, Suite};
 use crate::plan::model::{CompareSpec, Plan, SuiteKind};
 use crate::special::Observations;
 use crate::plan::{CompileOptions, LoadedPlan};
@@ -141,15 +141,49 @@ pub struct GateRun {
     pub written: Vec<PathBuf>,
 }
 
-/// Steps 2 to 5 for a prepared run.
+/// Steps 2 to 5 for a prepared run. Suites that set network faults run last, in an
+/// environment of their own whose app reaches PostgreSQL and Redis through the fault proxies;
+/// every other suite measures the app connected directly.
 pub async fn run(opts: &GateOptions, prepared: &Prepared) -> Result<GateRun, GateError> {
+    let (direct, proxied): (Vec<&Suite>, Vec<&Suite>) = prepared.compiled.suites.iter().partition(|s| !needs_proxies(s));
+    let mut reports = Vec::new();
+    let mut written = Vec::new();
+    for (suites, fault_proxies) in [(direct, false), (proxied, true)] {
+        if suites.is_empty() {
+            continue;
+        }
+        let (r, w) = run_in_environment(opts, prepared, &suites, fault_proxies).await?;
+        reports.extend(r);
+        written.extend(w);
+    }
+    let facts = reports.first().map(|r| RunFacts::from_summary(&r.summary));
+    let Some(facts) = facts else {
+        return Err(GateError::Input("no suite to run".into()));
+    };
+    Ok(GateRun { report: Report { facts, suites: reports, invalid_reasons: Vec::new() }, written })
+}
+
+/// A chaos suite with `latency`, `loss`, `reset`, `blackhole` or `heal` actions.
+fn needs_proxies(suite: &Suite) -> bool {
+    matches!(&suite.special, Some(Special::Chaos(c)) if c.needs_proxy())
+}
+
+/// Starts an environment, runs `suites` in it and stops it.
+async fn run_in_environment(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    suites: &[&Suite],
+    fault_proxies: bool,
+) -> Result<(Vec<SuiteReport>, Vec<PathBuf>), GateError> {
     let start = StartOptions {
         plan_dir: prepared.plan_dir.clone(),
         logs_dir: opts.out_dir.join("logs"),
         app_url: opts.app_url.clone(),
         cancel: opts.cancel.clone(),
+        fault_proxies,
     };
-    eprintln!("starting the environment ({})", backend_words(opts.backend));
+    let proxied = if fault_proxies { ", the app reaching postgres and redis through fault proxies" } else { "" };
+    eprintln!("starting the environment ({}{proxied})", backend_words(opts.backend));
     let mut env = match Environment::start(opts.backend, &prepared.plan, &start).await {
         Ok(env) => env,
         Err(_) if opts.cancel.is_cancelled() => return Err(GateError::Interrupted),
@@ -159,17 +193,21 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared) -> Result<GateRun, Gat
         eprintln!("  {}: {}", s.service.as_str(), s.url);
     }
     let ctx = run_context(opts, prepared, env.kind().as_str(), &prepared.plan_dir);
-    let result = run_suites(opts, prepared, &mut env, &ctx).await;
+    let result = run_suites(opts, prepared, suites, &mut env, &ctx).await;
     let stopped = env.shutdown().await;
-    let (reports, written) = result?;
-    if let Err(e) = stopped {
-        eprintln!("warning: stopping the environment: {e}");
+    match (result, stopped) {
+        (Ok(done), Ok(())) => Ok(done),
+        (Ok(done), Err(e)) => {
+            eprintln!("warning: stopping the environment: {e}");
+            Ok(done)
+        }
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(stop)) => {
+            // The suite's error decides the outcome; the clean-up's is not lost.
+            eprintln!("warning: stopping the environment after the failure: {stop}");
+            Err(e)
+        }
     }
-    let facts = reports.first().map(|r| RunFacts::from_summary(&r.summary));
-    let Some(facts) = facts else {
-        return Err(GateError::Input("no suite to run".into()));
-    };
-    Ok(GateRun { report: Report { facts, suites: reports, invalid_reasons: Vec::new() }, written })
 }
 
 /// What every summary of this run records besides the measurements; `source_dir` is the tree
@@ -189,13 +227,14 @@ pub(crate) fn run_context(opts: &GateOptions, prepared: &Prepared, backend: &str
 async fn run_suites(
     opts: &GateOptions,
     prepared: &Prepared,
+    suites: &[&Suite],
     env: &mut Environment,
     ctx: &RunContext,
 ) -> Result<(Vec<SuiteReport>, Vec<PathBuf>), GateError> {
     let rules = &prepared.plan.compare;
     let mut reports = Vec::new();
     let mut written = Vec::new();
-    for suite in &prepared.compiled.suites {
+    for &suite in suites {
         // Special suites (spike, stress, soak, chaos) are judged by their own checks; their
         // numbers are shaped by what was done to the app, so no baseline comparison.
         let base = if suite.kind == SuiteKind::Load { prepared.baselines.get(&suite.name) } else { None };
@@ -384,7 +423,8 @@ struct SideWork {
 
 /// Samples resources every second until `done`; once the load's clock is known, does each
 /// chaos action at `suite start + at` and scrapes the app's metrics every second. A service
-/// still stopped at the end is started again, so later suites find the environment whole.
+/// still stopped at the end is started again, and a fault still set is cleared, so later
+/// suites find the environment whole.
 async fn side_work(
     env: &mut Environment,
     done: CancellationToken,
@@ -399,6 +439,7 @@ async fn side_work(
     let mut clock_open = true;
     let mut next = 0usize;
     let mut stopped: Vec<ChaosService> = Vec::new();
+    let mut faulted: Vec<ChaosService> = Vec::new();
     loop {
         let deadline = clock.and_then(|c| actions.get(next).map(|a| c.suite_start + a.at));
         tokio::select! {
@@ -416,7 +457,12 @@ async fn side_work(
                 match chaos_action(env, action).await {
                     Ok(()) => {
                         eprintln!("chaos: {} at {t:.1}s", action.what());
-                        if action.stop { stopped.push(action.service) } else { stopped.retain(|s| *s != action.service) }
+                        match action.verb {
+                            ChaosVerb::Stop => stopped.push(action.service),
+                            ChaosVerb::Start => stopped.retain(|s| *s != action.service),
+                            ChaosVerb::Fault(_) => faulted.push(action.service),
+                            ChaosVerb::Heal => faulted.retain(|s| *s != action.service),
+                        }
                         out.events.push(Event { t, what: action.what() });
                     }
                     Err(e) => out.failures.push(format!("chaos action `{}` failed: {e}", action.what())),
@@ -432,10 +478,11 @@ async fn side_work(
             }
         }
     }
-    for service in stopped {
-        let action = ChaosAction { at: Duration::ZERO, service, stop: false };
+    let undo = stopped.into_iter().map(|s| (s, ChaosVerb::Start)).chain(faulted.into_iter().map(|s| (s, ChaosVerb::Heal)));
+    for (service, verb) in undo {
+        let action = ChaosAction { at: Duration::ZERO, service, verb };
         if let Err(e) = chaos_action(env, action).await {
-            out.failures.push(format!("starting {} again after the suite failed: {e}", service.name()));
+            out.failures.push(format!("`{}` after the suite failed: {e}", action.what()));
         }
     }
     out
@@ -451,7 +498,12 @@ async fn chaos_action(env: &mut Environment, action: ChaosAction) -> Result<(), 
         ChaosService::Postgres => Service::Postgres,
         ChaosService::Redis => Service::Redis,
     };
-    if action.stop { env.stop_service(service).await } else { env.start_service(service).await }
+    match action.verb {
+        ChaosVerb::Stop => env.stop_service(service).await,
+        ChaosVerb::Start => env.start_service(service).await,
+        ChaosVerb::Fault(fault) => env.set_fault(service, fault),
+        ChaosVerb::Heal => env.set_fault(service, Fault::None),
+    }
 }
 
 /// CPU seconds over the suite (after minus before; a restarted service counts from zero) and

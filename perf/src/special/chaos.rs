@@ -1,4 +1,5 @@
-//! Chaos: the expectations of a suite whose services were stopped and started.
+//! Chaos: the expectations of a suite whose services were stopped and started, or cut off,
+//! slowed or reset by the fault proxy.
 //!
 //! Statuses and errors come from the summary (whole-run totals and per-second windows), the
 //! times of the actions from the recorded events (the plan's times minus the warm-up when an
@@ -17,14 +18,15 @@ pub(super) fn evaluate(spec: &ChaosSpec, summary: &mut Summary, obs: &Observatio
         let (passed, detail) = match e {
             Expectation::NoErrors => no_errors(summary),
             Expectation::No5xxExcept503 => no_5xx_except_503(summary),
-            Expectation::ErrorsStopWithin(d) => match last_start(spec, obs, warmup, None) {
+            Expectation::ErrorsStopWithin(d) => match last_recovery(spec, obs, warmup, None) {
                 Some((a, t)) => errors_stop_within(summary, d.as_secs_f64(), t, a),
-                None => (false, "no service was started again".to_string()),
+                None => (false, "no service was started again or healed".to_string()),
             },
+            Expectation::TimeoutsHold(d) => timeouts_hold(summary, d.as_secs_f64() * 1000.0),
             Expectation::BreakerCycle => breaker_cycle(obs),
-            Expectation::CacheRecovers => match last_start(spec, obs, warmup, Some(ChaosService::Redis)) {
+            Expectation::CacheRecovers => match last_recovery(spec, obs, warmup, Some(ChaosService::Redis)) {
                 Some((_, t)) => cache_recovers(obs, t),
-                None => (false, "redis was not started again".to_string()),
+                None => (false, "redis was not started again or healed".to_string()),
             },
             Expectation::OneWinnerPerSlot(n) => one_winner_per_slot(summary, *n),
         };
@@ -39,8 +41,27 @@ fn when(a: &ChaosAction, obs: &Observations, warmup: f64) -> f64 {
     obs.events.iter().rev().find(|e| e.what == what).map_or(a.at.as_secs_f64() - warmup, |e| e.t)
 }
 
-fn last_start(spec: &ChaosSpec, obs: &Observations, warmup: f64, service: Option<ChaosService>) -> Option<(ChaosAction, f64)> {
-    spec.actions.iter().rev().find(|a| !a.stop && service.is_none_or(|s| s == a.service)).map(|a| (*a, when(a, obs, warmup)))
+/// The last `start` or `heal` (of `service`, or of any), with its time.
+fn last_recovery(spec: &ChaosSpec, obs: &Observations, warmup: f64, service: Option<ChaosService>) -> Option<(ChaosAction, f64)> {
+    spec.actions.iter().rev().find(|a| a.verb.recovers() && service.is_none_or(|s| s == a.service)).map(|a| (*a, when(a, obs, warmup)))
+}
+
+/// Every endpoint's slowest service time is within `limit_ms`, and no request timed out in
+/// the load generator (those have no service time).
+fn timeouts_hold(summary: &Summary, limit_ms: f64) -> (bool, String) {
+    let slowest = summary.endpoints.iter().filter_map(|(n, e)| e.service_ms.max.map(|m| (n, m))).max_by(|a, b| a.1.total_cmp(&b.1));
+    let over: Vec<String> = summary
+        .endpoints
+        .iter()
+        .filter_map(|(n, e)| e.service_ms.max.filter(|m| *m > limit_ms).map(|m| format!("{n} {m:.0} ms")))
+        .collect();
+    let timed_out: u64 = summary.endpoints.values().filter_map(|e| e.errors.by_kind.get("timeout")).sum();
+    match slowest {
+        _ if timed_out > 0 => (false, format!("{timed_out} requests got no answer within the load generator's request timeout")),
+        None => (false, "no request was answered: no service time to judge".into()),
+        Some(_) if !over.is_empty() => (false, format!("served slower than {limit_ms:.0} ms: {}", over.join(", "))),
+        Some((n, m)) => (true, format!("slowest request {m:.0} ms ({n}), limit {limit_ms:.0} ms")),
+    }
 }
 
 fn no_errors(summary: &Summary) -> (bool, String) {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Observations, evaluate, fit, holds};
-use crate::plan::compiled::{ChaosAction, ChaosService, ChaosSpec, Exec, Expectation, Scenario, Shape, SoakSpec, Special, SpikeSpec, StressSpec, Suite};
+use crate::plan::compiled::{ChaosAction, ChaosService, ChaosSpec, ChaosVerb, Fault, Exec, Expectation, Scenario, Shape, SoakSpec, Special, SpikeSpec, StressSpec, Suite};
 use crate::plan::model::{Executor, SuiteKind};
 use crate::summary::*;
 
@@ -283,7 +283,12 @@ fn soak_short_series_are_not_judged() {
 // --- chaos ---------------------------------------------------------------------------------
 
 fn chaos_suite(service: ChaosService, expect: Vec<Expectation>) -> Suite {
-    let actions = vec![ChaosAction { at: secs(15), service, stop: true }, ChaosAction { at: secs(25), service, stop: false }];
+    chaos_suite_with(service, ChaosVerb::Stop, ChaosVerb::Start, expect)
+}
+
+/// `first` at 15 s and `then` at 25 s of the suite, on `service`.
+fn chaos_suite_with(service: ChaosService, first: ChaosVerb, then: ChaosVerb, expect: Vec<Expectation>) -> Suite {
+    let actions = vec![ChaosAction { at: secs(15), service, verb: first }, ChaosAction { at: secs(25), service, verb: then }];
     suite(SuiteKind::Chaos, Special::Chaos(ChaosSpec { actions, expect }), constant(40))
 }
 
@@ -332,6 +337,45 @@ fn chaos_errors_stop_within_the_restart() {
     let mut s = chaos_summary(10..26, &[("503", 30)], 30);
     evaluate(&suite, &mut s, &Observations::default());
     assert!(!one(&s).passed, "{:?}", s.checks);
+}
+
+#[test]
+fn chaos_errors_are_timed_from_the_heal_of_a_network_fault() {
+    let suite = chaos_suite_with(ChaosService::Postgres, ChaosVerb::Fault(Fault::Blackhole), ChaosVerb::Heal, vec![Expectation::ErrorsStopWithin(secs(5))]);
+    let ev = |t: f64, what: &str| Event { t, what: what.into() };
+    let obs = Observations { events: vec![ev(10.1, "blackhole postgres"), ev(20.2, "heal postgres")], metrics: Vec::new(), warmup_s: 5.0 };
+    let mut s = chaos_summary(10..25, &[("503", 30)], 30);
+    evaluate(&suite, &mut s, &obs);
+    assert!(one(&s).passed && one(&s).detail.contains("`heal postgres` at 20.2 s"), "{:?}", s.checks);
+    let mut s = chaos_summary(10..27, &[("503", 34)], 34);
+    evaluate(&suite, &mut s, &obs);
+    assert!(!one(&s).passed, "{:?}", s.checks);
+}
+
+#[test]
+fn chaos_timeouts_hold() {
+    let suite = chaos_suite_with(ChaosService::Postgres, ChaosVerb::Fault(Fault::Blackhole), ChaosVerb::Heal, vec![Expectation::TimeoutsHold(secs(2))]);
+    let run = |slowest: &[f64], timeouts: u64| {
+        let mut s = chaos_summary(0..0, &[], 0);
+        s.endpoints.clear();
+        for (i, max) in slowest.iter().enumerate() {
+            let mut e = endpoint(&[("200", 10)], timeouts, &[("timeout", timeouts)]);
+            e.service_ms.max = Some(*max);
+            s.endpoints.insert(format!("e{i}"), e);
+        }
+        evaluate(&suite, &mut s, &Observations::default());
+        one(&s).clone()
+    };
+    let c = run(&[1500.0, 40.0], 0);
+    assert!(c.passed && c.detail.contains("slowest request 1500 ms (e0)"), "{c:?}");
+    assert_eq!(c.name, "chaos.timeouts_hold:2s");
+    let c = run(&[2400.0, 40.0], 0);
+    assert!(!c.passed && c.detail.contains("e0 2400 ms"), "{c:?}");
+    // Requests the load generator gave up on have no service time: they fail the check.
+    let c = run(&[100.0], 3);
+    assert!(!c.passed && c.detail.contains("3 requests got no answer"), "{c:?}");
+    let c = run(&[], 0);
+    assert!(!c.passed, "{c:?}");
 }
 
 #[test]

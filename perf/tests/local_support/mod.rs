@@ -53,6 +53,7 @@ pub fn options(logs_dir: &Path, cancel: CancellationToken) -> StartOptions {
         logs_dir: logs_dir.to_path_buf(),
         app_url: None,
         cancel,
+        fault_proxies: false,
     }
 }
 

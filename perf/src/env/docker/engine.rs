@@ -85,6 +85,18 @@ fn api_error(what: &str, e: impl std::fmt::Display) -> EnvError {
     EnvError::Docker(format!("{what}: {e}"))
 }
 
+/// The host's address on a bridge network (its gateway): containers on the network reach
+/// the host there, and a listener bound to it is reachable from nowhere else.
+pub async fn network_gateway(docker: &Docker, name: &str) -> Result<std::net::IpAddr, EnvError> {
+    let network = docker.inspect_network(name, None).await.map_err(|e| api_error(&format!("inspecting network {name}"), e))?;
+    let configs = network.ipam.and_then(|i| i.config).unwrap_or_default();
+    configs
+        .iter()
+        .filter_map(|c| c.gateway.as_deref()?.parse::<std::net::IpAddr>().ok())
+        .find(|ip| ip.is_ipv4())
+        .ok_or_else(|| EnvError::Docker(format!("network {name} has no IPv4 gateway: the fault proxies need the host's address on it")))
+}
+
 /// Creates the run's bridge network.
 pub async fn create_network(docker: &Docker, name: &str, run_id: &str) -> Result<(), EnvError> {
     docker

@@ -105,6 +105,11 @@ impl DockerEnv {
         self.0.resources().await
     }
 
+    /// The fault proxies, when the environment was started with them.
+    pub fn proxies(&self) -> Option<&super::Proxies> {
+        self.0.proxies.as_ref()
+    }
+
     /// Removes the containers (app, Redis, PostgreSQL), the network and the volume, then
     /// sweeps anything else labelled with the run.
     pub async fn shutdown(mut self) -> Result<(), EnvError> {
@@ -120,6 +125,8 @@ struct State {
     postgres: Option<Running>,
     redis: Option<Running>,
     app: Option<Running>,
+    /// With `StartOptions::fault_proxies`: between the app and PostgreSQL and Redis.
+    proxies: Option<super::Proxies>,
     pg_user: String,
     pg_database: String,
     /// Never printed, never in an error.
@@ -170,6 +177,7 @@ impl State {
             postgres: None,
             redis: None,
             app: None,
+            proxies: None,
             pg_user: pg.user.clone(),
             pg_database: pg.database.clone(),
             pg_password: pg.password.clone().unwrap_or_else(random_password),
@@ -222,14 +230,26 @@ impl State {
         pg_ready?;
         redis_ready?;
 
+        // Directly by service name, or through the fault proxies: they run in the gate, listen
+        // on the host's address on the run's network and forward to the published ports.
+        let (pg_addr, redis_addr) = if opts.fault_proxies {
+            let gateway = engine::network_gateway(&self.docker, &self.network).await?;
+            let loopback = std::net::Ipv4Addr::LOCALHOST;
+            let proxies = super::Proxies::start(gateway, (loopback, pg.host_port).into(), (loopback, redis.host_port).into()).await?;
+            let addrs = (proxies.postgres.addr().to_string(), proxies.redis.addr().to_string());
+            self.proxies = Some(proxies);
+            addrs
+        } else {
+            (format!("postgres:{POSTGRES_PORT}"), format!("redis:{REDIS_PORT}"))
+        };
         let values = AppEnvValues {
             postgres_url: format!(
-                "postgres://{}:{}@postgres:{POSTGRES_PORT}/{}",
+                "postgres://{}:{}@{pg_addr}/{}",
                 url_escape(&self.pg_user),
                 url_escape(&self.pg_password),
                 url_escape(&self.pg_database)
             ),
-            redis_url: format!("redis://redis:{REDIS_PORT}"),
+            redis_url: format!("redis://{redis_addr}"),
             app_listen: format!("0.0.0.0:{}", spec.port),
             app_port: spec.port,
         };

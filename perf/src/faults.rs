@@ -1,0 +1,337 @@
+//! A TCP fault proxy: sits between the app and PostgreSQL or Redis and, on command, delays,
+//! loses, resets or blackholes the traffic. Chaos suites switch its [`Fault`] at planned
+//! times (`{ at = "10s", latency = "postgres", delay = "100ms", jitter = "20ms" }`).
+//!
+//! Written by hand (about 300 lines of tokio): Toxiproxy is neither in Debian nor on the
+//! registries CI machines reach, and its Rust port (`noxious`, last released in 2021) is a
+//! separate server driven over HTTP that has no loss or blackhole fault. An in-process proxy
+//! also needs no extra process to start, watch and clean up.
+//!
+//! What each fault does, while it is set:
+//! - [`Fault::Latency`]: every chunk, in both directions, is held for `delay` ± a uniform
+//!   `jitter` before it is passed on. A delay line per direction keeps the order of the bytes
+//!   and does not add the delays of back-to-back chunks together.
+//! - [`Fault::Loss`]: each new connection, and each chunk on an open one, is lost with
+//!   probability `rate`. TCP cannot lose bytes and carry on, so a loss resets the connection
+//!   (both sides), as a real network's lost segments do once retransmission gives up.
+//! - [`Fault::Reset`]: every open connection is reset at once (RST to both sides) and every new
+//!   one as soon as it is accepted.
+//! - [`Fault::Blackhole`]: connections stay open, bytes are read and thrown away, nothing
+//!   answers; new connections are accepted and treated the same. Clearing the fault resets the
+//!   connections that lost bytes (their streams are broken), so clients reconnect.
+//!
+//! [`Fault::None`] passes bytes through unchanged. Dropping the proxy closes the listener and
+//! resets every connection it still holds.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::RngExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What the proxy does to the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Fault {
+    /// Pass everything through.
+    #[default]
+    None,
+    /// Hold every chunk for `delay` ± `jitter` (uniform), in both directions.
+    Latency { delay: Duration, jitter: Duration },
+    /// Lose each new connection and each chunk with probability `rate` (0..=1); a loss resets
+    /// the connection.
+    Loss { rate: f64 },
+    /// Reset every connection, open or new.
+    Reset,
+    /// Accept, read and discard; never answer.
+    Blackhole,
+}
+
+impl Fault {
+    /// For people and event timelines: `latency 100ms ± 20ms`, `loss 30%`, `reset`,
+    /// `blackhole`, `none`.
+    pub fn describe(&self) -> String {
+        match self {
+            Fault::None => "none".into(),
+            Fault::Latency { delay, jitter } if jitter.is_zero() => format!("latency {}", humantime::format_duration(*delay)),
+            Fault::Latency { delay, jitter } => {
+                format!("latency {} ± {}", humantime::format_duration(*delay), humantime::format_duration(*jitter))
+            }
+            Fault::Loss { rate } => format!("loss {}%", (rate * 1000.0).round() / 10.0),
+            Fault::Reset => "reset".into(),
+            Fault::Blackhole => "blackhole".into(),
+        }
+    }
+}
+
+/// Counters since the proxy started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Connections accepted from clients.
+    pub accepted: u64,
+    /// Connections reset by a fault (reset, loss, the end of a blackhole).
+    pub reset: u64,
+    /// Bytes thrown away by a blackhole.
+    pub blackholed_bytes: u64,
+    /// Connections closed because the upstream could not be reached.
+    pub upstream_failures: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    reset: AtomicU64,
+    blackholed_bytes: AtomicU64,
+    upstream_failures: AtomicU64,
+}
+
+/// A running proxy. Dropping it stops it.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    fault: watch::Sender<Fault>,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+}
+
+/// How long the proxy waits for the upstream to accept a connection before giving up on it
+/// (and resetting the client's).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Chunks in flight per direction under latency before the reader waits.
+const DELAY_LINE: usize = 1024;
+
+impl FaultProxy {
+    /// Listens on `listen` (port 0 picks a free one) and forwards to `upstream`.
+    pub async fn start(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<FaultProxy> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let (fault, _) = watch::channel(Fault::None);
+        let counters = Arc::new(Counters::default());
+        let stop = CancellationToken::new();
+        tokio::spawn(accept_loop(listener, upstream, fault.clone(), counters.clone(), stop.clone()));
+        Ok(FaultProxy { addr, fault, counters, stop })
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Replaces the current fault; open connections see the change at once.
+    pub fn set(&self, fault: Fault) {
+        self.fault.send_replace(fault);
+    }
+
+    pub fn fault(&self) -> Fault {
+        *self.fault.borrow()
+    }
+
+    pub fn stats(&self) -> ProxyStats {
+        let c = &self.counters;
+        ProxyStats {
+            accepted: c.accepted.load(Ordering::Relaxed),
+            reset: c.reset.load(Ordering::Relaxed),
+            blackholed_bytes: c.blackholed_bytes.load(Ordering::Relaxed),
+            upstream_failures: c.upstream_failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultProxy").field("addr", &self.addr).field("fault", &self.fault()).finish()
+    }
+}
+
+fn lost(rate: f64) -> bool {
+    rate > 0.0 && rand::rng().random::<f64>() < rate
+}
+
+async fn accept_loop(listener: TcpListener, upstream: SocketAddr, fault: watch::Sender<Fault>, counters: Arc<Counters>, stop: CancellationToken) {
+    loop {
+        let client = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((client, _)) => client,
+                Err(e) => {
+                    // Out of descriptors and the like: wait a little rather than spin.
+                    tracing::warn!("fault proxy: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let _ = client.set_nodelay(true);
+        let rx = fault.subscribe();
+        let conn = Connection { counters: counters.clone(), tainted: AtomicBool::new(false) };
+        tokio::spawn(conn.serve(client, upstream, rx, stop.clone()));
+    }
+}
+
+struct Connection {
+    counters: Arc<Counters>,
+    /// Bytes were thrown away (blackhole): the stream is broken once the fault ends.
+    tainted: AtomicBool,
+}
+
+/// Why a connection is cut with a reset.
+struct Abort;
+
+impl Connection {
+    async fn serve(self, mut client: TcpStream, upstream: SocketAddr, mut rx: watch::Receiver<Fault>, stop: CancellationToken) {
+        let now = *rx.borrow_and_update();
+        match now {
+            Fault::Reset => return self.reset(&client, None),
+            Fault::Loss { rate } if lost(rate) => return self.reset(&client, None),
+            Fault::Blackhole => {
+                self.tainted.store(true, Ordering::Relaxed);
+                let outcome = tokio::select! {
+                    _ = self.swallow(&mut client) => None,
+                    a = self.watch(&mut rx) => Some(a),
+                    _ = stop.cancelled() => Some(Abort),
+                };
+                if outcome.is_some() {
+                    self.reset(&client, None);
+                }
+                return;
+            }
+            _ => {}
+        }
+        let mut server = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(upstream)).await {
+            Ok(Ok(s)) => s,
+            _ => {
+                self.counters.upstream_failures.fetch_add(1, Ordering::Relaxed);
+                // As a refused connection looks to the client: a reset.
+                let _ = client.set_zero_linger();
+                return;
+            }
+        };
+        let _ = server.set_nodelay(true);
+        let outcome = {
+            let (cr, cw) = client.split();
+            let (sr, sw) = server.split();
+            let up = self.direction(cr, sw, rx.clone());
+            let down = self.direction(sr, cw, rx.clone());
+            tokio::select! {
+                r = async { tokio::try_join!(up, down) } => r.err(),
+                a = self.watch(&mut rx) => Some(a),
+                _ = stop.cancelled() => Some(Abort),
+            }
+        };
+        if outcome.is_some() {
+            self.reset(&client, Some(&server));
+        }
+    }
+
+    /// Resets the client's connection (and the upstream's) instead of closing it.
+    fn reset(&self, client: &TcpStream, server: Option<&TcpStream>) {
+        self.counters.reset.fetch_add(1, Ordering::Relaxed);
+        let _ = client.set_zero_linger();
+        if let Some(s) = server {
+            let _ = s.set_zero_linger();
+        }
+    }
+
+    /// Ends when the fault changes so that this connection must be cut: to `Reset`, or away
+    /// from `Blackhole` after bytes were thrown away.
+    async fn watch(&self, rx: &mut watch::Receiver<Fault>) -> Abort {
+        loop {
+            if rx.changed().await.is_err() {
+                return Abort;
+            }
+            let now = *rx.borrow_and_update();
+            if now == Fault::Reset || (self.tainted.load(Ordering::Relaxed) && now != Fault::Blackhole) {
+                return Abort;
+            }
+        }
+    }
+
+    /// Reads and discards until the client closes.
+    async fn swallow(&self, client: &mut TcpStream) {
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n) = client.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+            self.counters.blackholed_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// One direction: a reader that applies the fault to each chunk and a writer that sends
+    /// each chunk when it is due. Ends with `Ok` after end of file (passed on as a shutdown of
+    /// the write side), with `Abort` on a loss or an I/O error.
+    async fn direction<R, W>(&self, mut reader: R, mut writer: W, rx: watch::Receiver<Fault>) -> Result<(), Abort>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        let (tx, mut line) = mpsc::channel::<(Instant, Vec<u8>)>(DELAY_LINE);
+        let read = async move {
+            let mut last_due = Instant::now();
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let n = reader.read(&mut buf).await.map_err(|_| Abort)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                let now = Instant::now();
+                let fault = *rx.borrow();
+                let due = match fault {
+                    Fault::None => now,
+                    Fault::Latency { delay, jitter } => now + jittered(delay, jitter),
+                    Fault::Loss { rate } => {
+                        if lost(rate) {
+                            return Err(Abort);
+                        }
+                        now
+                    }
+                    Fault::Reset => return Err(Abort),
+                    Fault::Blackhole => {
+                        self.tainted.store(true, Ordering::Relaxed);
+                        self.counters.blackholed_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                // Never before an earlier chunk: the byte order holds.
+                last_due = last_due.max(due);
+                if tx.send((last_due, buf[..n].to_vec())).await.is_err() {
+                    return Err(Abort);
+                }
+            }
+        };
+        let write = async move {
+            while let Some((due, chunk)) = line.recv().await {
+                tokio::time::sleep_until(due).await;
+                writer.write_all(&chunk).await.map_err(|_| Abort)?;
+            }
+            // The reader saw end of file: pass it on.
+            let _ = writer.shutdown().await;
+            Ok::<(), Abort>(())
+        };
+        tokio::try_join!(read, write).map(|_| ())
+    }
+}
+
+/// `delay` plus a uniform offset in `-jitter..=jitter`, never below zero.
+fn jittered(delay: Duration, jitter: Duration) -> Duration {
+    if jitter.is_zero() {
+        return delay;
+    }
+    let j = jitter.as_secs_f64();
+    let offset = rand::rng().random_range(-j..=j);
+    Duration::from_secs_f64((delay.as_secs_f64() + offset).max(0.0))
+}
+
+#[cfg(test)]
+mod tests;
