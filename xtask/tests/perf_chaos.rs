@@ -4,7 +4,10 @@
 //! - write_race with `REFAPP_UNSAFE_BOOKING=1` (check-then-insert without the unique index)
 //!   books some slot twice: `one_winner_per_slot` fails;
 //! - chaos_db with `REFAPP_BREAKER=off`: PostgreSQL goes down and comes back, but the breaker
-//!   never opens: `breaker_cycle` fails.
+//!   never opens: `breaker_cycle` fails;
+//! - chaos_net_db and chaos_net_redis (latency, loss, resets and a blackhole through the fault
+//!   proxies) with the app's timeouts raised far past the suites' limits (`REFAPP_DB_*_MS`,
+//!   `REFAPP_REDIS_TIMEOUT_MS`): requests hang in the blackhole and `timeouts_hold` fails.
 //!
 //! Needs PostgreSQL's server binaries and redis-server (see README).
 
@@ -19,24 +22,36 @@ fn root() -> PathBuf {
 
 /// Runs one suite with `--quick` and returns the exit code and the summary.
 fn run(suite: &str, app_env: Option<&str>) -> (i32, Summary) {
+    let (code, mut summaries) = run_many(&[suite], app_env.as_slice());
+    (code, summaries.remove(0))
+}
+
+/// Runs `suites` in one gate run with `--quick`, each `app_env` entry (`KEY=VALUE`) given to
+/// the app; returns the exit code and the summaries in the order asked.
+fn run_many(suites: &[&str], app_env: &[&str]) -> (i32, Vec<Summary>) {
     let dir = tempfile::tempdir().unwrap();
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    c.args(["perf", "--backend", "local", "--quick", "--no-baseline", "--progress", "plain", "--suite", suite])
+    c.args(["perf", "--backend", "local", "--quick", "--no-baseline", "--progress", "plain", "--suite", &suites.join(",")])
         .arg("--out")
         .arg(dir.path())
         .current_dir(root());
     for k in ["GITHUB_ACTIONS", "GITHUB_EVENT_PATH", "GITHUB_STEP_SUMMARY", "PERF_SUITES", "PERF_DURATION", "PERF_USERS", "PERF_BACKEND"] {
         c.env_remove(k);
     }
-    if let Some(kv) = app_env {
+    for kv in app_env {
         c.args(["--app-env", kv]);
     }
     let out = c.output().unwrap();
     let code = out.status.code().unwrap_or(-1);
-    let summary = perf::summary::read(&dir.path().join(format!("{suite}.json"))).unwrap_or_else(|e| {
-        panic!("{suite}: no summary ({e}); exit {code}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr))
-    });
-    (code, summary)
+    let summaries = suites
+        .iter()
+        .map(|suite| {
+            perf::summary::read(&dir.path().join(format!("{suite}.json"))).unwrap_or_else(|e| {
+                panic!("{suite}: no summary ({e}); exit {code}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr))
+            })
+        })
+        .collect();
+    (code, summaries)
 }
 
 fn check<'a>(s: &'a Summary, name: &str) -> &'a perf::summary::Check {
@@ -71,5 +86,38 @@ fn database_outage_cycles_the_breaker_unless_it_is_disabled() {
     let (code, broken) = run("chaos_db", Some("REFAPP_BREAKER=off"));
     let c = check(&broken, "chaos.breaker_cycle");
     assert!(!c.passed, "a disabled breaker must be caught: {c:?}");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn network_faults_are_bounded_by_the_apps_timeouts_unless_they_are_raised() {
+    let suites = ["chaos_net_db", "chaos_net_redis"];
+    let (code, shipped) = run_many(&suites, &[]);
+    let (db, redis) = (&shipped[0], &shipped[1]);
+    for name in ["chaos.no_5xx_except_503", "chaos.timeouts_hold:3s", "chaos.breaker_cycle", "chaos.errors_stop_within:5s"] {
+        let c = check(db, name);
+        assert!(c.passed, "{c:?}");
+    }
+    for name in ["chaos.no_errors", "chaos.timeouts_hold:500ms", "chaos.cache_recovers"] {
+        let c = check(redis, name);
+        assert!(c.passed, "{c:?}");
+    }
+    assert_eq!(code, 0, "{:?} {:?}", db.checks, redis.checks);
+    let whats: Vec<&str> = db.events.iter().map(|e| e.what.as_str()).collect();
+    assert_eq!(whats, ["latency postgres 50ms ± 20ms", "loss postgres 2%", "reset postgres", "blackhole postgres", "heal postgres"]);
+    // The faults went through the proxy: connections were reset and bytes swallowed.
+    let proxy = &db.figures["fault_proxies"]["postgres"];
+    assert!(proxy["reset"].as_u64().unwrap() > 0 && proxy["blackholed_bytes"].as_u64().unwrap() > 0, "{proxy}");
+    let proxy = &redis.figures["fault_proxies"]["redis"];
+    assert!(proxy["reset"].as_u64().unwrap() > 0 && proxy["blackholed_bytes"].as_u64().unwrap() > 0, "{proxy}");
+
+    // An app without timeouts worth the name: connecting, waiting for a pooled connection,
+    // statements and Redis commands may all take 20 s.
+    let slow = ["REFAPP_DB_CONNECT_TIMEOUT_MS=20000", "REFAPP_DB_POOL_WAIT_MS=20000", "REFAPP_DB_STATEMENT_TIMEOUT_MS=20000", "REFAPP_REDIS_TIMEOUT_MS=20000"];
+    let (code, broken) = run_many(&suites, &slow);
+    let c = check(&broken[0], "chaos.timeouts_hold:3s");
+    assert!(!c.passed, "requests hanging on the database must be caught: {c:?}");
+    let c = check(&broken[1], "chaos.timeouts_hold:500ms");
+    assert!(!c.passed, "requests hanging on the cache must be caught: {c:?}");
     assert_eq!(code, 1);
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::faults::{Fault, FaultProxy};
+use crate::faults::{Fault, FaultProxy, ProxyStats};
 
 use crate::plan::model::Plan;
 
@@ -120,6 +120,11 @@ impl Proxies {
                 .map_err(|e| EnvError::Io { context: format!("starting the fault proxy for {service} on {listen}"), source: e })
         };
         Ok(Proxies { postgres: start("postgres", postgres).await?, redis: start("redis", redis).await? })
+    }
+
+    /// Counters of both proxies since they started.
+    pub fn stats(&self) -> [(Service, ProxyStats); 2] {
+        [(Service::Postgres, self.postgres.stats()), (Service::Redis, self.redis.stats())]
     }
 
     fn set(&self, service: Service, fault: Fault) -> Result<(), EnvError> {
@@ -262,6 +267,16 @@ impl Environment {
             Environment::Docker(e) => set_fault(e.proxies(), service, fault),
             Environment::External(_) => Err(unsupported(service, "set a fault on")),
         }
+    }
+
+    /// The fault proxies' counters (empty without proxies).
+    pub fn proxy_stats(&self) -> Vec<(Service, ProxyStats)> {
+        let proxies = match self {
+            Environment::Local(e) => e.proxies(),
+            Environment::Docker(e) => e.proxies(),
+            Environment::External(_) => None,
+        };
+        proxies.map(|p| p.stats().to_vec()).unwrap_or_default()
     }
 
     /// Current resource use of each service the backend runs (empty for external).

@@ -124,8 +124,9 @@ pub fn terminal(report: &Report, opts: TerminalOptions) -> String {
         for slo in sum.slo.iter().filter(|x| !x.passed) {
             out.push_str(&format!("  SLO failed: {} {}\n", slo.endpoint, format::slo_sentence(slo)));
         }
-        for c in sum.checks.iter().filter(|c| !c.passed) {
-            out.push_str(&format!("  check failed: {}: {}\n", c.name, c.detail));
+        // Special suites are judged by their checks: show each, failed or passed.
+        for c in &sum.checks {
+            out.push_str(&format!("  check {}: {}: {}\n", if c.passed { "passed" } else { "failed" }, c.name, c.detail));
         }
         for n in cmp.map(|c| c.notes.as_slice()).unwrap_or_default() {
             out.push_str(&format!("  note: {n}\n"));

@@ -194,6 +194,10 @@ fn special_suites_show_checks_events_and_figures() {
     assert!(md.contains("Compared with: no baseline."));
     assert!(md.contains("| book | 600 | 20.0 |"), "{md}");
     assert_eq!(exit_code(&r), 1);
+    // The terminal lists every check, so a passing chaos run says what it verified.
+    let term = terminal(&r, TerminalOptions::default());
+    assert!(term.contains("  check passed: 503 not 500: 0 responses with 500\n"), "{term}");
+    assert!(term.contains("  check failed: breaker closes again: still HALF_OPEN after 10 s\n"), "{term}");
 }
 
 fn big_plan(endpoints: usize) -> Report {

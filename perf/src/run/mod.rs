@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::compare::{SuiteComparison, compare_suite};
 use crate::engine::{ProgressMode, RunClock, RunOptions, run_suite};
 use crate::env::{BackendChoice, Environment, ResourceSample, Service, StartOptions};
+use crate::faults::ProxyStats;
 use crate::plan::compiled::{ChaosAction, ChaosService, ChaosVerb, Compiled, Fault, Special, Suite};
 use crate::plan::model::{CompareSpec, Plan, SuiteKind};
 use crate::special::Observations;
@@ -361,6 +362,7 @@ pub async fn measure_suite(
     };
     let before_metrics = scrape_once(client.clone(), metrics_url.clone()).await;
     let before = env.resources().await;
+    let proxies_before = env.proxy_stats();
 
     let (clock_tx, clock_rx) = tokio::sync::watch::channel(None);
     let mut run_opts = RunOptions::new(env.app_url());
@@ -390,6 +392,9 @@ pub async fn measure_suite(
 
     let mut summary = summary::build(&result, ctx);
     summary.resources = resource_usage(&before, &after, &side.samples);
+    if matches!(&suite.special, Some(Special::Chaos(c)) if c.needs_proxy()) {
+        summary.figures.insert("fault_proxies".into(), proxy_figures(&proxies_before, &env.proxy_stats()));
+    }
     if let (Some(before), Some(after)) = (before_metrics, after_metrics) {
         summary.app_metrics = Some(AppMetrics { before, after });
     }
@@ -486,6 +491,25 @@ async fn side_work(
         }
     }
     out
+}
+
+/// What the fault proxies did during a suite, per service: connections accepted and reset,
+/// bytes a blackhole swallowed, connections the service itself refused.
+fn proxy_figures(before: &[(Service, ProxyStats)], after: &[(Service, ProxyStats)]) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (service, a) in after {
+        let b = before.iter().find(|(s, _)| s == service).map(|(_, b)| *b).unwrap_or_default();
+        out.insert(
+            service.as_str().to_string(),
+            serde_json::json!({
+                "connections": a.accepted - b.accepted,
+                "reset": a.reset - b.reset,
+                "blackholed_bytes": a.blackholed_bytes - b.blackholed_bytes,
+                "upstream_failures": a.upstream_failures - b.upstream_failures,
+            }),
+        );
+    }
+    serde_json::Value::Object(out)
 }
 
 fn secs_since(start: std::time::Instant) -> f64 {

@@ -25,7 +25,7 @@ pub(super) fn evaluate(spec: &ChaosSpec, summary: &mut Summary, obs: &Observatio
             Expectation::TimeoutsHold(d) => timeouts_hold(summary, d.as_secs_f64() * 1000.0),
             Expectation::BreakerCycle => breaker_cycle(obs),
             Expectation::CacheRecovers => match last_recovery(spec, obs, warmup, Some(ChaosService::Redis)) {
-                Some((_, t)) => cache_recovers(obs, t),
+                Some((a, t)) => cache_recovers(obs, t, a),
                 None => (false, "redis was not started again or healed".to_string()),
             },
             Expectation::OneWinnerPerSlot(n) => one_winner_per_slot(summary, *n),
@@ -128,14 +128,15 @@ fn breaker_cycle(obs: &Observations) -> (bool, String) {
     (true, format!("opened at {open_t:.0} s, closed again at {:.0} s{}", closed.0, if half_open { " (through half-open)" } else { "" }))
 }
 
-fn cache_recovers(obs: &Observations, restart: f64) -> (bool, String) {
+fn cache_recovers(obs: &Observations, restart: f64, a: ChaosAction) -> (bool, String) {
+    let about = format!("`{}` at {restart:.1} s", a.what());
     let hits: Vec<(f64, f64)> = obs.metrics.iter().filter(|(t, _)| *t >= restart).filter_map(|(t, m)| metric(m, CACHE_HITS).map(|v| (*t, v))).collect();
     match (hits.first(), hits.last()) {
         (Some(first), Some(last)) if last.1 > first.1 => {
-            (true, format!("{:.0} cache hits in the {:.0} s after redis was started again at {restart:.1} s", last.1 - first.1, last.0 - first.0))
+            (true, format!("{:.0} cache hits in the {:.0} s after {about}", last.1 - first.1, last.0 - first.0))
         }
-        (Some(_), Some(_)) => (false, format!("no cache hit after redis was started again at {restart:.1} s ({} samples)", hits.len())),
-        _ => (false, format!("no sample of {CACHE_HITS} after redis was started again at {restart:.1} s")),
+        (Some(_), Some(_)) => (false, format!("no cache hit after {about} ({} samples)", hits.len())),
+        _ => (false, format!("no sample of {CACHE_HITS} after {about}")),
     }
 }
 
