@@ -1,6 +1,7 @@
 //! `cargo xtask perf --backend docker` end to end through testcontainers, with the reference
 //! app's image: one quick baseline suite gives a valid summary that says `docker` and carries
-//! the containers' resource use; a run interrupted with SIGINT in the middle of the suite exits
+//! the containers' resource use, and in the same run chaos_net_redis, in a second environment
+//! whose app reaches Redis through the fault proxy on the network's gateway, passes its checks; a run interrupted with SIGINT in the middle of the suite exits
 //! 130 and leaves no container, network or volume of its run (asked through the engine's API).
 //!
 //! Needs a Docker engine and the local images (fixtures/images/build.sh): `PERF_POSTGRES_IMAGE`,
@@ -56,7 +57,7 @@ async fn docker_quick_baseline_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("r");
     let out = xtask(&[
-        "--backend", "docker", "--quick", "--suite", "baseline", "--no-baseline", "--progress", "plain",
+        "--backend", "docker", "--quick", "--suite", "baseline,chaos_net_redis", "--no-baseline", "--progress", "plain",
         "--out", out_dir.to_str().unwrap(),
     ])
     .output()
@@ -77,6 +78,13 @@ async fn docker_quick_baseline_end_to_end() {
     assert!(summary.resources["app"].cpu_seconds > 0.0);
     assert!(summary.app_metrics.is_some(), "the app's metrics were scraped");
     assert!(std::fs::read_to_string(out_dir.join("report.md")).unwrap().contains("docker"));
+    assert!(!summary.figures.contains_key("fault_proxies"), "the measured suite does not go through a proxy");
+
+    let chaos = perf::summary::read(&out_dir.join("chaos_net_redis.json")).expect("a valid summary");
+    assert!(!chaos.checks.is_empty() && chaos.checks.iter().all(|c| c.passed), "{:?}", chaos.checks);
+    let redis = &chaos.figures["fault_proxies"]["redis"];
+    assert!(redis["connections"].as_u64().unwrap() > 0 && redis["reset"].as_u64().unwrap() > 0, "{redis}");
+    assert!(stderr.contains("through fault proxies"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

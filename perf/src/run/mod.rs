@@ -474,7 +474,13 @@ async fn side_work(
                 }
             }
             _ = tick.tick() => {
-                out.samples.push(env.resources().await);
+                // Sampling never makes an action late: Docker's stats can take a second or
+                // more, so a sample still running when the next action is due is dropped.
+                let sample = match deadline {
+                    Some(due) => tokio::time::timeout_at(due.into(), env.resources()).await.ok(),
+                    None => Some(env.resources().await),
+                };
+                out.samples.extend(sample);
                 if let (Some(c), Some((client, url, prefixes))) = (clock, &scrape_target)
                     && let Some(values) = scrape::scrape(client, url, prefixes).await
                 {
