@@ -764,13 +764,24 @@ fn select(lp: &LoadedPlan, opts: &CompileOptions, all: Vec<Suite>) -> Result<Vec
     } else {
         return Ok(all);
     };
-    let mut out = Vec::new();
+    let mut out: Vec<Suite> = Vec::new();
     for w in wanted {
-        let Some(s) = all.iter().find(|s| s.name == w) else {
-            return Err(lp.error("--suite", format!("unknown suite `{w}` (the plan defines: {})", names(lp.plan.suites.keys()))));
+        // A suite's name, or a kind (`chaos`, `spike`, …) that no suite is named after: every
+        // suite of that kind, in the plan's order.
+        let matching: Vec<&Suite> = match all.iter().find(|s| s.name == w) {
+            Some(s) => vec![s],
+            None => all.iter().filter(|s| s.kind.name() == w).collect(),
         };
-        if !out.iter().any(|o: &Suite| o.name == w) {
-            out.push(s.clone());
+        if matching.is_empty() {
+            return Err(lp.error(
+                "--suite",
+                format!("unknown suite `{w}` (the plan defines: {}; a kind such as `chaos` selects every suite of that kind)", names(lp.plan.suites.keys())),
+            ));
+        }
+        for s in matching {
+            if !out.iter().any(|o| o.name == s.name) {
+                out.push(s.clone());
+            }
         }
     }
     Ok(out)

@@ -445,6 +445,28 @@ fn kind_tables_are_checked_against_the_timeline() {
 }
 
 #[test]
+fn a_kind_selects_every_suite_of_that_kind_unless_a_suite_has_its_name() {
+    let text = special_plan();
+    let lp = load(&text).unwrap();
+    let names = |suites: &[&str]| -> Vec<String> {
+        let opts = CompileOptions { suites: suites.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        lp.compile(&opts).unwrap().suites.iter().map(|s| s.name.clone()).collect()
+    };
+    assert_eq!(names(&["chaos"]), ["dbdown", "netfaults"]);
+    // Named suites first, no suite twice.
+    assert_eq!(names(&["netfaults", "chaos", "stress"]), ["netfaults", "dbdown", "steps"]);
+    // A suite named like a kind is that suite only.
+    let renamed = text.replace("[suites.dbdown]", "[suites.chaos]").replace("suites.dbdown.", "suites.chaos.");
+    let lp = load(&renamed).unwrap();
+    let opts = CompileOptions { suites: vec!["chaos".into()], ..Default::default() };
+    let picked: Vec<String> = lp.compile(&opts).unwrap().suites.iter().map(|s| s.name.clone()).collect();
+    assert_eq!(picked, ["chaos"]);
+    // A kind no suite has is still an unknown suite.
+    let e = load(&text).unwrap().compile(&CompileOptions { suites: vec!["soak".into(), "load2".into()], ..Default::default() }).unwrap_err();
+    assert!(e.field == "--suite" && e.message.contains("unknown suite `load2`"), "{e}");
+}
+
+#[test]
 fn chaos_actions_and_expectations_are_checked() {
     let cases = [
         ("stop = \"postgres\" }", "stop = \"mysql\" }", "{ at = \"10s\", stop = \"mysql\"", "suites.dbdown.chaos.actions[0].stop", "unknown service `mysql`"),
