@@ -33,35 +33,13 @@ fn endpoint(statuses: &[(&str, u64)], errors: u64, by_kind: &[(&str, u64)]) -> E
     }
 }
 
+/// The compare tests' summary with this kind, warm-up and per-second windows.
 fn summary(kind: &str, warmup_s: f64, windows: Vec<Window>) -> Summary {
-    Summary {
-        schema_version: SCHEMA_VERSION,
-        suite: "s".into(),
-        kind: kind.into(),
-        valid: true,
-        invalid_reasons: Vec::new(),
-        run: RunInfo {
-            started_at: "2030-01-01T00:00:00Z".into(),
-            duration_s: windows.len() as f64,
-            warmup_s,
-            git: GitInfo::default(),
-            backend: "external".into(),
-            host: HostInfo::default(),
-            tool_version: "0".into(),
-            plan_hash: String::new(),
-            quick: false,
-            tags: Vec::new(),
-        },
-        endpoints: BTreeMap::new(),
-        scenarios: BTreeMap::new(),
-        windows,
-        slo: Vec::new(),
-        resources: BTreeMap::new(),
-        app_metrics: None,
-        checks: Vec::new(),
-        events: Vec::new(),
-        figures: BTreeMap::new(),
-    }
+    let mut s = crate::compare::testkit::summary("s", windows.len() as u32, Vec::new());
+    s.kind = kind.into();
+    s.run.warmup_s = warmup_s;
+    s.windows = windows;
+    s
 }
 
 fn suite(kind: SuiteKind, special: Special, shape: Shape) -> Suite {
