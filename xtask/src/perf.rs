@@ -309,11 +309,7 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
 }
 
 fn committed_or_given(args: &PerfArgs, committed: &Path) -> PathBuf {
-    match &args.baseline {
-        Some(p) if p.is_dir() || p.extension().is_none() => p.clone(),
-        Some(p) => p.parent().map(Path::to_path_buf).unwrap_or_else(|| committed.to_path_buf()),
-        None => committed.to_path_buf(),
-    }
+    args.baseline.as_deref().map_or_else(|| committed.to_path_buf(), perf::run::baseline::folder_for)
 }
 
 /// Downloads the nightly baseline artifact; on any failure, warns and uses the committed one.

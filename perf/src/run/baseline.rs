@@ -69,6 +69,20 @@ fn read_one(file: &Path) -> Result<Summary, GateError> {
     summary::read(file).map_err(|e| GateError::Input(format!("baseline {e}")))
 }
 
+/// The folder `--update-baseline` writes to for a `--baseline` path: the path itself when it
+/// is a folder, the file's folder when it is a file; a path that does not exist yet is a
+/// folder unless it names a `.json` file.
+pub fn folder_for(path: &Path) -> PathBuf {
+    let is_file = match std::fs::metadata(path) {
+        Ok(m) => !m.is_dir(),
+        Err(_) => path.extension().is_some_and(|e| e == "json"),
+    };
+    match path.parent() {
+        Some(parent) if is_file => parent.to_path_buf(),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// Writes each summary as `<dir>/<suite>.json`, each file atomically. Refuses invalid runs:
 /// a baseline that could not be trusted would make every later comparison meaningless.
 pub fn update(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf>, GateError> {
@@ -86,4 +100,22 @@ pub fn update(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf>, GateErr
         written.push(file);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::folder_for;
+
+    #[test]
+    fn update_writes_beside_a_file_or_into_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baseline.json");
+        std::fs::write(&file, "{}").unwrap();
+        assert_eq!(folder_for(&file), dir.path());
+        assert_eq!(folder_for(dir.path()), dir.path());
+        // Not there yet: a folder, unless it names a JSON file.
+        assert_eq!(folder_for(&dir.path().join("new")), dir.path().join("new"));
+        assert_eq!(folder_for(&dir.path().join("new.v2")), dir.path().join("new.v2"));
+        assert_eq!(folder_for(&dir.path().join("next.json")), dir.path());
+    }
 }
