@@ -9,8 +9,10 @@
 //!
 //! What each fault does, while it is set:
 //! - [`Fault::Latency`]: every chunk, in both directions, is held for `delay` ± a uniform
-//!   `jitter` before it is passed on. A delay line per direction keeps the order of the bytes
-//!   and does not add the delays of back-to-back chunks together.
+//!   `jitter` before it is passed on. A queue per direction keeps the order of the bytes and
+//!   does not add the delays of back-to-back chunks together. Held chunks wait on tokio's
+//!   timer, whose resolution is a millisecond: a delay may come out up to about a
+//!   millisecond longer each way.
 //! - [`Fault::Loss`]: each new connection, and each chunk on an open one, is lost with
 //!   probability `rate`. TCP cannot lose bytes and carry on, so a loss resets the connection
 //!   (both sides), as a real network's lost segments do once retransmission gives up.
@@ -23,6 +25,7 @@
 //! [`Fault::None`] passes bytes through unchanged. Dropping the proxy closes the listener and
 //! resets every connection it still holds.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,7 +34,7 @@ use std::time::Duration;
 use rand::RngExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -101,7 +104,7 @@ pub struct FaultProxy {
 /// How long the proxy waits for the upstream to accept a connection before giving up on it
 /// (and resetting the client's).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Chunks in flight per direction under latency before the reader waits.
+/// Chunks held per direction under latency before reading pauses.
 const DELAY_LINE: usize = 1024;
 
 impl FaultProxy {
@@ -268,58 +271,67 @@ impl Connection {
         }
     }
 
-    /// One direction: a reader that applies the fault to each chunk and a writer that sends
-    /// each chunk when it is due. Ends with `Ok` after end of file (passed on as a shutdown of
-    /// the write side), with `Abort` on a loss or an I/O error.
+    /// One direction: reads chunks, applies the fault to each, and writes each when it is
+    /// due. A chunk that is due at once and has nothing queued before it is written straight
+    /// away; held chunks wait in a queue in arrival order (so the byte order holds), and
+    /// reading pauses while the queue is full. Ends with `Ok` after end of file (passed on as
+    /// a shutdown of the write side once the queue is empty), with `Abort` on a loss or an
+    /// I/O error.
     async fn direction<R, W>(&self, mut reader: R, mut writer: W, rx: watch::Receiver<Fault>) -> Result<(), Abort>
     where
         R: tokio::io::AsyncRead + Unpin,
         W: tokio::io::AsyncWrite + Unpin,
     {
-        let (tx, mut line) = mpsc::channel::<(Instant, Vec<u8>)>(DELAY_LINE);
-        let read = async move {
-            let mut last_due = Instant::now();
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                let n = reader.read(&mut buf).await.map_err(|_| Abort)?;
-                if n == 0 {
-                    return Ok(());
+        let mut held: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut eof = false;
+        loop {
+            if eof && held.is_empty() {
+                let _ = writer.shutdown().await;
+                return Ok(());
+            }
+            let next_due = held.front().map(|(due, _)| *due);
+            tokio::select! {
+                biased;
+                _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
+                    let (_, chunk) = held.pop_front().expect("a held chunk");
+                    writer.write_all(&chunk).await.map_err(|_| Abort)?;
                 }
-                let now = Instant::now();
-                let fault = *rx.borrow();
-                let due = match fault {
-                    Fault::None => now,
-                    Fault::Latency { delay, jitter } => now + jittered(delay, jitter),
-                    Fault::Loss { rate } => {
-                        if lost(rate) {
-                            return Err(Abort);
-                        }
-                        now
-                    }
-                    Fault::Reset => return Err(Abort),
-                    Fault::Blackhole => {
-                        self.tainted.store(true, Ordering::Relaxed);
-                        self.counters.blackholed_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                read = reader.read(&mut buf), if !eof && held.len() < DELAY_LINE => {
+                    let n = read.map_err(|_| Abort)?;
+                    if n == 0 {
+                        eof = true;
                         continue;
                     }
-                };
-                // Never before an earlier chunk: the byte order holds.
-                last_due = last_due.max(due);
-                if tx.send((last_due, buf[..n].to_vec())).await.is_err() {
-                    return Err(Abort);
+                    let now = Instant::now();
+                    let fault = *rx.borrow();
+                    let due = match fault {
+                        Fault::None => now,
+                        Fault::Latency { delay, jitter } => now + jittered(delay, jitter),
+                        Fault::Loss { rate } => {
+                            if lost(rate) {
+                                return Err(Abort);
+                            }
+                            now
+                        }
+                        Fault::Reset => return Err(Abort),
+                        Fault::Blackhole => {
+                            self.tainted.store(true, Ordering::Relaxed);
+                            self.counters.blackholed_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                            continue;
+                        }
+                    };
+                    if held.is_empty() && due <= now {
+                        // The common case: no fault in the way. No timer, no copy.
+                        writer.write_all(&buf[..n]).await.map_err(|_| Abort)?;
+                    } else {
+                        // Never before an earlier chunk.
+                        let due = held.back().map_or(due, |(last, _)| due.max(*last));
+                        held.push_back((due, buf[..n].to_vec()));
+                    }
                 }
             }
-        };
-        let write = async move {
-            while let Some((due, chunk)) = line.recv().await {
-                tokio::time::sleep_until(due).await;
-                writer.write_all(&chunk).await.map_err(|_| Abort)?;
-            }
-            // The reader saw end of file: pass it on.
-            let _ = writer.shutdown().await;
-            Ok::<(), Abort>(())
-        };
-        tokio::try_join!(read, write).map(|_| ())
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! is a module.
 
 mod bench_engine;
+mod bench_proxy;
 mod bench_server;
 mod comment;
 mod experiment;
@@ -28,6 +29,8 @@ enum Command {
     Up(up::UpArgs),
     /// Benchmark the load engine against wrk on a trivial local server.
     BenchEngine(bench_engine::BenchEngineArgs),
+    /// Benchmark the fault proxy (no fault, then 1 ms latency) against Redis directly.
+    BenchProxy(bench_proxy::BenchProxyArgs),
     /// The trivial server bench-engine drives (internal).
     #[command(hide = true)]
     BenchServer {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
             Command::Up(args) => up::run(args, cancel).await,
             Command::Experiment(args) => experiment::run(args, cancel).await,
             Command::BenchEngine(args) => bench_engine::run(args, cancel).await.map(|()| ExitCode::SUCCESS),
+            Command::BenchProxy(args) => bench_proxy::run(args, cancel).await.map(|()| ExitCode::SUCCESS),
             Command::BenchServer { .. } | Command::BenchClient(_) => unreachable!("dispatched before the runtime"),
             Command::Comment(args) => comment::run(args).await,
         }
