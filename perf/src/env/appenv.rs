@@ -8,6 +8,10 @@
 //! | `{{app.listen}}`  | `127.0.0.1:PORT`                  | `0.0.0.0:PORT` (inside the container) |
 //! | `{{app.port}}`    | the chosen free port              | `plan.app.docker.port`                |
 //!
+//! With fault proxies (chaos suites that set network faults) the two URLs name the proxies
+//! instead: `127.0.0.1:PROXY_PORT` locally, `GATEWAY:PROXY_PORT` (the host's address on the
+//! run's network) under Docker.
+//!
 //! The values hold the database password: they go to the app's environment and nowhere else
 //! (never into logs, errors or summaries).
 
