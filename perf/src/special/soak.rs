@@ -4,8 +4,12 @@
 //! trend line shows over the run. A leak is flagged when the growth exceeds the limit AND the
 //! slope is significantly above zero: one-sided t-test on the slope at 95% (t = slope / its
 //! standard error, n − 2 degrees of freedom). Noise around a flat line therefore never fails,
-//! however large its swings. Series shorter than [`MIN_POINTS`] are not judged (the check
-//! passes and says so): a soak verdict needs a trend, not a handful of samples.
+//! however large its swings. A leak also *keeps* rising: when the last third of the series
+//! has enough points, it must rise significantly too, at a rate that would itself pass the
+//! limit over the whole run. A step followed by a plateau (PostgreSQL's memory when
+//! autovacuum and the buffer cache warm up) is therefore not a leak. Series shorter than
+//! [`MIN_POINTS`] are not judged (the check passes and says so): a soak verdict needs a
+//! trend, not a handful of samples.
 
 use super::{check, figure, num};
 use crate::plan::compiled::SoakSpec;
@@ -95,7 +99,7 @@ pub(super) fn evaluate(spec: &SoakSpec, summary: &mut Summary) {
         figure(summary, format!("memory_slope_bytes_per_s.{service}"), num(f.slope));
         let growth = f.growth();
         figure(summary, format!("memory_growth.{service}"), growth.map_or(serde_json::Value::Null, num));
-        let (passed, detail) = verdict(&f, growth, spec.max_memory_growth, &format!("memory of {service}"), &format!("{:.1} KiB/s", f.slope / 1024.0));
+        let (passed, detail) = verdict(&points, &f, growth, spec.max_memory_growth, &format!("memory of {service}"), &format!("{:.1} KiB/s", f.slope / 1024.0));
         check(summary, name, passed, detail);
     }
 
@@ -108,17 +112,40 @@ pub(super) fn evaluate(spec: &SoakSpec, summary: &mut Summary) {
     figure(summary, "p95_slope_ms_per_s", num(f.slope));
     let growth = f.growth();
     figure(summary, "p95_growth", growth.map_or(serde_json::Value::Null, num));
-    let (passed, detail) = verdict(&f, growth, spec.max_p95_growth, "p95", &format!("{:.4} ms/s", f.slope));
+    let (passed, detail) = verdict(&points, &f, growth, spec.max_p95_growth, "p95", &format!("{:.4} ms/s", f.slope));
     check(summary, "soak.p95", passed, detail);
 }
 
-fn verdict(f: &Fit, growth: Option<f64>, limit: f64, what: &str, slope: &str) -> (bool, String) {
+fn verdict(points: &[(f64, f64)], f: &Fit, growth: Option<f64>, limit: f64, what: &str, slope: &str) -> (bool, String) {
     let Some(g) = growth else {
         return (true, format!("not judged: the trend of {what} starts at or below zero"));
     };
     let rising = f.rising();
-    let leak = g > limit && rising;
     let trend = if rising { "significant rise" } else { "no significant rise" };
-    let detail = format!("{what} trend {:+.1}% over {:.0} s (limit {:+.1}%), slope {slope}, {trend} (t = {:.1})", g * 100.0, f.last_x - f.first_x, limit * 100.0, f.t);
+    let mut detail = format!("{what} trend {:+.1}% over {:.0} s (limit {:+.1}%), slope {slope}, {trend} (t = {:.1})", g * 100.0, f.last_x - f.first_x, limit * 100.0, f.t);
+    let mut leak = g > limit && rising;
+    if leak && let Some((still, tail_growth)) = still_rising(points, f, limit) {
+        if !still {
+            detail.push_str(&format!("; but the last third is flat ({:+.1}% over the run at its rate): a plateau, not a leak", tail_growth * 100.0));
+            leak = false;
+        }
+    }
     (!leak, detail)
+}
+
+/// Whether the last third of `points` still rises significantly, at a rate that would pass
+/// `limit` over the whole run (relative to the whole fit's start), and that growth; `None`
+/// when the last third is too short to judge.
+fn still_rising(points: &[(f64, f64)], whole: &Fit, limit: f64) -> Option<(bool, f64)> {
+    let tail = &points[points.len() * 2 / 3..];
+    if tail.len() < MIN_POINTS {
+        return None;
+    }
+    let t = fit(tail)?;
+    let start = whole.intercept + whole.slope * whole.first_x;
+    if start <= 0.0 {
+        return None;
+    }
+    let g = t.slope * (whole.last_x - whole.first_x) / start;
+    Some((t.rising() && g > limit, g))
 }

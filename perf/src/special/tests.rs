@@ -238,6 +238,24 @@ fn soak_leaking_memory_and_rising_latency_fail() {
 }
 
 #[test]
+fn soak_step_then_plateau_is_not_a_leak() {
+    // Shaped like PostgreSQL in a real 10-minute soak (flat, a climb over 100 s, flat again),
+    // with a step large enough that the whole-run trend passes the limit.
+    let step = |i: usize| 66e6 + 20e6 * ((i as f64 - 330.0) / 100.0).clamp(0.0, 1.0) + 2e4 * noise(i);
+    let mut s = soak_summary(step, |i| 10.0 + noise(i), 600);
+    evaluate(&soak_suite(), &mut s, &Observations::default());
+    let c = check(&s, "soak.memory.app");
+    assert!(s.figures["memory_growth.app"].as_f64().unwrap() > 0.2, "the whole-run trend alone would call it a leak");
+    assert!(c.passed && c.detail.contains("a plateau, not a leak"), "{c:?}");
+    // The same step still rising at the end is a leak.
+    let rising = |i: usize| 66e6 + 9e6 * ((i as f64 - 330.0) / 100.0).max(0.0) + 2e4 * noise(i);
+    let mut s = soak_summary(rising, |i| 10.0 + noise(i), 600);
+    evaluate(&soak_suite(), &mut s, &Observations::default());
+    let c = check(&s, "soak.memory.app");
+    assert!(!c.passed && !c.detail.contains("plateau"), "{c:?}");
+}
+
+#[test]
 fn soak_growth_without_significance_passes() {
     // Big swings around a flat line over few points: growth can look large, slope is noise.
     let t = fit(&[(0.0, 10.0), (1.0, 30.0), (2.0, 5.0), (3.0, 28.0), (4.0, 8.0), (5.0, 33.0), (6.0, 9.0), (7.0, 31.0), (8.0, 10.0), (9.0, 35.0)]).unwrap();
