@@ -392,7 +392,7 @@ pub async fn measure_suite(
 
     let mut summary = summary::build(&result, ctx);
     summary.resources = resource_usage(&before, &after, &side.samples);
-    if matches!(&suite.special, Some(Special::Chaos(c)) if c.needs_proxy()) {
+    if needs_proxies(suite) {
         summary.figures.insert("fault_proxies".into(), proxy_figures(&proxies_before, &env.proxy_stats()));
     }
     if let (Some(before), Some(after)) = (before_metrics, after_metrics) {
@@ -465,7 +465,8 @@ async fn side_work(
                         match action.verb {
                             ChaosVerb::Stop => stopped.push(action.service),
                             ChaosVerb::Start => stopped.retain(|s| *s != action.service),
-                            ChaosVerb::Fault(_) => faulted.push(action.service),
+                            ChaosVerb::Fault(_) if !faulted.contains(&action.service) => faulted.push(action.service),
+                            ChaosVerb::Fault(_) => {}
                             ChaosVerb::Heal => faulted.retain(|s| *s != action.service),
                         }
                         out.events.push(Event { t, what: action.what() });
