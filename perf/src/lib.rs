@@ -4,6 +4,7 @@
 //! their inputs. Only the orchestration layer ([`env`], [`engine`]'s network side, [`github`])
 //! touches processes, containers, sockets, files and GitHub.
 
+pub mod cli;
 pub mod compare;
 pub mod engine;
 pub mod env;

@@ -24,6 +24,7 @@ fn options(dir: &std::path::Path) -> StartOptions {
         app_url: None,
         cancel: CancellationToken::new(),
         fault_proxies: false,
+        build_env: Vec::new(),
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use github_support::*;
 use perf::github::{GithubError, download_baseline_artifact, unpack_zip};
-use wiremock::matchers::{header, method, path, query_param};
+use wiremock::matchers::{header, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const BASELINE_JSON: &str = "{\"schema_version\": 1, \"suite\": \"baseline\"}\n";
@@ -241,7 +241,7 @@ async fn no_run_with_the_artifact_is_a_clear_error() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "no successful run of perf-nightly.yml on branch main has an unexpired artifact named perf-baseline (looked at 2 runs)"
+        "no successful scheduled run of perf-nightly.yml on branch main has an unexpired artifact named perf-baseline (looked at 2 runs)"
     );
 }
 
@@ -285,4 +285,39 @@ async fn a_missing_download_is_an_api_error_not_a_zip() {
         matches!(err, GithubError::Api { status: 404, .. }),
         "{err:?}"
     );
+}
+
+/// A run started by hand (workflow_dispatch) is never the baseline, even when it is the newest
+/// and carries the artifact: it may have run a shorter or partial plan.
+#[tokio::test]
+async fn a_manual_run_is_never_the_baseline() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/shop"))
+        .respond_with(json_response(200, "repository.json"))
+        .mount(&server)
+        .await;
+    // The same two runs, both started by hand this time.
+    let runs = fixture("workflow_runs.json").replace("\"event\": \"schedule\"", "\"event\": \"workflow_dispatch\"");
+    assert!(runs.contains("workflow_dispatch"));
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/shop/actions/workflows/perf-nightly.yml/runs"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(runs, "application/json"))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/repos/acme/shop/actions/runs/\d+/artifacts$"))
+        .respond_with(json_response(200, "run_artifacts.json"))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let work = tempfile::tempdir().unwrap();
+    let err = download_baseline_artifact(&pr_ctx(&server), "perf-baseline", "perf-nightly.yml", &work.path().join("a"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("(looked at 0 runs)"), "{err}");
+    // The lookup asked GitHub for scheduled runs only.
+    let asked = server.received_requests().await.unwrap();
+    let runs_query = asked.iter().find(|r| r.url.path().ends_with("/runs")).and_then(|r| r.url.query().map(str::to_string));
+    assert!(runs_query.is_some_and(|q| q.contains("event=schedule")), "the runs were not filtered by event");
 }

@@ -69,6 +69,7 @@ read = { min_rps = 1 }
         backend: "external".into(),
         host: summary::host_info(),
         plan_hash: "0".repeat(64),
+        testbed: Some(summary::testbed("external", true, None)),
         quick: true,
         tags: vec!["auth".into()],
         tool_version: perf::TOOL_VERSION.into(),

@@ -38,25 +38,39 @@ pub struct ExperimentArgs {
     /// Where experiment.json and logs go [default: results/experiment]
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Where the three copies run: local processes or Docker containers (the two backends
+    /// users run the gate on; their noise differs)
+    #[arg(long, value_enum, default_value_t = ExperimentBackend::Local)]
+    backend: ExperimentBackend,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ExperimentBackend {
+    Local,
+    Docker,
 }
 
 pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
-    let root = crate::perf::workspace_root();
+    let root = crate::workspace_root();
     let out_dir = args.out.clone().unwrap_or_else(|| root.join("results").join("experiment"));
     let opts = GateOptions {
         plan_path: args.plan.clone().unwrap_or_else(|| root.join("perf.toml")),
         compile: CompileOptions { suites: vec![args.suite.clone()], duration: Some(args.duration), ..Default::default() },
-        backend: BackendChoice::Local,
+        backend: match args.backend {
+            ExperimentBackend::Local => BackendChoice::Local,
+            ExperimentBackend::Docker => BackendChoice::Docker,
+        },
         app_url: None,
         out_dir: out_dir.clone(),
         baseline: BaselineChoice::None,
         confirm: true,
+        any_testbed: false,
         progress: ProgressMode::Off,
         cancel,
         seed: 1,
         app_env: Vec::new(),
     };
-    let prepared = match perf::run::prepare(&opts) {
+    let prepared = match perf::run::prepare(&opts).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -84,7 +98,14 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
         r.sort_by(f64::total_cmp);
         r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
     };
-    println!("verdict quality: suite {}, route {}, {} pairs, {:.0?}", report.suite, report.route, args.pairs, started.elapsed());
+    println!(
+        "verdict quality: suite {}, route {}, {} pairs, backend {}, {:.0?}",
+        report.suite,
+        report.route,
+        args.pairs,
+        prepared.testbed.key,
+        started.elapsed()
+    );
     println!("  same code, passed:                 {same}/{n_same}   (goal: at least 19 of 20)");
     println!(
         "  {} +25% (median p50 x{:.3}), failed naming it: {det}/{n_det}   (goal: at least 19 of 20)",

@@ -1,15 +1,14 @@
-//! `cargo xtask`: the perf gate's command line. This file only dispatches; each subcommand
-//! is a module.
+//! `cargo xtask`: this repository's command line. This file only dispatches: the gate's own
+//! subcommands (`perf`, `up`, `comment`) are the library's [`perf::cli`], the same that
+//! `cargo perf` runs in other repositories; the benchmarks and the verdict-quality experiment
+//! are modules here.
 
 mod bench_engine;
 mod bench_proxy;
 mod bench_server;
-mod comment;
 mod experiment;
-mod perf;
-mod signals;
-mod up;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -23,10 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gate: start the environment, run the suites, compare with the baseline, report
-    Perf(Box<perf::PerfArgs>),
-    /// Start PostgreSQL, Redis and the app, print their URLs, run until Ctrl-C
-    Up(up::UpArgs),
+    #[command(flatten)]
+    Gate(perf::cli::Command),
     /// Benchmark the load engine against wrk on a trivial local server.
     BenchEngine(bench_engine::BenchEngineArgs),
     /// Benchmark the fault proxy (no fault, then 1 ms latency) against Redis directly.
@@ -42,53 +39,26 @@ enum Command {
     BenchClient(bench_engine::BenchClientArgs),
     /// Measure the gate's verdict quality: same code twice, a 10% and a 25% slowdown
     Experiment(experiment::ExperimentArgs),
-    /// Post a saved report as the pull request's sticky comment (fork pull requests)
-    Comment(comment::CommentArgs),
 }
 
 fn main() -> ExitCode {
-    // More than one TLS backend sits in the dependency tree; pick one before anything
-    // (bollard, octocrab, reqwest) opens a TLS connection.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PERF_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    perf::cli::prepare_process();
     let cli = Cli::parse();
-    // Benchmark helpers pick their own runtime: they are measured, and run pinned to a core.
-    let cli = match cli.command {
-        Command::BenchServer { listen } => return exit(bench_server::run(&listen)),
-        Command::BenchClient(args) => return exit(bench_engine::client(args)),
-        command => Cli { command },
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let result: anyhow::Result<ExitCode> = runtime.block_on(async move {
-        let cancel = signals::cancel_on_signals()?;
-        match cli.command {
-            Command::Perf(args) => perf::run(*args, cancel).await,
-            Command::Up(args) => up::run(args, cancel).await,
-            Command::Experiment(args) => experiment::run(args, cancel).await,
-            Command::BenchEngine(args) => bench_engine::run(args, cancel).await.map(|()| ExitCode::SUCCESS),
-            Command::BenchProxy(args) => bench_proxy::run(args, cancel).await.map(|()| ExitCode::SUCCESS),
-            Command::BenchServer { .. } | Command::BenchClient(_) => unreachable!("dispatched before the runtime"),
-            Command::Comment(args) => comment::run(args).await,
-        }
-    });
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+    match cli.command {
+        // Benchmark helpers pick their own runtime: they are measured, and run pinned to a core.
+        Command::BenchServer { listen } => exit(bench_server::run(&listen)),
+        Command::BenchClient(args) => exit(bench_engine::client(args)),
+        Command::Gate(command) => perf::cli::block_on(|cancel| perf::cli::run(command, cancel)),
+        Command::Experiment(args) => perf::cli::block_on(|cancel| experiment::run(args, cancel)),
+        Command::BenchEngine(args) => perf::cli::block_on(|cancel| async move { bench_engine::run(args, cancel).await.map(|()| ExitCode::SUCCESS) }),
+        Command::BenchProxy(args) => perf::cli::block_on(|cancel| async move { bench_proxy::run(args, cancel).await.map(|()| ExitCode::SUCCESS) }),
     }
+}
+
+/// This repository's root: the parent of this crate's folder (the dev tools' results go there).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
 fn exit(result: anyhow::Result<()>) -> ExitCode {

@@ -105,7 +105,12 @@ fn update_baseline_then_compare_then_catch_a_slowdown() {
     }
     let metrics = summary.app_metrics.as_ref().expect("the plan names /metrics");
     assert!(metrics.after.keys().any(|k| k.starts_with("refapp_cache_hits_total")), "{metrics:?}");
-    let stored = perf::summary::read(&base.join("baseline.json")).expect("the baseline was stored");
+    // Stored under the run's testbed: local processes, this host class, --quick.
+    let testbed = summary.run.testbed.clone().expect("the summary names its testbed");
+    assert!(testbed.key.starts_with("local-") && testbed.key.ends_with("-quick"), "{testbed:?}");
+    assert!(err.contains(&format!("testbed: {}", testbed.key)), "{err}");
+    let stored_file = base.join(&testbed.key).join("baseline.json");
+    let stored = perf::summary::read(&stored_file).expect("the baseline was stored");
     assert_eq!(stored, summary);
 
     // 2. A slowed-down endpoint (30 ms on a ~2 ms route): regression, confirmed by the re-run,
@@ -122,5 +127,41 @@ fn update_baseline_then_compare_then_catch_a_slowdown() {
     assert!(md.to_lowercase().contains("regress"), "{md}");
     assert!(stdout.contains("provider"), "{stdout}");
     // The baseline was not touched without --update-baseline.
-    assert_eq!(perf::summary::read(&base.join("baseline.json")).unwrap(), summary);
+    assert_eq!(perf::summary::read(&stored_file).unwrap(), summary);
+}
+
+/// The A/A check users hit first: a fresh clone whose committed baseline was recorded on
+/// another testbed (another backend or host class). The gate, with its default backend
+/// (Docker when an engine answers), must not judge across testbeds: exit 0, "not comparable",
+/// and the ways forward. With `--baseline-any-testbed` it compares anyway and says so.
+#[test]
+fn a_baseline_of_another_testbed_is_not_comparable_and_never_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("baseline");
+    // A real summary of this suite, recorded on a host class this machine is not.
+    let mut other = perf::summary::read(&root().join("fixtures/summaries/v1-baseline-quick.json")).expect("fixture reads");
+    let elsewhere = perf::summary::Testbed::new("local", 64, Some("Intel(R) Xeon(R) Platinum 8370C CPU @ 2.80GHz".into()), 256, None, true, Some(900.0));
+    other.run.testbed = Some(elsewhere.clone());
+    perf::summary::write_atomic(&base.join(&elsewhere.key).join("baseline.json"), &other).unwrap();
+
+    let common = ["--suite", "baseline", "--quick", "--duration", "10s", "--progress", "plain", "--no-confirm"];
+    let (r1, r2) = (dir.path().join("r1"), dir.path().join("r2"));
+    let mut args = common.to_vec();
+    args.extend(["--baseline", s(&base), "--out", s(&r1)]);
+    let out = xtask(&args);
+    let (stdout, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{err}");
+    assert!(stdout.contains("Not comparable, so no verdict on regressions for baseline"), "{stdout}");
+    assert!(stdout.contains(&elsewhere.key), "the testbeds that have one are named: {stdout}");
+    assert!(stdout.contains("--update-baseline") && stdout.contains("--against origin/main"), "ways forward: {stdout}");
+    let md = std::fs::read_to_string(r1.join("report.md")).unwrap();
+    assert!(md.contains("not comparable"), "{md}");
+
+    // Forced: compared, and the report says across which testbeds.
+    let mut args = common.to_vec();
+    args.extend(["--baseline", s(&base), "--baseline-any-testbed", "--out", s(&r2)]);
+    let out = xtask(&args);
+    let (stdout, err) = text(&out);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "stdout:\n{stdout}\nstderr:\n{err}");
+    assert!(stdout.contains("compared across testbeds (--baseline-any-testbed)"), "{stdout}");
 }

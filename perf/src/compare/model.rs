@@ -189,9 +189,43 @@ pub struct EndpointComparison {
     pub metrics: Vec<MetricComparison>,
 }
 
+impl MetricComparison {
+    /// How much worse the metric got, in multiples of its threshold (so that a p50, a
+    /// throughput and an error rate can be ranked together): latency `+60%` against a 20%
+    /// threshold is 3, throughput `-30%` is 1.5, errors `+2 pt` against 1 pt is 2. Zero when
+    /// it got better or cannot be told.
+    pub fn worsening(&self) -> f64 {
+        let moved = match self.metric {
+            Metric::P50 | Metric::P95 | Metric::P99 => self.delta_rel,
+            Metric::Rps => self.delta_rel.map(|r| -r),
+            Metric::ErrorRate => self.delta_abs,
+        };
+        match moved {
+            Some(m) if m > 0.0 && self.threshold > 0.0 => m / self.threshold,
+            Some(m) if m > 0.0 => m,
+            _ => 0.0,
+        }
+    }
+}
+
 impl EndpointComparison {
     pub fn metric(&self, metric: Metric) -> Option<&MetricComparison> {
         self.metrics.iter().find(|m| m.metric == metric)
+    }
+
+    /// The regressed metric that moved most ([`MetricComparison::worsening`]), if any.
+    pub fn biggest_regression(&self) -> Option<&MetricComparison> {
+        self.metrics.iter().filter(|m| m.verdict == Verdict::Regressed).max_by(|a, b| a.worsening().total_cmp(&b.worsening()))
+    }
+
+    /// The size of the endpoint's regression: its biggest regressed metric's worsening (an
+    /// endpoint with no samples at all ranks first).
+    pub fn effect(&self) -> f64 {
+        match self.biggest_regression() {
+            Some(m) if m.head.is_none() => f64::INFINITY,
+            Some(m) => m.worsening(),
+            None => 0.0,
+        }
     }
 }
 
@@ -240,6 +274,13 @@ impl SuiteComparison {
             .filter(|e| e.verdict == Verdict::Regressed)
             .map(|e| e.name.as_str())
             .collect()
+    }
+
+    /// The regressed endpoints, the one that moved most first (then by name).
+    pub fn regressions_by_effect(&self) -> Vec<&EndpointComparison> {
+        let mut out: Vec<&EndpointComparison> = self.endpoints.iter().filter(|e| e.verdict == Verdict::Regressed).collect();
+        out.sort_by(|a, b| b.effect().total_cmp(&a.effect()).then_with(|| a.name.cmp(&b.name)));
+        out
     }
 
     /// True when at least one endpoint regressed.

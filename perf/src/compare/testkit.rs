@@ -152,6 +152,8 @@ pub(crate) fn summary(suite: &str, seconds: u32, endpoints: Vec<(&str, EndpointS
             host: HostInfo { cpus: 2, cpu_model: Some("test cpu".to_string()), os: "linux".to_string() },
             tool_version: "0.1.0".to_string(),
             plan_hash: "feedface".to_string(),
+            suite_hash: Some("5u17e".to_string()),
+            testbed: Some(crate::summary::Testbed::new("local", 2, Some("test cpu".to_string()), 8, None, false, Some(500.0))),
             quick: false,
             tags: Vec::new(),
         },

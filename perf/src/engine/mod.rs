@@ -181,6 +181,8 @@ impl ScenarioResult {
 #[derive(Debug, Clone)]
 pub struct SuiteResult {
     pub suite: String,
+    /// The compiled suite's definition hash, carried into the summary.
+    pub suite_hash: String,
     pub kind: SuiteKind,
     /// Wall-clock start of the measured part.
     pub started_at: jiff::Timestamp,

@@ -226,6 +226,7 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
     }
     Ok(SuiteResult {
         suite: suite.name.clone(),
+        suite_hash: suite.definition_hash.clone(),
         kind: suite.kind,
         started_at: measured_wall,
         warmup: suite.warmup,

@@ -12,6 +12,10 @@
 //! instead: `127.0.0.1:PROXY_PORT` locally, `GATEWAY:PROXY_PORT` (the host's address on the
 //! run's network) under Docker.
 //!
+//! The local backend's command and build step may also use `{{cargo.target_dir}}`: where cargo
+//! puts its build output (`CARGO_TARGET_DIR`, `build.target-dir`, or `target/`), asked of
+//! `cargo metadata` in the plan's folder, so that a plan names its binary wherever it is built.
+//!
 //! The values hold the database password: they go to the app's environment and nowhere else
 //! (never into logs, errors or summaries).
 
@@ -32,6 +36,8 @@ pub struct AppEnvValues {
     pub redis_url: String,
     pub app_listen: String,
     pub app_port: u16,
+    /// `{{cargo.target_dir}}`: only for the local backend's command and build.
+    pub cargo_target_dir: Option<String>,
 }
 
 impl std::fmt::Debug for AppEnvValues {
@@ -51,6 +57,7 @@ impl AppEnvValues {
             "redis.url" => Some(self.redis_url.clone()),
             "app.listen" => Some(self.app_listen.clone()),
             "app.port" => Some(self.app_port.to_string()),
+            "cargo.target_dir" => self.cargo_target_dir.clone(),
             _ => None,
         }
     }
@@ -75,10 +82,11 @@ pub fn render(field: &str, template: &str, values: &AppEnvValues) -> Result<Stri
             RawPart::Lit(text) => value.push_str(&text),
             RawPart::Var { name, .. } => {
                 let resolved = values.get(&name).ok_or_else(|| {
-                    EnvError::Other(format!(
-                        "{field}: unknown name `{{{{{name}}}}}`: expected one of {}",
-                        NAMES.map(|n| format!("{{{{{n}}}}}")).join(", ")
-                    ))
+                    let mut known: Vec<String> = NAMES.map(|n| format!("{{{{{n}}}}}")).to_vec();
+                    if values.cargo_target_dir.is_some() {
+                        known.push("{{cargo.target_dir}}".into());
+                    }
+                    EnvError::Other(format!("{field}: unknown name `{{{{{name}}}}}`: expected one of {}", known.join(", ")))
                 })?;
                 value.push_str(&resolved);
             }
@@ -97,6 +105,7 @@ mod tests {
             redis_url: "redis://redis:6379".into(),
             app_listen: "0.0.0.0:8080".into(),
             app_port: 8080,
+            cargo_target_dir: None,
         }
     }
 

@@ -85,15 +85,21 @@ impl LocalEnv {
         let redis_opts = RedisOptions { startup_timeout: timeout };
         let cancel = &opts.cancel;
         // A mistake in the app's templates is found before anything is started.
-        let command = &plan.app.local.command;
-        AppContext { postgres_url: String::new(), redis_url: String::new(), port: 0 }.render_app(plan)?;
+        let cargo_target_dir = if app::uses_cargo_target_dir(plan) {
+            Some(app::cargo_target_dir(&opts.plan_dir, &opts.build_env).await?)
+        } else {
+            None
+        };
+        let templates = AppContext { cargo_target_dir: cargo_target_dir.clone(), ..AppContext::default() };
+        templates.render_app(plan)?;
+        let build = templates.render_argv("app.local.build", &plan.app.local.build)?;
         let build_log = dir.join("build.log");
         let (pg, redis, ()) = tokio::try_join!(
             PostgresProcess::start_in(&pg_opts, &dir, cancel.clone(), Some(&opts.logs_dir)),
             RedisProcess::start_in(&redis_opts, &dir, cancel.clone(), Some(&opts.logs_dir)),
-            app::build(&plan.app.local.build, &opts.plan_dir, &build_log, cancel),
+            app::build(&build, &opts.plan_dir, &opts.build_env, &build_log, cancel),
         )?;
-        let mut ctx = AppContext { postgres_url: pg.url(), redis_url: redis.url(), port: procs::free_port()? };
+        let mut ctx = AppContext { postgres_url: pg.url(), redis_url: redis.url(), port: procs::free_port()?, cargo_target_dir };
         if opts.fault_proxies {
             let loopback = std::net::Ipv4Addr::LOCALHOST;
             let proxies = super::Proxies::start(loopback.into(), (loopback, pg.port()).into(), (loopback, redis.port()).into()).await?;
@@ -104,11 +110,11 @@ impl LocalEnv {
         self.postgres = Some(Box::new(pg));
         self.redis = Some(Box::new(redis));
 
-        let program = app::resolve_program("app.local.command", command, &opts.plan_dir)?;
-        let (args, env) = ctx.render_app(plan)?;
+        let (argv, env) = ctx.render_app(plan)?;
+        let program = app::resolve_program("app.local.command", &argv, &opts.plan_dir)?;
         let spec = Spawn {
             program,
-            args,
+            args: argv[1..].to_vec(),
             cwd: opts.plan_dir.clone(),
             env,
             log: dir.join("app.log"),

@@ -37,6 +37,31 @@ pub enum BackendChoice {
     External,
 }
 
+impl BackendChoice {
+    /// The backend a run will use: `auto` becomes Docker when an engine answers within two
+    /// seconds and local processes otherwise. Decided once, before anything starts, so that
+    /// the run's testbed (and so its baseline) is known up front.
+    pub async fn resolve(self) -> BackendKind {
+        match self {
+            BackendChoice::Local => BackendKind::Local,
+            BackendChoice::Docker => BackendKind::Docker,
+            BackendChoice::External => BackendKind::External,
+            BackendChoice::Auto if docker::engine_answers().await => BackendKind::Docker,
+            BackendChoice::Auto => BackendKind::Local,
+        }
+    }
+}
+
+impl From<BackendKind> for BackendChoice {
+    fn from(kind: BackendKind) -> BackendChoice {
+        match kind {
+            BackendKind::Local => BackendChoice::Local,
+            BackendKind::Docker => BackendChoice::Docker,
+            BackendKind::External => BackendChoice::External,
+        }
+    }
+}
+
 /// The backend actually used; recorded in every summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
@@ -102,6 +127,9 @@ pub struct StartOptions {
     /// app's `{{postgres.url}}` and `{{redis.url}}` name the proxies), so chaos suites can
     /// set network faults. Off for measured suites: a proxy adds its own hop.
     pub fault_proxies: bool,
+    /// Environment added to the local backend's build step and its `cargo metadata` call
+    /// (A/B mode builds the base in a target folder of its own).
+    pub build_env: Vec<(String, String)>,
 }
 
 /// The fault proxies of an environment started with `fault_proxies`.

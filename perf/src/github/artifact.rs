@@ -1,7 +1,9 @@
-//! The baseline from CI: the newest successful nightly run's artifact on the default branch.
+//! The baseline from CI: the artifact of the newest successful *scheduled* nightly run on the
+//! default branch that carries it (the caller names it with the testbed, so a run on another
+//! CPU model or backend is never picked; a run started by hand never counts).
 //!
-//! Found through the Actions API (repository → default branch → successful runs of the
-//! nightly workflow on it → that run's artifacts), downloaded as a zip and unpacked into a
+//! Found through the Actions API (repository → default branch → successful scheduled runs of
+//! the nightly workflow on it → that run's artifacts), downloaded as a zip and unpacked into a
 //! temporary folder beside the destination, then renamed into place, so the destination is
 //! either the old baseline or the complete new one, never half of each. Entries that could
 //! write outside the folder (absolute paths, `..`, links) are refused, and the archive is
@@ -26,8 +28,8 @@ const MAX_UNPACKED_BYTES: u64 = 1024 * 1024 * 1024;
 /// Most entries in one artifact.
 const MAX_ENTRIES: usize = 10_000;
 
-/// Downloads artifact `artifact_name` of the newest successful run of `workflow_file`
-/// (`perf-nightly.yml`) on the repository's default branch and unpacks it into `dest_dir`,
+/// Downloads artifact `artifact_name` of the newest successful scheduled run of
+/// `workflow_file` (`perf-nightly.yml`) on the repository's default branch that has it and unpacks it into `dest_dir`,
 /// replacing what was there. Returns the folder holding the `<suite>.json` summaries.
 pub async fn download_baseline_artifact(
     ctx: &GithubContext,
@@ -57,6 +59,7 @@ pub async fn download_baseline_artifact(
         crab.workflows(owner, name)
             .list_runs(workflow_file)
             .branch(branch)
+            .event("schedule")
             .status("success")
             .exclude_pull_requests(true)
             .per_page(MAX_RUNS)
@@ -67,7 +70,7 @@ pub async fn download_baseline_artifact(
     let runs: Vec<_> = runs
         .items
         .into_iter()
-        .filter(|r| r.conclusion.as_deref() == Some("success") && r.head_branch == branch)
+        .filter(|r| r.conclusion.as_deref() == Some("success") && r.head_branch == branch && r.event == "schedule")
         .collect();
 
     for run in &runs {

@@ -83,6 +83,8 @@ pub struct GithubContext {
     pub head_sha: Option<String>,
     /// `GITHUB_STEP_SUMMARY`: the job summary file to append Markdown to.
     pub step_summary: Option<PathBuf>,
+    /// `GITHUB_OUTPUT`: the step's outputs file (`name=value` lines).
+    pub step_output: Option<PathBuf>,
     /// `GITHUB_ACTIONS=true`.
     pub in_actions: bool,
     /// How API calls are retried; tests shorten it.
@@ -132,6 +134,7 @@ impl GithubContext {
             pr_number: facts.pr_number,
             head_sha: facts.head_sha,
             step_summary: get("GITHUB_STEP_SUMMARY").map(PathBuf::from),
+            step_output: get("GITHUB_OUTPUT").map(PathBuf::from),
             in_actions: get("GITHUB_ACTIONS").is_some_and(|v| v == "true"),
             retry: RetryPolicy::default(),
         })
@@ -140,6 +143,22 @@ impl GithubContext {
     /// Reads the context from this process's environment.
     pub fn from_process_env() -> Result<GithubContext, GithubError> {
         GithubContext::from_env(|k| std::env::var(k).ok())
+    }
+
+    /// Sets the step output `name` (one line, so `value` must hold no newline): appended to
+    /// `GITHUB_OUTPUT`. Does nothing outside Actions.
+    pub fn set_output(&self, name: &str, value: &str) -> Result<(), GithubError> {
+        let Some(path) = &self.step_output else { return Ok(()) };
+        if value.contains(['\n', '\r']) || name.contains(['=', '\n', '\r']) {
+            return Err(GithubError::InvalidEnv { name: "GITHUB_OUTPUT", reason: format!("output `{name}` must be one line") });
+        }
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| GithubError::io("cannot open", path, e))?;
+        writeln!(f, "{name}={value}").map_err(|e| GithubError::io("cannot write", path, e))
     }
 
     /// True when a token is available.

@@ -80,9 +80,9 @@ pub enum GithubError {
         message: String,
     },
 
-    /// No successful run of the workflow on the branch carries the artifact.
+    /// No successful scheduled run of the workflow on the branch carries the artifact.
     #[error(
-        "no successful run of {workflow} on branch {branch} has an unexpired artifact named {artifact} (looked at {runs_checked} runs)"
+        "no successful scheduled run of {workflow} on branch {branch} has an unexpired artifact named {artifact} (looked at {runs_checked} runs)"
     )]
     ArtifactNotFound {
         workflow: String,

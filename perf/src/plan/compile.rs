@@ -13,7 +13,7 @@ use super::compiled::{self as c, Compiled, Exec, Request, RequestId, Scenario, S
 use super::model::{Executor, RequestSpec, ScenarioSpec, SloSpec, StepSpec, SuiteKind, SuiteSpec, VariableSpec};
 use super::template::{self, BodyTemplate, Capture, Part, RawPart, Template};
 use super::vars::{Generator, VarTable};
-use super::{CompileOptions, LoadedPlan, PlanError, scale};
+use super::{CompileOptions, LoadedPlan, PlanError, identity, scale};
 
 /// Names the app's environment templates may use; each backend resolves them.
 pub const APP_ENV_NAMES: &[&str] = &["postgres.url", "redis.url", "app.listen", "app.port"];
@@ -58,7 +58,14 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
     }
     let selected = select(lp, opts, all)?;
     let selected = filter_tags(lp, &requests, opts, selected)?;
-    let suites = selected.into_iter().map(|s| scale::apply(s, opts)).collect();
+    let suites = selected
+        .into_iter()
+        .map(|s| {
+            let mut s = scale::apply(s, opts);
+            s.definition_hash = identity::suite_hash(lp, &requests, &s, opts);
+            s
+        })
+        .collect();
     Ok(Compiled {
         requests,
         suites,
@@ -85,6 +92,21 @@ fn check_app(lp: &LoadedPlan) -> Result<(), PlanError> {
     }
     if !app.health.starts_with('/') {
         return Err(lp.error("app.health", format!("{:?} must be a path starting with `/`", app.health)));
+    }
+    // The command may also name where cargo builds; the build step only that.
+    let command_names: Vec<&str> = APP_ENV_NAMES.iter().copied().chain(["cargo.target_dir"]).collect();
+    for (table, argv, allowed) in [("command", &app.local.command, command_names.as_slice()), ("build", &app.local.build, &["cargo.target_dir"][..])] {
+        for (i, arg) in argv.iter().enumerate() {
+            let field = format!("app.local.{table}[{i}]");
+            let parts = template::parse(arg).map_err(|e| lp.error(&field, e.message))?;
+            for part in parts {
+                if let RawPart::Var { name, .. } = part
+                    && !allowed.contains(&name.as_str())
+                {
+                    return Err(lp.error(&field, format!("unknown name `{name}` in the app's {table}: expected one of {}", allowed.join(", "))));
+                }
+            }
+        }
     }
     for (key, value) in &app.env {
         let field = format!("app.env.{key}");
@@ -366,6 +388,7 @@ fn suite(lp: &LoadedPlan, requests: &[Request], workflows: &[(String, Vec<Step>)
         slo,
         setup: steps(lp, &format!("suites.{name}.setup"), &spec.setup)?,
         special,
+        definition_hash: String::new(),
     })
 }
 

@@ -58,6 +58,9 @@ pub struct Suite {
     pub setup: Vec<Step>,
     /// What a special suite (spike, stress, soak, chaos) judges; `None` for `load`.
     pub special: Option<Special>,
+    /// SHA-256 of the suite's own definition as run (see `plan::identity`): a baseline is
+    /// comparable only while it is the same.
+    pub definition_hash: String,
 }
 
 /// The kind-specific part of a special suite. Times are from the suite's timeline start

@@ -6,6 +6,7 @@
 
 pub mod compiled;
 mod compile;
+mod identity;
 pub mod model;
 mod scale;
 pub(crate) mod template;

@@ -255,6 +255,49 @@ fn app_environment_names_are_checked() {
 }
 
 #[test]
+fn app_command_templates_are_checked() {
+    let ok = MINIMAL.replace("command = [\"app\"]", "command = [\"{{cargo.target_dir}}/debug/app\", \"--port={{app.port}}\"]\nbuild = [\"cargo\", \"build\", \"--target-dir={{cargo.target_dir}}\"]");
+    assert!(load(&ok).unwrap().compile(&CompileOptions::default()).is_ok());
+    let bad = MINIMAL.replace("command = [\"app\"]", "command = [\"app\", \"{{cargo.target}}\"]");
+    let e = compile_err(&bad, &CompileOptions::default());
+    assert_eq!(e.field, "app.local.command[1]");
+    assert!(e.message.contains("cargo.target_dir"), "{e}");
+    let bad = MINIMAL.replace("command = [\"app\"]", "command = [\"app\"]\nbuild = [\"make\", \"{{app.port}}\"]");
+    let e = compile_err(&bad, &CompileOptions::default());
+    assert_eq!(e.field, "app.local.build[1]");
+}
+
+/// The hash that decides whether a baseline still describes a suite: its own table, the
+/// requests and workflows it uses, defaults and compare rules, and the command line's
+/// reshaping; not the rest of the file, not comments.
+#[test]
+fn a_suites_hash_covers_its_own_definition_only() {
+    let hash = |text: &str, opts: &CompileOptions| load(text).unwrap().compile(opts).unwrap().suites[0].definition_hash.clone();
+    let plain = CompileOptions::default();
+    let base = hash(MINIMAL, &plain);
+    assert_eq!(base.len(), 64);
+    let another_suite = format!("{MINIMAL}\n[suites.other.scenarios.x]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"5s\"\nrequest = \"list\"\n");
+    let only_smoke = CompileOptions { suites: vec!["smoke".into()], ..Default::default() };
+    assert_eq!(hash(&another_suite, &only_smoke), base, "a suite added elsewhere changes nothing");
+    assert_eq!(hash(&MINIMAL.replace("[variables]", "# a comment\n[variables]"), &plain), base, "comments are not data");
+    assert_eq!(hash(&MINIMAL.replace("[requests.list]", "[requests.unused]\npath = \"/u\"\n\n[requests.list]"), &plain), base, "an unused request");
+    let changed = [
+        MINIMAL.replace("path = \"/items\"", "path = \"/items?all=1\""),
+        MINIMAL.replace("think = [\"1s\", \"2s\"]", "think = [\"1s\", \"3s\"]"),
+        MINIMAL.replace("pid = { int = [1, 5] }", "pid = { int = [1, 50] }"),
+        MINIMAL.replace("rate = 10", "rate = 11"),
+        format!("{MINIMAL}\n[compare]\nthreshold = 0.3\n"),
+        format!("{MINIMAL}\n[defaults]\ntimeout = \"1s\"\n"),
+    ];
+    for text in &changed {
+        assert_ne!(hash(text, &plain), base, "{text}");
+    }
+    assert_ne!(hash(MINIMAL, &CompileOptions { quick: true, ..Default::default() }), base);
+    assert_ne!(hash(MINIMAL, &CompileOptions { duration: Some(Duration::from_secs(30)), ..Default::default() }), base);
+    assert_ne!(hash(MINIMAL, &CompileOptions { users: Some(2), ..Default::default() }), base);
+}
+
+#[test]
 fn unreadable_file_names_the_file() {
     let e = super::load(Path::new("/nonexistent/perf.toml")).unwrap_err();
     assert_eq!(e.line, 0);

@@ -147,6 +147,9 @@ fn strong_if(s: &str, strong: bool) -> String {
 pub(super) fn environment(report: &Report) -> Vec<(String, String)> {
     let f = &report.facts;
     let mut rows = vec![("Backend".to_string(), f.backend.clone())];
+    if let Some(t) = &f.testbed {
+        rows.push(("Testbed".into(), t.clone()));
+    }
     let model = f.host.cpu_model.as_deref().unwrap_or("unknown model");
     rows.push(("Host".into(), format!("{} cpus, {model}, {}", f.host.cpus, f.host.os)));
     rows.push(("Perf gate".into(), f.tool_version.clone()));

@@ -45,6 +45,8 @@ pub struct Report {
 pub struct RunFacts {
     /// `local`, `docker` or `external`.
     pub backend: String,
+    /// The testbed's key, when the summaries name one.
+    pub testbed: Option<String>,
     pub tool_version: String,
     pub git_sha: Option<String>,
     pub git_branch: Option<String>,
@@ -64,6 +66,7 @@ impl RunFacts {
     pub fn from_summary(s: &Summary) -> Self {
         RunFacts {
             backend: s.run.backend.clone(),
+            testbed: s.run.testbed.as_ref().map(|t| t.key.clone()),
             tool_version: s.run.tool_version.clone(),
             git_sha: s.run.git.sha.clone(),
             git_branch: s.run.git.branch.clone(),
@@ -101,6 +104,15 @@ pub enum BaselineSource {
     Artifact { name: String },
     /// A/B rounds against a git ref built in the same job.
     AbRef { git_ref: String, rounds: u32 },
+    /// Baselines exist, but none of this run's testbed and suite definition: no comparison.
+    NotComparable {
+        /// Why the closest baseline does not do.
+        why: String,
+        /// This run's testbed key.
+        testbed: String,
+        /// Testbeds that have a baseline of this suite.
+        available: Vec<String>,
+    },
 }
 
 impl fmt::Display for BaselineSource {
@@ -110,6 +122,7 @@ impl fmt::Display for BaselineSource {
             BaselineSource::Committed { path } => write!(f, "committed baseline {path}"),
             BaselineSource::Artifact { name } => write!(f, "artifact {name}"),
             BaselineSource::AbRef { git_ref, rounds } => write!(f, "A/B against {git_ref} ({rounds} rounds each)"),
+            BaselineSource::NotComparable { testbed, .. } => write!(f, "not comparable: no baseline of testbed {testbed}"),
         }
     }
 }
@@ -153,15 +166,56 @@ impl Outcome {
 pub struct Regression {
     pub suite: String,
     pub endpoint: String,
-    /// `p95 +34.2%`, one per regressed metric.
-    pub metrics: Vec<String>,
+    /// The regressed metric that moved most, `p50 +202.0%`.
+    pub biggest: String,
+    /// The endpoint's other regressed metrics, `p95 +54.1%`.
+    pub others: Vec<String>,
+    /// The size of the move, in multiples of the metric's threshold (regressions are listed
+    /// by it, largest first).
+    pub effect: f64,
+}
+
+/// Suites that were not compared because no baseline of this run's testbed and suite
+/// definition exists; grouped when the reason is the same.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotCompared {
+    pub suites: Vec<String>,
+    /// Why the closest baseline does not do.
+    pub why: String,
+    /// This run's testbed.
+    pub testbed: String,
+    /// Testbeds that have a baseline of these suites.
+    pub available: Vec<String>,
+}
+
+/// Many endpoints of one suite slower at once: the service as a whole, not one route.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MovedTogether {
+    pub suite: String,
+    pub regressed: usize,
+    /// Endpoints compared (present in both runs).
+    pub compared: usize,
+}
+
+impl MovedTogether {
+    /// At least three endpoints, and at least two thirds of those compared.
+    fn of(c: &SuiteComparison) -> Option<MovedTogether> {
+        let regressed = c.endpoints.iter().filter(|e| e.verdict == Verdict::Regressed).count();
+        let compared = c.endpoints.iter().filter(|e| e.base_requests.is_some() && e.head_requests.is_some()).count();
+        (regressed >= 3 && regressed * 3 >= compared * 2).then(|| MovedTogether { suite: c.suite.clone(), regressed, compared })
+    }
 }
 
 /// What the report leads with.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Headline {
     pub outcome: Outcome,
+    /// Largest effect first, across suites (then by suite and endpoint).
     pub regressions: Vec<Regression>,
+    pub together: Vec<MovedTogether>,
+    pub not_compared: Vec<NotCompared>,
+    /// Suites compared with a baseline (or A/B).
+    pub compared: usize,
     pub slo_failures: usize,
     pub slo_total: usize,
     pub failed_checks: usize,
@@ -173,6 +227,9 @@ pub struct Headline {
 impl Headline {
     pub fn of(report: &Report) -> Headline {
         let mut regressions = Vec::new();
+        let mut together = Vec::new();
+        let mut not_compared: Vec<NotCompared> = Vec::new();
+        let mut compared = 0;
         let mut unconfirmed = Vec::new();
         let mut invalid_reasons = report.invalid_reasons.clone();
         let (mut slo_failures, mut slo_total, mut failed_checks) = (0, 0, 0);
@@ -186,21 +243,45 @@ impl Headline {
             slo_total += s.summary.slo.len();
             slo_failures += s.summary.slo.iter().filter(|x| !x.passed).count();
             failed_checks += s.summary.checks.iter().filter(|c| !c.passed).count();
+            if let BaselineSource::NotComparable { why, testbed, available } = &s.baseline {
+                match not_compared.iter_mut().find(|n| &n.why == why && &n.available == available) {
+                    Some(n) => n.suites.push(s.summary.suite.clone()),
+                    None => not_compared.push(NotCompared {
+                        suites: vec![s.summary.suite.clone()],
+                        why: why.clone(),
+                        testbed: testbed.clone(),
+                        available: available.clone(),
+                    }),
+                }
+            }
+            if s.comparison.as_ref().is_some_and(|c| c.mode != crate::compare::CompareMode::NoBaseline) {
+                compared += 1;
+            }
             if let Confirmation::NotConfirmed { first_run } = &s.confirmation {
                 unconfirmed.extend(first_run.iter().map(|e| format!("{}/{e}", s.summary.suite)));
                 continue;
             }
             let Some(c) = &s.comparison else { continue };
-            for e in c.endpoints.iter().filter(|e| e.verdict == Verdict::Regressed) {
-                let metrics = e
-                    .metrics
-                    .iter()
-                    .filter(|m| m.verdict == Verdict::Regressed)
-                    .map(|m| format!("{} {}", m.metric, format::delta_short(m)))
-                    .collect();
-                regressions.push(Regression { suite: c.suite.clone(), endpoint: e.name.clone(), metrics });
+            together.extend(MovedTogether::of(c));
+            for e in c.regressions_by_effect() {
+                let biggest = e.biggest_regression();
+                let said = |m: &crate::compare::MetricComparison| format!("{} {}", m.metric, format::delta_short(m));
+                regressions.push(Regression {
+                    suite: c.suite.clone(),
+                    endpoint: e.name.clone(),
+                    biggest: biggest.map(said).unwrap_or_default(),
+                    others: e
+                        .metrics
+                        .iter()
+                        .filter(|m| m.verdict == Verdict::Regressed && Some(*m) != biggest)
+                        .map(said)
+                        .collect(),
+                    effect: e.effect(),
+                });
             }
         }
+        // Stable: within one effect, suites keep their run order and endpoints their name order.
+        regressions.sort_by(|a, b| b.effect.total_cmp(&a.effect));
         let outcome = if !invalid_reasons.is_empty() {
             Outcome::Invalid
         } else if !regressions.is_empty() {
@@ -210,7 +291,18 @@ impl Headline {
         } else {
             Outcome::Pass
         };
-        Headline { outcome, regressions, slo_failures, slo_total, failed_checks, invalid_reasons, unconfirmed }
+        Headline {
+            outcome,
+            regressions,
+            together,
+            not_compared,
+            compared,
+            slo_failures,
+            slo_total,
+            failed_checks,
+            invalid_reasons,
+            unconfirmed,
+        }
     }
 
     /// The verdict in plain words: `pass`, `regression`, `SLO breach`, `regression and SLO
@@ -236,12 +328,33 @@ impl Headline {
             let names: Vec<String> = self
                 .regressions
                 .iter()
-                .map(|r| format!("{}/{} ({})", r.suite, r.endpoint, r.metrics.join(", ")))
+                .map(|r| match r.others.len() {
+                    0 => format!("{}/{} ({})", r.suite, r.endpoint, r.biggest),
+                    n => format!("{}/{} ({}; {n} more metric{})", r.suite, r.endpoint, r.biggest, plural(n)),
+                })
                 .collect();
             let n = self.regressions.len();
-            out.push(format!("Regression in {n} endpoint{}: {}.", plural(n), names.join("; ")));
-        } else {
+            let order = if n > 1 { ", largest first" } else { "" };
+            out.push(format!("Regression in {n} endpoint{}{order}: {}.", plural(n), names.join("; ")));
+            for t in &self.together {
+                out.push(format!(
+                    "{} of {} endpoints of {} slower together: the whole service, not one route.",
+                    t.regressed, t.compared, t.suite
+                ));
+            }
+        } else if self.compared > 0 {
             out.push("No regression.".to_string());
+        } else {
+            out.push("Nothing was compared with a baseline.".to_string());
+        }
+        for n in &self.not_compared {
+            let available = if n.available.is_empty() { "none".to_string() } else { n.available.join(", ") };
+            out.push(format!(
+                "Not comparable, so no verdict on regressions for {}: {}. Testbeds with a baseline: {available}. To compare here, record a baseline on this testbed ({}) with --update-baseline, or compare with the base branch on this machine with --against origin/main.",
+                n.suites.join(", "),
+                n.why,
+                n.testbed
+            ));
         }
         if !self.unconfirmed.is_empty() {
             out.push(format!("Not confirmed by a re-run, so not counted: {}.", self.unconfirmed.join(", ")));

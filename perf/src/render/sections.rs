@@ -58,7 +58,10 @@ pub(super) fn main_table(s: &SuiteReport, compact: bool) -> Table {
 
 fn comparison_table(c: &SuiteComparison, compact: bool) -> Table {
     let mut t = Table::new(&[("Endpoint", L), ("Metric", L), ("Baseline", R), ("Current", R), ("Delta", R), ("Verdict", L)]);
-    let shown: Vec<&EndpointComparison> = c.endpoints.iter().filter(|e| !compact || e.verdict >= Verdict::Noisy).collect();
+    // What moved most first: the regressions by effect size, then the rest by name.
+    let regressed = c.regressions_by_effect();
+    let rest = c.endpoints.iter().filter(|e| e.verdict != Verdict::Regressed && (!compact || e.verdict >= Verdict::Noisy));
+    let shown: Vec<&EndpointComparison> = regressed.into_iter().chain(rest).collect();
     for e in &shown {
         for (i, m) in e.metrics.iter().enumerate() {
             t.row(vec![

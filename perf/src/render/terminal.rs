@@ -104,6 +104,12 @@ fn rows<'a>(
         names.extend(c.endpoints.iter().map(|e| e.name.as_str()).filter(|n| !summary.endpoints.contains_key(*n)));
     }
     names.sort_unstable();
+    // What moved most first: the regressions by effect size, then the rest by name.
+    if let Some(c) = cmp {
+        let regressed: Vec<&str> = c.regressions_by_effect().into_iter().map(|e| e.name.as_str()).collect();
+        names.retain(|n| !regressed.contains(n));
+        names.splice(0..0, regressed);
+    }
     names.into_iter().map(|n| (n, summary.endpoints.get(n), cmp.and_then(|c| c.endpoint(n)))).collect()
 }
 

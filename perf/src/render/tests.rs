@@ -46,7 +46,9 @@ fn passing() -> Report {
 fn markdown_holds_the_headline_and_the_table_rows() {
     let md = markdown(&regressed(), &MarkdownOptions::default());
     assert!(md.starts_with("## Performance gate: regression\n"), "{md}");
-    assert!(md.contains("**Verdict: regression.** Regression in 1 endpoint: baseline/get (p50 +"), "{md}");
+    // The endpoint's biggest metric is named (here p99), the others counted.
+    assert!(md.contains("**Verdict: regression.** Regression in 1 endpoint: baseline/get (p99 +"), "{md}");
+    assert!(md.contains("; 2 more metrics)."), "{md}");
     let p50_row = md.lines().find(|l| l.starts_with("| get | p50 |")).expect("p50 row of get");
     assert!(p50_row.ends_with("| **regressed** |"), "{p50_row}");
     assert!(p50_row.contains(" ms | +"), "{p50_row}");
@@ -276,3 +278,78 @@ fn ab_reports_name_the_ref_and_rounds() {
     assert_eq!(exit_code(&r), 0);
 }
 
+
+/// Seven of nine endpoints slower, by different amounts: the headline lists them largest
+/// first, each with its biggest metric, says they moved together, and the tables lead with
+/// them.
+#[test]
+fn what_moved_most_comes_first_and_a_whole_service_move_is_named() {
+    let g = |median, seed| Gen::new(100, 60, median, seed);
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    // Slowdown per endpoint: b the most, then f, then the others; h and i unchanged.
+    let factor = [1.5, 3.0, 1.5, 1.5, 1.5, 2.2, 1.5, 1.0, 1.0];
+    let base = summary("baseline", 60, names.iter().enumerate().map(|(i, n)| (*n, endpoint(&g(10.0, i as u64)))).collect());
+    let head = summary(
+        "baseline",
+        60,
+        names.iter().enumerate().map(|(i, n)| (*n, endpoint(&g(10.0 * factor[i], 100 + i as u64)))).collect(),
+    );
+    let r = report(vec![suite_report(Some(base), head, committed())]);
+    let h = Headline::of(&r);
+    let order: Vec<&str> = h.regressions.iter().map(|r| r.endpoint.as_str()).collect();
+    assert_eq!(order.len(), 7, "{order:?}");
+    assert_eq!(&order[..2], ["b", "f"], "largest first: {order:?}");
+    assert!(h.regressions.windows(2).all(|w| w[0].effect >= w[1].effect));
+    let text = h.sentences().join(" ");
+    assert!(text.contains("Regression in 7 endpoints, largest first: baseline/b (p"), "{text}");
+    assert!(text.contains("7 of 9 endpoints of baseline slower together: the whole service, not one route."), "{text}");
+
+    let plain = terminal(&r, TerminalOptions::default());
+    let first_rows: Vec<&str> = plain.lines().filter(|l| l.starts_with('│') && !l.contains("Endpoint")).take(2).collect();
+    assert!(first_rows[0].contains(" b ") && first_rows[1].contains(" f "), "{plain}");
+    let md = markdown(&r, &MarkdownOptions::default());
+    let b = md.find("| b | p50 |").expect("b's row");
+    let a = md.find("| a | p50 |").expect("a's row");
+    assert!(b < a, "b moved most, so it comes before a");
+}
+
+/// One slow route out of nine: no "whole service" sentence.
+#[test]
+fn one_slow_route_is_not_a_whole_service_move() {
+    let g = |median, seed| Gen::new(100, 60, median, seed);
+    let names = ["a", "b", "c", "d"];
+    let base = summary("baseline", 60, names.iter().enumerate().map(|(i, n)| (*n, endpoint(&g(10.0, i as u64)))).collect());
+    let head = summary(
+        "baseline",
+        60,
+        names.iter().enumerate().map(|(i, n)| (*n, endpoint(&g(if i == 2 { 20.0 } else { 10.0 }, 100 + i as u64)))).collect(),
+    );
+    let h = Headline::of(&report(vec![suite_report(Some(base), head, committed())]));
+    assert_eq!(h.regressions.len(), 1);
+    assert!(h.together.is_empty());
+    assert!(!h.sentences().join(" ").contains("together"));
+}
+
+/// No baseline of this testbed: no verdict on regressions, exit 0, and the report says which
+/// testbeds have one and the two ways forward.
+#[test]
+fn a_suite_without_a_comparable_baseline_passes_and_says_why() {
+    let head = one("baseline", "get", &Gen::new(50, 30, 8.0, 2));
+    let source = BaselineSource::NotComparable {
+        why: "the baseline was recorded on testbed local-2cpu-epyc-24g, this run is on docker-2cpu-epyc-24g".into(),
+        testbed: "docker-2cpu-epyc-24g".into(),
+        available: vec!["local-2cpu-epyc-24g".into()],
+    };
+    let r = report(vec![SuiteReport { summary: head, comparison: None, baseline: source, baseline_summary: None, confirmation: Confirmation::NotRun }]);
+    assert_eq!(exit_code(&r), 0);
+    let h = Headline::of(&r);
+    let text = h.sentences().join(" ");
+    assert!(text.contains("Nothing was compared with a baseline."), "{text}");
+    assert!(text.contains("Not comparable, so no verdict on regressions for baseline"), "{text}");
+    assert!(text.contains("Testbeds with a baseline: local-2cpu-epyc-24g."), "{text}");
+    assert!(text.contains("--update-baseline") && text.contains("--against origin/main"), "{text}");
+    let md = markdown(&r, &MarkdownOptions::default());
+    assert!(md.contains("not comparable: no baseline of testbed docker-2cpu-epyc-24g"), "{md}");
+    let html = html(&r);
+    assert!(html.contains("Not comparable, so no verdict"), "the HTML headline says it too");
+}

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::compare::compare_ab;
-use crate::env::{BackendChoice, Environment, StartOptions};
+use crate::env::{BackendChoice, BackendKind, Environment, StartOptions};
 use crate::render::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
 use crate::summary::{self, RunContext, Summary};
 
@@ -45,7 +45,7 @@ pub fn resolve(opts: &GateOptions, prepared: &Prepared, git_ref: &str, rounds: u
     if rounds == 0 {
         return Err(GateError::Input("--rounds: at least 1 round per side".into()));
     }
-    if !matches!(opts.backend, BackendChoice::Local | BackendChoice::Auto) {
+    if !matches!(opts.backend, BackendChoice::Local | BackendChoice::Auto) || prepared.backend == BackendKind::External {
         return Err(GateError::Input(
             "--against builds the app at another commit from source: it needs --backend local".into(),
         ));
@@ -79,19 +79,23 @@ fn worktree(target: &AbTarget) -> Result<PathBuf, GateError> {
 /// Runs every suite `rounds` times on each side, alternating, and compares the sides.
 pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> Result<GateRun, GateError> {
     let tree = worktree(target)?;
-    let base_dir = if target.plan_subdir.as_os_str().is_empty() { tree } else { tree.join(&target.plan_subdir) };
+    let base_dir = if target.plan_subdir.as_os_str().is_empty() { tree.clone() } else { tree.join(&target.plan_subdir) };
     eprintln!(
         "A/B: base is {} ({}) in {}; its app is built there (the first time takes minutes)",
         target.git_ref,
         &target.sha[..target.sha.len().min(12)],
         base_dir.display()
     );
-    let start = |plan_dir: PathBuf, logs: &str| StartOptions {
+    // The base builds into a target folder of its own: with CARGO_TARGET_DIR set, both sides
+    // would otherwise build (and start) the same binary path.
+    let base_target = vec![("CARGO_TARGET_DIR".to_string(), tree.join("target").display().to_string())];
+    let start = |plan_dir: PathBuf, logs: &str, build_env: Vec<(String, String)>| StartOptions {
         plan_dir,
         logs_dir: opts.out_dir.join("logs").join(logs),
         app_url: None,
         cancel: opts.cancel.clone(),
         fault_proxies: false,
+        build_env,
     };
     let env_err = |side: &str, e: crate::env::EnvError| {
         if opts.cancel.is_cancelled() {
@@ -100,18 +104,23 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> 
             GateError::Environment(format!("the {side} environment did not come up: {e}"))
         }
     };
-    let mut base_env = Environment::start(BackendChoice::Local, &prepared.plan, &start(base_dir.clone(), "base"))
+    let mut base_env = Environment::start(BackendChoice::Local, &prepared.plan, &start(base_dir.clone(), "base", base_target))
         .await
         .map_err(|e| env_err("base", e))?;
-    let mut head_env = match Environment::start(BackendChoice::Local, &prepared.plan, &start(prepared.plan_dir.clone(), "head")).await {
+    let mut head_env = match Environment::start(BackendChoice::Local, &prepared.plan, &start(prepared.plan_dir.clone(), "head", Vec::new())).await {
         Ok(env) => env,
         Err(e) => {
             let _ = base_env.shutdown().await;
             return Err(env_err("head", e));
         }
     };
-    let base_ctx = run_context(opts, prepared, "local", &base_dir);
-    let head_ctx = run_context(opts, prepared, "local", &prepared.plan_dir);
+    // Both sides run as local processes whatever `auto` found: the testbed says so.
+    let local = prepared.testbed_for(BackendKind::Local);
+    let (mut base_ctx, mut head_ctx) = (run_context(opts, prepared, &base_dir), run_context(opts, prepared, &prepared.plan_dir));
+    for ctx in [&mut base_ctx, &mut head_ctx] {
+        ctx.backend = BackendKind::Local.as_str().to_string();
+        ctx.testbed = Some(local.clone());
+    }
     let result = rounds(opts, prepared, target, (&mut base_env, &base_ctx), (&mut head_env, &head_ctx)).await;
     let _ = head_env.shutdown().await;
     let _ = base_env.shutdown().await;

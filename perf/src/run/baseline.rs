@@ -1,45 +1,106 @@
-//! The stored baseline: summaries read and validated before any load is sent, and written
-//! atomically by `--update-baseline`.
+//! The stored baseline: summaries read and validated before any load is sent, picked by
+//! testbed, and written atomically by `--update-baseline`.
+//!
+//! A baseline folder holds one folder per testbed, `<root>/<testbed key>/<suite>.json`
+//! (`results/baseline/local-2cpu-epyc-24g/baseline.json`); a `<suite>.json` directly in the
+//! folder (a downloaded artifact, a folder made by hand) is used by its own testbed facts. A
+//! run is judged only against a baseline of its own testbed and of the same suite
+//! definition; otherwise the suite is "not comparable", which is never a failure.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::summary::{self, Summary};
+use crate::summary::{self, Summary, Testbed};
 
 use super::GateError;
 
-/// Baseline summaries by suite name, with the file each came from.
+/// What the stored baseline offers each suite of this run. A suite with no entry has no
+/// baseline anywhere.
 #[derive(Debug, Clone, Default)]
 pub struct Baselines {
-    pub by_suite: BTreeMap<String, (Summary, PathBuf)>,
+    pub by_suite: BTreeMap<String, Pick>,
+}
+
+/// The baseline picked for one suite.
+#[derive(Debug, Clone)]
+pub enum Pick {
+    /// A baseline to compare with. `across` says why it is not of this run's testbed or
+    /// suite definition when `--baseline-any-testbed` forced it; `None` when it matches.
+    Found { summary: Summary, path: PathBuf, across: Option<String> },
+    /// Baselines exist, none comparable: no verdict for this suite.
+    NotComparable {
+        /// Why the closest one does not do.
+        why: String,
+        /// The testbeds that do have a baseline of this suite (keys; `unknown` for
+        /// summaries written before testbeds).
+        testbeds: Vec<String>,
+    },
 }
 
 impl Baselines {
-    pub fn get(&self, suite: &str) -> Option<&(Summary, PathBuf)> {
+    /// The baseline to compare `suite` with, if there is a comparable (or forced) one.
+    pub fn get(&self, suite: &str) -> Option<(&Summary, &PathBuf)> {
+        match self.by_suite.get(suite) {
+            Some(Pick::Found { summary, path, .. }) => Some((summary, path)),
+            _ => None,
+        }
+    }
+
+    pub fn pick(&self, suite: &str) -> Option<&Pick> {
         self.by_suite.get(suite)
     }
 }
 
-/// Reads the baseline of each suite in `suites` from `path`:
-/// - a folder: `<path>/<suite>.json` for each suite; a missing file is "no baseline";
-/// - a file: one summary, which must belong to one of `suites`;
+/// What the baseline must match: this run's testbed and each suite's definition hash.
+#[derive(Debug, Clone, Copy)]
+pub struct Want<'a> {
+    pub testbed: &'a Testbed,
+    /// `(suite, definition hash)` for each suite of the run.
+    pub suites: &'a [(String, String)],
+    /// `--baseline-any-testbed`: compare with the closest baseline even when it does not
+    /// match, and say so.
+    pub any_testbed: bool,
+}
+
+/// Reads the baseline of each suite of `want` from `path`:
+/// - a folder: `<path>/<testbed>/<suite>.json` for this run's testbed, else
+///   `<path>/<suite>.json`, else (not comparable, or forced) another testbed's;
+/// - a file: one summary, which must belong to one of the suites;
 /// - nothing at `path`: no baseline at all (not an error).
 ///
-/// A file that exists but is unreadable, malformed, from a newer format or about another
-/// suite is an error naming the file (and the line, column and field where there is one).
-pub fn load(path: &Path, suites: &[String]) -> Result<Baselines, GateError> {
+/// Every candidate file is read and validated, whichever is picked: a file that exists but is
+/// unreadable, malformed, from a newer format or about another suite is an error naming the
+/// file (and the line, column and field where there is one).
+pub fn load(path: &Path, want: Want<'_>) -> Result<Baselines, GateError> {
     let mut out = Baselines::default();
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
         Err(e) => return Err(GateError::Input(format!("baseline {}: {e}", path.display()))),
     };
-    if meta.is_dir() {
-        for suite in suites {
-            let file = path.join(format!("{suite}.json"));
-            if !file.exists() {
-                continue;
-            }
+    if !meta.is_dir() {
+        let s = read_one(path)?;
+        let Some((_, hash)) = want.suites.iter().find(|(n, _)| *n == s.suite) else {
+            let names: Vec<&str> = want.suites.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(GateError::Input(format!(
+                "{}: field `suite`: baseline for suite `{}`, which this run does not run (it runs {})",
+                path.display(),
+                s.suite,
+                names.join(", ")
+            )));
+        };
+        let suite = s.suite.clone();
+        out.by_suite.insert(suite, choose(vec![(s, path.to_path_buf())], hash, want));
+        return Ok(out);
+    }
+    let testbed_dirs = subfolders(path)?;
+    for (suite, hash) in want.suites {
+        let file_name = format!("{suite}.json");
+        // This testbed's folder first, then the folder itself, then the other testbeds'.
+        let mut files = vec![path.join(&want.testbed.key).join(&file_name), path.join(&file_name)];
+        files.extend(testbed_dirs.iter().filter(|d| **d != want.testbed.key).map(|d| path.join(d).join(&file_name)));
+        let mut candidates = Vec::new();
+        for file in files.into_iter().filter(|f| f.is_file()) {
             let s = read_one(&file)?;
             if &s.suite != suite {
                 return Err(GateError::Input(format!(
@@ -48,20 +109,73 @@ pub fn load(path: &Path, suites: &[String]) -> Result<Baselines, GateError> {
                     s.suite
                 )));
             }
-            out.by_suite.insert(suite.clone(), (s, file));
+            candidates.push((s, file));
         }
-    } else {
-        let s = read_one(path)?;
-        if !suites.contains(&s.suite) {
-            return Err(GateError::Input(format!(
-                "{}: field `suite`: baseline for suite `{}`, which this run does not run (it runs {})",
-                path.display(),
-                s.suite,
-                suites.join(", ")
-            )));
+        if !candidates.is_empty() {
+            out.by_suite.insert(suite.clone(), choose(candidates, hash, want));
         }
-        out.by_suite.insert(s.suite.clone(), (s, path.to_path_buf()));
     }
+    Ok(out)
+}
+
+/// Why `base` cannot be compared with a run of suite definition `hash` on `testbed`.
+pub fn mismatch(base: &Summary, testbed: &Testbed, hash: &str) -> Option<String> {
+    let Some(recorded) = &base.run.testbed else {
+        return Some("the baseline was recorded before testbeds existed (it names none); record it again".into());
+    };
+    if let Some(why) = testbed.mismatch(recorded) {
+        return Some(why);
+    }
+    match base.run.suite_hash.as_deref() {
+        Some(h) if h == hash => None,
+        _ => Some(
+            "the suite's definition changed since the baseline was recorded (its scenarios, requests, [defaults] or [compare], or --duration/--users/--tags)".into(),
+        ),
+    }
+}
+
+/// The first matching candidate (they come in order of preference); else, forced, the
+/// closest one (same length, then same backend); else not comparable.
+fn choose(candidates: Vec<(Summary, PathBuf)>, hash: &str, want: Want<'_>) -> Pick {
+    let testbeds = {
+        let mut keys: Vec<String> = candidates
+            .iter()
+            .map(|(s, _)| s.run.testbed.as_ref().map_or_else(|| "unknown".to_string(), |t| t.key.clone()))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    };
+    let reasons: Vec<Option<String>> = candidates.iter().map(|(s, _)| mismatch(s, want.testbed, hash)).collect();
+    if let Some(i) = reasons.iter().position(Option::is_none) {
+        let (summary, path) = candidates.into_iter().nth(i).expect("index from the same list");
+        return Pick::Found { summary, path, across: None };
+    }
+    let closeness = |s: &Summary| {
+        let t = s.run.testbed.as_ref();
+        (
+            t.is_some_and(|t| t.quick == want.testbed.quick),
+            t.is_some_and(|t| t.backend == want.testbed.backend),
+        )
+    };
+    let best = (0..candidates.len()).rev().max_by_key(|i| closeness(&candidates[*i].0)).unwrap_or(0);
+    let why = reasons[best].clone().unwrap_or_default();
+    if want.any_testbed {
+        let (summary, path) = candidates.into_iter().nth(best).expect("index from the same list");
+        return Pick::Found { summary, path, across: Some(why) };
+    }
+    Pick::NotComparable { why, testbeds }
+}
+
+/// Names of the folders directly in `dir`, sorted.
+fn subfolders(dir: &Path) -> Result<Vec<String>, GateError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| GateError::Input(format!("baseline {}: {e}", dir.display())))?;
+    let mut out: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    out.sort();
     Ok(out)
 }
 
@@ -69,17 +183,18 @@ fn read_one(file: &Path) -> Result<Summary, GateError> {
     summary::read(file).map_err(|e| GateError::Input(format!("baseline {e}")))
 }
 
-/// The folder `--update-baseline` writes to for a `--baseline` path: the path itself when it
-/// is a folder, the file's folder when it is a file; a path that does not exist yet is a
-/// folder unless it names a `.json` file.
-pub fn folder_for(path: &Path) -> PathBuf {
+/// The folder `--update-baseline` writes to for the baseline path `path` (a folder such as
+/// the default `results/baseline/`, or a file): `<path>/<testbed>/` for a folder, the file's
+/// own folder for a file. A path that does not exist yet is a folder unless it names a
+/// `.json` file.
+pub fn update_folder(path: &Path, testbed: &str) -> PathBuf {
     let is_file = match std::fs::metadata(path) {
         Ok(m) => !m.is_dir(),
         Err(_) => path.extension().is_some_and(|e| e == "json"),
     };
     match path.parent() {
         Some(parent) if is_file => parent.to_path_buf(),
-        _ => path.to_path_buf(),
+        _ => path.join(testbed),
     }
 }
 
@@ -104,18 +219,102 @@ pub fn update(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf>, GateErr
 
 #[cfg(test)]
 mod tests {
-    use super::folder_for;
+    use super::*;
+    use crate::compare::testkit;
 
     #[test]
-    fn update_writes_beside_a_file_or_into_a_folder() {
+    fn update_writes_beside_a_file_or_into_the_testbeds_folder() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("baseline.json");
         std::fs::write(&file, "{}").unwrap();
-        assert_eq!(folder_for(&file), dir.path());
-        assert_eq!(folder_for(dir.path()), dir.path());
+        let tb = "local-2cpu-epyc-24g";
+        assert_eq!(update_folder(&file, tb), dir.path());
+        assert_eq!(update_folder(dir.path(), tb), dir.path().join(tb));
         // Not there yet: a folder, unless it names a JSON file.
-        assert_eq!(folder_for(&dir.path().join("new")), dir.path().join("new"));
-        assert_eq!(folder_for(&dir.path().join("new.v2")), dir.path().join("new.v2"));
-        assert_eq!(folder_for(&dir.path().join("next.json")), dir.path());
+        assert_eq!(update_folder(&dir.path().join("new"), tb), dir.path().join("new").join(tb));
+        assert_eq!(update_folder(&dir.path().join("new.v2"), tb), dir.path().join("new.v2").join(tb));
+        assert_eq!(update_folder(&dir.path().join("next.json"), tb), dir.path());
+    }
+
+    fn stored(testbed: &Testbed, hash: &str) -> Summary {
+        let mut s = testkit::summary("baseline", 30, Vec::new());
+        s.run.testbed = Some(testbed.clone());
+        s.run.suite_hash = Some(hash.to_string());
+        s
+    }
+
+    fn write(path: &Path, s: &Summary) {
+        summary::write_atomic(path, s).unwrap();
+    }
+
+    fn testbed(backend: &str) -> Testbed {
+        Testbed::new(backend, 2, Some("AMD EPYC".into()), 24, None, false, Some(500.0))
+    }
+
+    #[test]
+    fn the_baseline_of_this_testbed_is_picked_and_another_is_never_judged_against() {
+        let dir = tempfile::tempdir().unwrap();
+        let (local, docker) = (testbed("local"), testbed("docker"));
+        let suites = vec![("baseline".to_string(), "h1".to_string())];
+        std::fs::create_dir_all(dir.path().join(&local.key)).unwrap();
+        write(&dir.path().join(&local.key).join("baseline.json"), &stored(&local, "h1"));
+
+        // Same testbed, same definition: found.
+        let got = load(dir.path(), Want { testbed: &local, suites: &suites, any_testbed: false }).unwrap();
+        let Some(Pick::Found { path, across: None, .. }) = got.pick("baseline") else { panic!("{got:?}") };
+        assert!(path.starts_with(dir.path().join(&local.key)));
+
+        // Docker run, only a local baseline: not comparable, and the report can say which exist.
+        let got = load(dir.path(), Want { testbed: &docker, suites: &suites, any_testbed: false }).unwrap();
+        let Some(Pick::NotComparable { why, testbeds }) = got.pick("baseline") else { panic!("{got:?}") };
+        assert!(why.contains(&local.key) && why.contains(&docker.key), "{why}");
+        assert_eq!(testbeds, &vec![local.key.clone()]);
+        assert!(got.get("baseline").is_none());
+
+        // Forced: compared, and marked.
+        let got = load(dir.path(), Want { testbed: &docker, suites: &suites, any_testbed: true }).unwrap();
+        let Some(Pick::Found { across: Some(why), .. }) = got.pick("baseline") else { panic!("{got:?}") };
+        assert!(why.contains(&local.key), "{why}");
+
+        // The suite's definition changed: not comparable either.
+        let changed = vec![("baseline".to_string(), "h2".to_string())];
+        let got = load(dir.path(), Want { testbed: &local, suites: &changed, any_testbed: false }).unwrap();
+        let Some(Pick::NotComparable { why, .. }) = got.pick("baseline") else { panic!("{got:?}") };
+        assert!(why.contains("definition changed"), "{why}");
+
+        // No baseline of that suite anywhere: no entry at all.
+        let other = vec![("concurrent".to_string(), "h1".to_string())];
+        assert!(load(dir.path(), Want { testbed: &local, suites: &other, any_testbed: false }).unwrap().pick("concurrent").is_none());
+    }
+
+    #[test]
+    fn a_flat_file_is_judged_by_the_testbed_inside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = testbed("local");
+        let suites = vec![("baseline".to_string(), "h1".to_string())];
+        write(&dir.path().join("baseline.json"), &stored(&local, "h1"));
+        let got = load(dir.path(), Want { testbed: &local, suites: &suites, any_testbed: false }).unwrap();
+        assert!(matches!(got.pick("baseline"), Some(Pick::Found { across: None, .. })), "{got:?}");
+        let file = load(&dir.path().join("baseline.json"), Want { testbed: &testbed("docker"), suites: &suites, any_testbed: false }).unwrap();
+        assert!(matches!(file.pick("baseline"), Some(Pick::NotComparable { .. })), "{file:?}");
+        // A summary from before testbeds is never compared unless forced.
+        let mut old = stored(&local, "h1");
+        old.run.testbed = None;
+        write(&dir.path().join("baseline.json"), &old);
+        let got = load(dir.path(), Want { testbed: &local, suites: &suites, any_testbed: false }).unwrap();
+        let Some(Pick::NotComparable { why, testbeds }) = got.pick("baseline") else { panic!("{got:?}") };
+        assert!(why.contains("before testbeds"), "{why}");
+        assert_eq!(testbeds, &vec!["unknown".to_string()]);
+    }
+
+    #[test]
+    fn a_broken_file_of_another_testbed_is_still_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = testbed("local");
+        std::fs::create_dir_all(dir.path().join("docker-x")).unwrap();
+        std::fs::write(dir.path().join("docker-x").join("baseline.json"), "{\n  \"schema_version\": 1,\n  \"suite\": 7\n}\n").unwrap();
+        let suites = vec![("baseline".to_string(), "h1".to_string())];
+        let err = load(dir.path(), Want { testbed: &local, suites: &suites, any_testbed: false }).unwrap_err().to_string();
+        assert!(err.contains("docker-x") && err.contains("baseline.json:3:"), "{err}");
     }
 }

@@ -1,7 +1,8 @@
 //! The verdict-quality experiment (`cargo xtask experiment`): how often the gate's decision is
 //! right on this machine, with the gate's own rule and confirmation re-run.
 //!
-//! Three copies of the app run side by side (local backend), identical except for a fixed delay
+//! Three copies of the app run side by side (with the run's backend: local processes or
+//! Docker, so the figures describe the verdicts users get where they run it), identical except for a fixed delay
 //! on one route (`REFAPP_DELAY`, the reference app's opt-in knob): the base, one slower by 10%
 //! and one slower by 25%. The delays are calibrated so that the route's median latency, not
 //! just the added delay, grows by those fractions. Each pair runs the suite on the base (the
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::env::{BackendChoice, Environment, StartOptions};
+use crate::env::{Environment, StartOptions};
 use crate::plan::compiled::Suite;
 use crate::summary::{self, RunContext, Summary};
 
@@ -95,7 +96,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
     if prepared.compiled.request(&exp.route).is_none() {
         return Err(GateError::Input(format!("--route: the plan has no request named `{}`", exp.route)));
     }
-    let ctx = run_context(opts, prepared, "local", &prepared.plan_dir);
+    let ctx = run_context(opts, prepared, &prepared.plan_dir);
     let start_copy = |delay_ms: u64| {
         let mut plan = prepared.plan.clone();
         plan.app.env.insert("REFAPP_DELAY".into(), toml::Spanned::new(0..0, format!("{}:{delay_ms}", exp.route)));
@@ -104,9 +105,10 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
             logs_dir: opts.out_dir.join("logs").join(format!("delay-{delay_ms}")),
             app_url: None,
             cancel: opts.cancel.clone(),
-        fault_proxies: false,
+            fault_proxies: false,
+            build_env: Vec::new(),
         };
-        async move { Environment::start(BackendChoice::Local, &plan, &start).await }
+        async move { Environment::start(prepared.backend.into(), &plan, &start).await }
     };
     let env_err = |e: crate::env::EnvError| {
         if opts.cancel.is_cancelled() { GateError::Interrupted } else { GateError::Environment(e.to_string()) }

@@ -24,16 +24,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::compare::{SuiteComparison, compare_suite};
 use crate::engine::{ProgressMode, RunClock, RunOptions, run_suite};
-use crate::env::{BackendChoice, Environment, ResourceSample, Service, StartOptions};
+use crate::env::{BackendChoice, BackendKind, Environment, ResourceSample, Service, StartOptions};
 use crate::faults::ProxyStats;
 use crate::plan::compiled::{ChaosAction, ChaosService, ChaosVerb, Compiled, Fault, Special, Suite};
 use crate::plan::model::{CompareSpec, Plan, SuiteKind};
 use crate::special::Observations;
 use crate::plan::{CompileOptions, LoadedPlan};
 use crate::render::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
-use crate::summary::{self, AppMetrics, Event, ResourceUsage, RunContext, Summary};
+use crate::summary::{self, AppMetrics, Event, ResourceUsage, RunContext, Summary, Testbed};
 
-pub use baseline::Baselines;
+pub use baseline::{Baselines, Pick};
 
 /// Why a gate run could not produce a verdict. Every variant is exit 2 except
 /// [`GateError::Interrupted`] (130).
@@ -83,6 +83,9 @@ pub struct GateOptions {
     pub baseline: BaselineChoice,
     /// Re-run a suite once when it regressed, and fail only if the re-run regresses too.
     pub confirm: bool,
+    /// Compare with the closest baseline even when it is of another testbed or an older suite
+    /// definition (`--baseline-any-testbed`); the report marks it.
+    pub any_testbed: bool,
     pub progress: ProgressMode,
     pub cancel: CancellationToken,
     /// Seed of every virtual user's random draws: the same requests in the same order on
@@ -99,10 +102,42 @@ pub struct Prepared {
     pub compiled: Compiled,
     pub baselines: Baselines,
     pub plan_dir: PathBuf,
+    /// The backend this run uses (`auto` resolved).
+    pub backend: BackendKind,
+    /// Where this run measures: picks the baseline, recorded in every summary.
+    pub testbed: Testbed,
 }
 
-/// Step 1: reads and validates the plan and the baselines. Starts nothing.
-pub fn prepare(opts: &GateOptions) -> Result<Prepared, GateError> {
+impl Prepared {
+    /// This run's testbed as it would be with `backend` (A/B mode runs both sides as local
+    /// processes whatever `auto` found).
+    pub fn testbed_for(&self, backend: BackendKind) -> Testbed {
+        let t = &self.testbed;
+        let runtime = if backend == BackendKind::Docker { t.runtime.clone() } else { None };
+        Testbed::new(backend.as_str(), t.cpus, t.cpu_model.clone(), t.memory_gib, runtime, t.quick, t.cpu_score)
+    }
+}
+
+/// Step 1: reads and validates the plan, decides the backend and the testbed, and reads and
+/// picks the baselines. Starts nothing.
+pub async fn prepare(opts: &GateOptions) -> Result<Prepared, GateError> {
+    let (backend, testbed) = resolve_testbed(opts).await;
+    prepare_on(opts, backend, testbed)
+}
+
+/// The backend this run will use (`auto` resolved by asking the Docker engine) and the testbed
+/// it measures on. Starts nothing; takes a fraction of a second (the CPU calibration).
+pub async fn resolve_testbed(opts: &GateOptions) -> (BackendKind, Testbed) {
+    let backend = opts.backend.resolve().await;
+    let runtime = match backend {
+        BackendKind::Docker => crate::env::docker::engine_version().await,
+        BackendKind::Local | BackendKind::External => None,
+    };
+    (backend, summary::testbed(backend.as_str(), opts.compile.quick, runtime))
+}
+
+/// [`prepare`] with the backend and testbed already decided ([`resolve_testbed`]).
+pub fn prepare_on(opts: &GateOptions, backend: BackendKind, testbed: Testbed) -> Result<Prepared, GateError> {
     let loaded = crate::plan::load(&opts.plan_path).map_err(|e| GateError::Input(e.to_string()))?;
     let mut compile = opts.compile.clone();
     // `--suite all` (PERF_SUITES=all in the nightly workflow): every suite of the plan.
@@ -110,20 +145,34 @@ pub fn prepare(opts: &GateOptions) -> Result<Prepared, GateError> {
         compile.suites = loaded.plan.suites.keys().cloned().collect();
     }
     let compiled = loaded.compile(&compile).map_err(|e| GateError::Input(e.to_string()))?;
-    let names: Vec<String> = compiled.suites.iter().map(|s| s.name.clone()).collect();
+    let suites: Vec<(String, String)> = compiled.suites.iter().map(|s| (s.name.clone(), s.definition_hash.clone())).collect();
     let baselines = match &opts.baseline {
         BaselineChoice::None => Baselines::default(),
-        BaselineChoice::Path { path, .. } => baseline::load(path, &names)?,
+        BaselineChoice::Path { path, .. } => {
+            baseline::load(path, baseline::Want { testbed: &testbed, suites: &suites, any_testbed: opts.any_testbed })?
+        }
     };
     let mut plan = loaded.plan.clone();
     for (k, v) in &opts.app_env {
         plan.app.env.insert(k.clone(), toml::Spanned::new(0..0, v.clone()));
     }
-    if matches!(opts.backend, BackendChoice::Docker | BackendChoice::Auto) {
+    if backend == BackendKind::Docker {
         crate::env::docker::apply_image_overrides(&mut plan, |k| std::env::var(k).ok());
     }
     let plan_dir = plan_dir(&opts.plan_path)?;
-    Ok(Prepared { loaded, plan, compiled, baselines, plan_dir })
+    Ok(Prepared { loaded, plan, compiled, baselines, plan_dir, backend, testbed })
+}
+
+impl Prepared {
+    /// Load suites that have no baseline to compare with (none at all, or none comparable).
+    pub fn uncompared_suites(&self) -> Vec<&str> {
+        self.compiled
+            .suites
+            .iter()
+            .filter(|s| s.kind == SuiteKind::Load && self.baselines.get(&s.name).is_none())
+            .map(|s| s.name.as_str())
+            .collect()
+    }
 }
 
 /// The folder the plan's relative paths are resolved against.
@@ -182,10 +231,11 @@ async fn run_in_environment(
         app_url: opts.app_url.clone(),
         cancel: opts.cancel.clone(),
         fault_proxies,
+        build_env: Vec::new(),
     };
     let proxied = if fault_proxies { ", the app reaching postgres and redis through fault proxies" } else { "" };
-    eprintln!("starting the environment ({}{proxied})", backend_words(opts.backend));
-    let mut env = match Environment::start(opts.backend, &prepared.plan, &start).await {
+    eprintln!("starting the environment ({}{proxied})", backend_words(opts.backend, prepared.backend));
+    let mut env = match Environment::start(prepared.backend.into(), &prepared.plan, &start).await {
         Ok(env) => env,
         Err(_) if opts.cancel.is_cancelled() => return Err(GateError::Interrupted),
         Err(e) => return Err(GateError::Environment(format!("the environment did not come up: {e}"))),
@@ -193,7 +243,7 @@ async fn run_in_environment(
     for s in env.services() {
         eprintln!("  {}: {}", s.service.as_str(), s.url);
     }
-    let ctx = run_context(opts, prepared, env.kind().as_str(), &prepared.plan_dir);
+    let ctx = run_context(opts, prepared, &prepared.plan_dir);
     let result = run_suites(opts, prepared, suites, &mut env, &ctx).await;
     let stopped = env.shutdown().await;
     match (result, stopped) {
@@ -213,12 +263,13 @@ async fn run_in_environment(
 
 /// What every summary of this run records besides the measurements; `source_dir` is the tree
 /// the app was built from (its git commit is recorded).
-pub(crate) fn run_context(opts: &GateOptions, prepared: &Prepared, backend: &str, source_dir: &Path) -> RunContext {
+pub(crate) fn run_context(opts: &GateOptions, prepared: &Prepared, source_dir: &Path) -> RunContext {
     RunContext {
         git: summary::git_info(source_dir),
-        backend: backend.to_string(),
+        backend: prepared.backend.as_str().to_string(),
         host: summary::host_info(),
         plan_hash: prepared.loaded.hash.clone(),
+        testbed: Some(prepared.testbed.clone()),
         quick: opts.compile.quick,
         tags: opts.compile.tags.clone(),
         tool_version: crate::TOOL_VERSION.to_string(),
@@ -238,28 +289,35 @@ async fn run_suites(
     for &suite in suites {
         // Special suites (spike, stress, soak, chaos) are judged by their own checks; their
         // numbers are shaped by what was done to the app, so no baseline comparison.
-        let base = if suite.kind == SuiteKind::Load { prepared.baselines.get(&suite.name) } else { None };
+        let pick = if suite.kind == SuiteKind::Load { prepared.baselines.pick(&suite.name) } else { None };
         let first = measure_suite(opts, prepared, env, suite, ctx).await?;
-        let (summary, comparison, confirmation) = match base {
-            None => (first, None, Confirmation::NotRun),
-            Some((b, _)) => {
+        let (summary, comparison, confirmation) = match pick {
+            Some(Pick::Found { summary: b, across, .. }) => {
                 let env: &mut Environment = &mut *env;
-                let judged =
+                let mut judged =
                     judge(b, first, rules, opts.confirm, move || measure_suite(opts, prepared, env, suite, ctx)).await?;
+                if let Some(why) = across {
+                    judged.comparison.notes.insert(0, format!("compared across testbeds (--baseline-any-testbed): {why}"));
+                }
                 (judged.summary, Some(judged.comparison), judged.confirmation)
             }
+            _ => (first, None, Confirmation::NotRun),
         };
         let file = opts.out_dir.join(format!("{}.json", suite.name));
         summary::write_atomic(&file, &summary).map_err(|e| GateError::Io(e.to_string()))?;
         written.push(file);
-        let (baseline_source, baseline_summary) = match (base, &opts.baseline) {
-            (Some((b, path)), BaselineChoice::Path { source, .. }) => {
+        let (baseline_source, baseline_summary) = match (pick, &opts.baseline) {
+            (Some(Pick::Found { summary: b, path, .. }), BaselineChoice::Path { source, .. }) => {
                 let source = match source {
                     BaselineSource::Committed { .. } => BaselineSource::Committed { path: display_path(path) },
                     other => other.clone(),
                 };
                 (source, Some(b.clone()))
             }
+            (Some(Pick::NotComparable { why, testbeds }), _) => (
+                BaselineSource::NotComparable { why: why.clone(), testbed: prepared.testbed.key.clone(), available: testbeds.clone() },
+                None,
+            ),
             _ => (BaselineSource::None, None),
         };
         reports.push(SuiteReport {
@@ -329,12 +387,13 @@ pub fn display_path(path: &Path) -> String {
     }
 }
 
-fn backend_words(choice: BackendChoice) -> &'static str {
-    match choice {
-        BackendChoice::Auto => "auto: Docker when an engine answers, local processes otherwise",
-        BackendChoice::Local => "local processes",
-        BackendChoice::Docker => "Docker",
-        BackendChoice::External => "external: nothing started",
+fn backend_words(choice: BackendChoice, resolved: BackendKind) -> &'static str {
+    match (choice, resolved) {
+        (BackendChoice::Auto, BackendKind::Docker) => "auto: a Docker engine answers, so Docker",
+        (BackendChoice::Auto, _) => "auto: no Docker engine answers, so local processes",
+        (_, BackendKind::Local) => "local processes",
+        (_, BackendKind::Docker) => "Docker",
+        (_, BackendKind::External) => "external: nothing started",
     }
 }
 

@@ -51,6 +51,7 @@ fn suite(kind: SuiteKind, special: Special, shape: Shape) -> Suite {
         slo: Vec::new(),
         setup: Vec::new(),
         special: Some(special),
+        definition_hash: String::new(),
     }
 }
 

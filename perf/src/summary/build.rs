@@ -19,6 +19,8 @@ pub struct RunContext {
     pub host: HostInfo,
     /// SHA-256 of the plan file (`LoadedPlan::hash`).
     pub plan_hash: String,
+    /// Where this run measures; `None` outside a gate run (tests, tools).
+    pub testbed: Option<super::testbed::Testbed>,
     pub quick: bool,
     pub tags: Vec<String>,
     pub tool_version: String,
@@ -31,6 +33,7 @@ impl Default for RunContext {
             backend: "external".into(),
             host: HostInfo::default(),
             plan_hash: String::new(),
+            testbed: None,
             quick: false,
             tags: Vec::new(),
             tool_version: crate::TOOL_VERSION.to_string(),
@@ -123,6 +126,8 @@ pub fn build(result: &SuiteResult, ctx: &RunContext) -> Summary {
             host: ctx.host.clone(),
             tool_version: ctx.tool_version.clone(),
             plan_hash: ctx.plan_hash.clone(),
+            suite_hash: Some(result.suite_hash.clone()),
+            testbed: ctx.testbed.clone(),
             quick: ctx.quick,
             tags: ctx.tags.clone(),
         },

@@ -124,6 +124,8 @@ mod tests {
                 host: HostInfo::default(),
                 tool_version: "0".into(),
                 plan_hash: "h".into(),
+                suite_hash: None,
+                testbed: None,
                 quick: false,
                 tags: vec![],
             },

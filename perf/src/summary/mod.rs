@@ -13,8 +13,10 @@ mod host;
 pub mod io;
 pub mod model;
 pub mod slo;
+pub mod testbed;
 
 pub use build::{RunContext, build, latency};
-pub use host::{git_info, host_info};
+pub use host::{cpu_score, git_info, host_info, testbed};
+pub use testbed::Testbed;
 pub use io::{SummaryError, read, write_atomic, write_bytes_atomic};
 pub use model::*;

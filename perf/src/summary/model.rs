@@ -62,6 +62,16 @@ pub struct RunInfo {
     pub tool_version: String,
     /// SHA-256 of the plan file's bytes.
     pub plan_hash: String,
+    /// SHA-256 of this suite's own definition: its scenarios, the requests, workflows and
+    /// variables they use, the defaults, the compare rules and the command line's reshaping
+    /// (`--quick`, `--duration`, `--users`, `--tags`). A baseline is comparable only while it
+    /// is the same. Absent in summaries written before testbeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite_hash: Option<String>,
+    /// Where the run measured (backend, host class, suite length): a baseline is compared
+    /// only with runs of its own testbed. Absent in summaries written before testbeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub testbed: Option<super::testbed::Testbed>,
     pub quick: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,

@@ -54,6 +54,7 @@ pub fn options(logs_dir: &Path, cancel: CancellationToken) -> StartOptions {
         app_url: None,
         cancel,
         fault_proxies: false,
+        build_env: Vec::new(),
     }
 }
 

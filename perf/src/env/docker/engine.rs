@@ -51,6 +51,14 @@ pub async fn engine_answers() -> bool {
     matches!(tokio::time::timeout(PING_TIMEOUT, docker.ping()).await, Ok(Ok(_)))
 }
 
+/// The engine's name and version (`docker 28.2.2`) for the testbed, or `None` when it does
+/// not answer within two seconds.
+pub async fn engine_version() -> Option<String> {
+    let docker = connect().ok()?;
+    let v = tokio::time::timeout(PING_TIMEOUT, docker.version()).await.ok()?.ok()?;
+    Some(format!("docker {}", v.version.unwrap_or_else(|| "unknown".into())))
+}
+
 /// Pings the engine; the error says where it looked and how to start one.
 pub async fn ping(docker: &Docker) -> Result<(), EnvError> {
     match tokio::time::timeout(PING_TIMEOUT, docker.ping()).await {

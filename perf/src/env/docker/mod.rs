@@ -40,7 +40,7 @@ use super::appenv::{self, AppEnvValues};
 use super::{EnvError, ResourceSample, Service, ServiceInfo, StartOptions};
 use crate::plan::model::{DockerAppSpec, Plan};
 
-pub use engine::{LABEL_OWNER, LABEL_RUN, Leftovers, engine_answers};
+pub use engine::{LABEL_OWNER, LABEL_RUN, Leftovers, engine_answers, engine_version};
 pub use images::apply_image_overrides;
 
 /// Ports the database containers listen on inside the network.
@@ -252,6 +252,7 @@ impl State {
             redis_url: format!("redis://{redis_addr}"),
             app_listen: format!("0.0.0.0:{}", spec.port),
             app_port: spec.port,
+            cargo_target_dir: None,
         };
         let app_env = appenv::resolve(&plan.app.env, &values)?.into_iter().collect();
         let app = self.run_container(Service::App, &spec.image, spec.port, app_env, None).await?;

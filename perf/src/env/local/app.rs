@@ -16,12 +16,15 @@ use crate::plan::model::Plan;
 pub type EnvVars = Vec<(String, String)>;
 
 /// The values the app's templates may use: `{{postgres.url}}`, `{{redis.url}}`,
-/// `{{app.listen}}` (`127.0.0.1:PORT`) and `{{app.port}}`.
-#[derive(Debug, Clone)]
+/// `{{app.listen}}` (`127.0.0.1:PORT`) and `{{app.port}}`; in the command also
+/// `{{cargo.target_dir}}`.
+#[derive(Debug, Clone, Default)]
 pub struct AppContext {
     pub postgres_url: String,
     pub redis_url: String,
     pub port: u16,
+    /// Where cargo builds, when the plan's command or build uses `{{cargo.target_dir}}`.
+    pub cargo_target_dir: Option<String>,
 }
 
 impl AppContext {
@@ -31,6 +34,7 @@ impl AppContext {
             redis_url: self.redis_url.clone(),
             app_listen: format!("127.0.0.1:{}", self.port),
             app_port: self.port,
+            cargo_target_dir: self.cargo_target_dir.clone(),
         }
     }
 
@@ -39,17 +43,43 @@ impl AppContext {
         crate::env::appenv::render(field, template, &self.values())
     }
 
-    /// The app's arguments (after the program) and environment, rendered.
+    /// The app's command (program and arguments) and environment, rendered.
     pub fn render_app(&self, plan: &Plan) -> Result<(Vec<String>, EnvVars), EnvError> {
-        let args = plan.app.local.command.iter().enumerate().skip(1);
-        let args = args.map(|(i, a)| self.render(&format!("app.local.command[{i}]"), a)).collect::<Result<_, _>>()?;
-        Ok((args, self.render_env(&plan.app.env)?))
+        Ok((self.render_argv("app.local.command", &plan.app.local.command)?, self.render_env(&plan.app.env)?))
+    }
+
+    /// Every element of an argv (`app.local.command`, `app.local.build`), rendered.
+    pub fn render_argv(&self, field: &str, argv: &[String]) -> Result<Vec<String>, EnvError> {
+        argv.iter().enumerate().map(|(i, a)| self.render(&format!("{field}[{i}]"), a)).collect()
     }
 
     /// Renders every value of the app's environment.
     pub fn render_env(&self, env: &BTreeMap<String, toml::Spanned<String>>) -> Result<EnvVars, EnvError> {
         env.iter().map(|(k, v)| Ok((k.clone(), self.render(&format!("app.env.{k}"), v.get_ref())?))).collect()
     }
+}
+
+/// True when the plan's local command or build step names `{{cargo.target_dir}}`.
+pub fn uses_cargo_target_dir(plan: &Plan) -> bool {
+    plan.app.local.command.iter().chain(&plan.app.local.build).any(|a| a.contains("cargo.target_dir"))
+}
+
+/// Where cargo puts its build output for the workspace at `dir`, as `cargo metadata` says
+/// (it honours `CARGO_TARGET_DIR` and `build.target-dir`); `env` is added to cargo's own.
+pub async fn cargo_target_dir(dir: &Path, env: &[(String, String)]) -> Result<String, EnvError> {
+    let out = tokio::process::Command::new("cargo")
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .await
+        .map_err(|e| EnvError::Io { context: "running `cargo metadata` for {{cargo.target_dir}}".into(), source: e })?;
+    let fail = |why: String| EnvError::Other(format!("{{{{cargo.target_dir}}}}: `cargo metadata` in {}: {why}", dir.display()));
+    if !out.status.success() {
+        return Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| fail(e.to_string()))?;
+    meta["target_directory"].as_str().map(str::to_string).ok_or_else(|| fail("no target_directory in its output".into()))
 }
 
 /// The program of an argv: a path with a `/` is relative to `base`, a bare name is looked up
@@ -72,8 +102,9 @@ pub fn resolve_program(field: &str, argv: &[String], base: &Path) -> Result<Path
     }
 }
 
-/// Runs the build command to its end with its output in `log`.
-pub async fn build(argv: &[String], cwd: &Path, log: &Path, cancel: &CancellationToken) -> Result<(), EnvError> {
+/// Runs the build command to its end with its output in `log`; `env` is added to the
+/// environment the gate was started with.
+pub async fn build(argv: &[String], cwd: &Path, env: &[(String, String)], log: &Path, cancel: &CancellationToken) -> Result<(), EnvError> {
     if argv.is_empty() {
         return Ok(());
     }
@@ -82,7 +113,7 @@ pub async fn build(argv: &[String], cwd: &Path, log: &Path, cancel: &Cancellatio
         program,
         args: argv[1..].to_vec(),
         cwd: cwd.to_path_buf(),
-        env: Vec::new(),
+        env: env.to_vec(),
         log: log.to_path_buf(),
         run_as: None,
         parent_death_signal: Signal::SIGKILL,
@@ -162,7 +193,30 @@ mod tests {
     use super::*;
 
     fn ctx() -> AppContext {
-        AppContext { postgres_url: "postgres://perf@127.0.0.1:5/perf".into(), redis_url: "redis://127.0.0.1:6".into(), port: 7 }
+        AppContext {
+            postgres_url: "postgres://perf@127.0.0.1:5/perf".into(),
+            redis_url: "redis://127.0.0.1:6".into(),
+            port: 7,
+            cargo_target_dir: Some("/tmp/shared-target".into()),
+        }
+    }
+
+    #[test]
+    fn the_command_may_name_the_cargo_target_dir() {
+        let argv = vec!["{{cargo.target_dir}}/debug/app".to_string(), "--port={{app.port}}".to_string()];
+        assert_eq!(ctx().render_argv("app.local.command", &argv).unwrap(), ["/tmp/shared-target/debug/app", "--port=7"]);
+        let without = AppContext { cargo_target_dir: None, ..ctx() };
+        let err = without.render_argv("app.local.command", &argv).unwrap_err().to_string();
+        assert!(err.contains("app.local.command[0]") && err.contains("cargo.target_dir"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn cargo_metadata_finds_the_target_dir_and_honours_cargo_target_dir() {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let default = cargo_target_dir(workspace, &[]).await.unwrap();
+        assert!(Path::new(&default).is_absolute(), "{default}");
+        let moved = cargo_target_dir(workspace, &[("CARGO_TARGET_DIR".into(), "/tmp/elsewhere-target".into())]).await.unwrap();
+        assert_eq!(moved, "/tmp/elsewhere-target");
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! `cargo xtask perf`: the gate. Validates the plan and the baseline, brings the environment
+//! `cargo perf` / `cargo xtask perf`: the gate. Validates the plan and the baseline, brings the environment
 //! up, runs the suites, writes `<out>/<suite>.json`, compares each with its baseline, prints the
 //! verdict, writes `<out>/report.md` and `<out>/report.html`, and publishes to GitHub when asked.
 //!
 //! Exit status: 0 pass, 1 regression or SLO breach, 2 invalid run or bad input, 130 Ctrl-C.
-//! The work is in `perf::run`; this module turns flags into options and prints.
+//! The work is in `crate::run`; this module turns flags into options and prints.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -11,16 +11,16 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use perf::engine::ProgressMode;
-use perf::env::BackendChoice;
-use perf::github::{
+use crate::engine::ProgressMode;
+use crate::env::BackendChoice;
+use crate::github::{
     BASELINE_ARTIFACT, CommentStatus, GithubContext, NIGHTLY_WORKFLOW, PublishOptions, download_baseline_artifact,
     publish, write_pr_number,
 };
-use perf::plan::CompileOptions;
-use perf::render::{self, BaselineSource, Headline, MarkdownOptions, TerminalOptions};
-use perf::run::{BaselineChoice, GateError, GateOptions};
-use perf::summary::write_bytes_atomic;
+use crate::plan::CompileOptions;
+use crate::render::{self, BaselineSource, Headline, MarkdownOptions, TerminalOptions};
+use crate::run::{BaselineChoice, GateError, GateOptions, Pick};
+use crate::summary::write_bytes_atomic;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug)]
@@ -48,20 +48,27 @@ pub struct PerfArgs {
     /// Peak virtual users of closed-model scenarios
     #[arg(long, value_name = "N", env = "PERF_USERS")]
     users: Option<u32>,
-    /// The plan file [default: perf.toml at the workspace root]
+    /// The plan file [default: perf.toml in this folder or the nearest parent that has one]
     #[arg(long, value_name = "PATH")]
     plan: Option<PathBuf>,
-    /// Results folder: <suite>.json, report.md, report.html, logs/ [default: results/ at the workspace root]
+    /// Results folder: <suite>.json, report.md, report.html, logs/ [default: results/ next to the plan]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Baseline folder (<suite>.json) or file [default: results/baseline/ at the workspace
-    /// root; results/baseline/quick/ with --quick]
+    /// Baseline folder (<testbed>/<suite>.json, or <suite>.json) or file [default:
+    /// results/baseline/ next to the plan]
     #[arg(long, value_name = "PATH", conflicts_with = "no_baseline")]
     baseline: Option<PathBuf>,
-    /// Download the newest successful nightly artifact of this name and compare with it;
-    /// falls back to the committed baseline with a warning
+    /// Compare with the closest baseline even when it was recorded on another testbed
+    /// (backend, host class, --quick) or with another suite definition; the report marks it
+    #[arg(long)]
+    baseline_any_testbed: bool,
+    /// Compare with the artifact NAME-<testbed> of the newest successful scheduled nightly run
+    /// on the default branch; without one, with the stored baseline
     #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = BASELINE_ARTIFACT)]
     baseline_from_artifact: Option<String>,
+    /// The nightly workflow whose scheduled runs carry the baseline artifact
+    #[arg(long, value_name = "FILE", env = "PERF_NIGHTLY_WORKFLOW", default_value = NIGHTLY_WORKFLOW)]
+    nightly_workflow: String,
     /// Do not compare with any baseline
     #[arg(long)]
     no_baseline: bool,
@@ -70,11 +77,20 @@ pub struct PerfArgs {
     update_baseline: bool,
     /// A/B mode: build the app at this git ref in a worktree and compare it with the working
     /// tree, running the suites alternately in the same job (local backend)
-    #[arg(long, value_name = "REF", conflicts_with_all = ["baseline", "baseline_from_artifact", "update_baseline"])]
+    #[arg(long, value_name = "REF", group = "ab", conflicts_with_all = ["baseline", "baseline_from_artifact", "update_baseline"])]
     against: Option<String>,
+    /// A/B against this git ref when some suite has no comparable baseline (no baseline of
+    /// this testbed and suite definition); the pull-request workflow passes the base branch
+    #[arg(long, value_name = "REF", group = "ab", conflicts_with = "update_baseline")]
+    fallback_against: Option<String>,
     /// A/B mode: rounds per side
-    #[arg(long, value_name = "N", default_value_t = 3, requires = "against")]
+    #[arg(long, value_name = "N", default_value_t = 3, requires = "ab")]
     rounds: u32,
+    /// Check everything (flags, plan, baseline, artifact, git refs), say what would run, and
+    /// stop before anything starts: exit 0 when the run could go ahead (PERF_CHECK=1 does the
+    /// same, so that a workflow's own command line can be dry-run as written)
+    #[arg(long, env = "PERF_CHECK", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
+    check: bool,
     /// Do not re-run a regressed suite to confirm the regression
     #[arg(long)]
     no_confirm: bool,
@@ -125,22 +141,19 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The workspace root: the parent of this crate's directory.
-pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
 pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
-    let root = workspace_root();
-    let out_dir = args.out.clone().unwrap_or_else(|| root.join("results"));
-    // Quick runs are compared with quick baselines: a 30-second suite and a full one differ in
-    // sample counts and warm-up, so comparing across the two would mostly measure that.
-    let committed = if args.quick {
-        root.join("results").join("baseline").join("quick")
-    } else {
-        root.join("results").join("baseline")
+    let plan_path = match super::plan_path(args.plan.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
     };
+    let root = super::project_root(&plan_path);
+    let out_dir = args.out.clone().unwrap_or_else(|| root.join("results"));
+    // One folder per testbed inside (see crate::run::baseline): a quick run, a Docker run or
+    // another host class each find their own.
+    let committed = root.join("results").join("baseline");
 
     let github = match GithubContext::from_process_env() {
         Ok(ctx) => Some(ctx),
@@ -153,19 +166,17 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
             None
         }
     };
+    // First, so that a fork's comment job knows the pull request even when the gate stops
+    // before writing its report.
+    if let Some(ctx) = &github
+        && !args.check
+        && let Err(e) = write_pr_number(&out_dir, ctx)
+    {
+        eprintln!("warning: {e}");
+    }
 
-    let baseline = if args.no_baseline || args.against.is_some() {
-        BaselineChoice::None
-    } else if let Some(path) = &args.baseline {
-        BaselineChoice::Path { path: path.clone(), source: BaselineSource::Committed { path: path.display().to_string() } }
-    } else if let Some(name) = &args.baseline_from_artifact {
-        artifact_baseline(github.as_ref(), name, &out_dir, &committed).await
-    } else {
-        BaselineChoice::Path { path: committed.clone(), source: BaselineSource::Committed { path: String::new() } }
-    };
-
-    let opts = GateOptions {
-        plan_path: args.plan.clone().unwrap_or_else(|| root.join("perf.toml")),
+    let mut opts = GateOptions {
+        plan_path,
         compile: CompileOptions {
             suites: args.suites.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
             quick: args.quick,
@@ -181,8 +192,9 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
         },
         app_url: args.app_url.clone(),
         out_dir: out_dir.clone(),
-        baseline,
+        baseline: BaselineChoice::None,
         confirm: !args.no_confirm,
+        any_testbed: args.baseline_any_testbed,
         progress: match args.progress {
             Progress::Auto => ProgressMode::Auto,
             Progress::Bar => ProgressMode::Bar,
@@ -198,11 +210,28 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
         return Ok(ExitCode::from(2));
     }
 
-    // 1. Everything the user gave us is checked before anything starts.
-    let prepared = match perf::run::prepare(&opts) {
+    // 1. Everything the user gave us is checked before anything starts. The testbed comes
+    //    first: which baseline (and which nightly artifact) fits depends on it.
+    let (backend, testbed) = crate::run::resolve_testbed(&opts).await;
+    opts.baseline = if args.no_baseline || args.against.is_some() {
+        BaselineChoice::None
+    } else if let Some(path) = &args.baseline {
+        BaselineChoice::Path { path: path.clone(), source: BaselineSource::Committed { path: path.display().to_string() } }
+    } else if let Some(name) = &args.baseline_from_artifact {
+        let name = format!("{name}-{}", testbed.key);
+        artifact_baseline(github.as_ref(), &name, &args.nightly_workflow, &out_dir, &committed).await
+    } else {
+        BaselineChoice::Path { path: committed.clone(), source: BaselineSource::Committed { path: String::new() } }
+    };
+    let prepared = match crate::run::prepare_on(&opts, backend, testbed) {
         Ok(p) => p,
         Err(e) => return Ok(fail(&e)),
     };
+    if let Some(ctx) = &github
+        && let Err(e) = ctx.set_output("testbed", &prepared.testbed.key)
+    {
+        eprintln!("warning: {e}");
+    }
     let names: Vec<&str> = prepared.compiled.suites.iter().map(|s| s.name.as_str()).collect();
     eprintln!(
         "perf gate: plan {}, suites {}{}",
@@ -210,25 +239,52 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
         names.join(", "),
         if opts.compile.quick { " (--quick)" } else { "" }
     );
+    eprintln!("  testbed: {}", prepared.testbed.key);
     for name in names.iter().filter(|_| args.against.is_none()) {
-        match prepared.baselines.get(name) {
-            Some((_, path)) => eprintln!("  {name}: baseline {}", display(path)),
+        match prepared.baselines.pick(name) {
+            Some(Pick::Found { path, across: None, .. }) => eprintln!("  {name}: baseline {}", display(path)),
+            Some(Pick::Found { path, across: Some(why), .. }) => {
+                eprintln!("  {name}: baseline {} (forced across testbeds: {why})", display(path))
+            }
+            Some(Pick::NotComparable { why, .. }) => eprintln!("  {name}: not comparable, no verdict on regressions ({why})"),
             None => eprintln!("  {name}: no baseline (nothing to compare with)"),
         }
     }
 
-    let ab = match &args.against {
-        Some(git_ref) => match perf::run::ab::resolve(&opts, &prepared, git_ref, args.rounds) {
+    // A/B: asked for, or the fallback when a suite has no comparable baseline.
+    let uncompared = prepared.uncompared_suites();
+    let against = match (&args.against, &args.fallback_against) {
+        (Some(r), _) => Some(r.clone()),
+        (None, Some(r)) if !uncompared.is_empty() => {
+            eprintln!(
+                "  no comparable baseline for {}: comparing with {r} on this machine instead (A/B, {} rounds each)",
+                uncompared.join(", "),
+                args.rounds
+            );
+            Some(r.clone())
+        }
+        _ => None,
+    };
+    let ab = match &against {
+        Some(git_ref) => match crate::run::ab::resolve(&opts, &prepared, git_ref, args.rounds) {
             Ok(t) => Some(t),
             Err(e) => return Ok(fail(&e)),
         },
         None => None,
     };
+    if args.check {
+        match &ab {
+            Some(t) => eprintln!("check: would run A/B against {} ({}), {} rounds each", t.git_ref, &t.sha[..t.sha.len().min(12)], t.rounds),
+            None => eprintln!("check: would run {} on the {} backend", names.join(", "), prepared.backend),
+        }
+        eprintln!("check: everything is valid; nothing was started");
+        return Ok(ExitCode::SUCCESS);
+    }
 
     // 2-5. Environment, load, summaries, comparison.
     let gate = match &ab {
-        Some(target) => perf::run::ab::run(&opts, &prepared, target).await,
-        None => perf::run::run(&opts, &prepared).await,
+        Some(target) => crate::run::ab::run(&opts, &prepared, target).await,
+        None => crate::run::run(&opts, &prepared).await,
     };
     let gate = match gate {
         Ok(g) => g,
@@ -267,7 +323,8 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
 
     if args.update_baseline {
         let summaries: Vec<_> = report.suites.iter().map(|s| s.summary.clone()).collect();
-        match perf::run::baseline::update(&committed_or_given(&args, &committed), &summaries) {
+        let folder = crate::run::baseline::update_folder(args.baseline.as_deref().unwrap_or(&committed), &prepared.testbed.key);
+        match crate::run::baseline::update(&folder, &summaries) {
             Ok(files) => {
                 for f in files {
                     eprintln!("baseline updated: {}", display(&f));
@@ -283,9 +340,6 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
     // GitHub: job summary always (when in Actions), the comment when asked or by default on
     // pull requests. Nothing here changes the verdict.
     if let Some(ctx) = &github {
-        if let Err(e) = write_pr_number(&out_dir, ctx) {
-            eprintln!("warning: {e}");
-        }
         let comment = args.comment || args.dry_run || (ctx.in_actions && ctx.is_pull_request_event() && !args.no_comment);
         if ctx.step_summary.is_some() || comment {
             let published = publish(ctx, &md, PublishOptions { comment: comment && !args.no_comment, dry_run: args.dry_run }).await;
@@ -308,28 +362,26 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
-fn committed_or_given(args: &PerfArgs, committed: &Path) -> PathBuf {
-    args.baseline.as_deref().map_or_else(|| committed.to_path_buf(), perf::run::baseline::folder_for)
-}
-
-/// Downloads the nightly baseline artifact; on any failure, warns and uses the committed one.
+/// Downloads the nightly baseline artifact `name` (its testbed in the name); on any failure,
+/// says why and uses the stored baseline (whose own testbed check still applies).
 async fn artifact_baseline(
     github: Option<&GithubContext>,
     name: &str,
+    workflow: &str,
     out_dir: &Path,
     committed: &Path,
 ) -> BaselineChoice {
     let fallback = |why: String| {
-        eprintln!("warning: cannot use the baseline artifact `{name}`: {why}; using the committed baseline");
+        eprintln!("  no nightly baseline: artifact `{name}`: {why}; using the stored baseline");
         BaselineChoice::Path { path: committed.to_path_buf(), source: BaselineSource::Committed { path: String::new() } }
     };
     let Some(ctx) = github else {
         return fallback("no GitHub environment".into());
     };
     let dest = out_dir.join("baseline-artifact");
-    match download_baseline_artifact(ctx, name, NIGHTLY_WORKFLOW, &dest).await {
+    match download_baseline_artifact(ctx, name, workflow, &dest).await {
         Ok(dir) => {
-            eprintln!("baseline: artifact `{name}` of the newest successful nightly run");
+            eprintln!("  baseline: artifact `{name}` of the newest successful scheduled {workflow} run");
             BaselineChoice::Path { path: dir, source: BaselineSource::Artifact { name: name.to_string() } }
         }
         Err(e) => fallback(ctx.redact(&e.to_string())),
@@ -346,5 +398,5 @@ fn fail(e: &GateError) -> ExitCode {
 }
 
 fn display(path: &Path) -> String {
-    perf::run::display_path(path)
+    crate::run::display_path(path)
 }

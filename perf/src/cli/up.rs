@@ -1,4 +1,4 @@
-//! `cargo xtask up`: brings up the plan's environment (PostgreSQL, Redis and the app) and
+//! `cargo perf up` / `cargo xtask up`: brings up the plan's environment (PostgreSQL, Redis and the app) and
 //! keeps it running until Ctrl-C or SIGTERM, then tears it down.
 //!
 //! Prints one line per service, app first, then `ready: press Ctrl-C to stop`:
@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use perf::env::{BackendChoice, Environment, StartOptions};
+use crate::env::{BackendChoice, Environment, StartOptions};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug)]
@@ -27,7 +27,7 @@ pub struct UpArgs {
     /// answers and local processes otherwise.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     backend: Backend,
-    /// The plan file (default: perf.toml at the workspace root).
+    /// The plan file [default: perf.toml in this folder or the nearest parent that has one]
     #[arg(long, value_name = "PATH")]
     plan: Option<PathBuf>,
 }
@@ -51,10 +51,10 @@ impl From<Backend> for BackendChoice {
 
 
 pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
-    let path = args.plan.unwrap_or_else(|| crate::perf::workspace_root().join("perf.toml"));
-    let mut loaded = perf::plan::load(&path)?;
+    let path = super::plan_path(args.plan.as_deref())?;
+    let mut loaded = crate::plan::load(&path)?;
     if !matches!(args.backend, Backend::Local) {
-        perf::env::docker::apply_image_overrides(&mut loaded.plan, |k| std::env::var(k).ok());
+        crate::env::docker::apply_image_overrides(&mut loaded.plan, |k| std::env::var(k).ok());
     }
     let plan_dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -67,6 +67,7 @@ pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<Exit
         app_url: None,
         cancel: cancel.clone(),
         fault_proxies: false,
+        build_env: Vec::new(),
     };
     let backend = args.backend.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
     eprintln!("starting the environment of {} (backend: {backend})", path.display());

@@ -1,4 +1,4 @@
-//! `cargo xtask comment`: post a report saved by another job as the sticky pull-request comment.
+//! `cargo perf comment` / `cargo xtask comment`: post a report saved by another job as the sticky pull-request comment.
 //!
 //! A pull request from a fork runs the gate with a read-only token, so it cannot comment. Its
 //! results (with `report.md` and `pr-number`) are uploaded as an artifact; the trusted
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use perf::github::{
+use crate::github::{
     CommentOutcome, GithubContext, PR_NUMBER_FILE, comment_body, parse_pr_number,
     pull_request_head_sha, read_pr_number, upsert_comment,
 };
@@ -31,6 +31,9 @@ pub struct CommentArgs {
     /// Print the comment body instead of posting it
     #[arg(long)]
     pub dry_run: bool,
+    /// The gate's run, linked from the comment when it wrote no report
+    #[arg(long, value_name = "URL")]
+    pub run_url: Option<String>,
 }
 
 pub async fn run(args: CommentArgs) -> anyhow::Result<ExitCode> {
@@ -40,7 +43,7 @@ pub async fn run(args: CommentArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_with(args: &CommentArgs, ctx: &GithubContext) -> anyhow::Result<ExitCode> {
-    let markdown = read_report(&args.report.join("report.md"))?;
+    let markdown = read_report_or_notice(&args.report.join("report.md"), args.run_url.as_deref())?;
     let pr = resolve_pr(args, ctx)?;
 
     if args.dry_run {
@@ -109,6 +112,23 @@ async fn check_head(ctx: &GithubContext, pr: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The report, or, when the gate stopped before writing one, a short comment saying so (a
+/// comment that silently stays on the last run's verdict would mislead).
+fn read_report_or_notice(path: &Path, run_url: Option<&str>) -> anyhow::Result<String> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let log = match run_url {
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => format!("[the run's log]({url})"),
+                _ => "the run's log".to_string(),
+            };
+            Ok(format!(
+                "## Performance gate: no report\n\nThe perf gate stopped before writing its report, so there is no verdict for this commit. See {log}.\n"
+            ))
+        }
+        _ => read_report(path),
+    }
+}
+
 /// Reads the report: a regular file, UTF-8, at most [`MAX_REPORT_BYTES`].
 fn read_report(path: &Path) -> anyhow::Result<String> {
     let meta = std::fs::symlink_metadata(path)
@@ -164,11 +184,23 @@ mod tests {
         dir
     }
 
+    #[test]
+    fn a_missing_report_becomes_a_notice_but_a_bad_one_stays_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = read_report_or_notice(&dir.path().join("report.md"), Some("https://github.com/acme/shop/actions/runs/1")).unwrap();
+        assert!(md.contains("stopped before writing its report") && md.contains("(https://github.com/acme/shop/actions/runs/1)"), "{md}");
+        let md = read_report_or_notice(&dir.path().join("report.md"), Some("javascript:alert(1)")).unwrap();
+        assert!(!md.contains("javascript"), "only web links are linked: {md}");
+        std::fs::create_dir(dir.path().join("report.md")).unwrap();
+        assert!(read_report_or_notice(&dir.path().join("report.md"), None).is_err(), "a folder is not a report");
+    }
+
     fn args(dir: &Path, pr: Option<&str>) -> CommentArgs {
         CommentArgs {
             report: dir.to_owned(),
             pr: pr.map(str::to_owned),
             dry_run: false,
+            run_url: None,
         }
     }
 

@@ -1,0 +1,175 @@
+//! Testbeds: what a measurement can only be compared with.
+//!
+//! Latency measured with local processes and latency measured through Docker's networking
+//! differ by tens of percent on the same code; so do two CPU models, a 2-core and an 8-core
+//! runner, or a 30-second `--quick` suite and a full one. A baseline therefore belongs to a
+//! testbed (Bencher's word): the backend, the host class (CPU model and count, memory class,
+//! container runtime) and the suite length. Stored baselines live under
+//! `results/baseline/<key>/<suite>.json`, and the gate only judges a run against a baseline of
+//! its own testbed; anything else is "not comparable", never a failure.
+//!
+//! The key is short and readable (`local-2cpu-epyc-24g-quick`); the full facts travel inside
+//! every summary (`run.testbed`). Pure: detection lives in `super::host`.
+
+use serde::{Deserialize, Serialize};
+
+/// How much faster or slower a host may be on the CPU calibration than the baseline's host,
+/// as a fraction, and still count as the same testbed. Two machines of one cloud instance type
+/// can differ by this much (steal time, another CPU stepping): their latencies do too.
+pub const CPU_SCORE_TOLERANCE: f64 = 0.25;
+
+/// The machine and set-up a run measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Testbed {
+    /// `<backend>-<cpus>cpu-<cpu class>-<memory class>g[-quick]`, e.g. `local-2cpu-epyc-24g`.
+    /// Derived from the other fields by [`Testbed::new`].
+    pub key: String,
+    /// `local`, `docker` or `external`.
+    pub backend: String,
+    /// CPUs available to the gate's process.
+    pub cpus: u32,
+    /// `/proc/cpuinfo`'s model name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_model: Option<String>,
+    /// Total memory, GiB, rounded up to a common size (8, 16, 24, 32…).
+    pub memory_gib: u32,
+    /// The container engine the services ran in (`docker 28.2.2`); none for local processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// `--quick`: suites shrunk to 30 s.
+    pub quick: bool,
+    /// Single-core calibration: SHA-256 MB/s over CPU time, best of five rounds. Two hosts
+    /// of one class whose scores differ by more than [`CPU_SCORE_TOLERANCE`] are not
+    /// compared (not part of the key: it varies a little from run to run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_score: Option<f64>,
+}
+
+impl Testbed {
+    /// A testbed from its facts; the key is derived from them.
+    pub fn new(
+        backend: &str,
+        cpus: u32,
+        cpu_model: Option<String>,
+        memory_gib: u32,
+        runtime: Option<String>,
+        quick: bool,
+        cpu_score: Option<f64>,
+    ) -> Testbed {
+        let mut key = format!("{backend}-{cpus}cpu-{}-{memory_gib}g", cpu_class(cpu_model.as_deref()));
+        if quick {
+            key.push_str("-quick");
+        }
+        Testbed { key, backend: backend.to_string(), cpus, cpu_model, memory_gib, runtime, quick, cpu_score }
+    }
+
+    /// Why a run on `self` cannot be judged against a baseline recorded on `base`; `None`
+    /// when they are the same testbed.
+    pub fn mismatch(&self, base: &Testbed) -> Option<String> {
+        if self.key != base.key {
+            return Some(format!("the baseline was recorded on testbed {}, this run is on {}", base.key, self.key));
+        }
+        if let (Some(here), Some(there)) = (self.cpu_score, base.cpu_score)
+            && there > 0.0
+        {
+            let change = here / there - 1.0;
+            if change.abs() > CPU_SCORE_TOLERANCE {
+                let how = if change < 0.0 { "slower" } else { "faster" };
+                return Some(format!(
+                    "same testbed {}, but this host is {:.0}% {how} on the CPU calibration ({here:.0} vs {there:.0} MB/s): another machine of the class, not comparable",
+                    self.key,
+                    change.abs() * 100.0
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// A short, readable name for a CPU model: vendor and marketing words dropped, the family and
+/// the model number kept. `AMD EPYC 7763 64-Core Processor` → `epyc-7763`,
+/// `Intel(R) Xeon(R) Platinum 8370C CPU @ 2.80GHz` → `xeon-8370c`, unknown → `cpu`.
+pub fn cpu_class(model: Option<&str>) -> String {
+    const NOISE: &[&str] = &["amd", "intel", "processor", "cpu", "(r)", "(tm)", "genuine", "authentic"];
+    let Some(model) = model else { return "cpu".into() };
+    let lowered = model.to_ascii_lowercase().replace("(r)", " ").replace("(tm)", " ");
+    let words: Vec<String> = lowered
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .take_while(|w| *w != "@")
+        .filter(|w| !w.is_empty() && !NOISE.contains(w) && !w.ends_with("-core") && !w.ends_with("ghz"))
+        .map(|w| w.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let Some(family) = words.first() else { return "cpu".into() };
+    match words.iter().skip(1).rev().find(|w| w.chars().any(|c| c.is_ascii_digit())) {
+        Some(number) => format!("{family}-{number}"),
+        None => family.clone(),
+    }
+}
+
+/// Total memory as a common size in GiB: the smallest of 1, 2, 4, 8, 12, 16, 24, 32, 48, 64,
+/// 96, 128… that holds `bytes` (the kernel reports a little less than the machine has).
+pub fn memory_class(bytes: u64) -> u32 {
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    let mut size = 1u32;
+    let mut sizes = vec![1u32, 2];
+    while size < 1 << 16 {
+        size *= 2;
+        sizes.push(size);
+        if size >= 8 {
+            sizes.push(size + size / 2);
+        }
+    }
+    sizes.sort_unstable();
+    sizes.into_iter().find(|s| f64::from(*s) >= gib).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_classes_keep_family_and_model_number() {
+        assert_eq!(cpu_class(Some("AMD EPYC 7763 64-Core Processor")), "epyc-7763");
+        assert_eq!(cpu_class(Some("AMD EPYC")), "epyc");
+        assert_eq!(cpu_class(Some("Intel(R) Xeon(R) Platinum 8370C CPU @ 2.80GHz")), "xeon-8370c");
+        assert_eq!(cpu_class(Some("Intel(R) Core(TM) i7-1165G7 @ 2.80GHz")), "core-i7-1165g7");
+        assert_eq!(cpu_class(Some("Apple M2")), "apple-m2");
+        assert_eq!(cpu_class(Some("   ")), "cpu");
+        assert_eq!(cpu_class(None), "cpu");
+    }
+
+    #[test]
+    fn memory_rounds_up_to_a_common_size() {
+        let gib = |g: f64| (g * (1u64 << 30) as f64) as u64;
+        assert_eq!(memory_class(gib(22.9)), 24);
+        assert_eq!(memory_class(gib(15.6)), 16);
+        assert_eq!(memory_class(gib(7.7)), 8);
+        assert_eq!(memory_class(gib(0.5)), 1);
+        assert_eq!(memory_class(gib(33.0)), 48);
+    }
+
+    #[test]
+    fn key_names_backend_host_class_and_length() {
+        let t = Testbed::new("local", 2, Some("AMD EPYC".into()), 24, None, false, None);
+        assert_eq!(t.key, "local-2cpu-epyc-24g");
+        let q = Testbed::new("docker", 4, Some("AMD EPYC 7763 64-Core Processor".into()), 16, Some("docker 28.2.2".into()), true, None);
+        assert_eq!(q.key, "docker-4cpu-epyc-7763-16g-quick");
+    }
+
+    #[test]
+    fn another_key_or_a_much_slower_host_does_not_match() {
+        let here = Testbed::new("docker", 2, Some("AMD EPYC".into()), 24, None, false, Some(400.0));
+        let local = Testbed::new("local", 2, Some("AMD EPYC".into()), 24, None, false, Some(400.0));
+        let why = here.mismatch(&local).expect("other backend");
+        assert!(why.contains("local-2cpu-epyc-24g") && why.contains("docker-2cpu-epyc-24g"), "{why}");
+        assert_eq!(here.mismatch(&here.clone()), None);
+        let close = Testbed { cpu_score: Some(340.0), ..here.clone() };
+        assert_eq!(here.mismatch(&close), None, "15% apart is one class");
+        let slow = Testbed { cpu_score: Some(600.0), ..here.clone() };
+        let why = here.mismatch(&slow).expect("a third slower");
+        assert!(why.contains("33% slower"), "{why}");
+        let unknown = Testbed { cpu_score: None, ..here.clone() };
+        assert_eq!(here.mismatch(&unknown), None, "no score recorded: the key decides");
+    }
+}
