@@ -43,6 +43,16 @@ pub async fn run(args: CommentArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_with(args: &CommentArgs, ctx: &GithubContext) -> anyhow::Result<ExitCode> {
+    // The run failed before the gate started (toolchain, build): it uploaded nothing, not
+    // even the pull request's number, and a fork's workflow_run event does not carry it.
+    if args.pr.is_none() && std::fs::symlink_metadata(&args.report).is_err() && ctx.pr_number.is_none() {
+        eprintln!(
+            "no results in {}: the pull request's run stopped before the gate started, so there is nothing to comment on; see its log{}",
+            args.report.display(),
+            args.run_url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let markdown = read_report_or_notice(&args.report.join("report.md"), args.run_url.as_deref())?;
     let pr = resolve_pr(args, ctx)?;
 
@@ -240,6 +250,22 @@ mod tests {
         )
         .await;
         assert_eq!(code.unwrap(), ExitCode::SUCCESS);
+    }
+
+    /// A fork's run that failed before the gate (a build error) uploaded nothing: there is no
+    /// pull request to name, and that is not the comment job's failure.
+    #[tokio::test]
+    async fn no_results_at_all_is_a_notice_not_a_failure() {
+        let server = MockServer::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("perf-results");
+        let code = run_with(&args(&missing, None), &ctx(&server.uri(), "event_workflow_run_fork.json")).await;
+        assert_eq!(code.unwrap(), ExitCode::SUCCESS);
+        assert!(server.received_requests().await.unwrap().is_empty(), "nothing was posted");
+        // With a folder that has a report but no number, it is still an error.
+        std::fs::create_dir(&missing).unwrap();
+        std::fs::write(missing.join("report.md"), "## Performance gate: pass\n").unwrap();
+        assert!(run_with(&args(&missing, None), &ctx(&server.uri(), "event_workflow_run_fork.json")).await.is_err());
     }
 
     #[tokio::test]

@@ -1,0 +1,343 @@
+//! The GitHub workflows, run here as GitHub would run them (see `workflow_support`): a
+//! scheduled nightly, a nightly started by hand, a pull request from this repository with a
+//! nightly baseline to compare with, a fork's pull request before any nightly, and the fork's
+//! comment posted from `workflow_run`. The gate runs for real, in check mode; GitHub's API is a
+//! local fake speaking its real payloads.
+//!
+//! To try other workflow files (an old commit's, say) or another gate binary:
+//!
+//! ```sh
+//! mkdir /tmp/old && for f in perf-pr.yml perf-nightly.yml perf-comment.yml; do
+//!     git show REV:.github/workflows/$f > /tmp/old/$f; done
+//! WORKFLOWS_DIR=/tmp/old cargo nextest run -p xtask --test workflows
+//! ```
+
+mod workflow_support;
+
+use serde_json::{Map, Value, json};
+use workflow_support::expr::{self, Scope, Status};
+use workflow_support::shims::ShimCall;
+use workflow_support::store::Content;
+use workflow_support::template;
+use workflow_support::*;
+
+/// Last night's scheduled perf-nightly run, in the fake GitHub.
+const NIGHTLY_RUN: u64 = 30_398_811;
+
+/// The one gate run of a job.
+fn only_gate_call(job: &runner::JobRun) -> &ShimCall {
+    let calls = job.gate_calls();
+    assert_eq!(calls.len(), 1, "one gate run in {}, got {calls:#?}\n{}", job.path, job.logs());
+    calls[0]
+}
+
+fn env<'c>(call: &'c ShimCall, key: &str) -> Option<&'c str> {
+    call.env.get(key).map(String::as_str)
+}
+
+fn assert_api_calls_all_known(h: &Harness) {
+    assert!(h.github.unexpected().is_empty(), "requests the fake GitHub has no route for: {:?}", h.github.unexpected());
+}
+
+// ---------------------------------------------------------------------------------------------
+// perf-nightly.yml
+
+#[test]
+fn the_scheduled_nightly_runs_every_suite_and_uploads_its_baseline_and_the_gate_binary() {
+    let h = harness();
+    let run = h.run("perf-nightly.yml", &Event::schedule()).expect("the harness runs perf-nightly.yml");
+    run.assert_no_job_failed();
+    let job = run.assert_success("nightly/nightly");
+
+    // The gate ran every suite; the empty inputs reached it as empty PERF_* (GitHub sets them),
+    // which it must read as "not set".
+    let gate = only_gate_call(job);
+    assert!(gate.checked_only(), "{gate:?}");
+    assert_eq!(env(gate, "PERF_SUITES"), Some("all"));
+    assert_eq!(env(gate, "PERF_DURATION"), Some(""), "GitHub sets the variable, empty: {gate:?}");
+    assert_eq!(env(gate, "PERF_USERS"), Some(""));
+    assert_eq!(env(gate, "PERF_BACKEND"), Some("local"));
+    let log = &job.step("run").log;
+    assert!(log.contains("check: everything is valid"), "{log}");
+    assert!(log.contains("suites baseline, chaos_db"), "every suite: {log}");
+
+    // The testbed step output names the artifact.
+    let testbed = job.step("run").outputs["testbed"].as_str().unwrap_or_default().to_string();
+    let parts: Vec<&str> = testbed.split('-').collect();
+    assert!(parts.len() >= 4 && parts[0] == "local" && parts[1].ends_with("cpu"), "testbed {testbed:?}");
+    let baseline = job.step("Upload the baseline").upload.clone().expect("an upload");
+    assert_eq!(baseline.name, format!("perf-baseline-{testbed}"));
+    assert!(baseline.checked_only, "the gate only checked, so no summary to upload: {baseline:?}");
+
+    // The gate's binary, from `cargo metadata`'s target folder, uploaded as `perf-gate-bin`.
+    let bin = job.step("Upload the gate's binary").upload.clone().expect("an upload");
+    assert_eq!(
+        (bin.name.as_str(), bin.sources.clone(), bin.files.clone()),
+        ("perf-gate-bin", vec!["dist/cargo-perf".to_string()], vec!["cargo-perf".to_string()])
+    );
+    let cargo: Vec<&[String]> = job.shim_calls.iter().filter(|c| c.tool == "cargo").map(|c| c.args.as_slice()).collect();
+    assert!(cargo.iter().any(|a| a.starts_with(&["build".into(), "--locked".into()])), "{cargo:?}");
+    assert!(cargo.iter().any(|a| a.first().is_some_and(|s| s == "metadata")), "{cargo:?}");
+    let stored = h.store.lock().find(run.id, "perf-gate-bin").expect("stored").files().unwrap();
+    assert_eq!(stored[0].1.metadata().unwrap().len(), cargo_perf().metadata().unwrap().len(), "the built cargo-perf");
+
+    // The reusable workflow's outputs reach the caller; nothing refreshes the stored baseline.
+    let caller = run.assert_success("nightly");
+    assert_eq!(caller.outputs["testbed"], json!(testbed));
+    assert_eq!(caller.outputs["artifact"], json!(baseline.name));
+    assert_eq!(run.job("refresh-baseline").result, JobResult::Skipped);
+    assert!(job.shim_calls.iter().any(|c| c.tool == "sudo" && c.args[..2] == ["apt-get".to_string(), "install".to_string()]));
+    assert_api_calls_all_known(&h);
+}
+
+#[test]
+fn a_nightly_started_by_hand_runs_what_it_is_asked_and_is_never_a_baseline() {
+    let h = harness();
+    let inputs = [("suites", json!("spike")), ("duration", json!("60s")), ("users", json!("")), ("refresh-baseline", json!(false))];
+    let run = h.run("perf-nightly.yml", &Event::dispatch("perf-nightly.yml", &inputs)).expect("the harness runs perf-nightly.yml");
+    run.assert_no_job_failed();
+    let job = run.assert_success("nightly/nightly");
+
+    let gate = only_gate_call(job);
+    assert_eq!((env(gate, "PERF_SUITES"), env(gate, "PERF_DURATION"), env(gate, "PERF_USERS")), (Some("spike"), Some("60s"), Some("")));
+    assert!(job.step("run").log.contains("suites spike"), "{}", job.step("run").log);
+
+    let testbed = job.step("run").outputs["testbed"].as_str().unwrap_or_default().to_string();
+    let upload = job.step("Upload the baseline").upload.clone().expect("an upload");
+    assert_eq!(upload.name, format!("perf-manual-{testbed}"));
+    let uploads: Vec<&str> = job.steps.iter().filter_map(|s| s.upload.as_ref()).map(|u| u.name.as_str()).collect();
+    assert!(uploads.iter().all(|n| !n.starts_with("perf-baseline") && *n != "perf-gate-bin"), "{uploads:?}");
+    assert_eq!(job.step("Upload the gate's binary").outcome, Outcome::Skipped);
+    assert_eq!(run.job("refresh-baseline").result, JobResult::Skipped);
+}
+
+// ---------------------------------------------------------------------------------------------
+// perf-pr.yml
+
+/// Last night's `perf-baseline-<testbed>`: the bundled v1 summary, relabelled with this
+/// machine's testbed and each default suite's current definition hash, so that the gate finds
+/// it comparable.
+fn nightly_baseline_files(testbed: &perf::summary::Testbed) -> Vec<(String, Content)> {
+    let plan = perf::plan::load(&repo_root().join("perf.toml")).expect("perf.toml loads");
+    let compiled = plan.compile(&Default::default()).expect("perf.toml compiles");
+    let template: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("fixtures/summaries/v1-baseline-quick.json")).unwrap()).unwrap();
+    let mut recorded = serde_json::to_value(testbed).unwrap();
+    // The CPU calibration varies from run to run, and a busy test machine can be 25% slower
+    // than the same machine idle: leave it out, so only the testbed key is compared.
+    recorded.as_object_mut().unwrap().remove("cpu_score");
+    compiled
+        .suites
+        .iter()
+        .map(|suite| {
+            let mut summary = template.clone();
+            summary["suite"] = json!(suite.name);
+            summary["run"]["testbed"] = recorded.clone();
+            summary["run"]["suite_hash"] = json!(suite.definition_hash);
+            summary["run"]["quick"] = json!(false);
+            (format!("{}.json", suite.name), Content::Bytes(serde_json::to_vec_pretty(&summary).unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_pull_request_from_this_repository_compares_with_last_nights_baseline_and_comments() {
+    let h = harness();
+    let testbed = perf::summary::testbed("local", false, None);
+    let artifact = format!("perf-baseline-{}", testbed.key);
+    h.add_run(NIGHTLY_RUN, "perf-nightly.yml", "schedule", "success");
+    h.store.lock().add_artifact(NIGHTLY_RUN, &artifact, &nightly_baseline_files(&testbed)).unwrap();
+
+    let run = h.run("perf-pr.yml", &Event::pull_request(false)).expect("the harness runs perf-pr.yml");
+    run.assert_no_job_failed();
+    let job = run.assert_success("gate/gate");
+    let gate = only_gate_call(job);
+    assert!(gate.has_arg("--comment") && !gate.has_arg("--no-comment"), "{gate:?}");
+    assert_eq!(gate.arg_after("--baseline-from-artifact"), Some("perf-baseline"));
+    let log = &job.step("Perf gate").log;
+    assert!(log.contains(&format!("baseline: artifact `{artifact}` of the newest successful scheduled perf-nightly.yml run")), "{log}");
+    assert!(log.contains("check: would run baseline, concurrent on the local backend"), "{log}");
+    assert!(!log.contains("A/B"), "a comparable nightly baseline: no A/B fallback\n{log}");
+    assert_eq!(job.step("Upload results").outcome, Outcome::Success);
+    assert_api_calls_all_known(&h);
+}
+
+#[test]
+fn a_fork_pull_request_before_any_nightly_falls_back_to_ab_and_still_uploads_its_results() {
+    let h = harness();
+    let run = h.run("perf-pr.yml", &Event::pull_request(true)).expect("the harness runs perf-pr.yml");
+    run.assert_no_job_failed();
+    let job = run.assert_success("gate/gate");
+    let gate = only_gate_call(job);
+    assert!(gate.has_arg("--no-comment") && !gate.has_arg("--comment"), "a fork's token cannot comment: {gate:?}");
+    let log = &job.step("Perf gate").log;
+    assert!(log.contains("no nightly baseline: artifact `perf-baseline-"), "{log}");
+    assert!(log.contains("would run A/B against HEAD^1"), "{log}");
+    assert_eq!(job.step("Upload results").outcome, Outcome::Success);
+    assert_api_calls_all_known(&h);
+}
+
+/// The harness clones as `actions/checkout` does: without `fetch-depth: 2` a pull request's
+/// checkout has no `HEAD^1`, and the A/B fallback cannot work. A copy of the workflows with
+/// that one line changed must fail here.
+#[test]
+fn the_harness_catches_a_checkout_too_shallow_for_the_ab_fallback() {
+    let workflows = tempfile::tempdir().unwrap();
+    let real = default_options().workflows_dir;
+    for entry in std::fs::read_dir(&real).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = if path.ends_with("perf-gate.yml") {
+            assert!(text.contains("fetch-depth: 2"), "perf-gate.yml checks out two commits");
+            text.replace("fetch-depth: 2", "fetch-depth: 1")
+        } else {
+            text
+        };
+        std::fs::write(workflows.path().join(path.file_name().unwrap()), text).unwrap();
+    }
+    let h = Harness::new(HarnessOptions { workflows_dir: workflows.path().to_path_buf(), ..default_options() }).unwrap();
+    let run = h.run("perf-pr.yml", &Event::pull_request(true)).expect("the harness runs perf-pr.yml");
+    let job = run.job("gate/gate");
+    assert_eq!(job.result, JobResult::Failure);
+    let log = &job.step("Perf gate").log;
+    assert!(log.contains("`HEAD^1` is not a commit"), "{log}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// perf-comment.yml
+
+/// The fork's perf-pr run the `workflow_run` event is about.
+const FORK_PR_RUN: u64 = 30_450_001;
+const REPORT: &str = "## Performance gate: PASS\n\nNo regression. All 48 SLOs hold.\n";
+
+/// A harness where the fork's run uploaded `results` as `perf-results`, and, when
+/// `nightly_binary`, last night's nightly uploaded `perf-gate-bin`.
+fn comment_scenario(results: &[(&str, &str)], nightly_binary: bool) -> (Harness, Event) {
+    let h = harness();
+    let event = Event::workflow_run_fork("success");
+    assert_eq!(event.payload["workflow_run"]["id"], json!(FORK_PR_RUN));
+    h.github.set_pull_head(event.payload["workflow_run"]["head_sha"].as_str().unwrap());
+    h.add_run(NIGHTLY_RUN, "perf-nightly.yml", "schedule", "success");
+    if nightly_binary {
+        h.store.lock().add_artifact(NIGHTLY_RUN, "perf-gate-bin", &[("cargo-perf".into(), Content::File(cargo_perf()))]).unwrap();
+    }
+    h.add_run(FORK_PR_RUN, "perf-pr.yml", "pull_request", "success");
+    let files: Vec<(String, Content)> = results.iter().map(|(name, text)| (name.to_string(), Content::from(*text))).collect();
+    h.store.lock().add_artifact(FORK_PR_RUN, "perf-results", &files).unwrap();
+    (h, event)
+}
+
+/// Runs perf-comment.yml and returns the one comment posted to pull request #7.
+fn post_fork_comment(h: &Harness, event: &Event) -> (Run, String) {
+    let run = h.run("perf-comment.yml", event).expect("the harness runs perf-comment.yml");
+    run.assert_no_job_failed();
+    run.assert_success("comment/comment");
+    let comments = h.github.comments();
+    assert_eq!(comments.len(), 1, "one comment: {comments:#?}");
+    assert_eq!((comments[0].issue, comments[0].updated), (Some(7), None), "a new comment on #7");
+    assert_api_calls_all_known(h);
+    (run, comments[0].body.clone())
+}
+
+#[test]
+fn a_fork_gets_its_report_as_a_comment_posted_by_last_nights_binary() {
+    let (h, event) = comment_scenario(&[("report.md", REPORT), ("pr-number", "7\n")], true);
+    let (run, body) = post_fork_comment(&h, &event);
+    assert!(body.starts_with(perf::github::COMMENT_MARKER) && body.contains(REPORT), "{body}");
+    let job = run.job("comment/comment");
+    assert_eq!(job.step("Find the nightly's binary").outputs["run-id"], json!(NIGHTLY_RUN.to_string()));
+    assert_eq!(job.step("Install the gate").outcome, Outcome::Skipped, "nothing is built when the nightly's binary exists");
+}
+
+#[test]
+fn a_fork_whose_gate_stopped_early_gets_a_comment_saying_so() {
+    let (h, event) = comment_scenario(&[("pr-number", "7\n")], true);
+    let (_, body) = post_fork_comment(&h, &event);
+    assert!(
+        body.contains("stopped before writing its report") && body.contains("https://github.com/acme/shop/actions/runs/30450001"),
+        "{body}"
+    );
+}
+
+#[test]
+fn before_any_nightly_the_comment_job_installs_the_gate_from_the_default_branch() {
+    let (h, event) = comment_scenario(&[("report.md", REPORT), ("pr-number", "7\n")], false);
+    let (run, body) = post_fork_comment(&h, &event);
+    assert!(body.contains(REPORT), "{body}");
+    let job = run.job("comment/comment");
+    assert_eq!(job.step("Find the nightly's binary").outputs["run-id"], json!(""));
+    let install =
+        job.shim_calls.iter().find(|c| c.tool == "cargo" && c.args.first().is_some_and(|a| a == "install")).expect("cargo install");
+    assert!(
+        install.arg_after("--root").is_some_and(|r| r.ends_with("/perf-gate")) && install.arg_after("--path") == Some("perf"),
+        "{install:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The expression evaluator
+
+fn eval_with(src: &str, contexts: &Map<String, Value>) -> anyhow::Result<Value> {
+    expr::evaluate(src, &Scope { contexts, status: Status::OK })
+}
+
+#[test]
+fn expressions_follow_githubs_semantics() {
+    let contexts = |suites: &str| -> Map<String, Value> {
+        json!({
+            "inputs": { "suites": suites, "refresh-baseline": false, "rounds": 3 },
+            "github": { "repository": "acme/shop", "event": { "pull_request": { "head": { "repo": { "full_name": "Acme/Shop" } } } } },
+            "steps": { "run": { "outputs": { "testbed": "local-2cpu-epyc-24g" } } },
+        })
+        .as_object()
+        .unwrap()
+        .clone()
+    };
+    let (unset, set) = (contexts(""), contexts("spike"));
+    // `||` is the first truthy operand itself: the default idiom.
+    assert_eq!(eval_with("inputs.suites || 'all'", &unset).unwrap(), json!("all"));
+    assert_eq!(eval_with("inputs.suites || 'all'", &set).unwrap(), json!("spike"));
+    assert_eq!(eval_with("inputs.missing || inputs.rounds", &set).unwrap(), json!(3), "a missing property is null");
+    // `&&` is the first falsy operand, or the last; it binds tighter than `||`.
+    assert_eq!(eval_with("inputs.suites && 'x'", &unset).unwrap(), json!(""));
+    assert_eq!(eval_with("inputs.suites && 'x'", &set).unwrap(), json!("x"));
+    assert_eq!(eval_with("inputs.suites && false || 'fallback'", &set).unwrap(), json!("fallback"));
+    assert_eq!(eval_with("false && (false || true)", &set).unwrap(), json!(false));
+    // `==` ignores case on strings; `!=` is its negation; mixed types compare as numbers.
+    assert_eq!(eval_with("github.event.pull_request.head.repo.full_name == github.repository", &set).unwrap(), json!(true));
+    assert_eq!(eval_with("github.event.pull_request.head.repo.full_name != 'mallory/shop'", &set).unwrap(), json!(true));
+    assert_eq!(eval_with("inputs.suites == 0 && !inputs.refresh-baseline", &unset).unwrap(), json!(true), "'' == 0");
+    assert_eq!(eval_with("inputs['refresh-baseline'] == false", &set).unwrap(), json!(true));
+    assert_eq!(eval_with("0xff == 255 && 2e3 == 2000 && -1.5 < 0 && 'it''s' == 'IT''S'", &set).unwrap(), json!(true));
+    // Functions.
+    assert_eq!(
+        eval_with("format('perf-{0}-{1}', 'baseline', steps.run.outputs.testbed)", &set).unwrap(),
+        json!("perf-baseline-local-2cpu-epyc-24g")
+    );
+    assert_eq!(
+        eval_with("startsWith(steps.run.outputs.testbed, 'LOCAL-') && contains(steps.run.outputs.testbed, 'epyc')", &set).unwrap(),
+        json!(true)
+    );
+    assert_eq!(eval_with("hashFiles('**/Cargo.lock')", &set).unwrap(), json!(expr::FAKE_HASH));
+    // A template keeps a lone expression's type; text around it makes a string.
+    let scope = Scope { contexts: &set, status: Status::OK };
+    assert_eq!(template::render(&json!("${{ inputs.rounds }}"), &scope).unwrap(), json!(3));
+    assert_eq!(template::render(&json!("perf-${{ inputs.suites }}-${{ inputs.missing }}"), &scope).unwrap(), json!("perf-spike-"));
+    // `if:`: success() is implied unless a status function is called.
+    let failed = Scope { contexts: &set, status: Status { success: false, failure: true } };
+    assert!(!template::condition(Some(&json!("inputs.suites != ''")), &failed).unwrap());
+    assert!(template::condition(Some(&json!("${{ always() }}")), &failed).unwrap());
+    assert!(template::condition(Some(&json!("failure() && inputs.suites == 'SPIKE'")), &failed).unwrap());
+    // Unknown syntax is an error, never a value.
+    for bad in
+        ["frobnicate(inputs.suites)", "input.suites", "inputs.suites = 'a'", "inputs.*.x", "'unterminated", "inputs.suites &&", "1 + 2"]
+    {
+        let error = eval_with(bad, &set).expect_err(bad);
+        assert!(error.to_string().contains(bad), "the error names the expression: {error:#}");
+    }
+    assert!(format!("{:#}", eval_with("frobnicate(1)", &set).unwrap_err()).contains("unknown function `frobnicate()`"));
+    assert!(
+        template::condition(Some(&json!("${{ inputs.suites }} == 'spike'")), &scope).is_err(),
+        "text after `}}` makes an always-true string on GitHub"
+    );
+}
