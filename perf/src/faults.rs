@@ -38,39 +38,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// What the proxy does to the traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum Fault {
-    /// Pass everything through.
-    #[default]
-    None,
-    /// Hold every chunk for `delay` ± `jitter` (uniform), in both directions.
-    Latency { delay: Duration, jitter: Duration },
-    /// Lose each new connection and each chunk with probability `rate` (0..=1); a loss resets
-    /// the connection.
-    Loss { rate: f64 },
-    /// Reset every connection, open or new.
-    Reset,
-    /// Accept, read and discard; never answer.
-    Blackhole,
-}
-
-impl Fault {
-    /// For people and event timelines: `latency 100ms ± 20ms`, `loss 30%`, `reset`,
-    /// `blackhole`, `none`.
-    pub fn describe(&self) -> String {
-        match self {
-            Fault::None => "none".into(),
-            Fault::Latency { delay, jitter } if jitter.is_zero() => format!("latency {}", humantime::format_duration(*delay)),
-            Fault::Latency { delay, jitter } => {
-                format!("latency {} ± {}", humantime::format_duration(*delay), humantime::format_duration(*jitter))
-            }
-            Fault::Loss { rate } => format!("loss {}%", (rate * 1000.0).round() / 10.0),
-            Fault::Reset => "reset".into(),
-            Fault::Blackhole => "blackhole".into(),
-        }
-    }
-}
+use crate::plan::Fault;
 
 /// Counters since the proxy started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -23,7 +23,7 @@ fn assert_clean(tmp: &Path, case: &str) {
     assert!(left.is_empty(), "{case}: left behind {left:?}");
 }
 
-async fn start_err(plan: &perf::plan::Plan, logs: &Path) -> EnvError {
+async fn start_err(plan: &perf::plan::Setup, logs: &Path) -> EnvError {
     match Environment::start(BackendChoice::Local, plan, &options(logs, CancellationToken::new())).await {
         Ok(_) => panic!("the start should fail"),
         Err(e) => e,

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use perf::env::local::{RedisOptions, RedisProcess};
-use perf::faults::{Fault, FaultProxy};
+use perf::faults::FaultProxy;
+use perf::plan::Fault;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 

@@ -52,15 +52,11 @@ impl From<Backend> for BackendChoice {
 
 pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
     let path = super::plan_path(args.plan.as_deref())?;
-    let mut loaded = crate::plan::load(&path)?;
+    let mut setup = crate::plan::load(&path)?.setup();
     if !matches!(args.backend, Backend::Local) {
-        crate::env::docker::apply_image_overrides(&mut loaded.plan, |k| std::env::var(k).ok());
+        crate::env::docker::apply_image_overrides(&mut setup, |k| std::env::var(k).ok());
     }
-    let plan_dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let plan_dir = plan_dir.canonicalize().with_context(|| format!("resolving {}", plan_dir.display()))?;
+    let plan_dir = crate::run::plan_dir(&path)?;
     let opts = StartOptions {
         logs_dir: plan_dir.join("results").join("logs"),
         plan_dir,
@@ -71,11 +67,11 @@ pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<Exit
     };
     let backend = args.backend.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
     eprintln!("starting the environment of {} (backend: {backend})", path.display());
-    let build = &loaded.plan.app.local.build;
+    let build = &setup.app.local.build;
     if !matches!(args.backend, Backend::Docker) && !build.is_empty() {
         eprintln!("the local backend first builds the app with `{}` (minutes on a fresh clone)", build.join(" "));
     }
-    let env = Environment::start(args.backend.into(), &loaded.plan, &opts)
+    let env = Environment::start(args.backend.into(), &setup, &opts)
         .await
         .context("the environment did not come up")?;
     for s in env.services() {

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::plan::model::CompareSpec;
+use crate::plan::CompareRules;
 use crate::summary::{EndpointSummary, Summary};
 
 use super::hist;
@@ -84,7 +84,7 @@ impl<'a> Side<'a> {
 }
 
 /// Compares several rounds of base with several rounds of head, all of the same suite.
-pub fn compare_ab(base_rounds: &[Summary], head_rounds: &[Summary], rules: &CompareSpec) -> SuiteComparison {
+pub fn compare_ab(base_rounds: &[Summary], head_rounds: &[Summary], rules: &CompareRules) -> SuiteComparison {
     let suite = head_rounds.first().or(base_rounds.first()).map(|s| s.suite.clone()).unwrap_or_default();
     let mode = CompareMode::AB { base_rounds: base_rounds.len() as u32, head_rounds: head_rounds.len() as u32 };
     let mut notes = Vec::new();
@@ -142,9 +142,9 @@ fn compare_endpoint(
     ba: &Aggregate,
     h: &Side<'_>,
     ha: &Aggregate,
-    rules: &CompareSpec,
+    rules: &CompareRules,
 ) -> EndpointComparison {
-    let overrides = rules.endpoints.get(name).map(|s| s.get_ref());
+    let overrides = rules.endpoints.get(name);
     let metrics: Vec<MetricComparison> = Metric::ALL
         .into_iter()
         .map(|m| judge(m, ba, ha, Limits::for_metric(rules, overrides, m), || round_units(&b.per_round(m), &h.per_round(m))))

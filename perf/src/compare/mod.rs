@@ -36,13 +36,13 @@ pub use ab::compare_ab;
 pub use model::*;
 pub use rule::{describe_change, fmt_p};
 
-use crate::plan::model::CompareSpec;
+use crate::plan::CompareRules;
 use crate::summary::{EndpointSummary, SCHEMA_VERSION, Summary};
 
 use rule::{Aggregate, Limits, judge};
 
 /// Compares one suite's current summary with its baseline (`None`: every endpoint is new).
-pub fn compare_suite(base: Option<&Summary>, head: &Summary, rules: &CompareSpec) -> SuiteComparison {
+pub fn compare_suite(base: Option<&Summary>, head: &Summary, rules: &CompareRules) -> SuiteComparison {
     let Some(base) = base else {
         return no_baseline(head, rules);
     };
@@ -59,7 +59,7 @@ pub fn compare_suite(base: Option<&Summary>, head: &Summary, rules: &CompareSpec
     finish(head.suite.clone(), CompareMode::Baseline, endpoints, comparability_notes(base, head), rules)
 }
 
-fn no_baseline(head: &Summary, rules: &CompareSpec) -> SuiteComparison {
+fn no_baseline(head: &Summary, rules: &CompareRules) -> SuiteComparison {
     let endpoints = head.endpoints.iter().map(|(n, h)| new_endpoint(n, &aggregate(h), h.requests)).collect();
     let mut c = finish(head.suite.clone(), CompareMode::NoBaseline, endpoints, Vec::new(), rules);
     c.verdict = Verdict::New;
@@ -83,9 +83,9 @@ fn compare_endpoint(
     base: &Summary,
     h: &EndpointSummary,
     head: &Summary,
-    rules: &CompareSpec,
+    rules: &CompareRules,
 ) -> EndpointComparison {
-    let overrides = rules.endpoints.get(name).map(|s| s.get_ref());
+    let overrides = rules.endpoints.get(name);
     let (ba, ha) = (aggregate(b), aggregate(h));
     let metrics: Vec<MetricComparison> = Metric::ALL
         .into_iter()
@@ -155,7 +155,7 @@ pub(crate) fn finish(
     mode: CompareMode,
     mut endpoints: Vec<EndpointComparison>,
     notes: Vec<String>,
-    rules: &CompareSpec,
+    rules: &CompareRules,
 ) -> SuiteComparison {
     endpoints.sort_by(|a, b| a.name.cmp(&b.name));
     SuiteComparison {

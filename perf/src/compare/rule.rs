@@ -14,7 +14,7 @@
 //!    no per-window data at all (older summaries) the threshold and the floor decide alone,
 //!    and the result says `untested`.
 
-use crate::plan::model::MetricThresholds;
+use crate::plan::MetricThresholds;
 
 use super::model::{Metric, MetricComparison, TestMethod, TestResult, Verdict};
 use super::stats::{Alternative, mann_whitney, two_proportion};
@@ -58,7 +58,7 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
-    pub fn for_metric(spec: &crate::plan::model::CompareSpec, overrides: Option<&MetricThresholds>, metric: Metric) -> Self {
+    pub fn for_metric(spec: &crate::plan::CompareRules, overrides: Option<&MetricThresholds>, metric: Metric) -> Self {
         let over = overrides.and_then(|o| match metric {
             Metric::P50 => o.p50,
             Metric::P95 => o.p95,

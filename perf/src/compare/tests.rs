@@ -1,13 +1,13 @@
 //! The rule on literal summaries (see `testkit`).
 
-use crate::plan::model::{CompareSpec, MetricThresholds};
+use crate::plan::{CompareRules, MetricThresholds};
 use crate::summary::Summary;
 
 use super::testkit::{Gen, empty_endpoint, endpoint, one, summary};
 use super::*;
 
-fn rules() -> CompareSpec {
-    CompareSpec::default()
+fn rules() -> CompareRules {
+    CompareRules::default()
 }
 
 fn metric(c: &SuiteComparison, endpoint: &str, m: Metric) -> MetricComparison {
@@ -173,7 +173,9 @@ fn overrides_apply_per_endpoint_and_metric() {
     let head = Gen::new(100, 60, 13.0, 2);
     let b = summary("s", 60, vec![("loose", endpoint(&base)), ("strict", endpoint(&base))]);
     let h = summary("s", 60, vec![("loose", endpoint(&head)), ("strict", endpoint(&head))]);
-    let spec: CompareSpec = toml::from_str("[endpoints.loose]\np50 = 0.5\np95 = 0.5\np99 = 0.5\n").unwrap();
+    // [compare.endpoints.loose] p50 = 0.5, p95 = 0.5, p99 = 0.5
+    let mut spec = CompareRules::default();
+    spec.endpoints.insert("loose".into(), MetricThresholds { p50: Some(0.5), p95: Some(0.5), p99: Some(0.5), ..Default::default() });
     let c = compare_suite(Some(&b), &h, &spec);
     let loose = metric(&c, "loose", Metric::P50);
     assert_eq!((loose.threshold, loose.overridden), (0.5, true));
@@ -185,9 +187,9 @@ fn overrides_apply_per_endpoint_and_metric() {
     assert_eq!((strict.threshold, strict.overridden, strict.verdict), (0.2, false, Verdict::Regressed));
     assert_eq!(c.regressed_endpoints(), vec!["strict"]);
 
-    let mut one_metric = CompareSpec::default();
+    let mut one_metric = CompareRules::default();
     let t = MetricThresholds { p50: Some(0.5), ..Default::default() };
-    one_metric.endpoints.insert("loose".into(), toml::Spanned::new(0..0, t));
+    one_metric.endpoints.insert("loose".into(), t);
     let c = compare_suite(Some(&b), &h, &one_metric);
     assert_eq!(metric(&c, "loose", Metric::P50).verdict, Verdict::Unchanged);
     assert_eq!(metric(&c, "loose", Metric::P95).verdict, Verdict::Regressed);

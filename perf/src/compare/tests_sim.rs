@@ -10,7 +10,7 @@
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::plan::model::CompareSpec;
+use crate::plan::CompareRules;
 
 use super::testkit::{Gen, endpoint, summary};
 use super::*;
@@ -39,7 +39,7 @@ fn pair(load: Load, seed: u64, run_sigma: f64, slowdown: f64) -> Vec<String> {
         summary("baseline", load.1, vec![("fast", endpoint(&g(5.0 * f, s))), ("slow", endpoint(&g(10.0 * f * slow, s + 1)))])
     };
     let (base, head) = (side(fb, 1.0, seed * 4), side(fh, slowdown, seed * 4 + 2));
-    compare_suite(Some(&base), &head, &CompareSpec::default()).regressed_endpoints().into_iter().map(String::from).collect()
+    compare_suite(Some(&base), &head, &CompareRules::default()).regressed_endpoints().into_iter().map(String::from).collect()
 }
 
 /// (same code failed, 10% slowdown failed, 25% slowdown failed naming only `slow`) of PAIRS.

@@ -25,7 +25,7 @@ use super::EngineError;
 use super::io::{ByteCounters, Counting, Stream};
 use super::stats::ErrorKind;
 use crate::plan::compiled::Rendered;
-use crate::plan::model::HttpVersion;
+use crate::plan::HttpVersion;
 
 type Io = TokioIo<Counting>;
 type ReqBody = Full<Bytes>;

@@ -63,11 +63,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::plan::compiled::{Compiled, Suite};
-use crate::plan::model::{Executor, SloSpec, SuiteKind};
-use crate::summary::Window;
+use crate::plan::{Executor, SloSpec, SuiteKind};
 
 pub use progress::{PLAIN_EVERY, ProgressMode};
-pub use stats::{EndpointResult, ErrorKind, WindowReport};
+pub use stats::{EndpointResult, EndpointWindow, ErrorKind, Window, WindowReport};
 
 /// How to run a suite.
 #[derive(Debug, Clone)]

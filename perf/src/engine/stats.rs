@@ -12,7 +12,30 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
-use crate::summary::{EndpointWindow, Window};
+/// One second of the whole suite, as the engine measured it (seconds from the measured start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    pub t: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub active_vus: u32,
+    /// Latency percentiles in ms; `None` when the second had no request.
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// One second of one endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointWindow {
+    pub t: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
 
 /// Why a request failed. `Status` and `Capture` failures still have a latency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -21,8 +21,6 @@
 
 use std::collections::BTreeMap;
 
-use toml::Spanned;
-
 use super::EnvError;
 use crate::plan::template::{RawPart, parse};
 
@@ -66,10 +64,10 @@ impl AppEnvValues {
 /// Renders every `plan.app.env` value. An unknown name or a malformed template is an error
 /// naming the key (`app.env.KEY`) and listing the names that exist.
 pub fn resolve(
-    env: &BTreeMap<String, Spanned<String>>,
+    env: &BTreeMap<String, String>,
     values: &AppEnvValues,
 ) -> Result<BTreeMap<String, String>, EnvError> {
-    env.iter().map(|(key, template)| Ok((key.clone(), render(&format!("app.env.{key}"), template.get_ref(), values)?))).collect()
+    env.iter().map(|(key, template)| Ok((key.clone(), render(&format!("app.env.{key}"), template, values)?))).collect()
 }
 
 /// Renders one template; `field` names it in errors (`app.env.DATABASE_URL`,
@@ -109,8 +107,8 @@ mod tests {
         }
     }
 
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, Spanned<String>> {
-        pairs.iter().map(|(k, v)| (k.to_string(), Spanned::new(0..v.len(), v.to_string()))).collect()
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The external backend: nothing is started; the app already runs at a URL the user gave.
 
 use super::{EnvError, Service, ServiceInfo, StartOptions};
-use crate::plan::model::Plan;
+use crate::plan::Setup;
 
 pub struct ExternalEnv {
     app_url: String,
@@ -9,7 +9,7 @@ pub struct ExternalEnv {
 
 impl ExternalEnv {
     /// Checks that the URL is an http(s) URL and that the app's health check answers 200.
-    pub async fn start(plan: &Plan, opts: &StartOptions) -> Result<ExternalEnv, EnvError> {
+    pub async fn start(setup: &Setup, opts: &StartOptions) -> Result<ExternalEnv, EnvError> {
         let raw = opts.app_url.as_deref().ok_or_else(|| {
             EnvError::Other("the external backend needs the app's URL: pass --app-url http://HOST:PORT".into())
         })?;
@@ -19,8 +19,8 @@ impl ExternalEnv {
             return Err(EnvError::Other(format!("--app-url {raw:?}: expected http://HOST:PORT or https://HOST:PORT")));
         }
         let app_url = raw.trim_end_matches('/').to_string();
-        let health = format!("{app_url}{}", plan.app.health);
-        super::procs::wait_http_ok("app", &health, plan.environment.startup_timeout.0, &opts.cancel, || {
+        let health = format!("{app_url}{}", setup.app.health);
+        super::procs::wait_http_ok("app", &health, setup.environment.startup_timeout, &opts.cancel, || {
             Ok(String::new())
         })
         .await?;

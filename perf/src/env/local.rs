@@ -33,7 +33,7 @@ pub use redis::{RedisOptions, RedisProcess};
 
 use super::procs::{self, RunAs, Spawn};
 use super::{EnvError, ResourceSample, Service, ServiceInfo, StartOptions, resources};
-use crate::plan::model::Plan;
+use crate::plan::Setup;
 use app::AppProcess;
 
 /// A running local environment. Dropping it stops everything (synchronously, best effort)
@@ -52,7 +52,7 @@ pub struct LocalEnv {
 impl LocalEnv {
     /// Starts PostgreSQL, Redis and the app the plan describes and waits until the app's
     /// health check answers 200. Ends with `Interrupted` soon after `opts.cancel` fires.
-    pub async fn start(plan: &Plan, opts: &StartOptions) -> Result<LocalEnv, EnvError> {
+    pub async fn start(setup: &Setup, opts: &StartOptions) -> Result<LocalEnv, EnvError> {
         let root = procs::temp_root();
         let run_dir = tempfile::Builder::new()
             .prefix("perf-local-")
@@ -66,7 +66,7 @@ impl LocalEnv {
         }
         tracing::debug!(dir = %run_dir.path().display(), "local environment directory");
         let mut env = LocalEnv { app_url: String::new(), app: None, redis: None, postgres: None, run_dir: Some(run_dir), proxies: None };
-        match env.boot(plan, opts).await {
+        match env.boot(setup, opts).await {
             Ok(()) => Ok(env),
             Err(EnvError::Interrupted) => Err(EnvError::Interrupted),
             Err(e) => {
@@ -77,22 +77,22 @@ impl LocalEnv {
         }
     }
 
-    async fn boot(&mut self, plan: &Plan, opts: &StartOptions) -> Result<(), EnvError> {
+    async fn boot(&mut self, setup: &Setup, opts: &StartOptions) -> Result<(), EnvError> {
         let dir = self.dir().to_path_buf();
-        let timeout = plan.environment.startup_timeout.0;
-        let spec = &plan.environment.postgres;
+        let timeout = setup.environment.startup_timeout;
+        let spec = &setup.environment.postgres;
         let pg_opts = PostgresOptions { database: spec.database.clone(), user: spec.user.clone(), startup_timeout: timeout };
         let redis_opts = RedisOptions { startup_timeout: timeout };
         let cancel = &opts.cancel;
         // A mistake in the app's templates is found before anything is started.
-        let cargo_target_dir = if app::uses_cargo_target_dir(plan) {
+        let cargo_target_dir = if app::uses_cargo_target_dir(setup) {
             Some(app::cargo_target_dir(&opts.plan_dir, &opts.build_env).await?)
         } else {
             None
         };
         let templates = AppContext { cargo_target_dir: cargo_target_dir.clone(), ..AppContext::default() };
-        templates.render_app(plan)?;
-        let build = templates.render_argv("app.local.build", &plan.app.local.build)?;
+        templates.render_app(setup)?;
+        let build = templates.render_argv("app.local.build", &setup.app.local.build)?;
         let build_log = dir.join("build.log");
         let (pg, redis, ()) = tokio::try_join!(
             PostgresProcess::start_in(&pg_opts, &dir, cancel.clone(), Some(&opts.logs_dir)),
@@ -110,7 +110,7 @@ impl LocalEnv {
         self.postgres = Some(Box::new(pg));
         self.redis = Some(Box::new(redis));
 
-        let (argv, env) = ctx.render_app(plan)?;
+        let (argv, env) = ctx.render_app(setup)?;
         let program = app::resolve_program("app.local.command", &argv, &opts.plan_dir)?;
         let spec = Spawn {
             program,
@@ -122,7 +122,7 @@ impl LocalEnv {
             parent_death_signal: Signal::SIGKILL,
         };
         self.app_url = format!("http://127.0.0.1:{}", ctx.port);
-        let health = format!("{}{}", self.app_url, plan.app.health);
+        let health = format!("{}{}", self.app_url, setup.app.health);
         self.app.insert(Box::new(AppProcess::new(spec, health, timeout, cancel.clone()))).start().await
     }
 

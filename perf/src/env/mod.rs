@@ -22,9 +22,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::faults::{Fault, FaultProxy, ProxyStats};
+use crate::faults::{FaultProxy, ProxyStats};
+pub use crate::plan::{Fault, Service};
 
-use crate::plan::model::Plan;
+use crate::plan::Setup;
 
 /// What the user asked for with `--backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,24 +84,6 @@ impl BackendKind {
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// A service of the environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Service {
-    App,
-    Postgres,
-    Redis,
-}
-
-impl Service {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Service::App => "app",
-            Service::Postgres => "postgres",
-            Service::Redis => "redis",
-        }
     }
 }
 
@@ -226,18 +209,18 @@ impl Environment {
     /// the app's health check answers 200.
     pub async fn start(
         choice: BackendChoice,
-        plan: &Plan,
+        setup: &Setup,
         opts: &StartOptions,
     ) -> Result<Environment, EnvError> {
         match choice {
-            BackendChoice::External => Ok(Environment::External(external::ExternalEnv::start(plan, opts).await?)),
-            BackendChoice::Local => Ok(Environment::Local(local::LocalEnv::start(plan, opts).await?)),
-            BackendChoice::Docker => Ok(Environment::Docker(docker::DockerEnv::start(plan, opts).await?)),
+            BackendChoice::External => Ok(Environment::External(external::ExternalEnv::start(setup, opts).await?)),
+            BackendChoice::Local => Ok(Environment::Local(local::LocalEnv::start(setup, opts).await?)),
+            BackendChoice::Docker => Ok(Environment::Docker(docker::DockerEnv::start(setup, opts).await?)),
             BackendChoice::Auto => {
                 if docker::engine_answers().await {
-                    Ok(Environment::Docker(docker::DockerEnv::start(plan, opts).await?))
+                    Ok(Environment::Docker(docker::DockerEnv::start(setup, opts).await?))
                 } else {
-                    Ok(Environment::Local(local::LocalEnv::start(plan, opts).await?))
+                    Ok(Environment::Local(local::LocalEnv::start(setup, opts).await?))
                 }
             }
         }

@@ -69,6 +69,8 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
     Ok(Compiled {
         requests,
         suites,
+        setup: super::Setup::from(plan),
+        compare: super::CompareRules::from(&plan.compare),
         http: plan.defaults.http,
         late_after: plan.defaults.late_after.0,
         vars: table,
@@ -448,7 +450,7 @@ fn special(lp: &LoadedPlan, name: &str, spec: &SuiteSpec, scenarios: &[Scenario]
             let t = spec.stress.as_ref().expect("checked above");
             let (span, v) = (t.span(), t.get_ref());
             let field = |f: &str| format!("suites.{name}.stress.{f}");
-            if !scenarios.iter().any(|s| matches!(&s.shape, Shape::RampingArrivalRate { start_rate, stages, .. } if !crate::special::holds(*start_rate, stages).is_empty())) {
+            if !scenarios.iter().any(|s| !s.shape.holds().is_empty()) {
                 return Err(lp.error_at(span, &format!("suites.{name}.scenarios"), "a stress suite needs a ramping-arrival-rate scenario whose stages hold a rate (a stage whose target equals the previous one): those holds are the steps"));
             }
             if v.slo_p95.0.is_zero() {
@@ -468,12 +470,13 @@ fn special(lp: &LoadedPlan, name: &str, spec: &SuiteSpec, scenarios: &[Scenario]
             let max_p95_growth = growth_limit(lp, span.clone(), &field("max_p95_growth"), v.max_p95_growth)?;
             let mut services = Vec::new();
             for (i, s) in v.services.iter().enumerate() {
-                if !SOAK_SERVICES.contains(&s.get_ref().as_str()) {
+                let Some(service) = c::Service::from_name(s.get_ref()) else {
                     let at = if s.span().is_empty() { span.clone() } else { s.span() };
-                    return Err(lp.error_at(at, &field(&format!("services[{i}]")), format!("unknown service `{}`: expected one of {}", s.get_ref(), SOAK_SERVICES.join(", "))));
-                }
-                if !services.contains(s.get_ref()) {
-                    services.push(s.get_ref().clone());
+                    let known: Vec<&str> = c::Service::ALL.iter().map(|s| s.as_str()).collect();
+                    return Err(lp.error_at(at, &field(&format!("services[{i}]")), format!("unknown service `{}`: expected one of {}", s.get_ref(), known.join(", "))));
+                };
+                if !services.contains(&service) {
+                    services.push(service);
                 }
             }
             Some(Special::Soak(c::SoakSpec { max_memory_growth, max_p95_growth, services }))
@@ -484,9 +487,6 @@ fn special(lp: &LoadedPlan, name: &str, spec: &SuiteSpec, scenarios: &[Scenario]
         }
     })
 }
-
-/// Services whose resources the environment samples.
-const SOAK_SERVICES: &[&str] = &["app", "postgres", "redis"];
 
 fn example(kind: SuiteKind) -> &'static str {
     match kind {
@@ -514,7 +514,7 @@ fn chaos(lp: &LoadedPlan, name: &str, span: Range<usize>, v: &super::model::Chao
                 "an action needs exactly one of `stop`, `start`, `latency`, `loss`, `reset`, `blackhole` and `heal`, like { at = \"10s\", stop = \"postgres\" }",
             ));
         };
-        let Some(service) = c::ChaosService::from_name(service) else {
+        let Some(service) = c::Service::from_name(service).filter(|s| *s != c::Service::App) else {
             return Err(lp.error_at(aspan, &format!("{field}.{key}"), format!("unknown service `{service}`: expected postgres or redis")));
         };
         let verb = chaos_verb(key, spec).map_err(|(k, m)| lp.error_at(aspan.clone(), &format!("{field}.{k}"), m))?;
@@ -528,7 +528,7 @@ fn chaos(lp: &LoadedPlan, name: &str, span: Range<usize>, v: &super::model::Chao
     let mut faulted = BTreeSet::new();
     for (aspan, field, a) in &actions {
         let at = humantime::format_duration(a.at);
-        let svc = a.service.name();
+        let svc = a.service.as_str();
         let problem = match a.verb {
             c::ChaosVerb::Stop => (!stopped.insert(a.service)).then(|| format!("{svc} is already stopped at {at}")),
             c::ChaosVerb::Start => (!stopped.remove(&a.service)).then(|| format!("{svc} is not stopped at {at}: only a stopped service can be started")),
@@ -547,11 +547,11 @@ fn chaos(lp: &LoadedPlan, name: &str, span: Range<usize>, v: &super::model::Chao
     for (i, e) in v.expect.iter().enumerate() {
         let field = format!("suites.{name}.chaos.expect[{i}]");
         let x = c::Expectation::parse(e.get_ref()).map_err(|m| lp.error_at(e.span(), &field, m))?;
-        let has = |service: Option<c::ChaosService>, f: fn(&c::ChaosVerb) -> bool| actions.iter().any(|a| service.is_none_or(|s| s == a.service) && f(&a.verb));
+        let has = |service: Option<c::Service>, f: fn(&c::ChaosVerb) -> bool| actions.iter().any(|a| service.is_none_or(|s| s == a.service) && f(&a.verb));
         let needs = match x {
             c::Expectation::ErrorsStopWithin(_) => (!has(None, c::ChaosVerb::recovers)).then_some("a `start` or `heal` action (errors are timed from the last one)"),
-            c::Expectation::BreakerCycle => (!has(Some(c::ChaosService::Postgres), c::ChaosVerb::breaks)).then_some("postgres to be stopped, or cut off by a loss, reset or blackhole"),
-            c::Expectation::CacheRecovers => (!has(Some(c::ChaosService::Redis), c::ChaosVerb::recovers)).then_some("redis to be started again or healed"),
+            c::Expectation::BreakerCycle => (!has(Some(c::Service::Postgres), c::ChaosVerb::breaks)).then_some("postgres to be stopped, or cut off by a loss, reset or blackhole"),
+            c::Expectation::CacheRecovers => (!has(Some(c::Service::Redis), c::ChaosVerb::recovers)).then_some("redis to be started again or healed"),
             _ => None,
         };
         if let Some(need) = needs {
@@ -780,7 +780,10 @@ fn check_compare(lp: &LoadedPlan) -> Result<(), PlanError> {
 }
 
 fn select(lp: &LoadedPlan, opts: &CompileOptions, all: Vec<Suite>) -> Result<Vec<Suite>, PlanError> {
-    let wanted: Vec<String> = if !opts.suites.is_empty() {
+    let wanted: Vec<String> = if opts.suites.iter().any(|s| s == "all") && !lp.plan.suites.contains_key("all") {
+        // `--suite all` (PERF_SUITES=all in the nightly workflow): every suite of the plan.
+        return Ok(all);
+    } else if !opts.suites.is_empty() {
         opts.suites.clone()
     } else if !lp.plan.default_suites.is_empty() {
         lp.plan.default_suites.iter().map(|s| s.get_ref().clone()).collect()

@@ -10,23 +10,115 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 
-pub use crate::faults::Fault;
 
-use super::model::{Executor, HttpVersion, SloSpec, SuiteKind, Think};
+use super::{Executor, HttpVersion, SloSpec, SuiteKind, Think};
 use super::template::{BodyTemplate, Capture, Template};
 use super::vars::VarTable;
 
 pub use super::vars::{SharedVars, VuVars};
 
+/// What the proxy does to the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Fault {
+    /// Pass everything through.
+    #[default]
+    None,
+    /// Hold every chunk for `delay` ± `jitter` (uniform), in both directions.
+    Latency { delay: Duration, jitter: Duration },
+    /// Lose each new connection and each chunk with probability `rate` (0..=1); a loss resets
+    /// the connection.
+    Loss { rate: f64 },
+    /// Reset every connection, open or new.
+    Reset,
+    /// Accept, read and discard; never answer.
+    Blackhole,
+}
+
+impl Fault {
+    /// The plan's key: `latency`, `loss`, `reset`, `blackhole`; `none` for no fault.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Fault::None => "none",
+            Fault::Latency { .. } => "latency",
+            Fault::Loss { .. } => "loss",
+            Fault::Reset => "reset",
+            Fault::Blackhole => "blackhole",
+        }
+    }
+
+    /// Its parameters for people: `100ms ± 20ms`, `30%`; empty when it has none.
+    pub fn params(&self) -> String {
+        match self {
+            Fault::Latency { delay, jitter } if jitter.is_zero() => humantime::format_duration(*delay).to_string(),
+            Fault::Latency { delay, jitter } => {
+                format!("{} ± {}", humantime::format_duration(*delay), humantime::format_duration(*jitter))
+            }
+            Fault::Loss { rate } => format!("{}%", (rate * 1000.0).round() / 10.0),
+            Fault::None | Fault::Reset | Fault::Blackhole => String::new(),
+        }
+    }
+
+    /// For people and event timelines: `latency 100ms ± 20ms`, `loss 30%`, `reset`,
+    /// `blackhole`, `none`.
+    pub fn describe(&self) -> String {
+        match self.params() {
+            p if p.is_empty() => self.key().to_string(),
+            p => format!("{} {p}", self.key()),
+        }
+    }
+}
+
+/// A service of the environment: the app under test and the two it depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    App,
+    Postgres,
+    Redis,
+}
+
+impl Service {
+    pub const ALL: [Service; 3] = [Service::App, Service::Postgres, Service::Redis];
+
+    /// `app`, `postgres`, `redis`: the plan's and the summaries' spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::App => "app",
+            Service::Postgres => "postgres",
+            Service::Redis => "redis",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl PartialEq<&str> for Service {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Index into [`Compiled::requests`].
 pub type RequestId = usize;
 
-/// A validated plan, with `--quick` and `--tags` already applied.
+/// A validated plan, with `--quick` and `--tags` already applied: everything the later layers
+/// need, as plain data.
 #[derive(Debug, Clone)]
 pub struct Compiled {
     pub requests: Vec<Request>,
     /// Suites in the order they run.
     pub suites: Vec<Suite>,
+    /// How to set up the app and its services.
+    pub setup: super::Setup,
+    /// The regression rule.
+    pub compare: super::CompareRules,
     pub http: HttpVersion,
     /// A scheduled start later than this counts as late.
     pub late_after: Duration,
@@ -100,8 +192,8 @@ pub struct StressSpec {
 pub struct SoakSpec {
     pub max_memory_growth: f64,
     pub max_p95_growth: f64,
-    /// Services whose `memory_series` is judged (`app`, `postgres`, `redis`).
-    pub services: Vec<String>,
+    /// Services whose `memory_series` is judged.
+    pub services: Vec<Service>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,7 +206,8 @@ pub struct ChaosSpec {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChaosAction {
     pub at: Duration,
-    pub service: ChaosService,
+    /// `Postgres` or `Redis` (the plan refuses the app).
+    pub service: Service,
     pub verb: ChaosVerb,
 }
 
@@ -137,11 +230,8 @@ impl ChaosVerb {
         match self {
             ChaosVerb::Stop => "stop",
             ChaosVerb::Start => "start",
-            ChaosVerb::Fault(Fault::Latency { .. }) => "latency",
-            ChaosVerb::Fault(Fault::Loss { .. }) => "loss",
-            ChaosVerb::Fault(Fault::Reset) => "reset",
-            ChaosVerb::Fault(Fault::Blackhole) => "blackhole",
             ChaosVerb::Fault(Fault::None) | ChaosVerb::Heal => "heal",
+            ChaosVerb::Fault(f) => f.key(),
         }
     }
 
@@ -157,42 +247,17 @@ impl ChaosVerb {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ChaosService {
-    Postgres,
-    Redis,
-}
-
-impl ChaosService {
-    pub fn name(self) -> &'static str {
-        match self {
-            ChaosService::Postgres => "postgres",
-            ChaosService::Redis => "redis",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<ChaosService> {
-        match name {
-            "postgres" => Some(ChaosService::Postgres),
-            "redis" => Some(ChaosService::Redis),
-            _ => None,
-        }
-    }
-}
-
 impl ChaosAction {
     /// The event text the orchestrator records for this action: `stop postgres`,
     /// `latency postgres 100ms ± 20ms`, `heal redis`.
     pub fn what(&self) -> String {
-        match self.verb {
-            ChaosVerb::Fault(f) => {
-                let how = f.describe();
-                match how.split_once(' ') {
-                    Some((kind, rest)) => format!("{kind} {} {rest}", self.service.name()),
-                    None => format!("{how} {}", self.service.name()),
-                }
-            }
-            v => format!("{} {}", v.key(), self.service.name()),
+        let params = match self.verb {
+            ChaosVerb::Fault(f) => f.params(),
+            _ => String::new(),
+        };
+        match params.as_str() {
+            "" => format!("{} {}", self.verb.key(), self.service),
+            p => format!("{} {} {p}", self.verb.key(), self.service),
         }
     }
 
@@ -308,7 +373,32 @@ pub enum Shape {
     },
 }
 
+/// A held step of a ramping-arrival-rate scenario: a stage whose target equals the previous
+/// rate. A stress suite's steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hold {
+    pub rate: f64,
+    /// From the scenario's start.
+    pub start: Duration,
+    pub duration: Duration,
+}
+
 impl Shape {
+    /// The held steps of a ramping-arrival-rate shape (none for other shapes).
+    pub fn holds(&self) -> Vec<Hold> {
+        let Shape::RampingArrivalRate { start_rate, stages, .. } = self else { return Vec::new() };
+        let mut out = Vec::new();
+        let (mut prev, mut offset) = (*start_rate, Duration::ZERO);
+        for (d, target) in stages {
+            if *target == prev && !d.is_zero() && *target > 0.0 {
+                out.push(Hold { rate: *target, start: offset, duration: *d });
+            }
+            prev = *target;
+            offset += *d;
+        }
+        out
+    }
+
     /// Length of the scenario's timeline (warm-up included, graceful stop excluded).
     pub fn duration(&self) -> Duration {
         match self {

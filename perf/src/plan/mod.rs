@@ -7,8 +7,9 @@
 pub mod compiled;
 mod compile;
 mod identity;
-pub mod model;
+mod model;
 mod scale;
+mod setup;
 pub(crate) mod template;
 pub(crate) mod vars;
 #[cfg(test)]
@@ -17,8 +18,9 @@ mod tests;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use compiled::Compiled;
-pub use model::Plan;
+pub use compiled::{Compiled, Fault, Hold, Service};
+pub use model::{Dur, Executor, HttpVersion, MetricThresholds, SloSpec, SuiteKind, Think, parse_duration};
+pub use setup::{AppSetup, CompareRules, DockerAppSetup, EnvironmentSetup, LocalAppSetup, PostgresSetup, RedisSetup, Setup};
 
 /// A bad plan: where, which field, what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +56,7 @@ pub struct LoadedPlan {
     /// The path as the user gave it (used in messages).
     pub path: PathBuf,
     pub source: String,
-    pub plan: Plan,
+    pub(crate) plan: model::Plan,
     /// SHA-256 of the file's bytes, hex.
     pub hash: String,
 }
@@ -62,7 +64,8 @@ pub struct LoadedPlan {
 /// What the command line changes in a plan.
 #[derive(Debug, Clone, Default)]
 pub struct CompileOptions {
-    /// Suites to run; empty means the plan's `default_suites` (or all of them).
+    /// Suites to run (names, kinds such as `chaos`, or `all`); empty means the plan's
+    /// `default_suites` (or all of them).
     pub suites: Vec<String>,
     /// Shrink every suite to at most 30 s.
     pub quick: bool,
@@ -91,7 +94,7 @@ pub fn load(path: &Path) -> Result<LoadedPlan, PlanError> {
 /// [`LoadedPlan::compile`].
 pub fn parse(path: &Path, source: String) -> Result<LoadedPlan, PlanError> {
     let file = path.display().to_string();
-    let plan: Plan = {
+    let plan: model::Plan = {
         let de = toml::Deserializer::parse(&source).map_err(|e| toml_error(&file, &source, &e, ""))?;
         serde_path_to_error::deserialize(de).map_err(|e| {
             let field = field_path(e.path());
@@ -106,6 +109,12 @@ impl LoadedPlan {
     /// Validates the plan and produces what the engine runs.
     pub fn compile(&self, opts: &CompileOptions) -> Result<Compiled, PlanError> {
         compile::compile(self, opts)
+    }
+
+    /// How to set up the app and its services, without compiling the suites (`cargo perf up`
+    /// needs only this). Its templates are checked when the environment renders them.
+    pub fn setup(&self) -> Setup {
+        Setup::from(&self.plan)
     }
 
     /// An error at a byte span of the source.

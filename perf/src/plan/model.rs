@@ -553,7 +553,7 @@ impl Default for CompareSpec {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricThresholds {
     pub p50: Option<f64>,

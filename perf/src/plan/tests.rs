@@ -370,7 +370,7 @@ fn all_suites(text: &str) -> CompileOptions {
 
 #[test]
 fn special_tables_compile_to_their_specs() {
-    use super::compiled::{ChaosAction, ChaosService, ChaosVerb, Expectation, Fault, Special};
+    use super::compiled::{ChaosAction, Service, ChaosVerb, Expectation, Fault, Special};
     use super::model::SuiteKind;
     let text = special_plan();
     let c = load(&text).unwrap().compile(&all_suites(&text)).unwrap();
@@ -388,8 +388,8 @@ fn special_tables_compile_to_their_specs() {
     assert_eq!(
         ch.actions,
         [
-            ChaosAction { at: Duration::from_secs(10), service: ChaosService::Postgres, verb: ChaosVerb::Stop },
-            ChaosAction { at: Duration::from_secs(20), service: ChaosService::Postgres, verb: ChaosVerb::Start }
+            ChaosAction { at: Duration::from_secs(10), service: Service::Postgres, verb: ChaosVerb::Stop },
+            ChaosAction { at: Duration::from_secs(20), service: Service::Postgres, verb: ChaosVerb::Start }
         ]
     );
     assert_eq!(ch.actions[0].what(), "stop postgres");
@@ -400,16 +400,16 @@ fn special_tables_compile_to_their_specs() {
     let Some(Special::Chaos(net)) = &by("netfaults").special else { panic!() };
     assert!(net.needs_proxy());
     let ms = Duration::from_millis;
-    let verbs: Vec<(u64, ChaosService, ChaosVerb)> = net.actions.iter().map(|a| (a.at.as_secs(), a.service, a.verb)).collect();
+    let verbs: Vec<(u64, Service, ChaosVerb)> = net.actions.iter().map(|a| (a.at.as_secs(), a.service, a.verb)).collect();
     assert_eq!(
         verbs,
         [
-            (5, ChaosService::Postgres, ChaosVerb::Fault(Fault::Latency { delay: ms(100), jitter: ms(20) })),
-            (10, ChaosService::Redis, ChaosVerb::Fault(Fault::Loss { rate: 0.25 })),
-            (15, ChaosService::Postgres, ChaosVerb::Fault(Fault::Reset)),
-            (20, ChaosService::Postgres, ChaosVerb::Fault(Fault::Blackhole)),
-            (25, ChaosService::Postgres, ChaosVerb::Heal),
-            (26, ChaosService::Redis, ChaosVerb::Heal),
+            (5, Service::Postgres, ChaosVerb::Fault(Fault::Latency { delay: ms(100), jitter: ms(20) })),
+            (10, Service::Redis, ChaosVerb::Fault(Fault::Loss { rate: 0.25 })),
+            (15, Service::Postgres, ChaosVerb::Fault(Fault::Reset)),
+            (20, Service::Postgres, ChaosVerb::Fault(Fault::Blackhole)),
+            (25, Service::Postgres, ChaosVerb::Heal),
+            (26, Service::Redis, ChaosVerb::Heal),
         ]
     );
     let what: Vec<String> = net.actions.iter().map(|a| a.what()).collect();

@@ -4,13 +4,13 @@ use scraper::{Html, Selector};
 
 use crate::compare::testkit::{Gen, endpoint, one, summary};
 use crate::compare::{compare_ab, compare_suite};
-use crate::plan::model::CompareSpec;
+use crate::plan::CompareRules;
 use crate::summary::{Check, Event, SloResult, Summary, Window};
 
 use super::*;
 
 fn suite_report(base: Option<Summary>, head: Summary, source: BaselineSource) -> SuiteReport {
-    let comparison = Some(compare_suite(base.as_ref(), &head, &CompareSpec::default()));
+    let comparison = Some(compare_suite(base.as_ref(), &head, &CompareRules::default()));
     SuiteReport { summary: head, comparison, baseline: source, baseline_summary: base, confirmation: Confirmation::NotRun }
 }
 
@@ -264,7 +264,7 @@ fn terminal_table_with_and_without_colour() {
 fn ab_reports_name_the_ref_and_rounds() {
     let rounds = |median, seed: u64| -> Vec<Summary> { (0..3).map(|i| one("baseline", "get", &Gen::new(40, 20, median, seed + i))).collect() };
     let (b, h) = (rounds(10.0, 1), rounds(10.0, 10));
-    let comparison = Some(compare_ab(&b, &h, &CompareSpec::default()));
+    let comparison = Some(compare_ab(&b, &h, &CompareRules::default()));
     let r = report(vec![SuiteReport {
         summary: h[0].clone(),
         comparison,

@@ -104,10 +104,10 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> 
             GateError::Environment(format!("the {side} environment did not come up: {e}"))
         }
     };
-    let mut base_env = Environment::start(BackendChoice::Local, &prepared.plan, &start(base_dir.clone(), "base", base_target))
+    let mut base_env = Environment::start(BackendChoice::Local, &prepared.setup, &start(base_dir.clone(), "base", base_target))
         .await
         .map_err(|e| env_err("base", e))?;
-    let mut head_env = match Environment::start(BackendChoice::Local, &prepared.plan, &start(prepared.plan_dir.clone(), "head", Vec::new())).await {
+    let mut head_env = match Environment::start(BackendChoice::Local, &prepared.setup, &start(prepared.plan_dir.clone(), "head", Vec::new())).await {
         Ok(env) => env,
         Err(e) => {
             let _ = base_env.shutdown().await;
@@ -152,7 +152,7 @@ async fn rounds(
                 if is_base { base_runs.push(s) } else { head_runs.push(s) }
             }
         }
-        let comparison = compare_ab(&base_runs, &head_runs, &prepared.plan.compare);
+        let comparison = compare_ab(&base_runs, &head_runs, &prepared.compiled.compare);
         let head_last = head_runs.pop().expect("at least one round");
         let base_last = base_runs.pop();
         let file = opts.out_dir.join(format!("{}.json", suite.name));

@@ -98,8 +98,8 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
     }
     let ctx = run_context(opts, prepared, &prepared.plan_dir);
     let start_copy = |delay_ms: u64| {
-        let mut plan = prepared.plan.clone();
-        plan.app.env.insert("REFAPP_DELAY".into(), toml::Spanned::new(0..0, format!("{}:{delay_ms}", exp.route)));
+        let mut setup = prepared.setup.clone();
+        setup.app.env.insert("REFAPP_DELAY".into(), format!("{}:{delay_ms}", exp.route));
         let start = StartOptions {
             plan_dir: prepared.plan_dir.clone(),
             logs_dir: opts.out_dir.join("logs").join(format!("delay-{delay_ms}")),
@@ -108,7 +108,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
             fault_proxies: false,
             build_env: Vec::new(),
         };
-        async move { Environment::start(prepared.backend.into(), &plan, &start).await }
+        async move { Environment::start(prepared.backend.into(), &setup, &start).await }
     };
     let env_err = |e: crate::env::EnvError| {
         if opts.cancel.is_cancelled() { GateError::Interrupted } else { GateError::Environment(e.to_string()) }
@@ -165,7 +165,7 @@ async fn pairs(
     ctx: &RunContext,
     envs: &mut [Environment],
 ) -> Result<Vec<Trial>, GateError> {
-    let rules = &prepared.plan.compare;
+    let rules = &prepared.compiled.compare;
     let mut trials = Vec::new();
     for pair in 1..=exp.pairs {
         let base = measure_suite(opts, prepared, &mut envs[0], suite, ctx).await?;

@@ -26,10 +26,10 @@ use crate::compare::{SuiteComparison, compare_suite};
 use crate::engine::{ProgressMode, RunClock, RunOptions, run_suite};
 use crate::env::{BackendChoice, BackendKind, Environment, ResourceSample, Service, StartOptions};
 use crate::faults::ProxyStats;
-use crate::plan::compiled::{ChaosAction, ChaosService, ChaosVerb, Compiled, Fault, Special, Suite};
-use crate::plan::model::{CompareSpec, Plan, SuiteKind};
+use crate::plan::compiled::{ChaosAction, ChaosVerb, Compiled, Fault, Special, Suite};
+use crate::plan::{CompareRules, Setup, SuiteKind};
 use crate::special::Observations;
-use crate::plan::{CompileOptions, LoadedPlan};
+use crate::plan::CompileOptions;
 use crate::render::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
 use crate::summary::{self, AppMetrics, Event, ResourceUsage, RunContext, Summary, Testbed};
 
@@ -97,9 +97,11 @@ pub struct GateOptions {
 
 /// A validated run, before anything is started.
 pub struct Prepared {
-    pub loaded: LoadedPlan,
-    pub plan: Plan,
     pub compiled: Compiled,
+    /// The compiled setup with this run's changes: `--app-env`, `PERF_*_IMAGE` (Docker).
+    pub setup: Setup,
+    /// SHA-256 of the plan file, recorded in every summary.
+    pub plan_hash: String,
     pub baselines: Baselines,
     pub plan_dir: PathBuf,
     /// The backend this run uses (`auto` resolved).
@@ -139,12 +141,7 @@ pub async fn resolve_testbed(opts: &GateOptions) -> (BackendKind, Testbed) {
 /// [`prepare`] with the backend and testbed already decided ([`resolve_testbed`]).
 pub fn prepare_on(opts: &GateOptions, backend: BackendKind, testbed: Testbed) -> Result<Prepared, GateError> {
     let loaded = crate::plan::load(&opts.plan_path).map_err(|e| GateError::Input(e.to_string()))?;
-    let mut compile = opts.compile.clone();
-    // `--suite all` (PERF_SUITES=all in the nightly workflow): every suite of the plan.
-    if compile.suites.iter().any(|s| s == "all") && !loaded.plan.suites.contains_key("all") {
-        compile.suites = loaded.plan.suites.keys().cloned().collect();
-    }
-    let compiled = loaded.compile(&compile).map_err(|e| GateError::Input(e.to_string()))?;
+    let compiled = loaded.compile(&opts.compile).map_err(|e| GateError::Input(e.to_string()))?;
     let suites: Vec<(String, String)> = compiled.suites.iter().map(|s| (s.name.clone(), s.definition_hash.clone())).collect();
     let baselines = match &opts.baseline {
         BaselineChoice::None => Baselines::default(),
@@ -152,15 +149,13 @@ pub fn prepare_on(opts: &GateOptions, backend: BackendKind, testbed: Testbed) ->
             baseline::load(path, baseline::Want { testbed: &testbed, suites: &suites, any_testbed: opts.any_testbed })?
         }
     };
-    let mut plan = loaded.plan.clone();
-    for (k, v) in &opts.app_env {
-        plan.app.env.insert(k.clone(), toml::Spanned::new(0..0, v.clone()));
-    }
+    let mut setup = compiled.setup.clone();
+    setup.app.env.extend(opts.app_env.iter().cloned());
     if backend == BackendKind::Docker {
-        crate::env::docker::apply_image_overrides(&mut plan, |k| std::env::var(k).ok());
+        crate::env::docker::apply_image_overrides(&mut setup, |k| std::env::var(k).ok());
     }
     let plan_dir = plan_dir(&opts.plan_path)?;
-    Ok(Prepared { loaded, plan, compiled, baselines, plan_dir, backend, testbed })
+    Ok(Prepared { setup, plan_hash: loaded.hash, compiled, baselines, plan_dir, backend, testbed })
 }
 
 impl Prepared {
@@ -235,7 +230,7 @@ async fn run_in_environment(
     };
     let proxied = if fault_proxies { ", the app reaching postgres and redis through fault proxies" } else { "" };
     eprintln!("starting the environment ({}{proxied})", backend_words(opts.backend, prepared.backend));
-    let mut env = match Environment::start(prepared.backend.into(), &prepared.plan, &start).await {
+    let mut env = match Environment::start(prepared.backend.into(), &prepared.setup, &start).await {
         Ok(env) => env,
         Err(_) if opts.cancel.is_cancelled() => return Err(GateError::Interrupted),
         Err(e) => return Err(GateError::Environment(format!("the environment did not come up: {e}"))),
@@ -268,7 +263,7 @@ pub(crate) fn run_context(opts: &GateOptions, prepared: &Prepared, source_dir: &
         git: summary::git_info(source_dir),
         backend: prepared.backend.as_str().to_string(),
         host: summary::host_info(),
-        plan_hash: prepared.loaded.hash.clone(),
+        plan_hash: prepared.plan_hash.clone(),
         testbed: Some(prepared.testbed.clone()),
         quick: opts.compile.quick,
         tags: opts.compile.tags.clone(),
@@ -283,7 +278,7 @@ async fn run_suites(
     env: &mut Environment,
     ctx: &RunContext,
 ) -> Result<(Vec<SuiteReport>, Vec<PathBuf>), GateError> {
-    let rules = &prepared.plan.compare;
+    let rules = &prepared.compiled.compare;
     let mut reports = Vec::new();
     let mut written = Vec::new();
     for &suite in suites {
@@ -342,7 +337,7 @@ pub struct Judged {
 /// Compares `first` with `base`; when an endpoint regressed (and `confirm` is set and the run
 /// is valid), runs `rerun` once and keeps the regression only on endpoints that regress in
 /// both runs. The gate and the verdict-quality experiment both decide through this.
-pub async fn judge<F, Fut>(base: &Summary, first: Summary, rules: &CompareSpec, confirm: bool, rerun: F) -> Result<Judged, GateError>
+pub async fn judge<F, Fut>(base: &Summary, first: Summary, rules: &CompareRules, confirm: bool, rerun: F) -> Result<Judged, GateError>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Summary, GateError>>,
@@ -362,7 +357,7 @@ where
 
 /// The re-run's comparison. A regression stands only on endpoints that regressed in both
 /// runs: an endpoint that regresses once in two runs is noise, not a change.
-fn confirm_comparison(base: Option<&Summary>, again: &Summary, rules: &CompareSpec, first: &[String]) -> SuiteComparison {
+fn confirm_comparison(base: Option<&Summary>, again: &Summary, rules: &CompareRules, first: &[String]) -> SuiteComparison {
     use crate::compare::Verdict;
     let mut c = compare_suite(base, again, rules);
     for e in c.endpoints.iter_mut() {
@@ -407,7 +402,7 @@ pub async fn measure_suite(
     suite: &Suite,
     ctx: &RunContext,
 ) -> Result<Summary, GateError> {
-    let app = &prepared.plan.app;
+    let app = &prepared.setup.app;
     let client = reqwest::Client::new();
     let metrics_url = app.metrics.as_ref().map(|m| format!("{}{}", env.app_url(), m));
     let scrape_once = |client: reqwest::Client, url: Option<String>| {
@@ -502,8 +497,8 @@ async fn side_work(
     let mut clock: Option<RunClock> = None;
     let mut clock_open = true;
     let mut next = 0usize;
-    let mut stopped: Vec<ChaosService> = Vec::new();
-    let mut faulted: Vec<ChaosService> = Vec::new();
+    let mut stopped: Vec<Service> = Vec::new();
+    let mut faulted: Vec<Service> = Vec::new();
     loop {
         let deadline = clock.and_then(|c| actions.get(next).map(|a| c.suite_start + a.at));
         tokio::select! {
@@ -584,10 +579,7 @@ fn secs_since(start: std::time::Instant) -> f64 {
 }
 
 async fn chaos_action(env: &mut Environment, action: ChaosAction) -> Result<(), crate::env::EnvError> {
-    let service = match action.service {
-        ChaosService::Postgres => Service::Postgres,
-        ChaosService::Redis => Service::Redis,
-    };
+    let service = action.service;
     match action.verb {
         ChaosVerb::Stop => env.stop_service(service).await,
         ChaosVerb::Start => env.start_service(service).await,

@@ -6,7 +6,7 @@
 //! event is missing), and the breaker and cache from the per-second metric scrapes.
 
 use super::{Observations, check};
-use crate::plan::compiled::{ChaosAction, ChaosService, ChaosSpec, Expectation};
+use crate::plan::compiled::{ChaosAction, Service, ChaosSpec, Expectation};
 use crate::summary::Summary;
 
 /// Gauge of the reference app's circuit breaker: 0 closed, 1 open, 2 half-open.
@@ -24,7 +24,7 @@ pub(super) fn evaluate(spec: &ChaosSpec, summary: &mut Summary, obs: &Observatio
             },
             Expectation::TimeoutsHold(d) => timeouts_hold(summary, d.as_secs_f64() * 1000.0),
             Expectation::BreakerCycle => breaker_cycle(obs),
-            Expectation::CacheRecovers => match last_recovery(spec, obs, warmup, Some(ChaosService::Redis)) {
+            Expectation::CacheRecovers => match last_recovery(spec, obs, warmup, Some(Service::Redis)) {
                 Some((a, t)) => cache_recovers(obs, t, a),
                 None => (false, "redis was not started again or healed".to_string()),
             },
@@ -42,7 +42,7 @@ fn when(a: &ChaosAction, obs: &Observations, warmup: f64) -> f64 {
 }
 
 /// The last `start` or `heal` (of `service`, or of any), with its time.
-fn last_recovery(spec: &ChaosSpec, obs: &Observations, warmup: f64, service: Option<ChaosService>) -> Option<(ChaosAction, f64)> {
+fn last_recovery(spec: &ChaosSpec, obs: &Observations, warmup: f64, service: Option<Service>) -> Option<(ChaosAction, f64)> {
     spec.actions.iter().rev().find(|a| a.verb.recovers() && service.is_none_or(|s| s == a.service)).map(|a| (*a, when(a, obs, warmup)))
 }
 

@@ -14,13 +14,11 @@ mod stress;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use crate::plan::compiled::{Special, Suite};
 use crate::summary::{Check, Event, Summary, Window};
 
 pub use soak::{Fit, fit};
-pub use stress::Hold;
 
 /// What the orchestrator saw during a suite's run, besides what the engine measured.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -51,22 +49,6 @@ pub fn evaluate(suite: &Suite, summary: &mut Summary, obs: &Observations) {
         Special::Soak(s) => soak::evaluate(s, summary),
         Special::Chaos(s) => chaos::evaluate(s, summary, obs, warmup),
     }
-}
-
-/// The steps of a stress suite: stages of a ramping-arrival-rate scenario that hold a rate
-/// (target equal to the previous target, or to `start_rate` for the first), longer than zero
-/// and above zero. `start` is the offset within the scenario.
-pub fn holds(start_rate: f64, stages: &[(Duration, f64)]) -> Vec<Hold> {
-    let mut out = Vec::new();
-    let (mut prev, mut offset) = (start_rate, Duration::ZERO);
-    for (d, target) in stages {
-        if *target == prev && !d.is_zero() && *target > 0.0 {
-            out.push(Hold { rate: *target, start: offset, duration: *d });
-        }
-        prev = *target;
-        offset += *d;
-    }
-    out
 }
 
 fn check(summary: &mut Summary, name: impl Into<String>, passed: bool, detail: impl Into<String>) {

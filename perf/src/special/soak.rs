@@ -89,7 +89,7 @@ fn t_critical_95(df: usize) -> f64 {
 pub(super) fn evaluate(spec: &SoakSpec, summary: &mut Summary) {
     for service in &spec.services {
         let name = format!("soak.memory.{service}");
-        let series = summary.resources.get(service).map(|r| r.memory_series.clone()).unwrap_or_default();
+        let series = summary.resources.get(service.as_str()).map(|r| r.memory_series.clone()).unwrap_or_default();
         if series.len() < MIN_POINTS {
             check(summary, name, true, format!("not judged: {} memory samples of {service} (at least {MIN_POINTS} needed)", series.len()));
             continue;

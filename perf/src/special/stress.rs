@@ -5,21 +5,11 @@
 //! Steps are judged on the whole-suite windows that lie entirely within a hold (ramps and the
 //! warm-up are left out), so a stress suite should run its ramping scenario alone.
 
-use std::time::Duration;
-
 use serde_json::json;
 
-use super::{check, figure, holds, num, windows_within};
-use crate::plan::compiled::{Shape, StressSpec, Suite};
+use super::{check, figure, num, windows_within};
+use crate::plan::compiled::{StressSpec, Suite};
 use crate::summary::Summary;
-
-/// One step of a stress suite: a stage that holds `rate`, `start` from the scenario's start.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Hold {
-    pub rate: f64,
-    pub start: Duration,
-    pub duration: Duration,
-}
 
 /// A measured step.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,10 +26,7 @@ struct Step {
 }
 
 pub(super) fn evaluate(spec: &StressSpec, suite: &Suite, summary: &mut Summary, warmup: f64) {
-    let Some((offset, steps)) = suite.scenarios.iter().find_map(|s| match &s.shape {
-        Shape::RampingArrivalRate { start_rate, stages, .. } => Some((s.start, holds(*start_rate, stages))).filter(|(_, h)| !h.is_empty()),
-        _ => None,
-    }) else {
+    let Some((offset, steps)) = suite.scenarios.iter().map(|s| (s.start, s.shape.holds())).find(|(_, h)| !h.is_empty()) else {
         check(summary, "stress.breaking_point", false, "the suite has no ramping-arrival-rate scenario with steps");
         return;
     };

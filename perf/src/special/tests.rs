@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Observations, evaluate, fit, holds};
-use crate::plan::compiled::{ChaosAction, ChaosService, ChaosSpec, ChaosVerb, Fault, Exec, Expectation, Scenario, Shape, SoakSpec, Special, SpikeSpec, StressSpec, Suite};
-use crate::plan::model::{Executor, SuiteKind};
+use super::{Observations, evaluate, fit};
+use crate::plan::compiled::{ChaosAction, Service, ChaosSpec, ChaosVerb, Fault, Exec, Expectation, Scenario, Shape, SoakSpec, Special, SpikeSpec, StressSpec, Suite};
+use crate::plan::{Executor, SuiteKind};
 use crate::summary::*;
 
 fn secs(s: u64) -> Duration {
@@ -154,7 +154,8 @@ fn stress_windows(step: impl Fn(f64) -> (u64, f64)) -> Vec<Window> {
 
 #[test]
 fn holds_are_the_stages_that_keep_the_rate() {
-    let h = holds(10.0, &[(secs(5), 10.0), (secs(1), 50.0), (secs(10), 50.0), (secs(0), 50.0), (secs(3), 0.0), (secs(3), 0.0)]);
+    let stages = vec![(secs(5), 10.0), (secs(1), 50.0), (secs(10), 50.0), (secs(0), 50.0), (secs(3), 0.0), (secs(3), 0.0)];
+    let h = Shape::RampingArrivalRate { start_rate: 10.0, stages, pre_allocated_vus: 1, max_vus: 1 }.holds();
     assert_eq!(h.iter().map(|h| (h.rate, h.start)).collect::<Vec<_>>(), [(10.0, secs(0)), (50.0, secs(6))]);
 }
 
@@ -198,7 +199,7 @@ fn stress_failure_mode_errors_and_timeouts() {
 // --- soak ----------------------------------------------------------------------------------
 
 fn soak_suite() -> Suite {
-    let spec = SoakSpec { max_memory_growth: 0.2, max_p95_growth: 0.2, services: vec!["app".into(), "postgres".into()] };
+    let spec = SoakSpec { max_memory_growth: 0.2, max_p95_growth: 0.2, services: vec![Service::App, Service::Postgres] };
     suite(SuiteKind::Soak, Special::Soak(spec), constant(600))
 }
 
@@ -279,12 +280,12 @@ fn soak_short_series_are_not_judged() {
 
 // --- chaos ---------------------------------------------------------------------------------
 
-fn chaos_suite(service: ChaosService, expect: Vec<Expectation>) -> Suite {
+fn chaos_suite(service: Service, expect: Vec<Expectation>) -> Suite {
     chaos_suite_with(service, ChaosVerb::Stop, ChaosVerb::Start, expect)
 }
 
 /// `first` at 15 s and `then` at 25 s of the suite, on `service`.
-fn chaos_suite_with(service: ChaosService, first: ChaosVerb, then: ChaosVerb, expect: Vec<Expectation>) -> Suite {
+fn chaos_suite_with(service: Service, first: ChaosVerb, then: ChaosVerb, expect: Vec<Expectation>) -> Suite {
     let actions = vec![ChaosAction { at: secs(15), service, verb: first }, ChaosAction { at: secs(25), service, verb: then }];
     suite(SuiteKind::Chaos, Special::Chaos(ChaosSpec { actions, expect }), constant(40))
 }
@@ -308,7 +309,7 @@ fn one(s: &Summary) -> &Check {
 
 #[test]
 fn chaos_no_5xx_except_503() {
-    let suite = chaos_suite(ChaosService::Postgres, vec![Expectation::No5xxExcept503]);
+    let suite = chaos_suite(Service::Postgres, vec![Expectation::No5xxExcept503]);
     let mut s = chaos_summary(10..22, &[("201", 50), ("503", 20)], 20);
     evaluate(&suite, &mut s, &events());
     assert!(one(&s).passed, "{:?}", s.checks);
@@ -322,7 +323,7 @@ fn chaos_no_5xx_except_503() {
 
 #[test]
 fn chaos_errors_stop_within_the_restart() {
-    let suite = chaos_suite(ChaosService::Postgres, vec![Expectation::ErrorsStopWithin(secs(5))]);
+    let suite = chaos_suite(Service::Postgres, vec![Expectation::ErrorsStopWithin(secs(5))]);
     // Restarted at 20.3 s: errors until second 25 (25 < 25.3) pass, at second 26 fail.
     let mut s = chaos_summary(10..26, &[("503", 30)], 30);
     evaluate(&suite, &mut s, &events());
@@ -338,7 +339,7 @@ fn chaos_errors_stop_within_the_restart() {
 
 #[test]
 fn chaos_errors_are_timed_from_the_heal_of_a_network_fault() {
-    let suite = chaos_suite_with(ChaosService::Postgres, ChaosVerb::Fault(Fault::Blackhole), ChaosVerb::Heal, vec![Expectation::ErrorsStopWithin(secs(5))]);
+    let suite = chaos_suite_with(Service::Postgres, ChaosVerb::Fault(Fault::Blackhole), ChaosVerb::Heal, vec![Expectation::ErrorsStopWithin(secs(5))]);
     let ev = |t: f64, what: &str| Event { t, what: what.into() };
     let obs = Observations { events: vec![ev(10.1, "blackhole postgres"), ev(20.2, "heal postgres")], metrics: Vec::new(), warmup_s: 5.0 };
     let mut s = chaos_summary(10..25, &[("503", 30)], 30);
@@ -351,7 +352,7 @@ fn chaos_errors_are_timed_from_the_heal_of_a_network_fault() {
 
 #[test]
 fn chaos_timeouts_hold() {
-    let suite = chaos_suite_with(ChaosService::Postgres, ChaosVerb::Fault(Fault::Blackhole), ChaosVerb::Heal, vec![Expectation::TimeoutsHold(secs(2))]);
+    let suite = chaos_suite_with(Service::Postgres, ChaosVerb::Fault(Fault::Blackhole), ChaosVerb::Heal, vec![Expectation::TimeoutsHold(secs(2))]);
     let run = |slowest: &[f64], timeouts: u64| {
         let mut s = chaos_summary(0..0, &[], 0);
         s.endpoints.clear();
@@ -377,7 +378,7 @@ fn chaos_timeouts_hold() {
 
 #[test]
 fn chaos_no_errors() {
-    let suite = chaos_suite(ChaosService::Redis, vec![Expectation::NoErrors]);
+    let suite = chaos_suite(Service::Redis, vec![Expectation::NoErrors]);
     let mut s = chaos_summary(0..0, &[("200", 300)], 0);
     evaluate(&suite, &mut s, &Observations::default());
     assert!(one(&s).passed);
@@ -395,7 +396,7 @@ fn scrapes(values: &[(f64, &[(&str, f64)])]) -> Observations {
 
 #[test]
 fn chaos_breaker_cycle() {
-    let suite = chaos_suite(ChaosService::Postgres, vec![Expectation::BreakerCycle]);
+    let suite = chaos_suite(Service::Postgres, vec![Expectation::BreakerCycle]);
     let b = "refapp_breaker_state";
     let run = |obs: Observations| {
         let mut s = chaos_summary(0..0, &[], 0);
@@ -414,7 +415,7 @@ fn chaos_breaker_cycle() {
 
 #[test]
 fn chaos_cache_recovers() {
-    let suite = chaos_suite(ChaosService::Redis, vec![Expectation::CacheRecovers]);
+    let suite = chaos_suite(Service::Redis, vec![Expectation::CacheRecovers]);
     let h = |c: &str| format!("refapp_cache_hits_total{{cache=\"{c}\"}}");
     let (p, s_) = (h("provider"), h("slots"));
     let obs = |after: f64| {
@@ -432,7 +433,7 @@ fn chaos_cache_recovers() {
 
 #[test]
 fn chaos_one_winner_per_slot() {
-    let suite = chaos_suite(ChaosService::Postgres, vec![Expectation::OneWinnerPerSlot(10)]);
+    let suite = chaos_suite(Service::Postgres, vec![Expectation::OneWinnerPerSlot(10)]);
     let mut s = chaos_summary(0..0, &[("201", 10), ("409", 990)], 0);
     evaluate(&suite, &mut s, &Observations::default());
     assert!(one(&s).passed, "{:?}", s.checks);
@@ -444,7 +445,7 @@ fn chaos_one_winner_per_slot() {
 
 #[test]
 fn load_suites_are_left_alone() {
-    let mut suite = chaos_suite(ChaosService::Redis, vec![Expectation::NoErrors]);
+    let mut suite = chaos_suite(Service::Redis, vec![Expectation::NoErrors]);
     suite.kind = SuiteKind::Load;
     suite.special = None;
     let mut s = chaos_summary(1..2, &[("500", 1)], 1);

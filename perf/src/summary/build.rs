@@ -59,8 +59,20 @@ pub fn latency(h: &Histogram<u64>) -> Latency {
     }
 }
 
-fn kind_name(kind: crate::plan::model::SuiteKind) -> String {
+fn kind_name(kind: crate::plan::SuiteKind) -> String {
     kind.name().to_string()
+}
+
+impl From<&crate::engine::Window> for Window {
+    fn from(w: &crate::engine::Window) -> Self {
+        Window { t: w.t, requests: w.requests, errors: w.errors, active_vus: w.active_vus, p50: w.p50, p95: w.p95, p99: w.p99 }
+    }
+}
+
+impl From<&crate::engine::EndpointWindow> for EndpointWindow {
+    fn from(w: &crate::engine::EndpointWindow) -> Self {
+        EndpointWindow { t: w.t, requests: w.requests, errors: w.errors, p50: w.p50, p95: w.p95, p99: w.p99 }
+    }
 }
 
 /// Builds the summary of one suite run, SLOs evaluated.
@@ -84,7 +96,7 @@ pub fn build(result: &SuiteResult, ctx: &RunContext) -> Summary {
             service_ms: latency(&e.service),
             histogram: hist::encode(&e.latency),
             service_histogram: hist::encode(&e.service),
-            windows: e.windows.clone(),
+            windows: e.windows.iter().map(EndpointWindow::from).collect(),
         };
         endpoints.insert(e.name.clone(), summary);
     }
@@ -133,7 +145,7 @@ pub fn build(result: &SuiteResult, ctx: &RunContext) -> Summary {
         },
         endpoints,
         scenarios,
-        windows: result.windows.clone(),
+        windows: result.windows.iter().map(Window::from).collect(),
         slo,
         resources: BTreeMap::new(),
         app_metrics: None,

@@ -10,12 +10,12 @@
 use std::collections::BTreeMap;
 
 use super::model::{EndpointSummary, Latency, SloResult};
-use crate::plan::model::SloSpec;
+use crate::plan::SloSpec;
 
 /// One limit: metric name and threshold (ms for latencies, a fraction for `error_rate`,
 /// requests per second for `min_rps`).
 fn limits(spec: &SloSpec) -> Vec<(&'static str, f64)> {
-    let ms = |d: Option<crate::plan::model::Dur>| d.map(|d| d.0.as_secs_f64() * 1000.0);
+    let ms = |d: Option<crate::plan::Dur>| d.map(|d| d.0.as_secs_f64() * 1000.0);
     let mut out = Vec::new();
     for (name, v) in [
         ("p50", ms(spec.p50)),
@@ -109,7 +109,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::plan::model::Dur;
+    use crate::plan::Dur;
     use crate::summary::model::{EndpointSummary, Errors, Latency};
 
     fn ep(requests: u64, errors: u64, p99: Option<f64>, rps: f64) -> EndpointSummary {

@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use perf::env::docker::{self, Leftovers, engine};
-use perf::plan::model::Plan;
+use perf::plan::Setup;
 
 pub const STUB_IMAGE: &str = "perf-local/perf-test-stub:dev";
 pub const TEST_PASSWORD: &str = "s3cret-Passw0rd-for-tests";
@@ -63,7 +63,7 @@ pub fn app_image() -> Option<String> {
 
 /// A plan for the Docker tests: the app from `app_docker` (an inline TOML table), health at
 /// `/health/deep`, the three template names in its environment.
-pub fn plan(app_docker: &str, password: Option<&str>) -> Plan {
+pub fn plan(app_docker: &str, password: Option<&str>) -> Setup {
     let password = password.map(|p| format!("password = {p:?}")).unwrap_or_default();
     let text = format!(
         r#"
@@ -92,9 +92,9 @@ duration = "1s"
 request = "health"
 "#
     );
-    let mut plan: Plan = toml::from_str(&text).expect("test plan parses");
-    docker::apply_image_overrides(&mut plan, image_lookup);
-    plan
+    let mut setup = perf::plan::parse(std::path::Path::new("perf.toml"), text).expect("test plan parses").setup();
+    docker::apply_image_overrides(&mut setup, image_lookup);
+    setup
 }
 
 /// The app table of the test plan: `PERF_APP_IMAGE` when set, else the stub, built from a

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use perf::env::StartOptions;
 use perf::env::resources::is_alive;
-use perf::plan::Plan;
+use perf::plan::Setup;
 use tokio_util::sync::CancellationToken;
 
 /// The stand-in app's script.
@@ -16,7 +16,7 @@ pub fn testapp() -> PathBuf {
 
 /// A plan that runs the stand-in app with `extra_env` (TOML lines `KEY = "value"`) added to
 /// its environment, `build` as its build command, and `args` after the script.
-pub fn plan(extra_env: &str, build: &str, args: &str, timeout: &str) -> Plan {
+pub fn plan(extra_env: &str, build: &str, args: &str, timeout: &str) -> Setup {
     let text = format!(
         r#"
 version = 1
@@ -44,7 +44,7 @@ request = "home"
 "#,
         script = testapp().display()
     );
-    toml::from_str(&text).unwrap_or_else(|e| panic!("test plan: {e}\n{text}"))
+    perf::plan::parse(Path::new("perf.toml"), text.clone()).unwrap_or_else(|e| panic!("test plan: {e}\n{text}")).setup()
 }
 
 pub fn options(logs_dir: &Path, cancel: CancellationToken) -> StartOptions {

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::super::EnvError;
 use super::engine;
-use crate::plan::model::{DockerAppSpec, Plan};
+use crate::plan::{DockerAppSetup, Setup};
 
 /// Environment variables that replace the plan's image names (empty values are ignored).
 pub const POSTGRES_IMAGE_VAR: &str = "PERF_POSTGRES_IMAGE";
@@ -24,22 +24,19 @@ pub const APP_IMAGE_VAR: &str = "PERF_APP_IMAGE";
 /// registry access points a run at images built locally (fixtures/images/build.sh). When the
 /// plan has no `[app.docker]`, `PERF_APP_IMAGE` creates one with the default port. A
 /// `dockerfile` in the plan stays: it is used only when the image is missing.
-pub fn apply_image_overrides(plan: &mut Plan, get: impl Fn(&str) -> Option<String>) {
+pub fn apply_image_overrides(setup: &mut Setup, get: impl Fn(&str) -> Option<String>) {
     let get = |key: &str| get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     if let Some(image) = get(POSTGRES_IMAGE_VAR) {
-        plan.environment.postgres.image = image;
+        setup.environment.postgres.image = image;
     }
     if let Some(image) = get(REDIS_IMAGE_VAR) {
-        plan.environment.redis.image = image;
+        setup.environment.redis.image = image;
     }
     if let Some(image) = get(APP_IMAGE_VAR) {
-        match plan.app.docker.as_mut() {
+        match setup.app.docker.as_mut() {
             Some(docker) => docker.image = image,
             None => {
-                // Built through serde so that the default port stays defined in one place.
-                let mut table = toml::Table::new();
-                table.insert("image".into(), toml::Value::String(image));
-                plan.app.docker = toml::Value::Table(table).try_into::<DockerAppSpec>().ok();
+                setup.app.docker = Some(DockerAppSetup { image, dockerfile: None, context: None, port: DockerAppSetup::DEFAULT_PORT });
             }
         }
     }
@@ -67,7 +64,7 @@ pub fn split_image(reference: &str) -> (String, String) {
 /// Its output goes to `logs_dir/app-build.log`; on failure its tail is in the error.
 pub async fn ensure_app_image(
     docker: &Docker,
-    spec: &DockerAppSpec,
+    spec: &DockerAppSetup,
     plan_dir: &Path,
     logs_dir: &Path,
     cancel: &CancellationToken,
@@ -200,7 +197,7 @@ mod tests {
         }
     }
 
-    fn plan(app_docker: &str) -> Plan {
+    fn plan(app_docker: &str) -> Setup {
         let text = format!(
             r#"
 version = 1
@@ -216,7 +213,7 @@ duration = "1s"
 request = "health"
 "#
         );
-        toml::from_str(&text).unwrap()
+        crate::plan::parse(std::path::Path::new("perf.toml"), text).unwrap().setup()
     }
 
     #[test]

@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::appenv::{self, AppEnvValues};
 use super::{EnvError, ResourceSample, Service, ServiceInfo, StartOptions};
-use crate::plan::model::{DockerAppSpec, Plan};
+use crate::plan::{DockerAppSetup, Setup};
 
 pub use engine::{LABEL_OWNER, LABEL_RUN, Leftovers, engine_answers, engine_version};
 pub use images::apply_image_overrides;
@@ -60,16 +60,16 @@ impl DockerEnv {
     /// returns once each database answers a real query and the app's health check answers 200.
     /// On any failure, and when `opts.cancel` fires, everything created is removed before the
     /// error is returned; the containers' logs are saved to `opts.logs_dir/<service>.log`.
-    pub async fn start(plan: &Plan, opts: &StartOptions) -> Result<DockerEnv, EnvError> {
-        Self::start_with_run_id(plan, opts, &new_run_id()).await
+    pub async fn start(setup: &Setup, opts: &StartOptions) -> Result<DockerEnv, EnvError> {
+        Self::start_with_run_id(setup, opts, &new_run_id()).await
     }
 
     /// [`DockerEnv::start`] with a run id chosen by the caller (for example the id of the
     /// gate's run, so that the engine's objects and the summary can be matched; tests use it
     /// to find what a failed start left). It must be unique among runs on the engine: it
     /// names the network, the volume and the containers.
-    pub async fn start_with_run_id(plan: &Plan, opts: &StartOptions, run_id: &str) -> Result<DockerEnv, EnvError> {
-        State::start(plan, opts, run_id).await.map(|s| DockerEnv(Box::new(s)))
+    pub async fn start_with_run_id(setup: &Setup, opts: &StartOptions, run_id: &str) -> Result<DockerEnv, EnvError> {
+        State::start(setup, opts, run_id).await.map(|s| DockerEnv(Box::new(s)))
     }
 
     /// Base URL of the app, published on 127.0.0.1, without a trailing slash.
@@ -153,14 +153,14 @@ struct Running {
 }
 
 impl State {
-    async fn start(plan: &Plan, opts: &StartOptions, run_id: &str) -> Result<State, EnvError> {
+    async fn start(setup: &Setup, opts: &StartOptions, run_id: &str) -> Result<State, EnvError> {
         if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(EnvError::Other(format!(
                 "run id {run_id:?}: expected letters, digits, `-` and `_` only (it names docker objects)"
             )));
         }
         let run_id = run_id.to_string();
-        let spec = plan.app.docker.clone().ok_or_else(|| {
+        let spec = setup.app.docker.clone().ok_or_else(|| {
             EnvError::Other(
                 "the docker backend needs [app.docker] in the plan (image, and a dockerfile to build it), or PERF_APP_IMAGE"
                     .into(),
@@ -168,7 +168,7 @@ impl State {
         })?;
         let docker = engine::connect()?;
         engine::ping(&docker).await?;
-        let pg = &plan.environment.postgres;
+        let pg = &setup.environment.postgres;
         let mut env = State {
             docker,
             network: format!("perf-gate-{run_id}"),
@@ -181,8 +181,8 @@ impl State {
             pg_user: pg.user.clone(),
             pg_database: pg.database.clone(),
             pg_password: pg.password.clone().unwrap_or_else(random_password),
-            health_path: plan.app.health.clone(),
-            startup_timeout: plan.environment.startup_timeout.0,
+            health_path: setup.app.health.clone(),
+            startup_timeout: setup.environment.startup_timeout,
             cancel: opts.cancel.clone(),
             logs_dir: opts.logs_dir.clone(),
             cpu_before_restarts: HashMap::new(),
@@ -190,7 +190,7 @@ impl State {
         };
         tracing::info!(run = %env.run_id, "docker backend: starting");
         let result = tokio::select! {
-            r = env.bring_up(plan, &spec, opts) => r,
+            r = env.bring_up(setup, &spec, opts) => r,
             _ = opts.cancel.cancelled() => Err(EnvError::Interrupted),
         };
         match result {
@@ -205,13 +205,13 @@ impl State {
         }
     }
 
-    async fn bring_up(&mut self, plan: &Plan, spec: &DockerAppSpec, opts: &StartOptions) -> Result<(), EnvError> {
+    async fn bring_up(&mut self, setup: &Setup, spec: &DockerAppSetup, opts: &StartOptions) -> Result<(), EnvError> {
         images::ensure_app_image(&self.docker, spec, &opts.plan_dir, &opts.logs_dir, &opts.cancel).await?;
         engine::create_network(&self.docker, &self.network, &self.run_id).await?;
         engine::create_volume(&self.docker, &self.volume, &self.run_id).await?;
 
-        let pg_image = plan.environment.postgres.image.clone();
-        let redis_image = plan.environment.redis.image.clone();
+        let pg_image = setup.environment.postgres.image.clone();
+        let redis_image = setup.environment.redis.image.clone();
         let pg_env = vec![
             ("POSTGRES_USER".to_string(), self.pg_user.clone()),
             ("POSTGRES_PASSWORD".to_string(), self.pg_password.clone()),
@@ -254,7 +254,7 @@ impl State {
             app_port: spec.port,
             cargo_target_dir: None,
         };
-        let app_env = appenv::resolve(&plan.app.env, &values)?.into_iter().collect();
+        let app_env = appenv::resolve(&setup.app.env, &values)?.into_iter().collect();
         let app = self.run_container(Service::App, &spec.image, spec.port, app_env, None).await?;
         let app = self.app.insert(app).clone_handle();
         self.wait_app(&app).await

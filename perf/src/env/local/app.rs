@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::env::EnvError;
 use crate::env::procs::{self, ManagedChild, Spawn};
-use crate::plan::model::Plan;
+use crate::plan::Setup;
 
 /// Environment variables, name and value, in order.
 pub type EnvVars = Vec<(String, String)>;
@@ -44,8 +44,8 @@ impl AppContext {
     }
 
     /// The app's command (program and arguments) and environment, rendered.
-    pub fn render_app(&self, plan: &Plan) -> Result<(Vec<String>, EnvVars), EnvError> {
-        Ok((self.render_argv("app.local.command", &plan.app.local.command)?, self.render_env(&plan.app.env)?))
+    pub fn render_app(&self, setup: &Setup) -> Result<(Vec<String>, EnvVars), EnvError> {
+        Ok((self.render_argv("app.local.command", &setup.app.local.command)?, self.render_env(&setup.app.env)?))
     }
 
     /// Every element of an argv (`app.local.command`, `app.local.build`), rendered.
@@ -54,14 +54,14 @@ impl AppContext {
     }
 
     /// Renders every value of the app's environment.
-    pub fn render_env(&self, env: &BTreeMap<String, toml::Spanned<String>>) -> Result<EnvVars, EnvError> {
-        env.iter().map(|(k, v)| Ok((k.clone(), self.render(&format!("app.env.{k}"), v.get_ref())?))).collect()
+    pub fn render_env(&self, env: &BTreeMap<String, String>) -> Result<EnvVars, EnvError> {
+        env.iter().map(|(k, v)| Ok((k.clone(), self.render(&format!("app.env.{k}"), v)?))).collect()
     }
 }
 
 /// True when the plan's local command or build step names `{{cargo.target_dir}}`.
-pub fn uses_cargo_target_dir(plan: &Plan) -> bool {
-    plan.app.local.command.iter().chain(&plan.app.local.build).any(|a| a.contains("cargo.target_dir"))
+pub fn uses_cargo_target_dir(setup: &Setup) -> bool {
+    setup.app.local.command.iter().chain(&setup.app.local.build).any(|a| a.contains("cargo.target_dir"))
 }
 
 /// Where cargo puts its build output for the workspace at `dir`, as `cargo metadata` says
@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn an_unknown_name_names_the_env_key() {
         let mut env = BTreeMap::new();
-        env.insert("DATABASE_URL".to_string(), toml::Spanned::new(0..0, "{{postgres.uri}}".to_string()));
+        env.insert("DATABASE_URL".to_string(), "{{postgres.uri}}".to_string());
         let err = ctx().render_env(&env).unwrap_err().to_string();
         assert!(err.contains("app.env.DATABASE_URL") && err.contains("postgres.uri"), "{err}");
         let err = ctx().render("app.env.X", "{{app.port").unwrap_err().to_string();
