@@ -15,6 +15,7 @@ pub mod render;
 pub mod run;
 pub mod special;
 pub mod summary;
+pub mod util;
 
 /// Version of the tool, recorded in every summary.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -155,7 +155,7 @@ pub async fn run(args: BenchEngineArgs, cancel: CancellationToken) -> anyhow::Re
         );
         engine_rates.push(rate);
     }
-    let (w, e) = (median(&mut wrk_rates), median(&mut engine_rates));
+    let (w, e) = (perf::util::median(wrk_rates.iter().copied()), perf::util::median(engine_rates.iter().copied()));
     if let (Some(w), Some(e)) = (w, e) {
         println!("median: wrk {w:.0} req/s, engine {e:.0} req/s, engine/wrk = {:.3} (goal >= 0.9)", e / w);
     } else if let Some(e) = e {
@@ -190,13 +190,6 @@ fn mib(kb: &Value) -> String {
     kb.as_f64().map(|k| format!("{:.1}", k / 1024.0)).unwrap_or_else(|| "?".into())
 }
 
-fn median(v: &mut [f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
-}
 
 fn which(program: &str) -> anyhow::Result<()> {
     let found = std::env::var_os("PATH")

@@ -122,9 +122,7 @@ async fn start_socat(redis_port: u16) -> Option<(tokio::process::Child, u16)> {
 }
 
 fn median(rows: &[Row], test: &str, f: impl Fn(&Row) -> f64) -> f64 {
-    let mut v: Vec<f64> = rows.iter().filter(|r| r.test == test).map(f).collect();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    perf::util::median(rows.iter().filter(|r| r.test == test).map(f)).unwrap_or(f64::NAN)
 }
 
 async fn bench(port: u16, args: &BenchProxyArgs) -> anyhow::Result<Vec<Row>> {

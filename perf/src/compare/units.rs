@@ -89,10 +89,6 @@ fn window_value(w: &EndpointWindow, metric: Metric) -> Option<f64> {
     .filter(|v| v.is_finite())
 }
 
-fn median(mut v: Vec<u64>) -> u64 {
-    v.sort_unstable();
-    if v.is_empty() { 0 } else { v[v.len() / 2] }
-}
 
 /// Units for a latency metric from the windows of both sides.
 pub fn latency_units(base: &[EndpointWindow], head: &[EndpointWindow], metric: Metric) -> Result<Units, Untestable> {
@@ -111,7 +107,8 @@ pub fn latency_units(base: &[EndpointWindow], head: &[EndpointWindow], metric: M
     };
     let (b, h) = (usable(base), usable(head));
     let need = min_requests(q);
-    let per_window = median(b.iter().map(|w| w.0).collect()).min(median(h.iter().map(|w| w.0).collect()));
+    let median = |v: &[(u64, f64)]| crate::util::median(v.iter().map(|w| w.0 as f64)).map_or(0, |m| m as u64);
+    let per_window = median(&b).min(median(&h));
     if per_window == 0 {
         return Err(Untestable::TooFewUnits { base: 0, head: 0, per_unit: need, needed: MIN_UNITS });
     }

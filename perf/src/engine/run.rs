@@ -1,7 +1,6 @@
 //! One suite run: setup steps, the scenarios side by side, the per-second ticker that closes
 //! windows and feeds progress and hooks, and the result.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -14,7 +13,7 @@ use super::progress::{Progress, Tick};
 use super::stats::{Collector, Gauge, Recorder};
 use super::vu::{Vu, step};
 use super::{EngineError, RunClock, RunOptions, ScenarioResult, SuiteResult, closed, open};
-use crate::plan::compiled::{Compiled, Exec, Request, SharedVars, Suite};
+use crate::plan::compiled::{Compiled, Request, SharedVars, Suite};
 
 /// What every task of a run shares.
 pub(crate) struct Shared {
@@ -47,21 +46,6 @@ const IDS_PER_SCENARIO: usize = 1 << 20;
 
 fn shard_count() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8) * 2
-}
-
-/// Requests a suite's scenarios send: the endpoints its summary must list.
-pub(crate) fn exercised(suite: &Suite) -> BTreeSet<usize> {
-    let mut ids = BTreeSet::new();
-    for sc in &suite.scenarios {
-        match &sc.exec {
-            Exec::Request(id) => {
-                ids.insert(*id);
-            }
-            Exec::Mix(choices) => ids.extend(choices.iter().filter(|(_, w)| *w > 0).map(|(id, _)| *id)),
-            Exec::Workflow(steps) => ids.extend(steps.iter().map(|s| s.request)),
-        }
-    }
-    ids
 }
 
 pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptions) -> Result<SuiteResult, EngineError> {
@@ -191,7 +175,7 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
     progress.finish(if cancelled { "interrupted" } else { "done" });
 
     let (mut endpoints, windows) = collector.finish(&shared.recorder);
-    let wanted = exercised(suite);
+    let wanted = suite.exercised();
     let mut i = 0;
     endpoints.retain(|e| {
         let keep = wanted.contains(&i) || e.requests > 0;

@@ -21,6 +21,7 @@
 mod app;
 mod postgres;
 mod redis;
+mod server;
 
 use std::path::{Path, PathBuf};
 

@@ -397,10 +397,7 @@ pub fn tail_lines(path: &Path, n: usize) -> String {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it).
 pub fn free_port() -> Result<u16, EnvError> {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| EnvError::Io { context: "finding a free port on 127.0.0.1".into(), source: e })
+    crate::util::free_port().map_err(|e| EnvError::Io { context: "finding a free port on 127.0.0.1".into(), source: e })
 }
 
 /// Directories of `PATH`, in order.

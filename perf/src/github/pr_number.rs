@@ -6,7 +6,7 @@
 //! Whoever opened the pull request controls that file, so reading is strict: a small regular
 //! file holding only decimal digits, nothing else.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::context::GithubContext;
@@ -40,13 +40,8 @@ pub fn write_pr_number(dir: &Path, ctx: &GithubContext) -> Result<Option<PathBuf
     let (true, Some(pr)) = (ctx.is_pull_request_event(), ctx.pr_number) else {
         return Ok(None);
     };
-    std::fs::create_dir_all(dir).map_err(|e| GithubError::io("cannot create", dir, e))?;
     let path = dir.join(PR_NUMBER_FILE);
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| GithubError::io("cannot create a file in", dir, e))?;
-    writeln!(tmp, "{pr}").map_err(|e| GithubError::io("cannot write", tmp.path(), e))?;
-    tmp.persist(&path)
-        .map_err(|e| GithubError::io("cannot write", &path, e.error))?;
+    crate::util::write_atomic(&path, format!("{pr}\n").as_bytes()).map_err(|e| GithubError::io("cannot write", &path, e))?;
     Ok(Some(path))
 }
 

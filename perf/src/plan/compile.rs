@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 use toml::Spanned;
 
-use super::compiled::{self as c, Compiled, Exec, Request, RequestId, Scenario, Shape, Special, Step, Suite};
+use super::compiled::{self as c, Compiled, Exec, Request, RequestId, Scenario, Shape, Special, Step, Suite, exercised};
 use super::model::{Executor, RequestSpec, ScenarioSpec, SloSpec, StepSpec, SuiteKind, SuiteSpec, VariableSpec};
 use super::template::{self, BodyTemplate, Capture, Part, RawPart, Template};
 use super::vars::{Generator, VarTable};
@@ -595,21 +595,6 @@ fn chaos_verb(key: &'static str, spec: &super::model::ChaosActionSpec) -> Result
 
 fn scenarios_span(spec: &SuiteSpec) -> Range<usize> {
     spec.scenarios.values().next().map(|s| s.executor.span()).unwrap_or(0..0)
-}
-
-/// Requests a suite's scenarios can send.
-pub(super) fn exercised(scenarios: &[Scenario]) -> BTreeSet<RequestId> {
-    let mut out = BTreeSet::new();
-    for s in scenarios {
-        match &s.exec {
-            Exec::Request(id) => {
-                out.insert(*id);
-            }
-            Exec::Mix(items) => out.extend(items.iter().map(|(id, _)| *id)),
-            Exec::Workflow(steps) => out.extend(steps.iter().map(|s| s.request)),
-        }
-    }
-    out
 }
 
 fn check_slo(lp: &LoadedPlan, limits: &Spanned<SloSpec>, field: &str) -> Result<(), PlanError> {

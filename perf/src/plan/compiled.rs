@@ -4,6 +4,7 @@
 //! The engine never sees TOML, spans or template syntax: it asks a [`Request`] to render
 //! itself against a virtual user's [`VuVars`] and to capture values from a response body.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -483,5 +484,28 @@ impl Request {
     /// True when the response body must be kept to capture values from it.
     pub fn captures_anything(&self) -> bool {
         !self.captures.is_empty()
+    }
+}
+
+/// Requests the scenarios can send: the endpoints a suite's summary lists. (Mix weights are
+/// at least 1, so every request of a mix counts.)
+pub fn exercised(scenarios: &[Scenario]) -> BTreeSet<RequestId> {
+    let mut out = BTreeSet::new();
+    for s in scenarios {
+        match &s.exec {
+            Exec::Request(id) => {
+                out.insert(*id);
+            }
+            Exec::Mix(items) => out.extend(items.iter().map(|(id, _)| *id)),
+            Exec::Workflow(steps) => out.extend(steps.iter().map(|s| s.request)),
+        }
+    }
+    out
+}
+
+impl Suite {
+    /// Requests this suite's scenarios can send: the endpoints its summary lists.
+    pub fn exercised(&self) -> BTreeSet<RequestId> {
+        exercised(&self.scenarios)
     }
 }

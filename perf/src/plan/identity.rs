@@ -34,7 +34,7 @@ pub(super) fn suite_hash(lp: &LoadedPlan, requests: &[Request], suite: &Suite, o
     let suite_table = section("suites").and_then(|s| s.get(&suite.name));
 
     let mut used: BTreeSet<String> = BTreeSet::new();
-    let mut ids = super::compile::exercised(&suite.scenarios);
+    let mut ids = super::compiled::exercised(&suite.scenarios);
     ids.extend(suite.setup.iter().map(|s| s.request));
     used.extend(ids.into_iter().filter_map(|id| requests.get(id)).map(|r| r.name.clone()));
     let workflows: BTreeSet<String> = suite_table

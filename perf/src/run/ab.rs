@@ -8,12 +8,12 @@
 //! local backend builds an app from source, so A/B runs on it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::compare::compare_ab;
 use crate::env::{BackendChoice, BackendKind, Environment, StartOptions};
 use crate::render::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
 use crate::summary::{self, RunContext, Summary};
+use crate::util::git;
 
 use super::{GateError, GateOptions, GateRun, Prepared, measure_suite, run_context};
 
@@ -29,15 +29,6 @@ pub struct AbTarget {
     pub repo: PathBuf,
     /// The plan's folder relative to the top level.
     pub plan_subdir: PathBuf,
-}
-
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().map_err(|e| format!("cannot run git: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
 }
 
 /// Checks `--against` before anything starts: the ref names a commit, the backend can build it.

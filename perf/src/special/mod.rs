@@ -13,6 +13,7 @@ mod stress;
 #[cfg(test)]
 mod tests;
 
+use crate::util::median;
 use std::collections::BTreeMap;
 
 use crate::plan::compiled::{Special, Suite};
@@ -69,11 +70,3 @@ fn windows_within(windows: &[Window], from: f64, to: f64) -> impl Iterator<Item 
     windows.iter().filter(move |w| w.t as f64 >= from && w.t as f64 + 1.0 <= to)
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
-}

@@ -33,7 +33,7 @@ pub(super) fn evaluate(spec: &SpikeSpec, summary: &mut Summary, warmup: f64) {
     };
     super::check(summary, "spike.errors", passed, detail);
 
-    let pre = median(windows_within(&summary.windows, f64::NEG_INFINITY, start).filter_map(|w| w.p95).collect());
+    let pre = median(windows_within(&summary.windows, f64::NEG_INFINITY, start).filter_map(|w| w.p95));
     figure(summary, "pre_spike_p95_ms", pre.map_or(serde_json::Value::Null, num));
     let Some(pre) = pre else {
         figure(summary, "recovery_s", serde_json::Value::Null);

@@ -2,7 +2,6 @@
 //! (`/proc/cpuinfo`, `git`), so they stay out of the pure [`super::build`].
 
 use std::path::Path;
-use std::process::Command;
 
 use super::model::{GitInfo, HostInfo};
 use super::testbed::{Testbed, memory_class};
@@ -67,10 +66,7 @@ fn thread_cpu_seconds() -> Option<f64> {
 /// Actions, where pull requests check out a merge commit on a detached HEAD, the branch falls
 /// back to `GITHUB_HEAD_REF`, then `GITHUB_REF_NAME`.
 pub fn git_info(repo_dir: &Path) -> GitInfo {
-    let git = |args: &[&str]| -> Option<String> {
-        let out = Command::new("git").arg("-C").arg(repo_dir).args(args).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    };
+    let git = |args: &[&str]| crate::util::git(repo_dir, args).ok();
     let sha = git(&["rev-parse", "HEAD"]).filter(|s| !s.is_empty());
     let branch = git(&["symbolic-ref", "--quiet", "--short", "HEAD"])
         .filter(|s| !s.is_empty())
@@ -83,6 +79,7 @@ pub fn git_info(repo_dir: &Path) -> GitInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     #[test]
     fn host_has_cpus_and_os() {

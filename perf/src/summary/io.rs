@@ -3,7 +3,6 @@
 //! error names the file, line, column and field; a summary written by a newer build is
 //! refused with a clear message instead of being misread.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::model::{SCHEMA_VERSION, Summary};
@@ -32,25 +31,9 @@ pub fn write_atomic(path: &Path, summary: &Summary) -> Result<(), SummaryError> 
     write_bytes_atomic(path, &bytes).map_err(|source| SummaryError::Io { path: path.to_path_buf(), source })
 }
 
-/// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename),
-/// creating the directory if needed. Used for every file the gate writes: summaries,
-/// reports, the stored baseline.
-pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".perf-").suffix(".tmp").tempfile_in(&dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    // Make the rename itself durable.
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
+/// Writes `bytes` to `path` atomically: [`crate::util::write_atomic`], re-exported here
+/// where the summaries' writers look for it.
+pub use crate::util::write_atomic as write_bytes_atomic;
 
 /// Reads and validates a summary file.
 pub fn read(path: &Path) -> Result<Summary, SummaryError> {

@@ -25,7 +25,7 @@ pub mod images;
 pub mod ready;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -275,7 +275,7 @@ impl State {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let host_port = free_port()?;
+            let host_port = super::procs::free_port()?;
             let (image_name, tag) = images::split_image(image);
             let mut request = GenericImage::new(image_name, tag)
                 .with_exposed_port(port.tcp())
@@ -491,7 +491,7 @@ impl State {
             }
             let log = engine::log_tail(&self.docker, &name, SAVED_LOG_LINES).await;
             let path = self.logs_dir.join(format!("{}.log", service.as_str()));
-            match write_atomically(&path, log.as_bytes()) {
+            match crate::util::write_atomic(&path, log.as_bytes()) {
                 Ok(()) => saved.push(path),
                 Err(e) => tracing::warn!("saving the log of {}: {e}", service.as_str()),
             }
@@ -566,14 +566,6 @@ fn random_password() -> String {
     rand::rng().sample_iter(rand::distr::Alphanumeric).take(24).map(char::from).collect()
 }
 
-/// A port free on 127.0.0.1 right now (the kernel picks it).
-fn free_port() -> Result<u16, EnvError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| EnvError::Io { context: "finding a free port on 127.0.0.1".into(), source: e })
-}
-
 /// Percent-encodes what cannot stand in the user-info or path of a URL.
 fn url_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -585,17 +577,6 @@ fn url_escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// Writes a file through a temporary file in the same directory and a rename.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
 use crate::env::EnvError;
-use crate::env::procs::{self, ManagedChild, RunAs, Spawn, error_chain};
+use super::server::{ServerProcess, Stopping};
+use crate::env::procs::{self, RunAs, Spawn, error_chain};
 
 /// How to start PostgreSQL.
 #[derive(Debug, Clone)]
@@ -42,17 +42,12 @@ impl Default for PostgresOptions {
 /// uses it: a server shared by several tests through a `static` would die with the first
 /// test's thread (and a `static` is never dropped, so its directory would stay).
 pub struct PostgresProcess {
-    dir: Option<TempDir>,
+    server: ServerProcess,
     data: PathBuf,
-    log: PathBuf,
     postgres: PathBuf,
     run_as: Option<RunAs>,
-    port: u16,
     database: String,
     user: String,
-    startup_timeout: Duration,
-    cancel: CancellationToken,
-    child: Option<ManagedChild>,
 }
 
 /// Settings written into `postgresql.conf`: throwaway data, enough connections for a pooled
@@ -67,8 +62,10 @@ max_connections = 200
 logging_collector = off
 ";
 
-/// How long a fast shutdown may take before the server is killed.
-const STOP_GRACE: Duration = Duration::from_secs(30);
+/// Fast shutdown (SIGINT: open transactions are rolled back), SIGKILL after 30 s; when
+/// dropped, immediate shutdown (SIGQUIT stops the backends too), SIGKILL to the group after 5 s.
+const STOPPING: Stopping =
+    Stopping { signal: Signal::SIGINT, grace: Duration::from_secs(30), on_drop: Signal::SIGQUIT, on_drop_grace: Duration::from_secs(5) };
 
 impl PostgresProcess {
     /// Creates a cluster in a new temporary directory, starts the server and waits until
@@ -88,31 +85,23 @@ impl PostgresProcess {
     ) -> Result<PostgresProcess, EnvError> {
         let bin = find_binaries()?;
         let run_as = RunAs::for_postgres()?;
-        let dir = tempfile::Builder::new()
-            .prefix("perf-postgres-")
-            .tempdir_in(parent)
-            .map_err(|e| EnvError::Io { context: format!("creating a temporary directory in {}", parent.display()), source: e })?;
+        let server = ServerProcess::new("postgres", parent, "postgres.log", opts.startup_timeout, cancel, STOPPING)?;
         if let Some(r) = &run_as {
-            r.chown(dir.path())?;
+            r.chown(server.root())?;
         }
-        let root = dir.path().to_path_buf();
+        let root = server.root().to_path_buf();
         let mut pg = PostgresProcess {
             data: root.join("data"),
-            log: root.join("postgres.log"),
-            dir: Some(dir),
+            server,
             postgres: bin.postgres,
             run_as,
-            port: 0,
             database: opts.database.clone(),
             user: opts.user.clone(),
-            startup_timeout: opts.startup_timeout,
-            cancel,
-            child: None,
         };
         match pg.boot(&bin.initdb, &root).await {
             Ok(()) => Ok(pg),
             Err(e) => Err(match logs_on_failure {
-                Some(dest) => super::copy_logs_noting(e, &[root.join("initdb.log"), pg.log.clone()], dest),
+                Some(dest) => super::copy_logs_noting(e, &[root.join("initdb.log"), pg.server.log_path().to_path_buf()], dest),
                 None => e,
             }),
         }
@@ -120,24 +109,29 @@ impl PostgresProcess {
 
     async fn boot(&mut self, initdb: &Path, root: &Path) -> Result<(), EnvError> {
         self.initdb(initdb, root).await?;
-        // The port is free when picked but could be taken before postgres binds it: retry.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            self.port = procs::free_port()?;
-            self.spawn()?;
-            match self.wait_ready(true).await {
-                Err(EnvError::Exited { log_tail, .. }) if attempts < 3 && log_tail.contains("already in use") => {
-                    tracing::debug!("postgres port {} was taken, trying another", self.port);
+        let spec = {
+            let this = self.spawn_spec_for();
+            move |port| this(port)
+        };
+        // The app's database is created once, by the first probe that reaches the server.
+        let created = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(self.database == "postgres"));
+        let (user, database) = (self.user.clone(), self.database.clone());
+        let ready = move |port| {
+            let (user, database, created) = (user.clone(), database.clone(), created.clone());
+            async move {
+                if !created.load(std::sync::atomic::Ordering::Relaxed) {
+                    create_database(port, &user, &database).await?;
+                    created.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
-                other => return other,
+                select_one(port, &user, &database).await
             }
-        }
+        };
+        self.server.boot(spec, ready).await
     }
 
     /// `postgres://USER@127.0.0.1:PORT/DB`: trust authentication, so no password.
     pub fn url(&self) -> String {
-        self.url_at_port(self.port)
+        self.url_at_port(self.server.port())
     }
 
     /// The same URL with another port on loopback (a proxy in front of this server).
@@ -150,55 +144,41 @@ impl PostgresProcess {
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// Process id of the postmaster while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.pid())
+        self.server.pid()
     }
 
     /// The server's log file.
     pub fn log_path(&self) -> &Path {
-        &self.log
+        self.server.log_path()
     }
 
     /// Fast shutdown (SIGINT: open transactions are rolled back), SIGKILL after 30 s. Keeps
     /// the data directory and the port. Does nothing when already stopped.
     pub async fn stop(&mut self) -> Result<(), EnvError> {
-        if let Some(mut child) = self.child.take() {
-            child.stop(Signal::SIGINT, STOP_GRACE).await;
-        }
-        Ok(())
+        self.server.stop().await
     }
 
     /// Starts the server again on the same port with the same data and waits for readiness.
     /// Does nothing when it runs.
     pub async fn start_again(&mut self) -> Result<(), EnvError> {
-        if self.child.as_mut().is_some_and(|c| c.is_running()) {
-            return Ok(());
-        }
-        self.child = None;
-        self.spawn()?;
-        self.wait_ready(false).await
+        let spec = self.spawn_spec_for()(self.server.port());
+        let (user, database) = (self.user.clone(), self.database.clone());
+        self.server
+            .start_again(spec, move |port| {
+                let (user, database) = (user.clone(), database.clone());
+                async move { select_one(port, &user, &database).await }
+            })
+            .await
     }
 
     /// Stops the server and removes the temporary directory.
-    pub async fn shutdown(mut self) -> Result<(), EnvError> {
-        self.stop().await?;
-        if let Some(dir) = self.dir.take() {
-            let path = dir.path().display().to_string();
-            dir.close().map_err(|e| EnvError::Io { context: format!("removing {path}"), source: e })?;
-        }
-        Ok(())
-    }
-
-    /// `Err(Exited)` when the server was started and has exited since.
-    pub(crate) fn check_running(&mut self) -> Result<(), EnvError> {
-        match &mut self.child {
-            Some(c) => c.check_running(),
-            None => Ok(()),
-        }
+    pub async fn shutdown(self) -> Result<(), EnvError> {
+        self.server.shutdown().await
     }
 
     async fn initdb(&self, initdb: &Path, root: &Path) -> Result<(), EnvError> {
@@ -221,7 +201,7 @@ impl PostgresProcess {
             run_as: self.run_as.clone(),
             parent_death_signal: Signal::SIGKILL,
         };
-        let status = procs::run_to_end("postgres", &spec, &self.cancel).await?;
+        let status = procs::run_to_end("postgres", &spec, self.server.cancel()).await?;
         if !status.success() {
             return Err(EnvError::Exited {
                 service: "postgres",
@@ -237,106 +217,60 @@ impl PostgresProcess {
         std::fs::write(&conf, text).map_err(|e| EnvError::Io { context: format!("writing {}", conf.display()), source: e })
     }
 
-    fn spawn(&mut self) -> Result<(), EnvError> {
-        let root = self.data.parent().unwrap_or(&self.data).to_path_buf();
-        let spec = Spawn {
-            program: self.postgres.clone(),
-            args: vec!["-D".into(), self.data.display().to_string(), "-p".into(), self.port.to_string()],
-            cwd: root,
+    /// How to spawn the postmaster on a port.
+    fn spawn_spec_for(&self) -> impl Fn(u16) -> Spawn + use<> {
+        let (program, data, log, run_as) =
+            (self.postgres.clone(), self.data.clone(), self.server.log_path().to_path_buf(), self.run_as.clone());
+        move |port| Spawn {
+            program: program.clone(),
+            args: vec!["-D".into(), data.display().to_string(), "-p".into(), port.to_string()],
+            cwd: data.parent().unwrap_or(&data).to_path_buf(),
             env: Vec::new(),
-            log: self.log.clone(),
-            run_as: self.run_as.clone(),
+            log: log.clone(),
+            run_as: run_as.clone(),
             // Immediate shutdown: the postmaster stops its backends, then exits.
             parent_death_signal: Signal::SIGQUIT,
-        };
-        self.child = Some(ManagedChild::spawn("postgres", &spec)?);
-        Ok(())
-    }
-
-    /// Waits until `SELECT 1` works in the app's database; first creates that database when
-    /// `create_db` is set.
-    async fn wait_ready(&mut self, create_db: bool) -> Result<(), EnvError> {
-        let deadline = tokio::time::Instant::now() + self.startup_timeout;
-        let mut created = !create_db || self.database == "postgres";
-        loop {
-            self.check_running()?;
-            let attempt = if created {
-                self.select_one(&self.database).await
-            } else {
-                match self.create_database().await {
-                    Ok(()) => {
-                        created = true;
-                        self.select_one(&self.database).await
-                    }
-                    Err(e) => Err(e),
-                }
-            };
-            let detail = match attempt {
-                Ok(()) => return Ok(()),
-                Err(detail) => detail,
-            };
-            if tokio::time::Instant::now() >= deadline {
-                self.check_running()?;
-                let log_tail = procs::tail_lines(&self.log, procs::TAIL_LINES);
-                return Err(EnvError::NotReady { service: "postgres", timeout: self.startup_timeout, detail, log_tail });
-            }
-            tokio::select! {
-                _ = self.cancel.cancelled() => return Err(EnvError::Interrupted),
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            }
         }
-    }
-
-    async fn connect(&self, dbname: &str) -> Result<tokio_postgres::Client, String> {
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host("127.0.0.1")
-            .port(self.port)
-            .user(&self.user)
-            .dbname(dbname)
-            .connect_timeout(Duration::from_secs(2));
-        let connecting = cfg.connect(tokio_postgres::NoTls);
-        let (client, conn) = tokio::time::timeout(Duration::from_secs(5), connecting)
-            .await
-            .map_err(|_| format!("connecting to 127.0.0.1:{} took more than 5s", self.port))?
-            .map_err(|e| format!("connecting to database {dbname:?} on 127.0.0.1:{}: {}", self.port, error_chain(&e)))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(client)
-    }
-
-    async fn select_one(&self, dbname: &str) -> Result<(), String> {
-        let client = self.connect(dbname).await?;
-        let row = client.query_one("SELECT 1::int4", &[]).await.map_err(|e| format!("SELECT 1: {}", error_chain(&e)))?;
-        match row.try_get::<_, i32>(0) {
-            Ok(1) => Ok(()),
-            other => Err(format!("SELECT 1 answered {other:?}")),
-        }
-    }
-
-    async fn create_database(&self) -> Result<(), String> {
-        let client = self.connect("postgres").await?;
-        let exists = client
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&self.database])
-            .await
-            .map_err(|e| format!("looking up database {:?}: {}", self.database, error_chain(&e)))?
-            .is_some();
-        if !exists {
-            let sql = format!("CREATE DATABASE {} OWNER {}", quote_ident(&self.database), quote_ident(&self.user));
-            client.batch_execute(&sql).await.map_err(|e| format!("{sql}: {}", error_chain(&e)))?;
-        }
-        Ok(())
     }
 }
 
-impl Drop for PostgresProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Immediate shutdown stops the backends too; SIGKILL to the group after 5 s.
-            child.stop_sync(Signal::SIGQUIT, Duration::from_secs(5));
-        }
-        // `dir` (a TempDir) removes itself when dropped.
+async fn connect(port: u16, user: &str, dbname: &str) -> Result<tokio_postgres::Client, String> {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host("127.0.0.1").port(port).user(user).dbname(dbname).connect_timeout(Duration::from_secs(2));
+    let connecting = cfg.connect(tokio_postgres::NoTls);
+    let (client, conn) = tokio::time::timeout(Duration::from_secs(5), connecting)
+        .await
+        .map_err(|_| format!("connecting to 127.0.0.1:{port} took more than 5s"))?
+        .map_err(|e| format!("connecting to database {dbname:?} on 127.0.0.1:{port}: {}", error_chain(&e)))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// `SELECT 1` works in `dbname`.
+async fn select_one(port: u16, user: &str, dbname: &str) -> Result<(), String> {
+    let client = connect(port, user, dbname).await?;
+    let row = client.query_one("SELECT 1::int4", &[]).await.map_err(|e| format!("SELECT 1: {}", error_chain(&e)))?;
+    match row.try_get::<_, i32>(0) {
+        Ok(1) => Ok(()),
+        other => Err(format!("SELECT 1 answered {other:?}")),
     }
+}
+
+/// Creates the app's database, owned by `user`, unless it exists.
+async fn create_database(port: u16, user: &str, database: &str) -> Result<(), String> {
+    let client = connect(port, user, "postgres").await?;
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database])
+        .await
+        .map_err(|e| format!("looking up database {database:?}: {}", error_chain(&e)))?
+        .is_some();
+    if !exists {
+        let sql = format!("CREATE DATABASE {} OWNER {}", quote_ident(database), quote_ident(user));
+        client.batch_execute(&sql).await.map_err(|e| format!("{sql}: {}", error_chain(&e)))?;
+    }
+    Ok(())
 }
 
 /// `"name"` with inner quotes doubled: an SQL identifier that is never interpreted.

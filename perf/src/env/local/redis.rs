@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
 use crate::env::EnvError;
-use crate::env::procs::{self, ManagedChild, Spawn, error_chain};
+use super::server::{ServerProcess, Stopping};
+use crate::env::procs::{self, Spawn, error_chain};
 
 /// How to start Redis.
 #[derive(Debug, Clone)]
@@ -30,16 +30,12 @@ impl Default for RedisOptions {
 /// does the same gently and reports errors. Like [`PostgresProcess`](super::PostgresProcess),
 /// it is killed when the thread that started it exits.
 pub struct RedisProcess {
-    dir: Option<TempDir>,
-    log: PathBuf,
+    server: ServerProcess,
     program: PathBuf,
-    port: u16,
-    startup_timeout: Duration,
-    cancel: CancellationToken,
-    child: Option<ManagedChild>,
 }
 
-const STOP_GRACE: Duration = Duration::from_secs(10);
+const STOPPING: Stopping =
+    Stopping { signal: Signal::SIGTERM, grace: Duration::from_secs(10), on_drop: Signal::SIGKILL, on_drop_grace: Duration::ZERO };
 
 impl RedisProcess {
     /// Starts `redis-server` in a new temporary directory and waits until PING answers PONG.
@@ -57,170 +53,99 @@ impl RedisProcess {
         logs_on_failure: Option<&Path>,
     ) -> Result<RedisProcess, EnvError> {
         let program = procs::find_on_path("redis-server", "redis-server")?;
-        let dir = tempfile::Builder::new()
-            .prefix("perf-redis-")
-            .tempdir_in(parent)
-            .map_err(|e| EnvError::Io { context: format!("creating a temporary directory in {}", parent.display()), source: e })?;
-        let mut redis = RedisProcess {
-            log: dir.path().join("redis.log"),
-            dir: Some(dir),
-            program,
-            port: 0,
-            startup_timeout: opts.startup_timeout,
-            cancel,
-            child: None,
-        };
-        match redis.boot().await {
+        let server = ServerProcess::new("redis", parent, "redis.log", opts.startup_timeout, cancel, STOPPING)?;
+        let mut redis = RedisProcess { server, program };
+        let (root, log) = (redis.server.root().to_path_buf(), redis.server.log_path().to_path_buf());
+        let program = redis.program.clone();
+        let spec = move |port| spawn_spec(&program, &root, &log, port);
+        let booted = redis.server.boot(spec, ping).await;
+        match booted {
             Ok(()) => Ok(redis),
             Err(e) => Err(match logs_on_failure {
-                Some(dest) => super::copy_logs_noting(e, std::slice::from_ref(&redis.log), dest),
+                Some(dest) => super::copy_logs_noting(e, &[redis.server.log_path().to_path_buf()], dest),
                 None => e,
             }),
         }
     }
 
-    async fn boot(&mut self) -> Result<(), EnvError> {
-        // The port is free when picked but could be taken before redis binds it: retry.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            self.port = procs::free_port()?;
-            self.spawn()?;
-            match self.wait_ready().await {
-                Err(EnvError::Exited { log_tail, .. }) if attempts < 3 && log_tail.contains("already in use") => {
-                    tracing::debug!("redis port {} was taken, trying another", self.port);
-                }
-                other => return other,
-            }
-        }
-    }
-
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        url(self.server.port())
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// Process id of the server while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.pid())
+        self.server.pid()
     }
 
     /// The server's log file.
     pub fn log_path(&self) -> &Path {
-        &self.log
+        self.server.log_path()
     }
 
     /// SIGTERM, SIGKILL after 10 s. Keeps the port. Does nothing when already stopped.
     pub async fn stop(&mut self) -> Result<(), EnvError> {
-        if let Some(mut child) = self.child.take() {
-            child.stop(Signal::SIGTERM, STOP_GRACE).await;
-        }
-        Ok(())
+        self.server.stop().await
     }
 
     /// Starts the server again on the same port (empty) and waits for PONG. Does nothing
     /// when it runs.
     pub async fn start_again(&mut self) -> Result<(), EnvError> {
-        if self.child.as_mut().is_some_and(|c| c.is_running()) {
-            return Ok(());
-        }
-        self.child = None;
-        self.spawn()?;
-        self.wait_ready().await
+        let spec = spawn_spec(&self.program, self.server.root(), self.server.log_path(), self.server.port());
+        self.server.start_again(spec, ping).await
     }
 
     /// Stops the server and removes the temporary directory.
-    pub async fn shutdown(mut self) -> Result<(), EnvError> {
-        self.stop().await?;
-        if let Some(dir) = self.dir.take() {
-            let path = dir.path().display().to_string();
-            dir.close().map_err(|e| EnvError::Io { context: format!("removing {path}"), source: e })?;
-        }
-        Ok(())
-    }
-
-    /// `Err(Exited)` when the server was started and has exited since.
-    pub(crate) fn check_running(&mut self) -> Result<(), EnvError> {
-        match &mut self.child {
-            Some(c) => c.check_running(),
-            None => Ok(()),
-        }
-    }
-
-    fn spawn(&mut self) -> Result<(), EnvError> {
-        let dir = self.log.parent().unwrap_or(&self.log).to_path_buf();
-        let spec = Spawn {
-            program: self.program.clone(),
-            args: [
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--dir",
-                &dir.display().to_string(),
-            ]
-            .map(String::from)
-            .to_vec(),
-            cwd: dir,
-            env: Vec::new(),
-            log: self.log.clone(),
-            run_as: None,
-            parent_death_signal: Signal::SIGKILL,
-        };
-        self.child = Some(ManagedChild::spawn("redis", &spec)?);
-        Ok(())
-    }
-
-    async fn wait_ready(&mut self) -> Result<(), EnvError> {
-        let deadline = tokio::time::Instant::now() + self.startup_timeout;
-        loop {
-            self.check_running()?;
-            let detail = match self.ping().await {
-                Ok(()) => return Ok(()),
-                Err(detail) => detail,
-            };
-            if tokio::time::Instant::now() >= deadline {
-                self.check_running()?;
-                let log_tail = procs::tail_lines(&self.log, procs::TAIL_LINES);
-                return Err(EnvError::NotReady { service: "redis", timeout: self.startup_timeout, detail, log_tail });
-            }
-            tokio::select! {
-                _ = self.cancel.cancelled() => return Err(EnvError::Interrupted),
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            }
-        }
-    }
-
-    async fn ping(&self) -> Result<(), String> {
-        let url = self.url();
-        let attempt = async {
-            let client = redis::Client::open(url.as_str()).map_err(|e| format!("{url}: {}", error_chain(&e)))?;
-            let mut con =
-                client.get_multiplexed_async_connection().await.map_err(|e| format!("connecting to {url}: {}", error_chain(&e)))?;
-            let pong: String =
-                redis::cmd("PING").query_async(&mut con).await.map_err(|e| format!("PING: {}", error_chain(&e)))?;
-            if pong == "PONG" { Ok(()) } else { Err(format!("PING answered {pong:?}")) }
-        };
-        tokio::time::timeout(Duration::from_secs(3), attempt)
-            .await
-            .map_err(|_| format!("PING to {url} took more than 3s"))?
+    pub async fn shutdown(self) -> Result<(), EnvError> {
+        self.server.shutdown().await
     }
 }
 
-impl Drop for RedisProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.stop_sync(Signal::SIGKILL, Duration::ZERO);
-        }
+fn url(port: u16) -> String {
+    format!("redis://127.0.0.1:{port}")
+}
+
+/// `redis-server` on loopback, no persistence, in the foreground.
+fn spawn_spec(program: &Path, dir: &Path, log: &Path, port: u16) -> Spawn {
+    Spawn {
+        program: program.to_path_buf(),
+        args: [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            &dir.display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec(),
+        cwd: dir.to_path_buf(),
+        env: Vec::new(),
+        log: log.to_path_buf(),
+        run_as: None,
+        parent_death_signal: Signal::SIGKILL,
     }
+}
+
+/// PING answers PONG within 3 s.
+async fn ping(port: u16) -> Result<(), String> {
+    let url = url(port);
+    let attempt = async {
+        let client = redis::Client::open(url.as_str()).map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+        let mut con =
+            client.get_multiplexed_async_connection().await.map_err(|e| format!("connecting to {url}: {}", error_chain(&e)))?;
+        let pong: String = redis::cmd("PING").query_async(&mut con).await.map_err(|e| format!("PING: {}", error_chain(&e)))?;
+        if pong == "PONG" { Ok(()) } else { Err(format!("PING answered {pong:?}")) }
+    };
+    tokio::time::timeout(Duration::from_secs(3), attempt).await.map_err(|_| format!("PING to {url} took more than 3s"))?
 }

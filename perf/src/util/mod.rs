@@ -1,0 +1,133 @@
+//! Small helpers every layer may use, each written once: writing a file so that it is never
+//! seen half-written, asking the kernel for a free port, running `git`, taking a median.
+//!
+//! This module is the bottom of the crate: it uses nothing else from it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Writes `bytes` to `path` atomically (a temporary file in the same folder, fsync, rename),
+/// creating the folder if needed. Readers see the old file or the new one, never a part.
+///
+/// The file gets the mode a plain `File::create` would (0666 less the umask, usually 0644),
+/// not the temporary file's private 0600, so CI caches, web servers and colleagues can read
+/// results. Every file the gate writes goes through here.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".perf-").suffix(".tmp").tempfile_in(&dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o666 & !umask()))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    // Make the rename itself durable.
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// The process's file mode creation mask, read from `/proc/self/status` (Linux ≥ 4.7) so that
+/// nothing has to set it to read it; 022 when it cannot be read.
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it).
+pub fn free_port() -> std::io::Result<u16> {
+    std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port())
+}
+
+/// Runs `git -C dir args…`; its trimmed standard output on success, its trimmed standard
+/// error (or why git could not run) otherwise.
+pub fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// The median (the mean of the two middle values for an even count); `None` when empty.
+/// NaNs sort last, by `f64::total_cmp`.
+pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.into_iter().collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn atomic_writes_replace_whole_files_with_a_readable_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/result.json");
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !umask(), "the mode a plain write gives, not the temp file's 0600");
+        assert!(mode & 0o044 != 0 || umask() & 0o044 == 0o044, "group/others can read under the usual umask");
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(leftovers, vec!["result.json".to_string()], "no temporary file left behind");
+    }
+
+    #[test]
+    fn atomic_write_into_a_file_fails_and_leaves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"keep").unwrap();
+        assert!(write_atomic(&file.join("x.json"), b"x").is_err());
+        assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn umask_is_read_from_proc() {
+        let text = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = text.lines().find(|l| l.starts_with("Umask:")).expect("Linux ≥ 4.7 reports Umask");
+        assert_eq!(umask(), u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap());
+    }
+
+    #[test]
+    fn medians_of_odd_even_and_empty() {
+        assert_eq!(median([3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn free_ports_can_be_bound() {
+        let p = free_port().unwrap();
+        std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
+    }
+
+    #[test]
+    fn git_reports_its_error_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = git(dir.path(), &["rev-parse", "HEAD"]).unwrap_err();
+        assert!(err.contains("not a git repository"), "{err}");
+    }
+}
