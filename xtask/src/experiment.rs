@@ -40,15 +40,10 @@ pub struct ExperimentArgs {
     out: Option<PathBuf>,
     /// Where the three copies run: local processes or Docker containers (the two backends
     /// users run the gate on; their noise differs)
-    #[arg(long, value_enum, default_value_t = ExperimentBackend::Local)]
-    backend: ExperimentBackend,
+    #[arg(long, default_value = "local", value_parser = perf::cli::backend_among(&[BackendChoice::Local, BackendChoice::Docker]))]
+    backend: BackendChoice,
 }
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum ExperimentBackend {
-    Local,
-    Docker,
-}
 
 pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
     let root = crate::workspace_root();
@@ -56,10 +51,7 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
     let opts = GateOptions {
         plan_path: args.plan.clone().unwrap_or_else(|| root.join("perf.toml")),
         compile: CompileOptions { suites: vec![args.suite.clone()], duration: Some(args.duration), ..Default::default() },
-        backend: match args.backend {
-            ExperimentBackend::Local => BackendChoice::Local,
-            ExperimentBackend::Docker => BackendChoice::Docker,
-        },
+        backend: args.backend,
         app_url: None,
         out_dir: out_dir.clone(),
         baseline: BaselineChoice::None,

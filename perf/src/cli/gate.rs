@@ -31,8 +31,8 @@ pub struct PerfArgs {
     suites: Vec<String>,
     /// Where the app and its services come from: `auto` uses Docker when an engine answers
     /// and local processes otherwise; `external` starts nothing and uses --app-url
-    #[arg(long, value_enum, default_value_t = Backend::Auto, env = "PERF_BACKEND")]
-    backend: Backend,
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto, env = "PERF_BACKEND")]
+    backend: BackendChoice,
     /// The app's base URL for --backend external
     #[arg(long, value_name = "URL")]
     app_url: Option<String>,
@@ -115,14 +115,6 @@ pub struct PerfArgs {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum Backend {
-    Auto,
-    Local,
-    Docker,
-    External,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
 enum Progress {
     Auto,
     Bar,
@@ -184,12 +176,7 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
             duration: args.duration,
             users: args.users,
         },
-        backend: match args.backend {
-            Backend::Auto => BackendChoice::Auto,
-            Backend::Local => BackendChoice::Local,
-            Backend::Docker => BackendChoice::Docker,
-            Backend::External => BackendChoice::External,
-        },
+        backend: args.backend,
         app_url: args.app_url.clone(),
         out_dir: out_dir.clone(),
         baseline: BaselineChoice::None,

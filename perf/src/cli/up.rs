@@ -25,35 +25,19 @@ use tokio_util::sync::CancellationToken;
 pub struct UpArgs {
     /// Where PostgreSQL, Redis and the app come from: `auto` uses Docker when an engine
     /// answers and local processes otherwise.
-    #[arg(long, value_enum, default_value_t = Backend::Auto)]
-    backend: Backend,
+    #[arg(long, default_value = "auto", value_parser = super::backend_among(&[BackendChoice::Auto, BackendChoice::Local, BackendChoice::Docker]))]
+    backend: BackendChoice,
     /// The plan file [default: perf.toml in this folder or the nearest parent that has one]
     #[arg(long, value_name = "PATH")]
     plan: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Backend {
-    Auto,
-    Local,
-    Docker,
-}
-
-impl From<Backend> for BackendChoice {
-    fn from(b: Backend) -> Self {
-        match b {
-            Backend::Auto => BackendChoice::Auto,
-            Backend::Local => BackendChoice::Local,
-            Backend::Docker => BackendChoice::Docker,
-        }
-    }
-}
 
 
 pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
     let path = super::plan_path(args.plan.as_deref())?;
     let mut setup = crate::plan::load(&path)?.setup();
-    if !matches!(args.backend, Backend::Local) {
+    if !matches!(args.backend, BackendChoice::Local) {
         crate::env::docker::apply_image_overrides(&mut setup, |k| std::env::var(k).ok());
     }
     let plan_dir = crate::run::plan_dir(&path)?;
@@ -68,10 +52,10 @@ pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<Exit
     let backend = args.backend.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
     eprintln!("starting the environment of {} (backend: {backend})", path.display());
     let build = &setup.app.local.build;
-    if !matches!(args.backend, Backend::Docker) && !build.is_empty() {
+    if !matches!(args.backend, BackendChoice::Docker) && !build.is_empty() {
         eprintln!("the local backend first builds the app with `{}` (minutes on a fresh clone)", build.join(" "));
     }
-    let env = Environment::start(args.backend.into(), &setup, &opts)
+    let env = Environment::start(args.backend, &setup, &opts)
         .await
         .context("the environment did not come up")?;
     for s in env.services() {

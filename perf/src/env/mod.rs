@@ -27,8 +27,9 @@ pub use crate::plan::{Fault, Service};
 
 use crate::plan::Setup;
 
-/// What the user asked for with `--backend`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What the user asked for with `--backend` (the one backend enum: the CLI parses it directly;
+/// [`BackendKind`] is what `auto` resolved to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum BackendChoice {
     /// Docker when an engine answers, local otherwise.
     #[default]
