@@ -53,6 +53,7 @@ mod open;
 mod progress;
 mod run;
 pub mod schedule;
+mod shared;
 mod stats;
 mod vu;
 

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::run::{ScenarioCounters, Shared};
+use super::shared::{ScenarioCounters, Shared};
 use super::schedule::Arrivals;
 use super::vu::{Ended, Vu, iteration};
 use crate::plan::compiled::{Scenario, Shape};

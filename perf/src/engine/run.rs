@@ -2,44 +2,19 @@
 //! windows and feeds progress and hooks, and the result.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
 use super::client::Target;
+use super::shared::{ScenarioCounters, Shared};
 use super::progress::{Progress, Tick};
 use super::stats::{Collector, Gauge, Recorder};
 use super::vu::{Vu, step};
 use super::{EngineError, RunClock, RunOptions, ScenarioResult, SuiteResult, closed, open};
-use crate::plan::compiled::{Compiled, Request, SharedVars, Suite};
-
-/// What every task of a run shares.
-pub(crate) struct Shared {
-    pub requests: Vec<Request>,
-    pub target: Arc<Target>,
-    pub vars: Arc<SharedVars>,
-    pub recorder: Recorder,
-    pub gauge: Gauge,
-    /// Requests that start before this are warm-up: not recorded.
-    pub measured_start: Instant,
-    pub late_after: Duration,
-    pub seed: u64,
-}
-
-/// Counters one scenario's users and dispatcher update.
-#[derive(Debug, Default)]
-pub(crate) struct ScenarioCounters {
-    pub iterations: AtomicU64,
-    pub aborted: AtomicU64,
-    pub interrupted: AtomicU64,
-    pub dropped: AtomicU64,
-    pub late: AtomicU64,
-    /// Open model: scheduled starts in the measured part (made, late or dropped).
-    pub scheduled: AtomicU64,
-    pub max_vus: AtomicU32,
-}
+use crate::plan::compiled::{Compiled, SharedVars, Suite};
 
 /// Room between the user ids of two scenarios (ids pick statistics shards and seeds).
 const IDS_PER_SCENARIO: usize = 1 << 20;

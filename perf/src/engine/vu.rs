@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::client::Conn;
-use super::run::Shared;
+use super::shared::Shared;
 use super::stats::{ErrorKind, Sample};
 use crate::plan::compiled::{Exec, RenderError, RequestId, Step, VuVars};
 

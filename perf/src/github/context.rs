@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::error::GithubError;
-use super::retry::RetryPolicy;
+use super::retry::{RetryContext, RetryPolicy};
 
 /// The public API host; `GITHUB_API_URL` overrides it (GitHub Enterprise, tests).
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
@@ -353,6 +353,16 @@ fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_owned(),
         None => message.to_owned(),
+    }
+}
+
+impl RetryContext for GithubContext {
+    fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    fn redact(&self, text: &str) -> String {
+        GithubContext::redact(self, text)
     }
 }
 

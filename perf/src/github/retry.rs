@@ -12,7 +12,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
 
-use super::context::GithubContext;
 use super::error::GithubError;
 
 /// How API calls are retried.
@@ -56,11 +55,19 @@ enum Verdict {
     },
 }
 
-/// Runs `call` until it succeeds, fails for good, or `ctx.retry`'s attempts or budget run out.
-/// `operation` names the call in errors and logs ("list comments"). Error messages are
-/// passed through [`GithubContext::redact`]: they quote GitHub, and we do not vouch for GitHub.
+/// What retrying needs from its caller: the policy, and how to mask secrets in messages.
+/// [`GithubContext`](super::GithubContext) provides both.
+pub(crate) trait RetryContext {
+    fn retry_policy(&self) -> &RetryPolicy;
+    /// `text` with every secret masked.
+    fn redact(&self, text: &str) -> String;
+}
+
+/// Runs `call` until it succeeds, fails for good, or `ctx`'s retry policy's attempts or budget
+/// run out. `operation` names the call in errors and logs ("list comments"). Error messages are
+/// passed through [`RetryContext::redact`]: they quote GitHub, and we do not vouch for GitHub.
 pub(crate) async fn with_retry<T, F, Fut>(
-    ctx: &GithubContext,
+    ctx: &impl RetryContext,
     operation: &'static str,
     mut call: F,
 ) -> Result<T, GithubError>
@@ -68,7 +75,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, octocrab::Error>>,
 {
-    let policy = &ctx.retry;
+    let policy = ctx.retry_policy();
     let started = Instant::now();
     let mut backoff = policy.initial_backoff;
     let mut attempt = 1;
@@ -116,7 +123,7 @@ where
 }
 
 /// The error with the token masked in every message that quotes text from elsewhere.
-fn redact(ctx: &GithubContext, error: GithubError) -> GithubError {
+fn redact(ctx: &impl RetryContext, error: GithubError) -> GithubError {
     match error {
         GithubError::Api {
             operation,

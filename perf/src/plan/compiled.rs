@@ -9,14 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderName, HeaderValue, Method, header};
+use serde_json::Value;
 
 
 use super::{Executor, HttpVersion, SloSpec, SuiteKind, Think};
 use super::template::{BodyTemplate, Capture, Template};
 use super::vars::VarTable;
 
-pub use super::vars::{SharedVars, VuVars};
+pub use super::vars::{RenderError, SharedVars, VuVars};
 
 /// What the proxy does to the traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -455,17 +456,6 @@ pub struct Rendered {
     pub body: Option<Bytes>,
 }
 
-/// Why a request could not be rendered.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RenderError {
-    /// A captured value the template needs has not been captured (an earlier step failed
-    /// or answered without it). The engine skips the rest of the iteration.
-    #[error("variable `{0}` has not been captured yet")]
-    MissingCapture(String),
-    #[error("rendered header `{name}` is not a valid header value")]
-    BadHeader { name: String },
-}
-
 /// Why a capture failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CaptureError {
@@ -507,5 +497,50 @@ impl Suite {
     /// Requests this suite's scenarios can send: the endpoints its summary lists.
     pub fn exercised(&self) -> BTreeSet<RequestId> {
         exercised(&self.scenarios)
+    }
+}
+
+impl Request {
+    /// Renders the request for one send. Captures this request makes are cleared first, so
+    /// a response that does not carry them leaves them unset rather than stale.
+    pub fn render(&self, vars: &mut VuVars) -> Result<Rendered, RenderError> {
+        let mut path_and_query = String::with_capacity(64);
+        self.path.render_into(vars, &mut path_and_query)?;
+        let mut headers = Vec::with_capacity(self.headers.len() + 1);
+        for (name, t) in &self.headers {
+            let text = t.render(vars)?;
+            let value = HeaderValue::from_str(&text)
+                .map_err(|_| RenderError::BadHeader { name: name.as_str().to_string() })?;
+            headers.push((name.clone(), value));
+        }
+        let body = match &self.body {
+            Some(b) => {
+                let value = b.render(vars)?;
+                if !headers.iter().any(|(n, _)| n == header::CONTENT_TYPE) {
+                    headers.push((header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
+                }
+                Some(Bytes::from(serde_json::to_vec(&value).expect("a JSON value serializes")))
+            }
+            None => None,
+        };
+        for c in &self.captures {
+            vars.clear_capture(c.slot);
+        }
+        Ok(Rendered { path_and_query, headers, body })
+    }
+
+    /// Stores the values this request captures from a JSON response body.
+    pub fn capture(&self, body: &[u8], vars: &mut VuVars) -> Result<(), CaptureError> {
+        if self.captures.is_empty() {
+            return Ok(());
+        }
+        let json: Value = serde_json::from_slice(body).map_err(|_| CaptureError::NotJson)?;
+        for c in &self.captures {
+            let value = json
+                .pointer(&c.pointer)
+                .ok_or_else(|| CaptureError::Missing { var: c.var.clone(), pointer: c.pointer.clone() })?;
+            vars.set_capture(c.slot, value.clone());
+        }
+        Ok(())
     }
 }

@@ -4,12 +4,9 @@
 //! are allowed). A name is a generated variable or a captured value; both resolve to a slot
 //! at compile time, so rendering never looks a name up.
 
-use bytes::Bytes;
-use http::{HeaderValue, header};
 use serde_json::Value;
 
-use super::compiled::{CaptureError, RenderError, Rendered, Request};
-use super::vars::{VarRef, VuVars};
+use super::vars::{RenderError, VarRef, VuVars};
 
 /// A template before names are resolved: what the validator checks.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,51 +161,6 @@ pub(crate) struct Capture {
     pub var: String,
     pub pointer: String,
     pub slot: usize,
-}
-
-impl Request {
-    /// Renders the request for one send. Captures this request makes are cleared first, so
-    /// a response that does not carry them leaves them unset rather than stale.
-    pub fn render(&self, vars: &mut VuVars) -> Result<Rendered, RenderError> {
-        let mut path_and_query = String::with_capacity(64);
-        self.path.render_into(vars, &mut path_and_query)?;
-        let mut headers = Vec::with_capacity(self.headers.len() + 1);
-        for (name, t) in &self.headers {
-            let text = t.render(vars)?;
-            let value = HeaderValue::from_str(&text)
-                .map_err(|_| RenderError::BadHeader { name: name.as_str().to_string() })?;
-            headers.push((name.clone(), value));
-        }
-        let body = match &self.body {
-            Some(b) => {
-                let value = b.render(vars)?;
-                if !headers.iter().any(|(n, _)| n == header::CONTENT_TYPE) {
-                    headers.push((header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
-                }
-                Some(Bytes::from(serde_json::to_vec(&value).expect("a JSON value serializes")))
-            }
-            None => None,
-        };
-        for c in &self.captures {
-            vars.clear_capture(c.slot);
-        }
-        Ok(Rendered { path_and_query, headers, body })
-    }
-
-    /// Stores the values this request captures from a JSON response body.
-    pub fn capture(&self, body: &[u8], vars: &mut VuVars) -> Result<(), CaptureError> {
-        if self.captures.is_empty() {
-            return Ok(());
-        }
-        let json: Value = serde_json::from_slice(body).map_err(|_| CaptureError::NotJson)?;
-        for c in &self.captures {
-            let value = json
-                .pointer(&c.pointer)
-                .ok_or_else(|| CaptureError::Missing { var: c.var.clone(), pointer: c.pointer.clone() })?;
-            vars.set_capture(c.slot, value.clone());
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

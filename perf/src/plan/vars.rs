@@ -12,7 +12,6 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::Value;
 
-use super::compiled::RenderError;
 
 /// Where a template's name points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +141,17 @@ impl VuVars {
     pub(crate) fn clear_capture(&mut self, slot: usize) {
         self.captures[slot] = None;
     }
+}
+
+/// Why a request could not be rendered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RenderError {
+    /// A captured value the template needs has not been captured (an earlier step failed
+    /// or answered without it). The engine skips the rest of the iteration.
+    #[error("variable `{0}` has not been captured yet")]
+    MissingCapture(String),
+    #[error("rendered header `{name}` is not a valid header value")]
+    BadHeader { name: String },
 }
 
 #[cfg(test)]
