@@ -28,7 +28,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::plan::compiled::Compiled;
+use crate::plan::Compiled;
 use crate::render::Report;
 use crate::summary::write_bytes_atomic;
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::compare::compare_suite;
 use crate::compare::testkit::{Gen, endpoint, summary};
-use crate::plan::model::CompareSpec;
+use crate::plan::CompareRules;
 use crate::render::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
 use crate::summary::{Check, SloResult, Summary};
 
@@ -23,7 +23,7 @@ fn real_summary() -> Summary {
 }
 
 fn suite_report(base: Option<Summary>, head: Summary, baseline: BaselineSource) -> SuiteReport {
-    let comparison = Some(compare_suite(base.as_ref(), &head, &CompareSpec::default()));
+    let comparison = Some(compare_suite(base.as_ref(), &head, &CompareRules::default()));
     SuiteReport { summary: head, comparison, baseline, baseline_summary: base, confirmation: Confirmation::NotRun }
 }
 
