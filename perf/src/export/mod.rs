@@ -98,19 +98,14 @@ pub fn render_all(report: &Report, options: &Options) -> Result<Vec<ExportFile>,
 }
 
 /// Writes every export file of `report` into `out_dir` (created if missing) and returns the
-/// paths written, in [`render_all`]'s order. See [`write_all_with`].
-pub fn write_all(out_dir: &Path, report: &Report) -> Result<Vec<PathBuf>, ExportError> {
-    write_all_with(out_dir, report, &Options::default())
-}
-
-/// Writes every export file of `report` into `out_dir`, with `options`.
+/// paths written, in [`render_all`]'s order.
 ///
 /// Everything is rendered before anything is written, and the folder is checked first: a path
 /// that is not a folder, or a folder this process cannot create a file in, is refused with an
 /// error naming it, before any file is touched. Each file is written atomically (a temporary
 /// file in the same folder, then a rename), so a reader sees either the previous file or the
 /// new one whole, never a partial file; a failed write leaves no temporary file behind.
-pub fn write_all_with(out_dir: &Path, report: &Report, options: &Options) -> Result<Vec<PathBuf>, ExportError> {
+pub fn write_all(out_dir: &Path, report: &Report, options: &Options) -> Result<Vec<PathBuf>, ExportError> {
     let files = render_all(report, options)?;
     check_out_dir(out_dir)?;
     let mut written = Vec::with_capacity(files.len());

@@ -217,20 +217,31 @@ fn locust_history_has_one_row_per_endpoint_and_second() {
     assert_eq!(f(last_second.last().unwrap(), "Total Request Count"), total as f64);
 }
 
+/// The real summary with failures: `book` 3 × 503 and 2 timeouts in seconds 2 and 5,
+/// `provider` 4 connection failures in seconds 3 and 7.
+fn failing_summary() -> Summary {
+    let mut s = real_summary();
+    let e = s.endpoints.get_mut("book").unwrap();
+    e.errors.by_kind = BTreeMap::from([("status".into(), 3), ("timeout".into(), 2)]);
+    e.errors.by_status = BTreeMap::from([("503".into(), 3)]);
+    e.errors.total = 5;
+    e.windows[2].errors = 2;
+    e.windows[5].errors = 3;
+    let p = s.endpoints.get_mut("provider").unwrap();
+    p.errors.by_kind = BTreeMap::from([("connect".into(), 4)]);
+    p.errors.total = 4;
+    p.windows[3].errors = 1;
+    p.windows[7].errors = 3;
+    // The whole suite's seconds count them too.
+    for (i, n) in [(2, 2), (3, 1), (5, 3), (7, 3)] {
+        s.windows[i].errors += n;
+    }
+    s
+}
+
 #[test]
 fn locust_failures_add_up_to_the_failure_count() {
-    let mut s = real_summary();
-    {
-        let e = s.endpoints.get_mut("book").unwrap();
-        e.errors.by_kind = BTreeMap::from([("status".into(), 3), ("timeout".into(), 2)]);
-        e.errors.by_status = BTreeMap::from([("503".into(), 3)]);
-        e.errors.total = 5;
-        let p = s.endpoints.get_mut("provider").unwrap();
-        p.errors.by_kind = BTreeMap::from([("connect".into(), 4)]);
-        p.errors.total = 4;
-        p.windows[3].errors = 1;
-        p.windows[7].errors = 3;
-    }
+    let s = failing_summary();
     let options = Options { methods: BTreeMap::from([("book".to_string(), "POST".to_string())]) };
     let rows = rows(&locust::failures_csv(&s, &options).unwrap());
     let got: Vec<(&str, &str, &str, f64)> = rows
@@ -298,6 +309,101 @@ fn methods_come_from_the_plan() {
     let rows = rows(&locust::stats_csv(&real_summary(), &options).unwrap());
     let types: BTreeMap<&str, &str> = rows.iter().map(|r| (r["Name"].as_str(), r["Type"].as_str())).collect();
     assert_eq!((types["login"], types["slots"], types[locust::AGGREGATED]), ("POST", "GET", ""));
+}
+
+/// Runs `fixtures/readers/<script>` with python3 and returns the JSON it prints.
+fn python(script: &str, args: &[&Path]) -> serde_json::Value {
+    let path = repo().join("fixtures/readers").join(script);
+    let out = std::process::Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 {}: {e} (the export tests need python3)", path.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python3 {script} failed: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("python3 {script}: {e}: {stderr}"))
+}
+
+/// The row of `rows` (Python's reading) named `name`.
+fn py_row<'a>(rows: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    rows.as_array().unwrap().iter().find(|r| r["Name"] == name).unwrap_or_else(|| panic!("no row {name}"))
+}
+
+#[test]
+fn locust_files_read_back_with_pythons_csv_module() {
+    // Written as the gate writes them, then read as a notebook written for Locust reads them.
+    let s = failing_summary();
+    let down = summary("down", 10, vec![("down", endpoint(&Gen::new(10, 10, 5.0, 1).errors(1.0)))]);
+    let r = report(vec![
+        suite_report(None, s.clone(), BaselineSource::None),
+        suite_report(None, down, BaselineSource::None),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = crate::plan::load(&repo().join("perf.toml")).unwrap().compile(&Default::default()).unwrap();
+    write_all(dir.path(), &r, &Options::from_plan(&plan)).unwrap();
+    let fixtures = repo().join("fixtures/locust");
+    // The reader also checks that each header is Locust's own and every row as wide.
+    let py = python("locust_csv.py", &[dir.path(), Path::new("baseline"), &fixtures]);
+
+    let stats = &py["stats"];
+    assert_eq!(stats.as_array().unwrap().len(), s.endpoints.len() + 1);
+    for (name, e) in &s.endpoints {
+        let row = py_row(stats, name);
+        assert_eq!(row["Type"], plan.request(name).unwrap().method.as_str());
+        assert_eq!(row["Request Count"], e.requests as f64);
+        assert_eq!(row["Failure Count"], e.errors.total as f64);
+        assert_eq!(row["Median Response Time"], e.latency_ms.p50.unwrap());
+        assert_eq!(row["95%"], e.latency_ms.p95.unwrap());
+        assert_eq!(row["99%"], e.latency_ms.p99.unwrap());
+        assert_eq!(row["100%"], e.latency_ms.max.unwrap());
+        assert!((row["Requests/s"].as_f64().unwrap() - e.rps).abs() < 1e-9, "{row}");
+        let failures_per_s = e.rps * e.errors.total as f64 / e.requests as f64;
+        assert!((row["Failures/s"].as_f64().unwrap() - failures_per_s).abs() < 1e-9, "{row}");
+    }
+    let all = py_row(stats, locust::AGGREGATED);
+    assert_eq!(all["Type"], "");
+    assert_eq!(all["Request Count"], s.endpoints.values().map(|e| e.requests).sum::<u64>() as f64);
+    assert_eq!(all["Failure Count"], 9.0);
+
+    // History: per second, the endpoints then Aggregated; the running totals end at the counts.
+    let history = py["stats_history"].as_array().unwrap();
+    assert_eq!(history.len(), s.windows.len() * (s.endpoints.len() + 1));
+    let last = &history[history.len() - s.endpoints.len() - 1..];
+    for row in &last[..s.endpoints.len()] {
+        let e = &s.endpoints[row["Name"].as_str().unwrap()];
+        assert_eq!(row["Total Request Count"], e.requests as f64, "{row}");
+        assert_eq!(row["Total Failure Count"], e.errors.total as f64, "{row}");
+        // Not kept per second: read as missing (pandas' NaN), not as a made-up number.
+        assert!(row["66%"].is_null() && row["Total Median Response Time"].is_null(), "{row}");
+    }
+
+    assert_eq!(last[s.endpoints.len()]["Name"], locust::AGGREGATED);
+    assert_eq!(last[s.endpoints.len()]["Total Failure Count"], 9.0);
+
+    // Failures: one row per endpoint and kind, adding up to the failure counts.
+    let failures = py["failures"].as_array().unwrap();
+    let got: Vec<(&str, &str, &str, f64)> = failures
+        .iter()
+        .map(|r| {
+            let t = |k: &str| r[k].as_str().unwrap();
+            (t("Method"), t("Name"), t("Error"), r["Occurrences"].as_f64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("POST", "book", "unexpected status 503", 3.0),
+            ("POST", "book", "timeout", 2.0),
+            ("GET", "provider", "connect", 4.0),
+        ]
+    );
+
+    // A suite with no timed response: Locust's zeros and N/A, which pandas reads as NaN.
+    let down = python("locust_csv.py", &[dir.path(), Path::new("down"), &fixtures]);
+    let row = py_row(&down["stats"], "down");
+    assert_eq!((row["Request Count"].as_f64(), row["Failure Count"].as_f64()), (Some(100.0), Some(100.0)));
+    assert_eq!(row["Median Response Time"], 0.0);
+    assert!(locust::STATS_HEADER[11..].iter().all(|c| row[*c].is_null()), "{row}");
 }
 
 // ---------------------------------------------------------------- JUnit XML
@@ -431,6 +537,45 @@ fn junit_names_are_escaped() {
     assert!(c.status.failure_as_ref().message.contains("<b>\"&'</b>"));
 }
 
+#[test]
+fn junit_reads_as_test_reporters_need_it() {
+    // Every kind of test case at once: a counted regression, a passing endpoint, a broken and
+    // a kept SLO, a failed check, an invalid suite and a run-level error.
+    let mut r = regressed();
+    r.suites[0].summary.checks = vec![Check { name: "breaker opens".into(), passed: false, detail: "stayed CLOSED".into() }];
+    let mut invalid = real_report().suites.remove(0);
+    invalid.summary.suite = "soak".into();
+    invalid.summary.valid = false;
+    invalid.summary.invalid_reasons = vec!["fell behind schedule on 3% of requests".into()];
+    r.suites.push(invalid);
+    r.invalid_reasons = vec!["the baseline could not be read".into()];
+    let dir = tempfile::tempdir().unwrap();
+    write_all(dir.path(), &r, &Options::default()).unwrap();
+    // The reader checks the counts, names, classnames and outcomes reporters rely on.
+    let py = python("junit_xml.py", &[&dir.path().join(JUNIT_FILE)]);
+
+    let outcome = |suite: &str, case: &str| -> (String, String) {
+        let o = &py[suite][case];
+        assert!(o.is_array(), "no test case {case:?} in {suite}: {}", py[suite]);
+        (o[0].as_str().unwrap().to_string(), o[1].as_str().unwrap_or_default().to_string())
+    };
+    let (kind, message) = outcome("baseline", "baseline.endpoint get");
+    assert_eq!(kind, "failure");
+    // What moved and by how much.
+    assert!(message.starts_with("regressed: p50 +") && message.contains(" ms → "), "{message}");
+    assert_eq!(outcome("baseline", "baseline.endpoint list").0, "passed");
+    let (kind, message) = outcome("baseline", "baseline.slo get p95");
+    assert_eq!((kind.as_str(), message.contains("at most 15.00 ms")), ("failure", true), "{message}");
+    assert_eq!(outcome("baseline", "baseline.slo list error_rate").0, "passed");
+    assert_eq!(outcome("baseline", "baseline.check breaker opens"), ("failure".into(), "check failed: stayed CLOSED".into()));
+    let (kind, message) = outcome("soak", "soak.run valid");
+    assert_eq!(kind, "error");
+    assert!(message.contains("fell behind schedule on 3% of requests"), "{message}");
+    assert_eq!(outcome("soak", "soak.endpoint book").0, "skipped");
+    let (kind, message) = outcome(junit::RUN_SUITE, "(run) valid");
+    assert_eq!((kind.as_str(), message.contains("the baseline could not be read")), ("error", true));
+}
+
 // ---------------------------------------------------------------- Bencher Metric Format
 
 #[test]
@@ -438,12 +583,12 @@ fn bmf_follows_bencher_metric_format() {
     let r = real_report();
     let s = &r.suites[0].summary;
     let v: serde_json::Value = serde_json::from_slice(&json_bytes(BMF_FILE, &bmf::bmf(&r)).unwrap()).unwrap();
-    // The shape of Bencher's BMF JSON Schema: an object of benchmarks, each an object of
-    // measures, each an object with a number `value` and optional number `lower_value` and
-    // `upper_value`, nothing else.
+    // Bencher's published BMF JSON Schema (bencher.dev/docs/reference/bencher-metric-format),
+    // as documented.
     let schema = serde_json::json!({
+        "$id": "https://bencher.dev/bmf.json",
+        "$schema": "http://json-schema.org/draft-07/schema",
         "type": "object",
-        "minProperties": 1,
         "patternProperties": { ".+": {
             "type": "object",
             "patternProperties": { ".+": {
@@ -453,13 +598,23 @@ fn bmf_follows_bencher_metric_format() {
                     "lower_value": { "type": "number" },
                     "upper_value": { "type": "number" }
                 },
-                "required": ["value"],
-                "additionalProperties": false
+                "required": ["value"]
             }}
         }}
     });
     let validator = jsonschema::validator_for(&schema).unwrap();
     assert!(validator.is_valid(&v), "{:?}", validator.iter_errors(&v).map(|e| e.to_string()).collect::<Vec<_>>());
+    // Stricter than the schema: no other field (Bencher ignores them; a typo would go unseen),
+    // and every bound on the right side of its value.
+    for measures in v.as_object().unwrap().values() {
+        for (measure, metric) in measures.as_object().unwrap() {
+            let m = metric.as_object().unwrap();
+            assert!(m.keys().all(|k| ["value", "lower_value", "upper_value"].contains(&k.as_str())), "{measure}: {m:?}");
+            let value = m["value"].as_f64().unwrap();
+            assert!(m.get("lower_value").is_none_or(|l| l.as_f64().unwrap() <= value), "{measure}: {m:?}");
+            assert!(m.get("upper_value").is_none_or(|u| u.as_f64().unwrap() >= value), "{measure}: {m:?}");
+        }
+    }
 
     let benchmarks = v.as_object().unwrap();
     assert_eq!(benchmarks.len(), s.endpoints.len());
@@ -510,10 +665,13 @@ fn benchmark_json_is_github_action_benchmarks_custom_format() {
         assert!(o["name"].is_string() && o["value"].is_number());
         assert_eq!(o["unit"], "ms");
         assert!(names.insert(o["name"].as_str().unwrap().to_string()), "one chart per name");
-        // The action reads a range as `±` (or `+-`) then a number.
+        // The action reads a range with `/(\+-|±)\s*(\d.+)/` and `Number()` of the second
+        // group (src/extractRangeInfo.ts): a sign, spaces, then a digit and at least one more
+        // character, all of it a number.
         let range = o["range"].as_str().unwrap();
-        let number = range.strip_prefix("± ").unwrap_or_else(|| panic!("{range}"));
-        assert!(number.parse::<f64>().unwrap() >= 0.0);
+        let number = range.strip_prefix('±').unwrap_or_else(|| panic!("{range}")).trim_start();
+        assert!(number.len() >= 2 && number.starts_with(|c: char| c.is_ascii_digit()), "{range}");
+        assert!(number.parse::<f64>().unwrap() >= 0.0, "{range}");
         assert!(o["extra"].is_string());
     }
     let get_p50 = entries.iter().find(|e| e["name"] == "baseline/get p50").unwrap();
@@ -541,7 +699,7 @@ fn write_all_writes_every_file_whole() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("results");
     let r = real_report();
-    let written = write_all(&out, &r).unwrap();
+    let written = write_all(&out, &r, &Options::default()).unwrap();
     let names: Vec<String> = written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(
         names,
@@ -553,7 +711,7 @@ fn write_all_writes_every_file_whole() {
     }
     assert!(temporaries(&out).is_empty());
     // Again: replaced whole.
-    let again = write_all(&out, &regressed()).unwrap();
+    let again = write_all(&out, &regressed(), &Options::default()).unwrap();
     assert_eq!(again.len(), 6);
     assert!(std::fs::read_to_string(out.join(JUNIT_FILE)).unwrap().contains("name=\"get\""));
     assert!(temporaries(&out).is_empty());
@@ -564,14 +722,14 @@ fn write_all_refuses_a_file_as_the_out_dir() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("results");
     std::fs::write(&file, "not a folder").unwrap();
-    let e = write_all(&file, &real_report()).unwrap_err();
+    let e = write_all(&file, &real_report(), &Options::default()).unwrap_err();
     assert!(matches!(e, ExportError::NotAFolder { .. }), "{e}");
     assert!(e.to_string().starts_with(&format!("{}: not a folder", file.display())), "{e}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a folder");
 
     // Below a file: cannot be created.
     let below = file.join("out");
-    let e = write_all(&below, &real_report()).unwrap_err();
+    let e = write_all(&below, &real_report(), &Options::default()).unwrap_err();
     assert!(matches!(e, ExportError::NotWritable { .. }), "{e}");
     assert!(e.to_string().starts_with(&format!("{}: cannot write into this folder", below.display())), "{e}");
 }
@@ -590,7 +748,7 @@ fn write_all_refuses_a_folder_it_cannot_write_into() {
         dirs.push(ro);
     }
     for dir in dirs {
-        let e = write_all(&dir, &real_report()).unwrap_err();
+        let e = write_all(&dir, &real_report(), &Options::default()).unwrap_err();
         assert!(matches!(e, ExportError::NotWritable { .. }), "{e}");
         assert!(e.to_string().starts_with(&format!("{}: cannot write into this folder: ", dir.display())), "{e}");
     }
@@ -601,7 +759,7 @@ fn a_failed_write_leaves_no_partial_file() {
     let dir = tempfile::tempdir().unwrap();
     // `junit.xml` is taken by a folder: that one file cannot be written.
     std::fs::create_dir(dir.path().join(JUNIT_FILE)).unwrap();
-    let e = write_all(dir.path(), &real_report()).unwrap_err();
+    let e = write_all(dir.path(), &real_report(), &Options::default()).unwrap_err();
     let ExportError::Write { path, .. } = &e else { panic!("{e}") };
     assert_eq!(path, &dir.path().join(JUNIT_FILE));
     assert!(e.to_string().starts_with(&dir.path().join(JUNIT_FILE).display().to_string()), "{e}");
