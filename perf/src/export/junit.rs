@@ -93,8 +93,13 @@ fn suite(s: &SuiteReport, counted: &BTreeSet<(&str, &str)>) -> TestSuite {
             }
         }
         None => {
+            let why = match &s.baseline {
+                BaselineSource::NotComparable { why, .. } => format!("not comparable, so not compared: {why}"),
+                BaselineSource::None => "not compared: no baseline".to_string(),
+                other => format!("not compared: {other}"),
+            };
             for name in sum.endpoints.keys() {
-                suite.add_test_case(not_compared(sum, name, &format!("not compared: {}", s.baseline)));
+                suite.add_test_case(not_compared(sum, name, &why));
             }
         }
     }
