@@ -11,7 +11,7 @@
 //! Every format is a pure function of the gate's [`Report`] (each suite's summary, its
 //! comparison with the baseline if any, its SLO results and special-suite checks):
 //! [`render_all`] returns the files' names and bytes; [`write_all`] writes them, each one
-//! atomically through [`write_bytes_atomic`], into an output folder it checks first.
+//! atomically through [`write_atomic`], into an output folder it checks first.
 //!
 //! The summaries do not record each request's HTTP method (the plan does); [`Options::methods`]
 //! carries it when the caller has the plan ([`Options::from_plan`]). Only Locust's `Type`
@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use crate::plan::Compiled;
 use crate::render::Report;
-use crate::summary::write_bytes_atomic;
+use crate::util::write_atomic;
 
 /// The JUnit XML file's name.
 pub const JUNIT_FILE: &str = "junit.xml";
@@ -111,7 +111,7 @@ pub fn write_all(out_dir: &Path, report: &Report, options: &Options) -> Result<V
     let mut written = Vec::with_capacity(files.len());
     for f in files {
         let path = out_dir.join(&f.name);
-        write_bytes_atomic(&path, &f.bytes).map_err(|source| ExportError::Write { path: path.clone(), source })?;
+        write_atomic(&path, &f.bytes).map_err(|source| ExportError::Write { path: path.clone(), source })?;
         written.push(path);
     }
     Ok(written)
