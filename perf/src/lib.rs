@@ -8,6 +8,7 @@ pub mod cli;
 pub mod compare;
 pub mod engine;
 pub mod env;
+pub mod export;
 pub mod faults;
 pub mod github;
 pub mod plan;

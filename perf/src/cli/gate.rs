@@ -1,6 +1,7 @@
 //! `cargo perf` / `cargo xtask perf`: the gate. Validates the plan and the baseline, brings the environment
 //! up, runs the suites, writes `<out>/<suite>.json`, compares each with its baseline, prints the
-//! verdict, writes `<out>/report.md` and `<out>/report.html`, and publishes to GitHub when asked.
+//! verdict, writes `<out>/report.md`, `<out>/report.html` and the results for other tools
+//! (`crate::export`), and publishes to GitHub when asked.
 //!
 //! Exit status: 0 pass, 1 regression or SLO breach, 2 invalid run or bad input, 130 Ctrl-C.
 //! The work is in `crate::run`; this module turns flags into options and prints.
@@ -51,7 +52,7 @@ pub struct PerfArgs {
     /// The plan file [default: perf.toml in this folder or the nearest parent that has one]
     #[arg(long, value_name = "PATH")]
     plan: Option<PathBuf>,
-    /// Results folder: <suite>.json, report.md, report.html, logs/ [default: results/ next to the plan]
+    /// Results folder: <suite>.json, report.md, report.html, logs/, and the same results for other tools (<suite>_stats.csv, _stats_history.csv, _failures.csv, junit.xml, bmf.json, benchmark.json) [default: results/ next to the plan]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Baseline folder (<testbed>/<suite>.json, or <suite>.json) or file [default:
@@ -292,6 +293,8 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
     let html_path = out_dir.join("report.html");
     write_bytes_atomic(&md_path, md.as_bytes()).with_context(|| format!("writing {}", md_path.display()))?;
     write_bytes_atomic(&html_path, html.as_bytes()).with_context(|| format!("writing {}", html_path.display()))?;
+    // The same results for other tools (Locust CSV, JUnit XML, BMF, github-action-benchmark).
+    let exported = crate::export::write_all(&out_dir, &report, &crate::export::Options::from_plan(&prepared.compiled))?;
     {
         let mut out = stdout.lock();
         writeln!(out)?;
@@ -305,6 +308,7 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
         eprintln!("wrote {}", display(f));
     }
     eprintln!("wrote {} and {}", display(&md_path), display(&html_path));
+    eprintln!("wrote {} files for other tools in {}", exported.len(), display(&out_dir));
 
     let mut code = render::exit_code(&report);
 
