@@ -128,7 +128,13 @@ fn lost(rate: f64) -> bool {
     rate > 0.0 && rand::rng().random::<f64>() < rate
 }
 
-async fn accept_loop(listener: TcpListener, upstream: SocketAddr, fault: watch::Sender<Fault>, counters: Arc<Counters>, stop: CancellationToken) {
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    fault: watch::Sender<Fault>,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+) {
     loop {
         let client = tokio::select! {
             _ = stop.cancelled() => return,

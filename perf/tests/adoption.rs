@@ -51,7 +51,16 @@ fn cargo_perf(repo: &Path, bin: &Path, args: &[&str]) -> Output {
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let mut c = Command::new("cargo");
     c.arg("perf").args(args).current_dir(repo).env("PATH", path);
-    for var in ["GITHUB_ACTIONS", "GITHUB_EVENT_PATH", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "PERF_SUITES", "PERF_DURATION", "PERF_USERS", "PERF_BACKEND"] {
+    for var in [
+        "GITHUB_ACTIONS",
+        "GITHUB_EVENT_PATH",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_OUTPUT",
+        "PERF_SUITES",
+        "PERF_DURATION",
+        "PERF_USERS",
+        "PERF_BACKEND",
+    ] {
         c.env_remove(var);
     }
     c.output().expect("cargo runs")
@@ -89,7 +98,10 @@ fn the_installed_binary_gates_another_teams_service_from_its_repository_root() {
     let out = cargo_perf(&repo.path().join("app"), bin.path(), &common);
     let (stdout, err) = text(&out);
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{err}");
-    assert!(err.contains(&format!("smoke: baseline results/baseline/{testbed}/smoke.json")) || err.contains(&format!("{testbed}/smoke.json")), "{err}");
+    assert!(
+        err.contains(&format!("smoke: baseline results/baseline/{testbed}/smoke.json")) || err.contains(&format!("{testbed}/smoke.json")),
+        "{err}"
+    );
     assert!(stdout.contains("Suite smoke (committed baseline"), "{stdout}");
     assert!(!stdout.contains("Not comparable"), "{stdout}");
 
@@ -113,7 +125,9 @@ fn the_adopters_workflows_pass_the_linters() {
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{err}");
     assert!(stdout.contains("on 3 workflows") && stdout.contains("lint-workflows: clean"), "{stdout}");
     // The reusable workflows they call exist here, with the inputs they pass.
-    for (file, called) in [("perf.yml", "perf-gate.yml"), ("perf-nightly.yml", "perf-gate-nightly.yml"), ("perf-comment.yml", "perf-gate-comment.yml")] {
+    for (file, called) in
+        [("perf.yml", "perf-gate.yml"), ("perf-nightly.yml", "perf-gate-nightly.yml"), ("perf-comment.yml", "perf-gate-comment.yml")]
+    {
         let caller = std::fs::read_to_string(workflows.join(file)).unwrap();
         let reusable = std::fs::read_to_string(root().join(".github/workflows").join(called)).unwrap();
         assert!(caller.contains(called), "{file} calls {called}");

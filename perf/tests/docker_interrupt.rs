@@ -189,8 +189,8 @@ fn docker_up_child() {
             logs_dir: dir.join("results/logs"),
             app_url: None,
             cancel: cancel.clone(),
-        fault_proxies: false,
-        build_env: Vec::new(),
+            fault_proxies: false,
+            build_env: Vec::new(),
         };
         println!("run: {run_id}");
         let env = match DockerEnv::start_with_run_id(&plan, &opts, &run_id).await {

@@ -24,17 +24,11 @@ fn first_page() -> MockBuilder {
 #[tokio::test]
 async fn creates_the_comment_when_none_carries_the_marker() {
     let server = MockServer::start().await;
-    first_page()
-        .respond_with(json_response(200, "issue_comments_page1.json"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    first_page().respond_with(json_response(200, "issue_comments_page1.json")).expect(1).mount(&server).await;
     Mock::given(method("POST"))
         .and(path(COMMENTS))
         .and(header("authorization", bearer().as_str()))
-        .and(body_json(
-            serde_json::json!({ "body": comment_body(REPORT) }),
-        ))
+        .and(body_json(serde_json::json!({ "body": comment_body(REPORT) })))
         .respond_with(json_response(201, "issue_comment_created.json"))
         .expect(1)
         .mount(&server)
@@ -47,15 +41,10 @@ async fn creates_the_comment_when_none_carries_the_marker() {
         .mount(&server)
         .await;
 
-    let outcome = upsert_comment(&pr_ctx(&server), 7, REPORT)
-        .await
-        .expect("comment created");
+    let outcome = upsert_comment(&pr_ctx(&server), 7, REPORT).await.expect("comment created");
     assert_eq!(
         outcome,
-        CommentOutcome::Created {
-            id: 2210000199,
-            url: "https://github.com/acme/shop/pull/7#issuecomment-2210000199".into()
-        }
+        CommentOutcome::Created { id: 2210000199, url: "https://github.com/acme/shop/pull/7#issuecomment-2210000199".into() }
     );
 }
 
@@ -65,9 +54,7 @@ async fn updates_the_marked_comment_found_on_page_two() {
     let next = format!("{}{COMMENTS}?per_page=100&page=2", server.uri());
     let link = format!(r#"<{next}>; rel="next", <{next}>; rel="last""#);
     first_page()
-        .respond_with(
-            json_response(200, "issue_comments_page1.json").insert_header("link", link.as_str()),
-        )
+        .respond_with(json_response(200, "issue_comments_page1.json").insert_header("link", link.as_str()))
         .expect(1)
         .mount(&server)
         .await;
@@ -78,10 +65,8 @@ async fn updates_the_marked_comment_found_on_page_two() {
         .and(query_param("page", "2"))
         .and(header("authorization", bearer().as_str()))
         .respond_with(
-            json_response(200, "issue_comments_page2.json").insert_header(
-                "link",
-                format!(r#"<{prev}>; rel="prev", <{prev}>; rel="first""#).as_str(),
-            ),
+            json_response(200, "issue_comments_page2.json")
+                .insert_header("link", format!(r#"<{prev}>; rel="prev", <{prev}>; rel="first""#).as_str()),
         )
         .expect(1)
         .mount(&server)
@@ -89,41 +74,23 @@ async fn updates_the_marked_comment_found_on_page_two() {
     // octocrab 0.54 sends the update as POST (GitHub accepts POST for PATCH endpoints).
     Mock::given(method("POST"))
         .and(path("/repos/acme/shop/issues/comments/2210000104"))
-        .and(body_json(
-            serde_json::json!({ "body": comment_body(REPORT) }),
-        ))
+        .and(body_json(serde_json::json!({ "body": comment_body(REPORT) })))
         .respond_with(json_response(200, "issue_comment_updated.json"))
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(path(COMMENTS))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&server)
-        .await;
+    Mock::given(method("POST")).and(path(COMMENTS)).respond_with(ResponseTemplate::new(500)).expect(0).mount(&server).await;
 
-    let outcome = upsert_comment(&pr_ctx(&server), 7, REPORT)
-        .await
-        .expect("comment updated");
+    let outcome = upsert_comment(&pr_ctx(&server), 7, REPORT).await.expect("comment updated");
     // Comment 2210000103 quotes the marker but does not start with it: not ours.
-    assert!(
-        matches!(outcome, CommentOutcome::Updated { id: 2210000104, .. }),
-        "{outcome:?}"
-    );
+    assert!(matches!(outcome, CommentOutcome::Updated { id: 2210000104, .. }), "{outcome:?}");
 }
 
 #[tokio::test]
 async fn a_server_error_is_retried_then_succeeds() {
     let server = MockServer::start().await;
-    let listing = Sequence::new(vec![
-        json_response(500, "error_500.json"),
-        json_response(200, "issue_comments_page1.json"),
-    ]);
-    first_page()
-        .respond_with(listing.clone())
-        .mount(&server)
-        .await;
+    let listing = Sequence::new(vec![json_response(500, "error_500.json"), json_response(200, "issue_comments_page1.json")]);
+    first_page().respond_with(listing.clone()).mount(&server).await;
     Mock::given(method("POST"))
         .and(path(COMMENTS))
         .respond_with(json_response(201, "issue_comment_created.json"))
@@ -131,9 +98,7 @@ async fn a_server_error_is_retried_then_succeeds() {
         .mount(&server)
         .await;
 
-    upsert_comment(&pr_ctx(&server), 7, REPORT)
-        .await
-        .expect("comment created after a retry");
+    upsert_comment(&pr_ctx(&server), 7, REPORT).await.expect("comment created after a retry");
     assert_eq!(listing.arrivals().len(), 2, "one failed listing, one retry");
     assert_eq!(requests_to(&server, "GET", COMMENTS).await.len(), 2);
 }
@@ -141,24 +106,11 @@ async fn a_server_error_is_retried_then_succeeds() {
 #[tokio::test]
 async fn server_errors_give_up_after_the_attempt_limit() {
     let server = MockServer::start().await;
-    first_page()
-        .respond_with(json_response(502, "error_500.json"))
-        .expect(4)
-        .mount(&server)
-        .await;
+    first_page().respond_with(json_response(502, "error_500.json")).expect(4).mount(&server).await;
 
-    let err = upsert_comment(&pr_ctx(&server), 7, REPORT)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, GithubError::Api { status: 502, .. }),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .contains("list comments failed with status 502"),
-        "{err}"
-    );
+    let err = upsert_comment(&pr_ctx(&server), 7, REPORT).await.unwrap_err();
+    assert!(matches!(err, GithubError::Api { status: 502, .. }), "{err:?}");
+    assert!(err.to_string().contains("list comments failed with status 502"), "{err}");
 }
 
 #[tokio::test]
@@ -168,10 +120,7 @@ async fn a_429_waits_as_long_as_retry_after_says() {
         json_response(429, "error_429_secondary_rate_limit.json").insert_header("retry-after", "1"),
         json_response(200, "issue_comments_page1.json"),
     ]);
-    first_page()
-        .respond_with(listing.clone())
-        .mount(&server)
-        .await;
+    first_page().respond_with(listing.clone()).mount(&server).await;
     Mock::given(method("POST"))
         .and(path(COMMENTS))
         .respond_with(json_response(201, "issue_comment_created.json"))
@@ -179,25 +128,17 @@ async fn a_429_waits_as_long_as_retry_after_says() {
         .mount(&server)
         .await;
 
-    upsert_comment(&pr_ctx(&server), 7, REPORT)
-        .await
-        .expect("comment created after the wait");
+    upsert_comment(&pr_ctx(&server), 7, REPORT).await.expect("comment created after the wait");
     let arrivals = listing.arrivals();
     assert_eq!(arrivals.len(), 2);
     let gap = arrivals[1] - arrivals[0];
-    assert!(
-        gap >= Duration::from_secs(1),
-        "second request came {gap:?} after the first, before retry-after"
-    );
+    assert!(gap >= Duration::from_secs(1), "second request came {gap:?} after the first, before retry-after");
 }
 
 #[tokio::test]
 async fn a_403_with_an_exhausted_quota_waits_for_the_reset() {
     let server = MockServer::start().await;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     let listing = Sequence::new(vec![
         json_response(403, "error_403_rate_limit.json")
             .insert_header("x-ratelimit-limit", "5000")
@@ -205,10 +146,7 @@ async fn a_403_with_an_exhausted_quota_waits_for_the_reset() {
             .insert_header("x-ratelimit-reset", (now + 1).to_string().as_str()),
         json_response(200, "issue_comments_page1.json"),
     ]);
-    first_page()
-        .respond_with(listing.clone())
-        .mount(&server)
-        .await;
+    first_page().respond_with(listing.clone()).mount(&server).await;
     Mock::given(method("POST"))
         .and(path(COMMENTS))
         .respond_with(json_response(201, "issue_comment_created.json"))
@@ -216,47 +154,30 @@ async fn a_403_with_an_exhausted_quota_waits_for_the_reset() {
         .mount(&server)
         .await;
 
-    upsert_comment(&pr_ctx(&server), 7, REPORT)
-        .await
-        .expect("comment created after the reset");
+    upsert_comment(&pr_ctx(&server), 7, REPORT).await.expect("comment created after the reset");
     let arrivals = listing.arrivals();
     assert_eq!(arrivals.len(), 2);
-    assert!(
-        arrivals[1] - arrivals[0] >= Duration::from_secs(1),
-        "retried before the reset"
-    );
+    assert!(arrivals[1] - arrivals[0] >= Duration::from_secs(1), "retried before the reset");
 }
 
 #[tokio::test]
 async fn a_rate_limit_longer_than_the_budget_fails_at_once() {
     let server = MockServer::start().await;
     first_page()
-        .respond_with(
-            json_response(429, "error_429_secondary_rate_limit.json")
-                .insert_header("retry-after", "3600"),
-        )
+        .respond_with(json_response(429, "error_429_secondary_rate_limit.json").insert_header("retry-after", "3600"))
         .expect(1)
         .mount(&server)
         .await;
 
     // One request, no hour-long sleep: the call comes back with the wait GitHub asked for.
-    let err = upsert_comment(&pr_ctx(&server), 7, REPORT)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, GithubError::RateLimited { wait, .. } if wait == Duration::from_secs(3600)),
-        "{err:?}"
-    );
+    let err = upsert_comment(&pr_ctx(&server), 7, REPORT).await.unwrap_err();
+    assert!(matches!(err, GithubError::RateLimited { wait, .. } if wait == Duration::from_secs(3600)), "{err:?}");
 }
 
 #[tokio::test]
 async fn a_plain_403_is_forbidden_and_not_retried() {
     let server = MockServer::start().await;
-    first_page()
-        .respond_with(json_response(200, "issue_comments_page1.json"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    first_page().respond_with(json_response(200, "issue_comments_page1.json")).expect(1).mount(&server).await;
     Mock::given(method("POST"))
         .and(path(COMMENTS))
         .respond_with(json_response(403, "error_403_integration.json"))
@@ -264,29 +185,16 @@ async fn a_plain_403_is_forbidden_and_not_retried() {
         .mount(&server)
         .await;
 
-    let err = upsert_comment(&pr_ctx(&server), 7, REPORT)
-        .await
-        .unwrap_err();
+    let err = upsert_comment(&pr_ctx(&server), 7, REPORT).await.unwrap_err();
     assert!(err.is_forbidden(), "{err:?}");
-    assert!(
-        err.to_string()
-            .contains("Resource not accessible by integration"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("Resource not accessible by integration"), "{err}");
 }
 
 #[tokio::test]
 async fn the_posted_body_starts_with_the_marker() {
     let server = MockServer::start().await;
-    first_page()
-        .respond_with(json_response(200, "issue_comments_page1.json"))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(COMMENTS))
-        .respond_with(json_response(201, "issue_comment_created.json"))
-        .mount(&server)
-        .await;
+    first_page().respond_with(json_response(200, "issue_comments_page1.json")).mount(&server).await;
+    Mock::given(method("POST")).and(path(COMMENTS)).respond_with(json_response(201, "issue_comment_created.json")).mount(&server).await;
 
     upsert_comment(&pr_ctx(&server), 7, REPORT).await.unwrap();
     let posts = requests_to(&server, "POST", COMMENTS).await;
@@ -316,7 +224,5 @@ async fn github_enterprise_api_path_is_kept() {
         .mount(&server)
         .await;
 
-    upsert_comment(&ctx, 7, REPORT)
-        .await
-        .expect("comment created on the enterprise path");
+    upsert_comment(&ctx, 7, REPORT).await.expect("comment created on the enterprise path");
 }

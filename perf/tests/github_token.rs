@@ -4,19 +4,13 @@
 mod github_support;
 
 use github_support::*;
-use perf::github::{
-    GithubContext, PublishOptions, download_baseline_artifact, publish, read_pr_number,
-    upsert_comment,
-};
+use perf::github::{GithubContext, PublishOptions, download_baseline_artifact, publish, read_pr_number, upsert_comment};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn assert_clean(what: &str, text: &str) {
     assert!(!text.contains(TOKEN), "{what} shows the token: {text}");
-    assert!(
-        !text.contains("NEVERprintMe"),
-        "{what} shows part of the token: {text}"
-    );
+    assert!(!text.contains("NEVERprintMe"), "{what} shows part of the token: {text}");
 }
 
 #[tokio::test]
@@ -41,34 +35,11 @@ async fn token_never_appears_in_debug_errors_or_warnings() {
     let err = upsert_comment(&ctx, 7, "report").await.unwrap_err();
     seen.push(("comment error", format!("{err} / {err:?}")));
     let work = tempfile::tempdir().unwrap();
-    let err = download_baseline_artifact(
-        &ctx,
-        "perf-baseline",
-        "perf-nightly.yml",
-        &work.path().join("a"),
-    )
-    .await
-    .unwrap_err();
+    let err = download_baseline_artifact(&ctx, "perf-baseline", "perf-nightly.yml", &work.path().join("a")).await.unwrap_err();
     seen.push(("artifact error", format!("{err} / {err:?}")));
-    let report = publish(
-        &ctx,
-        "report",
-        PublishOptions {
-            comment: true,
-            dry_run: false,
-        },
-    )
-    .await;
+    let report = publish(&ctx, "report", PublishOptions { comment: true, dry_run: false }).await;
     seen.push(("publish report", format!("{report:?}")));
-    let report = publish(
-        &ctx,
-        "report",
-        PublishOptions {
-            comment: true,
-            dry_run: true,
-        },
-    )
-    .await;
+    let report = publish(&ctx, "report", PublishOptions { comment: true, dry_run: true }).await;
     seen.push(("dry run", format!("{report:?}")));
 
     // Nothing listens on this port any more: a transport error.
@@ -102,8 +73,5 @@ fn a_token_with_a_newline_is_refused_without_quoting_it() {
     env.insert("GITHUB_TOKEN".into(), format!("{TOKEN}\nX-Injected: 1"));
     let err = GithubContext::from_env(|k| env.get(k).cloned()).unwrap_err();
     assert_clean("token error", &format!("{err} / {err:?}"));
-    assert!(
-        err.to_string().starts_with("GITHUB_TOKEN is invalid"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("GITHUB_TOKEN is invalid"), "{err}");
 }

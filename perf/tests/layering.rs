@@ -26,14 +26,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("export", &["render", "compare", "special", "summary", "plan", "util"]),
     ("history", &["render", "compare", "summary", "plan", "util"]),
     ("github", &["util"]),
-    (
-        "run",
-        &["github", "export", "render", "compare", "special", "summary", "engine", "env", "faults", "plan", "util"],
-    ),
-    (
-        "cli",
-        &["run", "history", "github", "export", "render", "compare", "special", "summary", "engine", "env", "faults", "plan", "util"],
-    ),
+    ("run", &["github", "export", "render", "compare", "special", "summary", "engine", "env", "faults", "plan", "util"]),
+    ("cli", &["run", "history", "github", "export", "render", "compare", "special", "summary", "engine", "env", "faults", "plan", "util"]),
 ];
 
 struct Source {
@@ -162,8 +156,7 @@ fn files_of_a_module_import_each_other_without_cycles() {
     // Edges between sibling files: `super::x` from a file (not mod.rs) names its sibling x;
     // `crate::m::x` names m's file x.
     let srcs = sources();
-    let files: BTreeSet<String> =
-        srcs.iter().map(|s| s.rel.trim_end_matches(".rs").trim_end_matches("/mod").to_string()).collect();
+    let files: BTreeSet<String> = srcs.iter().map(|s| s.rel.trim_end_matches(".rs").trim_end_matches("/mod").to_string()).collect();
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for src in &srcs {
         let me = src.rel.trim_end_matches(".rs").trim_end_matches("/mod").to_string();

@@ -94,7 +94,8 @@ async fn cases(tmp: &Path) {
         trigger.cancel();
     });
     let started = Instant::now();
-    let res = Environment::start(BackendChoice::Local, &plan("", "[\"sleep\", \"60\"]", "", "20s"), &options(logs_root.path(), cancel)).await;
+    let res =
+        Environment::start(BackendChoice::Local, &plan("", "[\"sleep\", \"60\"]", "", "20s"), &options(logs_root.path(), cancel)).await;
     assert!(matches!(res, Err(EnvError::Interrupted)), "{:?}", res.err());
     assert!(started.elapsed() < Duration::from_secs(15), "interrupted after {:?}", started.elapsed());
     assert_clean(tmp, "cancelled");
@@ -114,9 +115,8 @@ async fn cases(tmp: &Path) {
     let seen = pids.clone();
     let logs = logs_root.path().to_path_buf();
     let task = tokio::spawn(async move {
-        let env = Environment::start(BackendChoice::Local, &plan("", "[]", "", "20s"), &options(&logs, CancellationToken::new()))
-            .await
-            .unwrap();
+        let env =
+            Environment::start(BackendChoice::Local, &plan("", "[]", "", "20s"), &options(&logs, CancellationToken::new())).await.unwrap();
         seen.lock().unwrap().extend(process_tree(std::process::id()).into_iter().skip(1));
         let _keep = env;
         panic!("a bug in the gate");

@@ -39,11 +39,8 @@ async fn postgres_keeps_its_data_across_stop_and_start_again() {
     assert_eq!(pg.url(), format!("postgres://tester@127.0.0.1:{port}/bookings"));
 
     let client = pg_connect(&pg.url()).await.expect("connects with the printed url");
-    let owner: String = client
-        .query_one("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let owner: String =
+        client.query_one("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()", &[]).await.unwrap().get(0);
     assert_eq!(owner, "tester");
     client.batch_execute("CREATE TABLE t (v int); INSERT INTO t VALUES (42);").await.unwrap();
     let settings: Vec<String> = client
@@ -138,10 +135,7 @@ async fn postgres_cpu_includes_backends_that_have_exited() {
     drop(client);
     assert_eq!(survivors(&[backend as u32]), Vec::<u32>::new(), "the backend exits with its connection");
     let after = sample_process_tree(pid).unwrap();
-    assert!(
-        after.cpu_seconds - before.cpu_seconds > 0.2,
-        "a query counting 20 million rows used CPU: before {before:?}, after {after:?}"
-    );
+    assert!(after.cpu_seconds - before.cpu_seconds > 0.2, "a query counting 20 million rows used CPU: before {before:?}, after {after:?}");
     assert!(after.memory_bytes > 1024 * 1024, "{after:?}");
     pg.shutdown().await.unwrap();
 }

@@ -190,11 +190,8 @@ fn mib(kb: &Value) -> String {
     kb.as_f64().map(|k| format!("{:.1}", k / 1024.0)).unwrap_or_else(|| "?".into())
 }
 
-
 fn which(program: &str) -> anyhow::Result<()> {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-        .unwrap_or(false);
+    let found = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false);
     if found { Ok(()) } else { bail!("`{program}` is not installed (needed by bench-engine)") }
 }
 
@@ -223,8 +220,7 @@ request = "hello"
         args.connections,
         args.duration.as_millis()
     );
-    let compiled = perf::plan::parse(std::path::Path::new("bench-engine.toml"), plan)?
-        .compile(&perf::plan::CompileOptions::default())?;
+    let compiled = perf::plan::parse(std::path::Path::new("bench-engine.toml"), plan)?.compile(&perf::plan::CompileOptions::default())?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let rt = if threads == 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?

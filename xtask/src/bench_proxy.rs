@@ -17,6 +17,7 @@ use perf::faults::FaultProxy;
 use perf::plan::Fault;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
+use xshell::cmd;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchProxyArgs {
@@ -59,7 +60,11 @@ pub async fn run(args: BenchProxyArgs, cancel: CancellationToken) -> anyhow::Res
     let mut proxied = Vec::new();
     let mut relayed = Vec::new();
     for round in 1..=args.rounds {
-        let targets = [("direct", Some(redis.port()), &mut direct), ("proxy", Some(proxy.addr().port()), &mut proxied), ("socat", socat_port, &mut relayed)];
+        let targets = [
+            ("direct", Some(redis.port()), &mut direct),
+            ("proxy", Some(proxy.addr().port()), &mut proxied),
+            ("socat", socat_port, &mut relayed),
+        ];
         for (name, port, out) in targets {
             let Some(port) = port else { continue };
             if cancel.is_cancelled() {
@@ -126,24 +131,25 @@ fn median(rows: &[Row], test: &str, f: impl Fn(&Row) -> f64) -> f64 {
 }
 
 async fn bench(port: u16, args: &BenchProxyArgs) -> anyhow::Result<Vec<Row>> {
-    let out = Command::new("redis-benchmark")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "get,set", "--csv"])
-        .args(["-n", &args.requests.to_string(), "-c", &args.clients.to_string()])
-        .kill_on_drop(true)
-        .output()
-        .await
-        .context("running redis-benchmark (apt-get install redis-tools)")?;
-    if !out.status.success() {
-        bail!("redis-benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    parse_csv(&String::from_utf8_lossy(&out.stdout))
+    let (port, requests, clients) = (port.to_string(), args.requests.to_string(), args.clients.to_string());
+    // A short-lived command whose output we read: xshell, on a blocking thread.
+    let out = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let sh = xshell::Shell::new()?;
+        cmd!(sh, "redis-benchmark -h 127.0.0.1 -p {port} -t get,set --csv -n {requests} -c {clients}")
+            .quiet()
+            .read()
+            .context("running redis-benchmark (apt-get install redis-tools)")
+    })
+    .await??;
+    parse_csv(&out)
 }
 
 /// `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",
 /// "p99_latency_ms","max_latency_ms"` and one line per test.
 fn parse_csv(text: &str) -> anyhow::Result<Vec<Row>> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<String> = lines.next().context("redis-benchmark printed nothing")?.split(',').map(|h| h.trim_matches('"').to_string()).collect();
+    let header: Vec<String> =
+        lines.next().context("redis-benchmark printed nothing")?.split(',').map(|h| h.trim_matches('"').to_string()).collect();
     let col = |name: &str| header.iter().position(|h| h == name).with_context(|| format!("no column {name} in {header:?}"));
     let (rps, p50, p99) = (col("rps")?, col("p50_latency_ms")?, col("p99_latency_ms")?);
     lines

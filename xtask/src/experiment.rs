@@ -44,7 +44,6 @@ pub struct ExperimentArgs {
     backend: BackendChoice,
 }
 
-
 pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
     let root = crate::workspace_root();
     let out_dir = args.out.clone().unwrap_or_else(|| root.join("results").join("experiment"));
@@ -61,6 +60,7 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
         cancel,
         seed: 1,
         app_env: Vec::new(),
+        notes: perf::run::Notes::stderr(),
     };
     let prepared = match perf::run::prepare(&opts).await {
         Ok(p) => p,
@@ -104,13 +104,12 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
         report.route,
         median("slower-25%")
     );
-    println!(
-        "  {} +10% (median p50 x{:.3}), called regression: {flag10}/{n10}   (goal: never)",
-        report.route,
-        median("slower-10%")
-    );
+    println!("  {} +10% (median p50 x{:.3}), called regression: {flag10}/{n10}   (goal: never)", report.route, median("slower-10%"));
     println!("  runs where another endpoint was called regressed: {}", report.other_endpoints_flagged());
-    println!("  delays (ms): base {}, +10% {}, +25% {}; {} without delay: {:.2} ms", report.delays_ms[0], report.delays_ms[1], report.delays_ms[2], report.route, report.intrinsic_p50_ms);
+    println!(
+        "  delays (ms): base {}, +10% {}, +25% {}; {} without delay: {:.2} ms",
+        report.delays_ms[0], report.delays_ms[1], report.delays_ms[2], report.route, report.intrinsic_p50_ms
+    );
     println!("wrote {}", file.display());
     let ok = same * 20 >= 19 * n_same && det * 20 >= 19 * n_det && flag10 == 0;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -50,8 +50,12 @@ fn main() -> ExitCode {
         Command::BenchClient(args) => exit(bench_engine::client(args)),
         Command::Gate(command) => perf::cli::block_on(|cancel| perf::cli::run(command, cancel)),
         Command::Experiment(args) => perf::cli::block_on(|cancel| experiment::run(args, cancel)),
-        Command::BenchEngine(args) => perf::cli::block_on(|cancel| async move { bench_engine::run(args, cancel).await.map(|()| ExitCode::SUCCESS) }),
-        Command::BenchProxy(args) => perf::cli::block_on(|cancel| async move { bench_proxy::run(args, cancel).await.map(|()| ExitCode::SUCCESS) }),
+        Command::BenchEngine(args) => {
+            perf::cli::block_on(|cancel| async move { bench_engine::run(args, cancel).await.map(|()| ExitCode::SUCCESS) })
+        }
+        Command::BenchProxy(args) => {
+            perf::cli::block_on(|cancel| async move { bench_proxy::run(args, cancel).await.map(|()| ExitCode::SUCCESS) })
+        }
     }
 }
 

@@ -46,9 +46,8 @@ fn run_many(suites: &[&str], app_env: &[&str]) -> (i32, Vec<Summary>) {
     let summaries = suites
         .iter()
         .map(|suite| {
-            perf::summary::read(&dir.path().join(format!("{suite}.json"))).unwrap_or_else(|e| {
-                panic!("{suite}: no summary ({e}); exit {code}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr))
-            })
+            perf::summary::read(&dir.path().join(format!("{suite}.json")))
+                .unwrap_or_else(|e| panic!("{suite}: no summary ({e}); exit {code}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr)))
         })
         .collect();
     (code, summaries)
@@ -113,7 +112,12 @@ fn network_faults_are_bounded_by_the_apps_timeouts_unless_they_are_raised() {
 
     // An app without timeouts worth the name: connecting, waiting for a pooled connection,
     // statements and Redis commands may all take 20 s.
-    let slow = ["REFAPP_DB_CONNECT_TIMEOUT_MS=20000", "REFAPP_DB_POOL_WAIT_MS=20000", "REFAPP_DB_STATEMENT_TIMEOUT_MS=20000", "REFAPP_REDIS_TIMEOUT_MS=20000"];
+    let slow = [
+        "REFAPP_DB_CONNECT_TIMEOUT_MS=20000",
+        "REFAPP_DB_POOL_WAIT_MS=20000",
+        "REFAPP_DB_STATEMENT_TIMEOUT_MS=20000",
+        "REFAPP_REDIS_TIMEOUT_MS=20000",
+    ];
     let (code, broken) = run_many(&suites, &slow);
     let c = check(&broken[0], "chaos.timeouts_hold:3s");
     assert!(!c.passed, "requests hanging on the database must be caught: {c:?}");

@@ -57,8 +57,16 @@ async fn docker_quick_baseline_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("r");
     let out = xtask(&[
-        "--backend", "docker", "--quick", "--suite", "baseline,chaos_net_redis", "--no-baseline", "--progress", "plain",
-        "--out", out_dir.to_str().unwrap(),
+        "--backend",
+        "docker",
+        "--quick",
+        "--suite",
+        "baseline,chaos_net_redis",
+        "--no-baseline",
+        "--progress",
+        "plain",
+        "--out",
+        out_dir.to_str().unwrap(),
     ])
     .output()
     .unwrap();
@@ -66,7 +74,8 @@ async fn docker_quick_baseline_end_to_end() {
     // The plan's SLOs are tight, and a container's disk can stall a write for a second on a
     // shared machine: an SLO breach (exit 1 with only SLOs failed) is not what this test is
     // about. Anything else that is not a pass (an invalid run, a failed check) fails it.
-    let slo_only = out.status.code() == Some(1) && stdout.contains("Verdict: SLO BREACH. No regression.") && !stdout.contains("check failed");
+    let slo_only =
+        out.status.code() == Some(1) && stdout.contains("Verdict: SLO BREACH. No regression.") && !stdout.contains("check failed");
     assert!(out.status.code() == Some(0) || slo_only, "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status.code());
     let summary = perf::summary::read(&out_dir.join("baseline.json")).expect("a valid summary");
     assert_eq!(summary.run.backend, "docker");
@@ -98,8 +107,16 @@ async fn docker_run_interrupted_mid_suite_leaves_nothing() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut child = xtask(&[
-        "--backend", "docker", "--quick", "--suite", "baseline", "--no-baseline", "--progress", "plain",
-        "--out", dir.path().join("r").to_str().unwrap(),
+        "--backend",
+        "docker",
+        "--quick",
+        "--suite",
+        "baseline",
+        "--no-baseline",
+        "--progress",
+        "plain",
+        "--out",
+        dir.path().join("r").to_str().unwrap(),
     ])
     .stdout(Stdio::null())
     .stderr(Stdio::piped())

@@ -140,7 +140,15 @@ fn a_baseline_of_another_testbed_is_not_comparable_and_never_fails() {
     let base = dir.path().join("baseline");
     // A real summary of this suite, recorded on a host class this machine is not.
     let mut other = perf::summary::read(&root().join("fixtures/summaries/v1-baseline-quick.json")).expect("fixture reads");
-    let elsewhere = perf::summary::Testbed::new("local", 64, Some("Intel(R) Xeon(R) Platinum 8370C CPU @ 2.80GHz".into()), 256, None, true, Some(900.0));
+    let elsewhere = perf::summary::Testbed::new(
+        "local",
+        64,
+        Some("Intel(R) Xeon(R) Platinum 8370C CPU @ 2.80GHz".into()),
+        256,
+        None,
+        true,
+        Some(900.0),
+    );
     other.run.testbed = Some(elsewhere.clone());
     perf::summary::write_atomic(&base.join(&elsewhere.key).join("baseline.json"), &other).unwrap();
 

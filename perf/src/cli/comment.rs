@@ -11,11 +11,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
 use crate::github::{
-    CommentOutcome, GithubContext, PR_NUMBER_FILE, comment_body, parse_pr_number,
-    pull_request_head_sha, read_pr_number, upsert_comment,
+    CommentOutcome, GithubContext, PR_NUMBER_FILE, comment_body, parse_pr_number, pull_request_head_sha, read_pr_number, upsert_comment,
 };
+use anyhow::{Context, bail};
 
 /// Largest report accepted; GitHub keeps 65,536 characters of it anyway.
 const MAX_REPORT_BYTES: u64 = 4 * 1024 * 1024;
@@ -37,8 +36,7 @@ pub struct CommentArgs {
 }
 
 pub async fn run(args: CommentArgs) -> anyhow::Result<ExitCode> {
-    let ctx =
-        GithubContext::from_process_env().context("cannot read the GitHub Actions environment")?;
+    let ctx = GithubContext::from_process_env().context("cannot read the GitHub Actions environment")?;
     run_with(&args, &ctx).await
 }
 
@@ -65,17 +63,12 @@ async fn run_with(args: &CommentArgs, ctx: &GithubContext) -> anyhow::Result<Exi
         return Ok(ExitCode::SUCCESS);
     }
     let Some(pr) = pr else {
-        bail!(
-            "no pull request to comment on: pass --pr, or put {PR_NUMBER_FILE} in {}",
-            args.report.display()
-        );
+        bail!("no pull request to comment on: pass --pr, or put {PR_NUMBER_FILE} in {}", args.report.display());
     };
     if ctx.event_name.as_deref() == Some("workflow_run") {
         check_head(ctx, pr).await?;
     }
-    let outcome = upsert_comment(ctx, pr, &markdown)
-        .await
-        .with_context(|| format!("cannot comment on pull request #{pr}"))?;
+    let outcome = upsert_comment(ctx, pr, &markdown).await.with_context(|| format!("cannot comment on pull request #{pr}"))?;
     match outcome {
         CommentOutcome::Created { url, .. } => println!("created the perf comment: {url}"),
         CommentOutcome::Updated { url, .. } => println!("updated the perf comment: {url}"),
@@ -97,10 +90,7 @@ fn resolve_pr(args: &CommentArgs, ctx: &GithubContext) -> anyhow::Result<Option<
     if let Some(from_event) = ctx.pr_number
         && from_event != from_file
     {
-        bail!(
-            "{} says pull request #{from_file} but the event says #{from_event}: refusing to guess",
-            file.display()
-        );
+        bail!("{} says pull request #{from_file} but the event says #{from_event}: refusing to guess", file.display());
     }
     Ok(Some(from_file))
 }
@@ -110,9 +100,7 @@ async fn check_head(ctx: &GithubContext, pr: u64) -> anyhow::Result<()> {
     let Some(expected) = &ctx.head_sha else {
         return Ok(());
     };
-    let actual = pull_request_head_sha(ctx, pr)
-        .await
-        .with_context(|| format!("cannot check pull request #{pr}"))?;
+    let actual = pull_request_head_sha(ctx, pr).await.with_context(|| format!("cannot check pull request #{pr}"))?;
     if &actual != expected {
         bail!(
             "pull request #{pr} is at {actual} but the run that wrote this report built {expected}: \
@@ -141,8 +129,7 @@ fn read_report_or_notice(path: &Path, run_url: Option<&str>) -> anyhow::Result<S
 
 /// Reads the report: a regular file, UTF-8, at most [`MAX_REPORT_BYTES`].
 fn read_report(path: &Path) -> anyhow::Result<String> {
-    let meta = std::fs::symlink_metadata(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let meta = std::fs::symlink_metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if !meta.file_type().is_file() {
         bail!("{} is not a regular file", path.display());
     }
@@ -166,9 +153,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures/github")
-            .join(name)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/github").join(name)
     }
 
     /// The environment of the trusted `workflow_run` job, for the event fixture `event`.
@@ -206,17 +191,11 @@ mod tests {
     }
 
     fn args(dir: &Path, pr: Option<&str>) -> CommentArgs {
-        CommentArgs {
-            report: dir.to_owned(),
-            pr: pr.map(str::to_owned),
-            dry_run: false,
-            run_url: None,
-        }
+        CommentArgs { report: dir.to_owned(), pr: pr.map(str::to_owned), dry_run: false, run_url: None }
     }
 
     fn json(status: u16, name: &str) -> ResponseTemplate {
-        ResponseTemplate::new(status)
-            .set_body_raw(std::fs::read(fixture(name)).unwrap(), "application/json")
+        ResponseTemplate::new(status).set_body_raw(std::fs::read(fixture(name)).unwrap(), "application/json")
     }
 
     async fn mount_pr_and_comments(server: &MockServer, posts: u64) {
@@ -244,11 +223,7 @@ mod tests {
         let server = MockServer::start().await;
         mount_pr_and_comments(&server, 1).await;
         let dir = artifact(Some("7\n"));
-        let code = run_with(
-            &args(dir.path(), None),
-            &ctx(&server.uri(), "event_workflow_run_same_repo.json"),
-        )
-        .await;
+        let code = run_with(&args(dir.path(), None), &ctx(&server.uri(), "event_workflow_run_same_repo.json")).await;
         assert_eq!(code.unwrap(), ExitCode::SUCCESS);
     }
 
@@ -273,12 +248,7 @@ mod tests {
         let server = MockServer::start().await;
         mount_pr_and_comments(&server, 0).await;
         let dir = artifact(Some("7"));
-        let err = run_with(
-            &args(dir.path(), None),
-            &ctx(&server.uri(), "event_workflow_run_fork.json"),
-        )
-        .await
-        .unwrap_err();
+        let err = run_with(&args(dir.path(), None), &ctx(&server.uri(), "event_workflow_run_fork.json")).await.unwrap_err();
         assert!(err.to_string().contains("not commenting"), "{err}");
     }
 
@@ -288,23 +258,12 @@ mod tests {
         let fork = ctx(api, "event_workflow_run_fork.json");
         let same = ctx(api, "event_workflow_run_same_repo.json");
         let dir = artifact(Some("8"));
-        assert!(
-            resolve_pr(&args(dir.path(), None), &same)
-                .unwrap_err()
-                .to_string()
-                .contains("refusing to guess")
-        );
+        assert!(resolve_pr(&args(dir.path(), None), &same).unwrap_err().to_string().contains("refusing to guess"));
         assert_eq!(resolve_pr(&args(dir.path(), None), &fork).unwrap(), Some(8));
-        assert_eq!(
-            resolve_pr(&args(dir.path(), Some("9")), &same).unwrap(),
-            Some(9)
-        );
+        assert_eq!(resolve_pr(&args(dir.path(), Some("9")), &same).unwrap(), Some(9));
         assert!(resolve_pr(&args(dir.path(), Some("9 ")), &same).is_err());
         let none = artifact(None);
-        assert_eq!(
-            resolve_pr(&args(none.path(), None), &same).unwrap(),
-            Some(7)
-        );
+        assert_eq!(resolve_pr(&args(none.path(), None), &same).unwrap(), Some(7));
         assert_eq!(resolve_pr(&args(none.path(), None), &fork).unwrap(), None);
     }
 
@@ -313,19 +272,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let report = dir.path().join("report.md");
         std::fs::write(&report, [0xff, 0xfe]).unwrap();
-        assert!(
-            read_report(&report)
-                .unwrap_err()
-                .to_string()
-                .contains("not UTF-8")
-        );
+        assert!(read_report(&report).unwrap_err().to_string().contains("not UTF-8"));
         std::fs::remove_file(&report).unwrap();
         std::os::unix::fs::symlink("/etc/hostname", &report).unwrap();
-        assert!(
-            read_report(&report)
-                .unwrap_err()
-                .to_string()
-                .contains("not a regular file")
-        );
+        assert!(read_report(&report).unwrap_err().to_string().contains("not a regular file"));
     }
 }

@@ -10,18 +10,15 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::{Args, ValueEnum};
 use crate::engine::ProgressMode;
 use crate::env::BackendChoice;
 use crate::github::{
-    BASELINE_ARTIFACT, CommentStatus, GithubContext, NIGHTLY_WORKFLOW, PublishOptions, download_baseline_artifact,
-    publish, write_pr_number,
+    BASELINE_ARTIFACT, CommentStatus, GithubContext, NIGHTLY_WORKFLOW, PublishOptions, download_baseline_artifact, publish, write_pr_number,
 };
 use crate::plan::CompileOptions;
 use crate::render::{self, BaselineSource, Headline, MarkdownOptions, TerminalOptions};
 use crate::run::{BaselineChoice, GateError, GateOptions, Pick};
-use crate::summary::write_bytes_atomic;
+use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug)]
@@ -192,6 +189,7 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
         cancel,
         seed: args.seed,
         app_env: args.app_env.clone(),
+        notes: crate::run::Notes::stderr(),
     };
     if matches!(opts.backend, BackendChoice::External) && opts.app_url.is_none() {
         eprintln!("error: --backend external needs --app-url URL");
@@ -262,7 +260,9 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
     };
     if args.check {
         match &ab {
-            Some(t) => eprintln!("check: would run A/B against {} ({}), {} rounds each", t.git_ref, &t.sha[..t.sha.len().min(12)], t.rounds),
+            Some(t) => {
+                eprintln!("check: would run A/B against {} ({}), {} rounds each", t.git_ref, &t.sha[..t.sha.len().min(12)], t.rounds)
+            }
             None => eprintln!("check: would run {} on the {} backend", names.join(", "), prepared.backend),
         }
         eprintln!("check: everything is valid; nothing was started");
@@ -284,17 +284,11 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
     let stdout = std::io::stdout();
     let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let text = render::terminal(&report, TerminalOptions { color, width: None });
-    let md = render::markdown(
-        &report,
-        &MarkdownOptions { full_report_hint: Some("the `perf-results` artifact (report.html)".into()), ..Default::default() },
-    );
-    let html = render::html(&report);
-    let md_path = out_dir.join("report.md");
-    let html_path = out_dir.join("report.html");
-    write_bytes_atomic(&md_path, md.as_bytes()).with_context(|| format!("writing {}", md_path.display()))?;
-    write_bytes_atomic(&html_path, html.as_bytes()).with_context(|| format!("writing {}", html_path.display()))?;
-    // The same results for other tools (Locust CSV, JUnit XML, BMF, github-action-benchmark).
-    let exported = crate::export::write_all(&out_dir, &report, &crate::export::Options::from_plan(&prepared.compiled))?;
+    let md_options = MarkdownOptions { full_report_hint: Some("the `perf-results` artifact (report.html)".into()), ..Default::default() };
+    let reports = match crate::run::outputs::write_reports(&report, &prepared.compiled, &out_dir, &md_options) {
+        Ok(r) => r,
+        Err(e) => return Ok(fail(&e)),
+    };
     {
         let mut out = stdout.lock();
         writeln!(out)?;
@@ -307,15 +301,13 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
     for f in &gate.written {
         eprintln!("wrote {}", display(f));
     }
-    eprintln!("wrote {} and {}", display(&md_path), display(&html_path));
-    eprintln!("wrote {} files for other tools in {}", exported.len(), display(&out_dir));
+    eprintln!("wrote {} and {}", display(&reports.markdown_path), display(&reports.html_path));
+    eprintln!("wrote {} files for other tools in {}", reports.exported.len(), display(&out_dir));
 
     let mut code = render::exit_code(&report);
 
     if args.update_baseline {
-        let summaries: Vec<_> = report.suites.iter().map(|s| s.summary.clone()).collect();
-        let folder = crate::run::baseline::update_folder(args.baseline.as_deref().unwrap_or(&committed), &prepared.testbed.key);
-        match crate::run::baseline::update(&folder, &summaries) {
+        match crate::run::outputs::update_baseline(&report, args.baseline.as_deref().unwrap_or(&committed), &prepared.testbed.key) {
             Ok(files) => {
                 for f in files {
                     eprintln!("baseline updated: {}", display(&f));
@@ -333,7 +325,8 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
     if let Some(ctx) = &github {
         let comment = args.comment || args.dry_run || (ctx.in_actions && ctx.is_pull_request_event() && !args.no_comment);
         if ctx.step_summary.is_some() || comment {
-            let published = publish(ctx, &md, PublishOptions { comment: comment && !args.no_comment, dry_run: args.dry_run }).await;
+            let published =
+                publish(ctx, &reports.markdown, PublishOptions { comment: comment && !args.no_comment, dry_run: args.dry_run }).await;
             for w in &published.warnings {
                 eprintln!("warning: {w}");
             }
@@ -355,13 +348,7 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
 
 /// Downloads the nightly baseline artifact `name` (its testbed in the name); on any failure,
 /// says why and uses the stored baseline (whose own testbed check still applies).
-async fn artifact_baseline(
-    github: Option<&GithubContext>,
-    name: &str,
-    workflow: &str,
-    out_dir: &Path,
-    committed: &Path,
-) -> BaselineChoice {
+async fn artifact_baseline(github: Option<&GithubContext>, name: &str, workflow: &str, out_dir: &Path, committed: &Path) -> BaselineChoice {
     let fallback = |why: String| {
         eprintln!("  no nightly baseline: artifact `{name}`: {why}; using the stored baseline");
         BaselineChoice::Path { path: committed.to_path_buf(), source: BaselineSource::Committed { path: String::new() } }

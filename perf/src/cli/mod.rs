@@ -157,6 +157,22 @@ pub fn project_root(plan: &Path) -> PathBuf {
     crate::run::plan_dir(plan).unwrap_or_else(|_| PathBuf::from("."))
 }
 
+/// A `--backend` parser that accepts only some of the backends (`up` cannot use `external`:
+/// it would start nothing), naming the accepted ones when another is given.
+pub fn backend_among(
+    allowed: &'static [crate::env::BackendChoice],
+) -> impl Fn(&str) -> Result<crate::env::BackendChoice, String> + Clone + Send + Sync + 'static {
+    use clap::ValueEnum;
+    move |s: &str| {
+        let names =
+            || allowed.iter().filter_map(|b| b.to_possible_value()).map(|v| v.get_name().to_string()).collect::<Vec<_>>().join(", ");
+        match crate::env::BackendChoice::from_str(s, true) {
+            Ok(b) if allowed.contains(&b) => Ok(b),
+            _ => Err(format!("`{s}` is not a backend this command can use: {}", names())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,20 +197,5 @@ mod tests {
         let cli = CargoPerf::try_parse_from(["cargo perf", "up", "--backend", "local"]).unwrap();
         assert!(matches!(cli.command, Some(CargoPerfCommand::Up(_))));
         assert!(CargoPerf::try_parse_from(["cargo perf", "--quick", "up"]).is_err(), "flags belong to the gate");
-    }
-}
-
-/// A `--backend` parser that accepts only some of the backends (`up` cannot use `external`:
-/// it would start nothing), naming the accepted ones when another is given.
-pub fn backend_among(
-    allowed: &'static [crate::env::BackendChoice],
-) -> impl Fn(&str) -> Result<crate::env::BackendChoice, String> + Clone + Send + Sync + 'static {
-    use clap::ValueEnum;
-    move |s: &str| {
-        let names = || allowed.iter().filter_map(|b| b.to_possible_value()).map(|v| v.get_name().to_string()).collect::<Vec<_>>().join(", ");
-        match crate::env::BackendChoice::from_str(s, true) {
-            Ok(b) if allowed.contains(&b) => Ok(b),
-            _ => Err(format!("`{s}` is not a backend this command can use: {}", names())),
-        }
     }
 }

@@ -16,9 +16,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::env::{BackendChoice, Environment, StartOptions};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use crate::env::{BackendChoice, Environment, StartOptions};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug)]
@@ -31,8 +31,6 @@ pub struct UpArgs {
     #[arg(long, value_name = "PATH")]
     plan: Option<PathBuf>,
 }
-
-
 
 pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
     let path = super::plan_path(args.plan.as_deref())?;
@@ -55,9 +53,7 @@ pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<Exit
     if !matches!(args.backend, BackendChoice::Docker) && !build.is_empty() {
         eprintln!("the local backend first builds the app with `{}` (minutes on a fresh clone)", build.join(" "));
     }
-    let env = Environment::start(args.backend, &setup, &opts)
-        .await
-        .context("the environment did not come up")?;
+    let env = Environment::start(args.backend, &setup, &opts).await.context("the environment did not come up")?;
     for s in env.services() {
         println!("{}: {}", s.service.as_str(), s.url);
     }

@@ -124,10 +124,8 @@ pub fn compare_ab(base_rounds: &[Summary], head_rounds: &[Summary], rules: &Comp
         })
         .collect();
     if !approximated.is_empty() {
-        notes.push(format!(
-            "histograms did not decode for {}: latency is the request-weighted mean of the rounds",
-            approximated.join(", ")
-        ));
+        notes
+            .push(format!("histograms did not decode for {}: latency is the request-weighted mean of the rounds", approximated.join(", ")));
     }
     let mut c = finish(suite, mode, endpoints, notes, rules);
     if base_rounds.is_empty() {
@@ -136,14 +134,7 @@ pub fn compare_ab(base_rounds: &[Summary], head_rounds: &[Summary], rules: &Comp
     c
 }
 
-fn compare_endpoint(
-    name: &str,
-    b: &Side<'_>,
-    ba: &Aggregate,
-    h: &Side<'_>,
-    ha: &Aggregate,
-    rules: &CompareRules,
-) -> EndpointComparison {
+fn compare_endpoint(name: &str, b: &Side<'_>, ba: &Aggregate, h: &Side<'_>, ha: &Aggregate, rules: &CompareRules) -> EndpointComparison {
     let overrides = rules.endpoints.get(name);
     let metrics: Vec<MetricComparison> = Metric::ALL
         .into_iter()

@@ -181,10 +181,7 @@ pub(crate) fn comparability_notes(base: &Summary, head: &Summary) -> Vec<String>
         notes.push(format!("the baseline is of suite {}, not {}", base.suite, head.suite));
     }
     if base.schema_version != SCHEMA_VERSION {
-        notes.push(format!(
-            "baseline written with summary schema version {} (this build writes {SCHEMA_VERSION})",
-            base.schema_version
-        ));
+        notes.push(format!("baseline written with summary schema version {} (this build writes {SCHEMA_VERSION})", base.schema_version));
     }
     if !base.valid {
         let why = if base.invalid_reasons.is_empty() { String::new() } else { format!(": {}", base.invalid_reasons.join("; ")) };

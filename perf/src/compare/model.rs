@@ -269,11 +269,7 @@ impl SuiteComparison {
     /// Names of the endpoints whose verdict is `regressed`: the ones a confirmation re-run
     /// must look at again.
     pub fn regressed_endpoints(&self) -> Vec<&str> {
-        self.endpoints
-            .iter()
-            .filter(|e| e.verdict == Verdict::Regressed)
-            .map(|e| e.name.as_str())
-            .collect()
+        self.endpoints.iter().filter(|e| e.verdict == Verdict::Regressed).map(|e| e.name.as_str()).collect()
     }
 
     /// The regressed endpoints, the one that moved most first (then by name).

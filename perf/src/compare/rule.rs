@@ -39,9 +39,7 @@ impl Aggregate {
             Metric::P95 => self.p95,
             Metric::P99 => self.p99,
             Metric::Rps => (self.requests > 0).then_some(self.rps),
-            Metric::ErrorRate => {
-                (self.requests > 0).then(|| 100.0 * self.errors.min(self.requests) as f64 / self.requests as f64)
-            }
+            Metric::ErrorRate => (self.requests > 0).then(|| 100.0 * self.errors.min(self.requests) as f64 / self.requests as f64),
         };
         v.filter(|x| x.is_finite())
     }
@@ -160,11 +158,7 @@ pub(crate) fn judge(
             .ok_or(Untestable::NoWindows)
     } else {
         units().and_then(|u| {
-            let method = if u.block == 0 {
-                TestMethod::MannWhitneyRounds
-            } else {
-                TestMethod::MannWhitneyWindows { block_s: u.block }
-            };
+            let method = if u.block == 0 { TestMethod::MannWhitneyRounds } else { TestMethod::MannWhitneyWindows { block_s: u.block } };
             mann_whitney(&u.base, &u.head, alt)
                 .map(|r| TestResult { method, p_value: r.p_value, n_base: u.base.len() as u64, n_head: u.head.len() as u64 })
                 .ok_or(Untestable::TooFewUnits { base: u.base.len(), head: u.head.len(), per_unit: 1, needed: 1 })
@@ -203,8 +197,7 @@ pub(crate) fn judge(
             verdict(&mut out, moved, format!("{change} beyond {limit}, p={} ({})", fmt_p(t.p_value), t.method));
         }
         Ok(t) => {
-            let reason =
-                format!("{change} beyond {limit}, but not significant (p={} > {})", fmt_p(t.p_value), limits.alpha);
+            let reason = format!("{change} beyond {limit}, but not significant (p={} > {})", fmt_p(t.p_value), limits.alpha);
             verdict(&mut out, Verdict::Noisy, reason);
         }
         Err(Untestable::NoWindows) => {

@@ -89,7 +89,6 @@ fn window_value(w: &EndpointWindow, metric: Metric) -> Option<f64> {
     .filter(|v| v.is_finite())
 }
 
-
 /// Units for a latency metric from the windows of both sides.
 pub fn latency_units(base: &[EndpointWindow], head: &[EndpointWindow], metric: Metric) -> Result<Units, Untestable> {
     let q = metric.quantile().expect("latency metric");
@@ -97,11 +96,8 @@ pub fn latency_units(base: &[EndpointWindow], head: &[EndpointWindow], metric: M
         return Err(Untestable::NoWindows);
     }
     let usable = |ws: &[EndpointWindow]| -> Vec<(u64, f64)> {
-        let mut v: Vec<(u32, u64, f64)> = ws
-            .iter()
-            .filter(|w| w.requests > 0)
-            .filter_map(|w| window_value(w, metric).map(|x| (w.t, w.requests, x)))
-            .collect();
+        let mut v: Vec<(u32, u64, f64)> =
+            ws.iter().filter(|w| w.requests > 0).filter_map(|w| window_value(w, metric).map(|x| (w.t, w.requests, x))).collect();
         v.sort_by_key(|w| w.0);
         v.into_iter().map(|(_, n, x)| (n, x)).collect()
     };
@@ -142,7 +138,12 @@ fn per_second_counts(ws: &[EndpointWindow], duration_s: f64) -> Vec<f64> {
 }
 
 /// Units for throughput: requests per 1-s window.
-pub fn rps_units(base: &[EndpointWindow], base_duration_s: f64, head: &[EndpointWindow], head_duration_s: f64) -> Result<Units, Untestable> {
+pub fn rps_units(
+    base: &[EndpointWindow],
+    base_duration_s: f64,
+    head: &[EndpointWindow],
+    head_duration_s: f64,
+) -> Result<Units, Untestable> {
     if base.is_empty() || head.is_empty() {
         return Err(Untestable::NoWindows);
     }
@@ -168,9 +169,7 @@ mod tests {
     use super::*;
 
     fn windows(n: u32, requests: u64, p99: f64) -> Vec<EndpointWindow> {
-        (0..n)
-            .map(|t| EndpointWindow { t, requests, errors: 0, p50: Some(p99 / 3.0), p95: Some(p99 / 1.5), p99: Some(p99) })
-            .collect()
+        (0..n).map(|t| EndpointWindow { t, requests, errors: 0, p50: Some(p99 / 3.0), p95: Some(p99 / 1.5), p99: Some(p99) }).collect()
     }
 
     #[test]

@@ -24,8 +24,8 @@ use tokio::time::Instant;
 use super::EngineError;
 use super::io::{ByteCounters, Counting, Stream};
 use super::stats::ErrorKind;
-use crate::plan::compiled::Rendered;
 use crate::plan::HttpVersion;
+use crate::plan::compiled::Rendered;
 
 type Io = TokioIo<Counting>;
 type ReqBody = Full<Bytes>;
@@ -46,15 +46,8 @@ pub(crate) struct Target {
 impl Target {
     /// Parses and resolves the base URL. `extra_roots` are trusted besides the system roots
     /// (a private CA, or a test's self-signed certificate).
-    pub async fn new(
-        base_url: &str,
-        http: HttpVersion,
-        extra_roots: &[CertificateDer<'static>],
-    ) -> Result<Target, EngineError> {
-        let bad = |why: String| EngineError::BaseUrl {
-            url: base_url.to_string(),
-            reason: why,
-        };
+    pub async fn new(base_url: &str, http: HttpVersion, extra_roots: &[CertificateDer<'static>]) -> Result<Target, EngineError> {
+        let bad = |why: String| EngineError::BaseUrl { url: base_url.to_string(), reason: why };
         let url = url::Url::parse(base_url).map_err(|e| bad(e.to_string()))?;
         let https = match url.scheme() {
             "http" => false,
@@ -62,15 +55,12 @@ impl Target {
             other => return Err(bad(format!("scheme `{other}` is not http or https"))),
         };
         let host = url.host_str().ok_or_else(|| bad("it has no host".into()))?.to_string();
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| bad("it has no port".into()))?;
+        let port = url.port_or_known_default().ok_or_else(|| bad("it has no port".into()))?;
         let authority = match url.port() {
             Some(p) => format!("{host}:{p}"),
             None => host.clone(),
         };
-        let host_header =
-            HeaderValue::from_str(&authority).map_err(|_| bad("the host is not a valid header".into()))?;
+        let host_header = HeaderValue::from_str(&authority).map_err(|_| bad("the host is not a valid header".into()))?;
         let lookup_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((lookup_host.as_str(), port))
             .await
@@ -87,15 +77,7 @@ impl Target {
         } else {
             None
         };
-        Ok(Target {
-            https,
-            http2,
-            authority,
-            host_header,
-            addrs,
-            base_path,
-            tls,
-        })
+        Ok(Target { https, http2, authority, host_header, addrs, base_path, tls })
     }
 
     fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
@@ -121,9 +103,7 @@ fn tls_connector(http2: bool, extra: &[CertificateDer<'static>]) -> Result<tokio
     roots.add_parsable_certificates(native_roots().iter().cloned());
     roots.add_parsable_certificates(extra.iter().cloned());
     if roots.is_empty() {
-        return Err(EngineError::Tls(
-            "no trusted root certificate found (system store empty)".into(),
-        ));
+        return Err(EngineError::Tls("no trusted root certificate found (system store empty)".into()));
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -146,15 +126,8 @@ pub(crate) struct Exchange {
 }
 
 enum Open {
-    H1 {
-        sender: http1::SendRequest<ReqBody>,
-        driver: Pin<Box<http1::Connection<Io, ReqBody>>>,
-        done: bool,
-    },
-    H2 {
-        sender: http2::SendRequest<ReqBody>,
-        task: tokio::task::JoinHandle<()>,
-    },
+    H1 { sender: http1::SendRequest<ReqBody>, driver: Pin<Box<http1::Connection<Io, ReqBody>>>, done: bool },
+    H2 { sender: http2::SendRequest<ReqBody>, task: tokio::task::JoinHandle<()> },
 }
 
 impl Drop for Open {
@@ -180,33 +153,20 @@ enum Failure {
 
 impl Conn {
     pub fn new(target: Arc<Target>) -> Conn {
-        Conn {
-            target,
-            open: None,
-            counters: Arc::new(ByteCounters::default()),
-        }
+        Conn { target, open: None, counters: Arc::new(ByteCounters::default()) }
     }
 
     /// Sends one request and reads the whole response body before `deadline`. One timer
     /// covers the whole exchange; when it fires while connecting, the failure is `connect`.
     pub async fn send(&mut self, method: &Method, rendered: Rendered, keep_body: bool, deadline: Instant) -> Exchange {
         let (sent0, recv0) = self.counters.snapshot();
-        let mut exchange = Exchange {
-            result: Err(ErrorKind::Body),
-            body: None,
-            bytes_sent: 0,
-            bytes_received: 0,
-        };
+        let mut exchange = Exchange { result: Err(ErrorKind::Body), body: None, bytes_sent: 0, bytes_received: 0 };
         match self.build(method, rendered) {
             Ok(req) => {
                 let mut connecting = false;
                 let outcome = tokio::time::timeout_at(deadline, self.send_built(req, keep_body, &mut connecting))
                     .await
-                    .unwrap_or(Err(if connecting {
-                        ErrorKind::Connect
-                    } else {
-                        ErrorKind::Timeout
-                    }));
+                    .unwrap_or(Err(if connecting { ErrorKind::Connect } else { ErrorKind::Timeout }));
                 match outcome {
                     Ok((status, body)) => {
                         exchange.result = Ok(status);
@@ -303,41 +263,24 @@ impl Conn {
         let stream = match &t.tls {
             None => Stream::Plain(tcp),
             Some((connector, name)) => {
-                let tls = connector
-                    .connect(name.clone(), tcp)
-                    .await
-                    .map_err(|_| ErrorKind::Connect)?;
+                let tls = connector.connect(name.clone(), tcp).await.map_err(|_| ErrorKind::Connect)?;
                 Stream::Tls(Box::new(tls))
             }
         };
         let io = TokioIo::new(Counting::new(stream, self.counters.clone()));
         if t.http2 {
-            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-                .handshake(io)
-                .await
-                .map_err(|_| ErrorKind::Connect)?;
+            let (sender, conn) = http2::Builder::new(TokioExecutor::new()).handshake(io).await.map_err(|_| ErrorKind::Connect)?;
             let task = tokio::spawn(async move {
                 let _ = conn.await;
             });
             Ok(Open::H2 { sender, task })
         } else {
-            let (sender, conn) = http1::Builder::new()
-                .handshake(io)
-                .await
-                .map_err(|_| ErrorKind::Connect)?;
-            Ok(Open::H1 {
-                sender,
-                driver: Box::pin(conn),
-                done: false,
-            })
+            let (sender, conn) = http1::Builder::new().handshake(io).await.map_err(|_| ErrorKind::Connect)?;
+            Ok(Open::H1 { sender, driver: Box::pin(conn), done: false })
         }
     }
 
-    async fn exchange(
-        &mut self,
-        req: http::Request<ReqBody>,
-        keep_body: bool,
-    ) -> Result<(u16, Option<Bytes>), Failure> {
+    async fn exchange(&mut self, req: http::Request<ReqBody>, keep_body: bool) -> Result<(u16, Option<Bytes>), Failure> {
         let Some(open) = &mut self.open else {
             return Err(Failure::Kind(ErrorKind::Connect));
         };
@@ -381,11 +324,7 @@ async fn read(resp: http::Response<Incoming>, keep: bool) -> Result<(u16, Option
 /// Polls an HTTP/1 connection future alongside `work`, in the caller's task. When the
 /// connection ends first (the server closed it), `work` is finished alone: hyper then
 /// resolves it with an error instead of leaving it pending.
-async fn drive<F: Future>(
-    driver: &mut Pin<Box<http1::Connection<Io, ReqBody>>>,
-    done: &mut bool,
-    work: F,
-) -> F::Output {
+async fn drive<F: Future>(driver: &mut Pin<Box<http1::Connection<Io, ReqBody>>>, done: &mut bool, work: F) -> F::Output {
     tokio::pin!(work);
     if !*done {
         tokio::select! {

@@ -15,8 +15,8 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::shared::{ScenarioCounters, Shared};
 use super::schedule::vu_steps;
+use super::shared::{ScenarioCounters, Shared};
 use super::vu::{Ended, Vu, iteration};
 use crate::plan::compiled::{Scenario, Shape};
 

@@ -71,11 +71,7 @@ impl AsyncWrite for Counting {
         res
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = match &mut this.inner {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),

@@ -17,8 +17,8 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::shared::{ScenarioCounters, Shared};
 use super::schedule::Arrivals;
+use super::shared::{ScenarioCounters, Shared};
 use super::vu::{Ended, Vu, iteration};
 use crate::plan::compiled::{Scenario, Shape};
 
@@ -95,8 +95,7 @@ pub(crate) async fn run(
                 counters.late.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let (shared, scenario, counters, cut, back) =
-            (shared.clone(), scenario.clone(), counters.clone(), cut.clone(), back_tx.clone());
+        let (shared, scenario, counters, cut, back) = (shared.clone(), scenario.clone(), counters.clone(), cut.clone(), back_tx.clone());
         tasks.spawn(async move {
             let mut vu = vu;
             shared.gauge.inc();

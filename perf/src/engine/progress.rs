@@ -47,8 +47,8 @@ impl Progress {
         match mode {
             ProgressMode::Bar => {
                 let bar = ProgressBar::new(total.as_millis() as u64);
-                let style = ProgressStyle::with_template("{prefix:.bold} {wide_bar} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+                let style =
+                    ProgressStyle::with_template("{prefix:.bold} {wide_bar} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar());
                 bar.set_style(style);
                 bar.set_prefix(suite.to_string());
                 Progress::Bar(bar)

@@ -9,8 +9,8 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
 use super::client::Target;
-use super::shared::{ScenarioCounters, Shared};
 use super::progress::{Progress, Tick};
+use super::shared::{ScenarioCounters, Shared};
 use super::stats::{Collector, Gauge, Recorder};
 use super::vu::{Vu, step};
 use super::{EngineError, RunClock, RunOptions, ScenarioResult, SuiteResult, closed, open};
@@ -100,7 +100,8 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
     let mut errors_seen = 0u64;
     // Ticks: once a second from the suite start during the warm-up, then on whole seconds
     // from the measured start, where each tick closes a window.
-    let mut next_tick = if suite.warmup.is_zero() { measured_start + Duration::from_secs(1) } else { (t0 + Duration::from_secs(1)).min(measured_start) };
+    let mut next_tick =
+        if suite.warmup.is_zero() { measured_start + Duration::from_secs(1) } else { (t0 + Duration::from_secs(1)).min(measured_start) };
     let mut window_index: u32 = 0;
     let mut last_tick = t0;
     let run_done = async { while scenario_tasks.join_next().await.is_some() {} };

@@ -179,8 +179,7 @@ mod tests {
     fn ramp_from_zero_follows_the_integral() {
         // Rate 0 -> 10/s over 2 s: N(t) = 2.5 t², so iteration i starts at sqrt(i / 2.5).
         let got = offsets(Arrivals::ramping(0.0, &[(s(2.0), 10.0)]));
-        let want: Vec<f64> =
-            (1..10).map(|i| ((i as f64 / 2.5).sqrt() * 1e6).round() / 1e6).collect();
+        let want: Vec<f64> = (1..10).map(|i| ((i as f64 / 2.5).sqrt() * 1e6).round() / 1e6).collect();
         assert_eq!(got, want);
         // 10 iterations are due in total; the 10th would start exactly at the end: excluded.
         assert_eq!(Arrivals::ramping(0.0, &[(s(2.0), 10.0)]).total(), 9);

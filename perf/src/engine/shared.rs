@@ -37,4 +37,3 @@ pub(crate) struct ScenarioCounters {
     pub scheduled: AtomicU64,
     pub max_vus: AtomicU32,
 }
-

@@ -36,7 +36,6 @@ pub struct EndpointWindow {
     pub p99: Option<f64>,
 }
 
-
 /// Why a request failed. `Status` and `Capture` failures still have a latency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorKind {
@@ -53,8 +52,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 5] =
-        [ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::Body, ErrorKind::Status, ErrorKind::Capture];
+    pub const ALL: [ErrorKind; 5] = [ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::Body, ErrorKind::Status, ErrorKind::Capture];
 
     /// The name used in summaries.
     pub fn as_str(self) -> &'static str {
@@ -154,11 +152,7 @@ impl Recorder {
     pub fn new(endpoints: usize, shards: usize) -> Recorder {
         let shards = (0..shards.max(1))
             .map(|_| {
-                Mutex::new(Shard {
-                    endpoints: (0..endpoints).map(|_| EndpointAcc::new()).collect(),
-                    live_requests: 0,
-                    live_errors: 0,
-                })
+                Mutex::new(Shard { endpoints: (0..endpoints).map(|_| EndpointAcc::new()).collect(), live_requests: 0, live_errors: 0 })
             })
             .collect();
         Recorder { shards }
@@ -329,14 +323,7 @@ impl Collector {
                 continue;
             }
             let h = &self.scratch[i];
-            let w = EndpointWindow {
-                t,
-                requests: requests[i],
-                errors: errors[i],
-                p50: ms(h, 0.50),
-                p95: ms(h, 0.95),
-                p99: ms(h, 0.99),
-            };
+            let w = EndpointWindow { t, requests: requests[i], errors: errors[i], p50: ms(h, 0.50), p95: ms(h, 0.95), p99: ms(h, 0.99) };
             let _ = self.suite_scratch.add(h);
             self.scratch[i].reset();
             self.endpoint_windows[i].push(w.clone());

@@ -41,10 +41,7 @@ pub struct AppEnvValues {
 impl std::fmt::Debug for AppEnvValues {
     /// Without the URLs: they hold the password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppEnvValues")
-            .field("app_listen", &self.app_listen)
-            .field("app_port", &self.app_port)
-            .finish_non_exhaustive()
+        f.debug_struct("AppEnvValues").field("app_listen", &self.app_listen).field("app_port", &self.app_port).finish_non_exhaustive()
     }
 }
 
@@ -63,10 +60,7 @@ impl AppEnvValues {
 
 /// Renders every `plan.app.env` value. An unknown name or a malformed template is an error
 /// naming the key (`app.env.KEY`) and listing the names that exist.
-pub fn resolve(
-    env: &BTreeMap<String, String>,
-    values: &AppEnvValues,
-) -> Result<BTreeMap<String, String>, EnvError> {
+pub fn resolve(env: &BTreeMap<String, String>, values: &AppEnvValues) -> Result<BTreeMap<String, String>, EnvError> {
     env.iter().map(|(key, template)| Ok((key.clone(), render(&format!("app.env.{key}"), template, values)?))).collect()
 }
 

@@ -10,20 +10,17 @@ pub struct ExternalEnv {
 impl ExternalEnv {
     /// Checks that the URL is an http(s) URL and that the app's health check answers 200.
     pub async fn start(setup: &Setup, opts: &StartOptions) -> Result<ExternalEnv, EnvError> {
-        let raw = opts.app_url.as_deref().ok_or_else(|| {
-            EnvError::Other("the external backend needs the app's URL: pass --app-url http://HOST:PORT".into())
-        })?;
-        let parsed = url::Url::parse(raw)
-            .map_err(|e| EnvError::Other(format!("--app-url {raw:?} is not a URL: {e}")))?;
+        let raw = opts
+            .app_url
+            .as_deref()
+            .ok_or_else(|| EnvError::Other("the external backend needs the app's URL: pass --app-url http://HOST:PORT".into()))?;
+        let parsed = url::Url::parse(raw).map_err(|e| EnvError::Other(format!("--app-url {raw:?} is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
             return Err(EnvError::Other(format!("--app-url {raw:?}: expected http://HOST:PORT or https://HOST:PORT")));
         }
         let app_url = raw.trim_end_matches('/').to_string();
         let health = format!("{app_url}{}", setup.app.health);
-        super::procs::wait_http_ok("app", &health, setup.environment.startup_timeout, &opts.cancel, || {
-            Ok(String::new())
-        })
-        .await?;
+        super::procs::wait_http_ok("app", &health, setup.environment.startup_timeout, &opts.cancel, || Ok(String::new())).await?;
         Ok(ExternalEnv { app_url })
     }
 

@@ -86,11 +86,8 @@ impl LocalEnv {
         let redis_opts = RedisOptions { startup_timeout: timeout };
         let cancel = &opts.cancel;
         // A mistake in the app's templates is found before anything is started.
-        let cargo_target_dir = if app::uses_cargo_target_dir(setup) {
-            Some(app::cargo_target_dir(&opts.plan_dir, &opts.build_env).await?)
-        } else {
-            None
-        };
+        let cargo_target_dir =
+            if app::uses_cargo_target_dir(setup) { Some(app::cargo_target_dir(&opts.plan_dir, &opts.build_env).await?) } else { None };
         let templates = AppContext { cargo_target_dir: cargo_target_dir.clone(), ..AppContext::default() };
         templates.render_app(setup)?;
         let build = templates.render_argv("app.local.build", &setup.app.local.build)?;
@@ -182,9 +179,7 @@ impl LocalEnv {
             (Service::Postgres, self.postgres.as_ref().and_then(|p| p.pid())),
             (Service::Redis, self.redis.as_ref().and_then(|r| r.pid())),
         ];
-        pids.into_iter()
-            .filter_map(|(s, pid)| Some((s, resources::sample_process_tree(pid?)?)))
-            .collect()
+        pids.into_iter().filter_map(|(s, pid)| Some((s, resources::sample_process_tree(pid?)?))).collect()
     }
 
     /// Stops the app, Redis and PostgreSQL in that order and removes the run directory.
@@ -287,9 +282,7 @@ pub(crate) fn copy_logs_noting(err: EnvError, logs: &[PathBuf], logs_dir: &Path)
         EnvError::NotReady { service, timeout, detail, log_tail } => {
             EnvError::NotReady { service, timeout, detail: format!("{detail} ({note})"), log_tail }
         }
-        EnvError::Exited { service, status, log_tail } => {
-            EnvError::Exited { service, status: format!("{status}; {note}"), log_tail }
-        }
+        EnvError::Exited { service, status, log_tail } => EnvError::Exited { service, status: format!("{status}; {note}"), log_tail },
         EnvError::Build(msg) => EnvError::Build(format!("{msg}\n({note})")),
         EnvError::Other(msg) => EnvError::Other(format!("{msg} ({note})")),
         EnvError::MissingProgram { program, hint } => EnvError::MissingProgram { program, hint: format!("{hint} ({note})") },

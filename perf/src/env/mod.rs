@@ -143,7 +143,9 @@ impl Proxies {
         match service {
             Service::Postgres => self.postgres.set(fault),
             Service::Redis => self.redis.set(fault),
-            Service::App => return Err(EnvError::Other("the app has no fault proxy in front of it: faults apply to postgres and redis".into())),
+            Service::App => {
+                return Err(EnvError::Other("the app has no fault proxy in front of it: faults apply to postgres and redis".into()));
+            }
         }
         Ok(())
     }
@@ -208,11 +210,7 @@ pub enum Environment {
 impl Environment {
     /// Starts the environment the plan describes with the chosen backend and waits until
     /// the app's health check answers 200.
-    pub async fn start(
-        choice: BackendChoice,
-        setup: &Setup,
-        opts: &StartOptions,
-    ) -> Result<Environment, EnvError> {
+    pub async fn start(choice: BackendChoice, setup: &Setup, opts: &StartOptions) -> Result<Environment, EnvError> {
         match choice {
             BackendChoice::External => Ok(Environment::External(external::ExternalEnv::start(setup, opts).await?)),
             BackendChoice::Local => Ok(Environment::Local(local::LocalEnv::start(setup, opts).await?)),

@@ -37,10 +37,8 @@ pub async fn wait_http_ok(
     cancel: &CancellationToken,
     mut log_tail: impl FnMut() -> Result<String, EnvError>,
 ) -> Result<(), EnvError> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .map_err(|e| EnvError::Other(format!("http client: {e}")))?;
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(2)).build().map_err(|e| EnvError::Other(format!("http client: {e}")))?;
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let last = match client.get(url).send().await {
@@ -110,17 +108,13 @@ impl RunAs {
                 return Ok(Some(RunAs { name: name.to_string(), uid: u.uid, gid: u.gid }));
             }
         }
-        Err(EnvError::Other(
-            "running as root, and neither a `postgres` nor a `nobody` account exists to run postgresql as".into(),
-        ))
+        Err(EnvError::Other("running as root, and neither a `postgres` nor a `nobody` account exists to run postgresql as".into()))
     }
 
     /// Gives `path` to this account (the directories the program writes into).
     pub fn chown(&self, path: &Path) -> Result<(), EnvError> {
-        nix::unistd::chown(path, Some(self.uid), Some(self.gid)).map_err(|e| EnvError::Io {
-            context: format!("giving {} to the `{}` account", path.display(), self.name),
-            source: e.into(),
-        })
+        nix::unistd::chown(path, Some(self.uid), Some(self.gid))
+            .map_err(|e| EnvError::Io { context: format!("giving {} to the `{}` account", path.display(), self.name), source: e.into() })
     }
 }
 
@@ -150,10 +144,11 @@ pub struct ManagedChild {
 impl ManagedChild {
     /// Starts the program. Fails with `Io` when it cannot be executed.
     pub fn spawn(service: &'static str, spec: &Spawn) -> Result<ManagedChild, EnvError> {
-        let log = OpenOptions::new().create(true).append(true).open(&spec.log).map_err(|e| EnvError::Io {
-            context: format!("opening {}'s log {}", service, spec.log.display()),
-            source: e,
-        })?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log)
+            .map_err(|e| EnvError::Io { context: format!("opening {}'s log {}", service, spec.log.display()), source: e })?;
         let log_err = log.try_clone().map_err(|e| EnvError::Io { context: "duplicating a log file".into(), source: e })?;
         let mut cmd = Command::new(&spec.program);
         for secret in WITHHELD_ENV {
@@ -185,10 +180,8 @@ impl ManagedChild {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| EnvError::Io {
-            context: format!("starting {service} ({})", spec.program.display()),
-            source: e,
-        })?;
+        let child =
+            cmd.spawn().map_err(|e| EnvError::Io { context: format!("starting {service} ({})", spec.program.display()), source: e })?;
         tracing::debug!(service, pid = child.id(), program = %spec.program.display(), "started");
         Ok(ManagedChild { service, child, log: spec.log.clone(), status: None })
     }
@@ -354,11 +347,7 @@ impl Drop for ManagedChild {
 
 /// Runs a program to completion with its output in `log`, giving up when `cancel` fires
 /// (the program and its group are killed then).
-pub async fn run_to_end(
-    service: &'static str,
-    spec: &Spawn,
-    cancel: &CancellationToken,
-) -> Result<ExitStatus, EnvError> {
+pub async fn run_to_end(service: &'static str, spec: &Spawn, cancel: &CancellationToken) -> Result<ExitStatus, EnvError> {
     let mut child = ManagedChild::spawn(service, spec)?;
     loop {
         if let Some(st) = child.try_status() {
@@ -414,11 +403,9 @@ pub fn is_executable(path: &Path) -> bool {
 /// Finds `program` on `PATH`; when it is missing the error names the Debian package to
 /// install.
 pub fn find_on_path(program: &str, debian_package: &str) -> Result<PathBuf, EnvError> {
-    path_dirs().into_iter().map(|d| d.join(program)).find(|p| is_executable(p)).ok_or_else(|| {
-        EnvError::MissingProgram {
-            program: program.to_string(),
-            hint: format!("install it with `apt-get install {debian_package}` (or put it on PATH)"),
-        }
+    path_dirs().into_iter().map(|d| d.join(program)).find(|p| is_executable(p)).ok_or_else(|| EnvError::MissingProgram {
+        program: program.to_string(),
+        hint: format!("install it with `apt-get install {debian_package}` (or put it on PATH)"),
     })
 }
 

@@ -56,10 +56,7 @@ pub fn sample_process_tree(pid: u32) -> Option<ResourceSample> {
         let Ok(stat) = proc_.stat() else { continue };
         let reaped = (stat.cutime.max(0) + stat.cstime.max(0)) as u64;
         sample.cpu_seconds += (stat.utime + stat.stime + reaped) as f64 / ticks;
-        let pss = proc_
-            .smaps_rollup()
-            .ok()
-            .and_then(|r| r.memory_map_rollup.0.first().and_then(|m| m.extension.map.get("Pss").copied()));
+        let pss = proc_.smaps_rollup().ok().and_then(|r| r.memory_map_rollup.0.first().and_then(|m| m.extension.map.get("Pss").copied()));
         sample.memory_bytes += pss.unwrap_or(stat.rss * page);
     }
     Some(sample)
@@ -67,10 +64,7 @@ pub fn sample_process_tree(pid: u32) -> Option<ResourceSample> {
 
 /// True while `pid` exists and is not a zombie.
 pub fn is_alive(pid: u32) -> bool {
-    procfs::process::Process::new(pid as i32)
-        .and_then(|p| p.stat())
-        .map(|s| s.state != 'Z')
-        .unwrap_or(false)
+    procfs::process::Process::new(pid as i32).and_then(|p| p.stat()).map(|s| s.state != 'Z').unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -60,22 +60,11 @@ fn measures(summary: &Summary, e: &EndpointSummary) -> BTreeMap<&'static str, Me
     let mut m = BTreeMap::new();
     let ns = |ms: f64| (ms * 1_000_000.0).round();
     if let Some(p50) = e.latency_ms.p50.filter(|v| v.is_finite()) {
-        m.insert(
-            LATENCY,
-            Metric {
-                value: ns(p50),
-                lower_value: None,
-                upper_value: e.latency_ms.p95.filter(|v| v.is_finite()).map(ns),
-            },
-        );
+        m.insert(LATENCY, Metric { value: ns(p50), lower_value: None, upper_value: e.latency_ms.p95.filter(|v| v.is_finite()).map(ns) });
     }
     if e.rps.is_finite() {
-        let whole: Vec<f64> = e
-            .windows
-            .iter()
-            .filter(|w| f64::from(w.t) + 1.0 <= summary.run.duration_s + 1e-9)
-            .map(|w| w.requests as f64)
-            .collect();
+        let whole: Vec<f64> =
+            e.windows.iter().filter(|w| f64::from(w.t) + 1.0 <= summary.run.duration_s + 1e-9).map(|w| w.requests as f64).collect();
         // A band around the value: the average over a run that ends in a partial second can
         // sit just outside its whole seconds' range.
         let lower = whole.iter().copied().reduce(f64::min).map(|l| l.min(e.rps));

@@ -81,13 +81,7 @@ fn per_window(w: &crate::summary::EndpointWindow, metric: Metric) -> Option<f64>
 
 fn extra(summary: &Summary, name: &str, e: &EndpointSummary, metric: Metric, c: Option<&SuiteComparison>) -> String {
     let mut lines = vec![
-        format!(
-            "requests: {}, errors: {} ({:.2}%), {:.1} req/s",
-            e.requests,
-            e.errors.total,
-            e.error_rate() * 100.0,
-            e.rps
-        ),
+        format!("requests: {}, errors: {} ({:.2}%), {:.1} req/s", e.requests, e.errors.total, e.error_rate() * 100.0, e.rps),
         format!(
             "suite: {}, backend: {}, testbed: {}",
             summary.suite,

@@ -39,8 +39,7 @@ pub const RUN_SUITE: &str = "(run)";
 /// The report as JUnit XML.
 pub fn junit_xml(report: &Report) -> Result<String, ExportError> {
     let headline = Headline::of(report);
-    let counted: BTreeSet<(&str, &str)> =
-        headline.regressions.iter().map(|r| (r.suite.as_str(), r.endpoint.as_str())).collect();
+    let counted: BTreeSet<(&str, &str)> = headline.regressions.iter().map(|r| (r.suite.as_str(), r.endpoint.as_str())).collect();
     let mut out = quick_junit::Report::new("perf gate");
     if let Some(ts) = report.facts.started_at.as_deref().and_then(timestamp) {
         out.set_timestamp(ts);
@@ -49,9 +48,7 @@ pub fn junit_xml(report: &Report) -> Result<String, ExportError> {
     if !report.invalid_reasons.is_empty() {
         let mut suite = TestSuite::new(RUN_SUITE);
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
-        status
-            .set_message(format!("the run cannot be trusted: {}", report.invalid_reasons.join("; ")))
-            .set_type("invalid-run");
+        status.set_message(format!("the run cannot be trusted: {}", report.invalid_reasons.join("; "))).set_type("invalid-run");
         let mut case = TestCase::new("valid", status);
         case.set_classname(RUN_SUITE);
         suite.add_test_case(case);
@@ -116,11 +113,7 @@ fn validity(sum: &Summary) -> TestCase {
     let status = if sum.valid {
         TestCaseStatus::success()
     } else {
-        let reasons = if sum.invalid_reasons.is_empty() {
-            "run marked invalid".to_string()
-        } else {
-            sum.invalid_reasons.join("; ")
-        };
+        let reasons = if sum.invalid_reasons.is_empty() { "run marked invalid".to_string() } else { sum.invalid_reasons.join("; ") };
         let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
         st.set_message(format!("the run cannot be trusted: {reasons}")).set_type("invalid-run");
         st
@@ -146,9 +139,7 @@ fn endpoint(
             status
                 .set_message(format!("regressed: {}", worst.iter().map(|m| moved(m)).collect::<Vec<_>>().join("; ")))
                 .set_type("regression")
-                .set_description(
-                    worst.iter().map(|m| format!("{}: {}", m.metric, m.reason)).collect::<Vec<_>>().join("\n"),
-                );
+                .set_description(worst.iter().map(|m| format!("{}: {}", m.metric, m.reason)).collect::<Vec<_>>().join("\n"));
             if *confirmation == Confirmation::Confirmed {
                 let mut rerun = TestRerun::new(NonSuccessKind::Failure);
                 rerun.set_message("the other run regressed too: confirmed by a re-run").set_type("regression");
@@ -175,9 +166,7 @@ fn endpoint(
             let mut status = TestCaseStatus::success();
             if first_run.contains(&e.name) {
                 let mut flaky = TestRerun::new(NonSuccessKind::Failure);
-                flaky
-                    .set_message("regressed in the first run, not in the confirming re-run: not counted")
-                    .set_type("regression");
+                flaky.set_message("regressed in the first run, not in the confirming re-run: not counted").set_type("regression");
                 status.add_rerun(flaky);
             }
             let mut case = TestCase::new(e.name.as_str(), status);

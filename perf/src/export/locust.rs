@@ -145,16 +145,7 @@ pub fn stats_csv(summary: &Summary, options: &Options) -> Result<Vec<u8>, Export
         let hist = decode(&e.histogram);
         let timed = Timed::of_endpoint(e, hist.as_ref());
         any_timed |= timed.any;
-        w.row(stats_row(
-            method(options, name),
-            name,
-            e.requests,
-            e.errors.total,
-            e.bytes_received,
-            e.rps,
-            failures_per_s(e),
-            &timed,
-        ))?;
+        w.row(stats_row(method(options, name), name, e.requests, e.errors.total, e.bytes_received, e.rps, failures_per_s(e), &timed))?;
         // The aggregate is exact only when every endpoint with timed responses has its histogram.
         merged = match (merged, hist) {
             (Some(mut m), Some(h)) => m.add(&h).ok().map(|_| m),
@@ -177,16 +168,7 @@ pub fn stats_csv(summary: &Summary, options: &Options) -> Result<Vec<u8>, Export
 }
 
 #[allow(clippy::too_many_arguments)]
-fn stats_row(
-    ty: &str,
-    name: &str,
-    requests: u64,
-    failures: u64,
-    bytes: u64,
-    rps: f64,
-    fail_rps: f64,
-    t: &Timed,
-) -> Vec<String> {
+fn stats_row(ty: &str, name: &str, requests: u64, failures: u64, bytes: u64, rps: f64, fail_rps: f64, t: &Timed) -> Vec<String> {
     // No timed response: Locust writes zeros. Timed responses whose value is not known: empty.
     let ms = |v: Option<f64>, zero: &str| match v {
         Some(v) => num(round_us(v)),
@@ -305,14 +287,7 @@ pub fn failures_csv(summary: &Summary, options: &Options) -> Result<Vec<u8>, Exp
         let rows = failure_rows(e);
         let (first, last) = if rows.len() == 1 { seen(e, start) } else { (String::new(), String::new()) };
         for (error, n) in rows {
-            w.row(vec![
-                method(options, name).to_string(),
-                name.clone(),
-                error,
-                n.to_string(),
-                first.clone(),
-                last.clone(),
-            ])?;
+            w.row(vec![method(options, name).to_string(), name.clone(), error, n.to_string(), first.clone(), last.clone()])?;
         }
     }
     w.finish()

@@ -124,8 +124,7 @@ fn check_out_dir(dir: &Path) -> Result<(), ExportError> {
         Ok(m) if !m.is_dir() => return Err(ExportError::NotAFolder { path: dir.to_path_buf() }),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| ExportError::NotWritable { path: dir.to_path_buf(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| ExportError::NotWritable { path: dir.to_path_buf(), source })?;
         }
         Err(source) => return Err(ExportError::NotWritable { path: dir.to_path_buf(), source }),
     }
@@ -141,16 +140,12 @@ fn check_out_dir(dir: &Path) -> Result<(), ExportError> {
 /// A suite name as a file name: letters, digits, `-`, `_` and `.` are kept, anything else
 /// (path separators included) becomes `_`.
 fn file_stem(suite: &str) -> String {
-    let stem: String = suite
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
-        .collect();
+    let stem: String = suite.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
     if stem.is_empty() || stem.chars().all(|c| c == '.') { format!("_{stem}") } else { stem }
 }
 
 fn json_bytes(file: &str, value: &impl serde::Serialize) -> Result<Vec<u8>, ExportError> {
-    let mut bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| ExportError::Encode { file: file.to_string(), message: e.to_string() })?;
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| ExportError::Encode { file: file.to_string(), message: e.to_string() })?;
     bytes.push(b'\n');
     Ok(bytes)
 }

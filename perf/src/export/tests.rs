@@ -43,22 +43,8 @@ fn regressed() -> Report {
     let mut head = summary("baseline", 60, vec![("get", endpoint(&g(13.0, 3))), ("list", endpoint(&g(5.0, 4)))]);
     let p95 = head.endpoints["get"].latency_ms.p95.unwrap();
     head.slo = vec![
-        SloResult {
-            endpoint: "get".into(),
-            metric: "p95".into(),
-            threshold: 15.0,
-            actual: Some(p95),
-            passed: p95 <= 15.0,
-            reason: None,
-        },
-        SloResult {
-            endpoint: "list".into(),
-            metric: "error_rate".into(),
-            threshold: 0.01,
-            actual: Some(0.0),
-            passed: true,
-            reason: None,
-        },
+        SloResult { endpoint: "get".into(), metric: "p95".into(), threshold: 15.0, actual: Some(p95), passed: p95 <= 15.0, reason: None },
+        SloResult { endpoint: "list".into(), metric: "error_rate".into(), threshold: 0.01, actual: Some(0.0), passed: true, reason: None },
     ];
     let committed = BaselineSource::Committed { path: "results/baseline/baseline.json".into() };
     report(vec![suite_report(Some(base), head, committed)])
@@ -244,10 +230,8 @@ fn locust_failures_add_up_to_the_failure_count() {
     let s = failing_summary();
     let options = Options { methods: BTreeMap::from([("book".to_string(), "POST".to_string())]) };
     let rows = rows(&locust::failures_csv(&s, &options).unwrap());
-    let got: Vec<(&str, &str, &str, f64)> = rows
-        .iter()
-        .map(|r| (r["Method"].as_str(), r["Name"].as_str(), r["Error"].as_str(), f(r, "Occurrences")))
-        .collect();
+    let got: Vec<(&str, &str, &str, f64)> =
+        rows.iter().map(|r| (r["Method"].as_str(), r["Name"].as_str(), r["Error"].as_str(), f(r, "Occurrences"))).collect();
     assert_eq!(
         got,
         [
@@ -334,10 +318,7 @@ fn locust_files_read_back_with_pythons_csv_module() {
     // Written as the gate writes them, then read as a notebook written for Locust reads them.
     let s = failing_summary();
     let down = summary("down", 10, vec![("down", endpoint(&Gen::new(10, 10, 5.0, 1).errors(1.0)))]);
-    let r = report(vec![
-        suite_report(None, s.clone(), BaselineSource::None),
-        suite_report(None, down, BaselineSource::None),
-    ]);
+    let r = report(vec![suite_report(None, s.clone(), BaselineSource::None), suite_report(None, down, BaselineSource::None)]);
     let dir = tempfile::tempdir().unwrap();
     let plan = crate::plan::load(&repo().join("perf.toml")).unwrap().compile(&Default::default()).unwrap();
     write_all(dir.path(), &r, &Options::from_plan(&plan)).unwrap();
@@ -391,11 +372,7 @@ fn locust_files_read_back_with_pythons_csv_module() {
         .collect();
     assert_eq!(
         got,
-        [
-            ("POST", "book", "unexpected status 503", 3.0),
-            ("POST", "book", "timeout", 2.0),
-            ("GET", "provider", "connect", 4.0),
-        ]
+        [("POST", "book", "unexpected status 503", 3.0), ("POST", "book", "timeout", 2.0), ("GET", "provider", "connect", 4.0),]
     );
 
     // A suite with no timed response: Locust's zeros and N/A, which pandas reads as NaN.
@@ -706,10 +683,7 @@ fn write_all_writes_every_file_whole() {
     let r = real_report();
     let written = write_all(&out, &r, &Options::default()).unwrap();
     let names: Vec<String> = written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    assert_eq!(
-        names,
-        ["baseline_stats.csv", "baseline_stats_history.csv", "baseline_failures.csv", JUNIT_FILE, BMF_FILE, GAB_FILE]
-    );
+    assert_eq!(names, ["baseline_stats.csv", "baseline_stats_history.csv", "baseline_failures.csv", JUNIT_FILE, BMF_FILE, GAB_FILE]);
     for (path, file) in written.iter().zip(render_all(&r, &Options::default()).unwrap()) {
         assert_eq!(path, &out.join(&file.name));
         assert_eq!(std::fs::read(path).unwrap(), file.bytes, "{}", path.display());
@@ -790,13 +764,6 @@ fn suite_names_become_safe_file_names() {
     let names: Vec<String> = render_all(&r, &Options::default()).unwrap().into_iter().map(|f| f.name).collect();
     assert_eq!(
         &names[..6],
-        [
-            "a_b_stats.csv",
-            "a_b_stats_history.csv",
-            "a_b_failures.csv",
-            "a_b_2_stats.csv",
-            "a_b_2_stats_history.csv",
-            "a_b_2_failures.csv"
-        ]
+        ["a_b_stats.csv", "a_b_stats_history.csv", "a_b_failures.csv", "a_b_2_stats.csv", "a_b_2_stats_history.csv", "a_b_2_failures.csv"]
     );
 }

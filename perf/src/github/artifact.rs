@@ -43,16 +43,10 @@ pub async fn download_baseline_artifact(
     let crab = client(ctx, NEED)?;
     let (crab, owner, name) = (&crab, repo.owner.as_str(), repo.name.as_str());
 
-    let repository = with_retry(ctx, "get repository", move || async move {
-        crab.repos(owner, name).get().await
-    })
-    .await?;
+    let repository = with_retry(ctx, "get repository", move || async move { crab.repos(owner, name).get().await }).await?;
     let branch = repository
         .default_branch
-        .ok_or_else(|| GithubError::Unexpected {
-            operation: "get repository",
-            message: "no default_branch in the repository".into(),
-        })?;
+        .ok_or_else(|| GithubError::Unexpected { operation: "get repository", message: "no default_branch in the repository".into() })?;
     let branch = branch.as_str();
 
     let runs = with_retry(ctx, "list workflow runs", move || async move {
@@ -76,47 +70,28 @@ pub async fn download_baseline_artifact(
     for run in &runs {
         let run_id = run.id;
         let listed = with_retry(ctx, "list run artifacts", move || async move {
-            crab.actions()
-                .list_workflow_run_artifacts(owner, name, run_id)
-                .per_page(100u8)
-                .send()
-                .await
+            crab.actions().list_workflow_run_artifacts(owner, name, run_id).per_page(100u8).send().await
         })
         .await?;
         let Some(page) = listed.value else { continue };
-        let Some(artifact) = page
-            .items
-            .into_iter()
-            .find(|a| a.name == artifact_name && !a.expired)
-        else {
+        let Some(artifact) = page.items.into_iter().find(|a| a.name == artifact_name && !a.expired) else {
             continue;
         };
         if artifact.size_in_bytes > MAX_DOWNLOAD_BYTES {
             return Err(GithubError::BadArchive {
                 artifact: artifact_name.to_owned(),
-                message: format!(
-                    "{} bytes, larger than the {MAX_DOWNLOAD_BYTES}-byte limit",
-                    artifact.size_in_bytes
-                ),
+                message: format!("{} bytes, larger than the {MAX_DOWNLOAD_BYTES}-byte limit", artifact.size_in_bytes),
             });
         }
-        tracing::info!(
-            "baseline: artifact {artifact_name} of run {run_id} ({}) on {branch}",
-            run.head_sha
-        );
-        let route = format!(
-            "/repos/{owner}/{name}/actions/artifacts/{}/zip",
-            artifact.id
-        );
+        tracing::info!("baseline: artifact {artifact_name} of run {run_id} ({}) on {branch}", run.head_sha);
+        let route = format!("/repos/{owner}/{name}/actions/artifacts/{}/zip", artifact.id);
         let route = route.as_str();
-        let bytes = with_retry(ctx, "download artifact", move || async move {
-            download_limited(crab, route, MAX_DOWNLOAD_BYTES).await
-        })
-        .await?
-        .ok_or_else(|| GithubError::BadArchive {
-            artifact: artifact_name.to_owned(),
-            message: format!("download larger than the {MAX_DOWNLOAD_BYTES}-byte limit"),
-        })?;
+        let bytes = with_retry(ctx, "download artifact", move || async move { download_limited(crab, route, MAX_DOWNLOAD_BYTES).await })
+            .await?
+            .ok_or_else(|| GithubError::BadArchive {
+                artifact: artifact_name.to_owned(),
+                message: format!("download larger than the {MAX_DOWNLOAD_BYTES}-byte limit"),
+            })?;
         return unpack_zip(&bytes, artifact_name, dest_dir);
     }
     Err(GithubError::ArtifactNotFound {
@@ -131,9 +106,7 @@ pub async fn download_baseline_artifact(
 fn check_workflow_file(workflow_file: &str) -> Result<(), GithubError> {
     let ok = !workflow_file.is_empty()
         && !workflow_file.starts_with('.')
-        && workflow_file
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        && workflow_file.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -146,11 +119,7 @@ fn check_workflow_file(workflow_file: &str) -> Result<(), GithubError> {
 
 /// GETs `route` (GitHub answers with a redirect to the blob store, which octocrab follows
 /// without the token), collecting at most `limit` bytes: `Ok(None)` when there were more.
-async fn download_limited(
-    crab: &octocrab::Octocrab,
-    route: &str,
-    limit: usize,
-) -> Result<Option<Vec<u8>>, octocrab::Error> {
+async fn download_limited(crab: &octocrab::Octocrab, route: &str, limit: usize) -> Result<Option<Vec<u8>>, octocrab::Error> {
     let response = octocrab::map_github_error(crab._get(route).await?).await?;
     let mut body = response.into_body();
     let mut out = Vec::new();
@@ -168,15 +137,8 @@ async fn download_limited(
 /// Unpacks a zip into `dest_dir` atomically (temporary folder beside it, then rename) and
 /// returns the folder holding the `.json` summaries: `dest_dir` itself, or the shallowest
 /// folder below it that holds some.
-pub fn unpack_zip(
-    bytes: &[u8],
-    artifact_name: &str,
-    dest_dir: &Path,
-) -> Result<PathBuf, GithubError> {
-    let bad = |message: String| GithubError::BadArchive {
-        artifact: artifact_name.to_owned(),
-        message,
-    };
+pub fn unpack_zip(bytes: &[u8], artifact_name: &str, dest_dir: &Path) -> Result<PathBuf, GithubError> {
+    let bad = |message: String| GithubError::BadArchive { artifact: artifact_name.to_owned(), message };
     let parent = match dest_dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
@@ -187,26 +149,19 @@ pub fn unpack_zip(
         .tempdir_in(&parent)
         .map_err(|e| GithubError::io("cannot create a folder in", &parent, e))?;
 
-    let mut archive =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| bad(format!("not a zip: {e}")))?;
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| bad(format!("not a zip: {e}")))?;
     if archive.len() > MAX_ENTRIES {
-        return Err(bad(format!(
-            "{} entries, more than {MAX_ENTRIES}",
-            archive.len()
-        )));
+        return Err(bad(format!("{} entries, more than {MAX_ENTRIES}", archive.len())));
     }
     let mut unpacked: u64 = 0;
     for index in 0..archive.len() {
-        let mut entry = archive
-            .by_index(index)
-            .map_err(|e| bad(format!("entry {index}: {e}")))?;
+        let mut entry = archive.by_index(index).map_err(|e| bad(format!("entry {index}: {e}")))?;
         let raw_name = String::from_utf8_lossy(entry.name_raw()).into_owned();
-        let relative =
-            safe_relative_path(&raw_name).map_err(|reason| GithubError::UnsafeArchive {
-                artifact: artifact_name.to_owned(),
-                entry: raw_name.clone(),
-                reason,
-            })?;
+        let relative = safe_relative_path(&raw_name).map_err(|reason| GithubError::UnsafeArchive {
+            artifact: artifact_name.to_owned(),
+            entry: raw_name.clone(),
+            reason,
+        })?;
         if entry.is_symlink() {
             return Err(GithubError::UnsafeArchive {
                 artifact: artifact_name.to_owned(),
@@ -216,22 +171,17 @@ pub fn unpack_zip(
         }
         let target = staging.path().join(&relative);
         if entry.is_dir() {
-            std::fs::create_dir_all(&target)
-                .map_err(|e| GithubError::io("cannot create", &target, e))?;
+            std::fs::create_dir_all(&target).map_err(|e| GithubError::io("cannot create", &target, e))?;
             continue;
         }
         if let Some(dir) = target.parent() {
             std::fs::create_dir_all(dir).map_err(|e| GithubError::io("cannot create", dir, e))?;
         }
-        let mut file = std::fs::File::create(&target)
-            .map_err(|e| GithubError::io("cannot create", &target, e))?;
+        let mut file = std::fs::File::create(&target).map_err(|e| GithubError::io("cannot create", &target, e))?;
         let room = MAX_UNPACKED_BYTES - unpacked;
-        let written = std::io::copy(&mut (&mut entry).take(room + 1), &mut file)
-            .map_err(|e| bad(format!("entry {raw_name:?}: {e}")))?;
+        let written = std::io::copy(&mut (&mut entry).take(room + 1), &mut file).map_err(|e| bad(format!("entry {raw_name:?}: {e}")))?;
         if written > room {
-            return Err(bad(format!(
-                "unpacks to more than {MAX_UNPACKED_BYTES} bytes"
-            )));
+            return Err(bad(format!("unpacks to more than {MAX_UNPACKED_BYTES} bytes")));
         }
         unpacked += written;
     }
@@ -262,8 +212,7 @@ fn safe_relative_path(name: &str) -> Result<PathBuf, &'static str> {
         }
     }
     // Belt and braces: the joined path must be made of plain names only.
-    if path.as_os_str().is_empty() || !path.components().all(|c| matches!(c, Component::Normal(_)))
-    {
+    if path.as_os_str().is_empty() || !path.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err("the entry has no usable name");
     }
     Ok(path)
@@ -275,16 +224,9 @@ fn find_summaries(root: &Path) -> Option<PathBuf> {
     for _depth in 0..4 {
         let mut next = Vec::new();
         for dir in &level {
-            let mut entries: Vec<_> = std::fs::read_dir(dir)
-                .ok()?
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .collect();
+            let mut entries: Vec<_> = std::fs::read_dir(dir).ok()?.filter_map(Result::ok).map(|e| e.path()).collect();
             entries.sort();
-            if entries
-                .iter()
-                .any(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
-            {
+            if entries.iter().any(|p| p.is_file() && p.extension().is_some_and(|x| x == "json")) {
                 return Some(dir.clone());
             }
             next.extend(entries.into_iter().filter(|p| p.is_dir()));
@@ -301,8 +243,7 @@ fn replace_dir(staged: PathBuf, dest: &Path) -> Result<(), GithubError> {
         e
     };
     if !dest.exists() {
-        return std::fs::rename(&staged, dest)
-            .map_err(|e| cleanup(GithubError::io("cannot move the artifact to", dest, e)));
+        return std::fs::rename(&staged, dest).map_err(|e| cleanup(GithubError::io("cannot move the artifact to", dest, e)));
     }
     let parent = staged.parent().unwrap_or(Path::new("."));
     let graveyard = tempfile::Builder::new()
@@ -310,15 +251,10 @@ fn replace_dir(staged: PathBuf, dest: &Path) -> Result<(), GithubError> {
         .tempdir_in(parent)
         .map_err(|e| cleanup(GithubError::io("cannot create a folder in", parent, e)))?;
     let old = graveyard.path().join("old");
-    std::fs::rename(dest, &old)
-        .map_err(|e| cleanup(GithubError::io("cannot move aside", dest, e)))?;
+    std::fs::rename(dest, &old).map_err(|e| cleanup(GithubError::io("cannot move aside", dest, e)))?;
     if let Err(e) = std::fs::rename(&staged, dest) {
         let _ = std::fs::rename(&old, dest);
-        return Err(cleanup(GithubError::io(
-            "cannot move the artifact to",
-            dest,
-            e,
-        )));
+        return Err(cleanup(GithubError::io("cannot move the artifact to", dest, e)));
     }
     // `graveyard` drops here and deletes the old baseline.
     Ok(())
@@ -330,25 +266,9 @@ mod tests {
 
     #[test]
     fn safe_paths_stay_inside() {
-        assert_eq!(
-            safe_relative_path("baseline.json").unwrap(),
-            PathBuf::from("baseline.json")
-        );
-        assert_eq!(
-            safe_relative_path("./sub/concurrent.json").unwrap(),
-            PathBuf::from("sub/concurrent.json")
-        );
-        for bad in [
-            "/etc/passwd",
-            "\\x",
-            "C:/x",
-            "../x.json",
-            "a/../../x",
-            "a/..",
-            "a\\..\\x",
-            "",
-            "./",
-        ] {
+        assert_eq!(safe_relative_path("baseline.json").unwrap(), PathBuf::from("baseline.json"));
+        assert_eq!(safe_relative_path("./sub/concurrent.json").unwrap(), PathBuf::from("sub/concurrent.json"));
+        for bad in ["/etc/passwd", "\\x", "C:/x", "../x.json", "a/../../x", "a/..", "a\\..\\x", "", "./"] {
             assert!(safe_relative_path(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -12,15 +12,9 @@ use super::error::GithubError;
 ///
 /// octocrab's own retries are off: [`super::retry::with_retry`] owns retrying, so every
 /// request the tests count is one we decided to send. Timeouts bound a silent server.
-pub(crate) fn client(
-    ctx: &GithubContext,
-    needed_for: &'static str,
-) -> Result<Octocrab, GithubError> {
+pub(crate) fn client(ctx: &GithubContext, needed_for: &'static str) -> Result<Octocrab, GithubError> {
     let token = ctx.token(needed_for)?.clone();
-    let invalid = |e: octocrab::Error| GithubError::InvalidEnv {
-        name: "GITHUB_API_URL",
-        reason: e.to_string(),
-    };
+    let invalid = |e: octocrab::Error| GithubError::InvalidEnv { name: "GITHUB_API_URL", reason: e.to_string() };
     Octocrab::builder()
         .base_uri(ctx.api_url.as_str())
         .map_err(invalid)?
@@ -30,8 +24,5 @@ pub(crate) fn client(
         .set_read_timeout(Some(Duration::from_secs(60)))
         .set_write_timeout(Some(Duration::from_secs(60)))
         .build()
-        .map_err(|e| GithubError::Transport {
-            operation: "client setup",
-            message: e.to_string(),
-        })
+        .map_err(|e| GithubError::Transport { operation: "client setup", message: e.to_string() })
 }

@@ -47,9 +47,7 @@ impl CommentOutcome {
 /// note says how much was left out and where the full report is. A marker already at the start
 /// of `markdown` is not doubled.
 pub fn comment_body(markdown: &str) -> String {
-    let markdown = markdown
-        .strip_prefix(COMMENT_MARKER)
-        .map_or(markdown, |m| m.trim_start_matches('\n'));
+    let markdown = markdown.strip_prefix(COMMENT_MARKER).map_or(markdown, |m| m.trim_start_matches('\n'));
     let head = format!("{COMMENT_MARKER}\n");
     let total = markdown.chars().count();
     if head.chars().count() + total <= COMMENT_MAX_CHARS {
@@ -65,19 +63,13 @@ pub fn comment_body(markdown: &str) -> String {
     // Room for the head, a closing fence and the note (its numbers at their widest).
     let reserve = head.chars().count() + "\n```".len() + note(total).chars().count();
     let budget = COMMENT_MAX_CHARS.saturating_sub(reserve);
-    let cut = markdown
-        .char_indices()
-        .nth(budget)
-        .map_or(markdown.len(), |(i, _)| i);
+    let cut = markdown.char_indices().nth(budget).map_or(markdown.len(), |(i, _)| i);
     let mut kept = &markdown[..cut];
     if let Some(newline) = kept.rfind('\n') {
         kept = &kept[..newline];
     }
     let mut body = head + kept;
-    let fences = kept
-        .lines()
-        .filter(|l| l.trim_start().starts_with("```"))
-        .count();
+    let fences = kept.lines().filter(|l| l.trim_start().starts_with("```")).count();
     if fences % 2 == 1 {
         body.push_str("\n```");
     }
@@ -90,11 +82,7 @@ pub fn comment_body(markdown: &str) -> String {
 /// Every request is retried on 5xx, rate limits and transport errors (see [`super::retry`]).
 /// A create that GitHub answered with 5xx is retried too; should GitHub have stored it anyway,
 /// the next run finds and updates the oldest marked comment, so at most one stray copy remains.
-pub async fn upsert_comment(
-    ctx: &GithubContext,
-    pr: u64,
-    markdown: &str,
-) -> Result<CommentOutcome, GithubError> {
+pub async fn upsert_comment(ctx: &GithubContext, pr: u64, markdown: &str) -> Result<CommentOutcome, GithubError> {
     const NEED: &str = "needed to post the pull request comment";
     let repo = ctx.repo(NEED)?;
     let crab = client(ctx, NEED)?;
@@ -105,24 +93,14 @@ pub async fn upsert_comment(
     match find_marked_comment(ctx, crab, owner, name, pr).await? {
         Some(existing) => {
             let id = existing.id;
-            let updated = with_retry(ctx, "update comment", move || async move {
-                crab.issues(owner, name).update_comment(id, body).await
-            })
-            .await?;
-            Ok(CommentOutcome::Updated {
-                id: updated.id.0,
-                url: updated.html_url.to_string(),
-            })
+            let updated =
+                with_retry(ctx, "update comment", move || async move { crab.issues(owner, name).update_comment(id, body).await }).await?;
+            Ok(CommentOutcome::Updated { id: updated.id.0, url: updated.html_url.to_string() })
         }
         None => {
-            let created = with_retry(ctx, "create comment", move || async move {
-                crab.issues(owner, name).create_comment(pr, body).await
-            })
-            .await?;
-            Ok(CommentOutcome::Created {
-                id: created.id.0,
-                url: created.html_url.to_string(),
-            })
+            let created =
+                with_retry(ctx, "create comment", move || async move { crab.issues(owner, name).create_comment(pr, body).await }).await?;
+            Ok(CommentOutcome::Created { id: created.id.0, url: created.html_url.to_string() })
         }
     }
 }
@@ -135,10 +113,7 @@ pub async fn pull_request_head_sha(ctx: &GithubContext, pr: u64) -> Result<Strin
     let repo = ctx.repo(NEED)?;
     let crab = client(ctx, NEED)?;
     let (crab, owner, name) = (&crab, repo.owner.as_str(), repo.name.as_str());
-    let pull = with_retry(ctx, "get pull request", move || async move {
-        crab.pulls(owner, name).get(pr).await
-    })
-    .await?;
+    let pull = with_retry(ctx, "get pull request", move || async move { crab.pulls(owner, name).get(pr).await }).await?;
     Ok(pull.head.sha)
 }
 
@@ -150,14 +125,9 @@ async fn find_marked_comment(
     name: &str,
     pr: u64,
 ) -> Result<Option<Comment>, GithubError> {
-    let mut page = with_retry(ctx, "list comments", move || async move {
-        crab.issues(owner, name)
-            .list_comments(pr)
-            .per_page(PER_PAGE)
-            .send()
-            .await
-    })
-    .await?;
+    let mut page =
+        with_retry(ctx, "list comments", move || async move { crab.issues(owner, name).list_comments(pr).per_page(PER_PAGE).send().await })
+            .await?;
     for _ in 0..MAX_PAGES {
         if let Some(found) = page.items.iter().position(is_marked) {
             return Ok(Some(page.items.swap_remove(found)));
@@ -166,8 +136,7 @@ async fn find_marked_comment(
             return Ok(None);
         };
         let next = Some(next);
-        let following =
-            with_retry(ctx, "list comments", || crab.get_page::<Comment>(&next)).await?;
+        let following = with_retry(ctx, "list comments", || crab.get_page::<Comment>(&next)).await?;
         match following {
             Some(p) => page = p,
             None => return Ok(None),
@@ -178,10 +147,7 @@ async fn find_marked_comment(
 }
 
 fn is_marked(comment: &Comment) -> bool {
-    comment
-        .body
-        .as_deref()
-        .is_some_and(|b| b.trim_start().starts_with(COMMENT_MARKER))
+    comment.body.as_deref().is_some_and(|b| b.trim_start().starts_with(COMMENT_MARKER))
 }
 
 #[cfg(test)]
@@ -190,10 +156,7 @@ mod tests {
 
     #[test]
     fn short_report_gets_the_marker_and_nothing_else() {
-        assert_eq!(
-            comment_body("## perf\nok\n"),
-            format!("{COMMENT_MARKER}\n## perf\nok\n")
-        );
+        assert_eq!(comment_body("## perf\nok\n"), format!("{COMMENT_MARKER}\n## perf\nok\n"));
     }
 
     #[test]
@@ -209,22 +172,14 @@ mod tests {
             md.push_str("é line of a long code block\n");
         }
         let body = comment_body(&md);
-        assert!(
-            body.chars().count() <= COMMENT_MAX_CHARS,
-            "{}",
-            body.chars().count()
-        );
+        assert!(body.chars().count() <= COMMENT_MAX_CHARS, "{}", body.chars().count());
         assert!(body.starts_with(COMMENT_MARKER));
         assert!(body.contains("characters shown"));
         let fences = body.lines().filter(|l| l.starts_with("```")).count();
         assert_eq!(fences % 2, 0, "open code fence left in the comment");
         // The cut falls on a line boundary: the last kept line is whole.
         let before_fence = body.split("\n```\n").next().unwrap();
-        assert!(
-            before_fence.ends_with("é line of a long code block"),
-            "{}",
-            &before_fence[before_fence.len() - 40..]
-        );
+        assert!(before_fence.ends_with("é line of a long code block"), "{}", &before_fence[before_fence.len() - 40..]);
     }
 
     #[test]

@@ -34,30 +34,15 @@ impl std::fmt::Display for RepoSlug {
 impl RepoSlug {
     /// Parses `owner/name`; GitHub allows ASCII letters, digits, `-`, `_` and `.` in both.
     pub fn parse(value: &str) -> Result<RepoSlug, GithubError> {
-        let invalid = |reason: &str| GithubError::InvalidEnv {
-            name: "GITHUB_REPOSITORY",
-            reason: format!("{value:?}: {reason}"),
-        };
-        let (owner, name) = value
-            .split_once('/')
-            .ok_or_else(|| invalid("expected owner/name"))?;
+        let invalid = |reason: &str| GithubError::InvalidEnv { name: "GITHUB_REPOSITORY", reason: format!("{value:?}: {reason}") };
+        let (owner, name) = value.split_once('/').ok_or_else(|| invalid("expected owner/name"))?;
         let ok = |part: &str| {
-            !part.is_empty()
-                && part != "."
-                && part != ".."
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            !part.is_empty() && part != "." && part != ".." && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         };
         if !ok(owner) || !ok(name) {
-            return Err(invalid(
-                "expected owner/name made of letters, digits, '-', '_' and '.'",
-            ));
+            return Err(invalid("expected owner/name made of letters, digits, '-', '_' and '.'"));
         }
-        Ok(RepoSlug {
-            owner: owner.to_owned(),
-            name: name.to_owned(),
-        })
+        Ok(RepoSlug { owner: owner.to_owned(), name: name.to_owned() })
     }
 }
 
@@ -103,16 +88,11 @@ impl GithubContext {
             Some(raw) => parse_api_url(&raw)?,
             None => DEFAULT_API_URL.to_owned(),
         };
-        let repository = get("GITHUB_REPOSITORY")
-            .map(|r| RepoSlug::parse(r.trim()))
-            .transpose()?;
+        let repository = get("GITHUB_REPOSITORY").map(|r| RepoSlug::parse(r.trim())).transpose()?;
         let token = get("GITHUB_TOKEN").map(|t| t.trim().to_owned());
         // octocrab panics on a header value it cannot build; refuse such a token here instead
         // (without quoting it).
-        if token
-            .as_ref()
-            .is_some_and(|t| !t.bytes().all(|b| b.is_ascii_graphic()))
-        {
+        if token.as_ref().is_some_and(|t| !t.bytes().all(|b| b.is_ascii_graphic())) {
             return Err(GithubError::InvalidEnv {
                 name: "GITHUB_TOKEN",
                 reason: "contains spaces or characters not allowed in an HTTP header".into(),
@@ -153,11 +133,8 @@ impl GithubContext {
             return Err(GithubError::InvalidEnv { name: "GITHUB_OUTPUT", reason: format!("output `{name}` must be one line") });
         }
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| GithubError::io("cannot open", path, e))?;
+        let mut f =
+            std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| GithubError::io("cannot open", path, e))?;
         writeln!(f, "{name}={value}").map_err(|e| GithubError::io("cannot write", path, e))
     }
 
@@ -175,41 +152,28 @@ impl GithubContext {
     /// messages that embed text we did not write (GitHub's error messages).
     pub fn redact(&self, text: &str) -> String {
         match &self.token {
-            Some(token) if !token.expose_secret().is_empty() => {
-                text.replace(token.expose_secret(), "***")
-            }
+            Some(token) if !token.expose_secret().is_empty() => text.replace(token.expose_secret(), "***"),
             _ => text.to_owned(),
         }
     }
 
     pub(crate) fn token(&self, needed_for: &'static str) -> Result<&SecretString, GithubError> {
-        self.token.as_ref().ok_or(GithubError::MissingEnv {
-            name: "GITHUB_TOKEN",
-            needed_for,
-        })
+        self.token.as_ref().ok_or(GithubError::MissingEnv { name: "GITHUB_TOKEN", needed_for })
     }
 
     pub(crate) fn repo(&self, needed_for: &'static str) -> Result<&RepoSlug, GithubError> {
-        self.repository.as_ref().ok_or(GithubError::MissingEnv {
-            name: "GITHUB_REPOSITORY",
-            needed_for,
-        })
+        self.repository.as_ref().ok_or(GithubError::MissingEnv { name: "GITHUB_REPOSITORY", needed_for })
     }
 }
 
 fn parse_api_url(raw: &str) -> Result<String, GithubError> {
-    let invalid = |reason: String| GithubError::InvalidEnv {
-        name: "GITHUB_API_URL",
-        reason,
-    };
+    let invalid = |reason: String| GithubError::InvalidEnv { name: "GITHUB_API_URL", reason };
     let url = url::Url::parse(raw.trim()).map_err(|e| invalid(format!("{raw:?}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid(format!("{raw:?}: expected an http or https URL")));
     }
     if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
-        return Err(invalid(format!(
-            "{raw:?}: expected a URL without credentials or query"
-        )));
+        return Err(invalid(format!("{raw:?}: expected a URL without credentials or query")));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
@@ -273,40 +237,24 @@ struct NumberRef {
 }
 
 fn read_event(path: &Path, event_name: Option<&str>) -> Result<EventFacts, GithubError> {
-    let text = std::fs::read_to_string(path).map_err(|source| GithubError::EventRead {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| GithubError::EventRead { path: path.to_owned(), source })?;
     parse_event(path, &text, event_name)
 }
 
 /// Parses an event payload. `path` is only used in error messages.
-fn parse_event(
-    path: &Path,
-    text: &str,
-    event_name: Option<&str>,
-) -> Result<EventFacts, GithubError> {
+fn parse_event(path: &Path, text: &str, event_name: Option<&str>) -> Result<EventFacts, GithubError> {
     let facts = match event_name {
         Some("pull_request") => {
             let e: PullRequestEvent = deserialize(path, text)?;
-            EventFacts {
-                pr_number: Some(e.pull_request.number),
-                head_sha: Some(e.pull_request.head.sha),
-            }
+            EventFacts { pr_number: Some(e.pull_request.number), head_sha: Some(e.pull_request.head.sha) }
         }
         Some("issue_comment") => {
             let e: IssueCommentEvent = deserialize(path, text)?;
-            EventFacts {
-                pr_number: e.issue.pull_request.map(|_| e.issue.number),
-                head_sha: None,
-            }
+            EventFacts { pr_number: e.issue.pull_request.map(|_| e.issue.number), head_sha: None }
         }
         Some("workflow_run") => {
             let e: WorkflowRunEvent = deserialize(path, text)?;
-            EventFacts {
-                pr_number: e.workflow_run.pull_requests.first().map(|p| p.number),
-                head_sha: Some(e.workflow_run.head_sha),
-            }
+            EventFacts { pr_number: e.workflow_run.pull_requests.first().map(|p| p.number), head_sha: Some(e.workflow_run.head_sha) }
         }
         // Other events (push, schedule, workflow_dispatch) name no pull request; the file must
         // still be JSON, so a corrupt runner environment does not pass unnoticed.
@@ -333,16 +281,11 @@ fn deserialize<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Resul
         path: path.to_owned(),
         line: inner.line(),
         column: inner.column(),
-        field: if field == "." || field.is_empty() {
-            "(document)".into()
-        } else {
-            field
-        },
+        field: if field == "." || field.is_empty() { "(document)".into() } else { field },
         message: strip_position(&inner.to_string()),
     };
     let mut de = serde_json::Deserializer::from_str(text);
-    let value: T = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| error(e.path().to_string(), e.inner()))?;
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| error(e.path().to_string(), e.inner()))?;
     // Trailing garbage after the document is an error too.
     de.end().map_err(|e| error(String::new(), &e))?;
     Ok(value)
@@ -372,33 +315,16 @@ mod tests {
 
     #[test]
     fn repo_slug_accepts_owner_name_and_rejects_paths() {
-        assert_eq!(
-            RepoSlug::parse("acme/shop.rs").unwrap().to_string(),
-            "acme/shop.rs"
-        );
-        for bad in [
-            "acme",
-            "acme/",
-            "/shop",
-            "acme/shop/x",
-            "acme/..",
-            "ac me/shop",
-            "acme/shop?x",
-        ] {
+        assert_eq!(RepoSlug::parse("acme/shop.rs").unwrap().to_string(), "acme/shop.rs");
+        for bad in ["acme", "acme/", "/shop", "acme/shop/x", "acme/..", "ac me/shop", "acme/shop?x"] {
             assert!(RepoSlug::parse(bad).is_err(), "{bad} accepted");
         }
     }
 
     #[test]
     fn api_url_keeps_enterprise_path_and_drops_trailing_slash() {
-        assert_eq!(
-            parse_api_url("https://ghe.example.com/api/v3/").unwrap(),
-            "https://ghe.example.com/api/v3"
-        );
-        assert_eq!(
-            parse_api_url("http://127.0.0.1:8080").unwrap(),
-            "http://127.0.0.1:8080"
-        );
+        assert_eq!(parse_api_url("https://ghe.example.com/api/v3/").unwrap(), "https://ghe.example.com/api/v3");
+        assert_eq!(parse_api_url("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
         assert!(parse_api_url("ftp://x").is_err());
         assert!(parse_api_url("https://user:pw@x").is_err());
         assert!(parse_api_url("not a url").is_err());
@@ -406,39 +332,22 @@ mod tests {
 
     #[test]
     fn issue_comment_on_a_plain_issue_names_no_pull_request() {
-        let facts = parse_event(
-            Path::new("e.json"),
-            r#"{"issue":{"number":3}}"#,
-            Some("issue_comment"),
-        )
-        .unwrap();
+        let facts = parse_event(Path::new("e.json"), r#"{"issue":{"number":3}}"#, Some("issue_comment")).unwrap();
         assert_eq!(facts, EventFacts::default());
-        let facts = parse_event(
-            Path::new("e.json"),
-            r#"{"issue":{"number":3,"pull_request":{}}}"#,
-            Some("issue_comment"),
-        )
-        .unwrap();
+        let facts = parse_event(Path::new("e.json"), r#"{"issue":{"number":3,"pull_request":{}}}"#, Some("issue_comment")).unwrap();
         assert_eq!(facts.pr_number, Some(3));
     }
 
     #[test]
     fn zero_is_not_a_pull_request_number() {
-        let err = parse_event(
-            Path::new("e.json"),
-            r#"{"pull_request":{"number":0,"head":{"sha":"a"}}}"#,
-            Some("pull_request"),
-        )
-        .unwrap_err();
+        let err =
+            parse_event(Path::new("e.json"), r#"{"pull_request":{"number":0,"head":{"sha":"a"}}}"#, Some("pull_request")).unwrap_err();
         assert!(err.to_string().contains("found 0"), "{err}");
     }
 
     #[test]
     fn unknown_events_need_only_valid_json() {
-        assert_eq!(
-            parse_event(Path::new("e.json"), "{}", Some("schedule")).unwrap(),
-            EventFacts::default()
-        );
+        assert_eq!(parse_event(Path::new("e.json"), "{}", Some("schedule")).unwrap(), EventFacts::default());
         let err = parse_event(Path::new("e.json"), "{} x", Some("push")).unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
     }

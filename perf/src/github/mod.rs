@@ -24,17 +24,11 @@ mod publish;
 mod retry;
 
 pub use artifact::{download_baseline_artifact, unpack_zip};
-pub use comment::{
-    COMMENT_MARKER, COMMENT_MAX_CHARS, CommentOutcome, comment_body, pull_request_head_sha,
-    upsert_comment,
-};
+pub use comment::{COMMENT_MARKER, COMMENT_MAX_CHARS, CommentOutcome, comment_body, pull_request_head_sha, upsert_comment};
 pub use context::{DEFAULT_API_URL, GithubContext, RepoSlug};
 pub use error::GithubError;
 pub use pr_number::{PR_NUMBER_FILE, parse_pr_number, read_pr_number, write_pr_number};
-pub use publish::{
-    CommentStatus, PublishOptions, PublishReport, STEP_SUMMARY_MAX_BYTES, append_step_summary,
-    publish,
-};
+pub use publish::{CommentStatus, PublishOptions, PublishReport, STEP_SUMMARY_MAX_BYTES, append_step_summary, publish};
 pub use retry::RetryPolicy;
 
 /// The artifact the nightly workflow uploads and pull requests compare against.

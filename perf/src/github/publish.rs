@@ -61,11 +61,7 @@ impl PublishReport {
 
 /// Appends `markdown` to the job summary when there is one, and posts or updates the sticky
 /// comment when `options.comment` is set and a pull request number is known. Never fails.
-pub async fn publish(
-    ctx: &GithubContext,
-    markdown: &str,
-    options: PublishOptions,
-) -> PublishReport {
+pub async fn publish(ctx: &GithubContext, markdown: &str, options: PublishOptions) -> PublishReport {
     let mut warnings = Vec::new();
     let step_summary = match &ctx.step_summary {
         Some(path) => match append_step_summary(path, markdown) {
@@ -77,43 +73,25 @@ pub async fn publish(
         },
         None => None,
     };
-    let fallback = if step_summary.is_some() {
-        "the report is in the job summary"
-    } else {
-        "the report is in the results directory"
-    };
+    let fallback = if step_summary.is_some() { "the report is in the job summary" } else { "the report is in the results directory" };
 
     let comment = if !options.comment {
         CommentStatus::NotRequested
     } else if options.dry_run {
-        CommentStatus::DryRun {
-            body: comment_body(markdown),
-        }
+        CommentStatus::DryRun { body: comment_body(markdown) }
     } else {
         match postable_pr(ctx) {
             Err(reason) => {
-                warnings.push(format!(
-                    "pull request comment skipped: {reason}; {fallback}"
-                ));
+                warnings.push(format!("pull request comment skipped: {reason}; {fallback}"));
                 CommentStatus::Skipped { reason }
             }
             Ok(pr) => post(ctx, pr, markdown, fallback, &mut warnings).await,
         }
     };
-    PublishReport {
-        step_summary,
-        comment,
-        warnings,
-    }
+    PublishReport { step_summary, comment, warnings }
 }
 
-async fn post(
-    ctx: &GithubContext,
-    pr: u64,
-    markdown: &str,
-    fallback: &str,
-    warnings: &mut Vec<String>,
-) -> CommentStatus {
+async fn post(ctx: &GithubContext, pr: u64, markdown: &str, fallback: &str, warnings: &mut Vec<String>) -> CommentStatus {
     match upsert_comment(ctx, pr, markdown).await {
         Ok(outcome) => CommentStatus::Posted(outcome),
         Err(e) => {
@@ -124,9 +102,7 @@ async fn post(
             } else {
                 ""
             };
-            warnings.push(format!(
-                "cannot post the pull request comment: {reason}{hint}; {fallback}"
-            ));
+            warnings.push(format!("cannot post the pull request comment: {reason}{hint}; {fallback}"));
             CommentStatus::Failed { reason, forbidden }
         }
     }
@@ -136,9 +112,7 @@ async fn post(
 fn postable_pr(ctx: &GithubContext) -> Result<u64, String> {
     let Some(pr) = ctx.pr_number else {
         let event = ctx.event_name.as_deref().unwrap_or("none");
-        return Err(format!(
-            "no pull request number in the event (GITHUB_EVENT_NAME: {event})"
-        ));
+        return Err(format!("no pull request number in the event (GITHUB_EVENT_NAME: {event})"));
     };
     if !ctx.has_token() {
         return Err("GITHUB_TOKEN is not set".into());
@@ -170,8 +144,7 @@ pub fn append_step_summary(path: &Path, markdown: &str) -> Result<(), GithubErro
         .append(true)
         .open(path)
         .map_err(|e| GithubError::io("cannot open job summary", path, e))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| GithubError::io("cannot append to job summary", path, e))
+    file.write_all(text.as_bytes()).map_err(|e| GithubError::io("cannot append to job summary", path, e))
 }
 
 #[cfg(test)]
@@ -184,10 +157,7 @@ mod tests {
         let path = dir.path().join("summary.md");
         std::fs::write(&path, "earlier step\n").unwrap();
         append_step_summary(&path, "## perf").unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "earlier step\n## perf\n"
-        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "earlier step\n## perf\n");
     }
 
     #[test]
@@ -198,10 +168,6 @@ mod tests {
         append_step_summary(&path, &big).unwrap();
         let len = std::fs::metadata(&path).unwrap().len();
         assert!(len <= STEP_SUMMARY_MAX_BYTES, "{len}");
-        assert!(
-            std::fs::read_to_string(&path)
-                .unwrap()
-                .contains("1 MiB job summary limit")
-        );
+        assert!(std::fs::read_to_string(&path).unwrap().contains("1 MiB job summary limit"));
     }
 }

@@ -48,11 +48,7 @@ enum Verdict {
     Fail(GithubError),
     /// Try again after `wait` (`None`: the backoff schedule decides); `error` is what the call
     /// returns if no attempt is left.
-    Retry {
-        wait: Option<Duration>,
-        rate_limited: bool,
-        error: GithubError,
-    },
+    Retry { wait: Option<Duration>, rate_limited: bool, error: GithubError },
 }
 
 /// What retrying needs from its caller: the policy, and how to mask secrets in messages.
@@ -66,11 +62,7 @@ pub(crate) trait RetryContext {
 /// Runs `call` until it succeeds, fails for good, or `ctx`'s retry policy's attempts or budget
 /// run out. `operation` names the call in errors and logs ("list comments"). Error messages are
 /// passed through [`RetryContext::redact`]: they quote GitHub, and we do not vouch for GitHub.
-pub(crate) async fn with_retry<T, F, Fut>(
-    ctx: &impl RetryContext,
-    operation: &'static str,
-    mut call: F,
-) -> Result<T, GithubError>
+pub(crate) async fn with_retry<T, F, Fut>(ctx: &impl RetryContext, operation: &'static str, mut call: F) -> Result<T, GithubError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, octocrab::Error>>,
@@ -86,11 +78,7 @@ where
         };
         let (wait, rate_limited, error) = match classify(operation, &error) {
             Verdict::Fail(error) => return Err(redact(ctx, error)),
-            Verdict::Retry {
-                wait,
-                rate_limited,
-                error,
-            } => (wait, rate_limited, redact(ctx, error)),
+            Verdict::Retry { wait, rate_limited, error } => (wait, rate_limited, redact(ctx, error)),
         };
         if attempt >= policy.max_attempts.max(1) {
             return Err(error);
@@ -103,14 +91,8 @@ where
                 jittered
             }
         };
-        if rate_limited && wait > policy.max_rate_limit_wait
-            || started.elapsed() + wait > policy.budget
-        {
-            return Err(if rate_limited {
-                GithubError::RateLimited { operation, wait }
-            } else {
-                error
-            });
+        if rate_limited && wait > policy.max_rate_limit_wait || started.elapsed() + wait > policy.budget {
+            return Err(if rate_limited { GithubError::RateLimited { operation, wait } } else { error });
         }
         tracing::warn!(
             "github {operation}: {error}; attempt {attempt} of {}, retrying in {}",
@@ -125,27 +107,10 @@ where
 /// The error with the token masked in every message that quotes text from elsewhere.
 fn redact(ctx: &impl RetryContext, error: GithubError) -> GithubError {
     match error {
-        GithubError::Api {
-            operation,
-            status,
-            message,
-        } => GithubError::Api {
-            operation,
-            status,
-            message: ctx.redact(&message),
-        },
-        GithubError::Forbidden { operation, message } => GithubError::Forbidden {
-            operation,
-            message: ctx.redact(&message),
-        },
-        GithubError::Transport { operation, message } => GithubError::Transport {
-            operation,
-            message: ctx.redact(&message),
-        },
-        GithubError::Unexpected { operation, message } => GithubError::Unexpected {
-            operation,
-            message: ctx.redact(&message),
-        },
+        GithubError::Api { operation, status, message } => GithubError::Api { operation, status, message: ctx.redact(&message) },
+        GithubError::Forbidden { operation, message } => GithubError::Forbidden { operation, message: ctx.redact(&message) },
+        GithubError::Transport { operation, message } => GithubError::Transport { operation, message: ctx.redact(&message) },
+        GithubError::Unexpected { operation, message } => GithubError::Unexpected { operation, message: ctx.redact(&message) },
         other => other,
     }
 }
@@ -158,30 +123,14 @@ fn classify(operation: &'static str, error: &octocrab::Error) -> Verdict {
             let message = short(&source.message);
             let headers = source.headers.as_ref();
             let rate_limit_wait = headers.and_then(rate_limit_wait);
-            let api = GithubError::Api {
-                operation,
-                status,
-                message: message.clone(),
-            };
+            let api = GithubError::Api { operation, status, message: message.clone() };
             match status {
-                429 => Verdict::Retry {
-                    wait: rate_limit_wait,
-                    rate_limited: true,
-                    error: api,
-                },
+                429 => Verdict::Retry { wait: rate_limit_wait, rate_limited: true, error: api },
                 // A 403 is a rate limit only when GitHub says so in the headers; otherwise the
                 // token may not do this (fork pull requests) and retrying cannot help.
-                403 if rate_limit_wait.is_some() => Verdict::Retry {
-                    wait: rate_limit_wait,
-                    rate_limited: true,
-                    error: api,
-                },
+                403 if rate_limit_wait.is_some() => Verdict::Retry { wait: rate_limit_wait, rate_limited: true, error: api },
                 403 => Verdict::Fail(GithubError::Forbidden { operation, message }),
-                500..=599 => Verdict::Retry {
-                    wait: None,
-                    rate_limited: false,
-                    error: api,
-                },
+                500..=599 => Verdict::Retry { wait: None, rate_limited: false, error: api },
                 _ => Verdict::Fail(api),
             }
         }
@@ -189,22 +138,13 @@ fn classify(operation: &'static str, error: &octocrab::Error) -> Verdict {
         octocrab::Error::Hyper { .. } | octocrab::Error::Service { .. } => Verdict::Retry {
             wait: None,
             rate_limited: false,
-            error: GithubError::Transport {
-                operation,
-                message: short(&error.to_string()),
-            },
+            error: GithubError::Transport { operation, message: short(&error.to_string()) },
         },
         // The response came but could not be decoded: retrying gets the same bytes.
-        octocrab::Error::Serde { .. }
-        | octocrab::Error::Json { .. }
-        | octocrab::Error::InvalidUtf8 { .. } => Verdict::Fail(GithubError::Unexpected {
-            operation,
-            message: short(&error.to_string()),
-        }),
-        _ => Verdict::Fail(GithubError::Transport {
-            operation,
-            message: short(&error.to_string()),
-        }),
+        octocrab::Error::Serde { .. } | octocrab::Error::Json { .. } | octocrab::Error::InvalidUtf8 { .. } => {
+            Verdict::Fail(GithubError::Unexpected { operation, message: short(&error.to_string()) })
+        }
+        _ => Verdict::Fail(GithubError::Transport { operation, message: short(&error.to_string()) }),
     }
 }
 
@@ -216,10 +156,7 @@ pub(crate) fn rate_limit_wait(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     if number("x-ratelimit-remaining") == Some(0) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         // One extra second: the reset time is rounded down to whole seconds.
         let wait = number("x-ratelimit-reset").map_or(60, |reset| reset.saturating_sub(now) + 1);
         return Some(Duration::from_secs(wait));
@@ -255,36 +192,21 @@ mod tests {
 
     #[test]
     fn retry_after_wins_over_reset() {
-        let h = headers(&[
-            ("retry-after", "7".into()),
-            ("x-ratelimit-remaining", "0".into()),
-        ]);
+        let h = headers(&[("retry-after", "7".into()), ("x-ratelimit-remaining", "0".into())]);
         assert_eq!(rate_limit_wait(&h), Some(Duration::from_secs(7)));
     }
 
     #[test]
     fn exhausted_quota_waits_until_reset() {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let h = headers(&[
-            ("x-ratelimit-remaining", "0".into()),
-            ("x-ratelimit-reset", (now + 30).to_string()),
-        ]);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let h = headers(&[("x-ratelimit-remaining", "0".into()), ("x-ratelimit-reset", (now + 30).to_string())]);
         let wait = rate_limit_wait(&h).unwrap();
-        assert!(
-            (Duration::from_secs(29)..=Duration::from_secs(32)).contains(&wait),
-            "{wait:?}"
-        );
+        assert!((Duration::from_secs(29)..=Duration::from_secs(32)).contains(&wait), "{wait:?}");
     }
 
     #[test]
     fn remaining_quota_is_not_a_rate_limit() {
-        let h = headers(&[
-            ("x-ratelimit-remaining", "4999".into()),
-            ("x-ratelimit-reset", "1".into()),
-        ]);
+        let h = headers(&[("x-ratelimit-remaining", "4999".into()), ("x-ratelimit-reset", "1".into())]);
         assert_eq!(rate_limit_wait(&h), None);
     }
 

@@ -24,15 +24,15 @@ const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(10);
 pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled, PlanError> {
     let plan = &lp.plan;
     if *plan.version.get_ref() != 1 {
-        return Err(lp.error_at(plan.version.span(), "version", format!("unsupported plan version {}: this build reads version 1", plan.version.get_ref())));
+        return Err(lp.error_at(
+            plan.version.span(),
+            "version",
+            format!("unsupported plan version {}: this build reads version 1", plan.version.get_ref()),
+        ));
     }
     check_app(lp)?;
     let table = Arc::new(variables(lp)?);
-    let requests = plan
-        .requests
-        .iter()
-        .map(|(name, spec)| request(lp, &table, name, spec))
-        .collect::<Result<Vec<_>, _>>()?;
+    let requests = plan.requests.iter().map(|(name, spec)| request(lp, &table, name, spec)).collect::<Result<Vec<_>, _>>()?;
     let workflows = plan
         .workflows
         .iter()
@@ -46,7 +46,11 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
         .collect::<Result<Vec<_>, _>>()?;
     for s in &plan.default_suites {
         if !plan.suites.contains_key(s.get_ref()) {
-            return Err(lp.error_at(s.span(), "default_suites", format!("unknown suite `{}` (the plan defines: {})", s.get_ref(), names(plan.suites.keys()))));
+            return Err(lp.error_at(
+                s.span(),
+                "default_suites",
+                format!("unknown suite `{}` (the plan defines: {})", s.get_ref(), names(plan.suites.keys())),
+            ));
         }
     }
     check_compare(lp)?;
@@ -90,14 +94,18 @@ fn valid_ident(name: &str) -> bool {
 fn check_app(lp: &LoadedPlan) -> Result<(), PlanError> {
     let app = &lp.plan.app;
     if app.local.command.is_empty() {
-        return Err(lp.error("app.local.command", "the command that runs the app is empty: expected an argv list like [\"target/debug/myapp\"]"));
+        return Err(
+            lp.error("app.local.command", "the command that runs the app is empty: expected an argv list like [\"target/debug/myapp\"]")
+        );
     }
     if !app.health.starts_with('/') {
         return Err(lp.error("app.health", format!("{:?} must be a path starting with `/`", app.health)));
     }
     // The command may also name where cargo builds; the build step only that.
     let command_names: Vec<&str> = APP_ENV_NAMES.iter().copied().chain(["cargo.target_dir"]).collect();
-    for (table, argv, allowed) in [("command", &app.local.command, command_names.as_slice()), ("build", &app.local.build, &["cargo.target_dir"][..])] {
+    for (table, argv, allowed) in
+        [("command", &app.local.command, command_names.as_slice()), ("build", &app.local.build, &["cargo.target_dir"][..])]
+    {
         for (i, arg) in argv.iter().enumerate() {
             let field = format!("app.local.{table}[{i}]");
             let parts = template::parse(arg).map_err(|e| lp.error(&field, e.message))?;
@@ -105,7 +113,9 @@ fn check_app(lp: &LoadedPlan) -> Result<(), PlanError> {
                 if let RawPart::Var { name, .. } = part
                     && !allowed.contains(&name.as_str())
                 {
-                    return Err(lp.error(&field, format!("unknown name `{name}` in the app's {table}: expected one of {}", allowed.join(", "))));
+                    return Err(
+                        lp.error(&field, format!("unknown name `{name}` in the app's {table}: expected one of {}", allowed.join(", ")))
+                    );
                 }
             }
         }
@@ -116,7 +126,11 @@ fn check_app(lp: &LoadedPlan) -> Result<(), PlanError> {
             if let RawPart::Var { name, .. } = part
                 && !APP_ENV_NAMES.contains(&name.as_str())
             {
-                return Err(lp.error_at(locate(lp, value.span(), &name), &field, format!("unknown name `{name}` in the app's environment: expected one of {}", APP_ENV_NAMES.join(", "))));
+                return Err(lp.error_at(
+                    locate(lp, value.span(), &name),
+                    &field,
+                    format!("unknown name `{name}` in the app's environment: expected one of {}", APP_ENV_NAMES.join(", ")),
+                ));
             }
         }
     }
@@ -141,12 +155,14 @@ fn variables(lp: &LoadedPlan) -> Result<VarTable, PlanError> {
                 if values.is_empty() {
                     return Err(lp.error_at(span, &field, "`choice` needs at least one value"));
                 }
-                let json = values.iter().map(toml_to_json).collect::<Result<Vec<_>, _>>().map_err(|m| lp.error_at(span.clone(), &field, m))?;
+                let json =
+                    values.iter().map(toml_to_json).collect::<Result<Vec<_>, _>>().map_err(|m| lp.error_at(span.clone(), &field, m))?;
                 Generator::Choice(json)
             }
             VariableSpec::Date([a, b]) => {
                 let parse = |s: &str| {
-                    s.parse::<jiff::civil::Date>().map_err(|_| lp.error_at(span.clone(), &field, format!("{s:?} is not a date: expected YYYY-MM-DD")))
+                    s.parse::<jiff::civil::Date>()
+                        .map_err(|_| lp.error_at(span.clone(), &field, format!("{s:?} is not a date: expected YYYY-MM-DD")))
                 };
                 let (first, last) = (parse(a)?, parse(b)?);
                 if first > last {
@@ -162,14 +178,26 @@ fn variables(lp: &LoadedPlan) -> Result<VarTable, PlanError> {
         for (var, pointer) in &r.capture {
             let field = format!("requests.{rname}.capture.{var}");
             if !valid_ident(var) {
-                return Err(lp.error_at(pointer.span(), &field, format!("`{var}` is not a valid variable name: use letters, digits and `_`")));
+                return Err(lp.error_at(
+                    pointer.span(),
+                    &field,
+                    format!("`{var}` is not a valid variable name: use letters, digits and `_`"),
+                ));
             }
             if lp.plan.variables.contains_key(var) {
-                return Err(lp.error_at(pointer.span(), &field, format!("`{var}` is already a generated variable under [variables]: pick another name")));
+                return Err(lp.error_at(
+                    pointer.span(),
+                    &field,
+                    format!("`{var}` is already a generated variable under [variables]: pick another name"),
+                ));
             }
             let p = pointer.get_ref();
             if !p.is_empty() && !p.starts_with('/') {
-                return Err(lp.error_at(pointer.span(), &field, format!("{p:?} is not a JSON pointer: expected \"\" or a path like \"/token\" or \"/slots/0/id\"")));
+                return Err(lp.error_at(
+                    pointer.span(),
+                    &field,
+                    format!("{p:?} is not a JSON pointer: expected \"\" or a path like \"/token\" or \"/slots/0/id\""),
+                ));
             }
             if !table.captures.contains(var) {
                 table.captures.push(var.clone());
@@ -183,7 +211,9 @@ fn toml_to_json(v: &toml::Value) -> Result<serde_json::Value, String> {
     Ok(match v {
         toml::Value::String(s) => serde_json::Value::String(s.clone()),
         toml::Value::Integer(i) => serde_json::Value::from(*i),
-        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map(serde_json::Value::Number).ok_or_else(|| format!("{f} cannot be written as JSON"))?,
+        toml::Value::Float(f) => {
+            serde_json::Number::from_f64(*f).map(serde_json::Value::Number).ok_or_else(|| format!("{f} cannot be written as JSON"))?
+        }
         toml::Value::Boolean(b) => serde_json::Value::Bool(*b),
         toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
         toml::Value::Array(a) => serde_json::Value::Array(a.iter().map(toml_to_json).collect::<Result<_, _>>()?),
@@ -258,16 +288,36 @@ fn request(lp: &LoadedPlan, table: &VarTable, name: &str, spec: &RequestSpec) ->
     }
     let m = spec.method.get_ref();
     let method = match m.as_str() {
-        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => Method::from_bytes(m.as_bytes()).expect("a standard method parses"),
-        _ => return Err(lp.error_at(spec.method.span(), &field("method"), format!("{m:?} is not a method: expected GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS"))),
+        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => {
+            Method::from_bytes(m.as_bytes()).expect("a standard method parses")
+        }
+        _ => {
+            return Err(lp.error_at(
+                spec.method.span(),
+                &field("method"),
+                format!("{m:?} is not a method: expected GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS"),
+            ));
+        }
     };
     if !spec.path.get_ref().starts_with('/') {
-        return Err(lp.error_at(spec.path.span(), &field("path"), format!("{:?} must start with `/` (the app's base URL is prepended)", spec.path.get_ref())));
+        return Err(lp.error_at(
+            spec.path.span(),
+            &field("path"),
+            format!("{:?} must start with `/` (the app's base URL is prepended)", spec.path.get_ref()),
+        ));
     }
     let path = resolve(lp, table, &spec.path, spec.path.span(), &field("path"))?;
     let mut headers: Vec<(HeaderName, Template)> = Vec::new();
-    for (hname, value, f) in lp.plan.defaults.headers.iter().map(|(k, v)| (k, v, format!("defaults.headers.{k}"))).chain(spec.headers.iter().map(|(k, v)| (k, v, field(&format!("headers.{k}"))))) {
-        let header = HeaderName::from_bytes(hname.to_ascii_lowercase().as_bytes()).map_err(|_| lp.error_at(value.span(), &f, format!("`{hname}` is not a valid header name")))?;
+    for (hname, value, f) in lp
+        .plan
+        .defaults
+        .headers
+        .iter()
+        .map(|(k, v)| (k, v, format!("defaults.headers.{k}")))
+        .chain(spec.headers.iter().map(|(k, v)| (k, v, field(&format!("headers.{k}")))))
+    {
+        let header = HeaderName::from_bytes(hname.to_ascii_lowercase().as_bytes())
+            .map_err(|_| lp.error_at(value.span(), &f, format!("`{hname}` is not a valid header name")))?;
         let t = resolve(lp, table, value, value.span(), &f)?;
         headers.retain(|(h, _)| *h != header);
         headers.push((header, t));
@@ -316,27 +366,36 @@ fn body(lp: &LoadedPlan, table: &VarTable, v: &toml::Value, span: Range<usize>, 
                 None => BodyTemplate::Text(t),
             }
         }
-        toml::Value::Array(items) => BodyTemplate::Array(items.iter().map(|i| body(lp, table, i, span.clone(), field)).collect::<Result<_, _>>()?),
-        toml::Value::Table(t) => BodyTemplate::Object(t.iter().map(|(k, v)| Ok((k.clone(), body(lp, table, v, span.clone(), &format!("{field}.{k}"))?))).collect::<Result<_, _>>()?),
+        toml::Value::Array(items) => {
+            BodyTemplate::Array(items.iter().map(|i| body(lp, table, i, span.clone(), field)).collect::<Result<_, _>>()?)
+        }
+        toml::Value::Table(t) => BodyTemplate::Object(
+            t.iter().map(|(k, v)| Ok((k.clone(), body(lp, table, v, span.clone(), &format!("{field}.{k}"))?))).collect::<Result<_, _>>()?,
+        ),
         other => BodyTemplate::Const(toml_to_json(other).map_err(|m| lp.error_at(span.clone(), field, m))?),
     };
     // Fold constant subtrees so rendering only walks what changes.
     Ok(match t {
-        BodyTemplate::Array(items) if items.iter().all(|i| matches!(i, BodyTemplate::Const(_))) => {
-            BodyTemplate::Const(serde_json::Value::Array(items.into_iter().map(|i| if let BodyTemplate::Const(v) = i { v } else { unreachable!() }).collect()))
+        BodyTemplate::Array(items) if items.iter().all(|i| matches!(i, BodyTemplate::Const(_))) => BodyTemplate::Const(
+            serde_json::Value::Array(items.into_iter().map(|i| if let BodyTemplate::Const(v) = i { v } else { unreachable!() }).collect()),
+        ),
+        BodyTemplate::Object(fields) if fields.iter().all(|(_, i)| matches!(i, BodyTemplate::Const(_))) => {
+            BodyTemplate::Const(serde_json::Value::Object(
+                fields.into_iter().map(|(k, i)| if let BodyTemplate::Const(v) = i { (k, v) } else { unreachable!() }).collect(),
+            ))
         }
-        BodyTemplate::Object(fields) if fields.iter().all(|(_, i)| matches!(i, BodyTemplate::Const(_))) => BodyTemplate::Const(serde_json::Value::Object(
-            fields.into_iter().map(|(k, i)| if let BodyTemplate::Const(v) = i { (k, v) } else { unreachable!() }).collect(),
-        )),
         other => other,
     })
 }
 
 fn request_id(lp: &LoadedPlan, name: &Spanned<String>, field: &str) -> Result<RequestId, PlanError> {
-    lp.plan
-        .requests
-        .get_index_of(name.get_ref())
-        .ok_or_else(|| lp.error_at(name.span(), field, format!("unknown request `{}` (the plan defines: {})", name.get_ref(), names(lp.plan.requests.keys()))))
+    lp.plan.requests.get_index_of(name.get_ref()).ok_or_else(|| {
+        lp.error_at(
+            name.span(),
+            field,
+            format!("unknown request `{}` (the plan defines: {})", name.get_ref(), names(lp.plan.requests.keys())),
+        )
+    })
 }
 
 fn steps(lp: &LoadedPlan, field: &str, specs: &[StepSpec]) -> Result<Vec<Step>, PlanError> {
@@ -347,7 +406,13 @@ fn steps(lp: &LoadedPlan, field: &str, specs: &[StepSpec]) -> Result<Vec<Step>, 
         .collect()
 }
 
-fn suite(lp: &LoadedPlan, requests: &[Request], workflows: &[(String, Vec<Step>)], name: &str, spec: &SuiteSpec) -> Result<Suite, PlanError> {
+fn suite(
+    lp: &LoadedPlan,
+    requests: &[Request],
+    workflows: &[(String, Vec<Step>)],
+    name: &str,
+    spec: &SuiteSpec,
+) -> Result<Suite, PlanError> {
     if spec.scenarios.is_empty() {
         return Err(lp.error(&format!("suites.{name}.scenarios"), "a suite needs at least one scenario"));
     }
@@ -358,11 +423,15 @@ fn suite(lp: &LoadedPlan, requests: &[Request], workflows: &[(String, Vec<Step>)
     let timeline = scenarios.iter().map(|s| s.start + s.shape.duration()).max().unwrap_or_default();
     let warmup = spec.warmup.map(|d| d.0).unwrap_or_default();
     if warmup >= timeline {
-        return Err(lp.error_at(scenarios_span(spec), &format!("suites.{name}.warmup"), format!(
-            "warm-up ({}) leaves nothing to measure: the suite's scenarios last {}",
-            humantime::format_duration(warmup),
-            humantime::format_duration(timeline)
-        )));
+        return Err(lp.error_at(
+            scenarios_span(spec),
+            &format!("suites.{name}.warmup"),
+            format!(
+                "warm-up ({}) leaves nothing to measure: the suite's scenarios last {}",
+                humantime::format_duration(warmup),
+                humantime::format_duration(timeline)
+            ),
+        ));
     }
     let exercised = exercised(&scenarios);
     let mut slo = Vec::new();
@@ -377,7 +446,11 @@ fn suite(lp: &LoadedPlan, requests: &[Request], workflows: &[(String, Vec<Step>)
             return Err(lp.error_at(limits.span(), &field, format!("unknown request `{key}` (use `\"*\"` for every endpoint)")));
         };
         if !exercised.contains(&id) {
-            return Err(lp.error_at(limits.span(), &field, format!("no scenario of suite `{name}` sends `{key}`, so this SLO could never pass")));
+            return Err(lp.error_at(
+                limits.span(),
+                &field,
+                format!("no scenario of suite `{name}` sends `{key}`, so this SLO could never pass"),
+            ));
         }
         slo.push((Some(key.clone()), limits.get_ref().clone()));
     }
@@ -395,16 +468,31 @@ fn suite(lp: &LoadedPlan, requests: &[Request], workflows: &[(String, Vec<Step>)
 }
 
 fn fraction(lp: &LoadedPlan, span: Range<usize>, field: &str, v: f64) -> Result<f64, PlanError> {
-    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(lp.error_at(span, field, format!("{v} is not a fraction: expected 0..=1 (0.01 is 1%)"))) }
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(lp.error_at(span, field, format!("{v} is not a fraction: expected 0..=1 (0.01 is 1%)")))
+    }
 }
 
 fn growth_limit(lp: &LoadedPlan, span: Range<usize>, field: &str, v: f64) -> Result<f64, PlanError> {
-    if v >= 0.0 && v.is_finite() { Ok(v) } else { Err(lp.error_at(span, field, format!("{v} is not a relative growth: expected a number ≥ 0 (0.2 is +20%)"))) }
+    if v >= 0.0 && v.is_finite() {
+        Ok(v)
+    } else {
+        Err(lp.error_at(span, field, format!("{v} is not a relative growth: expected a number ≥ 0 (0.2 is +20%)")))
+    }
 }
 
 /// The kind-specific table of a suite: present exactly when `kind` asks for it, and consistent
 /// with the suite's timeline.
-fn special(lp: &LoadedPlan, name: &str, spec: &SuiteSpec, scenarios: &[Scenario], warmup: Duration, timeline: Duration) -> Result<Option<Special>, PlanError> {
+fn special(
+    lp: &LoadedPlan,
+    name: &str,
+    spec: &SuiteSpec,
+    scenarios: &[Scenario],
+    warmup: Duration,
+    timeline: Duration,
+) -> Result<Option<Special>, PlanError> {
     let kind = *spec.kind.get_ref();
     let tables = [
         ("spike", SuiteKind::Spike, spec.spike.as_ref().map(|t| t.span())),
@@ -416,11 +504,19 @@ fn special(lp: &LoadedPlan, name: &str, spec: &SuiteSpec, scenarios: &[Scenario]
         if let Some(span) = span
             && *k != kind
         {
-            return Err(lp.error_at(span.clone(), &format!("suites.{name}.{table}"), format!("a `{table}` table only applies to a suite with kind = \"{table}\" (this suite's kind is \"{}\")", kind.name())));
+            return Err(lp.error_at(
+                span.clone(),
+                &format!("suites.{name}.{table}"),
+                format!("a `{table}` table only applies to a suite with kind = \"{table}\" (this suite's kind is \"{}\")", kind.name()),
+            ));
         }
         if span.is_none() && *k == kind {
             let at = if spec.kind.span().is_empty() { scenarios_span(spec) } else { spec.kind.span() };
-            return Err(lp.error_at(at, &format!("suites.{name}.{table}"), format!("a {table} suite needs a `{table}` table ({})", example(*k))));
+            return Err(lp.error_at(
+                at,
+                &format!("suites.{name}.{table}"),
+                format!("a {table} suite needs a `{table}` table ({})", example(*k)),
+            ));
         }
     }
     let fmt = |d: Duration| humantime::format_duration(d).to_string();
@@ -432,19 +528,45 @@ fn special(lp: &LoadedPlan, name: &str, spec: &SuiteSpec, scenarios: &[Scenario]
             let field = |f: &str| format!("suites.{name}.spike.{f}");
             let (start, end) = (v.start.0, v.end.0);
             if start <= warmup {
-                return Err(lp.error_at(span, &field("start"), format!("the spike starts at {} but the warm-up lasts {}: the pre-spike p95 needs measured windows before the spike", fmt(start), fmt(warmup))));
+                return Err(lp.error_at(
+                    span,
+                    &field("start"),
+                    format!(
+                        "the spike starts at {} but the warm-up lasts {}: the pre-spike p95 needs measured windows before the spike",
+                        fmt(start),
+                        fmt(warmup)
+                    ),
+                ));
             }
             if end <= start {
                 return Err(lp.error_at(span, &field("end"), format!("the spike ends ({}) before it starts ({})", fmt(end), fmt(start))));
             }
             if end >= timeline {
-                return Err(lp.error_at(span, &field("end"), format!("the spike ends at {} but the suite's scenarios end at {}: nothing is left to measure the recovery", fmt(end), fmt(timeline))));
+                return Err(lp.error_at(
+                    span,
+                    &field("end"),
+                    format!(
+                        "the spike ends at {} but the suite's scenarios end at {}: nothing is left to measure the recovery",
+                        fmt(end),
+                        fmt(timeline)
+                    ),
+                ));
             }
             let max_error_rate = fraction(lp, span.clone(), &field("max_error_rate"), v.max_error_rate)?;
             if !(v.recovery_tolerance > 0.0 && v.recovery_tolerance.is_finite()) {
-                return Err(lp.error_at(span, &field("recovery_tolerance"), format!("{} is not a tolerance: expected a number > 0 (0.2 is 20%)", v.recovery_tolerance)));
+                return Err(lp.error_at(
+                    span,
+                    &field("recovery_tolerance"),
+                    format!("{} is not a tolerance: expected a number > 0 (0.2 is 20%)", v.recovery_tolerance),
+                ));
             }
-            Some(Special::Spike(c::SpikeSpec { start, end, max_error_rate, max_recovery: v.max_recovery.0, recovery_tolerance: v.recovery_tolerance }))
+            Some(Special::Spike(c::SpikeSpec {
+                start,
+                end,
+                max_error_rate,
+                max_recovery: v.max_recovery.0,
+                recovery_tolerance: v.recovery_tolerance,
+            }))
         }
         SuiteKind::Stress => {
             let t = spec.stress.as_ref().expect("checked above");
@@ -458,7 +580,11 @@ fn special(lp: &LoadedPlan, name: &str, spec: &SuiteSpec, scenarios: &[Scenario]
             }
             let max_error_rate = fraction(lp, span.clone(), &field("max_error_rate"), v.max_error_rate)?;
             if !(v.min_breaking_rate >= 0.0 && v.min_breaking_rate.is_finite()) {
-                return Err(lp.error_at(span, &field("min_breaking_rate"), format!("{} is not a rate: expected iterations per second ≥ 0", v.min_breaking_rate)));
+                return Err(lp.error_at(
+                    span,
+                    &field("min_breaking_rate"),
+                    format!("{} is not a rate: expected iterations per second ≥ 0", v.min_breaking_rate),
+                ));
             }
             Some(Special::Stress(c::StressSpec { slo_p95: v.slo_p95.0, max_error_rate, min_breaking_rate: v.min_breaking_rate }))
         }
@@ -473,7 +599,11 @@ fn special(lp: &LoadedPlan, name: &str, spec: &SuiteSpec, scenarios: &[Scenario]
                 let Some(service) = c::Service::from_name(s.get_ref()) else {
                     let at = if s.span().is_empty() { span.clone() } else { s.span() };
                     let known: Vec<&str> = c::Service::ALL.iter().map(|s| s.as_str()).collect();
-                    return Err(lp.error_at(at, &field(&format!("services[{i}]")), format!("unknown service `{}`: expected one of {}", s.get_ref(), known.join(", "))));
+                    return Err(lp.error_at(
+                        at,
+                        &field(&format!("services[{i}]")),
+                        format!("unknown service `{}`: expected one of {}", s.get_ref(), known.join(", ")),
+                    ));
                 };
                 if !services.contains(&service) {
                     services.push(service);
@@ -494,13 +624,25 @@ fn example(kind: SuiteKind) -> &'static str {
         SuiteKind::Spike => "like spike = { start = \"20s\", end = \"30s\", max_error_rate = 0.01, max_recovery = \"10s\" }",
         SuiteKind::Stress => "like stress = { slo_p95 = \"100ms\", max_error_rate = 0.01, min_breaking_rate = 50.0 }",
         SuiteKind::Soak => "like soak = { max_memory_growth = 0.2, max_p95_growth = 0.2, services = [\"app\"] }",
-        SuiteKind::Chaos => "like chaos = { actions = [{ at = \"10s\", stop = \"postgres\" }, { at = \"20s\", start = \"postgres\" }], expect = [\"no_5xx_except_503\"] }",
+        SuiteKind::Chaos => {
+            "like chaos = { actions = [{ at = \"10s\", stop = \"postgres\" }, { at = \"20s\", start = \"postgres\" }], expect = [\"no_5xx_except_503\"] }"
+        }
     }
 }
 
-fn chaos(lp: &LoadedPlan, name: &str, span: Range<usize>, v: &super::model::ChaosSpec, timeline: Duration) -> Result<c::ChaosSpec, PlanError> {
+fn chaos(
+    lp: &LoadedPlan,
+    name: &str,
+    span: Range<usize>,
+    v: &super::model::ChaosSpec,
+    timeline: Duration,
+) -> Result<c::ChaosSpec, PlanError> {
     if v.actions.is_empty() && v.expect.is_empty() {
-        return Err(lp.error_at(span, &format!("suites.{name}.chaos"), "a chaos suite needs actions, like { at = \"10s\", stop = \"postgres\" }, or expectations, or both"));
+        return Err(lp.error_at(
+            span,
+            &format!("suites.{name}.chaos"),
+            "a chaos suite needs actions, like { at = \"10s\", stop = \"postgres\" }, or expectations, or both",
+        ));
     }
     let mut actions: Vec<(Range<usize>, String, c::ChaosAction)> = Vec::new();
     for (i, a) in v.actions.iter().enumerate() {
@@ -519,7 +661,15 @@ fn chaos(lp: &LoadedPlan, name: &str, span: Range<usize>, v: &super::model::Chao
         };
         let verb = chaos_verb(key, spec).map_err(|(k, m)| lp.error_at(aspan.clone(), &format!("{field}.{k}"), m))?;
         if spec.at.0 >= timeline {
-            return Err(lp.error_at(aspan, &format!("{field}.at"), format!("at {} is not within the suite: its scenarios end at {}", humantime::format_duration(spec.at.0), humantime::format_duration(timeline))));
+            return Err(lp.error_at(
+                aspan,
+                &format!("{field}.at"),
+                format!(
+                    "at {} is not within the suite: its scenarios end at {}",
+                    humantime::format_duration(spec.at.0),
+                    humantime::format_duration(timeline)
+                ),
+            ));
         }
         actions.push((aspan, field, c::ChaosAction { at: spec.at.0, service, verb }));
     }
@@ -531,12 +681,15 @@ fn chaos(lp: &LoadedPlan, name: &str, span: Range<usize>, v: &super::model::Chao
         let svc = a.service.as_str();
         let problem = match a.verb {
             c::ChaosVerb::Stop => (!stopped.insert(a.service)).then(|| format!("{svc} is already stopped at {at}")),
-            c::ChaosVerb::Start => (!stopped.remove(&a.service)).then(|| format!("{svc} is not stopped at {at}: only a stopped service can be started")),
+            c::ChaosVerb::Start => {
+                (!stopped.remove(&a.service)).then(|| format!("{svc} is not stopped at {at}: only a stopped service can be started"))
+            }
             c::ChaosVerb::Fault(_) => {
                 faulted.insert(a.service);
                 None
             }
-            c::ChaosVerb::Heal => (!faulted.remove(&a.service)).then(|| format!("no fault is set on {svc} at {at}: `heal` clears a latency, loss, reset or blackhole set before")),
+            c::ChaosVerb::Heal => (!faulted.remove(&a.service))
+                .then(|| format!("no fault is set on {svc} at {at}: `heal` clears a latency, loss, reset or blackhole set before")),
         };
         if let Some(msg) = problem {
             return Err(lp.error_at(aspan.clone(), field, msg));
@@ -547,11 +700,18 @@ fn chaos(lp: &LoadedPlan, name: &str, span: Range<usize>, v: &super::model::Chao
     for (i, e) in v.expect.iter().enumerate() {
         let field = format!("suites.{name}.chaos.expect[{i}]");
         let x = c::Expectation::parse(e.get_ref()).map_err(|m| lp.error_at(e.span(), &field, m))?;
-        let has = |service: Option<c::Service>, f: fn(&c::ChaosVerb) -> bool| actions.iter().any(|a| service.is_none_or(|s| s == a.service) && f(&a.verb));
+        let has = |service: Option<c::Service>, f: fn(&c::ChaosVerb) -> bool| {
+            actions.iter().any(|a| service.is_none_or(|s| s == a.service) && f(&a.verb))
+        };
         let needs = match x {
-            c::Expectation::ErrorsStopWithin(_) => (!has(None, c::ChaosVerb::recovers)).then_some("a `start` or `heal` action (errors are timed from the last one)"),
-            c::Expectation::BreakerCycle => (!has(Some(c::Service::Postgres), c::ChaosVerb::breaks)).then_some("postgres to be stopped, or cut off by a loss, reset or blackhole"),
-            c::Expectation::CacheRecovers => (!has(Some(c::Service::Redis), c::ChaosVerb::recovers)).then_some("redis to be started again or healed"),
+            c::Expectation::ErrorsStopWithin(_) => {
+                (!has(None, c::ChaosVerb::recovers)).then_some("a `start` or `heal` action (errors are timed from the last one)")
+            }
+            c::Expectation::BreakerCycle => (!has(Some(c::Service::Postgres), c::ChaosVerb::breaks))
+                .then_some("postgres to be stopped, or cut off by a loss, reset or blackhole"),
+            c::Expectation::CacheRecovers => {
+                (!has(Some(c::Service::Redis), c::ChaosVerb::recovers)).then_some("redis to be started again or healed")
+            }
             _ => None,
         };
         if let Some(need) = needs {
@@ -564,7 +724,9 @@ fn chaos(lp: &LoadedPlan, name: &str, span: Range<usize>, v: &super::model::Chao
 
 /// The verb of one action with its parameters; the error names the offending key.
 fn chaos_verb(key: &'static str, spec: &super::model::ChaosActionSpec) -> Result<c::ChaosVerb, (&'static str, String)> {
-    let unused = |param: &'static str, given: bool, only: &str| if given { Err((param, format!("`{param}` only goes with `{only}`"))) } else { Ok(()) };
+    let unused = |param: &'static str, given: bool, only: &str| {
+        if given { Err((param, format!("`{param}` only goes with `{only}`"))) } else { Ok(()) }
+    };
     if key != "latency" {
         unused("delay", spec.delay.is_some(), "latency")?;
         unused("jitter", spec.jitter.is_some(), "latency")?;
@@ -579,11 +741,16 @@ fn chaos_verb(key: &'static str, spec: &super::model::ChaosActionSpec) -> Result
         "reset" => c::ChaosVerb::Fault(c::Fault::Reset),
         "blackhole" => c::ChaosVerb::Fault(c::Fault::Blackhole),
         "latency" => {
-            let delay = spec.delay.ok_or(("delay", "`latency` needs `delay`, like { at = \"10s\", latency = \"postgres\", delay = \"100ms\", jitter = \"20ms\" }".to_string()))?;
+            let delay = spec.delay.ok_or((
+                "delay",
+                "`latency` needs `delay`, like { at = \"10s\", latency = \"postgres\", delay = \"100ms\", jitter = \"20ms\" }".to_string(),
+            ))?;
             c::ChaosVerb::Fault(c::Fault::Latency { delay: delay.0, jitter: spec.jitter.map_or(Duration::ZERO, |j| j.0) })
         }
         "loss" => {
-            let rate = spec.rate.ok_or(("rate", "`loss` needs `rate`, the probability a connection or a chunk is lost, like rate = 0.2".to_string()))?;
+            let rate = spec
+                .rate
+                .ok_or(("rate", "`loss` needs `rate`, the probability a connection or a chunk is lost, like rate = 0.2".to_string()))?;
             if !(rate > 0.0 && rate <= 1.0) {
                 return Err(("rate", format!("{rate} is not a probability of loss: expected more than 0 and at most 1")));
             }
@@ -601,17 +768,29 @@ fn check_slo(lp: &LoadedPlan, limits: &Spanned<SloSpec>, field: &str) -> Result<
     let l = limits.get_ref();
     let any = [l.p50, l.p90, l.p95, l.p99, l.p999, l.max].iter().any(Option::is_some) || l.error_rate.is_some() || l.min_rps.is_some();
     if !any {
-        return Err(lp.error_at(limits.span(), field, "an SLO entry needs at least one limit: p50, p90, p95, p99, p999, max, error_rate or min_rps"));
+        return Err(lp.error_at(
+            limits.span(),
+            field,
+            "an SLO entry needs at least one limit: p50, p90, p95, p99, p999, max, error_rate or min_rps",
+        ));
     }
     if let Some(e) = l.error_rate
         && !(0.0..=1.0).contains(&e)
     {
-        return Err(lp.error_at(limits.span(), &format!("{field}.error_rate"), format!("{e} is not a fraction: expected 0..=1 (0.01 is 1%)")));
+        return Err(lp.error_at(
+            limits.span(),
+            &format!("{field}.error_rate"),
+            format!("{e} is not a fraction: expected 0..=1 (0.01 is 1%)"),
+        ));
     }
     if let Some(r) = l.min_rps
         && !(r >= 0.0 && r.is_finite())
     {
-        return Err(lp.error_at(limits.span(), &format!("{field}.min_rps"), format!("{r} is not a rate: expected a number of requests per second ≥ 0")));
+        return Err(lp.error_at(
+            limits.span(),
+            &format!("{field}.min_rps"),
+            format!("{r} is not a rate: expected a number of requests per second ≥ 0"),
+        ));
     }
     Ok(())
 }
@@ -621,7 +800,8 @@ fn scenario(lp: &LoadedPlan, workflows: &[(String, Vec<Step>)], field: &str, nam
     let err = |f: &str, m: String| lp.error_at(at.clone(), &format!("{field}.{f}"), m);
     let executor = *s.executor.get_ref();
     let ename = executor.name();
-    let forbid = |present: bool, f: &str| if present { Err(err(f, format!("`{f}` does not apply to the {ename} executor"))) } else { Ok(()) };
+    let forbid =
+        |present: bool, f: &str| if present { Err(err(f, format!("`{f}` does not apply to the {ename} executor"))) } else { Ok(()) };
     let positive_dur = |d: Option<super::model::Dur>, f: &str| match d {
         Some(d) if !d.0.is_zero() => Ok(d.0),
         Some(_) => Err(err(f, format!("`{f}` must be longer than zero"))),
@@ -685,7 +865,8 @@ fn scenario(lp: &LoadedPlan, workflows: &[(String, Vec<Step>)], field: &str, nam
             forbid(s.start_vus.is_some(), "start_vus")?;
             forbid(s.start_rate.is_some(), "start_rate")?;
             forbid(!s.stages.is_empty(), "stages")?;
-            let rate = s.rate.ok_or_else(|| err("rate", "the constant-arrival-rate executor needs `rate` (iterations per second)".into()))?;
+            let rate =
+                s.rate.ok_or_else(|| err("rate", "the constant-arrival-rate executor needs `rate` (iterations per second)".into()))?;
             if !(rate > 0.0 && rate.is_finite()) {
                 return Err(err("rate", format!("{rate} is not a rate: expected iterations per second > 0")));
             }
@@ -715,7 +896,11 @@ fn scenario(lp: &LoadedPlan, workflows: &[(String, Vec<Step>)], field: &str, nam
         Exec::Request(request_id(lp, r, &format!("{field}.request"))?)
     } else if let Some(w) = &s.workflow {
         let steps = workflows.iter().find(|(n, _)| n == w.get_ref()).map(|(_, st)| st.clone()).ok_or_else(|| {
-            lp.error_at(w.span(), &format!("{field}.workflow"), format!("unknown workflow `{}` (the plan defines: {})", w.get_ref(), names(workflows.iter().map(|(n, _)| n))))
+            lp.error_at(
+                w.span(),
+                &format!("{field}.workflow"),
+                format!("unknown workflow `{}` (the plan defines: {})", w.get_ref(), names(workflows.iter().map(|(n, _)| n))),
+            )
         })?;
         Exec::Workflow(steps)
     } else {
@@ -750,10 +935,15 @@ fn check_compare(lp: &LoadedPlan) -> Result<(), PlanError> {
     for (name, t) in &c.endpoints {
         let field = format!("compare.endpoints.{name}");
         if !lp.plan.requests.contains_key(name) {
-            return Err(lp.error_at(t.span(), &field, format!("unknown request `{name}` (the plan defines: {})", names(lp.plan.requests.keys()))));
+            return Err(lp.error_at(
+                t.span(),
+                &field,
+                format!("unknown request `{name}` (the plan defines: {})", names(lp.plan.requests.keys())),
+            ));
         }
         let v = t.get_ref();
-        for (metric, value) in [("p50", v.p50), ("p95", v.p95), ("p99", v.p99), ("rps", v.rps), ("error_rate_points", v.error_rate_points)] {
+        for (metric, value) in [("p50", v.p50), ("p95", v.p95), ("p99", v.p99), ("rps", v.rps), ("error_rate_points", v.error_rate_points)]
+        {
             if let Some(x) = value
                 && !(x >= 0.0 && x.is_finite())
             {
@@ -786,7 +976,10 @@ fn select(lp: &LoadedPlan, opts: &CompileOptions, all: Vec<Suite>) -> Result<Vec
         if matching.is_empty() {
             return Err(lp.error(
                 "--suite",
-                format!("unknown suite `{w}` (the plan defines: {}; a kind such as `chaos` selects every suite of that kind)", names(lp.plan.suites.keys())),
+                format!(
+                    "unknown suite `{w}` (the plan defines: {}; a kind such as `chaos` selects every suite of that kind)",
+                    names(lp.plan.suites.keys())
+                ),
             ));
         }
         for s in matching {
@@ -824,7 +1017,9 @@ fn filter_tags(lp: &LoadedPlan, requests: &[Request], opts: &CompileOptions, sui
             continue;
         }
         let kept = exercised(&suite.scenarios);
-        suite.slo.retain(|(endpoint, _)| endpoint.as_ref().is_none_or(|e| requests.iter().position(|r| &r.name == e).is_some_and(|id| kept.contains(&id))));
+        suite.slo.retain(|(endpoint, _)| {
+            endpoint.as_ref().is_none_or(|e| requests.iter().position(|r| &r.name == e).is_some_and(|id| kept.contains(&id)))
+        });
         out.push(suite);
     }
     if out.is_empty() {

@@ -12,10 +12,9 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, header};
 use serde_json::Value;
 
-
-use super::{Executor, HttpVersion, SloSpec, SuiteKind, Think};
 use super::template::{BodyTemplate, Capture, Template};
 use super::vars::VarTable;
+use super::{Executor, HttpVersion, SloSpec, SuiteKind, Think};
 
 pub use super::vars::{RenderError, SharedVars, VuVars};
 
@@ -367,12 +366,7 @@ pub enum Shape {
     ConstantVus { vus: u32, duration: Duration },
     RampingVus { start_vus: u32, stages: Vec<(Duration, f64)> },
     ConstantArrivalRate { rate: f64, duration: Duration, pre_allocated_vus: u32, max_vus: u32 },
-    RampingArrivalRate {
-        start_rate: f64,
-        stages: Vec<(Duration, f64)>,
-        pre_allocated_vus: u32,
-        max_vus: u32,
-    },
+    RampingArrivalRate { start_rate: f64, stages: Vec<(Duration, f64)>, pre_allocated_vus: u32, max_vus: u32 },
 }
 
 /// A held step of a ramping-arrival-rate scenario: a stage whose target equals the previous
@@ -404,12 +398,8 @@ impl Shape {
     /// Length of the scenario's timeline (warm-up included, graceful stop excluded).
     pub fn duration(&self) -> Duration {
         match self {
-            Shape::ConstantVus { duration, .. } | Shape::ConstantArrivalRate { duration, .. } => {
-                *duration
-            }
-            Shape::RampingVus { stages, .. } | Shape::RampingArrivalRate { stages, .. } => {
-                stages.iter().map(|(d, _)| *d).sum()
-            }
+            Shape::ConstantVus { duration, .. } | Shape::ConstantArrivalRate { duration, .. } => *duration,
+            Shape::RampingVus { stages, .. } | Shape::RampingArrivalRate { stages, .. } => stages.iter().map(|(d, _)| *d).sum(),
         }
     }
 }
@@ -509,8 +499,7 @@ impl Request {
         let mut headers = Vec::with_capacity(self.headers.len() + 1);
         for (name, t) in &self.headers {
             let text = t.render(vars)?;
-            let value = HeaderValue::from_str(&text)
-                .map_err(|_| RenderError::BadHeader { name: name.as_str().to_string() })?;
+            let value = HeaderValue::from_str(&text).map_err(|_| RenderError::BadHeader { name: name.as_str().to_string() })?;
             headers.push((name.clone(), value));
         }
         let body = match &self.body {
@@ -536,9 +525,7 @@ impl Request {
         }
         let json: Value = serde_json::from_slice(body).map_err(|_| CaptureError::NotJson)?;
         for c in &self.captures {
-            let value = json
-                .pointer(&c.pointer)
-                .ok_or_else(|| CaptureError::Missing { var: c.var.clone(), pointer: c.pointer.clone() })?;
+            let value = json.pointer(&c.pointer).ok_or_else(|| CaptureError::Missing { var: c.var.clone(), pointer: c.pointer.clone() })?;
             vars.set_capture(c.slot, value.clone());
         }
         Ok(())

@@ -40,9 +40,7 @@ pub(super) fn suite_hash(lp: &LoadedPlan, requests: &[Request], suite: &Suite, o
     let workflows: BTreeSet<String> = suite_table
         .and_then(|t| t.get("scenarios"))
         .and_then(toml::Value::as_table)
-        .map(|scenarios| {
-            scenarios.values().filter_map(|s| s.get("workflow").and_then(toml::Value::as_str)).map(str::to_string).collect()
-        })
+        .map(|scenarios| scenarios.values().filter_map(|s| s.get("workflow").and_then(toml::Value::as_str)).map(str::to_string).collect())
         .unwrap_or_default();
     let requests_json = pick("requests", &used);
     let workflows_json = pick("workflows", &workflows);

@@ -4,16 +4,16 @@
 //! shapes and produces the [`compiled::Compiled`] form the engine runs. Every error names
 //! the file, line, column and field. Parsing and compiling do no I/O besides reading the file.
 
-pub mod compiled;
 mod compile;
+pub mod compiled;
 mod identity;
 mod model;
 mod scale;
 mod setup;
 pub(crate) mod template;
-pub(crate) mod vars;
 #[cfg(test)]
 mod tests;
+pub(crate) mod vars;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -56,11 +56,7 @@ pub struct EnvironmentSpec {
 
 impl Default for EnvironmentSpec {
     fn default() -> Self {
-        Self {
-            startup_timeout: defaults::startup_timeout(),
-            postgres: PostgresSpec::default(),
-            redis: RedisSpec::default(),
-        }
+        Self { startup_timeout: defaults::startup_timeout(), postgres: PostgresSpec::default(), redis: RedisSpec::default() }
     }
 }
 
@@ -82,12 +78,7 @@ pub struct PostgresSpec {
 
 impl Default for PostgresSpec {
     fn default() -> Self {
-        Self {
-            image: defaults::postgres_image(),
-            database: defaults::postgres_database(),
-            user: defaults::postgres_user(),
-            password: None,
-        }
+        Self { image: defaults::postgres_image(), database: defaults::postgres_database(), user: defaults::postgres_user(), password: None }
     }
 }
 
@@ -171,12 +162,7 @@ pub struct Defaults {
 
 impl Default for Defaults {
     fn default() -> Self {
-        Self {
-            timeout: defaults::timeout(),
-            http: HttpVersion::default(),
-            headers: BTreeMap::new(),
-            late_after: defaults::late_after(),
-        }
+        Self { timeout: defaults::timeout(), http: HttpVersion::default(), headers: BTreeMap::new(), late_after: defaults::late_after() }
     }
 }
 
@@ -588,9 +574,8 @@ impl<'de> Deserialize<'de> for Dur {
 
 /// Parses `"250ms"`, `"10s"`, `"1m30s"`; the error says what was expected.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| {
-        format!("invalid duration {s:?} ({e}): expected a number with a unit, like \"250ms\", \"10s\" or \"1m30s\"")
-    })
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration {s:?} ({e}): expected a number with a unit, like \"250ms\", \"10s\" or \"1m30s\""))
 }
 
 impl<'de> Deserialize<'de> for Think {
@@ -608,10 +593,9 @@ impl<'de> Deserialize<'de> for Think {
                 let v = parse_duration(&s).map_err(serde::de::Error::custom)?;
                 (v, v)
             }
-            Raw::Range([a, b]) => (
-                parse_duration(&a).map_err(serde::de::Error::custom)?,
-                parse_duration(&b).map_err(serde::de::Error::custom)?,
-            ),
+            Raw::Range([a, b]) => {
+                (parse_duration(&a).map_err(serde::de::Error::custom)?, parse_duration(&b).map_err(serde::de::Error::custom)?)
+            }
         };
         if min > max {
             return Err(serde::de::Error::custom(format!(

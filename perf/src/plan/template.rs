@@ -13,7 +13,10 @@ use super::vars::{RenderError, VarRef, VuVars};
 pub(crate) enum RawPart {
     Lit(String),
     /// A variable reference and the byte offset of its name in the template string.
-    Var { name: String, offset: usize },
+    Var {
+        name: String,
+        offset: usize,
+    },
 }
 
 /// A syntax error at a byte offset of the template string.
@@ -43,9 +46,7 @@ pub(crate) fn parse(s: &str) -> Result<Vec<RawPart>, SyntaxError> {
         if !valid_name(name) {
             return Err(SyntaxError {
                 offset,
-                message: format!(
-                    "`{{{{{inner}}}}}` is not a variable reference: expected a name of letters, digits, `_` and `.`"
-                ),
+                message: format!("`{{{{{inner}}}}}` is not a variable reference: expected a name of letters, digits, `_` and `.`"),
             });
         }
         parts.push(RawPart::Var { name: name.to_string(), offset });
@@ -141,9 +142,7 @@ impl BodyTemplate {
             BodyTemplate::Const(v) => v.clone(),
             BodyTemplate::Typed(r) => vars.get(*r)?,
             BodyTemplate::Text(t) => Value::String(t.render(vars)?),
-            BodyTemplate::Array(items) => {
-                Value::Array(items.iter().map(|i| i.render(vars)).collect::<Result<_, _>>()?)
-            }
+            BodyTemplate::Array(items) => Value::Array(items.iter().map(|i| i.render(vars)).collect::<Result<_, _>>()?),
             BodyTemplate::Object(fields) => {
                 let mut map = serde_json::Map::with_capacity(fields.len());
                 for (k, v) in fields {
@@ -175,12 +174,7 @@ mod tests {
     fn parses_text_and_references() {
         assert_eq!(
             parse("/api/slots?provider_id={{ pid }}&date={{date}}").unwrap(),
-            vec![
-                RawPart::Lit("/api/slots?provider_id=".into()),
-                var("pid", 26),
-                RawPart::Lit("&date=".into()),
-                var("date", 40),
-            ]
+            vec![RawPart::Lit("/api/slots?provider_id=".into()), var("pid", 26), RawPart::Lit("&date=".into()), var("date", 40),]
         );
         assert_eq!(parse("plain").unwrap(), vec![RawPart::Lit("plain".into())]);
         assert_eq!(parse("").unwrap(), vec![]);

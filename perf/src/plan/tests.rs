@@ -76,7 +76,14 @@ fn repository_plan_compiles_with_every_suite() {
     assert_eq!(c.suites.iter().map(|s| s.name.clone()).collect::<Vec<_>>(), all);
     let default = lp.compile(&CompileOptions::default()).unwrap();
     assert_eq!(default.suites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["baseline", "concurrent"]);
-    for (name, kind) in [("spike", "spike"), ("stress", "stress"), ("soak", "soak"), ("chaos_db", "chaos"), ("chaos_redis", "chaos"), ("write_race", "chaos")] {
+    for (name, kind) in [
+        ("spike", "spike"),
+        ("stress", "stress"),
+        ("soak", "soak"),
+        ("chaos_db", "chaos"),
+        ("chaos_redis", "chaos"),
+        ("write_race", "chaos"),
+    ] {
         let s = c.suites.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("perf.toml has no suite {name}"));
         assert_eq!(s.kind.name(), kind, "{name}");
         assert!(s.special.is_some(), "{name}");
@@ -95,8 +102,12 @@ fn minimal_plan_compiles_to_the_expected_shapes() {
     let s = &c.suites[0];
     assert_eq!(s.warmup, Duration::from_secs(5));
     assert_eq!(s.scenarios.len(), 2);
-    assert!(matches!(s.scenarios[0].shape, Shape::ConstantArrivalRate { rate, duration, .. } if rate == 10.0 && duration == Duration::from_secs(20)));
-    assert!(matches!(&s.scenarios[1].exec, Exec::Workflow(steps) if steps.len() == 2 && steps[1].think.unwrap().max == Duration::from_secs(2)));
+    assert!(
+        matches!(s.scenarios[0].shape, Shape::ConstantArrivalRate { rate, duration, .. } if rate == 10.0 && duration == Duration::from_secs(20))
+    );
+    assert!(
+        matches!(&s.scenarios[1].exec, Exec::Workflow(steps) if steps.len() == 2 && steps[1].think.unwrap().max == Duration::from_secs(2))
+    );
     assert_eq!(s.slo.len(), 2);
     assert_eq!(s.slo[0].0, None);
     assert_eq!(s.slo[1].0.as_deref(), Some("list"));
@@ -122,10 +133,7 @@ fn renders_paths_headers_and_typed_bodies() {
     let r = get.render(&mut vu).unwrap();
     assert_eq!(r.path_and_query, format!("/items/{id}?x=1"));
     assert!(r.headers.iter().any(|(n, v)| n == "authorization" && v == "Bearer abc"));
-    assert!(matches!(
-        c.request("login").unwrap().capture(br#"{"nope":1}"#, &mut vu),
-        Err(super::compiled::CaptureError::Missing { .. })
-    ));
+    assert!(matches!(c.request("login").unwrap().capture(br#"{"nope":1}"#, &mut vu), Err(super::compiled::CaptureError::Missing { .. })));
 }
 
 #[test]
@@ -237,12 +245,16 @@ fn quick_scales_every_span_by_one_factor() {
     // 60 s timeline → 30 s: every span halves.
     assert_eq!(s.warmup, Duration::from_millis(2500));
     assert!(matches!(s.scenarios[0].shape, Shape::ConstantArrivalRate { duration, .. } if duration == Duration::from_secs(10)));
-    assert!(matches!(&s.scenarios[1].shape, Shape::RampingVus { stages, .. } if stages[0].0 == Duration::from_secs(5) && stages[1].0 == Duration::from_secs(25)));
+    assert!(
+        matches!(&s.scenarios[1].shape, Shape::RampingVus { stages, .. } if stages[0].0 == Duration::from_secs(5) && stages[1].0 == Duration::from_secs(25))
+    );
     assert!(s.scenarios.iter().all(|sc| sc.graceful_stop <= Duration::from_secs(5)));
 
     let c = lp.compile(&CompileOptions { users: Some(10), duration: Some(Duration::from_secs(120)), ..Default::default() }).unwrap();
     let s = &c.suites[0];
-    assert!(matches!(&s.scenarios[1].shape, Shape::RampingVus { stages, .. } if stages[0].1 == 10.0 && stages[1].0 == Duration::from_secs(100)));
+    assert!(
+        matches!(&s.scenarios[1].shape, Shape::RampingVus { stages, .. } if stages[0].1 == 10.0 && stages[1].0 == Duration::from_secs(100))
+    );
 }
 
 #[test]
@@ -276,11 +288,16 @@ fn a_suites_hash_covers_its_own_definition_only() {
     let plain = CompileOptions::default();
     let base = hash(MINIMAL, &plain);
     assert_eq!(base.len(), 64);
-    let another_suite = format!("{MINIMAL}\n[suites.other.scenarios.x]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"5s\"\nrequest = \"list\"\n");
+    let another_suite =
+        format!("{MINIMAL}\n[suites.other.scenarios.x]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"5s\"\nrequest = \"list\"\n");
     let only_smoke = CompileOptions { suites: vec!["smoke".into()], ..Default::default() };
     assert_eq!(hash(&another_suite, &only_smoke), base, "a suite added elsewhere changes nothing");
     assert_eq!(hash(&MINIMAL.replace("[variables]", "# a comment\n[variables]"), &plain), base, "comments are not data");
-    assert_eq!(hash(&MINIMAL.replace("[requests.list]", "[requests.unused]\npath = \"/u\"\n\n[requests.list]"), &plain), base, "an unused request");
+    assert_eq!(
+        hash(&MINIMAL.replace("[requests.list]", "[requests.unused]\npath = \"/u\"\n\n[requests.list]"), &plain),
+        base,
+        "an unused request"
+    );
     let changed = [
         MINIMAL.replace("path = \"/items\"", "path = \"/items?all=1\""),
         MINIMAL.replace("think = [\"1s\", \"2s\"]", "think = [\"1s\", \"3s\"]"),
@@ -303,7 +320,6 @@ fn unreadable_file_names_the_file() {
     assert_eq!(e.line, 0);
     assert!(e.to_string().starts_with("/nonexistent/perf.toml: cannot read the plan"), "{e}");
 }
-
 
 const SPECIAL: &str = r#"
 [suites.spiky]
@@ -370,7 +386,7 @@ fn all_suites(text: &str) -> CompileOptions {
 
 #[test]
 fn special_tables_compile_to_their_specs() {
-    use super::compiled::{ChaosAction, Service, ChaosVerb, Expectation, Fault, Special};
+    use super::compiled::{ChaosAction, ChaosVerb, Expectation, Fault, Service, Special};
     use super::model::SuiteKind;
     let text = special_plan();
     let c = load(&text).unwrap().compile(&all_suites(&text)).unwrap();
@@ -378,7 +394,10 @@ fn special_tables_compile_to_their_specs() {
     assert!(by("smoke").special.is_none());
     assert_eq!(by("spiky").kind, SuiteKind::Spike);
     let Some(Special::Spike(sp)) = &by("spiky").special else { panic!() };
-    assert_eq!((sp.start, sp.end, sp.max_recovery, sp.recovery_tolerance), (Duration::from_secs(20), Duration::from_secs(30), Duration::from_secs(10), 0.2));
+    assert_eq!(
+        (sp.start, sp.end, sp.max_recovery, sp.recovery_tolerance),
+        (Duration::from_secs(20), Duration::from_secs(30), Duration::from_secs(10), 0.2)
+    );
     let Some(Special::Stress(st)) = &by("steps").special else { panic!() };
     assert_eq!((st.slo_p95, st.min_breaking_rate), (Duration::from_millis(100), 50.0));
     let Some(Special::Soak(so)) = &by("long").special else { panic!() };
@@ -393,7 +412,15 @@ fn special_tables_compile_to_their_specs() {
         ]
     );
     assert_eq!(ch.actions[0].what(), "stop postgres");
-    assert_eq!(ch.expect, [Expectation::No5xxExcept503, Expectation::ErrorsStopWithin(Duration::from_secs(5)), Expectation::BreakerCycle, Expectation::OneWinnerPerSlot(3)]);
+    assert_eq!(
+        ch.expect,
+        [
+            Expectation::No5xxExcept503,
+            Expectation::ErrorsStopWithin(Duration::from_secs(5)),
+            Expectation::BreakerCycle,
+            Expectation::OneWinnerPerSlot(3)
+        ]
+    );
     assert_eq!(ch.expect[1].name(), "errors_stop_within:5s");
     assert!(!ch.needs_proxy());
 
@@ -415,7 +442,15 @@ fn special_tables_compile_to_their_specs() {
     let what: Vec<String> = net.actions.iter().map(|a| a.what()).collect();
     assert_eq!(what[..2], ["latency postgres 100ms ± 20ms", "loss redis 25%"]);
     assert_eq!(what[3..], ["blackhole postgres", "heal postgres", "heal redis"]);
-    assert_eq!(net.expect, [Expectation::TimeoutsHold(Duration::from_secs(2)), Expectation::BreakerCycle, Expectation::ErrorsStopWithin(Duration::from_secs(5)), Expectation::CacheRecovers]);
+    assert_eq!(
+        net.expect,
+        [
+            Expectation::TimeoutsHold(Duration::from_secs(2)),
+            Expectation::BreakerCycle,
+            Expectation::ErrorsStopWithin(Duration::from_secs(5)),
+            Expectation::CacheRecovers
+        ]
+    );
 }
 
 /// Compiles `text` with every suite selected and expects an error.
@@ -432,7 +467,10 @@ fn special_err(text: &str) -> PlanError {
 #[test]
 fn kind_tables_must_match_the_kind() {
     // A spike table on a load suite: the error points at the table.
-    let text = special_plan().replace("[suites.smoke]\n", "[suites.smoke]\nspike = { start = \"1s\", end = \"2s\", max_error_rate = 0.1, max_recovery = \"1s\" }\n");
+    let text = special_plan().replace(
+        "[suites.smoke]\n",
+        "[suites.smoke]\nspike = { start = \"1s\", end = \"2s\", max_error_rate = 0.1, max_recovery = \"1s\" }\n",
+    );
     let e = special_err(&text);
     assert_eq!(e.field, "suites.smoke.spike");
     assert_eq!((e.line, e.column), pos_of(&text, "{ start = \"1s\""));
@@ -446,7 +484,8 @@ fn kind_tables_must_match_the_kind() {
     assert!(e.message.contains("needs a `spike` table"), "{e}");
 
     // A stress table on the soak suite.
-    let text = special_plan().replace("kind = \"soak\"", "kind = \"soak\"\nstress = { slo_p95 = \"1s\", max_error_rate = 0.1, min_breaking_rate = 1.0 }");
+    let text = special_plan()
+        .replace("kind = \"soak\"", "kind = \"soak\"\nstress = { slo_p95 = \"1s\", max_error_rate = 0.1, min_breaking_rate = 1.0 }");
     let e = special_err(&text);
     assert_eq!(e.field, "suites.long.stress");
 
@@ -476,7 +515,10 @@ fn kind_tables_are_checked_against_the_timeline() {
     assert_eq!(e.field, "suites.spiky.spike.max_error_rate");
 
     // A stress suite needs steps (holds) in a ramping-arrival-rate scenario.
-    let text = special_plan().replace("{ duration = \"9s\", target = 50 }, { duration = \"1s\", target = 100 }, { duration = \"9s\", target = 100 }", "{ duration = \"9s\", target = 100 }");
+    let text = special_plan().replace(
+        "{ duration = \"9s\", target = 50 }, { duration = \"1s\", target = 100 }, { duration = \"9s\", target = 100 }",
+        "{ duration = \"9s\", target = 100 }",
+    );
     let e = special_err(&text);
     assert_eq!(e.field, "suites.steps.scenarios");
     assert!(e.message.contains("hold"), "{e}");
@@ -505,28 +547,95 @@ fn a_kind_selects_every_suite_of_that_kind_unless_a_suite_has_its_name() {
     let picked: Vec<String> = lp.compile(&opts).unwrap().suites.iter().map(|s| s.name.clone()).collect();
     assert_eq!(picked, ["chaos"]);
     // A kind no suite has is still an unknown suite.
-    let e = load(&text).unwrap().compile(&CompileOptions { suites: vec!["soak".into(), "load2".into()], ..Default::default() }).unwrap_err();
+    let e =
+        load(&text).unwrap().compile(&CompileOptions { suites: vec!["soak".into(), "load2".into()], ..Default::default() }).unwrap_err();
     assert!(e.field == "--suite" && e.message.contains("unknown suite `load2`"), "{e}");
 }
 
 #[test]
 fn chaos_actions_and_expectations_are_checked() {
     let cases = [
-        ("stop = \"postgres\" }", "stop = \"mysql\" }", "{ at = \"10s\", stop = \"mysql\"", "suites.dbdown.chaos.actions[0].stop", "unknown service `mysql`"),
+        (
+            "stop = \"postgres\" }",
+            "stop = \"mysql\" }",
+            "{ at = \"10s\", stop = \"mysql\"",
+            "suites.dbdown.chaos.actions[0].stop",
+            "unknown service `mysql`",
+        ),
         ("{ at = \"20s\", start", "{ at = \"45s\", start", "{ at = \"45s\"", "suites.dbdown.chaos.actions[1].at", "not within the suite"),
-        ("start = \"postgres\" }", "start = \"redis\" }", "{ at = \"20s\", start = \"redis\"", "suites.dbdown.chaos.actions[1]", "redis is not stopped"),
-        ("{ at = \"10s\", stop = \"postgres\" }", "{ at = \"10s\", stop = \"postgres\", start = \"redis\" }", "{ at = \"10s\", stop", "suites.dbdown.chaos.actions[0]", "exactly one of"),
+        (
+            "start = \"postgres\" }",
+            "start = \"redis\" }",
+            "{ at = \"20s\", start = \"redis\"",
+            "suites.dbdown.chaos.actions[1]",
+            "redis is not stopped",
+        ),
+        (
+            "{ at = \"10s\", stop = \"postgres\" }",
+            "{ at = \"10s\", stop = \"postgres\", start = \"redis\" }",
+            "{ at = \"10s\", stop",
+            "suites.dbdown.chaos.actions[0]",
+            "exactly one of",
+        ),
         ("\"breaker_cycle\"", "\"breaker_cylce\"", "\"breaker_cylce\"", "suites.dbdown.chaos.expect[2]", "unknown expectation"),
-        ("\"errors_stop_within:5s\"", "\"errors_stop_within:soon\"", "\"errors_stop_within:soon\"", "suites.dbdown.chaos.expect[1]", "invalid duration"),
-        ("\"one_winner_per_slot:3\"", "\"one_winner_per_slot:0\"", "\"one_winner_per_slot:0\"", "suites.dbdown.chaos.expect[3]", "number of slots"),
-        ("\"no_5xx_except_503\"", "\"cache_recovers\"", "\"cache_recovers\"", "suites.dbdown.chaos.expect[0]", "needs redis to be started again"),
+        (
+            "\"errors_stop_within:5s\"",
+            "\"errors_stop_within:soon\"",
+            "\"errors_stop_within:soon\"",
+            "suites.dbdown.chaos.expect[1]",
+            "invalid duration",
+        ),
+        (
+            "\"one_winner_per_slot:3\"",
+            "\"one_winner_per_slot:0\"",
+            "\"one_winner_per_slot:0\"",
+            "suites.dbdown.chaos.expect[3]",
+            "number of slots",
+        ),
+        (
+            "\"no_5xx_except_503\"",
+            "\"cache_recovers\"",
+            "\"cache_recovers\"",
+            "suites.dbdown.chaos.expect[0]",
+            "needs redis to be started again",
+        ),
         // Network faults: their parameters, and `heal` only after a fault.
-        ("delay = \"100ms\", jitter", "jitter", "{ at = \"5s\", latency", "suites.netfaults.chaos.actions[0].delay", "`latency` needs `delay`"),
+        (
+            "delay = \"100ms\", jitter",
+            "jitter",
+            "{ at = \"5s\", latency",
+            "suites.netfaults.chaos.actions[0].delay",
+            "`latency` needs `delay`",
+        ),
         ("rate = 0.25", "rate = 1.5", "{ at = \"10s\", loss", "suites.netfaults.chaos.actions[1].rate", "not a probability"),
-        ("rate = 0.25", "rate = 0.25, delay = \"1s\"", "{ at = \"10s\", loss", "suites.netfaults.chaos.actions[1].delay", "only goes with `latency`"),
-        ("{ at = \"15s\", reset = \"postgres\" }", "{ at = \"15s\", reset = \"postgres\", rate = 0.5 }", "{ at = \"15s\", reset", "suites.netfaults.chaos.actions[2].rate", "only goes with `loss`"),
-        ("{ at = \"26s\", heal = \"redis\" }", "{ at = \"26s\", heal = \"redis\" }, { at = \"27s\", heal = \"redis\" }", "{ at = \"27s\", heal", "suites.netfaults.chaos.actions[6]", "no fault is set on redis"),
-        ("blackhole = \"postgres\"", "blackhole = \"mongo\"", "{ at = \"20s\", blackhole", "suites.netfaults.chaos.actions[3].blackhole", "unknown service `mongo`"),
+        (
+            "rate = 0.25",
+            "rate = 0.25, delay = \"1s\"",
+            "{ at = \"10s\", loss",
+            "suites.netfaults.chaos.actions[1].delay",
+            "only goes with `latency`",
+        ),
+        (
+            "{ at = \"15s\", reset = \"postgres\" }",
+            "{ at = \"15s\", reset = \"postgres\", rate = 0.5 }",
+            "{ at = \"15s\", reset",
+            "suites.netfaults.chaos.actions[2].rate",
+            "only goes with `loss`",
+        ),
+        (
+            "{ at = \"26s\", heal = \"redis\" }",
+            "{ at = \"26s\", heal = \"redis\" }, { at = \"27s\", heal = \"redis\" }",
+            "{ at = \"27s\", heal",
+            "suites.netfaults.chaos.actions[6]",
+            "no fault is set on redis",
+        ),
+        (
+            "blackhole = \"postgres\"",
+            "blackhole = \"mongo\"",
+            "{ at = \"20s\", blackhole",
+            "suites.netfaults.chaos.actions[3].blackhole",
+            "unknown service `mongo`",
+        ),
     ];
     for (from, to, at, field, message) in cases {
         let text = special_plan().replace(from, to);
@@ -537,7 +646,8 @@ fn chaos_actions_and_expectations_are_checked() {
         assert!(e.message.contains(message), "{e}");
     }
     // Latency alone never cuts postgres off: the breaker cannot be expected to open.
-    let text = special_plan().replace("{ at = \"15s\", reset = \"postgres\" },", "").replace("{ at = \"20s\", blackhole = \"postgres\" },", "");
+    let text =
+        special_plan().replace("{ at = \"15s\", reset = \"postgres\" },", "").replace("{ at = \"20s\", blackhole = \"postgres\" },", "");
     let e = special_err(&text);
     assert!(e.field == "suites.netfaults.chaos.expect[1]" && e.message.contains("cut off by a loss, reset or blackhole"), "{e}");
     // Stopping a stopped service.
@@ -545,7 +655,10 @@ fn chaos_actions_and_expectations_are_checked() {
     let e = special_err(&text);
     assert!(e.message.contains("already stopped"), "{e}");
     // Actions are taken in time order whatever the order written.
-    let text = special_plan().replace("actions = [{ at = \"10s\", stop = \"postgres\" }, { at = \"20s\", start = \"postgres\" }]", "actions = [{ at = \"20s\", start = \"postgres\" }, { at = \"10s\", stop = \"postgres\" }]");
+    let text = special_plan().replace(
+        "actions = [{ at = \"10s\", stop = \"postgres\" }, { at = \"20s\", start = \"postgres\" }]",
+        "actions = [{ at = \"20s\", start = \"postgres\" }, { at = \"10s\", stop = \"postgres\" }]",
+    );
     load(&text).unwrap().compile(&all_suites(&text)).unwrap();
 }
 

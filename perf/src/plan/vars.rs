@@ -12,7 +12,6 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::Value;
 
-
 /// Where a template's name points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum VarRef {
@@ -24,11 +23,20 @@ pub(crate) enum VarRef {
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Generator {
-    Int { low: i64, high: i64 },
+    Int {
+        low: i64,
+        high: i64,
+    },
     Choice(Vec<Value>),
-    Sequence { low: i64, high: i64 },
+    Sequence {
+        low: i64,
+        high: i64,
+    },
     /// `first` plus a uniform number of days in `0..=span_days`.
-    Date { first: jiff::civil::Date, span_days: i64 },
+    Date {
+        first: jiff::civil::Date,
+        span_days: i64,
+    },
 }
 
 /// Every variable of a compiled plan.
@@ -163,10 +171,7 @@ mod tests {
             generated: vec![
                 ("n".into(), Generator::Int { low: 1, high: 3 }),
                 ("seq".into(), Generator::Sequence { low: 10, high: 11 }),
-                (
-                    "day".into(),
-                    Generator::Date { first: jiff::civil::date(2030, 1, 30), span_days: 3 },
-                ),
+                ("day".into(), Generator::Date { first: jiff::civil::date(2030, 1, 30), span_days: 3 }),
             ],
             captures: vec!["token".into()],
         })

@@ -121,9 +121,7 @@ pub(super) fn throughput(head: &[EndpointWindow], base: Option<&[EndpointWindow]
 
 /// The whole suite: requests, errors and active virtual users per second.
 pub(super) fn suite(head: &[Window], base: Option<&[Window]>, events: &[Event]) -> Result<String, String> {
-    let pts = |ws: &[Window], pick: fn(&Window) -> f64| -> Vec<(f64, f64)> {
-        ws.iter().map(|w| (f64::from(w.t), pick(w))).collect()
-    };
+    let pts = |ws: &[Window], pick: fn(&Window) -> f64| -> Vec<(f64, f64)> { ws.iter().map(|w| (f64::from(w.t), pick(w))).collect() };
     let mut lines = vec![
         Line { label: "requests/s", points: pts(head, |w| w.requests as f64), color: REQS, dashed: false },
         Line { label: "errors/s", points: pts(head, |w| w.errors as f64), color: ERRS, dashed: false },

@@ -126,12 +126,13 @@ fn charts_section(s: &SuiteReport) -> String {
     }
     if !sum.windows.is_empty() {
         let b = base.map(|b| b.windows.as_slice());
-        out.push_str(&figure("whole suite: requests, errors and active virtual users per second", charts::suite(&sum.windows, b, &sum.events)));
+        out.push_str(&figure(
+            "whole suite: requests, errors and active virtual users per second",
+            charts::suite(&sum.windows, b, &sum.events),
+        ));
     }
     // Endpoints that need attention first, then by name.
-    let verdict_of = |name: &str| {
-        s.comparison.as_ref().and_then(|c| c.endpoint(name)).map(|e| e.verdict).unwrap_or(Verdict::Unchanged)
-    };
+    let verdict_of = |name: &str| s.comparison.as_ref().and_then(|c| c.endpoint(name)).map(|e| e.verdict).unwrap_or(Verdict::Unchanged);
     let mut names: Vec<&String> = sum.endpoints.keys().filter(|n| !sum.endpoints[*n].windows.is_empty()).collect();
     names.sort_by(|a, b| verdict_of(b).cmp(&verdict_of(a)).then(a.cmp(b)));
     let left_out = names.len().saturating_sub(MAX_ENDPOINT_CHARTS);

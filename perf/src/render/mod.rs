@@ -99,11 +99,18 @@ pub struct SuiteReport {
 pub enum BaselineSource {
     None,
     /// A summary committed in the repository.
-    Committed { path: String },
+    Committed {
+        path: String,
+    },
     /// A CI artifact (for example the nightly run's).
-    Artifact { name: String },
+    Artifact {
+        name: String,
+    },
     /// A/B rounds against a git ref built in the same job.
-    AbRef { git_ref: String, rounds: u32 },
+    AbRef {
+        git_ref: String,
+        rounds: u32,
+    },
     /// Baselines exist, but none of this run's testbed and suite definition: no comparison.
     NotComparable {
         /// Why the closest baseline does not do.
@@ -270,12 +277,7 @@ impl Headline {
                     suite: c.suite.clone(),
                     endpoint: e.name.clone(),
                     biggest: biggest.map(said).unwrap_or_default(),
-                    others: e
-                        .metrics
-                        .iter()
-                        .filter(|m| m.verdict == Verdict::Regressed && Some(*m) != biggest)
-                        .map(said)
-                        .collect(),
+                    others: e.metrics.iter().filter(|m| m.verdict == Verdict::Regressed && Some(*m) != biggest).map(said).collect(),
                     effect: e.effect(),
                 });
             }

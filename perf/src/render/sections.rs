@@ -122,10 +122,9 @@ pub(super) fn source_sentence(s: &SuiteReport) -> String {
     line.push('.');
     match &s.confirmation {
         Confirmation::Confirmed => line.push_str(" The regression was confirmed by a re-run."),
-        Confirmation::NotConfirmed { first_run } => line.push_str(&format!(
-            " The first run regressed on {}; a re-run did not, so it is not counted.",
-            first_run.join(", ")
-        )),
+        Confirmation::NotConfirmed { first_run } => {
+            line.push_str(&format!(" The first run regressed on {}; a re-run did not, so it is not counted.", first_run.join(", ")))
+        }
         Confirmation::NotRun => {}
     }
     line
@@ -342,7 +341,12 @@ fn list(m: &BTreeMap<String, u64>) -> String {
 fn errors(sum: &Summary) -> Option<Table> {
     let mut t = Table::new(&[("Endpoint", L), ("Errors", R), ("By kind", L), ("Unexpected statuses", L)]);
     for (name, e) in sum.endpoints.iter().filter(|(_, e)| e.errors.total > 0) {
-        t.row(vec![name.clone().into(), e.errors.total.to_string().into(), list(&e.errors.by_kind).into(), list(&e.errors.by_status).into()]);
+        t.row(vec![
+            name.clone().into(),
+            e.errors.total.to_string().into(),
+            list(&e.errors.by_kind).into(),
+            list(&e.errors.by_status).into(),
+        ]);
     }
     Some(t)
 }

@@ -117,7 +117,14 @@ fn nasty() -> Report {
     let g = Gen::new(50, 20, 5.0, 1);
     let base = summary("baseline", 20, vec![(NASTY, endpoint(&g))]);
     let mut head = summary("baseline", 20, vec![(NASTY, endpoint(&Gen::new(50, 20, 9.0, 2)))]);
-    head.slo = vec![SloResult { endpoint: NASTY.into(), metric: "p99".into(), threshold: 1.0, actual: None, passed: false, reason: Some("<b>no</b>".into()) }];
+    head.slo = vec![SloResult {
+        endpoint: NASTY.into(),
+        metric: "p99".into(),
+        threshold: 1.0,
+        actual: None,
+        passed: false,
+        reason: Some("<b>no</b>".into()),
+    }];
     report(vec![suite_report(Some(base), head, committed())])
 }
 
@@ -147,7 +154,9 @@ fn html_parses_cleanly_and_escapes_names() {
 fn html_holds_the_same_content_plus_charts() {
     let mut r = regressed();
     let s = &mut r.suites[0].summary;
-    s.windows = (0..60).map(|t| Window { t, requests: 200, errors: u64::from(t == 30), active_vus: 10, p50: Some(6.0), p95: Some(9.0), p99: Some(12.0) }).collect();
+    s.windows = (0..60)
+        .map(|t| Window { t, requests: 200, errors: u64::from(t == 30), active_vus: 10, p50: Some(6.0), p95: Some(9.0), p99: Some(12.0) })
+        .collect();
     s.events = vec![Event { t: 20.0, what: "stop postgres".into() }, Event { t: 40.0, what: "start postgres".into() }];
     let page = html(&r);
     let doc = Html::parse_document(&page);
@@ -262,7 +271,8 @@ fn terminal_table_with_and_without_colour() {
 
 #[test]
 fn ab_reports_name_the_ref_and_rounds() {
-    let rounds = |median, seed: u64| -> Vec<Summary> { (0..3).map(|i| one("baseline", "get", &Gen::new(40, 20, median, seed + i))).collect() };
+    let rounds =
+        |median, seed: u64| -> Vec<Summary> { (0..3).map(|i| one("baseline", "get", &Gen::new(40, 20, median, seed + i))).collect() };
     let (b, h) = (rounds(10.0, 1), rounds(10.0, 10));
     let comparison = Some(compare_ab(&b, &h, &CompareRules::default()));
     let r = report(vec![SuiteReport {
@@ -278,7 +288,6 @@ fn ab_reports_name_the_ref_and_rounds() {
     assert_eq!(exit_code(&r), 0);
 }
 
-
 /// Seven of nine endpoints slower, by different amounts: the headline lists them largest
 /// first, each with its biggest metric, says they moved together, and the tables lead with
 /// them.
@@ -289,11 +298,8 @@ fn what_moved_most_comes_first_and_a_whole_service_move_is_named() {
     // Slowdown per endpoint: b the most, then f, then the others; h and i unchanged.
     let factor = [1.5, 3.0, 1.5, 1.5, 1.5, 2.2, 1.5, 1.0, 1.0];
     let base = summary("baseline", 60, names.iter().enumerate().map(|(i, n)| (*n, endpoint(&g(10.0, i as u64)))).collect());
-    let head = summary(
-        "baseline",
-        60,
-        names.iter().enumerate().map(|(i, n)| (*n, endpoint(&g(10.0 * factor[i], 100 + i as u64)))).collect(),
-    );
+    let head =
+        summary("baseline", 60, names.iter().enumerate().map(|(i, n)| (*n, endpoint(&g(10.0 * factor[i], 100 + i as u64)))).collect());
     let r = report(vec![suite_report(Some(base), head, committed())]);
     let h = Headline::of(&r);
     let order: Vec<&str> = h.regressions.iter().map(|r| r.endpoint.as_str()).collect();
@@ -340,7 +346,13 @@ fn a_suite_without_a_comparable_baseline_passes_and_says_why() {
         testbed: "docker-2cpu-epyc-24g".into(),
         available: vec!["local-2cpu-epyc-24g".into()],
     };
-    let r = report(vec![SuiteReport { summary: head, comparison: None, baseline: source, baseline_summary: None, confirmation: Confirmation::NotRun }]);
+    let r = report(vec![SuiteReport {
+        summary: head,
+        comparison: None,
+        baseline: source,
+        baseline_summary: None,
+        confirmation: Confirmation::NotRun,
+    }]);
     assert_eq!(exit_code(&r), 0);
     let h = Headline::of(&r);
     let text = h.sentences().join(" ");

@@ -37,9 +37,7 @@ pub fn resolve(opts: &GateOptions, prepared: &Prepared, git_ref: &str, rounds: u
         return Err(GateError::Input("--rounds: at least 1 round per side".into()));
     }
     if !matches!(opts.backend, BackendChoice::Local | BackendChoice::Auto) || prepared.backend == BackendKind::External {
-        return Err(GateError::Input(
-            "--against builds the app at another commit from source: it needs --backend local".into(),
-        ));
+        return Err(GateError::Input("--against builds the app at another commit from source: it needs --backend local".into()));
     }
     let repo = git(&prepared.plan_dir, &["rev-parse", "--show-toplevel"])
         .map_err(|e| GateError::Input(format!("--against: {} is not in a git repository: {e}", prepared.plan_dir.display())))?;
@@ -71,12 +69,12 @@ fn worktree(target: &AbTarget) -> Result<PathBuf, GateError> {
 pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> Result<GateRun, GateError> {
     let tree = worktree(target)?;
     let base_dir = if target.plan_subdir.as_os_str().is_empty() { tree.clone() } else { tree.join(&target.plan_subdir) };
-    eprintln!(
+    opts.notes.say(format!(
         "A/B: base is {} ({}) in {}; its app is built there (the first time takes minutes)",
         target.git_ref,
         &target.sha[..target.sha.len().min(12)],
         base_dir.display()
-    );
+    ));
     // The base builds into a target folder of its own: with CARGO_TARGET_DIR set, both sides
     // would otherwise build (and start) the same binary path.
     let base_target = vec![("CARGO_TARGET_DIR".to_string(), tree.join("target").display().to_string())];
@@ -98,13 +96,14 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> 
     let mut base_env = Environment::start(BackendChoice::Local, &prepared.setup, &start(base_dir.clone(), "base", base_target))
         .await
         .map_err(|e| env_err("base", e))?;
-    let mut head_env = match Environment::start(BackendChoice::Local, &prepared.setup, &start(prepared.plan_dir.clone(), "head", Vec::new())).await {
-        Ok(env) => env,
-        Err(e) => {
-            let _ = base_env.shutdown().await;
-            return Err(env_err("head", e));
-        }
-    };
+    let mut head_env =
+        match Environment::start(BackendChoice::Local, &prepared.setup, &start(prepared.plan_dir.clone(), "head", Vec::new())).await {
+            Ok(env) => env,
+            Err(e) => {
+                let _ = base_env.shutdown().await;
+                return Err(env_err("head", e));
+            }
+        };
     // Both sides run as local processes whatever `auto` found: the testbed says so.
     let local = prepared.testbed_for(BackendKind::Local);
     let (mut base_ctx, mut head_ctx) = (run_context(opts, prepared, &base_dir), run_context(opts, prepared, &prepared.plan_dir));
@@ -134,9 +133,8 @@ async fn rounds(
             // (a warming cache, a neighbour's load) does not favour one of them.
             let order = if round % 2 == 0 { [true, false] } else { [false, true] };
             for is_base in order {
-                let (env, ctx, side) =
-                    if is_base { (&mut *base.0, base.1, "base") } else { (&mut *head.0, head.1, "head") };
-                eprintln!("A/B round {}/{} of {}: {side}", round + 1, target.rounds, suite.name);
+                let (env, ctx, side) = if is_base { (&mut *base.0, base.1, "base") } else { (&mut *head.0, head.1, "head") };
+                opts.notes.say(format!("A/B round {}/{} of {}: {side}", round + 1, target.rounds, suite.name));
                 let s = measure_suite(opts, prepared, env, suite, ctx).await?;
                 let file = opts.out_dir.join("ab").join(format!("{}-{side}-{}.json", suite.name, round + 1));
                 summary::write_atomic(&file, &s).map_err(|e| GateError::Io(e.to_string()))?;

@@ -26,7 +26,7 @@ pub struct Baselines {
 pub enum Pick {
     /// A baseline to compare with. `across` says why it is not of this run's testbed or
     /// suite definition when `--baseline-any-testbed` forced it; `None` when it matches.
-    Found { summary: Summary, path: PathBuf, across: Option<String> },
+    Found { summary: Box<Summary>, path: PathBuf, across: Option<String> },
     /// Baselines exist, none comparable: no verdict for this suite.
     NotComparable {
         /// Why the closest one does not do.
@@ -41,7 +41,7 @@ impl Baselines {
     /// The baseline to compare `suite` with, if there is a comparable (or forced) one.
     pub fn get(&self, suite: &str) -> Option<(&Summary, &PathBuf)> {
         match self.by_suite.get(suite) {
-            Some(Pick::Found { summary, path, .. }) => Some((summary, path)),
+            Some(Pick::Found { summary, path, .. }) => Some((summary.as_ref(), path)),
             _ => None,
         }
     }
@@ -138,10 +138,8 @@ pub fn mismatch(base: &Summary, testbed: &Testbed, hash: &str) -> Option<String>
 /// closest one (same length, then same backend); else not comparable.
 fn choose(candidates: Vec<(Summary, PathBuf)>, hash: &str, want: Want<'_>) -> Pick {
     let testbeds = {
-        let mut keys: Vec<String> = candidates
-            .iter()
-            .map(|(s, _)| s.run.testbed.as_ref().map_or_else(|| "unknown".to_string(), |t| t.key.clone()))
-            .collect();
+        let mut keys: Vec<String> =
+            candidates.iter().map(|(s, _)| s.run.testbed.as_ref().map_or_else(|| "unknown".to_string(), |t| t.key.clone())).collect();
         keys.sort();
         keys.dedup();
         keys
@@ -149,20 +147,17 @@ fn choose(candidates: Vec<(Summary, PathBuf)>, hash: &str, want: Want<'_>) -> Pi
     let reasons: Vec<Option<String>> = candidates.iter().map(|(s, _)| mismatch(s, want.testbed, hash)).collect();
     if let Some(i) = reasons.iter().position(Option::is_none) {
         let (summary, path) = candidates.into_iter().nth(i).expect("index from the same list");
-        return Pick::Found { summary, path, across: None };
+        return Pick::Found { summary: Box::new(summary), path, across: None };
     }
     let closeness = |s: &Summary| {
         let t = s.run.testbed.as_ref();
-        (
-            t.is_some_and(|t| t.quick == want.testbed.quick),
-            t.is_some_and(|t| t.backend == want.testbed.backend),
-        )
+        (t.is_some_and(|t| t.quick == want.testbed.quick), t.is_some_and(|t| t.backend == want.testbed.backend))
     };
     let best = (0..candidates.len()).rev().max_by_key(|i| closeness(&candidates[*i].0)).unwrap_or(0);
     let why = reasons[best].clone().unwrap_or_default();
     if want.any_testbed {
         let (summary, path) = candidates.into_iter().nth(best).expect("index from the same list");
-        return Pick::Found { summary, path, across: Some(why) };
+        return Pick::Found { summary: Box::new(summary), path, across: Some(why) };
     }
     Pick::NotComparable { why, testbeds }
 }
@@ -295,7 +290,8 @@ mod tests {
         write(&dir.path().join("baseline.json"), &stored(&local, "h1"));
         let got = load(dir.path(), Want { testbed: &local, suites: &suites, any_testbed: false }).unwrap();
         assert!(matches!(got.pick("baseline"), Some(Pick::Found { across: None, .. })), "{got:?}");
-        let file = load(&dir.path().join("baseline.json"), Want { testbed: &testbed("docker"), suites: &suites, any_testbed: false }).unwrap();
+        let file =
+            load(&dir.path().join("baseline.json"), Want { testbed: &testbed("docker"), suites: &suites, any_testbed: false }).unwrap();
         assert!(matches!(file.pick("baseline"), Some(Pick::NotComparable { .. })), "{file:?}");
         // A summary from before testbeds is never compared unless forced.
         let mut old = stored(&local, "h1");

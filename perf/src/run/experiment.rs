@@ -123,15 +123,11 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
         .get(&exp.route)
         .and_then(|e| e.latency_ms.p50)
         .ok_or_else(|| GateError::Input(format!("the suite never sent `{}`", exp.route)))?;
-    let delays = [
-        exp.base_delay_ms,
-        delay_for(1.10, exp.base_delay_ms, intrinsic),
-        delay_for(1.25, exp.base_delay_ms, intrinsic),
-    ];
-    eprintln!(
+    let delays = [exp.base_delay_ms, delay_for(1.10, exp.base_delay_ms, intrinsic), delay_for(1.25, exp.base_delay_ms, intrinsic)];
+    opts.notes.say(format!(
         "experiment: {} median without delay {intrinsic:.2} ms; delays: base {} ms, +10% {} ms, +25% {} ms",
         exp.route, delays[0], delays[1], delays[2]
-    );
+    ));
     let mut envs = Vec::new();
     for d in delays {
         match start_copy(d).await {
@@ -174,20 +170,20 @@ async fn pairs(
             let head = measure_suite(opts, prepared, env, suite, ctx).await?;
             let p50_ratio = ratio(&base, &head, &exp.route, |l| l.p50);
             let p99_ratio = ratio(&base, &head, &exp.route, |l| l.p99);
-            let judged = judge(&base, head, rules, true, move || measure_suite(opts, prepared, env, suite, ctx)).await?;
+            let judged = judge(&base, head, rules, true, &opts.notes, move || measure_suite(opts, prepared, env, suite, ctx)).await?;
             let regressed: Vec<String> = judged.comparison.regressed_endpoints().into_iter().map(str::to_string).collect();
             let confirmation = match &judged.confirmation {
                 crate::render::Confirmation::NotRun => "no re-run".to_string(),
                 crate::render::Confirmation::Confirmed => "re-run confirmed".to_string(),
                 crate::render::Confirmation::NotConfirmed { first_run } => format!("re-run cleared {}", first_run.join(", ")),
             };
-            eprintln!(
+            opts.notes.say(format!(
                 "pair {pair}/{}: {condition}: {} ({confirmation}; {} p50 ×{})",
                 exp.pairs,
                 if regressed.is_empty() { "pass".to_string() } else { format!("regressed {}", regressed.join(", ")) },
                 exp.route,
                 p50_ratio.map(|r| format!("{r:.3}")).unwrap_or("-".into())
-            );
+            ));
             trials.push(Trial { pair, condition: condition.to_string(), regressed, confirmation, p50_ratio, p99_ratio });
         }
         // Let the copies' connections settle between pairs.

@@ -6,7 +6,7 @@
 //! event is missing), and the breaker and cache from the per-second metric scrapes.
 
 use super::{Observations, check};
-use crate::plan::compiled::{ChaosAction, Service, ChaosSpec, Expectation};
+use crate::plan::compiled::{ChaosAction, ChaosSpec, Expectation, Service};
 use crate::summary::Summary;
 
 /// Gauge of the reference app's circuit breaker: 0 closed, 1 open, 2 half-open.
@@ -65,7 +65,8 @@ fn timeouts_hold(summary: &Summary, limit_ms: f64) -> (bool, String) {
 }
 
 fn no_errors(summary: &Summary) -> (bool, String) {
-    let failed: Vec<String> = summary.endpoints.iter().filter(|(_, e)| e.errors.total > 0).map(|(n, e)| format!("{n}: {}", e.errors.total)).collect();
+    let failed: Vec<String> =
+        summary.endpoints.iter().filter(|(_, e)| e.errors.total > 0).map(|(n, e)| format!("{n}: {}", e.errors.total)).collect();
     if failed.is_empty() { (true, "no failed request".into()) } else { (false, format!("failed requests: {}", failed.join(", "))) }
 }
 
@@ -81,7 +82,11 @@ fn no_5xx_except_503(summary: &Summary) -> (bool, String) {
             }
         }
     }
-    if bad.is_empty() { (true, format!("no 5xx other than 503 ({unavailable} × 503)")) } else { (false, format!("5xx other than 503: {}", bad.join(", "))) }
+    if bad.is_empty() {
+        (true, format!("no 5xx other than 503 ({unavailable} × 503)"))
+    } else {
+        (false, format!("5xx other than 503: {}", bad.join(", ")))
+    }
 }
 
 fn errors_stop_within(summary: &Summary, within: f64, restart: f64, a: ChaosAction) -> (bool, String) {
@@ -90,7 +95,9 @@ fn errors_stop_within(summary: &Summary, within: f64, restart: f64, a: ChaosActi
     let about = format!("`{}` at {restart:.1} s", a.what());
     match (late.first(), last) {
         (None, None) => (true, format!("no failed request at all ({about})")),
-        (None, Some(l)) => (true, format!("last failed request in the second starting {:.1} s after {about} (limit {within:.0} s)", l.t as f64 - restart)),
+        (None, Some(l)) => {
+            (true, format!("last failed request in the second starting {:.1} s after {about} (limit {within:.0} s)", l.t as f64 - restart))
+        }
         (Some(f), _) => {
             let n: u64 = late.iter().map(|w| w.errors).sum();
             (false, format!("{n} requests failed {within:.0} s or more after {about}, the first in the second starting at {} s", f.t))
@@ -122,7 +129,10 @@ fn breaker_cycle(obs: &Observations) -> (bool, String) {
         return (false, format!("the breaker opened at {open_t:.0} s and never closed again"));
     };
     if last != 0.0 {
-        return (false, format!("the breaker opened at {open_t:.0} s, closed at {:.0} s, but is not closed at the end (state {last})", closed.0));
+        return (
+            false,
+            format!("the breaker opened at {open_t:.0} s, closed at {:.0} s, but is not closed at the end (state {last})", closed.0),
+        );
     }
     let half_open = states[opened..].iter().any(|(_, v)| *v == 2.0);
     (true, format!("opened at {open_t:.0} s, closed again at {:.0} s{}", closed.0, if half_open { " (through half-open)" } else { "" }))
@@ -130,7 +140,8 @@ fn breaker_cycle(obs: &Observations) -> (bool, String) {
 
 fn cache_recovers(obs: &Observations, restart: f64, a: ChaosAction) -> (bool, String) {
     let about = format!("`{}` at {restart:.1} s", a.what());
-    let hits: Vec<(f64, f64)> = obs.metrics.iter().filter(|(t, _)| *t >= restart).filter_map(|(t, m)| metric(m, CACHE_HITS).map(|v| (*t, v))).collect();
+    let hits: Vec<(f64, f64)> =
+        obs.metrics.iter().filter(|(t, _)| *t >= restart).filter_map(|(t, m)| metric(m, CACHE_HITS).map(|v| (*t, v))).collect();
     match (hits.first(), hits.last()) {
         (Some(first), Some(last)) if last.1 > first.1 => {
             (true, format!("{:.0} cache hits in the {:.0} s after {about}", last.1 - first.1, last.0 - first.0))

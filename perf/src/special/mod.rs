@@ -69,4 +69,3 @@ fn num(x: f64) -> serde_json::Value {
 fn windows_within(windows: &[Window], from: f64, to: f64) -> impl Iterator<Item = &Window> {
     windows.iter().filter(move |w| w.t as f64 >= from && w.t as f64 + 1.0 <= to)
 }
-

@@ -99,7 +99,14 @@ pub(super) fn evaluate(spec: &SoakSpec, summary: &mut Summary) {
         figure(summary, format!("memory_slope_bytes_per_s.{service}"), num(f.slope));
         let growth = f.growth();
         figure(summary, format!("memory_growth.{service}"), growth.map_or(serde_json::Value::Null, num));
-        let (passed, detail) = verdict(&points, &f, growth, spec.max_memory_growth, &format!("memory of {service}"), &format!("{:.1} KiB/s", f.slope / 1024.0));
+        let (passed, detail) = verdict(
+            &points,
+            &f,
+            growth,
+            spec.max_memory_growth,
+            &format!("memory of {service}"),
+            &format!("{:.1} KiB/s", f.slope / 1024.0),
+        );
         check(summary, name, passed, detail);
     }
 
@@ -122,13 +129,23 @@ fn verdict(points: &[(f64, f64)], f: &Fit, growth: Option<f64>, limit: f64, what
     };
     let rising = f.rising();
     let trend = if rising { "significant rise" } else { "no significant rise" };
-    let mut detail = format!("{what} trend {:+.1}% over {:.0} s (limit {:+.1}%), slope {slope}, {trend} (t = {:.1})", g * 100.0, f.last_x - f.first_x, limit * 100.0, f.t);
+    let mut detail = format!(
+        "{what} trend {:+.1}% over {:.0} s (limit {:+.1}%), slope {slope}, {trend} (t = {:.1})",
+        g * 100.0,
+        f.last_x - f.first_x,
+        limit * 100.0,
+        f.t
+    );
     let mut leak = g > limit && rising;
-    if leak && let Some((still, tail_growth)) = still_rising(points, f, limit) {
-        if !still {
-            detail.push_str(&format!("; but the last third is flat ({:+.1}% over the run at its rate): a plateau, not a leak", tail_growth * 100.0));
-            leak = false;
-        }
+    if leak
+        && let Some((still, tail_growth)) = still_rising(points, f, limit)
+        && !still
+    {
+        detail.push_str(&format!(
+            "; but the last third is flat ({:+.1}% over the run at its rate): a plateau, not a leak",
+            tail_growth * 100.0
+        ));
+        leak = false;
     }
     (!leak, detail)
 }

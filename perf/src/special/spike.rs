@@ -28,7 +28,11 @@ pub(super) fn evaluate(spec: &SpikeSpec, summary: &mut Summary, warmup: f64) {
     } else {
         (
             error_rate <= spec.max_error_rate,
-            format!("{errors} of {requests} requests failed during the spike ({:.2}%, limit {:.2}%)", error_rate * 100.0, spec.max_error_rate * 100.0),
+            format!(
+                "{errors} of {requests} requests failed during the spike ({:.2}%, limit {:.2}%)",
+                error_rate * 100.0,
+                spec.max_error_rate * 100.0
+            ),
         )
     };
     super::check(summary, "spike.errors", passed, detail);
@@ -51,11 +55,17 @@ pub(super) fn evaluate(spec: &SpikeSpec, summary: &mut Summary, warmup: f64) {
     let (passed, detail) = match recovery {
         Some(r) => (
             r <= max,
-            format!("p95 back within {:.0}% (at least {RECOVERY_FLOOR_MS} ms) of the pre-spike {pre:.1} ms (≤ {limit:.1} ms) {r:.0} s after the spike (limit {max:.0} s)", spec.recovery_tolerance * 100.0),
+            format!(
+                "p95 back within {:.0}% (at least {RECOVERY_FLOOR_MS} ms) of the pre-spike {pre:.1} ms (≤ {limit:.1} ms) {r:.0} s after the spike (limit {max:.0} s)",
+                spec.recovery_tolerance * 100.0
+            ),
         ),
         None => (
             false,
-            format!("p95 never came back within {:.0}% (at least {RECOVERY_FLOOR_MS} ms) of the pre-spike {pre:.1} ms (≤ {limit:.1} ms) for {RECOVERED_WINDOWS} consecutive seconds", spec.recovery_tolerance * 100.0),
+            format!(
+                "p95 never came back within {:.0}% (at least {RECOVERY_FLOOR_MS} ms) of the pre-spike {pre:.1} ms (≤ {limit:.1} ms) for {RECOVERED_WINDOWS} consecutive seconds",
+                spec.recovery_tolerance * 100.0
+            ),
         ),
     };
     check(summary, "spike.recovery", passed, detail);

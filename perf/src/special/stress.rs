@@ -32,7 +32,10 @@ pub(super) fn evaluate(spec: &StressSpec, suite: &Suite, summary: &mut Summary, 
     };
     // Per-step error kinds are not recorded (windows only count errors), so the timeout share
     // of the whole run's errors stands in for each failing step's.
-    let (timeouts, all_errors) = summary.endpoints.values().fold((0u64, 0u64), |(t, a), e| (t + e.errors.by_kind.get("timeout").copied().unwrap_or(0), a + e.errors.total));
+    let (timeouts, all_errors) = summary
+        .endpoints
+        .values()
+        .fold((0u64, 0u64), |(t, a), e| (t + e.errors.by_kind.get("timeout").copied().unwrap_or(0), a + e.errors.total));
     let timeouts_dominate = all_errors > 0 && timeouts * 2 > all_errors;
     let slo_ms = spec.slo_p95.as_secs_f64() * 1000.0;
 
@@ -48,7 +51,10 @@ pub(super) fn evaluate(spec: &StressSpec, suite: &Suite, summary: &mut Summary, 
         let errors: u64 = ws.iter().map(|w| w.errors).sum();
         // Windows carry percentiles, not histograms: the step's p95 is approximated by the
         // request-weighted mean of its windows' p95.
-        let (weighted, weight) = ws.iter().filter_map(|w| w.p95.map(|p| (p * w.requests as f64, w.requests as f64))).fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+        let (weighted, weight) = ws
+            .iter()
+            .filter_map(|w| w.p95.map(|p| (p * w.requests as f64, w.requests as f64)))
+            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
         let p95_ms = (weight > 0.0).then(|| weighted / weight);
         let error_rate = if requests == 0 { 1.0 } else { errors as f64 / requests as f64 };
         let failure = if requests == 0 || error_rate > spec.max_error_rate {
@@ -91,7 +97,13 @@ pub(super) fn evaluate(spec: &StressSpec, suite: &Suite, summary: &mut Summary, 
                     None => "no latency measured".to_string(),
                 },
                 _ if s.requests == 0 => "no request completed".to_string(),
-                _ => format!("{} of {} requests failed, {:.2}% > {:.2}%", s.errors, s.requests, s.errors as f64 / s.requests as f64 * 100.0, spec.max_error_rate * 100.0),
+                _ => format!(
+                    "{} of {} requests failed, {:.2}% > {:.2}%",
+                    s.errors,
+                    s.requests,
+                    s.errors as f64 / s.requests as f64 * 100.0,
+                    spec.max_error_rate * 100.0
+                ),
             };
             format!("held {breaking}/s; broke at {}/s by {mode} ({why})", s.rate)
         }

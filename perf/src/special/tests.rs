@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Observations, evaluate, fit};
-use crate::plan::compiled::{ChaosAction, Service, ChaosSpec, ChaosVerb, Fault, Exec, Expectation, Scenario, Shape, SoakSpec, Special, SpikeSpec, StressSpec, Suite};
+use crate::plan::compiled::{
+    ChaosAction, ChaosSpec, ChaosVerb, Exec, Expectation, Fault, Scenario, Service, Shape, SoakSpec, Special, SpikeSpec, StressSpec, Suite,
+};
 use crate::plan::{Executor, SuiteKind};
 use crate::summary::*;
 
@@ -17,7 +19,8 @@ fn window(t: u32, requests: u64, errors: u64, p95: Option<f64>) -> Window {
 }
 
 fn endpoint(statuses: &[(&str, u64)], errors: u64, by_kind: &[(&str, u64)]) -> EndpointSummary {
-    let requests = statuses.iter().map(|(_, n)| n).sum::<u64>() + by_kind.iter().filter(|(k, _)| *k != "status").map(|(_, n)| n).sum::<u64>();
+    let requests =
+        statuses.iter().map(|(_, n)| n).sum::<u64>() + by_kind.iter().filter(|(k, _)| *k != "status").map(|(_, n)| n).sum::<u64>();
     EndpointSummary {
         requests,
         errors: Errors { total: errors, by_kind: by_kind.iter().map(|(k, n)| (k.to_string(), *n)).collect(), by_status: BTreeMap::new() },
@@ -47,7 +50,14 @@ fn suite(kind: SuiteKind, special: Special, shape: Shape) -> Suite {
         name: "s".into(),
         kind,
         warmup: secs(5),
-        scenarios: vec![Scenario { name: "a".into(), executor: Executor::RampingArrivalRate, start: Duration::ZERO, shape, exec: Exec::Request(0), graceful_stop: secs(1) }],
+        scenarios: vec![Scenario {
+            name: "a".into(),
+            executor: Executor::RampingArrivalRate,
+            start: Duration::ZERO,
+            shape,
+            exec: Exec::Request(0),
+            graceful_stop: secs(1),
+        }],
         slo: Vec::new(),
         setup: Vec::new(),
         special: Some(special),
@@ -212,7 +222,10 @@ fn soak_summary(app: impl Fn(usize) -> f64, p95: impl Fn(usize) -> f64, n: usize
     let mut s = summary("soak", 5.0, (0..n).map(|i| window(i as u32, 50, 0, Some(p95(i)))).collect());
     let series = |f: &dyn Fn(usize) -> f64| (0..n).map(|i| f(i) as u64).collect::<Vec<_>>();
     s.resources.insert("app".into(), ResourceUsage { cpu_seconds: 1.0, peak_memory_bytes: 0, memory_series: series(&app) });
-    s.resources.insert("postgres".into(), ResourceUsage { cpu_seconds: 1.0, peak_memory_bytes: 0, memory_series: series(&|i| 50e6 + 1e6 * noise(i)) });
+    s.resources.insert(
+        "postgres".into(),
+        ResourceUsage { cpu_seconds: 1.0, peak_memory_bytes: 0, memory_series: series(&|i| 50e6 + 1e6 * noise(i)) },
+    );
     s
 }
 
@@ -260,7 +273,19 @@ fn soak_step_then_plateau_is_not_a_leak() {
 #[test]
 fn soak_growth_without_significance_passes() {
     // Big swings around a flat line over few points: growth can look large, slope is noise.
-    let t = fit(&[(0.0, 10.0), (1.0, 30.0), (2.0, 5.0), (3.0, 28.0), (4.0, 8.0), (5.0, 33.0), (6.0, 9.0), (7.0, 31.0), (8.0, 10.0), (9.0, 35.0)]).unwrap();
+    let t = fit(&[
+        (0.0, 10.0),
+        (1.0, 30.0),
+        (2.0, 5.0),
+        (3.0, 28.0),
+        (4.0, 8.0),
+        (5.0, 33.0),
+        (6.0, 9.0),
+        (7.0, 31.0),
+        (8.0, 10.0),
+        (9.0, 35.0),
+    ])
+    .unwrap();
     assert!(t.growth().unwrap() > 0.2);
     assert!(!t.rising(), "{t:?}");
     let perfect = fit(&[(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]).unwrap();
@@ -339,7 +364,12 @@ fn chaos_errors_stop_within_the_restart() {
 
 #[test]
 fn chaos_errors_are_timed_from_the_heal_of_a_network_fault() {
-    let suite = chaos_suite_with(Service::Postgres, ChaosVerb::Fault(Fault::Blackhole), ChaosVerb::Heal, vec![Expectation::ErrorsStopWithin(secs(5))]);
+    let suite = chaos_suite_with(
+        Service::Postgres,
+        ChaosVerb::Fault(Fault::Blackhole),
+        ChaosVerb::Heal,
+        vec![Expectation::ErrorsStopWithin(secs(5))],
+    );
     let ev = |t: f64, what: &str| Event { t, what: what.into() };
     let obs = Observations { events: vec![ev(10.1, "blackhole postgres"), ev(20.2, "heal postgres")], metrics: Vec::new(), warmup_s: 5.0 };
     let mut s = chaos_summary(10..25, &[("503", 30)], 30);
@@ -352,7 +382,8 @@ fn chaos_errors_are_timed_from_the_heal_of_a_network_fault() {
 
 #[test]
 fn chaos_timeouts_hold() {
-    let suite = chaos_suite_with(Service::Postgres, ChaosVerb::Fault(Fault::Blackhole), ChaosVerb::Heal, vec![Expectation::TimeoutsHold(secs(2))]);
+    let suite =
+        chaos_suite_with(Service::Postgres, ChaosVerb::Fault(Fault::Blackhole), ChaosVerb::Heal, vec![Expectation::TimeoutsHold(secs(2))]);
     let run = |slowest: &[f64], timeouts: u64| {
         let mut s = chaos_summary(0..0, &[], 0);
         s.endpoints.clear();
@@ -388,10 +419,7 @@ fn chaos_no_errors() {
 }
 
 fn scrapes(values: &[(f64, &[(&str, f64)])]) -> Observations {
-    Observations {
-        metrics: values.iter().map(|(t, m)| (*t, m.iter().map(|(k, v)| (k.to_string(), *v)).collect())).collect(),
-        ..events()
-    }
+    Observations { metrics: values.iter().map(|(t, m)| (*t, m.iter().map(|(k, v)| (k.to_string(), *v)).collect())).collect(), ..events() }
 }
 
 #[test]
@@ -403,7 +431,15 @@ fn chaos_breaker_cycle() {
         evaluate(&suite, &mut s, &obs);
         one(&s).clone()
     };
-    let c = run(scrapes(&[(9.0, &[(b, 0.0)]), (11.0, &[(b, 1.0)]), (14.0, &[(b, 2.0)]), (15.0, &[(b, 1.0)]), (22.0, &[(b, 2.0)]), (23.0, &[(b, 0.0)]), (30.0, &[(b, 0.0)])]));
+    let c = run(scrapes(&[
+        (9.0, &[(b, 0.0)]),
+        (11.0, &[(b, 1.0)]),
+        (14.0, &[(b, 2.0)]),
+        (15.0, &[(b, 1.0)]),
+        (22.0, &[(b, 2.0)]),
+        (23.0, &[(b, 0.0)]),
+        (30.0, &[(b, 0.0)]),
+    ]));
     assert!(c.passed && c.detail.contains("half-open"), "{c:?}");
     let c = run(scrapes(&[(9.0, &[(b, 0.0)]), (30.0, &[(b, 0.0)])]));
     assert!(!c.passed && c.detail.contains("never opened"), "{c:?}");
@@ -420,8 +456,14 @@ fn chaos_cache_recovers() {
     let (p, s_) = (h("provider"), h("slots"));
     let obs = |after: f64| {
         let ev = |t: f64, what: &str| Event { t, what: what.into() };
-        let m = |t: f64, a: f64, b: f64| (t, BTreeMap::from([(p.clone(), a), (s_.clone(), b), ("refapp_cache_misses_total{cache=\"provider\"}".to_string(), 7.0)]));
-        Observations { events: vec![ev(10.0, "stop redis"), ev(20.0, "start redis")], metrics: vec![m(9.0, 100.0, 50.0), m(15.0, 100.0, 50.0), m(20.5, 100.0, 50.0), m(30.0, 100.0 + after, 50.0)], warmup_s: 5.0 }
+        let m = |t: f64, a: f64, b: f64| {
+            (t, BTreeMap::from([(p.clone(), a), (s_.clone(), b), ("refapp_cache_misses_total{cache=\"provider\"}".to_string(), 7.0)]))
+        };
+        Observations {
+            events: vec![ev(10.0, "stop redis"), ev(20.0, "start redis")],
+            metrics: vec![m(9.0, 100.0, 50.0), m(15.0, 100.0, 50.0), m(20.5, 100.0, 50.0), m(30.0, 100.0 + after, 50.0)],
+            warmup_s: 5.0,
+        }
     };
     let mut s = chaos_summary(0..0, &[], 0);
     evaluate(&suite, &mut s, &obs(40.0));

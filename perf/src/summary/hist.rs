@@ -21,17 +21,14 @@ pub enum HistError {
 /// Encodes a histogram as base64 of its V2 deflate serialization.
 pub fn encode(h: &Histogram<u64>) -> String {
     let mut bytes = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(h, &mut bytes)
-        .expect("serializing a histogram into memory cannot fail");
+    V2DeflateSerializer::new().serialize(h, &mut bytes).expect("serializing a histogram into memory cannot fail");
     STANDARD.encode(bytes)
 }
 
 /// Decodes what [`encode`] wrote (or any V2 / V2 deflate histogram in base64).
 pub fn decode(s: &str) -> Result<Histogram<u64>, HistError> {
     let bytes = STANDARD.decode(s.trim())?;
-    let mut h: Histogram<u64> =
-        Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| HistError::Decode(format!("{e:?}")))?;
+    let mut h: Histogram<u64> = Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| HistError::Decode(format!("{e:?}")))?;
     // Merged results may hold larger values than either part: let it grow.
     h.auto(true);
     Ok(h)

@@ -10,10 +10,7 @@ use super::testbed::{Testbed, memory_class};
 pub fn host_info() -> HostInfo {
     let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|text| {
-        text.lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
+        text.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string())
     });
     HostInfo { cpus, cpu_model, os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH) }
 }

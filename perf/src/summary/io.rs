@@ -16,9 +16,7 @@ pub enum SummaryError {
     Syntax { path: PathBuf, line: usize, column: usize, message: String },
     #[error("{path}:{line}:{column}: field `{field}`: {message}")]
     Field { path: PathBuf, line: usize, column: usize, field: String, message: String },
-    #[error(
-        "{path}: schema_version {found} is newer than this build understands (up to {supported}): update the perf gate to read it"
-    )]
+    #[error("{path}: schema_version {found} is newer than this build understands (up to {supported}): update the perf gate to read it")]
     Newer { path: PathBuf, found: u64, supported: u32 },
     #[error("{path}: field `schema_version`: {message}")]
     Version { path: PathBuf, message: String },

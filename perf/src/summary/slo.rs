@@ -142,8 +142,7 @@ mod tests {
         eps.insert("fast".to_string(), ep(1000, 20, Some(50.0), 10.0));
         eps.insert("slow".to_string(), ep(1000, 0, Some(500.0), 4.0));
         let r = evaluate(&slo, &eps);
-        let got: Vec<(&str, &str, f64, bool)> =
-            r.iter().map(|s| (s.endpoint.as_str(), s.metric.as_str(), s.threshold, s.passed)).collect();
+        let got: Vec<(&str, &str, f64, bool)> = r.iter().map(|s| (s.endpoint.as_str(), s.metric.as_str(), s.threshold, s.passed)).collect();
         assert_eq!(
             got,
             vec![

@@ -211,8 +211,7 @@ mod stub {
 
     async fn deep() -> Result<(), String> {
         let db = std::env::var("DATABASE_URL").map_err(|_| "DATABASE_URL is not set".to_string())?;
-        let (client, conn) =
-            tokio_postgres::connect(&db, tokio_postgres::NoTls).await.map_err(|e| format!("postgres: {e}"))?;
+        let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await.map_err(|e| format!("postgres: {e}"))?;
         let driver = tokio::spawn(conn);
         client.simple_query("SELECT 1").await.map_err(|e| format!("postgres: {e}"))?;
         driver.abort();

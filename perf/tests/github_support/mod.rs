@@ -14,9 +14,7 @@ use wiremock::{MockServer, Request, Respond, ResponseTemplate};
 pub const TOKEN: &str = "ghs_Zq3TESTtokenNEVERprintMe0123456789";
 
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/github")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/github").join(name)
 }
 
 pub fn fixture(name: &str) -> String {
@@ -51,12 +49,7 @@ pub fn pr_env(api_url: &str) -> HashMap<String, String> {
         ("GITHUB_REPOSITORY", "acme/shop".to_owned()),
         ("GITHUB_API_URL", api_url.to_owned()),
         ("GITHUB_EVENT_NAME", "pull_request".to_owned()),
-        (
-            "GITHUB_EVENT_PATH",
-            fixture_path("event_pull_request.json")
-                .display()
-                .to_string(),
-        ),
+        ("GITHUB_EVENT_PATH", fixture_path("event_pull_request.json").display().to_string()),
         ("GITHUB_ACTIONS", "true".to_owned()),
     ] {
         env.insert(k.to_owned(), v);
@@ -85,10 +78,7 @@ pub struct Sequence {
 impl Sequence {
     pub fn new(responses: Vec<ResponseTemplate>) -> Sequence {
         assert!(!responses.is_empty());
-        Sequence {
-            responses: Arc::new(responses),
-            arrivals: Arc::default(),
-        }
+        Sequence { responses: Arc::new(responses), arrivals: Arc::default() }
     }
 
     pub fn arrivals(&self) -> Vec<Instant> {

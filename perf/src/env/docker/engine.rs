@@ -11,8 +11,8 @@ use futures::StreamExt;
 use testcontainers::bollard::Docker;
 use testcontainers::bollard::models::{NetworkCreateRequest, VolumeCreateRequest};
 use testcontainers::bollard::query_parameters::{
-    InspectContainerOptions, ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StatsOptionsBuilder,
+    InspectContainerOptions, ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StatsOptionsBuilder,
 };
 
 use super::super::{EnvError, ResourceSample};
@@ -31,17 +31,13 @@ const API_TIMEOUT_SECS: u64 = 120;
 /// Where the engine is: `DOCKER_HOST` when set, else the default Unix socket, as
 /// testcontainers looks for it.
 pub fn docker_host() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.trim().is_empty())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+    std::env::var("DOCKER_HOST").ok().filter(|h| !h.trim().is_empty()).unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
 }
 
 /// A client for the engine at [`docker_host`]. Connecting does not talk to the engine yet.
 pub fn connect() -> Result<Docker, EnvError> {
     let host = docker_host();
-    let docker = Docker::connect_with_host(&host)
-        .map_err(|e| EnvError::Docker(format!("cannot use the engine at {host}: {e}")))?;
+    let docker = Docker::connect_with_host(&host).map_err(|e| EnvError::Docker(format!("cannot use the engine at {host}: {e}")))?;
     Ok(docker.with_timeout(Duration::from_secs(API_TIMEOUT_SECS)))
 }
 
@@ -67,10 +63,7 @@ pub async fn ping(docker: &Docker) -> Result<(), EnvError> {
             "no Docker engine answers at {}: {e} (start one, e.g. .ci/docker-engine.sh start, or use --backend local)",
             docker_host()
         ))),
-        Err(_) => Err(EnvError::Docker(format!(
-            "the Docker engine at {} did not answer within {PING_TIMEOUT:?}",
-            docker_host()
-        ))),
+        Err(_) => Err(EnvError::Docker(format!("the Docker engine at {} did not answer within {PING_TIMEOUT:?}", docker_host()))),
     }
 }
 
@@ -123,11 +116,7 @@ pub async fn create_network(docker: &Docker, name: &str, run_id: &str) -> Result
 /// container and is removed with the run).
 pub async fn create_volume(docker: &Docker, name: &str, run_id: &str) -> Result<(), EnvError> {
     docker
-        .create_volume(VolumeCreateRequest {
-            name: Some(name.to_string()),
-            labels: Some(run_labels(run_id)),
-            ..Default::default()
-        })
+        .create_volume(VolumeCreateRequest { name: Some(name.to_string()), labels: Some(run_labels(run_id)), ..Default::default() })
         .await
         .map_err(|e| api_error(&format!("creating volume {name}"), e))?;
     Ok(())
@@ -163,13 +152,7 @@ pub async fn list_labelled(docker: &Docker, run_id: Option<&str>) -> Result<Left
         .await
         .map_err(|e| api_error("listing containers", e))?
         .into_iter()
-        .map(|c| {
-            c.names
-                .and_then(|n| n.into_iter().next())
-                .map(|n| n.trim_start_matches('/').to_string())
-                .or(c.id)
-                .unwrap_or_default()
-        })
+        .map(|c| c.names.and_then(|n| n.into_iter().next()).map(|n| n.trim_start_matches('/').to_string()).or(c.id).unwrap_or_default())
         .collect();
     let networks = docker
         .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
@@ -233,11 +216,7 @@ pub async fn sweep(docker: &Docker, run_id: Option<&str>) -> Result<(), EnvError
             failures.push(format!("volume {v}: {e}"));
         }
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(EnvError::Docker(format!("could not remove {}", failures.join("; "))))
-    }
+    if failures.is_empty() { Ok(()) } else { Err(EnvError::Docker(format!("could not remove {}", failures.join("; ")))) }
 }
 
 /// Sweeps a run from synchronous code (`Drop`): on a thread of its own with its own small
@@ -339,10 +318,6 @@ pub async fn sample(docker: &Docker, container: &str) -> Option<ResourceSample> 
     let cpu_ns = stats.cpu_stats.as_ref()?.cpu_usage.as_ref()?.total_usage?;
     let mem = stats.memory_stats.as_ref()?;
     let usage = mem.usage?;
-    let inactive = mem
-        .stats
-        .as_ref()
-        .and_then(|s| s.get("inactive_file").or_else(|| s.get("total_inactive_file")).copied())
-        .unwrap_or(0);
+    let inactive = mem.stats.as_ref().and_then(|s| s.get("inactive_file").or_else(|| s.get("total_inactive_file")).copied()).unwrap_or(0);
     Some(ResourceSample { cpu_seconds: cpu_ns as f64 / 1e9, memory_bytes: usage.saturating_sub(inactive) })
 }

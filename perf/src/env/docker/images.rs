@@ -138,10 +138,7 @@ pub async fn ensure_app_image(
 
 /// Copies the build's stdout and stderr, line by line, into the log file and returns the
 /// lines (kept whole: a build's output is small).
-fn collect_output(
-    child: &mut tokio::process::Child,
-    log_path: &Path,
-) -> impl std::future::Future<Output = Vec<String>> + use<> {
+fn collect_output(child: &mut tokio::process::Child, log_path: &Path) -> impl std::future::Future<Output = Vec<String>> + use<> {
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let log_path: PathBuf = log_path.to_path_buf();

@@ -11,8 +11,9 @@
 //!   handed out stays right.
 //!
 //! testcontainers creates and starts the containers (and pulls an image missing locally);
-//! [`engine`] does what it has no API for. Readiness is a real query per service
-//! ([`ready`]), then the app's health check.
+//! [`engine`] does what it has no API for. One small module per image says what the image
+//! needs and when it is ready ([`postgres`], [`redis`]; the app's image is built or chosen by
+//! [`images`] and is ready when its health check answers); [`ready`] waits.
 //!
 //! Clean-up: [`DockerEnv::shutdown`] removes the containers, the network and the volume; a
 //! failed or interrupted start does the same before returning its error; and `Drop` (errors,
@@ -22,7 +23,9 @@
 
 pub mod engine;
 pub mod images;
+pub mod postgres;
 pub mod ready;
+pub mod redis;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -43,9 +46,6 @@ use crate::plan::{DockerAppSetup, Setup};
 pub use engine::{LABEL_OWNER, LABEL_RUN, Leftovers, engine_answers, engine_version};
 pub use images::apply_image_overrides;
 
-/// Ports the database containers listen on inside the network.
-const POSTGRES_PORT: u16 = 5432;
-const REDIS_PORT: u16 = 6379;
 /// Grace period of `docker stop` before SIGKILL.
 const STOP_TIMEOUT_SECS: i32 = 10;
 /// Lines of each container's log saved under `logs_dir` when something fails.
@@ -162,8 +162,7 @@ impl State {
         let run_id = run_id.to_string();
         let spec = setup.app.docker.clone().ok_or_else(|| {
             EnvError::Other(
-                "the docker backend needs [app.docker] in the plan (image, and a dockerfile to build it), or PERF_APP_IMAGE"
-                    .into(),
+                "the docker backend needs [app.docker] in the plan (image, and a dockerfile to build it), or PERF_APP_IMAGE".into(),
             )
         })?;
         let docker = engine::connect()?;
@@ -212,16 +211,12 @@ impl State {
 
         let pg_image = setup.environment.postgres.image.clone();
         let redis_image = setup.environment.redis.image.clone();
-        let pg_env = vec![
-            ("POSTGRES_USER".to_string(), self.pg_user.clone()),
-            ("POSTGRES_PASSWORD".to_string(), self.pg_password.clone()),
-            ("POSTGRES_DB".to_string(), self.pg_database.clone()),
-        ];
-        let pg_mount = Mount::volume_mount(self.volume.clone(), "/var/lib/postgresql/data");
+        let pg_env = postgres::env(&self.pg_user, &self.pg_password, &self.pg_database);
+        let pg_mount = postgres::data_mount(&self.volume);
         // Both start together; both are kept (and their logs saved) even when one fails.
         let (pg, redis) = tokio::join!(
-            self.run_container(Service::Postgres, &pg_image, POSTGRES_PORT, pg_env, Some(pg_mount)),
-            self.run_container(Service::Redis, &redis_image, REDIS_PORT, Vec::new(), None),
+            self.run_container(Service::Postgres, &pg_image, postgres::PORT, pg_env, Some(pg_mount)),
+            self.run_container(Service::Redis, &redis_image, redis::PORT, Vec::new(), None),
         );
         let pg_started = pg.map(|r| self.postgres.insert(r).clone_handle());
         let redis_started = redis.map(|r| self.redis.insert(r).clone_handle());
@@ -240,7 +235,7 @@ impl State {
             self.proxies = Some(proxies);
             addrs
         } else {
-            (format!("postgres:{POSTGRES_PORT}"), format!("redis:{REDIS_PORT}"))
+            (format!("postgres:{}", postgres::PORT), format!("redis:{}", redis::PORT))
         };
         let values = AppEnvValues {
             postgres_url: format!(
@@ -288,10 +283,7 @@ impl State {
                     host.publish_all_ports = Some(false);
                     host.port_bindings = Some(HashMap::from([(
                         format!("{port}/tcp"),
-                        Some(vec![PortBinding {
-                            host_ip: Some("127.0.0.1".into()),
-                            host_port: Some(host_port.to_string()),
-                        }]),
+                        Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(host_port.to_string()) }]),
                     )]));
                 });
             for (key, value) in &env {
@@ -322,16 +314,13 @@ impl State {
     async fn wait_postgres(&self, pg: &Handle) -> Result<(), EnvError> {
         let (user, password, db) = (&self.pg_user, &self.pg_password, &self.pg_database);
         ready::wait_ready(&self.docker, &pg.name, "postgres", self.startup_timeout, &self.cancel, || {
-            ready::postgres_answers(pg.host_port, user, password, db)
+            postgres::answers(pg.host_port, user, password, db)
         })
         .await
     }
 
     async fn wait_redis(&self, redis: &Handle) -> Result<(), EnvError> {
-        ready::wait_ready(&self.docker, &redis.name, "redis", self.startup_timeout, &self.cancel, || {
-            ready::redis_answers(redis.host_port)
-        })
-        .await
+        ready::wait_ready(&self.docker, &redis.name, "redis", self.startup_timeout, &self.cancel, || redis::answers(redis.host_port)).await
     }
 
     /// Waits for the app's health check; a watcher ends the wait as soon as the container
@@ -351,11 +340,9 @@ impl State {
                 }
             })
         };
-        let result = super::procs::wait_http_ok("app", &url, self.startup_timeout, &self.cancel, || {
-            match stopped.lock().take() {
-                Some(status) => Err(EnvError::Exited { service: "app", status, log_tail: String::new() }),
-                None => Ok(String::new()),
-            }
+        let result = super::procs::wait_http_ok("app", &url, self.startup_timeout, &self.cancel, || match stopped.lock().take() {
+            Some(status) => Err(EnvError::Exited { service: "app", status, log_tail: String::new() }),
+            None => Ok(String::new()),
         })
         .await;
         watcher.abort();
@@ -424,11 +411,7 @@ impl State {
     /// The host port is the same as before (explicit binding), so URLs stay right.
     async fn start_service(&mut self, service: Service) -> Result<(), EnvError> {
         let running = self.running(service)?;
-        running
-            .container
-            .start()
-            .await
-            .map_err(|e| EnvError::Docker(format!("starting {} again: {e}", service.as_str())))?;
+        running.container.start().await.map_err(|e| EnvError::Docker(format!("starting {} again: {e}", service.as_str())))?;
         let handle = running.clone_handle();
         match service {
             Service::Postgres => self.wait_postgres(&handle).await,
@@ -504,9 +487,7 @@ impl State {
             EnvError::NotReady { service, timeout, detail, log_tail } => {
                 EnvError::NotReady { service, timeout, detail: detail + &note, log_tail }
             }
-            EnvError::Exited { service, status, log_tail } => {
-                EnvError::Exited { service, status: status + &note, log_tail }
-            }
+            EnvError::Exited { service, status, log_tail } => EnvError::Exited { service, status: status + &note, log_tail },
             other => other,
         }
     }

@@ -1,5 +1,6 @@
-//! Readiness that is right for each image: a real PostgreSQL connection running `SELECT 1`
-//! and a Redis `PING`, both through the port published on 127.0.0.1.
+//! Waiting for a container to be ready: a probe that is right for its image (a real
+//! PostgreSQL `SELECT 1`, a Redis `PING`: [`super::postgres`], [`super::redis`]), through the
+//! port published on 127.0.0.1, until it answers, the container stops or the time is up.
 //!
 //! Log lines are not trusted: the official PostgreSQL image prints "ready to accept
 //! connections" twice, the first time for the temporary server it runs during initialisation
@@ -16,7 +17,7 @@ use super::super::EnvError;
 use super::engine;
 
 /// How long one probe may take before it counts as a failed attempt.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Pause between attempts.
 const POLL: Duration = Duration::from_millis(200);
 /// Lines of a container's log put into an error.
@@ -61,45 +62,4 @@ where
             _ = tokio::time::sleep(POLL) => {}
         }
     }
-}
-
-/// Connects to PostgreSQL on 127.0.0.1:`port` with the password and runs `SELECT 1`.
-/// The error never contains the password (tokio-postgres does not print it).
-pub async fn postgres_answers(port: u16, user: &str, password: &str, database: &str) -> Result<(), String> {
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host("127.0.0.1")
-        .port(port)
-        .user(user)
-        .password(password)
-        .dbname(database)
-        .connect_timeout(PROBE_TIMEOUT);
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| format!("connecting to postgres on 127.0.0.1:{port}: {}", super::super::procs::error_chain(&e)))?;
-    let driver = tokio::spawn(connection);
-    let result = client
-        .simple_query("SELECT 1")
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("SELECT 1 on 127.0.0.1:{port}: {}", super::super::procs::error_chain(&e)));
-    drop(client);
-    driver.abort();
-    result
-}
-
-/// Sends `PING` to Redis on 127.0.0.1:`port` and expects `PONG`.
-pub async fn redis_answers(port: u16) -> Result<(), String> {
-    let url = format!("redis://127.0.0.1:{port}");
-    let client = redis::Client::open(url.as_str()).map_err(|e| format!("{url}: {e}"))?;
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| format!("connecting to {url}: {e}"))?;
-    let pong: String = redis::cmd("PING")
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| format!("PING {url}: {e}"))?;
-    if pong == "PONG" { Ok(()) } else { Err(format!("PING {url} answered {pong:?}")) }
 }

@@ -90,14 +90,11 @@ pub fn resolve_program(field: &str, argv: &[String], base: &Path) -> Result<Path
     };
     if first.contains('/') {
         let p = base.join(first);
-        if procs::is_executable(&p) {
-            Ok(p)
-        } else {
-            Err(EnvError::Other(format!("{field}: {} is not an executable file", p.display())))
-        }
+        if procs::is_executable(&p) { Ok(p) } else { Err(EnvError::Other(format!("{field}: {} is not an executable file", p.display()))) }
     } else {
-        procs::path_dirs().into_iter().map(|d| d.join(first)).find(|p| procs::is_executable(p)).ok_or_else(|| {
-            EnvError::MissingProgram { program: first.clone(), hint: format!("{field} names a program that is not on PATH") }
+        procs::path_dirs().into_iter().map(|d| d.join(first)).find(|p| procs::is_executable(p)).ok_or_else(|| EnvError::MissingProgram {
+            program: first.clone(),
+            hint: format!("{field} names a program that is not on PATH"),
         })
     }
 }

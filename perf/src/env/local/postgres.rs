@@ -11,8 +11,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
-use crate::env::EnvError;
 use super::server::{ServerProcess, Stopping};
+use crate::env::EnvError;
 use crate::env::procs::{self, RunAs, Spawn, error_chain};
 
 /// How to start PostgreSQL.
@@ -210,8 +210,8 @@ impl PostgresProcess {
             });
         }
         let conf = self.data.join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&conf)
-            .map_err(|e| EnvError::Io { context: format!("reading {}", conf.display()), source: e })?;
+        let mut text =
+            std::fs::read_to_string(&conf).map_err(|e| EnvError::Io { context: format!("reading {}", conf.display()), source: e })?;
         text.push_str(SETTINGS);
         text.push_str(&format!("unix_socket_directories = '{}'\n", root.display().to_string().replace('\'', "''")));
         std::fs::write(&conf, text).map_err(|e| EnvError::Io { context: format!("writing {}", conf.display()), source: e })
@@ -294,8 +294,7 @@ fn find_binaries() -> Result<Binaries, EnvError> {
         .map(|d| Binaries { initdb: d.join("initdb"), postgres: d.join("postgres") })
         .ok_or_else(|| EnvError::MissingProgram {
             program: "postgresql (initdb and postgres)".into(),
-            hint: "install it with `apt-get install postgresql` (or put the directory holding initdb and postgres on PATH)"
-                .into(),
+            hint: "install it with `apt-get install postgresql` (or put the directory holding initdb and postgres on PATH)".into(),
         })
 }
 
@@ -332,8 +331,7 @@ mod tests {
             std::fs::create_dir_all(root.path().join(v).join("bin")).unwrap();
         }
         let dirs = debian_bin_dirs(root.path());
-        let names: Vec<String> =
-            dirs.iter().map(|p| p.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = dirs.iter().map(|p| p.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["15", "13", "9.6"]);
     }
 }

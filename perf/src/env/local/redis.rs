@@ -7,8 +7,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
-use crate::env::EnvError;
 use super::server::{ServerProcess, Stopping};
+use crate::env::EnvError;
 use crate::env::procs::{self, Spawn, error_chain};
 
 /// How to start Redis.
@@ -142,8 +142,7 @@ async fn ping(port: u16) -> Result<(), String> {
     let url = url(port);
     let attempt = async {
         let client = redis::Client::open(url.as_str()).map_err(|e| format!("{url}: {}", error_chain(&e)))?;
-        let mut con =
-            client.get_multiplexed_async_connection().await.map_err(|e| format!("connecting to {url}: {}", error_chain(&e)))?;
+        let mut con = client.get_multiplexed_async_connection().await.map_err(|e| format!("connecting to {url}: {}", error_chain(&e)))?;
         let pong: String = redis::cmd("PING").query_async(&mut con).await.map_err(|e| format!("PING: {}", error_chain(&e)))?;
         if pong == "PONG" { Ok(()) } else { Err(format!("PING answered {pong:?}")) }
     };

@@ -134,10 +134,7 @@ impl ServerProcess {
     /// Polls `ready` every 50 ms until it answers `Ok`, the process exits (`Exited`, with its
     /// log's tail), the startup timeout passes (`NotReady`, with the last answer) or the run is
     /// cancelled (`Interrupted`).
-    async fn wait_ready<F: Future<Output = Result<(), String>>>(
-        &mut self,
-        ready: &mut impl FnMut(u16) -> F,
-    ) -> Result<(), EnvError> {
+    async fn wait_ready<F: Future<Output = Result<(), String>>>(&mut self, ready: &mut impl FnMut(u16) -> F) -> Result<(), EnvError> {
         let deadline = tokio::time::Instant::now() + self.startup_timeout;
         loop {
             self.check_running()?;

@@ -1,0 +1,258 @@
+//! One suite measured: the load, and beside it the side work — resources sampled every
+//! second, the app's metrics scraped, a chaos suite's actions at their times — then the
+//! summary with the special suites' checks.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{RunClock, RunOptions, run_suite};
+use crate::env::{Environment, ResourceSample, Service};
+use crate::faults::ProxyStats;
+use crate::plan::SuiteKind;
+use crate::plan::compiled::{ChaosAction, ChaosVerb, Fault, Special, Suite};
+use crate::special::Observations;
+use crate::summary::{self, AppMetrics, Event, ResourceUsage, RunContext, Summary};
+
+use super::{GateError, GateOptions, Notes, Prepared, needs_proxies, scrape};
+
+/// Runs one suite with resource sampling and metric scrapes, and builds its summary. Chaos
+/// suites' actions (stop or start PostgreSQL or Redis) happen at their times beside the load,
+/// with the app's metrics scraped every second; special suites get their checks.
+pub async fn measure_suite(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    env: &mut Environment,
+    suite: &Suite,
+    ctx: &RunContext,
+) -> Result<Summary, GateError> {
+    let app = &prepared.setup.app;
+    let client = reqwest::Client::new();
+    let metrics_url = app.metrics.as_ref().map(|m| format!("{}{}", env.app_url(), m));
+    let scrape_once = |client: reqwest::Client, url: Option<String>| {
+        let prefixes = app.metrics_series.clone();
+        async move {
+            match url {
+                Some(url) => scrape::scrape(&client, &url, &prefixes).await,
+                None => None,
+            }
+        }
+    };
+    let before_metrics = scrape_once(client.clone(), metrics_url.clone()).await;
+    let before = env.resources().await;
+    let proxies_before = env.proxy_stats();
+
+    let (clock_tx, clock_rx) = tokio::sync::watch::channel(None);
+    let mut run_opts = RunOptions::new(env.app_url());
+    run_opts.cancel = opts.cancel.clone();
+    run_opts.progress = opts.progress;
+    run_opts.seed = opts.seed;
+    run_opts.hooks.clock = Some(clock_tx);
+    let actions = match &suite.special {
+        Some(Special::Chaos(c)) => c.actions.clone(),
+        _ => Vec::new(),
+    };
+    let side_scrape = if actions.is_empty() { None } else { metrics_url.clone() };
+    let done = CancellationToken::new();
+    let side =
+        side_work(env, done.clone(), clock_rx, actions, side_scrape.map(|u| (client.clone(), u, app.metrics_series.clone())), &opts.notes);
+    let load = async {
+        let r = run_suite(&prepared.compiled, suite, run_opts).await;
+        done.cancel();
+        r
+    };
+    let (result, side) = tokio::join!(load, side);
+    let result = result.map_err(|e| GateError::Input(format!("suite {}: {e}", suite.name)))?;
+    if result.cancelled || opts.cancel.is_cancelled() {
+        return Err(GateError::Interrupted);
+    }
+    let after = env.resources().await;
+    let after_metrics = scrape_once(client, metrics_url).await;
+
+    let mut summary = summary::build(&result, ctx);
+    summary.resources = resource_usage(&before, &after, &side.samples);
+    if needs_proxies(suite) {
+        summary.figures.insert("fault_proxies".into(), proxy_figures(&proxies_before, &env.proxy_stats()));
+    }
+    if let (Some(before), Some(after)) = (before_metrics, after_metrics) {
+        summary.app_metrics = Some(AppMetrics { before, after });
+    }
+    summary.invalid_reasons.extend(side.failures.iter().cloned());
+    if !side.failures.is_empty() {
+        summary.valid = false;
+    }
+    if suite.kind == SuiteKind::Stress && !summary.invalid_reasons.is_empty() && side.failures.is_empty() {
+        // A stress suite is meant to go past what the app sustains: falling behind schedule
+        // there is the finding (the breaking point), not a broken run.
+        let notes = std::mem::take(&mut summary.invalid_reasons);
+        summary.figures.insert("schedule".into(), serde_json::json!(notes));
+        summary.valid = true;
+    }
+    let obs = Observations { events: side.events, metrics: side.metrics, warmup_s: summary.run.warmup_s };
+    crate::special::evaluate(suite, &mut summary, &obs);
+    Ok(summary)
+}
+
+/// What ran beside the load.
+struct SideWork {
+    /// Resource use of each service, every second.
+    samples: Vec<Vec<(Service, ResourceSample)>>,
+    /// Chaos actions done, seconds from the measured start.
+    events: Vec<Event>,
+    /// App metrics every second (chaos suites only), seconds from the measured start.
+    metrics: Vec<(f64, BTreeMap<String, f64>)>,
+    /// Chaos actions that could not be done: the run is invalid.
+    failures: Vec<String>,
+}
+
+/// Samples resources every second until `done`; once the load's clock is known, does each
+/// chaos action at `suite start + at` and scrapes the app's metrics every second. A service
+/// still stopped at the end is started again, and a fault still set is cleared, so later
+/// suites find the environment whole.
+async fn side_work(
+    env: &mut Environment,
+    done: CancellationToken,
+    mut clock_rx: tokio::sync::watch::Receiver<Option<RunClock>>,
+    actions: Vec<ChaosAction>,
+    scrape_target: Option<(reqwest::Client, String, Vec<String>)>,
+    notes: &Notes,
+) -> SideWork {
+    let mut out = SideWork { samples: Vec::new(), events: Vec::new(), metrics: Vec::new(), failures: Vec::new() };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut clock: Option<RunClock> = None;
+    let mut clock_open = true;
+    let mut next = 0usize;
+    let mut stopped: Vec<Service> = Vec::new();
+    let mut faulted: Vec<Service> = Vec::new();
+    loop {
+        let deadline = clock.and_then(|c| actions.get(next).map(|a| c.suite_start + a.at));
+        tokio::select! {
+            _ = done.cancelled() => break,
+            changed = clock_rx.changed(), if clock.is_none() && clock_open => {
+                match changed {
+                    Ok(()) => clock = *clock_rx.borrow(),
+                    Err(_) => clock_open = false,
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(std::time::Instant::now).into()), if deadline.is_some() => {
+                let action = actions[next];
+                next += 1;
+                let t = clock.map(|c| secs_since(c.measured_start)).unwrap_or(0.0);
+                match chaos_action(env, action).await {
+                    Ok(()) => {
+                        notes.say(format!("chaos: {} at {t:.1}s", action.what()));
+                        match action.verb {
+                            ChaosVerb::Stop => stopped.push(action.service),
+                            ChaosVerb::Start => stopped.retain(|s| *s != action.service),
+                            ChaosVerb::Fault(_) if !faulted.contains(&action.service) => faulted.push(action.service),
+                            ChaosVerb::Fault(_) => {}
+                            ChaosVerb::Heal => faulted.retain(|s| *s != action.service),
+                        }
+                        out.events.push(Event { t, what: action.what() });
+                    }
+                    Err(e) => out.failures.push(format!("chaos action `{}` failed: {e}", action.what())),
+                }
+            }
+            _ = tick.tick() => {
+                // Sampling never makes an action late: Docker's stats can take a second or
+                // more, so a sample still running when the next action is due is dropped.
+                let sample = match deadline {
+                    Some(due) => tokio::time::timeout_at(due.into(), env.resources()).await.ok(),
+                    None => Some(env.resources().await),
+                };
+                out.samples.extend(sample);
+                if let (Some(c), Some((client, url, prefixes))) = (clock, &scrape_target)
+                    && let Some(values) = scrape::scrape(client, url, prefixes).await
+                {
+                    out.metrics.push((secs_since(c.measured_start), values));
+                }
+            }
+        }
+    }
+    let undo = stopped.into_iter().map(|s| (s, ChaosVerb::Start)).chain(faulted.into_iter().map(|s| (s, ChaosVerb::Heal)));
+    for (service, verb) in undo {
+        let action = ChaosAction { at: Duration::ZERO, service, verb };
+        if let Err(e) = chaos_action(env, action).await {
+            out.failures.push(format!("`{}` after the suite failed: {e}", action.what()));
+        }
+    }
+    out
+}
+
+/// What the fault proxies did during a suite, per service: connections accepted and reset,
+/// bytes a blackhole swallowed, connections the service itself refused.
+fn proxy_figures(before: &[(Service, ProxyStats)], after: &[(Service, ProxyStats)]) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (service, a) in after {
+        let b = before.iter().find(|(s, _)| s == service).map(|(_, b)| *b).unwrap_or_default();
+        out.insert(
+            service.as_str().to_string(),
+            serde_json::json!({
+                "connections": a.accepted - b.accepted,
+                "reset": a.reset - b.reset,
+                "blackholed_bytes": a.blackholed_bytes - b.blackholed_bytes,
+                "upstream_failures": a.upstream_failures - b.upstream_failures,
+            }),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
+fn secs_since(start: std::time::Instant) -> f64 {
+    let now = std::time::Instant::now();
+    if now >= start { (now - start).as_secs_f64() } else { -((start - now).as_secs_f64()) }
+}
+
+async fn chaos_action(env: &mut Environment, action: ChaosAction) -> Result<(), crate::env::EnvError> {
+    let service = action.service;
+    match action.verb {
+        ChaosVerb::Stop => env.stop_service(service).await,
+        ChaosVerb::Start => env.start_service(service).await,
+        ChaosVerb::Fault(fault) => env.set_fault(service, fault),
+        ChaosVerb::Heal => env.set_fault(service, Fault::None),
+    }
+}
+
+/// CPU seconds over the suite (after minus before; a restarted service counts from zero) and
+/// peak memory over the samples, per service.
+fn resource_usage(
+    before: &[(Service, ResourceSample)],
+    after: &[(Service, ResourceSample)],
+    samples: &[Vec<(Service, ResourceSample)>],
+) -> BTreeMap<String, ResourceUsage> {
+    let mut out = BTreeMap::new();
+    for (service, end) in after {
+        let start = before.iter().find(|(s, _)| s == service).map(|(_, r)| r.cpu_seconds).unwrap_or(0.0);
+        let cpu = if end.cpu_seconds >= start { end.cpu_seconds - start } else { end.cpu_seconds };
+        let series: Vec<u64> =
+            samples.iter().filter_map(|round| round.iter().find(|(s, _)| s == service).map(|(_, r)| r.memory_bytes)).collect();
+        let peak = series.iter().copied().chain([end.memory_bytes]).max().unwrap_or(0);
+        out.insert(
+            service.as_str().to_string(),
+            ResourceUsage { cpu_seconds: (cpu * 1000.0).round() / 1000.0, peak_memory_bytes: peak, memory_series: series },
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_usage_is_cpu_difference_and_peak_memory() {
+        let s = |cpu: f64, mem: u64| ResourceSample { cpu_seconds: cpu, memory_bytes: mem };
+        let before = vec![(Service::App, s(1.0, 10)), (Service::Postgres, s(5.0, 100))];
+        let after = vec![(Service::App, s(3.5, 20)), (Service::Postgres, s(0.5, 90))];
+        let samples = vec![vec![(Service::App, s(2.0, 50))], vec![(Service::App, s(3.0, 30)), (Service::Postgres, s(0.1, 80))]];
+        let got = resource_usage(&before, &after, &samples);
+        assert_eq!(got["app"].cpu_seconds, 2.5);
+        assert_eq!(got["app"].peak_memory_bytes, 50);
+        assert_eq!(got["app"].memory_series, vec![50, 30]);
+        // Postgres restarted during the suite: its counter started again from zero.
+        assert_eq!(got["postgres"].cpu_seconds, 0.5);
+        assert_eq!(got["postgres"].peak_memory_bytes, 90);
+    }
+}
