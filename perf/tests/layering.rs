@@ -4,6 +4,7 @@
 //! - Each top-level module may name only the modules listed for it in [`ALLOWED`].
 //! - Only `plan/` sees the plan file's TOML (`toml::`, `Spanned`, the raw `plan::model`).
 //! - Inside a module, files do not import each other in a cycle.
+//! - Below the command line nothing prints: progress goes through `run::Notes`.
 //!
 //! Comments and `#[cfg(test)]` modules are skipped: tests may reach anywhere.
 
@@ -149,6 +150,28 @@ fn only_the_plan_sees_toml() {
         }
     }
     assert!(violations.is_empty(), "only plan/ reads TOML:\n{}", violations.join("\n"));
+}
+
+/// Where printing is allowed: the command line, the binary, the engine's progress display,
+/// and the default progress sink (`run::Notes::stderr`).
+const MAY_PRINT: &[&str] = &["cli/", "bin/", "engine/progress.rs", "run/prepare.rs"];
+
+#[test]
+fn below_the_command_line_nothing_prints() {
+    let mut violations = Vec::new();
+    for src in sources() {
+        if MAY_PRINT.iter().any(|p| src.rel.starts_with(p)) {
+            continue;
+        }
+        for (n, line) in &src.lines {
+            for needle in ["println!", "eprintln!", "print!(", "eprint!("] {
+                if line.contains(needle) {
+                    violations.push(format!("perf/src/{}:{n}: `{needle}`: say it through run::Notes or return it", src.rel));
+                }
+            }
+        }
+    }
+    assert!(violations.is_empty(), "printing below cli/:\n{}", violations.join("\n"));
 }
 
 #[test]
