@@ -164,7 +164,8 @@ fn a_pull_request_from_this_repository_compares_with_last_nights_baseline_and_co
 
 #[test]
 fn a_fork_pull_request_before_any_nightly_falls_back_to_ab_and_still_uploads_its_results() {
-    let h = harness();
+    // A machine kind with no stored baseline of its testbed and no nightly yet.
+    let h = Harness::new(HarnessOptions { stored_baselines: false, ..default_options() }).unwrap();
     let run = h.run("perf-pr.yml", &Event::pull_request(true)).expect("the harness runs perf-pr.yml");
     run.assert_no_job_failed();
     let job = run.assert_success("gate/gate");
@@ -195,7 +196,8 @@ fn the_harness_catches_a_checkout_too_shallow_for_the_ab_fallback() {
         };
         std::fs::write(workflows.path().join(path.file_name().unwrap()), text).unwrap();
     }
-    let h = Harness::new(HarnessOptions { workflows_dir: workflows.path().to_path_buf(), ..default_options() }).unwrap();
+    let h = Harness::new(HarnessOptions { workflows_dir: workflows.path().to_path_buf(), stored_baselines: false, ..default_options() })
+        .unwrap();
     let run = h.run("perf-pr.yml", &Event::pull_request(true)).expect("the harness runs perf-pr.yml");
     let job = run.job("gate/gate");
     assert_eq!(job.result, JobResult::Failure);

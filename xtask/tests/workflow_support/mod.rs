@@ -76,7 +76,12 @@ pub fn default_options() -> HarnessOptions {
             "the workflow harness needs `{tool}` on PATH (a hosted runner has it)"
         );
     }
-    HarnessOptions { workflows_dir, repo_root: root, tools: Tools { gate, cargo_perf: cargo_perf(), cargo, target_dir } }
+    HarnessOptions {
+        workflows_dir,
+        repo_root: root,
+        tools: Tools { gate, cargo_perf: cargo_perf(), cargo, target_dir },
+        stored_baselines: true,
+    }
 }
 
 /// A harness with the default options.

@@ -31,6 +31,9 @@ pub struct HarnessOptions {
     /// This repository: its HEAD and working tree make the checked-out code.
     pub repo_root: PathBuf,
     pub tools: Tools,
+    /// Whether the checked-out code carries the working tree's `results/baseline/`. Without
+    /// it, the run is on a machine kind with no stored baseline of its testbed.
+    pub stored_baselines: bool,
 }
 
 /// A job's result, as `needs.<id>.result` says it.
@@ -145,7 +148,7 @@ impl Harness {
         let scratch = tempfile::Builder::new().prefix("workflows-").tempdir()?;
         let store = SharedStore::new(scratch.path().join("artifacts"));
         let github = FakeGithub::start(store.clone());
-        let source = SourceRepo::create(&opts.repo_root, &scratch.path().join("origin"))?;
+        let source = SourceRepo::create(&opts.repo_root, &scratch.path().join("origin"), opts.stored_baselines)?;
         Ok(Harness { opts, store, github, source: Mutex::new(source), scratch, next_run_id: Mutex::new(40_000_001) })
     }
 

@@ -28,7 +28,8 @@ pub struct SourceRepo {
 
 impl SourceRepo {
     /// Builds the repository in `dir` from `repo_root` (this repository).
-    pub fn create(repo_root: &Path, dir: &Path) -> Result<SourceRepo> {
+    /// Without `stored_baselines`, `results/baseline/` is left out.
+    pub fn create(repo_root: &Path, dir: &Path, stored_baselines: bool) -> Result<SourceRepo> {
         std::fs::create_dir_all(dir)?;
         extract_head(repo_root, dir)?;
         for rel in OVERLAY {
@@ -41,6 +42,9 @@ impl SourceRepo {
             if from.exists() {
                 copy_tree(&from, &to).with_context(|| format!("copying {}", from.display()))?;
             }
+        }
+        if !stored_baselines && dir.join("results/baseline").exists() {
+            std::fs::remove_dir_all(dir.join("results/baseline"))?;
         }
         git(dir, &["init", "--quiet", "--initial-branch=main"])?;
         git(dir, &["add", "--all"])?;
