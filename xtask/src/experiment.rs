@@ -80,7 +80,7 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
     };
     let file = out_dir.join("experiment.json");
     let json = serde_json::to_vec_pretty(&report).context("serializing the experiment")?;
-    perf::summary::write_bytes_atomic(&file, &json).with_context(|| format!("writing {}", file.display()))?;
+    perf::util::write_atomic(&file, &json).with_context(|| format!("writing {}", file.display()))?;
 
     let (same, n_same) = report.same_passed();
     let (det, n_det) = report.slow25_detected();

@@ -26,12 +26,8 @@ pub enum SummaryError {
 pub fn write_atomic(path: &Path, summary: &Summary) -> Result<(), SummaryError> {
     let mut bytes = serde_json::to_vec_pretty(summary).expect("a summary serializes");
     bytes.push(b'\n');
-    write_bytes_atomic(path, &bytes).map_err(|source| SummaryError::Io { path: path.to_path_buf(), source })
+    crate::util::write_atomic(path, &bytes).map_err(|source| SummaryError::Io { path: path.to_path_buf(), source })
 }
-
-/// Writes `bytes` to `path` atomically: [`crate::util::write_atomic`], re-exported here
-/// where the summaries' writers look for it.
-pub use crate::util::write_atomic as write_bytes_atomic;
 
 /// Reads and validates a summary file.
 pub fn read(path: &Path) -> Result<Summary, SummaryError> {

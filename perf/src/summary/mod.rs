@@ -17,6 +17,6 @@ pub mod testbed;
 
 pub use build::{RunContext, build, latency};
 pub use host::{cpu_score, git_info, host_info, testbed};
-pub use io::{SummaryError, read, write_atomic, write_bytes_atomic};
+pub use io::{SummaryError, read, write_atomic};
 pub use model::*;
 pub use testbed::Testbed;
