@@ -175,6 +175,25 @@ fn below_the_command_line_nothing_prints() {
 }
 
 #[test]
+fn one_owner_starts_environments() {
+    // The gate, A/B and the experiment start what they measure through run::lifetime, which
+    // stops every environment it started on every path; `cargo perf up` (cli/up.rs) keeps its
+    // environment until Ctrl-C and is the one other caller.
+    let mut violations = Vec::new();
+    for src in sources() {
+        if ["run/lifetime.rs", "cli/up.rs", "env/"].iter().any(|p| src.rel.starts_with(p)) {
+            continue;
+        }
+        for (n, line) in &src.lines {
+            if line.contains("Environment::start(") {
+                violations.push(format!("perf/src/{}:{n}: start it through run::lifetime::with_environments", src.rel));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "environments started outside run::lifetime:\n{}", violations.join("\n"));
+}
+
+#[test]
 fn files_of_a_module_import_each_other_without_cycles() {
     // Edges between sibling files: `super::x` from a file (not mod.rs) names its sibling x;
     // `crate::m::x` names m's file x.

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use local_support::{options, plan, survivors};
 use perf::env::resources::process_tree;
 use perf::env::{BackendChoice, EnvError, Environment};
+use perf::run::lifetime::{Spec, with_environments};
+use perf::run::{GateError, Notes};
 use tokio_util::sync::CancellationToken;
 
 /// Nothing left: no child of this test process, an empty temporary root.
@@ -126,6 +128,40 @@ async fn cases(tmp: &Path) {
     let pids = pids.lock().unwrap().clone();
     assert!(pids.len() >= 3, "app, redis and postgres were running: {pids:?}");
     assert_clean(tmp, "panic");
+
+    // Two environments side by side (A/B, the experiment), the second fails to start: the
+    // first is stopped too, and the error names the one that did not come up.
+    let spec = |name: &str, env: &str, logs: &str| Spec {
+        name: name.to_string(),
+        backend: BackendChoice::Local,
+        setup: plan(env, "[]", "", "20s"),
+        start: options(&logs_root.path().join(logs), CancellationToken::new()),
+    };
+    let said = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = said.clone();
+    let notes = Notes::to(move |l| sink.lock().unwrap().push(l.to_string()));
+    let mut worked = false;
+    let specs = vec![spec("base", "", "pair-base"), spec("head", "FAIL_AT_START = \"head is broken\"", "pair-head")];
+    let res = with_environments(&notes, &CancellationToken::new(), specs, async |_: &mut [Environment]| {
+        worked = true;
+        Ok(())
+    })
+    .await;
+    let msg = res.unwrap_err().to_string();
+    assert!(msg.starts_with("the head environment did not come up") && msg.contains("head is broken"), "{msg}");
+    assert!(!worked, "no work without every environment");
+    assert_clean(tmp, "second of two fails to start");
+
+    // The work fails: every environment is stopped, the work's error is the outcome.
+    let specs = vec![spec("base", "", "pair-base"), spec("head", "", "pair-head")];
+    let res: Result<(), GateError> = with_environments(&notes, &CancellationToken::new(), specs, async |envs: &mut [Environment]| {
+        assert_eq!(envs.len(), 2);
+        Err(GateError::Io("disk full".into()))
+    })
+    .await;
+    assert_eq!(res.unwrap_err().to_string(), "disk full");
+    assert_clean(tmp, "the work fails");
+    assert!(said.lock().unwrap().is_empty(), "clean stops say nothing: {:?}", said.lock().unwrap());
 
     // redis-server missing from PATH: the error says which package to install.
     let path = std::env::var_os("PATH").unwrap();

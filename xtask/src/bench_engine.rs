@@ -69,6 +69,8 @@ fn exe() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("cannot find the xtask executable")
 }
 
+/// A long-lived child pinned to one CPU. Short commands whose output we read go through xshell;
+/// xshell cannot spawn a process that outlives the call, so children we keep use tokio's.
 fn pinned(cpu: usize, program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = Command::new("taskset");
     c.arg("-c").arg(cpu.to_string()).arg(program).kill_on_drop(true);

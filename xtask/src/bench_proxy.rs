@@ -108,7 +108,8 @@ pub async fn run(args: BenchProxyArgs, cancel: CancellationToken) -> anyhow::Res
 }
 
 /// socat relaying a free loopback port to Redis, once it accepts connections; `None` when
-/// socat is not installed or does not come up.
+/// socat is not installed or does not come up. (A child that outlives the call: tokio's
+/// process, since xshell runs commands to completion.)
 async fn start_socat(redis_port: u16) -> Option<(tokio::process::Child, u16)> {
     let port = perf::env::procs::free_port().ok()?;
     let child = Command::new("socat")

@@ -15,6 +15,7 @@ use crate::render::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport}
 use crate::summary::{self, RunContext, Summary};
 use crate::util::git;
 
+use super::lifetime::{Spec, with_environments};
 use super::{GateError, GateOptions, GateRun, Prepared, measure_suite, run_context};
 
 /// A resolved `--against`.
@@ -78,32 +79,19 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> 
     // The base builds into a target folder of its own: with CARGO_TARGET_DIR set, both sides
     // would otherwise build (and start) the same binary path.
     let base_target = vec![("CARGO_TARGET_DIR".to_string(), tree.join("target").display().to_string())];
-    let start = |plan_dir: PathBuf, logs: &str, build_env: Vec<(String, String)>| StartOptions {
-        plan_dir,
-        logs_dir: opts.out_dir.join("logs").join(logs),
-        app_url: None,
-        cancel: opts.cancel.clone(),
-        fault_proxies: false,
-        build_env,
+    let spec = |name: &str, plan_dir: PathBuf, build_env: Vec<(String, String)>| Spec {
+        name: name.to_string(),
+        backend: BackendChoice::Local,
+        setup: prepared.setup.clone(),
+        start: StartOptions {
+            plan_dir,
+            logs_dir: opts.out_dir.join("logs").join(name),
+            app_url: None,
+            cancel: opts.cancel.clone(),
+            fault_proxies: false,
+            build_env,
+        },
     };
-    let env_err = |side: &str, e: crate::env::EnvError| {
-        if opts.cancel.is_cancelled() {
-            GateError::Interrupted
-        } else {
-            GateError::Environment(format!("the {side} environment did not come up: {e}"))
-        }
-    };
-    let mut base_env = Environment::start(BackendChoice::Local, &prepared.setup, &start(base_dir.clone(), "base", base_target))
-        .await
-        .map_err(|e| env_err("base", e))?;
-    let mut head_env =
-        match Environment::start(BackendChoice::Local, &prepared.setup, &start(prepared.plan_dir.clone(), "head", Vec::new())).await {
-            Ok(env) => env,
-            Err(e) => {
-                let _ = base_env.shutdown().await;
-                return Err(env_err("head", e));
-            }
-        };
     // Both sides run as local processes whatever `auto` found: the testbed says so.
     let local = prepared.testbed_for(BackendKind::Local);
     let (mut base_ctx, mut head_ctx) = (run_context(opts, prepared, &base_dir), run_context(opts, prepared, &prepared.plan_dir));
@@ -111,10 +99,12 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> 
         ctx.backend = BackendKind::Local.as_str().to_string();
         ctx.testbed = Some(local.clone());
     }
-    let result = rounds(opts, prepared, target, (&mut base_env, &base_ctx), (&mut head_env, &head_ctx)).await;
-    let _ = head_env.shutdown().await;
-    let _ = base_env.shutdown().await;
-    result
+    let specs = vec![spec("base", base_dir.clone(), base_target), spec("head", prepared.plan_dir.clone(), Vec::new())];
+    with_environments(&opts.notes, &opts.cancel, specs, async |envs: &mut [Environment]| {
+        let [base_env, head_env] = envs else { unreachable!("two environments were started") };
+        rounds(opts, prepared, target, (base_env, &base_ctx), (head_env, &head_ctx)).await
+    })
+    .await
 }
 
 async fn rounds(

@@ -17,6 +17,7 @@ use crate::env::{Environment, StartOptions};
 use crate::plan::compiled::Suite;
 use crate::summary::{self, RunContext, Summary};
 
+use super::lifetime::{Spec, with_environment, with_environments};
 use super::{GateError, GateOptions, Prepared, judge, measure_suite, run_context};
 
 #[derive(Debug, Clone)]
@@ -97,28 +98,30 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
         return Err(GateError::Input(format!("--route: the plan has no request named `{}`", exp.route)));
     }
     let ctx = run_context(opts, prepared, &prepared.plan_dir);
-    let start_copy = |delay_ms: u64| {
+    let copy = |delay_ms: u64| {
         let mut setup = prepared.setup.clone();
         setup.app.env.insert("REFAPP_DELAY".into(), format!("{}:{delay_ms}", exp.route));
-        let start = StartOptions {
-            plan_dir: prepared.plan_dir.clone(),
-            logs_dir: opts.out_dir.join("logs").join(format!("delay-{delay_ms}")),
-            app_url: None,
-            cancel: opts.cancel.clone(),
-            fault_proxies: false,
-            build_env: Vec::new(),
-        };
-        async move { Environment::start(prepared.backend.into(), &setup, &start).await }
-    };
-    let env_err = |e: crate::env::EnvError| {
-        if opts.cancel.is_cancelled() { GateError::Interrupted } else { GateError::Environment(e.to_string()) }
+        Spec {
+            name: format!("app-delayed-{delay_ms}ms"),
+            backend: prepared.backend.into(),
+            setup,
+            start: StartOptions {
+                plan_dir: prepared.plan_dir.clone(),
+                logs_dir: opts.out_dir.join("logs").join(format!("delay-{delay_ms}")),
+                app_url: None,
+                cancel: opts.cancel.clone(),
+                fault_proxies: false,
+                build_env: Vec::new(),
+            },
+        }
     };
 
     // Calibration: the route's own median, without any delay.
-    let mut bare = start_copy(0).await.map_err(env_err)?;
-    let calibration = measure_suite(opts, prepared, &mut bare, suite, &ctx).await;
-    let _ = bare.shutdown().await;
-    let intrinsic = calibration?
+    let calibration = with_environment(&opts.notes, &opts.cancel, copy(0), async |bare: &mut Environment| {
+        measure_suite(opts, prepared, bare, suite, &ctx).await
+    })
+    .await?;
+    let intrinsic = calibration
         .endpoints
         .get(&exp.route)
         .and_then(|e| e.latency_ms.p50)
@@ -128,29 +131,12 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
         "experiment: {} median without delay {intrinsic:.2} ms; delays: base {} ms, +10% {} ms, +25% {} ms",
         exp.route, delays[0], delays[1], delays[2]
     ));
-    let mut envs = Vec::new();
-    for d in delays {
-        match start_copy(d).await {
-            Ok(env) => envs.push(env),
-            Err(e) => {
-                for env in envs {
-                    let _ = env.shutdown().await;
-                }
-                return Err(env_err(e));
-            }
-        }
-    }
-    let result = pairs(opts, prepared, exp, suite, &ctx, &mut envs).await;
-    for env in envs {
-        let _ = env.shutdown().await;
-    }
-    Ok(ExperimentReport {
-        suite: suite.name.clone(),
-        route: exp.route.clone(),
-        intrinsic_p50_ms: intrinsic,
-        delays_ms: delays,
-        trials: result?,
+    let specs = delays.iter().map(|&d| copy(d)).collect();
+    let trials = with_environments(&opts.notes, &opts.cancel, specs, async |envs: &mut [Environment]| {
+        pairs(opts, prepared, exp, suite, &ctx, envs).await
     })
+    .await?;
+    Ok(ExperimentReport { suite: suite.name.clone(), route: exp.route.clone(), intrinsic_p50_ms: intrinsic, delays_ms: delays, trials })
 }
 
 async fn pairs(

@@ -8,13 +8,15 @@
 //!    use every second, scrape again, build the summary and write `<out>/<suite>.json`
 //!    atomically; compare with the baseline; when something regressed, run the suite once more
 //!    and keep the verdict only if the re-run regresses too.
-//! 4. Stop the environment (also on errors and Ctrl-C: `Environment`'s `Drop`).
+//! 4. Stop the environment (also on errors and Ctrl-C): [`lifetime`] owns every environment's
+//!    lifetime, for the gate, A/B mode and the experiment alike.
 //! 5. Build the [`Report`]; the caller renders and publishes it.
 
 pub mod ab;
 pub mod baseline;
 pub mod experiment;
 mod judge;
+pub mod lifetime;
 mod measure;
 pub mod outputs;
 mod prepare;
@@ -30,6 +32,7 @@ use crate::summary::{self, RunContext};
 
 pub use baseline::{Baselines, Pick};
 pub use judge::{Judged, judge};
+use lifetime::{Spec, with_environment};
 pub use measure::measure_suite;
 pub use prepare::{BaselineChoice, GateOptions, Notes, Prepared, plan_dir, prepare, prepare_on, resolve_testbed};
 
@@ -109,30 +112,15 @@ async fn run_in_environment(
     };
     let proxied = if fault_proxies { ", the app reaching postgres and redis through fault proxies" } else { "" };
     opts.notes.say(format!("starting the environment ({}{proxied})", backend_words(opts.backend, prepared.backend)));
-    let mut env = match Environment::start(prepared.backend.into(), &prepared.setup, &start).await {
-        Ok(env) => env,
-        Err(_) if opts.cancel.is_cancelled() => return Err(GateError::Interrupted),
-        Err(e) => return Err(GateError::Environment(format!("the environment did not come up: {e}"))),
-    };
-    for s in env.services() {
-        opts.notes.say(format!("  {}: {}", s.service.as_str(), s.url));
-    }
-    let ctx = run_context(opts, prepared, &prepared.plan_dir);
-    let result = run_suites(opts, prepared, suites, &mut env, &ctx).await;
-    let stopped = env.shutdown().await;
-    match (result, stopped) {
-        (Ok(done), Ok(())) => Ok(done),
-        (Ok(done), Err(e)) => {
-            opts.notes.say(format!("warning: stopping the environment: {e}"));
-            Ok(done)
+    let spec = Spec { name: String::new(), backend: prepared.backend.into(), setup: prepared.setup.clone(), start };
+    with_environment(&opts.notes, &opts.cancel, spec, async |env: &mut Environment| {
+        for s in env.services() {
+            opts.notes.say(format!("  {}: {}", s.service.as_str(), s.url));
         }
-        (Err(e), Ok(())) => Err(e),
-        (Err(e), Err(stop)) => {
-            // The suite's error decides the outcome; the clean-up's is not lost.
-            opts.notes.say(format!("warning: stopping the environment after the failure: {stop}"));
-            Err(e)
-        }
-    }
+        let ctx = run_context(opts, prepared, &prepared.plan_dir);
+        run_suites(opts, prepared, suites, env, &ctx).await
+    })
+    .await
 }
 
 /// What every summary of this run records besides the measurements; `source_dir` is the tree
