@@ -173,3 +173,58 @@ fn a_baseline_of_another_testbed_is_not_comparable_and_never_fails() {
     assert!(matches!(out.status.code(), Some(0 | 1)), "stdout:\n{stdout}\nstderr:\n{err}");
     assert!(stdout.contains("compared across testbeds (--baseline-any-testbed)"), "{stdout}");
 }
+
+/// A plan for a service started elsewhere (staging, a colleague's machine) has no `[app]` and
+/// no `[environment]`: `--backend external` runs it; a backend that would start the app says
+/// what it needs from the plan, naming the file, before anything starts.
+#[test]
+fn an_external_target_needs_no_app_table() {
+    use wiremock::matchers::any;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = rt.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(any()).respond_with(ResponseTemplate::new(200).set_body_string("ok")).mount(&server).await;
+        server
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("perf.toml");
+    std::fs::write(
+        &plan,
+        r#"version = 1
+
+[requests.home]
+path = "/"
+
+[suites.smoke]
+warmup = "1s"
+[suites.smoke.scenarios.browse]
+executor = "constant-vus"
+vus = 2
+duration = "3s"
+request = "home"
+"#,
+    )
+    .unwrap();
+    let out_dir = dir.path().join("r");
+    let common = ["--plan", s(&plan), "--no-baseline", "--progress", "plain", "--out", s(&out_dir)];
+
+    let mut args = common.to_vec();
+    let uri = server.uri();
+    args.extend(["--backend", "external", "--app-url", uri.as_str()]);
+    let out = xtask(&args);
+    let (stdout, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{err}");
+    let summary = perf::summary::read(&out_dir.join("smoke.json")).expect("a valid summary");
+    assert_eq!(summary.run.backend, "external");
+    assert!(summary.endpoints["home"].requests > 10, "{:?}", summary.endpoints["home"]);
+
+    let mut args = common.to_vec();
+    args.extend(["--backend", "local"]);
+    let out = xtask(&args);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{}: the local backend builds and runs the app from [app.local]", plan.display())), "{err}");
+    assert!(err.contains("--backend external --app-url URL"), "the way out: {err}");
+    assert!(!err.contains("starting the environment"), "nothing started: {err}");
+}

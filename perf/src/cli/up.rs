@@ -49,7 +49,7 @@ pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<Exit
     };
     let backend = args.backend.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
     eprintln!("starting the environment of {} (backend: {backend})", path.display());
-    let build = &setup.app.local.build;
+    let build = setup.app.local.as_ref().map(|l| l.build.clone()).unwrap_or_default();
     if !matches!(args.backend, BackendChoice::Docker) && !build.is_empty() {
         eprintln!("the local backend first builds the app with `{}` (minutes on a fresh clone)", build.join(" "));
     }

@@ -90,7 +90,7 @@ impl LocalEnv {
             if app::uses_cargo_target_dir(setup) { Some(app::cargo_target_dir(&opts.plan_dir, &opts.build_env).await?) } else { None };
         let templates = AppContext { cargo_target_dir: cargo_target_dir.clone(), ..AppContext::default() };
         templates.render_app(setup)?;
-        let build = templates.render_argv("app.local.build", &setup.app.local.build)?;
+        let build = templates.render_argv("app.local.build", &app::local(setup)?.build)?;
         let build_log = dir.join("build.log");
         let (pg, redis, ()) = tokio::try_join!(
             PostgresProcess::start_in(&pg_opts, &dir, cancel.clone(), Some(&opts.logs_dir)),

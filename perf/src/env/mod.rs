@@ -82,6 +82,26 @@ impl BackendKind {
     }
 }
 
+impl BackendKind {
+    /// What this backend needs from the plan that a plan may leave out, checked before
+    /// anything starts: the local backend builds and runs `[app.local]`, the docker backend
+    /// runs `[app.docker]`'s image (or `PERF_APP_IMAGE`); `external` needs only the app's URL.
+    pub fn check_setup(self, setup: &Setup) -> Result<(), String> {
+        const ELSEWHERE: &str = "or, for a service started elsewhere, --backend external --app-url URL (which needs no [app] table)";
+        match self {
+            BackendKind::Local if setup.app.local.is_none() => Err(format!(
+                "the local backend builds and runs the app from [app.local] (`command`, and `build` when it needs one), \
+                 and the plan has no [app.local]: add one, {ELSEWHERE}"
+            )),
+            BackendKind::Docker if setup.app.docker.is_none() => Err(format!(
+                "the docker backend runs the app's image from [app.docker] (`image`, and `dockerfile` to build it when it is \
+                 missing) or PERF_APP_IMAGE, and the plan has neither: add one, {ELSEWHERE}"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -10,7 +10,7 @@ use http::{HeaderName, Method};
 use toml::Spanned;
 
 use super::compiled::{self as c, Compiled, Exec, Request, RequestId, Scenario, Shape, Special, Step, Suite, exercised};
-use super::model::{Executor, RequestSpec, ScenarioSpec, SloSpec, StepSpec, SuiteKind, SuiteSpec, VariableSpec};
+use super::model::{Executor, LocalAppSpec, RequestSpec, ScenarioSpec, SloSpec, StepSpec, SuiteKind, SuiteSpec, VariableSpec};
 use super::template::{self, BodyTemplate, Capture, Part, RawPart, Template};
 use super::vars::{Generator, VarTable};
 use super::{CompileOptions, LoadedPlan, PlanError, identity, scale};
@@ -93,18 +93,20 @@ fn valid_ident(name: &str) -> bool {
 
 fn check_app(lp: &LoadedPlan) -> Result<(), PlanError> {
     let app = &lp.plan.app;
-    if app.local.command.is_empty() {
+    if !app.health.starts_with('/') {
+        return Err(lp.error("app.health", format!("{:?} must be a path starting with `/`", app.health)));
+    }
+    let empty = LocalAppSpec { build: Vec::new(), command: Vec::new() };
+    let local = app.local.as_ref().unwrap_or(&empty);
+    if app.local.is_some() && local.command.is_empty() {
         return Err(
             lp.error("app.local.command", "the command that runs the app is empty: expected an argv list like [\"target/debug/myapp\"]")
         );
     }
-    if !app.health.starts_with('/') {
-        return Err(lp.error("app.health", format!("{:?} must be a path starting with `/`", app.health)));
-    }
     // The command may also name where cargo builds; the build step only that.
     let command_names: Vec<&str> = APP_ENV_NAMES.iter().copied().chain(["cargo.target_dir"]).collect();
     for (table, argv, allowed) in
-        [("command", &app.local.command, command_names.as_slice()), ("build", &app.local.build, &["cargo.target_dir"][..])]
+        [("command", &local.command, command_names.as_slice()), ("build", &local.build, &["cargo.target_dir"][..])]
     {
         for (i, arg) in argv.iter().enumerate() {
             let field = format!("app.local.{table}[{i}]");

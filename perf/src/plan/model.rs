@@ -24,6 +24,8 @@ pub struct Plan {
     pub default_suites: Vec<Spanned<String>>,
     #[serde(default)]
     pub environment: EnvironmentSpec,
+    /// Needed only by the backends that start the app: `external` uses none of it.
+    #[serde(default)]
     pub app: AppSpec,
     #[serde(default)]
     pub defaults: Defaults,
@@ -112,11 +114,19 @@ pub struct AppSpec {
     /// `{{redis.url}}`, `{{app.listen}}` and `{{app.port}}`, resolved by each backend.
     #[serde(default)]
     pub env: BTreeMap<String, Spanned<String>>,
-    /// How the local backend builds and runs the app.
-    pub local: LocalAppSpec,
+    /// How the local backend builds and runs the app (needed by that backend only).
+    #[serde(default)]
+    pub local: Option<LocalAppSpec>,
     /// How the docker backend gets the app image.
     #[serde(default)]
     pub docker: Option<DockerAppSpec>,
+}
+
+impl Default for AppSpec {
+    /// No `[app]` table: a plan for `--backend external` only.
+    fn default() -> Self {
+        AppSpec { health: defaults::health(), metrics: None, metrics_series: Vec::new(), env: BTreeMap::new(), local: None, docker: None }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -50,7 +50,9 @@ pub struct AppSetup {
     /// The app's environment: templates over `{{postgres.url}}`, `{{redis.url}}`,
     /// `{{app.listen}}`, `{{app.port}}`, resolved by each backend.
     pub env: BTreeMap<String, String>,
-    pub local: LocalAppSetup,
+    /// `[app.local]`: needed by the local backend only.
+    pub local: Option<LocalAppSetup>,
+    /// `[app.docker]`: needed by the docker backend only (or `PERF_APP_IMAGE`).
     pub docker: Option<DockerAppSetup>,
 }
 
@@ -135,7 +137,7 @@ impl From<&Plan> for Setup {
                 metrics: app.metrics.clone(),
                 metrics_series: app.metrics_series.clone(),
                 env: app.env.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect(),
-                local: LocalAppSetup { build: app.local.build.clone(), command: app.local.command.clone() },
+                local: app.local.as_ref().map(|l| LocalAppSetup { build: l.build.clone(), command: l.command.clone() }),
                 docker: app.docker.as_ref().map(|d| DockerAppSetup {
                     image: d.image.clone(),
                     dockerfile: d.dockerfile.clone(),

@@ -114,6 +114,19 @@ fn minimal_plan_compiles_to_the_expected_shapes() {
 }
 
 #[test]
+fn the_app_tables_are_needed_only_by_the_backends_that_start_the_app() {
+    // A plan for --backend external: no [app], no [environment].
+    let text = MINIMAL.replace("[app.local]\ncommand = [\"app\"]\n", "");
+    let c = load(&text).unwrap().compile(&CompileOptions::default()).unwrap();
+    assert_eq!(c.setup.app.local, None);
+    assert_eq!(c.setup.app.docker, None);
+    assert_eq!(c.setup.app.health, "/health");
+    // Present, [app.local] is still checked.
+    let e = load(&MINIMAL.replace("command = [\"app\"]", "command = []")).unwrap().compile(&CompileOptions::default()).unwrap_err();
+    assert_eq!(e.field, "app.local.command");
+}
+
+#[test]
 fn renders_paths_headers_and_typed_bodies() {
     let c = load(MINIMAL).unwrap().compile(&CompileOptions::default()).unwrap();
     let shared = c.new_shared_vars();

@@ -40,6 +40,7 @@ pub fn resolve(opts: &GateOptions, prepared: &Prepared, git_ref: &str, rounds: u
     if !matches!(opts.backend, BackendChoice::Local | BackendChoice::Auto) || prepared.backend == BackendKind::External {
         return Err(GateError::Input("--against builds the app at another commit from source: it needs --backend local".into()));
     }
+    BackendKind::Local.check_setup(&prepared.setup).map_err(|why| GateError::Input(format!("--against: {why}")))?;
     let repo = git(&prepared.plan_dir, &["rev-parse", "--show-toplevel"])
         .map_err(|e| GateError::Input(format!("--against: {} is not in a git repository: {e}", prepared.plan_dir.display())))?;
     let repo = PathBuf::from(repo);

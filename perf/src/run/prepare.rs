@@ -147,6 +147,16 @@ pub fn prepare_on(opts: &GateOptions, backend: BackendKind, testbed: Testbed) ->
     if backend == BackendKind::Docker {
         crate::env::docker::apply_image_overrides(&mut setup, |k| std::env::var(k).ok());
     }
+    backend.check_setup(&setup).map_err(|why| {
+        let auto = match opts.backend {
+            BackendChoice::Auto => format!(
+                " (--backend auto chose {backend}: {})",
+                if backend == BackendKind::Docker { "a Docker engine answers" } else { "no Docker engine answers" }
+            ),
+            _ => String::new(),
+        };
+        GateError::Input(format!("{}: {why}{auto}", opts.plan_path.display()))
+    })?;
     let plan_dir = plan_dir(&opts.plan_path)?;
     Ok(Prepared { setup, plan_hash: loaded.hash, compiled, baselines, plan_dir, backend, testbed })
 }

@@ -40,7 +40,7 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt, TestcontainersError
 use tokio_util::sync::CancellationToken;
 
 use super::appenv::{self, AppEnvValues};
-use super::{EnvError, ResourceSample, Service, ServiceInfo, StartOptions};
+use super::{BackendKind, EnvError, ResourceSample, Service, ServiceInfo, StartOptions};
 use crate::plan::{DockerAppSetup, Setup};
 
 pub use engine::{LABEL_OWNER, LABEL_RUN, Leftovers, engine_answers, engine_version};
@@ -160,11 +160,8 @@ impl State {
             )));
         }
         let run_id = run_id.to_string();
-        let spec = setup.app.docker.clone().ok_or_else(|| {
-            EnvError::Other(
-                "the docker backend needs [app.docker] in the plan (image, and a dockerfile to build it), or PERF_APP_IMAGE".into(),
-            )
-        })?;
+        BackendKind::Docker.check_setup(setup).map_err(EnvError::Other)?;
+        let spec = setup.app.docker.clone().ok_or_else(|| EnvError::Other("no [app.docker]".into()))?;
         let docker = engine::connect()?;
         engine::ping(&docker).await?;
         let pg = &setup.environment.postgres;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
-use crate::env::EnvError;
 use crate::env::procs::{self, ManagedChild, Spawn};
-use crate::plan::Setup;
+use crate::env::{BackendKind, EnvError};
+use crate::plan::{LocalAppSetup, Setup};
 
 /// Environment variables, name and value, in order.
 pub type EnvVars = Vec<(String, String)>;
@@ -45,7 +45,7 @@ impl AppContext {
 
     /// The app's command (program and arguments) and environment, rendered.
     pub fn render_app(&self, setup: &Setup) -> Result<(Vec<String>, EnvVars), EnvError> {
-        Ok((self.render_argv("app.local.command", &setup.app.local.command)?, self.render_env(&setup.app.env)?))
+        Ok((self.render_argv("app.local.command", &local(setup)?.command)?, self.render_env(&setup.app.env)?))
     }
 
     /// Every element of an argv (`app.local.command`, `app.local.build`), rendered.
@@ -61,7 +61,13 @@ impl AppContext {
 
 /// True when the plan's local command or build step names `{{cargo.target_dir}}`.
 pub fn uses_cargo_target_dir(setup: &Setup) -> bool {
-    setup.app.local.command.iter().chain(&setup.app.local.build).any(|a| a.contains("cargo.target_dir"))
+    setup.app.local.iter().flat_map(|l| l.command.iter().chain(&l.build)).any(|a| a.contains("cargo.target_dir"))
+}
+
+/// The plan's `[app.local]`, which this backend cannot do without.
+pub fn local(setup: &Setup) -> Result<&LocalAppSetup, EnvError> {
+    BackendKind::Local.check_setup(setup).map_err(EnvError::Other)?;
+    setup.app.local.as_ref().ok_or_else(|| EnvError::Other("no [app.local]".into()))
 }
 
 /// Where cargo puts its build output for the workspace at `dir`, as `cargo metadata` says
