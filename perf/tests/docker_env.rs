@@ -25,6 +25,7 @@ fn options(dir: &std::path::Path) -> StartOptions {
         cancel: CancellationToken::new(),
         fault_proxies: false,
         build_env: Vec::new(),
+        notes: perf::run::Notes::default(),
     }
 }
 

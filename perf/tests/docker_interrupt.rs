@@ -191,6 +191,7 @@ fn docker_up_child() {
             cancel: cancel.clone(),
             fault_proxies: false,
             build_env: Vec::new(),
+            notes: perf::run::Notes::default(),
         };
         println!("run: {run_id}");
         let env = match DockerEnv::start_with_run_id(&plan, &opts, &run_id).await {

@@ -228,3 +228,25 @@ request = "home"
     assert!(err.contains("--backend external --app-url URL"), "the way out: {err}");
     assert!(!err.contains("starting the environment"), "nothing started: {err}");
 }
+
+/// `--app-url` pointing at nothing: the gate says what it waits for, how long, and what the
+/// last attempt got, every few seconds, then gives up with exit 2 and the same cause.
+#[test]
+fn an_unreachable_target_is_not_a_silent_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("perf.toml");
+    let plan_text = "version = 1\n[environment]\nstartup_timeout = \"7s\"\n[requests.home]\npath = \"/\"\n\
+                [suites.smoke.scenarios.one]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"2s\"\nrequest = \"home\"\n";
+    std::fs::write(&plan, plan_text).unwrap();
+    // A port nobody listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = xtask(&["--plan", s(&plan), "--no-baseline", "--backend", "external", "--app-url", &url, "--out", s(&dir.path().join("r"))]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let waiting: Vec<&str> = err.lines().filter(|l| l.contains("waiting for app to answer 200")).collect();
+    assert_eq!(waiting.len(), 1, "one line per 5 s of a 7 s wait: {err}");
+    assert!(waiting[0].contains(&format!("{url}/health")) && waiting[0].contains("of 7s"), "{err}");
+    assert!(waiting[0].contains("Connection refused"), "the last attempt's cause: {err}");
+    assert!(err.contains("did not become ready within 7s"), "{err}");
+}

@@ -46,6 +46,7 @@ pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<Exit
         cancel: cancel.clone(),
         fault_proxies: false,
         build_env: Vec::new(),
+        notes: crate::util::Notes::stderr(),
     };
     let backend = args.backend.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
     eprintln!("starting the environment of {} (backend: {backend})", path.display());

@@ -20,7 +20,8 @@ impl ExternalEnv {
         }
         let app_url = raw.trim_end_matches('/').to_string();
         let health = format!("{app_url}{}", setup.app.health);
-        super::procs::wait_http_ok("app", &health, setup.environment.startup_timeout, &opts.cancel, || Ok(String::new())).await?;
+        super::procs::wait_http_ok("app", &health, setup.environment.startup_timeout, &opts.cancel, &opts.notes, || Ok(String::new()))
+            .await?;
         Ok(ExternalEnv { app_url })
     }
 

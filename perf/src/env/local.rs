@@ -121,7 +121,7 @@ impl LocalEnv {
         };
         self.app_url = format!("http://127.0.0.1:{}", ctx.port);
         let health = format!("{}{}", self.app_url, setup.app.health);
-        self.app.insert(Box::new(AppProcess::new(spec, health, timeout, cancel.clone()))).start().await
+        self.app.insert(Box::new(AppProcess::new(spec, health, timeout, cancel.clone(), opts.notes.clone()))).start().await
     }
 
     /// Base URL of the app, `http://127.0.0.1:PORT`.

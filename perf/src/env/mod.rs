@@ -134,6 +134,8 @@ pub struct StartOptions {
     /// Environment added to the local backend's build step and its `cargo metadata` call
     /// (A/B mode builds the base in a target folder of its own).
     pub build_env: Vec<(String, String)>,
+    /// Where a start-up that takes a while says what it waits for.
+    pub notes: crate::util::Notes,
 }
 
 /// The fault proxies of an environment started with `fault_proxies`.

@@ -26,39 +26,68 @@ use nix::unistd::{Gid, Pid, Uid, User};
 use tokio_util::sync::CancellationToken;
 
 use super::EnvError;
+use crate::util::Notes;
+
+/// How often a wait that has not succeeded yet says so.
+pub const WAIT_NOTE_EVERY: Duration = Duration::from_secs(5);
 
 /// Polls `url` until it answers 200, the timeout passes, or `cancel` fires. `log_tail` is
 /// called on failure to put the end of the service's log into the error, and may report that
-/// the service has exited (an `Err`), which ends the wait at once.
+/// the service has exited (an `Err`), which ends the wait at once. Every
+/// [`WAIT_NOTE_EVERY`] without success, `notes` hears what is awaited, for how long, and what
+/// the last attempt got: a silent minute looks like a hang.
 pub async fn wait_http_ok(
     service: &'static str,
     url: &str,
     timeout: Duration,
     cancel: &CancellationToken,
+    notes: &Notes,
     mut log_tail: impl FnMut() -> Result<String, EnvError>,
 ) -> Result<(), EnvError> {
-    let client =
-        reqwest::Client::builder().timeout(Duration::from_secs(2)).build().map_err(|e| EnvError::Other(format!("http client: {e}")))?;
-    let deadline = tokio::time::Instant::now() + timeout;
+    const ATTEMPT: Duration = Duration::from_secs(2);
+    let client = reqwest::Client::builder().timeout(ATTEMPT).build().map_err(|e| EnvError::Other(format!("http client: {e}")))?;
+    let started = tokio::time::Instant::now();
+    let deadline = started + timeout;
+    let mut next_note = started + WAIT_NOTE_EVERY;
     loop {
-        let last = match client.get(url).send().await {
+        let (last, short) = match client.get(url).send().await {
             Ok(resp) if resp.status() == reqwest::StatusCode::OK => return Ok(()),
             Ok(resp) => {
                 let status = resp.status();
                 let body = resp.text().await.unwrap_or_default();
-                format!("GET {url} answered {status}: {}", body.chars().take(300).collect::<String>())
+                (format!("GET {url} answered {status}: {}", body.chars().take(300).collect::<String>()), format!("answered {status}"))
             }
-            Err(e) => format!("GET {url}: {}", error_chain(&e)),
+            Err(e) if e.is_timeout() => (format!("GET {url}: no answer within {ATTEMPT:?}"), format!("no answer within {ATTEMPT:?}")),
+            Err(e) => (format!("GET {url}: {}", error_chain(&e)), innermost(&e)),
         };
         let tail = log_tail()?;
-        if tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
             return Err(EnvError::NotReady { service, timeout, detail: last, log_tail: tail });
+        }
+        if now >= next_note {
+            notes.say(format!(
+                "  waiting for {service} to answer 200 at {url}: {}s of {}s, last attempt: {short}",
+                (now - started).as_secs(),
+                timeout.as_secs()
+            ));
+            next_note = now + WAIT_NOTE_EVERY;
         }
         tokio::select! {
             _ = cancel.cancelled() => return Err(EnvError::Interrupted),
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
+}
+
+/// The deepest cause of an error (`Connection refused (os error 111)`), the part a person
+/// needs when the layers above it only say "error sending request".
+pub fn innermost(e: &dyn std::error::Error) -> String {
+    let mut cur = e;
+    while let Some(s) = cur.source() {
+        cur = s;
+    }
+    cur.to_string()
 }
 
 /// The error and its sources on one line.

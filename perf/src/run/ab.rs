@@ -91,6 +91,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> 
             cancel: opts.cancel.clone(),
             fault_proxies: false,
             build_env,
+            notes: opts.notes.clone(),
         },
     };
     // Both sides run as local processes whatever `auto` found: the testbed says so.

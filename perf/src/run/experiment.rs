@@ -112,6 +112,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
                 cancel: opts.cancel.clone(),
                 fault_proxies: false,
                 build_env: Vec::new(),
+                notes: opts.notes.clone(),
             },
         }
     };

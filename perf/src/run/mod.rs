@@ -30,11 +30,12 @@ use crate::plan::compiled::{Special, Suite};
 use crate::render::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
 use crate::summary::{self, RunContext};
 
+pub use crate::util::Notes;
 pub use baseline::{Baselines, Pick};
 pub use judge::{Judged, judge};
 use lifetime::{Spec, with_environment};
 pub use measure::measure_suite;
-pub use prepare::{BaselineChoice, GateOptions, Notes, Prepared, plan_dir, prepare, prepare_on, resolve_testbed};
+pub use prepare::{BaselineChoice, GateOptions, Prepared, plan_dir, prepare, prepare_on, resolve_testbed};
 
 /// Why a gate run could not produce a verdict. Every variant is exit 2 except
 /// [`GateError::Interrupted`] (130).
@@ -109,6 +110,7 @@ async fn run_in_environment(
         cancel: opts.cancel.clone(),
         fault_proxies,
         build_env: Vec::new(),
+        notes: opts.notes.clone(),
     };
     let proxied = if fault_proxies { ", the app reaching postgres and redis through fault proxies" } else { "" };
     opts.notes.say(format!("starting the environment ({}{proxied})", backend_words(opts.backend, prepared.backend)));

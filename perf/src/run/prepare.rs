@@ -13,6 +13,7 @@ use crate::plan::compiled::Compiled;
 use crate::plan::{Setup, SuiteKind};
 use crate::render::BaselineSource;
 use crate::summary::{self, Testbed};
+use crate::util::Notes;
 
 use super::{Baselines, GateError, baseline};
 
@@ -24,41 +25,6 @@ pub enum BaselineChoice {
     /// A folder of `<suite>.json` (the committed `results/baseline/` by default) or one file;
     /// `source` is how the report names it.
     Path { path: PathBuf, source: BaselineSource },
-}
-
-/// Where a run's progress lines go ("starting the environment", "regression on …; running the
-/// suite once more"): the one sink the front end provides. Standard error by default; a front
-/// end may collect or silence them. (The engine's per-second progress is its own
-/// [`ProgressMode`].)
-#[derive(Clone)]
-pub struct Notes(std::sync::Arc<dyn Fn(&str) + Send + Sync>);
-
-impl Notes {
-    /// Lines to standard error.
-    pub fn stderr() -> Notes {
-        Notes(std::sync::Arc::new(|line: &str| eprintln!("{line}")))
-    }
-
-    /// Lines to `sink`.
-    pub fn to(sink: impl Fn(&str) + Send + Sync + 'static) -> Notes {
-        Notes(std::sync::Arc::new(sink))
-    }
-
-    pub fn say(&self, line: impl AsRef<str>) {
-        (self.0)(line.as_ref())
-    }
-}
-
-impl Default for Notes {
-    fn default() -> Notes {
-        Notes::stderr()
-    }
-}
-
-impl std::fmt::Debug for Notes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Notes")
-    }
 }
 
 /// Everything one gate run needs, already resolved from the command line.
@@ -180,22 +146,4 @@ pub fn plan_dir(plan_path: &Path) -> Result<PathBuf, GateError> {
         _ => PathBuf::from("."),
     };
     dir.canonicalize().map_err(|e| GateError::Input(format!("{}: {e}", dir.display())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn notes_go_to_the_sink_the_front_end_gives() {
-        let lines = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
-        let notes = {
-            let lines = lines.clone();
-            Notes::to(move |l| lines.lock().push(l.to_string()))
-        };
-        let copy = notes.clone();
-        notes.say("starting the environment");
-        copy.say(format!("  app: {}", "http://127.0.0.1:1"));
-        assert_eq!(*lines.lock(), vec!["starting the environment".to_string(), "  app: http://127.0.0.1:1".to_string()]);
-    }
 }

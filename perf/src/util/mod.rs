@@ -1,5 +1,6 @@
 //! Small helpers every layer may use, each written once: writing a file so that it is never
-//! seen half-written, asking the kernel for a free port, running `git`, taking a median.
+//! seen half-written, asking the kernel for a free port, running `git`, taking a median, and
+//! the one sink for progress lines ([`Notes`]).
 //!
 //! This module is the bottom of the crate: it uses nothing else from it.
 
@@ -69,9 +70,57 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
+/// Where a run's progress lines go ("starting the environment", "regression on …; running the
+/// suite once more"): the one sink the front end provides. Standard error by default; a front
+/// end may collect or silence them. (The engine's per-second progress is its own
+/// `engine::ProgressMode`.)
+#[derive(Clone)]
+pub struct Notes(std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Notes {
+    /// Lines to standard error.
+    pub fn stderr() -> Notes {
+        Notes(std::sync::Arc::new(|line: &str| eprintln!("{line}")))
+    }
+
+    /// Lines to `sink`.
+    pub fn to(sink: impl Fn(&str) + Send + Sync + 'static) -> Notes {
+        Notes(std::sync::Arc::new(sink))
+    }
+
+    pub fn say(&self, line: impl AsRef<str>) {
+        (self.0)(line.as_ref())
+    }
+}
+
+impl Default for Notes {
+    fn default() -> Notes {
+        Notes::stderr()
+    }
+}
+
+impl std::fmt::Debug for Notes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notes")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notes_go_to_the_sink_the_front_end_gives() {
+        let lines = std::sync::Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+        let notes = {
+            let lines = lines.clone();
+            Notes::to(move |l| lines.lock().push(l.to_string()))
+        };
+        let copy = notes.clone();
+        notes.say("starting the environment");
+        copy.say(format!("  app: {}", "http://127.0.0.1:1"));
+        assert_eq!(*lines.lock(), vec!["starting the environment".to_string(), "  app: http://127.0.0.1:1".to_string()]);
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

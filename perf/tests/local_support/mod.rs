@@ -55,6 +55,7 @@ pub fn options(logs_dir: &Path, cancel: CancellationToken) -> StartOptions {
         cancel,
         fault_proxies: false,
         build_env: Vec::new(),
+        notes: perf::run::Notes::default(),
     }
 }
 

@@ -134,6 +134,7 @@ struct State {
     health_path: String,
     startup_timeout: Duration,
     cancel: CancellationToken,
+    notes: crate::util::Notes,
     logs_dir: PathBuf,
     /// CPU seconds each service used before its last `stop_service`: a container's cgroup
     /// counters start again from zero when it starts again, and `resources()` must stay
@@ -180,6 +181,7 @@ impl State {
             health_path: setup.app.health.clone(),
             startup_timeout: setup.environment.startup_timeout,
             cancel: opts.cancel.clone(),
+            notes: opts.notes.clone(),
             logs_dir: opts.logs_dir.clone(),
             cpu_before_restarts: HashMap::new(),
             closed: false,
@@ -337,11 +339,12 @@ impl State {
                 }
             })
         };
-        let result = super::procs::wait_http_ok("app", &url, self.startup_timeout, &self.cancel, || match stopped.lock().take() {
-            Some(status) => Err(EnvError::Exited { service: "app", status, log_tail: String::new() }),
-            None => Ok(String::new()),
-        })
-        .await;
+        let result =
+            super::procs::wait_http_ok("app", &url, self.startup_timeout, &self.cancel, &self.notes, || match stopped.lock().take() {
+                Some(status) => Err(EnvError::Exited { service: "app", status, log_tail: String::new() }),
+                None => Ok(String::new()),
+            })
+            .await;
         watcher.abort();
         match result {
             Err(EnvError::Exited { service, status, .. }) => {

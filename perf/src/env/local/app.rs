@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::env::procs::{self, ManagedChild, Spawn};
 use crate::env::{BackendKind, EnvError};
 use crate::plan::{LocalAppSetup, Setup};
+use crate::util::Notes;
 
 /// Environment variables, name and value, in order.
 pub type EnvVars = Vec<(String, String)>;
@@ -141,6 +142,7 @@ pub struct AppProcess {
     health_url: String,
     startup_timeout: Duration,
     cancel: CancellationToken,
+    notes: Notes,
     child: Option<ManagedChild>,
 }
 
@@ -148,8 +150,8 @@ pub struct AppProcess {
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 impl AppProcess {
-    pub fn new(spec: Spawn, health_url: String, startup_timeout: Duration, cancel: CancellationToken) -> AppProcess {
-        AppProcess { spec, health_url, startup_timeout, cancel, child: None }
+    pub fn new(spec: Spawn, health_url: String, startup_timeout: Duration, cancel: CancellationToken, notes: Notes) -> AppProcess {
+        AppProcess { spec, health_url, startup_timeout, cancel, notes, child: None }
     }
 
     /// Starts the app and waits until its health check answers 200. Fails early, with the
@@ -160,7 +162,7 @@ impl AppProcess {
         }
         self.child = None;
         let child = self.child.insert(ManagedChild::spawn("app", &self.spec)?);
-        procs::wait_http_ok("app", &self.health_url, self.startup_timeout, &self.cancel, || {
+        procs::wait_http_ok("app", &self.health_url, self.startup_timeout, &self.cancel, &self.notes, || {
             child.check_running()?;
             Ok(child.log_tail())
         })
