@@ -237,3 +237,37 @@ async fn docker_env_dropped_by_a_panic_removes_everything() {
     let left = leftovers(&run_id).await;
     assert!(left.is_empty(), "left after the panic: {left}");
 }
+
+/// The app image builds from the repository root (`perf.toml`'s `[app.docker] context = "."`).
+/// With the classic builder (Debian's docker.io 20.10), only the context root's `.dockerignore`
+/// keeps `target/` (gigabytes after one build) and `.git/` out of what is sent to the engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repository_build_context_stays_small_with_the_classic_builder() {
+    if !engine_or_skip("the_repository_build_context_stays_small_with_the_classic_builder").await {
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // FROM scratch pulls nothing; COPY . keeps exactly the context the builder received.
+    let dockerfile = dir.path().join("Dockerfile");
+    std::fs::write(&dockerfile, "FROM scratch\nCOPY . /context\n").unwrap();
+    let tag = format!("perf-test-context:{}", new_run_id());
+    let out = std::process::Command::new("docker")
+        .args(["build", "--quiet", "-f"])
+        .arg(&dockerfile)
+        .args(["-t", &tag])
+        .arg(root)
+        .env("DOCKER_BUILDKIT", "0")
+        .env("DOCKER_HOST", engine::docker_host())
+        .output()
+        .expect("the docker command runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inspect = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Size}}", &tag])
+        .env("DOCKER_HOST", engine::docker_host())
+        .output()
+        .unwrap();
+    let _ = std::process::Command::new("docker").args(["image", "rm", "--force", &tag]).env("DOCKER_HOST", engine::docker_host()).output();
+    let size: u64 = String::from_utf8_lossy(&inspect.stdout).trim().parse().expect("an image size");
+    assert!(size < 50 * 1024 * 1024, "the context copied into the image is {size} bytes: target/, .git/ or results/ got in");
+}

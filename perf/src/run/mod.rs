@@ -173,7 +173,7 @@ async fn run_suites(
         let (baseline_source, baseline_summary) = match (pick, &opts.baseline) {
             (Some(Pick::Found { summary: b, path, .. }), BaselineChoice::Path { source, .. }) => {
                 let source = match source {
-                    BaselineSource::Committed { .. } => BaselineSource::Committed { path: display_path(path) },
+                    BaselineSource::Committed { .. } => BaselineSource::Committed { path: report_path(path) },
                     other => other.clone(),
                 };
                 (source, Some((**b).clone()))
@@ -198,6 +198,22 @@ pub fn display_path(path: &Path) -> String {
     }
 }
 
+/// How reports and the pull-request comment name a file: relative to the root of the git
+/// repository it is in, so that a runner's `/home/runner/work/…` never shows; outside a
+/// repository, as [`display_path`] does.
+pub fn report_path(path: &Path) -> String {
+    let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let dir = if abs.is_dir() { abs.as_path() } else { abs.parent().unwrap_or(Path::new("/")) };
+    match crate::util::git(dir, &["rev-parse", "--show-toplevel"]) {
+        Ok(top) => match abs.strip_prefix(&top) {
+            Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+            Ok(rel) => rel.display().to_string(),
+            Err(_) => display_path(path),
+        },
+        Err(_) => display_path(path),
+    }
+}
+
 fn backend_words(choice: BackendChoice, resolved: BackendKind) -> &'static str {
     match (choice, resolved) {
         (BackendChoice::Auto, BackendKind::Docker) => "auto: a Docker engine answers, so Docker",
@@ -205,5 +221,27 @@ fn backend_words(choice: BackendChoice, resolved: BackendKind) -> &'static str {
         (_, BackendKind::Local) => "local processes",
         (_, BackendKind::Docker) => "Docker",
         (_, BackendKind::External) => "external: nothing started",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_name_files_from_the_repository_root_wherever_the_gate_runs() {
+        let repo = tempfile::tempdir().unwrap();
+        crate::util::git(repo.path(), &["init", "-q"]).unwrap();
+        let file = repo.path().join("service/results/baseline/local-2cpu/baseline.json");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "{}").unwrap();
+        // The current directory (the test runner's) is not the repository.
+        assert_eq!(report_path(&file), "service/results/baseline/local-2cpu/baseline.json");
+        assert_eq!(report_path(&repo.path().join("service/results/baseline")), "service/results/baseline");
+        // Outside any repository: the path as given.
+        let loose = tempfile::tempdir().unwrap();
+        let outside = loose.path().join("b.json");
+        std::fs::write(&outside, "{}").unwrap();
+        assert_eq!(report_path(&outside), outside.display().to_string());
     }
 }

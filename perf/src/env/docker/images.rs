@@ -127,6 +127,20 @@ pub async fn ensure_app_image(
         return Ok(());
     }
     let tail: Vec<&str> = lines.iter().rev().take(30).rev().map(String::as_str).collect();
+    let dockerfile_text = std::fs::read_to_string(&dockerfile).unwrap_or_default();
+    if let Some(base) = unpullable_base(&dockerfile_text, &lines) {
+        return Err(EnvError::Build(format!(
+            "the app image {} is missing and building it from {} needs the base image {base}, which could not be pulled \
+             (no access to its registry?); full output in {}\n--- last lines of its output ---\n{}\n\
+             Ways out: run with --backend local (PostgreSQL, Redis and the app as local processes); or set {APP_IMAGE_VAR} \
+             to an app image the engine already has (fixtures/images/build.sh refapp builds perf-local/refapp:dev from \
+             Debian packages); or load {base} into the engine yourself (docker load) and run again",
+            spec.image,
+            dockerfile.display(),
+            log_path.display(),
+            tail.join("\n")
+        )));
+    }
     Err(EnvError::Build(format!(
         "docker build of {} from {} ({status}); full output in {}\n--- last lines of its output ---\n{}",
         spec.image,
@@ -134,6 +148,50 @@ pub async fn ensure_app_image(
         log_path.display(),
         tail.join("\n")
     )))
+}
+
+/// When a failed `docker build` failed because a base image could not be pulled: that image,
+/// its `ARG` defaults applied. The classic builder prints the step as written
+/// (`Step 3/13 : FROM ${BUILDER_IMAGE} AS builder`) and then the registry's error; BuildKit
+/// names the resolved reference (`failed to resolve source metadata for docker.io/library/…`).
+pub fn unpullable_base(dockerfile: &str, output: &[String]) -> Option<String> {
+    const PULL_FAILED: &[&str] = &[
+        "pull access denied",
+        "failed to resolve source metadata",
+        "manifest unknown",
+        "no such host",
+        "registry-1.docker.io",
+        "TLS handshake timeout",
+        "failed to do request",
+    ];
+    if !output.iter().any(|l| PULL_FAILED.iter().any(|m| l.contains(m))) {
+        return None;
+    }
+    if let Some(reference) = output.iter().rev().find_map(|l| l.split("failed to resolve source metadata for ").nth(1)) {
+        // `…for docker.io/library/rust:1.95-bookworm: failed to do request…`
+        let reference = reference.split_whitespace().next().unwrap_or(reference);
+        return Some(reference.trim_end_matches(':').to_string());
+    }
+    // Global ARG defaults: the ones a FROM line may use.
+    let mut args = std::collections::BTreeMap::new();
+    for line in dockerfile.lines().map(str::trim) {
+        if line.len() > 4 && line[..4].eq_ignore_ascii_case("FROM") {
+            break;
+        }
+        if let Some((name, default)) = line.strip_prefix("ARG ").and_then(|a| a.trim().split_once('=')) {
+            args.insert(name.trim().to_string(), default.trim().trim_matches('"').to_string());
+        }
+    }
+    let step = output.iter().rev().find_map(|l| {
+        let (_, rest) = l.split_once(" : ")?;
+        let rest = rest.trim();
+        (l.starts_with("Step ") && rest.len() > 5 && rest[..5].eq_ignore_ascii_case("FROM ")).then(|| rest[5..].trim().to_string())
+    })?;
+    let mut image = step.split_whitespace().find(|w| !w.starts_with("--"))?.to_string();
+    for (name, default) in &args {
+        image = image.replace(&format!("${{{name}}}"), default).replace(&format!("${name}"), default);
+    }
+    Some(image)
 }
 
 /// Copies the build's stdout and stderr, line by line, into the log file and returns the
@@ -178,6 +236,33 @@ fn collect_output(child: &mut tokio::process::Child, log_path: &Path) -> impl st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_base_image_that_cannot_be_pulled_is_named() {
+        let dockerfile = include_str!("../../../../fixtures/app/Dockerfile");
+        // Debian's docker.io 20.10 (classic builder) on a machine without registry access.
+        let classic = lines(
+            "Sending build context to Docker daemon  2.185MB\n\
+             Step 1/13 : ARG BUILDER_IMAGE=rust:1.95-bookworm\n\
+             Step 2/13 : ARG RUNTIME_IMAGE=debian:bookworm-slim\n\
+             Step 3/13 : FROM ${BUILDER_IMAGE} AS builder\n\
+             Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: no such host",
+        );
+        assert_eq!(unpullable_base(dockerfile, &classic).as_deref(), Some("rust:1.95-bookworm"));
+        let buildkit = lines(
+            "#3 [internal] load metadata for docker.io/library/rust:1.95-bookworm\n\
+             ERROR: failed to solve: rust:1.95-bookworm: failed to resolve source metadata for docker.io/library/rust:1.95-bookworm: \
+             failed to do request: Head \"https://registry-1.docker.io/v2/library/rust/manifests/1.95-bookworm\": dial tcp: no such host",
+        );
+        assert_eq!(unpullable_base(dockerfile, &buildkit).as_deref(), Some("docker.io/library/rust:1.95-bookworm"));
+        // A build that failed for another reason is not called a pull failure.
+        let compile = lines("Step 5/13 : RUN cargo build --release --locked -p refapp\nerror[E0308]: mismatched types");
+        assert_eq!(unpullable_base(dockerfile, &compile), None);
+    }
 
     #[test]
     fn split_image_keeps_the_reference_whole() {

@@ -529,8 +529,9 @@ fn start_error(service: Service, image: &str, e: TestcontainersError) -> EnvErro
             Service::App => images::APP_IMAGE_VAR,
         };
         return EnvError::Docker(format!(
-            "{}: the image {image} is not in the engine's local store and could not be pulled ({text}); \
-             without registry access, build local images with fixtures/images/build.sh and set {var}",
+            "{}: the image {image} is not in the engine's local store and could not be pulled ({text}). Ways out: run \
+             with --backend local (PostgreSQL, Redis and the app as local processes); or set {var} to an image the engine \
+             has (fixtures/images/build.sh builds them from Debian packages, without a registry)",
             service.as_str()
         ));
     }
