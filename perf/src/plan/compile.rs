@@ -66,10 +66,11 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
         .into_iter()
         .map(|s| {
             let mut s = scale::apply(s, opts);
+            check_limits(lp, &s)?;
             s.definition_hash = identity::suite_hash(lp, &requests, &s, opts);
-            s
+            Ok(s)
         })
-        .collect();
+        .collect::<Result<_, PlanError>>()?;
     Ok(Compiled {
         requests,
         suites,
@@ -762,6 +763,72 @@ fn chaos_verb(key: &'static str, spec: &super::model::ChaosActionSpec) -> Result
     })
 }
 
+/// Values no one means (a typo's extra zeros, a unit mixed up) are refused unless the plan
+/// raises its `[limits]`. Checked on the suite as it will run, `--duration` and `--users`
+/// applied.
+fn check_limits(lp: &LoadedPlan, suite: &Suite) -> Result<(), PlanError> {
+    let limits = &lp.plan.limits;
+    let Some(spec) = lp.plan.suites.get(&suite.name) else { return Ok(()) };
+    let raise = |what: &str, value: String| format!("to mean it, raise the plan's limit: [limits] {what} = {value}");
+    for sc in &suite.scenarios {
+        let at = spec.scenarios.get(&sc.name).map_or_else(|| scenarios_span(spec), |s| s.executor.span());
+        let field = |f: &str| format!("suites.{}.scenarios.{}.{f}", suite.name, sc.name);
+        // The rate first: an open model's default VUs follow from it.
+        let rate = match &sc.shape {
+            Shape::ConstantArrivalRate { rate, .. } => Some((*rate, "rate")),
+            Shape::RampingArrivalRate { start_rate, stages, .. } => {
+                Some((stages.iter().map(|(_, t)| *t).fold(*start_rate, f64::max), "stages"))
+            }
+            _ => None,
+        };
+        if let Some((rate, rate_field)) = rate
+            && rate > limits.max_rate
+        {
+            return Err(lp.error_at(
+                at,
+                &field(rate_field),
+                format!(
+                    "{rate} iterations per second is more than the limit of {} (a typo?); {}",
+                    limits.max_rate,
+                    raise("max_rate", rate.ceil().to_string())
+                ),
+            ));
+        }
+        let (users, users_field) = match &sc.shape {
+            Shape::ConstantVus { vus, .. } => (*vus, "vus"),
+            Shape::RampingVus { start_vus, stages } => (stages.iter().map(|(_, t)| *t as u32).fold(*start_vus, u32::max), "stages"),
+            Shape::ConstantArrivalRate { pre_allocated_vus, max_vus, .. }
+            | Shape::RampingArrivalRate { pre_allocated_vus, max_vus, .. } => ((*pre_allocated_vus).max(*max_vus), "max_vus"),
+        };
+        if users > limits.max_vus {
+            return Err(lp.error_at(
+                at,
+                &field(users_field),
+                format!(
+                    "{users} virtual users is more than the limit of {} for one scenario (a typo?); {}",
+                    limits.max_vus,
+                    raise("max_vus", users.to_string())
+                ),
+            ));
+        }
+        let end = sc.start + sc.shape.duration();
+        if end > limits.max_duration.0 {
+            let fmt = |d: Duration| humantime::format_duration(d).to_string();
+            return Err(lp.error_at(
+                at,
+                &field("duration"),
+                format!(
+                    "the scenario runs until {} into the suite, longer than the limit of {} (a typo, or --duration?); {}",
+                    fmt(end),
+                    fmt(limits.max_duration.0),
+                    raise("max_duration", format!("\"{}\"", fmt(end)))
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn scenarios_span(spec: &SuiteSpec) -> Range<usize> {
     spec.scenarios.values().next().map(|s| s.executor.span()).unwrap_or(0..0)
 }
@@ -830,7 +897,8 @@ fn scenario(lp: &LoadedPlan, workflows: &[(String, Vec<Step>)], field: &str, nam
     };
     let open_vus = |peak: f64| -> Result<(u32, u32), PlanError> {
         let pre = s.pre_allocated_vus.unwrap_or_else(|| ((peak / 10.0).ceil() as u32).max(2));
-        let max = s.max_vus.unwrap_or_else(|| pre.max(((peak * 2.0).ceil() as u32).max(100)));
+        // The default headroom stays within the plan's limit; a value written out is checked.
+        let max = s.max_vus.unwrap_or_else(|| pre.max(((peak * 2.0).ceil() as u32).max(100).min(lp.plan.limits.max_vus)));
         if pre == 0 {
             return Err(err("pre_allocated_vus", "must be at least 1".into()));
         }

@@ -41,6 +41,32 @@ pub struct Plan {
     /// The regression rule used when comparing with a baseline.
     #[serde(default)]
     pub compare: CompareSpec,
+    /// Sizes beyond which a value is taken for a typo and refused; raised here on purpose.
+    #[serde(default)]
+    pub limits: LimitsSpec,
+}
+
+/// `[limits]`: the largest load a plan may ask for before the gate refuses it as a mistake
+/// (`vus = 100000000`, `duration = "999999h"`). A plan that means more says so here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Virtual users of one scenario (closed model: `vus`, `start_vus`, stage targets; open
+    /// model: `pre_allocated_vus`, `max_vus`).
+    #[serde(default = "defaults::max_vus")]
+    pub max_vus: u32,
+    /// Iterations per second of one arrival-rate scenario.
+    #[serde(default = "defaults::max_rate")]
+    pub max_rate: f64,
+    /// Length of one suite's timeline (`--duration` included).
+    #[serde(default = "defaults::max_duration")]
+    pub max_duration: Dur,
+}
+
+impl Default for LimitsSpec {
+    fn default() -> Self {
+        LimitsSpec { max_vus: defaults::max_vus(), max_rate: defaults::max_rate(), max_duration: defaults::max_duration() }
+    }
 }
 
 /// Services the app depends on and how to start them.
@@ -646,6 +672,15 @@ mod defaults {
     }
     pub fn redis_image() -> String {
         "redis:7.2.5-bookworm".into()
+    }
+    pub fn max_vus() -> u32 {
+        10_000
+    }
+    pub fn max_rate() -> f64 {
+        100_000.0
+    }
+    pub fn max_duration() -> Dur {
+        Dur(Duration::from_secs(24 * 3600))
     }
     pub fn health() -> String {
         "/health".into()

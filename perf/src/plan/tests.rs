@@ -127,6 +127,40 @@ fn the_app_tables_are_needed_only_by_the_backends_that_start_the_app() {
 }
 
 #[test]
+fn values_no_one_means_are_refused_unless_the_plan_raises_its_limits() {
+    let plan = |scenario: &str, limits: &str| {
+        format!("version = 1\n{limits}\n[requests.home]\npath = \"/\"\n[suites.s.scenarios.one]\n{scenario}\nrequest = \"home\"\n")
+    };
+    let opts = CompileOptions::default();
+    let vus = plan("executor = \"constant-vus\"\nvus = 100000000\nduration = \"10s\"", "");
+    let e = compile_err(&vus, &opts);
+    assert_eq!((e.field.as_str(), e.line), ("suites.s.scenarios.one.vus", pos_of(&vus, "executor").0), "{e}");
+    assert!(e.message.contains("100000000 virtual users") && e.message.contains("[limits] max_vus = 100000000"), "{e}");
+
+    let long = plan("executor = \"constant-vus\"\nvus = 2\nduration = \"999999h\"", "");
+    let e = compile_err(&long, &opts);
+    assert_eq!(e.field, "suites.s.scenarios.one.duration", "{e}");
+    assert!(e.message.contains("longer than the limit of 1day") && e.message.contains("[limits] max_duration"), "{e}");
+
+    let rate = plan("executor = \"constant-arrival-rate\"\nrate = 5000000\nduration = \"10s\"", "");
+    let e = compile_err(&rate, &opts);
+    assert_eq!(e.field, "suites.s.scenarios.one.rate", "{e}");
+
+    // --duration is checked too: the suite as it would run.
+    let ok = plan("executor = \"constant-vus\"\nvus = 2\nduration = \"10s\"", "");
+    let stretched = CompileOptions { duration: Some(Duration::from_secs(30 * 24 * 3600)), ..Default::default() };
+    assert_eq!(compile_err(&ok, &stretched).field, "suites.s.scenarios.one.duration");
+
+    // Raised on purpose: accepted.
+    let raised = plan("executor = \"constant-vus\"\nvus = 20000\nduration = \"48h\"", "[limits]\nmax_vus = 20000\nmax_duration = \"48h\"");
+    load(&raised).unwrap().compile(&opts).unwrap();
+    // A high rate's default VU headroom stays within the limit instead of tripping it.
+    let fast = plan("executor = \"constant-arrival-rate\"\nrate = 90000\nduration = \"10s\"", "");
+    let c = load(&fast).unwrap().compile(&opts).unwrap();
+    assert!(matches!(c.suites[0].scenarios[0].shape, Shape::ConstantArrivalRate { max_vus: 10_000, .. }));
+}
+
+#[test]
 fn renders_paths_headers_and_typed_bodies() {
     let c = load(MINIMAL).unwrap().compile(&CompileOptions::default()).unwrap();
     let shared = c.new_shared_vars();
