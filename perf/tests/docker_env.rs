@@ -106,6 +106,7 @@ async fn docker_env_end_to_end() {
     pg.batch_execute("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')").await.unwrap();
     drop(pg);
     env.stop_service(Service::Postgres).await.unwrap();
+    env.check_alive().await.expect("a service stopped on purpose is not a death");
     let (status, _) = get(&format!("{app_url}/health/deep")).await;
     assert_ne!(status, 200, "deep health must fail while postgres is stopped");
     env.start_service(Service::Postgres).await.unwrap();
@@ -143,6 +144,15 @@ async fn docker_env_end_to_end() {
         "postgres CPU went from {pg_cpu_before_stop} before its restart to {:?}",
         resources[&Service::Postgres]
     );
+
+    // Redis killed from outside (OOM, a crash): check_alive, asked every second of a suite,
+    // names it with the container's exit state.
+    env.check_alive().await.expect("everything runs");
+    let redis_container = found.containers.iter().find(|n| n.contains("redis")).expect("a redis container");
+    docker.kill_container(redis_container, None::<testcontainers::bollard::query_parameters::KillContainerOptions>).await.unwrap();
+    let e = env.check_alive().await.expect_err("redis was killed");
+    assert!(matches!(e, EnvError::Exited { service: "redis", .. }), "{e}");
+    assert!(e.to_string().contains("exit code 137"), "{e}");
 
     eprintln!("docker_env_end_to_end: resources {resources:?}");
     let stopping = std::time::Instant::now();

@@ -112,6 +112,34 @@ async fn cases(tmp: &Path) {
     env.shutdown().await.unwrap();
     assert_clean(tmp, "normal run");
 
+    // Redis dies by itself (kill -9) while the environment runs: check_alive, which the gate
+    // calls every second of a suite, names it with its exit and its log's tail.
+    let mut env =
+        Environment::start(BackendChoice::Local, &plan("", "[]", "", "20s"), &options(logs_root.path(), CancellationToken::new()))
+            .await
+            .unwrap();
+    env.check_alive().await.expect("everything runs");
+    // A service stopped on purpose (what a chaos suite does) is not a death.
+    env.stop_service(perf::env::Service::Postgres).await.unwrap();
+    env.check_alive().await.expect("postgres was stopped on purpose");
+    let redis_pid = process_tree(std::process::id())
+        .into_iter()
+        .find(|p| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("redis-server")))
+        .expect("redis-server is a child of the test");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(redis_pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let e = loop {
+        match env.check_alive().await {
+            Err(e) => break e,
+            Ok(()) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Ok(()) => panic!("redis was killed but check_alive says all is well"),
+        }
+    };
+    assert!(matches!(e, EnvError::Exited { service: "redis", .. }), "{e}");
+    assert!(e.to_string().contains("signal: 9"), "{e}");
+    env.shutdown().await.unwrap();
+    assert_clean(tmp, "redis killed");
+
     // A panic while the environment runs: unwinding drops it, which stops everything.
     let pids = Arc::new(Mutex::new(Vec::new()));
     let seen = pids.clone();

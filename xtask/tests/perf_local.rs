@@ -250,3 +250,61 @@ fn an_unreachable_target_is_not_a_silent_wait() {
     assert!(waiting[0].contains("Connection refused"), "the last attempt's cause: {err}");
     assert!(err.contains("did not become ready within 7s"), "{err}");
 }
+
+/// The app under test crashes mid-suite: the gate notices within a second or two, stops the
+/// load, exits 2 with the cause and the end of the app's log, and leaves nothing running.
+#[test]
+fn an_app_that_crashes_mid_suite_stops_the_run_with_its_cause() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    // Under root, PostgreSQL runs as another account that must reach its files.
+    for d in [dir.path(), tmp.as_path()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let testapp = root().join("perf/tests/local_support/testapp.py");
+    let plan = dir.path().join("perf.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            r#"version = 1
+[app.local]
+command = ["python3", "{}"]
+[app.env]
+PORT = "{{{{app.port}}}}"
+LISTEN_ADDR = "{{{{app.listen}}}}"
+CRASH_AFTER = "4"
+[requests.home]
+path = "/"
+[suites.smoke]
+warmup = "1s"
+[suites.smoke.scenarios.one]
+executor = "constant-vus"
+vus = 2
+duration = "60s"
+request = "home"
+"#,
+            testapp.display()
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["perf", "--plan", s(&plan), "--backend", "local", "--no-baseline", "--progress", "off", "--out"])
+        .arg(dir.path().join("r"))
+        .env("PERF_TMPDIR", &tmp)
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("PERF_DURATION")
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("suite smoke: the load was stopped: app exited unexpectedly"), "{err}");
+    assert!(err.contains("crashing on purpose"), "the tail of the app's log: {err}");
+    // The 60 s suite did not run to its end.
+    assert!(elapsed < std::time::Duration::from_secs(40), "took {elapsed:?}: {err}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "the local services' folders are removed: {left:?}");
+}

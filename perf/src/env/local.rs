@@ -172,6 +172,20 @@ impl LocalEnv {
         }
     }
 
+    /// `Err(Exited)` when the app, PostgreSQL or Redis exited by itself.
+    pub fn check_alive(&mut self) -> Result<(), EnvError> {
+        if let Some(app) = self.app.as_mut() {
+            app.check_running()?;
+        }
+        if let Some(pg) = self.postgres.as_mut() {
+            pg.check_running()?;
+        }
+        if let Some(redis) = self.redis.as_mut() {
+            redis.check_running()?;
+        }
+        Ok(())
+    }
+
     /// Cumulative CPU seconds and current memory of each running service's process tree.
     pub fn resources(&self) -> Vec<(Service, ResourceSample)> {
         let pids = [

@@ -311,6 +311,18 @@ impl Environment {
         proxies.map(|p| p.stats().to_vec()).unwrap_or_default()
     }
 
+    /// `Err(Exited)`, with the cause and the end of its log, when a service this environment
+    /// started has died by itself; a service stopped through [`Environment::stop_service`] is
+    /// not asked about, and the external backend has nothing to ask. The gate asks every second
+    /// while a suite runs, so a crash ends the run at once instead of being measured as errors.
+    pub async fn check_alive(&mut self) -> Result<(), EnvError> {
+        match self {
+            Environment::Local(e) => e.check_alive(),
+            Environment::Docker(e) => e.check_alive().await,
+            Environment::External(_) => Ok(()),
+        }
+    }
+
     /// Current resource use of each service the backend runs (empty for external).
     pub async fn resources(&self) -> Vec<(Service, ResourceSample)> {
         match self {

@@ -45,7 +45,9 @@ pub async fn measure_suite(
 
     let (clock_tx, clock_rx) = tokio::sync::watch::channel(None);
     let mut run_opts = RunOptions::new(env.app_url());
-    run_opts.cancel = opts.cancel.clone();
+    // Ctrl-C stops the load; so does a service dying by itself (the side work sees it).
+    let stop_load = opts.cancel.child_token();
+    run_opts.cancel = stop_load.clone();
     run_opts.progress = opts.progress;
     run_opts.seed = opts.seed;
     run_opts.hooks.clock = Some(clock_tx);
@@ -55,14 +57,25 @@ pub async fn measure_suite(
     };
     let side_scrape = if actions.is_empty() { None } else { metrics_url.clone() };
     let done = CancellationToken::new();
-    let side =
-        side_work(env, done.clone(), clock_rx, actions, side_scrape.map(|u| (client.clone(), u, app.metrics_series.clone())), &opts.notes);
+    let watch = Watch { services: actions.is_empty(), stop_load };
+    let side = side_work(
+        env,
+        done.clone(),
+        clock_rx,
+        actions,
+        side_scrape.map(|u| (client.clone(), u, app.metrics_series.clone())),
+        &opts.notes,
+        watch,
+    );
     let load = async {
         let r = run_suite(&prepared.compiled, suite, run_opts).await;
         done.cancel();
         r
     };
     let (result, side) = tokio::join!(load, side);
+    if let Some(e) = side.died {
+        return Err(GateError::Environment(format!("suite {}: the load was stopped: {e}", suite.name)));
+    }
     let result = result.map_err(|e| GateError::Input(format!("suite {}: {e}", suite.name)))?;
     if result.cancelled || opts.cancel.is_cancelled() {
         return Err(GateError::Interrupted);
@@ -94,8 +107,17 @@ pub async fn measure_suite(
     Ok(summary)
 }
 
+/// Whether the side work watches the services, and how it stops the load when one dies.
+struct Watch {
+    /// Off for chaos suites: they stop and fault services on purpose, and judge what follows.
+    services: bool,
+    stop_load: CancellationToken,
+}
+
 /// What ran beside the load.
 struct SideWork {
+    /// A service that died by itself during the suite (the load was stopped).
+    died: Option<crate::env::EnvError>,
     /// Resource use of each service, every second.
     samples: Vec<Vec<(Service, ResourceSample)>>,
     /// Chaos actions done, seconds from the measured start.
@@ -109,7 +131,8 @@ struct SideWork {
 /// Samples resources every second until `done`; once the load's clock is known, does each
 /// chaos action at `suite start + at` and scrapes the app's metrics every second. A service
 /// still stopped at the end is started again, and a fault still set is cleared, so later
-/// suites find the environment whole.
+/// suites find the environment whole. Outside chaos suites it also asks every second whether
+/// every service is still alive, and stops the load when one died by itself.
 async fn side_work(
     env: &mut Environment,
     done: CancellationToken,
@@ -117,8 +140,9 @@ async fn side_work(
     actions: Vec<ChaosAction>,
     scrape_target: Option<(reqwest::Client, String, Vec<String>)>,
     notes: &Notes,
+    watch: Watch,
 ) -> SideWork {
-    let mut out = SideWork { samples: Vec::new(), events: Vec::new(), metrics: Vec::new(), failures: Vec::new() };
+    let mut out = SideWork { died: None, samples: Vec::new(), events: Vec::new(), metrics: Vec::new(), failures: Vec::new() };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut clock: Option<RunClock> = None;
@@ -156,6 +180,13 @@ async fn side_work(
                 }
             }
             _ = tick.tick() => {
+                if watch.services
+                    && let Err(e) = env.check_alive().await
+                {
+                    out.died = Some(e);
+                    watch.stop_load.cancel();
+                    break;
+                }
                 // Sampling never makes an action late: Docker's stats can take a second or
                 // more, so a sample still running when the next action is due is dropped.
                 let sample = match deadline {

@@ -2,16 +2,25 @@
 
 Listens on 127.0.0.1:$PORT. GET /env answers the environment the backend rendered,
 GET /health answers 200, or $HEALTH_STATUS when set (to test a health check that never
-passes). With $FAIL_AT_START it prints a message to stderr and exits 3 at once.
+passes). With $FAIL_AT_START it prints a message to stderr and exits 3 at once; with
+$CRASH_AFTER (seconds) it says so on stderr and exits 9 that long after starting, mid-load.
 """
 import http.server
 import json
 import os
 import sys
+import threading
 
 if os.environ.get("FAIL_AT_START"):
     print("testapp: " + os.environ["FAIL_AT_START"], file=sys.stderr, flush=True)
     sys.exit(3)
+
+if os.environ.get("CRASH_AFTER"):
+    def crash():
+        print("testapp: crashing on purpose", file=sys.stderr, flush=True)
+        os._exit(9)
+
+    threading.Timer(float(os.environ["CRASH_AFTER"]), crash).start()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

@@ -99,6 +99,12 @@ impl DockerEnv {
         self.0.start_service(service).await
     }
 
+    /// `Err(Exited)` with the container's exit state and log tail when a container exited
+    /// by itself (one stopped through `stop_service` is not asked about).
+    pub async fn check_alive(&mut self) -> Result<(), EnvError> {
+        self.0.check_alive().await
+    }
+
     /// Cumulative CPU seconds and current memory of each running container (one-shot stats,
     /// read concurrently). A stopped service is left out.
     pub async fn resources(&self) -> Vec<(Service, ResourceSample)> {
@@ -139,6 +145,8 @@ struct State {
     /// CPU seconds each service used before its last `stop_service`: a container's cgroup
     /// counters start again from zero when it starts again, and `resources()` must stay
     /// cumulative for the whole run (summaries hold differences).
+    /// Services stopped on purpose (`stop_service`) and not started again.
+    stopped: std::collections::HashSet<Service>,
     cpu_before_restarts: HashMap<Service, f64>,
     /// Set once everything was removed: `Drop` has nothing left to do.
     closed: bool,
@@ -183,6 +191,7 @@ impl State {
             cancel: opts.cancel.clone(),
             notes: opts.notes.clone(),
             logs_dir: opts.logs_dir.clone(),
+            stopped: Default::default(),
             cpu_before_restarts: HashMap::new(),
             closed: false,
         };
@@ -404,7 +413,19 @@ impl State {
             .map_err(|e| EnvError::Docker(format!("stopping {}: {e}", service.as_str())));
         // The last sample before the stop misses at most the shutdown's own CPU time.
         *self.cpu_before_restarts.entry(service).or_default() += used;
+        self.stopped.insert(service);
         stopped
+    }
+
+    async fn check_alive(&mut self) -> Result<(), EnvError> {
+        for (service, running) in [(Service::App, &self.app), (Service::Postgres, &self.postgres), (Service::Redis, &self.redis)] {
+            let Some(running) = running.as_ref().filter(|_| !self.stopped.contains(&service)) else { continue };
+            if let Some(status) = engine::stopped_state(&self.docker, &running.name).await? {
+                let log_tail = engine::log_tail(&self.docker, &running.name, ready::TAIL_LINES).await;
+                return Err(EnvError::Exited { service: service.as_str(), status, log_tail });
+            }
+        }
+        Ok(())
     }
 
     /// `docker start` of the stopped container, then the same readiness wait as at start-up.
@@ -413,6 +434,7 @@ impl State {
         let running = self.running(service)?;
         running.container.start().await.map_err(|e| EnvError::Docker(format!("starting {} again: {e}", service.as_str())))?;
         let handle = running.clone_handle();
+        self.stopped.remove(&service);
         match service {
             Service::Postgres => self.wait_postgres(&handle).await,
             Service::Redis => self.wait_redis(&handle).await,

@@ -169,6 +169,14 @@ impl AppProcess {
         .await
     }
 
+    /// `Err(Exited)` with the log's tail when the app was started and has exited since.
+    pub fn check_running(&mut self) -> Result<(), EnvError> {
+        match &mut self.child {
+            Some(c) => c.check_running(),
+            None => Ok(()),
+        }
+    }
+
     /// SIGTERM to the app's process group, SIGKILL after 10 s.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -68,6 +68,11 @@ const STOPPING: Stopping =
     Stopping { signal: Signal::SIGINT, grace: Duration::from_secs(30), on_drop: Signal::SIGQUIT, on_drop_grace: Duration::from_secs(5) };
 
 impl PostgresProcess {
+    /// `Err(Exited)` with the log's tail when the server was started and has exited since.
+    pub fn check_running(&mut self) -> Result<(), EnvError> {
+        self.server.check_running()
+    }
+
     /// Creates a cluster in a new temporary directory, starts the server and waits until
     /// `SELECT 1` succeeds in the app's database.
     pub async fn start(opts: &PostgresOptions) -> Result<PostgresProcess, EnvError> {

@@ -38,6 +38,11 @@ const STOPPING: Stopping =
     Stopping { signal: Signal::SIGTERM, grace: Duration::from_secs(10), on_drop: Signal::SIGKILL, on_drop_grace: Duration::ZERO };
 
 impl RedisProcess {
+    /// `Err(Exited)` with the log's tail when the server was started and has exited since.
+    pub fn check_running(&mut self) -> Result<(), EnvError> {
+        self.server.check_running()
+    }
+
     /// Starts `redis-server` in a new temporary directory and waits until PING answers PONG.
     pub async fn start(opts: &RedisOptions) -> Result<RedisProcess, EnvError> {
         Self::start_in(opts, &procs::temp_root(), CancellationToken::new(), None).await
