@@ -165,6 +165,40 @@ async fn sigint_in_the_middle_of_start_up_removes_everything() {
 }
 
 /// The child: what `xtask up --backend docker` does, in a process of its own.
+/// `kill -9` of the gate: nothing cleans up, the containers stay. The next run finds them by
+/// their process label (the owner is gone), removes them and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_after_a_killed_gate_removes_what_it_left() {
+    if !engine_or_skip("the_run_after_a_killed_gate_removes_what_it_left").await {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    app_table(dir.path());
+    let run_id = new_run_id();
+    let mut child = UpChild::spawn(dir.path(), &run_id);
+    child.wait_line("ready: ", Duration::from_secs(180));
+    child.child.kill().unwrap(); // SIGKILL
+    child.child.wait().unwrap();
+    assert_eq!(leftovers(&run_id).await.containers.len(), 3, "a killed gate leaves its containers");
+
+    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = said.clone();
+    let opts = StartOptions {
+        plan_dir: dir.path().to_path_buf(),
+        logs_dir: dir.path().join("results/logs"),
+        app_url: None,
+        cancel: CancellationToken::new(),
+        fault_proxies: false,
+        build_env: Vec::new(),
+        notes: perf::run::Notes::to(move |l| sink.lock().unwrap().push(l.to_string())),
+    };
+    let next = DockerEnv::start(&plan(&app_table(dir.path()), None), &opts).await.expect("the next run starts");
+    assert_nothing_left(&run_id).await;
+    let said = said.lock().unwrap().join("\n");
+    assert!(said.contains(&format!("removed what an earlier run left when its gate was killed (run {run_id})")), "{said}");
+    next.shutdown().await.unwrap();
+}
+
 #[test]
 #[ignore = "the child process of the interrupt tests, not a test"]
 fn docker_up_child() {

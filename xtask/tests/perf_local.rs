@@ -308,3 +308,68 @@ request = "home"
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
     assert!(left.is_empty(), "the local services' folders are removed: {left:?}");
 }
+
+/// `kill -9` of the gate mid-run: its local services die with it (parent-death signal), its
+/// run folder stays; the next run removes that folder, says so, and runs normally.
+#[test]
+fn the_run_after_a_killed_gate_removes_what_it_left() {
+    use perf::env::resources::{is_alive, process_tree};
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    for d in [dir.path(), tmp.as_path()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let testapp = root().join("perf/tests/local_support/testapp.py");
+    let plan = dir.path().join("perf.toml");
+    let plan_text = format!(
+        "version = 1\n[app.local]\ncommand = [\"python3\", \"{}\"]\n[app.env]\nPORT = \"{{{{app.port}}}}\"\nLISTEN_ADDR = \"{{{{app.listen}}}}\"\n\
+         [requests.home]\npath = \"/\"\n[suites.smoke.scenarios.one]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"60s\"\nrequest = \"home\"\n",
+        testapp.display()
+    );
+    std::fs::write(&plan, plan_text).unwrap();
+    let gate = |duration: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        c.args(["perf", "--plan", s(&plan), "--backend", "local", "--no-baseline", "--progress", "plain", "--duration", duration, "--out"])
+            .arg(dir.path().join("r"))
+            .env("PERF_TMPDIR", &tmp)
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("PERF_DURATION");
+        c
+    };
+
+    let mut first = gate("60s").stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while let Some(Ok(line)) = lines.next() {
+        seen.push(line.clone());
+        if line.starts_with("[smoke]") {
+            break;
+        }
+    }
+    assert!(seen.last().is_some_and(|l| l.starts_with("[smoke]")), "the load started: {seen:?}");
+    let services: Vec<u32> = process_tree(first.id()).into_iter().skip(1).collect();
+    assert!(services.len() >= 3, "app, postgres and redis run: {services:?}");
+    first.kill().unwrap(); // SIGKILL: no clean-up
+    first.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while services.iter().any(|p| is_alive(*p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let alive: Vec<&u32> = services.iter().filter(|p| is_alive(**p)).collect();
+    assert!(alive.is_empty(), "services outlived the killed gate: {alive:?}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(left.len(), 1, "the killed gate's run folder stays: {left:?}");
+
+    let out = gate("3s").output().unwrap();
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("removed what an earlier run left when its gate was killed") && err.contains(&left[0].display().to_string()),
+        "{err}"
+    );
+    let now: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(now.is_empty(), "{now:?}");
+}

@@ -50,11 +50,36 @@ pub struct LocalEnv {
     proxies: Option<super::Proxies>,
 }
 
+/// The file in a run's folder naming the gate process that owns it (`resources::owner_token`).
+const OWNER_FILE: &str = "owner";
+
+/// Removes the run folders under `root` whose gate process is gone (`kill -9`: no chance to
+/// clean up; its processes died with it through the parent-death signal, its folder did not).
+/// Folders of live gates, and folders without an owner file, are left alone.
+fn sweep_orphans(root: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("perf-local-") {
+            continue;
+        }
+        let Ok(owner) = std::fs::read_to_string(entry.path().join(OWNER_FILE)) else { continue };
+        if super::resources::owner_is_gone(owner.trim()) && std::fs::remove_dir_all(entry.path()).is_ok() {
+            let pid = owner.trim().rsplit('/').next().unwrap_or_default().to_string();
+            removed.push((entry.path(), format!("gate process {pid}")));
+        }
+    }
+    removed
+}
+
 impl LocalEnv {
     /// Starts PostgreSQL, Redis and the app the plan describes and waits until the app's
     /// health check answers 200. Ends with `Interrupted` soon after `opts.cancel` fires.
     pub async fn start(setup: &Setup, opts: &StartOptions) -> Result<LocalEnv, EnvError> {
         let root = procs::temp_root();
+        for (dir, owner) in sweep_orphans(&root) {
+            opts.notes.say(format!("  removed what an earlier run left when its gate was killed ({owner}): {}", dir.display()));
+        }
         let run_dir = tempfile::Builder::new()
             .prefix("perf-local-")
             .tempdir_in(&root)
@@ -65,6 +90,9 @@ impl LocalEnv {
             std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o711))
                 .map_err(|e| EnvError::Io { context: format!("opening {} to postgres", run_dir.path().display()), source: e })?;
         }
+        let owner_file = run_dir.path().join(OWNER_FILE);
+        std::fs::write(&owner_file, super::resources::owner_token())
+            .map_err(|e| EnvError::Io { context: format!("writing {}", owner_file.display()), source: e })?;
         tracing::debug!(dir = %run_dir.path().display(), "local environment directory");
         let mut env = LocalEnv { app_url: String::new(), app: None, redis: None, postgres: None, run_dir: Some(run_dir), proxies: None };
         match env.boot(setup, opts).await {

@@ -67,9 +67,44 @@ pub fn is_alive(pid: u32) -> bool {
     procfs::process::Process::new(pid as i32).and_then(|p| p.stat()).map(|s| s.state != 'Z').unwrap_or(false)
 }
 
+/// Who owns what a run leaves on this machine: `HOST/BOOT_ID/PID` of the gate's process.
+/// Written on what outlives a `kill -9` (Docker objects, local run folders) so that a later
+/// run can tell the leftovers of a dead gate from those of one still running.
+pub fn owner_token() -> String {
+    let (host, boot) = host_and_boot();
+    format!("{host}/{boot}/{}", std::process::id())
+}
+
+/// True when `token` ([`owner_token`]) names a gate process of this machine that no longer
+/// runs: another boot, or a pid that is gone. A token of another host is never called gone.
+pub fn owner_is_gone(token: &str) -> bool {
+    let mut parts = token.rsplitn(3, '/');
+    let (Some(pid), Some(boot), Some(host)) = (parts.next(), parts.next(), parts.next()) else { return false };
+    let Ok(pid) = pid.parse::<u32>() else { return false };
+    let (my_host, my_boot) = host_and_boot();
+    host == my_host && (boot != my_boot || !is_alive(pid))
+}
+
+fn host_and_boot() -> (String, String) {
+    let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+    (read("/proc/sys/kernel/hostname"), read("/proc/sys/kernel/random/boot_id"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_owner_is_told_from_a_live_one_and_from_another_host() {
+        assert!(!owner_is_gone(&owner_token()), "this process runs");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        let (host, boot) = host_and_boot();
+        assert!(owner_is_gone(&format!("{host}/{boot}/{}", child.id())), "an exited process");
+        assert!(owner_is_gone(&format!("{host}/another-boot/{}", std::process::id())), "before a reboot");
+        assert!(!owner_is_gone(&format!("elsewhere/{boot}/{}", child.id())), "another host's engine objects are left alone");
+        assert!(!owner_is_gone("garbage"));
+    }
 
     #[test]
     fn the_current_process_is_sampled() {

@@ -22,6 +22,9 @@ use super::super::{EnvError, ResourceSample};
 pub const LABEL_OWNER: &str = "perf-gate";
 /// Label holding the run id: everything one run created, and nothing else.
 pub const LABEL_RUN: &str = "perf-gate.run";
+/// Label naming the gate process that created the object (`resources::owner_token`), so
+/// that a later run can remove what a killed one left.
+pub const LABEL_PROCESS: &str = "perf-gate.process";
 
 /// How long [`engine_answers`] waits for the engine's ping.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -69,7 +72,52 @@ pub async fn ping(docker: &Docker) -> Result<(), EnvError> {
 
 /// The labels of one run's objects.
 pub fn run_labels(run_id: &str) -> HashMap<String, String> {
-    HashMap::from([(LABEL_OWNER.to_string(), "1".to_string()), (LABEL_RUN.to_string(), run_id.to_string())])
+    HashMap::from([
+        (LABEL_OWNER.to_string(), "1".to_string()),
+        (LABEL_RUN.to_string(), run_id.to_string()),
+        (LABEL_PROCESS.to_string(), crate::env::resources::owner_token()),
+    ])
+}
+
+/// Removes every run whose gate process is gone (killed with no chance to clean up: `kill -9`,
+/// an OOM kill, a runner that lost power) and returns what was removed, run by run. Runs of
+/// live processes, of other hosts sharing the engine, and objects without the process label
+/// are left alone.
+pub async fn sweep_orphans(docker: &Docker) -> Result<Vec<(String, Leftovers)>, EnvError> {
+    let filters = label_filter(None);
+    let mut owners: Vec<(String, String)> = Vec::new();
+    let mut note = |labels: Option<HashMap<String, String>>| {
+        if let Some(l) = labels
+            && let (Some(run), Some(process)) = (l.get(LABEL_RUN), l.get(LABEL_PROCESS))
+            && !owners.iter().any(|(r, _)| r == run)
+        {
+            owners.push((run.clone(), process.clone()));
+        }
+    };
+    let containers = docker
+        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
+        .await
+        .map_err(|e| api_error("listing containers", e))?;
+    containers.into_iter().for_each(|c| note(c.labels));
+    let networks = docker
+        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+        .await
+        .map_err(|e| api_error("listing networks", e))?;
+    networks.into_iter().for_each(|n| note(n.labels));
+    let volumes = docker
+        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
+        .await
+        .map_err(|e| api_error("listing volumes", e))?;
+    volumes.volumes.unwrap_or_default().into_iter().for_each(|v| note(Some(v.labels)));
+    let mut removed = Vec::new();
+    for (run, process) in owners {
+        if crate::env::resources::owner_is_gone(&process) {
+            let found = list_labelled(docker, Some(&run)).await?;
+            sweep(docker, Some(&run)).await?;
+            removed.push((run, found));
+        }
+    }
+    Ok(removed)
 }
 
 /// A filter matching one run's objects (`label=perf-gate.run=ID`), or every object of the perf

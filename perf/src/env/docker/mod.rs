@@ -213,6 +213,9 @@ impl State {
     }
 
     async fn bring_up(&mut self, setup: &Setup, spec: &DockerAppSetup, opts: &StartOptions) -> Result<(), EnvError> {
+        for (run, left) in engine::sweep_orphans(&self.docker).await? {
+            opts.notes.say(format!("  removed what an earlier run left when its gate was killed (run {run}): {left}"));
+        }
         images::ensure_app_image(&self.docker, spec, &opts.plan_dir, &opts.logs_dir, &opts.cancel).await?;
         engine::create_network(&self.docker, &self.network, &self.run_id).await?;
         engine::create_volume(&self.docker, &self.volume, &self.run_id).await?;
