@@ -20,3 +20,6 @@ pub mod util;
 
 /// Version of the tool, recorded in every summary.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(test)]
+mod tests_fuzz;
