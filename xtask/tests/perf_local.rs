@@ -251,53 +251,61 @@ fn an_unreachable_target_is_not_a_silent_wait() {
     assert!(err.contains("did not become ready within 7s"), "{err}");
 }
 
+/// A folder for a local run of the stand-in app (`perf/tests/local_support/testapp.py`): its
+/// `perf.toml` (one suite `smoke`, `vus` users for 60 s, `extra_env` lines added to the app's
+/// environment) and `tmp/`, the run's `PERF_TMPDIR`, so a test sees what a run leaves.
+struct StandIn {
+    dir: tempfile::TempDir,
+    plan: PathBuf,
+    tmp: PathBuf,
+}
+
+impl StandIn {
+    fn new(vus: u32, extra_env: &str) -> StandIn {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        // Under root, PostgreSQL runs as another account that must reach its files.
+        for d in [dir.path(), tmp.as_path()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let plan = dir.path().join("perf.toml");
+        let text = format!(
+            "version = 1\n[app.local]\ncommand = [\"python3\", \"{}\"]\n[app.env]\nPORT = \"{{{{app.port}}}}\"\n\
+             LISTEN_ADDR = \"{{{{app.listen}}}}\"\n{extra_env}\n[requests.home]\npath = \"/\"\n\
+             [suites.smoke.scenarios.one]\nexecutor = \"constant-vus\"\nvus = {vus}\nduration = \"60s\"\nrequest = \"home\"\n",
+            root().join("perf/tests/local_support/testapp.py").display()
+        );
+        std::fs::write(&plan, text).unwrap();
+        StandIn { dir, plan, tmp }
+    }
+
+    /// `xtask perf` on the local backend with this plan, no baseline, plain progress.
+    fn gate(&self, extra: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        c.args(["perf", "--plan", s(&self.plan), "--backend", "local", "--no-baseline", "--progress", "plain", "--out"])
+            .arg(self.dir.path().join("r"))
+            .args(extra)
+            .env("PERF_TMPDIR", &self.tmp)
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("PERF_DURATION");
+        c
+    }
+
+    /// What runs left in `PERF_TMPDIR`.
+    fn left(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.tmp).unwrap().flatten().map(|e| e.path()).collect()
+    }
+}
+
 /// The app under test crashes mid-suite: the gate notices within a second or two, stops the
 /// load, exits 2 with the cause and the end of the app's log, and leaves nothing running.
 #[test]
 fn an_app_that_crashes_mid_suite_stops_the_run_with_its_cause() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let tmp = dir.path().join("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    // Under root, PostgreSQL runs as another account that must reach its files.
-    for d in [dir.path(), tmp.as_path()] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let testapp = root().join("perf/tests/local_support/testapp.py");
-    let plan = dir.path().join("perf.toml");
-    std::fs::write(
-        &plan,
-        format!(
-            r#"version = 1
-[app.local]
-command = ["python3", "{}"]
-[app.env]
-PORT = "{{{{app.port}}}}"
-LISTEN_ADDR = "{{{{app.listen}}}}"
-CRASH_AFTER = "4"
-[requests.home]
-path = "/"
-[suites.smoke]
-warmup = "1s"
-[suites.smoke.scenarios.one]
-executor = "constant-vus"
-vus = 2
-duration = "60s"
-request = "home"
-"#,
-            testapp.display()
-        ),
-    )
-    .unwrap();
+    let run = StandIn::new(2, "CRASH_AFTER = \"4\"");
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["perf", "--plan", s(&plan), "--backend", "local", "--no-baseline", "--progress", "off", "--out"])
-        .arg(dir.path().join("r"))
-        .env("PERF_TMPDIR", &tmp)
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("PERF_DURATION")
-        .output()
-        .unwrap();
+    let out = run.gate(&[]).output().unwrap();
     let elapsed = started.elapsed();
     let (_, err) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -305,8 +313,7 @@ request = "home"
     assert!(err.contains("crashing on purpose"), "the tail of the app's log: {err}");
     // The 60 s suite did not run to its end.
     assert!(elapsed < std::time::Duration::from_secs(40), "took {elapsed:?}: {err}");
-    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
-    assert!(left.is_empty(), "the local services' folders are removed: {left:?}");
+    assert!(run.left().is_empty(), "the local services' folders are removed: {:?}", run.left());
 }
 
 /// `kill -9` of the gate mid-run: its local services die with it (parent-death signal), its
@@ -315,32 +322,9 @@ request = "home"
 fn the_run_after_a_killed_gate_removes_what_it_left() {
     use perf::env::resources::{is_alive, process_tree};
     use std::io::{BufRead, BufReader};
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let tmp = dir.path().join("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    for d in [dir.path(), tmp.as_path()] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let testapp = root().join("perf/tests/local_support/testapp.py");
-    let plan = dir.path().join("perf.toml");
-    let plan_text = format!(
-        "version = 1\n[app.local]\ncommand = [\"python3\", \"{}\"]\n[app.env]\nPORT = \"{{{{app.port}}}}\"\nLISTEN_ADDR = \"{{{{app.listen}}}}\"\n\
-         [requests.home]\npath = \"/\"\n[suites.smoke.scenarios.one]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"60s\"\nrequest = \"home\"\n",
-        testapp.display()
-    );
-    std::fs::write(&plan, plan_text).unwrap();
-    let gate = |duration: &str| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
-        c.args(["perf", "--plan", s(&plan), "--backend", "local", "--no-baseline", "--progress", "plain", "--duration", duration, "--out"])
-            .arg(dir.path().join("r"))
-            .env("PERF_TMPDIR", &tmp)
-            .env_remove("GITHUB_ACTIONS")
-            .env_remove("PERF_DURATION");
-        c
-    };
+    let run = StandIn::new(1, "");
 
-    let mut first = gate("60s").stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut first = run.gate(&[]).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
     while let Some(Ok(line)) = lines.next() {
@@ -360,16 +344,15 @@ fn the_run_after_a_killed_gate_removes_what_it_left() {
     }
     let alive: Vec<&u32> = services.iter().filter(|p| is_alive(**p)).collect();
     assert!(alive.is_empty(), "services outlived the killed gate: {alive:?}");
-    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    let left = run.left();
     assert_eq!(left.len(), 1, "the killed gate's run folder stays: {left:?}");
 
-    let out = gate("3s").output().unwrap();
+    let out = run.gate(&["--duration", "3s"]).output().unwrap();
     let (_, err) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
         err.contains("removed what an earlier run left when its gate was killed") && err.contains(&left[0].display().to_string()),
         "{err}"
     );
-    let now: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
-    assert!(now.is_empty(), "{now:?}");
+    assert!(run.left().is_empty(), "{:?}", run.left());
 }
