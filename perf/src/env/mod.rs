@@ -87,17 +87,27 @@ impl BackendKind {
     /// anything starts: the local backend builds and runs `[app.local]`, the docker backend
     /// runs `[app.docker]`'s image (or `PERF_APP_IMAGE`); `external` needs only the app's URL.
     pub fn check_setup(self, setup: &Setup) -> Result<(), String> {
+        let missing = match self {
+            BackendKind::Local => setup.app.local.is_none(),
+            BackendKind::Docker => setup.app.docker.is_none(),
+            BackendKind::External => false,
+        };
+        if missing { Err(self.missing_setup()) } else { Ok(()) }
+    }
+
+    /// What [`BackendKind::check_setup`] says when the plan lacks what this backend needs.
+    pub fn missing_setup(self) -> String {
         const ELSEWHERE: &str = "or, for a service started elsewhere, --backend external --app-url URL (which needs no [app] table)";
         match self {
-            BackendKind::Local if setup.app.local.is_none() => Err(format!(
+            BackendKind::Local => format!(
                 "the local backend builds and runs the app from [app.local] (`command`, and `build` when it needs one), \
                  and the plan has no [app.local]: add one, {ELSEWHERE}"
-            )),
-            BackendKind::Docker if setup.app.docker.is_none() => Err(format!(
+            ),
+            BackendKind::Docker => format!(
                 "the docker backend runs the app's image from [app.docker] (`image`, and `dockerfile` to build it when it is \
                  missing) or PERF_APP_IMAGE, and the plan has neither: add one, {ELSEWHERE}"
-            )),
-            _ => Ok(()),
+            ),
+            BackendKind::External => String::new(),
         }
     }
 }

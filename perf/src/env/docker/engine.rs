@@ -84,31 +84,14 @@ pub fn run_labels(run_id: &str) -> HashMap<String, String> {
 /// live processes, of other hosts sharing the engine, and objects without the process label
 /// are left alone.
 pub async fn sweep_orphans(docker: &Docker) -> Result<Vec<(String, Leftovers)>, EnvError> {
-    let filters = label_filter(None);
     let mut owners: Vec<(String, String)> = Vec::new();
-    let mut note = |labels: Option<HashMap<String, String>>| {
-        if let Some(l) = labels
-            && let (Some(run), Some(process)) = (l.get(LABEL_RUN), l.get(LABEL_PROCESS))
+    for (_, labels) in labelled_objects(docker, None).await?.into_iter().flatten() {
+        if let (Some(run), Some(process)) = (labels.get(LABEL_RUN), labels.get(LABEL_PROCESS))
             && !owners.iter().any(|(r, _)| r == run)
         {
             owners.push((run.clone(), process.clone()));
         }
-    };
-    let containers = docker
-        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
-        .await
-        .map_err(|e| api_error("listing containers", e))?;
-    containers.into_iter().for_each(|c| note(c.labels));
-    let networks = docker
-        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
-        .await
-        .map_err(|e| api_error("listing networks", e))?;
-    networks.into_iter().for_each(|n| note(n.labels));
-    let volumes = docker
-        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
-        .await
-        .map_err(|e| api_error("listing volumes", e))?;
-    volumes.volumes.unwrap_or_default().into_iter().for_each(|v| note(Some(v.labels)));
+    }
     let mut removed = Vec::new();
     for (run, process) in owners {
         if crate::env::resources::owner_is_gone(&process) {
@@ -194,20 +177,33 @@ impl std::fmt::Display for Leftovers {
 /// Lists the containers (running or not), networks and volumes labelled with `run_id`, or
 /// with the perf gate's owner label when `run_id` is `None`.
 pub async fn list_labelled(docker: &Docker, run_id: Option<&str>) -> Result<Leftovers, EnvError> {
+    let [containers, networks, volumes] =
+        labelled_objects(docker, run_id).await?.map(|kind| kind.into_iter().map(|(name, _)| name).collect());
+    Ok(Leftovers { containers, networks, volumes })
+}
+
+/// Name and labels of each container, network and volume [`list_labelled`] lists.
+type Labelled = Vec<(String, HashMap<String, String>)>;
+
+async fn labelled_objects(docker: &Docker, run_id: Option<&str>) -> Result<[Labelled; 3], EnvError> {
     let filters = label_filter(run_id);
     let containers = docker
         .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
         .await
         .map_err(|e| api_error("listing containers", e))?
         .into_iter()
-        .map(|c| c.names.and_then(|n| n.into_iter().next()).map(|n| n.trim_start_matches('/').to_string()).or(c.id).unwrap_or_default())
+        .map(|c| {
+            let name =
+                c.names.and_then(|n| n.into_iter().next()).map(|n| n.trim_start_matches('/').to_string()).or(c.id).unwrap_or_default();
+            (name, c.labels.unwrap_or_default())
+        })
         .collect();
     let networks = docker
         .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
         .await
         .map_err(|e| api_error("listing networks", e))?
         .into_iter()
-        .filter_map(|n| n.name)
+        .filter_map(|n| Some((n.name?, n.labels.unwrap_or_default())))
         .collect();
     let volumes = docker
         .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build()))
@@ -216,9 +212,9 @@ pub async fn list_labelled(docker: &Docker, run_id: Option<&str>) -> Result<Left
         .volumes
         .unwrap_or_default()
         .into_iter()
-        .map(|v| v.name)
+        .map(|v| (v.name, v.labels))
         .collect();
-    Ok(Leftovers { containers, networks, volumes })
+    Ok([containers, networks, volumes])
 }
 
 /// The run id of the perf gate container that publishes `host_port` on the host, if any:

@@ -142,11 +142,11 @@ struct State {
     cancel: CancellationToken,
     notes: crate::util::Notes,
     logs_dir: PathBuf,
+    /// Services stopped on purpose (`stop_service`) and not started again.
+    stopped: std::collections::HashSet<Service>,
     /// CPU seconds each service used before its last `stop_service`: a container's cgroup
     /// counters start again from zero when it starts again, and `resources()` must stay
     /// cumulative for the whole run (summaries hold differences).
-    /// Services stopped on purpose (`stop_service`) and not started again.
-    stopped: std::collections::HashSet<Service>,
     cpu_before_restarts: HashMap<Service, f64>,
     /// Set once everything was removed: `Drop` has nothing left to do.
     closed: bool,
@@ -169,8 +169,7 @@ impl State {
             )));
         }
         let run_id = run_id.to_string();
-        BackendKind::Docker.check_setup(setup).map_err(EnvError::Other)?;
-        let spec = setup.app.docker.clone().ok_or_else(|| EnvError::Other("no [app.docker]".into()))?;
+        let spec = setup.app.docker.clone().ok_or_else(|| EnvError::Other(BackendKind::Docker.missing_setup()))?;
         let docker = engine::connect()?;
         engine::ping(&docker).await?;
         let pg = &setup.environment.postgres;

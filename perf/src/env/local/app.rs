@@ -67,8 +67,7 @@ pub fn uses_cargo_target_dir(setup: &Setup) -> bool {
 
 /// The plan's `[app.local]`, which this backend cannot do without.
 pub fn local(setup: &Setup) -> Result<&LocalAppSetup, EnvError> {
-    BackendKind::Local.check_setup(setup).map_err(EnvError::Other)?;
-    setup.app.local.as_ref().ok_or_else(|| EnvError::Other("no [app.local]".into()))
+    setup.app.local.as_ref().ok_or_else(|| EnvError::Other(BackendKind::Local.missing_setup()))
 }
 
 /// Where cargo puts its build output for the workspace at `dir`, as `cargo metadata` says
