@@ -1,7 +1,8 @@
 //! `cargo xtask perf` end to end on the local backend, with the repository's own plan and the
 //! reference app on real PostgreSQL and Redis: bad input stops before anything starts (exit 2),
-//! a run writes valid summaries and reports, `--update-baseline` stores them, and a slowed-down
-//! endpoint is caught, confirmed by the re-run and named (exit 1).
+//! a run writes valid summaries and reports, `--update-baseline` stores them, a slowed-down
+//! endpoint is caught, confirmed by the re-run and named (exit 1), and a slower SQL statement
+//! is named with its plan change and its route.
 //!
 //! Needs PostgreSQL's server binaries and redis-server (see README). Runs are shortened with
 //! `--quick --duration 15s`.
@@ -112,6 +113,14 @@ fn update_baseline_then_compare_then_catch_a_slowdown() {
     let stored_file = base.join(&testbed.key).join("baseline.json");
     let stored = perf::summary::read(&stored_file).expect("the baseline was stored");
     assert_eq!(stored, summary);
+    // What the databases did: statements with their plans and the routes that ran them.
+    let under = summary.underneath.as_ref().expect("the local backend reads the databases");
+    let pg = under.postgres.as_ref().unwrap_or_else(|| panic!("pg_stat_statements: {:?}", under.postgres_unavailable));
+    let slots = pg.top.iter().find(|s| s.query.contains("LEFT JOIN slots s ON s.provider_id = p.id")).expect("the slots statement");
+    assert!(slots.plan.iter().any(|l| l.contains("Index Scan") && l.ends_with("on slots")), "{:?}", slots.plan);
+    assert!(pg.top.iter().any(|s| s.seen_under.keys().any(|n| n.starts_with("refapp:"))), "routes seen: {:?}", pg.top);
+    assert!(under.redis.as_ref().is_some_and(|r| r.commands.contains_key("get")), "{:?}", under.redis);
+    no_load_values(&r1.join("baseline.json"));
 
     // 2. A slowed-down endpoint (30 ms on a ~2 ms route): regression, confirmed by the re-run,
     //    named in the terminal and in report.md; exit 1.
@@ -126,8 +135,54 @@ fn update_baseline_then_compare_then_catch_a_slowdown() {
     assert!(md.contains("provider"), "{md}");
     assert!(md.to_lowercase().contains("regress"), "{md}");
     assert!(stdout.contains("provider"), "{stdout}");
+    // A delay in the app's handler is not a database matter: no statement is blamed.
+    assert!(stdout.contains("what changed underneath") && stdout.contains("no statement changed beyond noise"), "{stdout}");
     // The baseline was not touched without --update-baseline.
     assert_eq!(perf::summary::read(&stored_file).unwrap(), summary);
+
+    // 3. The slot listing's join made non-sargable (`s.provider_id + 0 = p.id`): the slots
+    //    statement is named first, with its plan change and its route, in all three reports.
+    let r3 = dir.path().join("r3");
+    let mut args = common.to_vec();
+    args.extend(["--baseline", s(&base), "--out", s(&r3), "--app-env", "REFAPP_SLOW_SLOTS=1"]);
+    let out = xtask(&args);
+    let (stdout, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{err}");
+    let first = stdout.lines().find(|l| l.trim_start().starts_with("1. statement")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(first.contains("s.provider_id + ? = p.id"), "the edited statement comes first: {stdout}");
+    assert!(
+        stdout.contains("edited; in the baseline: SELECT s.id, s.starts_at FROM providers p LEFT JOIN slots s ON s.provider_id = p.id"),
+        "{stdout}"
+    );
+    let plan = stdout.lines().find(|l| l.trim_start().starts_with("plan:")).unwrap_or_else(|| panic!("{stdout}"));
+    let (before, after) = plan.split_once('→').unwrap();
+    assert!(before.contains("Index Scan using") && before.contains("on slots"), "{plan}");
+    assert!(after.contains("Seq Scan on slots"), "{plan}");
+    assert!(stdout.contains("issued by: slots"), "{stdout}");
+    let md = std::fs::read_to_string(r3.join("report.md")).unwrap();
+    let section = md.split("what changed underneath</summary>").nth(1).unwrap_or_else(|| panic!("{md}"));
+    assert!(section.contains("Seq Scan on slots") && section.contains("provider\\_id + ?"), "{section}");
+    let html = std::fs::read_to_string(r3.join("report.html")).unwrap();
+    assert!(html.contains("<details open><summary>what changed underneath</summary>") && html.contains("Seq Scan on slots"));
+    no_load_values(&r3.join("baseline.json"));
+    valid_against_schema(&r3.join("baseline.json"));
+}
+
+/// The statement statistics hold no value the load sent: no e-mail, no password, no token.
+fn no_load_values(summary: &Path) {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(summary).unwrap()).unwrap();
+    let under = v["underneath"].to_string();
+    for leak in ["@example.test", "perf-password", "Bearer", "2030-01-"] {
+        assert!(!under.contains(leak), "{leak} in the statistics of {}: {under}", summary.display());
+    }
+}
+
+fn valid_against_schema(summary: &Path) {
+    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(root().join("schema/summary.schema.json")).unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(summary).unwrap()).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&v).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{}: {errors:?}", summary.display());
 }
 
 /// The A/A check users hit first: a fresh clone whose committed baseline was recorded on

@@ -19,6 +19,7 @@ mod hist;
 mod model;
 mod rule;
 pub mod stats;
+pub mod underneath;
 pub mod units;
 
 #[cfg(test)]

@@ -166,6 +166,7 @@ pub(crate) fn summary(suite: &str, seconds: u32, endpoints: Vec<(&str, EndpointS
         checks: Vec::new(),
         events: Vec::new(),
         figures: BTreeMap::new(),
+        underneath: None,
     }
 }
 

@@ -214,6 +214,18 @@ impl LocalEnv {
         Ok(())
     }
 
+    /// PostgreSQL's and Redis's ports on loopback, for the gate's own statistics reads.
+    pub fn service_access(&self) -> Option<super::ServiceAccess> {
+        let (pg, redis) = (self.postgres.as_ref()?, self.redis.as_ref()?);
+        Some(super::ServiceAccess {
+            postgres_port: pg.port(),
+            postgres_user: pg.user().to_string(),
+            postgres_password: None,
+            postgres_database: pg.database().to_string(),
+            redis_port: redis.port(),
+        })
+    }
+
     /// Cumulative CPU seconds and current memory of each running service's process tree.
     pub fn resources(&self) -> Vec<(Service, ResourceSample)> {
         let pids = [

@@ -126,6 +126,34 @@ pub struct ServiceInfo {
     pub url: String,
 }
 
+/// How the gate itself reaches the databases it started (published ports on loopback), to
+/// read their statistics beside the load. Holds the password: never printed (`Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceAccess {
+    pub postgres_port: u16,
+    pub postgres_user: String,
+    pub postgres_password: Option<String>,
+    pub postgres_database: String,
+    pub redis_port: u16,
+}
+
+impl fmt::Debug for ServiceAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceAccess")
+            .field("postgres_port", &self.postgres_port)
+            .field("postgres_user", &self.postgres_user)
+            .field("postgres_password", &self.postgres_password.as_ref().map(|_| "<hidden>"))
+            .field("postgres_database", &self.postgres_database)
+            .field("redis_port", &self.redis_port)
+            .finish()
+    }
+}
+
+/// Server settings both backends give PostgreSQL: `pg_stat_statements` loaded, so the gate
+/// can say which statements got slower; utility statements (BEGIN, SET) left out of it.
+pub const POSTGRES_STATEMENT_SETTINGS: [(&str, &str); 3] =
+    [("shared_preload_libraries", "pg_stat_statements"), ("pg_stat_statements.track_utility", "off"), ("pg_stat_statements.max", "1000")];
+
 /// Options that do not come from the plan.
 #[derive(Debug, Clone)]
 pub struct StartOptions {
@@ -330,6 +358,16 @@ impl Environment {
             Environment::Local(e) => e.check_alive(),
             Environment::Docker(e) => e.check_alive().await,
             Environment::External(_) => Ok(()),
+        }
+    }
+
+    /// How the gate reaches the PostgreSQL and Redis it started; `None` for external (the gate
+    /// did not start them and does not know where they are).
+    pub fn service_access(&self) -> Option<ServiceAccess> {
+        match self {
+            Environment::Local(e) => e.service_access(),
+            Environment::Docker(e) => e.service_access(),
+            Environment::External(_) => None,
         }
     }
 

@@ -14,6 +14,7 @@ mod markdown;
 mod sections;
 mod table;
 mod terminal;
+mod underneath;
 
 #[cfg(test)]
 mod tests;

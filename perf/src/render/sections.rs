@@ -197,6 +197,9 @@ pub(super) fn events(sum: &Summary) -> Option<Table> {
     (!t.is_empty()).then_some(t)
 }
 
+/// The title of the section that says what changed in the databases and the app's resources.
+pub(super) const UNDERNEATH: &str = "what changed underneath";
+
 /// A folded section.
 pub(super) struct Detail {
     /// Lower is kept first when space runs out.
@@ -216,6 +219,7 @@ pub(super) fn details(suites: &[SuiteReport]) -> Vec<Detail> {
                 out.push(Detail { priority, suite: sum.suite.clone(), title, table });
             }
         };
+        add(0, UNDERNEATH, super::underneath::of(s).map(|u| super::underneath::table(&u)));
         add(0, "tests and p-values", s.comparison.as_ref().map(tests));
         add(1, "all metrics", Some(metrics(sum)));
         add(2, "all SLOs", slos(sum));

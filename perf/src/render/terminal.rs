@@ -137,6 +137,12 @@ pub fn terminal(report: &Report, opts: TerminalOptions) -> String {
         for n in cmp.map(|c| c.notes.as_slice()).unwrap_or_default() {
             out.push_str(&format!("  note: {n}\n"));
         }
+        if let Some(u) = super::underneath::of(s) {
+            for line in super::underneath::lines(&u, opts.width) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
         out.push('\n');
     }
     let h = Headline::of(report);

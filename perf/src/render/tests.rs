@@ -365,3 +365,58 @@ fn a_suite_without_a_comparable_baseline_passes_and_says_why() {
     let html = html(&r);
     assert!(html.contains("Not comparable, so no verdict"), "the HTML headline says it too");
 }
+
+/// The regressed report, with statement statistics on both sides: the `get` statement 8×
+/// slower and its plan moved from an index scan to a sequential scan.
+fn regressed_underneath() -> Report {
+    use crate::summary::{Statement, Statements, Underneath};
+    let mut r = regressed();
+    let stmt = |mean: f64, scan: &str| Statement {
+        query: "SELECT id FROM items WHERE owner = $1".into(),
+        calls: 6000,
+        total_ms: mean * 6000.0,
+        mean_ms: mean,
+        rows: 6000,
+        shared_blks_hit: 6000 * 4,
+        plan: vec![scan.to_string()],
+        seen_under: [("app:get".to_string(), 40)].into(),
+        ..Statement::default()
+    };
+    let with = |s: &mut Summary, st: Statement| {
+        let total = st.total_ms;
+        s.underneath = Some(Underneath {
+            postgres: Some(Statements { top: vec![st], total_calls: 6000, total_exec_ms: total, count: 1, activity_samples: 40 }),
+            ..Underneath::default()
+        });
+    };
+    let suite = &mut r.suites[0];
+    with(suite.baseline_summary.as_mut().unwrap(), stmt(0.3, "Index Scan using items_owner on items"));
+    with(&mut suite.summary, stmt(2.4, "Seq Scan on items"));
+    r
+}
+
+#[test]
+fn what_changed_underneath_is_in_all_three_reports_for_a_regressed_suite() {
+    let r = regressed_underneath();
+    let term = terminal(&r, TerminalOptions::default());
+    let lines: Vec<&str> = term.lines().collect();
+    let first = lines.iter().position(|l| l.contains("1. statement")).unwrap_or_else(|| panic!("{term}"));
+    assert!(lines[first].contains("SELECT id FROM items WHERE owner = $1"), "{term}");
+    assert!(term.contains("plan: Index Scan using items_owner on items → Seq Scan on items"), "{term}");
+    assert!(term.contains("issued by: get (100%)"), "{term}");
+    let md = markdown(&r, &MarkdownOptions::default());
+    let folded = md.split("<summary>baseline: what changed underneath</summary>").nth(1).unwrap_or_else(|| panic!("{md}"));
+    assert!(folded.contains("**Index Scan using items\\_owner on items → Seq Scan on items**"), "{folded}");
+    let doc = Html::parse_document(&html(&r));
+    let open = Selector::parse("details[open]").unwrap();
+    let section = doc.select(&open).next().expect("an open section").text().collect::<String>();
+    assert!(section.starts_with("what changed underneath") && section.contains("Seq Scan on items"), "{section}");
+
+    // The same suite without statistics in the baseline says why, and nothing underneath moved.
+    let mut r = regressed_underneath();
+    r.suites[0].baseline_summary.as_mut().unwrap().underneath = None;
+    let term = terminal(&r, TerminalOptions::default());
+    assert!(term.contains("no statement changed beyond noise") && term.contains("baseline: no statement statistics recorded"), "{term}");
+    // A passing suite with nothing underneath shows no section.
+    assert!(!terminal(&passing(), TerminalOptions::default()).contains("what changed underneath"));
+}

@@ -15,7 +15,7 @@ use crate::plan::compiled::{ChaosAction, ChaosVerb, Fault, Special, Suite};
 use crate::special::Observations;
 use crate::summary::{self, AppMetrics, Event, ResourceUsage, RunContext, Summary};
 
-use super::{GateError, GateOptions, Notes, Prepared, needs_proxies, scrape};
+use super::{GateError, GateOptions, Notes, Prepared, needs_proxies, scrape, underneath};
 
 /// Runs one suite with resource sampling and metric scrapes, and builds its summary. Chaos
 /// suites' actions (stop or start PostgreSQL or Redis) happen at their times beside the load,
@@ -57,6 +57,18 @@ pub async fn measure_suite(
     };
     let side_scrape = if actions.is_empty() { None } else { metrics_url.clone() };
     let done = CancellationToken::new();
+    // What the databases do, read beside the load (chaos suites stop and fault them on
+    // purpose: their counters would say nothing about the app).
+    let probe = match env.service_access() {
+        Some(access) if actions.is_empty() => Some(underneath::Probe::open(access).await),
+        _ => None,
+    };
+    let activity = async {
+        match &probe {
+            Some(p) => p.sample_activity(done.clone()).await,
+            None => underneath::Activity::default(),
+        }
+    };
     let watch = Watch { services: actions.is_empty(), stop_load };
     let side = side_work(
         env,
@@ -72,7 +84,7 @@ pub async fn measure_suite(
         done.cancel();
         r
     };
-    let (result, side) = tokio::join!(load, side);
+    let (result, side, activity) = tokio::join!(load, side, activity);
     if let Some(e) = side.died {
         return Err(GateError::Environment(format!("suite {}: the load was stopped: {e}", suite.name)));
     }
@@ -85,6 +97,11 @@ pub async fn measure_suite(
 
     let mut summary = summary::build(&result, ctx);
     summary.resources = resource_usage(&before, &after, &side.samples);
+    summary.underneath = match probe {
+        Some(p) => Some(p.read(activity).await),
+        None if env.kind() == crate::env::BackendKind::External => Some(underneath::unavailable_external()),
+        None => None,
+    };
     if needs_proxies(suite) {
         summary.figures.insert("fault_proxies".into(), proxy_figures(&proxies_before, &env.proxy_stats()));
     }

@@ -152,5 +152,6 @@ pub fn build(result: &SuiteResult, ctx: &RunContext) -> Summary {
         checks: Vec::new(),
         events: Vec::new(),
         figures: BTreeMap::new(),
+        underneath: None,
     }
 }

@@ -115,6 +115,7 @@ mod tests {
             checks: vec![],
             events: vec![],
             figures: BTreeMap::new(),
+            underneath: None,
         }
     }
 

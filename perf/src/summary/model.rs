@@ -45,6 +45,98 @@ pub struct Summary {
     /// Kind-specific figures (breaking point, recovery time, trend slopes).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub figures: BTreeMap<String, serde_json::Value>,
+    /// What the databases did during the suite: PostgreSQL's statements and Redis's commands,
+    /// so that a slower run can say which of them got slower.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underneath: Option<Underneath>,
+}
+
+/// What PostgreSQL and Redis did during one suite (counters reset when it started). Either
+/// side may be absent with the reason (`postgres_unavailable`): an external database, or one
+/// without `pg_stat_statements`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Underneath {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<Statements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_unavailable: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_unavailable: Option<String>,
+}
+
+/// `pg_stat_statements` over a suite, the app's database only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Statements {
+    /// The statements that took most execution time, most first (at most
+    /// [`Statements::MAX_KEPT`]).
+    pub top: Vec<Statement>,
+    /// Calls and execution time of every statement, the ones left out of `top` included.
+    pub total_calls: u64,
+    pub total_exec_ms: f64,
+    /// How many statements ran in all.
+    pub count: u64,
+    /// Samples of `pg_stat_activity` taken while the suite ran (for `seen_under`).
+    #[serde(default)]
+    pub activity_samples: u64,
+}
+
+impl Statements {
+    /// Statements kept per suite.
+    pub const MAX_KEPT: usize = 25;
+    /// Characters of a statement's text kept.
+    pub const MAX_TEXT: usize = 400;
+}
+
+/// One normalized statement: constants and parameters are `$1`, `$2`…, never values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    /// The normalized text, whitespace collapsed, cut at [`Statements::MAX_TEXT`] characters.
+    pub query: String,
+    pub calls: u64,
+    pub total_ms: f64,
+    pub mean_ms: f64,
+    /// Rows returned or affected, over all calls.
+    pub rows: u64,
+    pub shared_blks_hit: u64,
+    pub shared_blks_read: u64,
+    /// Temporary blocks read and written (sorts and hashes spilled to disk).
+    pub temp_blks: u64,
+    /// Its generic plan (`EXPLAIN`, no ANALYZE, no parameter values), one node per line,
+    /// indented by depth; absent when it could not be explained (the reason instead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_unavailable: Option<String>,
+    /// `application_name` of the connections seen running it (samples of `pg_stat_activity`
+    /// during the suite), with how often: an app that names its connections after the route
+    /// being served tells which endpoints issue the statement.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub seen_under: BTreeMap<String, u64>,
+}
+
+/// Redis over a suite (`CONFIG RESETSTAT` at its start, `INFO` at its end).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RedisStats {
+    /// By command (lower case): calls and microseconds spent.
+    pub commands: BTreeMap<String, RedisCommand>,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RedisCommand {
+    pub calls: u64,
+    pub usec: u64,
+}
+
+impl RedisStats {
+    /// Hits over lookups, `None` without lookups.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let lookups = self.keyspace_hits + self.keyspace_misses;
+        (lookups > 0).then(|| self.keyspace_hits as f64 / lookups as f64)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

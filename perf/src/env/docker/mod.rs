@@ -116,6 +116,18 @@ impl DockerEnv {
         self.0.proxies.as_ref()
     }
 
+    /// The published ports of PostgreSQL and Redis, with the run's credentials.
+    pub fn service_access(&self) -> Option<super::ServiceAccess> {
+        let s = &self.0;
+        Some(super::ServiceAccess {
+            postgres_port: s.postgres.as_ref()?.host_port,
+            postgres_user: s.pg_user.clone(),
+            postgres_password: Some(s.pg_password.clone()),
+            postgres_database: s.pg_database.clone(),
+            redis_port: s.redis.as_ref()?.host_port,
+        })
+    }
+
     /// Removes the containers (app, Redis, PostgreSQL), the network and the volume, then
     /// sweeps anything else labelled with the run.
     pub async fn shutdown(mut self) -> Result<(), EnvError> {
@@ -301,6 +313,9 @@ impl State {
             }
             if let Some(m) = &mount {
                 request = request.with_mount(m.clone());
+            }
+            if service == Service::Postgres {
+                request = request.with_cmd(postgres::command());
             }
             match request.start().await {
                 Ok(container) => {

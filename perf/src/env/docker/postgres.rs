@@ -19,6 +19,16 @@ pub(super) fn env(user: &str, password: &str, database: &str) -> Vec<(String, St
     ]
 }
 
+/// The server's command line: `postgres -c name=value` for each of the gate's settings (the
+/// official image and ours both read `-c` arguments as the server's).
+pub(super) fn command() -> Vec<String> {
+    let mut cmd = vec!["postgres".to_string()];
+    for (name, value) in crate::env::POSTGRES_STATEMENT_SETTINGS {
+        cmd.extend(["-c".to_string(), format!("{name}={value}")]);
+    }
+    cmd
+}
+
 /// The run's data volume, mounted where the image keeps its data.
 pub(super) fn data_mount(volume: &str) -> Mount {
     Mount::volume_mount(volume.to_string(), "/var/lib/postgresql/data")

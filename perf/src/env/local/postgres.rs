@@ -157,6 +157,16 @@ impl PostgresProcess {
         self.server.pid()
     }
 
+    /// The superuser the app and the gate connect as (trust authentication on loopback).
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The app's database.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
     /// The server's log file.
     pub fn log_path(&self) -> &Path {
         self.server.log_path()
@@ -218,6 +228,13 @@ impl PostgresProcess {
         let mut text =
             std::fs::read_to_string(&conf).map_err(|e| EnvError::Io { context: format!("reading {}", conf.display()), source: e })?;
         text.push_str(SETTINGS);
+        // pg_stat_statements when this installation ships it (Debian's server package does):
+        // the server would not start with a library it cannot load.
+        if statements_library(&self.postgres).is_some() {
+            for (name, value) in crate::env::POSTGRES_STATEMENT_SETTINGS {
+                text.push_str(&format!("{name} = '{value}'\n"));
+            }
+        }
         text.push_str(&format!("unix_socket_directories = '{}'\n", root.display().to_string().replace('\'', "''")));
         std::fs::write(&conf, text).map_err(|e| EnvError::Io { context: format!("writing {}", conf.display()), source: e })
     }
@@ -278,6 +295,16 @@ async fn create_database(port: u16, user: &str, database: &str) -> Result<(), St
     Ok(())
 }
 
+/// `pg_stat_statements.so` in the library folder of the installation `postgres` belongs to
+/// (`<prefix>/bin/postgres` → `<prefix>/lib/`, as Debian and source builds lay it out).
+/// Symbolic links are followed first (`/usr/local/bin/postgres` is often a link into the
+/// installation).
+fn statements_library(postgres: &Path) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(postgres).ok()?;
+    let prefix = real.parent()?.parent()?;
+    ["lib", "lib/postgresql"].iter().map(|d| prefix.join(d).join("pg_stat_statements.so")).find(|p| p.is_file())
+}
+
 /// `"name"` with inner quotes doubled: an SQL identifier that is never interpreted.
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -322,6 +349,21 @@ fn debian_bin_dirs(root: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_statements_library_is_found_through_a_link_to_the_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bin, lib, links) = (dir.path().join("pg/bin"), dir.path().join("pg/lib"), dir.path().join("links"));
+        for d in [&bin, &lib, &links] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(bin.join("postgres"), "").unwrap();
+        std::os::unix::fs::symlink(bin.join("postgres"), links.join("postgres")).unwrap();
+        assert_eq!(statements_library(&links.join("postgres")), None, "no library installed yet");
+        std::fs::write(lib.join("pg_stat_statements.so"), "").unwrap();
+        let found = statements_library(&links.join("postgres")).unwrap();
+        assert_eq!(found, std::fs::canonicalize(lib.join("pg_stat_statements.so")).unwrap());
+    }
 
     #[test]
     fn identifiers_are_quoted() {
