@@ -92,8 +92,15 @@ async fn docker_quick_baseline_end_to_end() {
     assert!(summary.app_metrics.is_some(), "the app's metrics were scraped");
     assert!(std::fs::read_to_string(out_dir.join("report.md")).unwrap().contains("docker"));
     assert!(!summary.figures.contains_key("fault_proxies"), "the measured suite does not go through a proxy");
+    // The postgres image was started with pg_stat_statements loaded (`-c` arguments): the
+    // statements, their plans and Redis's commands are in the summary.
+    let under = summary.underneath.as_ref().expect("statistics of the databases");
+    let pg = under.postgres.as_ref().unwrap_or_else(|| panic!("pg_stat_statements: {:?}", under.postgres_unavailable));
+    assert!(pg.top.iter().any(|s| s.query.contains("LEFT JOIN slots") && s.plan.iter().any(|l| l.ends_with("on slots"))), "{:?}", pg.top);
+    assert!(under.redis.as_ref().is_some_and(|r| r.keyspace_hits + r.keyspace_misses > 0), "{:?}", under.redis);
 
     let chaos = perf::summary::read(&out_dir.join("chaos_net_redis.json")).expect("a valid summary");
+    assert!(chaos.underneath.is_none(), "chaos suites fault the databases: their counters say nothing");
     assert!(!chaos.checks.is_empty() && chaos.checks.iter().all(|c| c.passed), "{:?}", chaos.checks);
     let redis = &chaos.figures["fault_proxies"]["redis"];
     assert!(redis["connections"].as_u64().unwrap() > 0 && redis["reset"].as_u64().unwrap() > 0, "{redis}");
