@@ -83,7 +83,20 @@ fn external_backend_needs_an_url() {
 fn update_baseline_then_compare_then_catch_a_slowdown() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("baseline");
-    let common = ["--suite", "baseline", "--backend", "local", "--quick", "--duration", "15s", "--progress", "plain"];
+    // The app names its connections after the route: the statements' routes are told.
+    let common = [
+        "--suite",
+        "baseline",
+        "--backend",
+        "local",
+        "--quick",
+        "--duration",
+        "15s",
+        "--progress",
+        "plain",
+        "--app-env",
+        "REFAPP_NAME_CONNECTIONS=1",
+    ];
 
     // 1. No baseline yet: the report says so; --update-baseline stores the summary.
     let r1 = dir.path().join("r1");
