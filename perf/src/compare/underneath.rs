@@ -99,7 +99,7 @@ impl ResourceChange {
 pub struct Underneath {
     /// Changed statements, the one whose time grew most first.
     pub statements: Vec<StatementChange>,
-    /// Statements compared (matched by text) and whether either side had none to compare.
+    /// How many of this run's statements were matched with one of the baseline's (by text or likeness).
     pub statements_compared: usize,
     pub commands: Vec<CommandChange>,
     /// Cache hit ratio (Redis keyspace hits over lookups) in the baseline and now.
