@@ -11,6 +11,7 @@ pub mod env;
 pub mod export;
 pub mod faults;
 pub mod github;
+pub mod history;
 pub mod plan;
 pub mod render;
 pub mod run;

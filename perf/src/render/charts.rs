@@ -1,5 +1,5 @@
-//! Inline SVG charts for the HTML report, drawn with plotters' SVG backend: no JavaScript, no
-//! network, a self-contained file. Text inside the SVG is limited to axis numbers, fixed
+//! Inline SVG charts for the HTML report and the history site (`crate::history`), drawn with
+//! plotters' SVG backend: no JavaScript, no network, a self-contained file. Text inside the SVG is limited to axis numbers, fixed
 //! series labels and event numbers (the event descriptions go in an escaped table beside).
 
 use plotters::element::DashedPathElement;
@@ -11,7 +11,7 @@ const WIDTH: u32 = 760;
 const HEIGHT: u32 = 260;
 
 /// One line on a chart.
-pub(super) struct Line {
+pub(crate) struct Line {
     pub label: &'static str,
     pub points: Vec<(f64, f64)>,
     pub color: RGBColor,
@@ -19,17 +19,45 @@ pub(super) struct Line {
     pub dashed: bool,
 }
 
-const P50: RGBColor = RGBColor(31, 119, 180);
-const P95: RGBColor = RGBColor(255, 127, 14);
-const P99: RGBColor = RGBColor(214, 39, 40);
-const REQS: RGBColor = RGBColor(31, 119, 180);
-const ERRS: RGBColor = RGBColor(214, 39, 40);
-const EVENT: RGBColor = RGBColor(120, 120, 120);
+pub(crate) const P50: RGBColor = RGBColor(31, 119, 180);
+pub(crate) const P95: RGBColor = RGBColor(255, 127, 14);
+pub(crate) const P99: RGBColor = RGBColor(214, 39, 40);
+pub(crate) const REQS: RGBColor = RGBColor(31, 119, 180);
+pub(crate) const ERRS: RGBColor = RGBColor(214, 39, 40);
+pub(crate) const EVENT: RGBColor = RGBColor(120, 120, 120);
+
+/// A vertical line across a chart at `x`, with a short label at its top (an event's number,
+/// a change point's number).
+pub(crate) struct Marker {
+    pub x: f64,
+    pub label: String,
+    pub color: RGBColor,
+}
+
+/// The axes of a chart: what x and y are, the x range, and optionally how to write an x value
+/// (a night's date instead of its index).
+pub(crate) struct Axes<'a> {
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    pub x_range: std::ops::Range<f64>,
+    pub x_label: Option<&'a dyn Fn(f64) -> String>,
+    /// At most this many x labels.
+    pub x_labels: usize,
+}
 
 /// Draws lines against seconds, with numbered vertical markers at `events`. `Err` carries
 /// plotters' message; callers show it instead of the chart.
 pub(super) fn line_chart(y_desc: &str, lines: &[Line], events: &[Event]) -> Result<String, String> {
     let x_max = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).chain(events.iter().map(|e| e.t)).fold(1.0, f64::max);
+    let markers: Vec<Marker> =
+        events.iter().enumerate().map(|(i, e)| Marker { x: e.t, label: format!("{}", i + 1), color: EVENT }).collect();
+    let axes = Axes { x_desc: "seconds", y_desc, x_range: 0.0..x_max, x_label: None, x_labels: 10 };
+    chart(&axes, lines, &markers)
+}
+
+/// Draws lines on `axes`, with labelled vertical `markers`: the one chart style of the HTML
+/// report and the history site. `Err` carries plotters' message.
+pub(crate) fn chart(axes: &Axes<'_>, lines: &[Line], markers: &[Marker]) -> Result<String, String> {
     let y_max = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(0.0, f64::max);
     let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
     let mut svg = String::new();
@@ -40,21 +68,21 @@ pub(super) fn line_chart(y_desc: &str, lines: &[Line], events: &[Event]) -> Resu
             .margin(8)
             .x_label_area_size(32)
             .y_label_area_size(56)
-            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+            .build_cartesian_2d(axes.x_range.clone(), 0f64..y_max)
             .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds")
-            .y_desc(y_desc)
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for (i, e) in events.iter().enumerate() {
+        let x_label = axes.x_label.map(|f| move |x: &f64| f(*x));
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(axes.x_desc).y_desc(axes.y_desc).x_labels(axes.x_labels).light_line_style(RGBColor(235, 235, 235));
+        if let Some(f) = &x_label {
+            mesh.x_label_formatter(f);
+        }
+        mesh.draw().map_err(|e| e.to_string())?;
+        for m in markers {
             chart
-                .draw_series(std::iter::once(PathElement::new(vec![(e.t, 0.0), (e.t, y_max)], EVENT.stroke_width(1))))
+                .draw_series(std::iter::once(PathElement::new(vec![(m.x, 0.0), (m.x, y_max)], m.color.stroke_width(1))))
                 .map_err(|e| e.to_string())?;
             chart
-                .draw_series(std::iter::once(Text::new(format!("{}", i + 1), (e.t, y_max * 0.97), ("sans-serif", 12).into_font())))
+                .draw_series(std::iter::once(Text::new(m.label.clone(), (m.x, y_max * 0.97), ("sans-serif", 12).into_font())))
                 .map_err(|e| e.to_string())?;
         }
         for l in lines.iter().filter(|l| !l.points.is_empty()) {

@@ -17,7 +17,7 @@ use super::{Headline, Outcome, Report, SuiteReport};
 /// hundreds of endpoints would otherwise make a file nobody opens).
 const MAX_ENDPOINT_CHARTS: usize = 40;
 
-const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#1b1f24;line-height:1.45}\
+pub(crate) const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#1b1f24;line-height:1.45}\
 h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}h3{margin-top:1.5rem}\
 table{border-collapse:collapse;margin:.8rem 0;font-size:.9rem}th,td{border:1px solid #d0d7de;padding:.25rem .6rem;text-align:left;vertical-align:top}\
 th{background:#f6f8fa}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}\

@@ -7,12 +7,12 @@
 //! regression; plus run-level facts. [`Headline`] derives the verdict and [`Outcome::exit_code`]
 //! maps it to the process exit code, so every renderer and the exit status agree.
 
-mod charts;
-mod format;
-mod html;
+pub(crate) mod charts;
+pub(crate) mod format;
+pub(crate) mod html;
 mod markdown;
 mod sections;
-mod table;
+pub(crate) mod table;
 mod terminal;
 mod underneath;
 

@@ -5,7 +5,7 @@ use super::format::{html, md};
 
 /// One cell: raw text, optionally emphasised (a failure, a regression).
 #[derive(Debug, Clone, Default)]
-pub(super) struct Text {
+pub(crate) struct Text {
     pub text: String,
     pub strong: bool,
 }
@@ -24,13 +24,13 @@ impl<T: Into<String>> From<T> for Text {
 
 /// Column alignment: numbers right, words left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Align {
+pub(crate) enum Align {
     Left,
     Right,
 }
 
 #[derive(Debug, Clone, Default)]
-pub(super) struct Table {
+pub(crate) struct Table {
     pub columns: Vec<(&'static str, Align)>,
     pub rows: Vec<Vec<Text>>,
     /// A sentence under the table.
