@@ -7,7 +7,6 @@ mod bench_engine;
 mod bench_proxy;
 mod bench_server;
 mod experiment;
-mod history;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,8 +39,6 @@ enum Command {
     BenchClient(bench_engine::BenchClientArgs),
     /// Measure the gate's verdict quality: same code twice, a 10% and a 25% slowdown
     Experiment(experiment::ExperimentArgs),
-    /// Performance over time: per-endpoint trends of the nightly records, and a static site
-    History(history::HistoryArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,7 +50,6 @@ fn main() -> ExitCode {
         Command::BenchClient(args) => exit(bench_engine::client(args)),
         Command::Gate(command) => perf::cli::block_on(|cancel| perf::cli::run(command, cancel)),
         Command::Experiment(args) => perf::cli::block_on(|cancel| experiment::run(args, cancel)),
-        Command::History(args) => exit(history::run(args)),
         Command::BenchEngine(args) => {
             perf::cli::block_on(|cancel| async move { bench_engine::run(args, cancel).await.map(|()| ExitCode::SUCCESS) })
         }

@@ -3,13 +3,15 @@
 //! `cargo install` or by calling [`main`] from its own xtask.
 //!
 //! One module per subcommand: [`gate`] (`perf`, the gate itself), [`up`] (start the
-//! environment and wait), [`comment`] (post a saved report as the sticky comment). Paths are
+//! environment and wait), [`comment`] (post a saved report as the sticky comment), [`history`] (nightly records →
+//! trends and a static site). Paths are
 //! found from where the command runs, never from where it was compiled: the plan is `--plan`,
 //! else `perf.toml` in the current folder or the nearest parent folder that has one, and
 //! `results/` sits next to the plan.
 
 pub mod comment;
 pub mod gate;
+pub mod history;
 pub mod signals;
 pub mod up;
 
@@ -29,6 +31,8 @@ pub enum Command {
     Up(up::UpArgs),
     /// Post a saved report as the pull request's sticky comment (fork pull requests)
     Comment(comment::CommentArgs),
+    /// Performance over time: per-endpoint trends of the nightly records, and a static site
+    History(history::HistoryArgs),
 }
 
 /// `cargo perf [FLAGS]` runs the gate; `cargo perf up` and `cargo perf comment` the others.
@@ -53,6 +57,8 @@ enum CargoPerfCommand {
     Up(up::UpArgs),
     /// Post a saved report as the pull request's sticky comment (fork pull requests)
     Comment(comment::CommentArgs),
+    /// Performance over time: per-endpoint trends of the nightly records, and a static site
+    History(history::HistoryArgs),
 }
 
 /// The `cargo-perf` binary: `cargo perf …` (cargo passes `perf` as the first argument) or
@@ -67,6 +73,7 @@ pub fn main() -> ExitCode {
     let command = match cli.command {
         Some(CargoPerfCommand::Up(a)) => Command::Up(a),
         Some(CargoPerfCommand::Comment(a)) => Command::Comment(a),
+        Some(CargoPerfCommand::History(a)) => Command::History(a),
         None => Command::Perf(Box::new(cli.gate)),
     };
     block_on(|cancel| run(command, cancel))
@@ -103,6 +110,7 @@ pub async fn run(command: Command, cancel: CancellationToken) -> anyhow::Result<
         Command::Perf(args) => gate::run(*args, cancel).await,
         Command::Up(args) => up::run(args, cancel).await,
         Command::Comment(args) => comment::run(args).await,
+        Command::History(args) => history::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -13,7 +13,7 @@
 //! `record_size_of_the_reference_plan` test on the committed summaries of the reference plan:
 //! the `baseline` suite (9 endpoints) is 4.2 KiB from a `--quick` run
 //! (`fixtures/summaries/v1-baseline-quick.json`) and 5.7 KiB from a full one
-//! (`results/baseline/baseline.json`); `concurrent` (7 endpoints) is 5.4 KiB. A night of the
+//! (`results/baseline/<testbed>/baseline.json`); `concurrent` (7 endpoints) is 5.4 KiB. A night of the
 //! default suites is about 11 KiB; of all ten suites (46 endpoints), about 32 KiB, so a year
 //! of nights is about 12 MiB.
 
@@ -103,7 +103,8 @@ impl NightRecord {
     /// The record of one night's summaries (one per suite, all of one run).
     pub fn from_summaries(summaries: &[Summary]) -> Result<NightRecord, RecordError> {
         let first = summaries.first().ok_or(RecordError::Empty)?;
-        let sha_of = |s: &Summary| s.run.git.sha.clone().filter(|x| !x.is_empty()).ok_or_else(|| RecordError::NoSha { suite: s.suite.clone() });
+        let sha_of =
+            |s: &Summary| s.run.git.sha.clone().filter(|x| !x.is_empty()).ok_or_else(|| RecordError::NoSha { suite: s.suite.clone() });
         let sha = sha_of(first)?;
         let testbed = testbed_key(first);
         let mut suites = BTreeMap::new();
@@ -250,8 +251,7 @@ fn round_to(v: f64, decimals: i32) -> f64 {
 /// A name safe in a file or URL path: ASCII letters, digits, `.`, `_` and `-`; anything else
 /// becomes `_`, and a leading dot too (no hidden files, no `..`).
 pub(crate) fn slug(s: &str) -> String {
-    let mut out: String =
-        s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
+    let mut out: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
     if out.starts_with('.') {
         out.replace_range(0..1, "_");
     }

@@ -182,11 +182,8 @@ fn index(trends: &[Trend], opts: &SiteOptions) -> String {
         }
         current = Some((t.testbed.as_str(), t.suite.as_str()));
         let p95 = t.p95_series();
-        let changes: Vec<String> = t
-            .changes
-            .iter()
-            .map(|c| format!("{} {}", direction(c.direction), esc(&c.date[..c.date.len().min(10)])))
-            .collect();
+        let changes: Vec<String> =
+            t.changes.iter().map(|c| format!("{} {}", direction(c.direction), esc(&c.date[..c.date.len().min(10)]))).collect();
         rows.push(vec![
             format!("<a href=\"{}\">{}</a>", esc(&page_path(t).to_string_lossy().replace('\\', "/")), esc(&t.endpoint)),
             t.nights.len().to_string(),
@@ -240,9 +237,15 @@ fn charts_of(t: &Trend) -> String {
         if (x - i).abs() > 1e-6 || i < 0.0 { String::new() } else { days.get(i as usize).cloned().unwrap_or_default() }
     };
     let points = |pick: &dyn Fn(&super::NightPoint) -> Option<f64>| -> Vec<(f64, f64)> {
-        t.nights.iter().enumerate().filter(|(_, p)| p.valid).filter_map(|(i, p)| pick(p).filter(|v| v.is_finite()).map(|v| (i as f64, v))).collect()
+        t.nights
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.valid)
+            .filter_map(|(i, p)| pick(p).filter(|v| v.is_finite()).map(|v| (i as f64, v)))
+            .collect()
     };
-    let axes = |y_desc: &'static str| Axes { x_desc: "night", y_desc, x_range: -0.5..(n as f64 - 0.5), x_label: Some(&label), x_labels: n.min(8) };
+    let axes =
+        |y_desc: &'static str| Axes { x_desc: "night", y_desc, x_range: -0.5..(n as f64 - 0.5), x_label: Some(&label), x_labels: n.min(8) };
     let marks = markers(t);
     let latency = [
         Line { label: "p50", points: points(&|p| p.p50), color: charts::P50, dashed: false },
@@ -293,11 +296,9 @@ fn endpoint_page(t: &Trend, opts: &SiteOptions) -> String {
     let imps = t.changes.len() - regs;
     let sentence = match (regs, imps) {
         (0, 0) => "No change point in these nights.".to_string(),
-        (r, i) => format!(
-            "{r} regression{} and {i} improvement{} in these nights.",
-            if r == 1 { "" } else { "s" },
-            if i == 1 { "" } else { "s" }
-        ),
+        (r, i) => {
+            format!("{r} regression{} and {i} improvement{} in these nights.", if r == 1 { "" } else { "s" }, if i == 1 { "" } else { "s" })
+        }
     };
     let class = if regs > 0 { "fail" } else { "pass" };
     out.push_str(&format!("<p><span class=\"verdict {class}\">{}</span></p>\n", esc(&sentence)));

@@ -1,6 +1,6 @@
 //! The history's files: a folder of records, one JSON file per night, and the site's pages.
 //! The only I/O of [`crate::history`]. Every write is atomic
-//! ([`crate::summary::write_bytes_atomic`]); every read validates and names the file.
+//! ([`crate::util::write_atomic`]); every read validates and names the file.
 
 use std::path::{Path, PathBuf};
 
@@ -110,10 +110,7 @@ pub fn read_summaries(dir: &Path) -> Result<Vec<crate::summary::Summary>, Histor
     if files.is_empty() {
         return Err(HistoryError::Summaries { dir: dir.to_path_buf(), message: "no summaries (*.json) in this folder".into() });
     }
-    files
-        .iter()
-        .map(|p| crate::summary::read(p).map_err(|source| HistoryError::Summary { path: p.clone(), source }))
-        .collect()
+    files.iter().map(|p| crate::summary::read(p).map_err(|source| HistoryError::Summary { path: p.clone(), source })).collect()
 }
 
 /// What [`append`] did.
@@ -134,7 +131,7 @@ pub fn append(dir: &Path, summaries_dir: &Path) -> Result<Appended, HistoryError
         .map_err(|e| HistoryError::Summaries { dir: summaries_dir.to_path_buf(), message: e.to_string() })?;
     let path = dir.join(record.file_name());
     let replaced = path.exists();
-    crate::summary::write_bytes_atomic(&path, &record.to_bytes()).map_err(io(&path))?;
+    crate::util::write_atomic(&path, &record.to_bytes()).map_err(io(&path))?;
     Ok(Appended { path, record, replaced })
 }
 
@@ -143,7 +140,7 @@ pub fn append(dir: &Path, summaries_dir: &Path) -> Result<Appended, HistoryError
 pub fn write_site(dir: &Path, pages: &[Page]) -> Result<(), HistoryError> {
     for p in pages {
         let path = dir.join(&p.path);
-        crate::summary::write_bytes_atomic(&path, p.html.as_bytes()).map_err(io(&path))?;
+        crate::util::write_atomic(&path, p.html.as_bytes()).map_err(io(&path))?;
     }
     Ok(())
 }

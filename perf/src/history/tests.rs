@@ -8,7 +8,7 @@ use rand::{RngExt, SeedableRng};
 
 use crate::compare::Metric;
 use crate::compare::testkit::{Gen, endpoint, summary};
-use crate::plan::model::CompareSpec;
+use crate::plan::CompareRules;
 use crate::render::TerminalOptions;
 use crate::summary::Summary;
 
@@ -57,8 +57,8 @@ fn records(summaries: impl IntoIterator<Item = Summary>) -> Vec<NightRecord> {
     summaries.into_iter().map(|s| NightRecord::from_summaries(&[s]).unwrap()).collect()
 }
 
-fn rules() -> CompareSpec {
-    CompareSpec::default()
+fn rules() -> CompareRules {
+    CompareRules::default()
 }
 
 fn trend<'a>(ts: &'a [Trend], endpoint: &str) -> &'a Trend {
@@ -144,7 +144,11 @@ fn a_step_at_night_17_is_marked_at_its_commit_and_nothing_else() {
 
     // The terminal says the same.
     let text = terminal(&ts, Some("https://github.com/acme/shop/commit/{sha}"), TerminalOptions::default());
-    let line = format!("Regression: baseline/book on {} at commit https://github.com/acme/shop/commit/{}: ", &date(STEP_NIGHT)[..10], sha(STEP_NIGHT));
+    let line = format!(
+        "Regression: baseline/book on {} at commit https://github.com/acme/shop/commit/{}: ",
+        &date(STEP_NIGHT)[..10],
+        sha(STEP_NIGHT)
+    );
     assert!(text.contains(&line), "{text}");
     assert_eq!(text.matches("Regression:").count(), 1, "{text}");
     assert!(text.contains("30 nights") && text.contains("1 regression, 0 improvements"), "{text}");
@@ -170,9 +174,7 @@ fn day_to_day_noise_alone_is_never_a_change() {
 #[test]
 fn one_or_two_slow_nights_are_not_a_change() {
     for slow in [vec![12], vec![12, 13]] {
-        let nights: Vec<Summary> = (1..=20)
-            .map(|n| night_with(n, slow.contains(&n).then_some((n, 1.6)), "h"))
-            .collect();
+        let nights: Vec<Summary> = (1..=20).map(|n| night_with(n, slow.contains(&n).then_some((n, 1.6)), "h")).collect();
         let ts = trends(&records(nights), &rules(), 30);
         let book = trend(&ts, "book");
         assert!(book.changes.is_empty(), "slow nights {slow:?}: {:#?}", book.changes);
@@ -202,8 +204,7 @@ fn an_improvement_is_marked_as_one_and_a_new_suite_definition_restarts_the_refer
     assert_eq!((book.changes[0].sha.clone(), book.changes[0].direction), (sha(10), Direction::Improvement));
 
     // The same step, but the suite was redefined that night: not comparable, not a change.
-    let nights: Vec<Summary> =
-        (1..=20).map(|n| night_with(n, Some((10, 1.5)), if n >= 10 { "new" } else { "old" })).collect();
+    let nights: Vec<Summary> = (1..=20).map(|n| night_with(n, Some((10, 1.5)), if n >= 10 { "new" } else { "old" })).collect();
     let ts = trends(&records(nights), &rules(), 30);
     for t in &ts {
         assert!(t.changes.is_empty(), "{}: {:#?}", t.endpoint, t.changes);
@@ -267,10 +268,22 @@ fn a_bad_record_is_an_error_naming_its_file() {
 
     let cases = [
         ("a.json", "{ oops".to_string(), "a.json:1:3: not a history record"),
-        ("b.json", String::from_utf8(good.to_bytes()).unwrap().replace("\"requests\":1200", "\"requests\":\"many\""), "field `suites.baseline.endpoints.book.requests`"),
-        ("c.json", String::from_utf8(good.to_bytes()).unwrap().replace("\"record_version\":1", "\"record_version\":9"), "record_version 9 is newer than this build understands"),
+        (
+            "b.json",
+            String::from_utf8(good.to_bytes()).unwrap().replace("\"requests\":1200", "\"requests\":\"many\""),
+            "field `suites.baseline.endpoints.book.requests`",
+        ),
+        (
+            "c.json",
+            String::from_utf8(good.to_bytes()).unwrap().replace("\"record_version\":1", "\"record_version\":9"),
+            "record_version 9 is newer than this build understands",
+        ),
         ("d.json", String::from_utf8(good.to_bytes()).unwrap().replace("\"date\":\"2026", "\"date\":\"yesterday"), "date: \"yesterday"),
-        ("e.json", String::from_utf8(good.to_bytes()).unwrap().replacen("\"histogram\":\"HISTFAAA", "\"histogram\":\"!!", 1), ".histogram: histogram is not valid base64"),
+        (
+            "e.json",
+            String::from_utf8(good.to_bytes()).unwrap().replacen("\"histogram\":\"HISTFAAA", "\"histogram\":\"!!", 1),
+            ".histogram: histogram is not valid base64",
+        ),
     ];
     for (name, text, want) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -290,7 +303,11 @@ fn a_bad_record_is_an_error_naming_its_file() {
 fn record_size_of_the_reference_plan() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let mut total = 0;
-    for file in ["fixtures/summaries/v1-baseline-quick.json", "results/baseline/baseline.json", "results/baseline/concurrent.json"] {
+    for file in [
+        "fixtures/summaries/v1-baseline-quick.json",
+        "results/baseline/local-2cpu-epyc-24g/baseline.json",
+        "results/baseline/local-2cpu-epyc-24g/concurrent.json",
+    ] {
         let mut s = crate::summary::read(&root.join(file)).unwrap();
         s.run.git.sha.get_or_insert_with(|| "0".repeat(40));
         let r = NightRecord::from_summaries(std::slice::from_ref(&s)).unwrap();

@@ -41,7 +41,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::compare::{EndpointComparison, Metric, MetricComparison, Verdict, compare_ab, units::MIN_ROUNDS};
-use crate::plan::model::CompareSpec;
+use crate::plan::CompareRules;
 use crate::summary::{EndpointSummary, Errors, GitInfo, HostInfo, Latency, RunInfo, SCHEMA_VERSION, Summary};
 
 use super::record::{EndpointRecord, NightRecord};
@@ -225,7 +225,7 @@ struct Entry<'a> {
 /// Every trend in `records` (any order), keeping the last `last` nights of each; change
 /// points are found over the whole history with `rules` (the plan's `[compare]` table).
 /// Sorted by testbed, suite and endpoint.
-pub fn trends(records: &[NightRecord], rules: &CompareSpec, last: usize) -> Vec<Trend> {
+pub fn trends(records: &[NightRecord], rules: &CompareRules, last: usize) -> Vec<Trend> {
     let mut sorted: Vec<&NightRecord> = records.iter().collect();
     sorted.sort_by(|a, b| super::order(a, b));
     let mut series: BTreeMap<(&str, &str, &str), Vec<Entry<'_>>> = BTreeMap::new();
@@ -254,7 +254,7 @@ pub fn trends(records: &[NightRecord], rules: &CompareSpec, last: usize) -> Vec<
     series.into_iter().map(|((testbed, suite, endpoint), entries)| trend(testbed, suite, endpoint, &entries, rules, last)).collect()
 }
 
-fn trend(testbed: &str, suite: &str, endpoint: &str, entries: &[Entry<'_>], rules: &CompareSpec, last: usize) -> Trend {
+fn trend(testbed: &str, suite: &str, endpoint: &str, entries: &[Entry<'_>], rules: &CompareRules, last: usize) -> Trend {
     let found = detect(suite, endpoint, entries, rules, true);
     let cut = entries.len().saturating_sub(last.max(1));
     let shown = |i: usize| i.checked_sub(cut);
@@ -290,7 +290,7 @@ struct Found {
 /// The change points of one endpoint's nights (indices into `entries`).
 /// `prefilter`: skip the nights [`Thresholds::may_have_moved`] rules out (always, but in the
 /// test that shows it changes nothing).
-fn detect(suite: &str, endpoint: &str, entries: &[Entry<'_>], rules: &CompareSpec, prefilter: bool) -> Found {
+fn detect(suite: &str, endpoint: &str, entries: &[Entry<'_>], rules: &CompareRules, prefilter: bool) -> Found {
     let mut found = Found::default();
     // Only valid nights are compared; `at[k]` is the k-th valid night's index in `entries`.
     let at: Vec<usize> = (0..entries.len()).filter(|&i| entries[i].point.valid).collect();
@@ -331,8 +331,7 @@ fn detect(suite: &str, endpoint: &str, entries: &[Entry<'_>], rules: &CompareSpe
         let night = &entries[at[k]].point;
         if end - k < CONFIRM_NIGHTS {
             if end == at.len() && found.pending.is_none() {
-                let (direction, metrics) =
-                    if worse.is_empty() { (Direction::Improvement, better) } else { (Direction::Regression, worse) };
+                let (direction, metrics) = if worse.is_empty() { (Direction::Improvement, better) } else { (Direction::Regression, worse) };
                 found.pending = Some(Pending {
                     night: at[k],
                     sha: night.sha.clone(),
@@ -438,6 +437,7 @@ fn round(suite: &str, endpoint: &str, e: &Entry<'_>) -> Summary {
         checks: Vec::new(),
         events: Vec::new(),
         figures: BTreeMap::new(),
+        underneath: None,
     }
 }
 
@@ -453,15 +453,11 @@ struct Thresholds {
 }
 
 impl Thresholds {
-    fn of(rules: &CompareSpec, endpoint: &str) -> Thresholds {
-        let o = rules.endpoints.get(endpoint).map(|s| s.get_ref());
+    fn of(rules: &CompareRules, endpoint: &str) -> Thresholds {
+        let o = rules.endpoints.get(endpoint);
         let t = rules.threshold;
         Thresholds {
-            latency: [
-                o.and_then(|o| o.p50).unwrap_or(t),
-                o.and_then(|o| o.p95).unwrap_or(t),
-                o.and_then(|o| o.p99).unwrap_or(t),
-            ],
+            latency: [o.and_then(|o| o.p50).unwrap_or(t), o.and_then(|o| o.p95).unwrap_or(t), o.and_then(|o| o.p99).unwrap_or(t)],
             rps: o.and_then(|o| o.rps).unwrap_or(t),
             error_points: o.and_then(|o| o.error_rate_points).unwrap_or(rules.error_rate_points),
         }
@@ -503,7 +499,7 @@ impl Thresholds {
 }
 
 #[cfg(test)]
-pub(super) fn changes_without_prefilter(records: &[NightRecord], rules: &CompareSpec) -> Vec<(String, Vec<String>, bool)> {
+pub(super) fn changes_without_prefilter(records: &[NightRecord], rules: &CompareRules) -> Vec<(String, Vec<String>, bool)> {
     let with = trends(records, rules, usize::MAX);
     with.iter()
         .map(|t| {

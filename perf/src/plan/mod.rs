@@ -117,6 +117,12 @@ impl LoadedPlan {
         Setup::from(&self.plan)
     }
 
+    /// The plan's regression rule (`[compare]`), without compiling the suites (`cargo perf
+    /// history` needs only this).
+    pub fn compare_rules(&self) -> CompareRules {
+        CompareRules::from(&self.plan.compare)
+    }
+
     /// An error at a byte span of the source.
     pub(crate) fn error_at(&self, span: std::ops::Range<usize>, field: &str, message: impl Into<String>) -> PlanError {
         let (line, column) = position(&self.source, span.start);

@@ -17,9 +17,9 @@ use super::{Headline, Outcome, Report, SuiteReport};
 /// hundreds of endpoints would otherwise make a file nobody opens).
 const MAX_ENDPOINT_CHARTS: usize = 40;
 
-pub(crate) const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#1b1f24;line-height:1.45}\
+pub(crate) const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#1b1f24;line-height:1.45;overflow-wrap:break-word}\
 h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem}h3{margin-top:1.5rem}\
-table{border-collapse:collapse;margin:.8rem 0;font-size:.9rem}th,td{border:1px solid #d0d7de;padding:.25rem .6rem;text-align:left;vertical-align:top}\
+table{border-collapse:collapse;margin:.8rem 0;font-size:.9rem;display:block;max-width:100%;overflow-x:auto}th,td{border:1px solid #d0d7de;padding:.25rem .6rem;text-align:left;vertical-align:top}\
 th{background:#f6f8fa}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}\
 .verdict{padding:.1rem .5rem;border-radius:.3rem}.pass{background:#dafbe1}.fail{background:#ffebe9}.invalid{background:#fff8c5}\
 .note{color:#57606a;font-size:.9rem}details{margin:.6rem 0}summary{cursor:pointer;font-weight:600}\

@@ -1,7 +1,7 @@
-//! `cargo xtask history`: performance over time, from a folder of nightly records.
+//! `cargo perf history` / `cargo xtask history`: performance over time, from a folder of nightly records.
 //!
 //! ```text
-//! cargo xtask history [--from DIR] [--add SUMMARIES_DIR] [--last N] [--site DIR] [--repo OWNER/NAME]
+//! cargo perf history [--from DIR] [--add SUMMARIES_DIR] [--last N] [--site DIR] [--repo OWNER/NAME]
 //! ```
 //!
 //! Reads every record in `--from` (default `results/history`), optionally adds first the night
@@ -13,11 +13,11 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use crate::history::{self, SiteOptions};
+use crate::plan::CompareRules;
+use crate::render::TerminalOptions;
 use anyhow::Context;
 use clap::Args;
-use perf::history::{self, SiteOptions};
-use perf::plan::model::CompareSpec;
-use perf::render::TerminalOptions;
 
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
@@ -78,17 +78,17 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<()> {
 
 /// The folder default paths are relative to, and the regression rule: the plan's when there
 /// is one (given, or found here or above), else the current folder and the gate's defaults.
-fn plan_and_rules(given: Option<&Path>) -> anyhow::Result<(PathBuf, CompareSpec)> {
+fn plan_and_rules(given: Option<&Path>) -> anyhow::Result<(PathBuf, CompareRules)> {
     let plan = match given {
         Some(p) => Some(p.to_path_buf()),
-        None => perf::cli::plan_path(None).ok(),
+        None => super::plan_path(None).ok(),
     };
     match plan {
         Some(p) => {
-            let loaded = perf::plan::load(&p).map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok((perf::cli::project_root(&p), loaded.plan.compare.clone()))
+            let loaded = crate::plan::load(&p).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok((super::project_root(&p), loaded.compare_rules()))
         }
-        None => Ok((PathBuf::from("."), CompareSpec::default())),
+        None => Ok((PathBuf::from("."), CompareRules::default())),
     }
 }
 
