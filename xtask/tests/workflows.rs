@@ -1,5 +1,6 @@
 //! The GitHub workflows, run here as GitHub would run them (see `workflow_support`): a
-//! scheduled nightly, a nightly started by hand, a pull request from this repository with a
+//! scheduled nightly (and two nights of its history on the `perf-history` branch, deployed to
+//! Pages), a nightly started by hand, a pull request from this repository with a
 //! nightly baseline to compare with, a fork's pull request before any nightly, and the fork's
 //! comment posted from `workflow_run`. The gate runs for real, in check mode; GitHub's API is a
 //! local fake speaking its real payloads.
@@ -45,6 +46,8 @@ fn assert_api_calls_all_known(h: &Harness) {
 #[test]
 fn the_scheduled_nightly_runs_every_suite_and_uploads_its_baseline_and_the_gate_binary() {
     let h = harness();
+    let night = stand_in_night(&h, "2026-11-27T02:49:13.60499695Z");
+    h.set_gate_results(&night).unwrap();
     let run = h.run("perf-nightly.yml", &Event::schedule()).expect("the harness runs perf-nightly.yml");
     run.assert_no_job_failed();
     let job = run.assert_success("nightly/nightly");
@@ -67,7 +70,9 @@ fn the_scheduled_nightly_runs_every_suite_and_uploads_its_baseline_and_the_gate_
     assert!(parts.len() >= 4 && parts[0] == "local" && parts[1].ends_with("cpu"), "testbed {testbed:?}");
     let baseline = job.step("Upload the baseline").upload.clone().expect("an upload");
     assert_eq!(baseline.name, format!("perf-baseline-{testbed}"));
-    assert!(baseline.checked_only, "the gate only checked, so no summary to upload: {baseline:?}");
+    // The gate only checked; the summaries it would have written are the scenario's stand-ins.
+    let names: Vec<String> = night.iter().map(|(name, _)| name.clone()).collect();
+    assert_eq!((baseline.files.clone(), baseline.checked_only), (names, false), "{baseline:?}");
 
     // The gate's binary, from `cargo metadata`'s target folder, uploaded as `perf-gate-bin`.
     let bin = job.step("Upload the gate's binary").upload.clone().expect("an upload");
@@ -109,6 +114,93 @@ fn a_nightly_started_by_hand_runs_what_it_is_asked_and_is_never_a_baseline() {
     assert!(uploads.iter().all(|n| !n.starts_with("perf-baseline") && *n != "perf-gate-bin"), "{uploads:?}");
     assert_eq!(job.step("Upload the gate's binary").outcome, Outcome::Skipped);
     assert_eq!(run.job("refresh-baseline").result, JobResult::Skipped);
+
+    // Not a night of the history either: nothing pushed, nothing deployed.
+    assert_eq!((run.job("history").result, run.job("pages").result), (JobResult::Skipped, JobResult::Skipped));
+    assert_eq!(h.origin_git(&["branch", "--list", "perf-history"]).unwrap(), "", "no perf-history branch");
+    assert!(h.store.lock().pages_deployments.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// perf-nightly.yml: the history on the perf-history branch, the site on GitHub Pages
+
+/// What a measured nightly would have written in `results/` (the harness's gate only checks):
+/// a summary per default suite of this machine's testbed, of the default branch's commit,
+/// started at `started_at`.
+fn stand_in_night(h: &Harness, started_at: &str) -> Vec<(String, Content)> {
+    let sha = h.origin_git(&["rev-parse", "main"]).unwrap();
+    nightly_baseline_files(&perf::summary::testbed("local", false, None))
+        .into_iter()
+        .map(|(name, content)| {
+            let Content::Bytes(bytes) = content else { unreachable!("nightly_baseline_files gives bytes") };
+            let mut summary: Value = serde_json::from_slice(&bytes).unwrap();
+            summary["run"]["git"]["sha"] = json!(sha);
+            summary["run"]["started_at"] = json!(started_at);
+            (name, Content::Bytes(serde_json::to_vec_pretty(&summary).unwrap()))
+        })
+        .collect()
+}
+
+/// The files of the perf-history branch in the fake GitHub's repository.
+fn history_files(h: &Harness) -> Vec<String> {
+    h.origin_git(&["ls-tree", "-r", "--name-only", "perf-history"]).unwrap().lines().map(String::from).collect()
+}
+
+/// The files in the Pages artifact of `run` (the tar the upload made).
+fn pages_site(h: &Harness, run: &Run) -> Vec<String> {
+    let store = h.store.lock();
+    let artifact = store.find(run.id, "github-pages").expect("a github-pages artifact");
+    let files = artifact.files().unwrap();
+    assert_eq!(files.len(), 1, "one artifact.tar: {files:?}");
+    assert_eq!(store.pages_deployments.last(), Some(&artifact.id), "this run's artifact is the one deployed");
+    let out = std::process::Command::new("tar").arg("-tf").arg(&files[0].1).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| l.trim_start_matches("./").to_string()).filter(|l| !l.is_empty()).collect()
+}
+
+#[test]
+fn each_scheduled_nightly_adds_its_night_to_the_perf_history_branch_and_deploys_the_site() {
+    let h = harness();
+    let sha = h.origin_git(&["rev-parse", "main"]).unwrap();
+    let testbed = perf::summary::testbed("local", false, None).key;
+    let record = |date: &str| format!("records/{date}-{}-{testbed}.json", &sha[..12]);
+
+    // The first night: no perf-history branch yet, so it starts as an orphan.
+    h.set_gate_results(&stand_in_night(&h, "2026-11-27T02:49:13.60499695Z")).unwrap();
+    let first = h.run("perf-nightly.yml", &Event::schedule()).expect("the harness runs perf-nightly.yml");
+    first.assert_no_job_failed();
+    let job = first.assert_success("history");
+    let log = &job.step("Add the night to perf-history").log;
+    assert!(log.contains("no perf-history branch yet"), "{log}");
+    assert!(log.contains("added night 2026-11-27T02:49:13Z"), "{log}");
+    assert!(job.shim_calls.iter().any(|c| c.tool == "gh" && c.args == ["auth", "setup-git"]), "credentials for the push");
+    assert!(!job.shim_calls.iter().any(|c| c.tool == "cargo"), "the nightly's binary, nothing built: {:?}", job.shim_calls);
+    let night_one = record("2026-11-27T024913Z");
+    assert_eq!(history_files(&h), ["README.md".to_string(), night_one.clone()]);
+    assert_eq!(h.origin_git(&["rev-list", "--count", "perf-history"]).unwrap(), "1");
+    assert!(h.origin_git(&["merge-base", "main", "perf-history"]).is_err(), "an orphan: no commit of main in it");
+    let first_record = h.origin_git(&["show", &format!("perf-history:{night_one}")]).unwrap();
+    assert!(first_record.contains(&sha), "{first_record}");
+
+    // The site went to Pages, from the deploy job with its own permissions.
+    let site = pages_site(&h, &first);
+    assert!(site.contains(&"index.html".to_string()), "{site:?}");
+    assert!(site.iter().any(|f| f.starts_with(&format!("{testbed}/")) && f.ends_with(".html")), "an endpoint page: {site:?}");
+    let pages = first.assert_success("pages");
+    assert_eq!(pages.step("deployment").outputs["page_url"], json!(workflow_support::actions::PAGES_URL));
+
+    // The second night appends a second record; the first stays as it was.
+    h.set_gate_results(&stand_in_night(&h, "2026-11-28T02:51:40Z")).unwrap();
+    let second = h.run("perf-nightly.yml", &Event::schedule()).expect("the harness runs perf-nightly.yml");
+    second.assert_no_job_failed();
+    let log = &second.assert_success("history").step("Add the night to perf-history").log;
+    assert!(!log.contains("no perf-history branch yet") && log.contains("history: 2 nights"), "{log}");
+    assert_eq!(history_files(&h), ["README.md".to_string(), night_one.clone(), record("2026-11-28T025140Z")]);
+    assert_eq!(h.origin_git(&["rev-list", "--count", "perf-history"]).unwrap(), "2");
+    assert_eq!(h.origin_git(&["show", &format!("perf-history:{night_one}")]).unwrap(), first_record);
+    assert!(pages_site(&h, &second).contains(&"index.html".to_string()));
+    assert_eq!(h.store.lock().pages_deployments.len(), 2, "one deployment a night");
+    assert_api_calls_all_known(&h);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! The actions the workflows use, done by the harness: `actions/checkout`, `actions/cache`
-//! (and `/restore`, `/save`), `actions/upload-artifact`, `actions/download-artifact`. Any other
-//! action is an error: the harness does not know it.
+//! (and `/restore`, `/save`), `actions/upload-artifact`, `actions/download-artifact`, and the
+//! Pages actions `actions/configure-pages`, `actions/upload-pages-artifact`,
+//! `actions/deploy-pages`. Any other action is an error: the harness does not know it.
 //!
 //! Each action's `with:` is checked against the inputs the action declares (GitHub only warns
 //! about an unexpected input, and the action then ignores it: a typo that is best caught here).
@@ -14,7 +15,14 @@
 //!   written on purpose, and the upload is recorded as checked only;
 //! - download-artifact takes `name` from this run, or from `run-id` when a `github-token` is
 //!   given (without one the action ignores `run-id`, as the real one does); a missing artifact
-//!   fails the step. Files are written without their execute bit, as from a zip.
+//!   fails the step. Files are written without their execute bit, as from a zip;
+//! - configure-pages wants the job's token to read Pages (`pages: read` or `write`) and gives
+//!   the site's URLs of `acme/shop`;
+//! - upload-pages-artifact archives its `path` folder with the action's own `tar` command
+//!   (hidden files, `.git` and `.github` left out) and stores `artifact.tar` as the artifact
+//!   `name` (`github-pages`);
+//! - deploy-pages wants `pages: write` and `id-token: write`, fails as the action does when
+//!   this run has no such artifact, and records the deployment in the store.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -56,6 +64,12 @@ const CACHE_SAVE_INPUTS: &[&str] = &["path", "key", "upload-chunk-size", "enable
 const UPLOAD_INPUTS: &[&str] =
     &["name", "path", "if-no-files-found", "retention-days", "compression-level", "overwrite", "include-hidden-files"];
 const DOWNLOAD_INPUTS: &[&str] = &["name", "path", "pattern", "merge-multiple", "github-token", "repository", "run-id", "artifact-ids"];
+const CONFIGURE_PAGES_INPUTS: &[&str] = &["static_site_generator", "generator_config_file", "token", "enablement"];
+const UPLOAD_PAGES_INPUTS: &[&str] = &["name", "path", "retention-days", "include-hidden-files"];
+const DEPLOY_PAGES_INPUTS: &[&str] = &["token", "timeout", "error_count", "reporting_interval", "artifact_name", "preview"];
+
+/// The Pages site of `acme/shop`.
+pub const PAGES_URL: &str = "https://acme.github.io/shop/";
 
 /// What an `upload-artifact` step did.
 #[derive(Debug, Clone)]
@@ -107,6 +121,18 @@ pub fn run_action(ctx: &JobContext<'_>, state: &mut JobState, uses: &str, with: 
         "actions/download-artifact" => {
             check_inputs(uses, with, DOWNLOAD_INPUTS)?;
             download(ctx, with)
+        }
+        "actions/configure-pages" => {
+            check_inputs(uses, with, CONFIGURE_PAGES_INPUTS)?;
+            configure_pages(ctx)
+        }
+        "actions/upload-pages-artifact" => {
+            check_inputs(uses, with, UPLOAD_PAGES_INPUTS)?;
+            upload_pages(ctx, with)
+        }
+        "actions/deploy-pages" => {
+            check_inputs(uses, with, DEPLOY_PAGES_INPUTS)?;
+            deploy_pages(ctx, with)
         }
         _ => bail!("the harness does not know action {uses}"),
     }
@@ -346,4 +372,93 @@ fn download(ctx: &JobContext<'_>, with: &Map<String, Value>) -> Result<StepResul
     }
     let outputs = Map::from_iter([("download-path".to_string(), json!(dest.display().to_string()))]);
     Ok(StepResult { ok: true, outputs, log, upload: None })
+}
+
+/// The access the job's token has to `scope` (`pages`, `id-token`…): the job's `permissions:`,
+/// else the workflow's, else the restricted default (`contents: read`, `metadata: read`).
+fn permission(ctx: &JobContext<'_>, scope: &str) -> String {
+    let declared = ctx.job.get("permissions").unwrap_or(&ctx.workflow.permissions);
+    match declared {
+        Value::Null => if scope == "contents" || scope == "metadata" { "read" } else { "none" }.to_string(),
+        Value::String(all) if all == "read-all" => if scope == "id-token" { "none" } else { "read" }.to_string(),
+        Value::String(all) if all == "write-all" => "write".to_string(),
+        Value::Object(map) => map.get(scope).map_or_else(|| "none".to_string(), to_text),
+        _ => "none".to_string(),
+    }
+}
+
+/// A failed step whose log says why.
+fn failed(log: String) -> Result<StepResult> {
+    Ok(StepResult { ok: false, log, ..StepResult::default() })
+}
+
+fn configure_pages(ctx: &JobContext<'_>) -> Result<StepResult> {
+    if !matches!(permission(ctx, "pages").as_str(), "read" | "write") {
+        return failed(
+            "::error::Get Pages site failed: Resource not accessible by integration (the job's token has no `pages` permission)\n".into(),
+        );
+    }
+    let base = PAGES_URL.trim_end_matches('/');
+    let outputs = Map::from_iter([
+        ("base_url".to_string(), json!(base)),
+        ("origin".to_string(), json!("https://acme.github.io")),
+        ("host".to_string(), json!("acme.github.io")),
+        ("base_path".to_string(), json!("/shop")),
+    ]);
+    Ok(StepResult { ok: true, outputs, log: format!("harness: Pages of {REPO} at {base}\n"), upload: None })
+}
+
+fn upload_pages(ctx: &JobContext<'_>, with: &Map<String, Value>) -> Result<StepResult> {
+    let name = with.get("name").map_or_else(|| "github-pages".to_string(), to_text);
+    let folder = resolve(ctx, &with.get("path").map_or_else(|| "_site/".to_string(), to_text));
+    let tar = ctx.dirs.temp.join("artifact.tar");
+    let hidden = with.get("include-hidden-files").map(to_text).as_deref() == Some("true");
+    // The action's own command (its Linux step).
+    let mut command = std::process::Command::new("tar");
+    command.args(["--dereference", "--hard-dereference", "--directory"]).arg(&folder).arg("-cvf").arg(&tar);
+    command.args(["--exclude=.git", "--exclude=.github"]);
+    if !hidden {
+        command.arg("--exclude=.[^/]*");
+    }
+    let out = command.arg(".").output().context("running tar")?;
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        return failed(format!("{log}harness: tar exited with {}\n", out.status));
+    }
+    let upload =
+        Upload { name: name.clone(), files: vec!["artifact.tar".into()], sources: vec![folder.display().to_string()], checked_only: false };
+    let stored = ctx.run.harness.store.lock().add_artifact(ctx.run.id, &name, &[("artifact.tar".into(), Content::File(tar))]);
+    match stored {
+        Ok(id) => Ok(StepResult {
+            ok: true,
+            outputs: Map::from_iter([("artifact_id".to_string(), json!(id.to_string()))]),
+            log: format!("{log}harness: uploaded `{name}` (artifact.tar of {})\n", folder.display()),
+            upload: Some(upload),
+        }),
+        Err(e) => Ok(StepResult { ok: false, log: format!("{log}::error::{e}\n"), upload: Some(upload), ..StepResult::default() }),
+    }
+}
+
+fn deploy_pages(ctx: &JobContext<'_>, with: &Map<String, Value>) -> Result<StepResult> {
+    for (scope, needed) in [("pages", "write"), ("id-token", "write")] {
+        let has = permission(ctx, scope);
+        if has != needed {
+            return failed(format!("::error::deploy-pages needs `{scope}: {needed}`; the job's token has `{scope}: {has}`\n"));
+        }
+    }
+    let name = with.get("artifact_name").map(to_text).filter(|n| !n.is_empty()).unwrap_or_else(|| "github-pages".into());
+    let mut store = ctx.run.harness.store.lock();
+    let Some(artifact) = store.find(ctx.run.id, &name).cloned() else {
+        return failed(format!(
+            "::error::Fetching artifact metadata failed. Is artifact `{name}` uploaded? (none in run {})\n",
+            ctx.run.id
+        ));
+    };
+    let files: Vec<String> = artifact.files()?.into_iter().map(|(rel, _)| rel).collect();
+    if files != ["artifact.tar"] {
+        return failed(format!("::error::artifact `{name}` is not a Pages artifact (one artifact.tar): {files:?}\n"));
+    }
+    store.pages_deployments.push(artifact.id);
+    let outputs = Map::from_iter([("page_url".to_string(), json!(PAGES_URL))]);
+    Ok(StepResult { ok: true, outputs, log: format!("harness: deployed `{name}` ({}) to {PAGES_URL}\n", artifact.id), upload: None })
 }

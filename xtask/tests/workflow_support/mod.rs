@@ -10,7 +10,7 @@
 //! | where expressions sit: templates in strings, `if:` conditions | [`template`] |
 //! | events, jobs, `needs`, job `if:`, reusable workflows and their inputs and outputs | [`runner`] |
 //! | steps: bash, env, `GITHUB_OUTPUT`/`ENV`/`PATH`, `continue-on-error` | [`steps`] |
-//! | checkout, cache, upload-artifact, download-artifact | [`actions`] |
+//! | checkout, cache, upload-artifact, download-artifact, the Pages actions | [`actions`] |
 //! | `cargo`, `sudo`, `rustup`, `gh` stand-ins, and the log of their calls | [`shims`] |
 //! | the checked-out repository | [`source`] |
 //! | runs and artifacts GitHub remembers | [`store`] |
@@ -20,8 +20,10 @@
 //! mode: `PERF_CHECK=1` makes it validate flags, environment, plan, baseline, the artifact
 //! download and git refs, say what it would run, and stop), `cargo metadata`, and the
 //! `cargo-perf` binary posting comments. What is not: the API (wiremock), `apt-get`, `rustup`,
-//! `cargo build`/`install` (the binaries are already built), caches (no-ops), and the load
-//! itself.
+//! `cargo build`/`install` (the binaries are already built), caches (no-ops), the load
+//! itself (a scenario that needs a nightly's summaries gives stand-ins), and Pages (a
+//! deployment is recorded, not served). `git push` is real: to the local repository playing
+//! `acme/shop`.
 #![allow(dead_code)] // each scenario uses a part
 
 pub mod actions;

@@ -44,6 +44,8 @@ pub struct Workflow {
     /// `on:`: the triggers.
     pub on: Value,
     pub env: Map<String, Value>,
+    /// The workflow's `permissions:` (null when it has none).
+    pub permissions: Value,
     /// Jobs in file order.
     pub jobs: Vec<(String, Map<String, Value>)>,
 }
@@ -69,6 +71,7 @@ impl Workflow {
             name: root.get("name").and_then(Value::as_str).unwrap_or(file).to_string(),
             on,
             env: object(root.get("env"), "env")?,
+            permissions: root.get("permissions").cloned().unwrap_or(Value::Null),
             jobs,
         })
     }

@@ -20,7 +20,7 @@ use super::model::{Workflow, object, workflow_name};
 use super::shims::{ShimCall, Tools};
 use super::source::SourceRepo;
 use super::steps::{JobContext, StepRun, run_steps};
-use super::store::{SharedStore, WorkflowRun};
+use super::store::{Content, SharedStore, WorkflowRun};
 use super::template;
 
 /// Where the harness finds things.
@@ -202,6 +202,36 @@ impl Harness {
             }
         }
         Ok(())
+    }
+
+    /// Where the stand-in summaries of [`Harness::set_gate_results`] are kept.
+    pub fn gate_results_dir(&self) -> PathBuf {
+        self.scratch.path().join("gate-results")
+    }
+
+    /// The summaries a check-only gate run "wrote" from now on (see `shims`): the harness never
+    /// measures, so a scenario whose later jobs read the summaries (the nightly's history)
+    /// gives them. Replaces the previous ones; an empty list means none.
+    pub fn set_gate_results(&self, files: &[(String, Content)]) -> Result<()> {
+        let dir = self.gate_results_dir();
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        for (name, content) in files {
+            match content {
+                Content::Bytes(bytes) => std::fs::write(dir.join(name), bytes)?,
+                Content::File(src) => {
+                    std::fs::copy(src, dir.join(name))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs git in the repository playing `acme/shop` (what the runs cloned and pushed to).
+    pub fn origin_git(&self, args: &[&str]) -> Result<String> {
+        super::source::git(&self.source.lock().unwrap().dir, args)
     }
 
     /// What `actions/checkout` does in a job of this scenario.

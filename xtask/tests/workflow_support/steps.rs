@@ -157,7 +157,7 @@ impl<'a> JobContext<'a> {
         needs: Value,
     ) -> Result<JobContext<'a>> {
         let dirs = JobDirs::create(root)?;
-        shims::install(&dirs.shims, &dirs.shim_log, &run.harness.opts.tools)?;
+        shims::install(&dirs.shims, &dirs.shim_log, &run.harness.opts.tools, &run.harness.gate_results_dir())?;
         let github = run.github(id, &dirs.workspace);
         Ok(JobContext { run, dirs, id: id.to_string(), workflow, job, inputs, needs, github })
     }

@@ -79,6 +79,8 @@ pub struct Store {
     root: PathBuf,
     pub runs: Vec<WorkflowRun>,
     pub artifacts: Vec<Artifact>,
+    /// What `actions/deploy-pages` deployed: the artifacts' ids, oldest first.
+    pub pages_deployments: Vec<u64>,
     next_artifact_id: u64,
 }
 
@@ -88,7 +90,13 @@ pub struct SharedStore(Arc<Mutex<Store>>);
 
 impl SharedStore {
     pub fn new(root: PathBuf) -> SharedStore {
-        SharedStore(Arc::new(Mutex::new(Store { root, runs: Vec::new(), artifacts: Vec::new(), next_artifact_id: 4_470_000_100 })))
+        SharedStore(Arc::new(Mutex::new(Store {
+            root,
+            runs: Vec::new(),
+            artifacts: Vec::new(),
+            pages_deployments: Vec::new(),
+            next_artifact_id: 4_470_000_100,
+        })))
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Store> {
