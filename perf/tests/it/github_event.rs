@@ -1,11 +1,9 @@
 //! Reading the job's context: event payloads from fixtures, malformed variables and payloads,
 //! and the pull-request number file handed from the pull-request run to the comment run.
 
-mod github_support;
-
 use std::collections::HashMap;
 
-use github_support::*;
+use crate::github_support::*;
 use perf::github::{GithubContext, GithubError, PR_NUMBER_FILE, read_pr_number, write_pr_number};
 
 fn env_for(event: &str, file: &str) -> HashMap<String, String> {

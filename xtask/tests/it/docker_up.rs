@@ -50,7 +50,7 @@ fn write_plan(dir: &Path) -> std::path::PathBuf {
         ctx.join("Dockerfile"),
         format!(
             "FROM {}\nCOPY stub-app /usr/local/bin/stub-app\nENV PERF_XTASK_STUB=1\nUSER nobody\n\
-             ENTRYPOINT [\"/usr/local/bin/stub-app\", \"--ignored\", \"--exact\", \"stub_app\", \"--nocapture\"]\n",
+             ENTRYPOINT [\"/usr/local/bin/stub-app\", \"--ignored\", \"--exact\", \"docker_up::stub_app\", \"--nocapture\"]\n",
             var_or("PERF_BASE_IMAGE", "perf-local/debian:bookworm")
         ),
     )

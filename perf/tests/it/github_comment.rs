@@ -1,10 +1,8 @@
 //! The sticky comment against a local fake GitHub (wiremock) serving real payload shapes.
 
-mod github_support;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use github_support::*;
+use crate::github_support::*;
 use perf::github::{COMMENT_MARKER, CommentOutcome, GithubError, comment_body, upsert_comment};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};

@@ -1,10 +1,8 @@
 //! Closed-model runs against a local server: totals, windows, hooks, warm-up, ramping users.
 
-mod engine_support;
-
 use std::time::Duration;
 
-use engine_support::{compile, endpoint, run, run_with, start};
+use crate::engine_support::{compile, endpoint, run, run_with, start};
 use perf::engine::{Hooks, ProgressMode, RunOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

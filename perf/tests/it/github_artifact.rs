@@ -1,11 +1,9 @@
 //! The nightly baseline through the Actions API: repository → runs → artifacts → zip.
 
-mod github_support;
-
 use std::io::Write;
 use std::path::Path;
 
-use github_support::*;
+use crate::github_support::*;
 use perf::github::{GithubError, download_baseline_artifact, unpack_zip};
 use wiremock::matchers::{header, method, path, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};

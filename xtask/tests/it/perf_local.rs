@@ -319,7 +319,7 @@ fn an_unreachable_target_is_not_a_silent_wait() {
     assert!(err.contains("did not become ready within 7s"), "{err}");
 }
 
-/// A folder for a local run of the stand-in app (`perf/tests/local_support/testapp.py`): its
+/// A folder for a local run of the stand-in app (`perf/tests/it/local_support/testapp.py`): its
 /// `perf.toml` (one suite `smoke`, `vus` users for 60 s, `extra_env` lines added to the app's
 /// environment) and `tmp/`, the run's `PERF_TMPDIR`, so a test sees what a run leaves.
 struct StandIn {
@@ -343,7 +343,7 @@ impl StandIn {
             "version = 1\n[app.local]\ncommand = [\"python3\", \"{}\"]\n[app.env]\nPORT = \"{{{{app.port}}}}\"\n\
              LISTEN_ADDR = \"{{{{app.listen}}}}\"\n{extra_env}\n[requests.home]\npath = \"/\"\n\
              [suites.smoke.scenarios.one]\nexecutor = \"constant-vus\"\nvus = {vus}\nduration = \"60s\"\nrequest = \"home\"\n",
-            root().join("perf/tests/local_support/testapp.py").display()
+            root().join("perf/tests/it/local_support/testapp.py").display()
         );
         std::fs::write(&plan, text).unwrap();
         StandIn { dir, plan, tmp }

@@ -6,9 +6,7 @@
 //!
 //! The child is this test binary running its ignored test `docker_up_child`
 //! (`PERF_DOCKER_UP_CHILD=1`). Same variables as docker_env.rs (see docker_support/mod.rs):
-//!   PERF_REQUIRE_DOCKER=1 cargo test -p perf --test docker_interrupt
-
-mod docker_support;
+//!   PERF_REQUIRE_DOCKER=1 cargo nextest run -p perf -E "test(/^docker_interrupt::/)"
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -16,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use docker_support::{app_table, assert_nothing_left, engine_or_skip, leftovers, plan};
+use crate::docker_support::{app_table, assert_nothing_left, engine_or_skip, leftovers, plan};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use perf::env::docker::{DockerEnv, new_run_id};
@@ -33,7 +31,7 @@ struct UpChild {
 impl UpChild {
     fn spawn(dir: &Path, run_id: &str) -> UpChild {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "docker_up_child", "--nocapture", "--test-threads=1"])
+            .args(["--ignored", "--exact", "docker_interrupt::docker_up_child", "--nocapture", "--test-threads=1"])
             .env("PERF_DOCKER_UP_CHILD", "1")
             .env("PERF_DOCKER_UP_DIR", dir)
             .env("PERF_DOCKER_UP_RUN_ID", run_id)
@@ -47,7 +45,7 @@ impl UpChild {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 // libtest prints the child's first line right after its own test name.
-                let line = line.strip_prefix("test docker_up_child ... ").map(str::to_string).unwrap_or(line);
+                let line = line.strip_prefix("test docker_interrupt::docker_up_child ... ").map(str::to_string).unwrap_or(line);
                 let _ = tx.send(line);
             }
         });

@@ -13,14 +13,12 @@
 //! WORKFLOWS_DIR=/tmp/old cargo nextest run -p xtask --test workflows
 //! ```
 
-mod workflow_support;
-
+use crate::workflow_support::expr::{self, Scope, Status};
+use crate::workflow_support::shims::ShimCall;
+use crate::workflow_support::store::Content;
+use crate::workflow_support::template;
+use crate::workflow_support::*;
 use serde_json::{Map, Value, json};
-use workflow_support::expr::{self, Scope, Status};
-use workflow_support::shims::ShimCall;
-use workflow_support::store::Content;
-use workflow_support::template;
-use workflow_support::*;
 
 /// Last night's scheduled perf-nightly run, in the fake GitHub.
 const NIGHTLY_RUN: u64 = 30_398_811;
@@ -187,7 +185,7 @@ fn each_scheduled_nightly_adds_its_night_to_the_perf_history_branch_and_deploys_
     assert!(site.contains(&"index.html".to_string()), "{site:?}");
     assert!(site.iter().any(|f| f.starts_with(&format!("{testbed}/")) && f.ends_with(".html")), "an endpoint page: {site:?}");
     let pages = first.assert_success("pages");
-    assert_eq!(pages.step("deployment").outputs["page_url"], json!(workflow_support::actions::PAGES_URL));
+    assert_eq!(pages.step("deployment").outputs["page_url"], json!(crate::workflow_support::actions::PAGES_URL));
 
     // The second night appends a second record; the first stays as it was.
     h.set_gate_results(&stand_in_night(&h, "2026-11-28T02:51:40Z")).unwrap();

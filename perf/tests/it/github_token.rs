@@ -1,9 +1,7 @@
 //! The token never shows: not in `Debug`, not in any error, warning or dry-run body, even when
 //! GitHub's own error message quotes it.
 
-mod github_support;
-
-use github_support::*;
+use crate::github_support::*;
 use perf::github::{GithubContext, PublishOptions, download_baseline_artifact, publish, read_pr_number, upsert_comment};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -1,11 +1,9 @@
 //! Workflows and failures: captures across steps, aborted iterations, expected non-2xx,
 //! error kinds.
 
-mod engine_support;
-
 use std::time::Duration;
 
-use engine_support::{compile, endpoint, run, start};
+use crate::engine_support::{compile, endpoint, run, start};
 use perf::engine::ErrorKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

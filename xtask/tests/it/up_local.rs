@@ -3,7 +3,7 @@
 //! directory behind. Also: a SIGKILLed gate takes its services with it, and a bad plan
 //! exits 2.
 //!
-//! The app is the local backend's stand-in (perf/tests/local_support/testapp.py). Each run
+//! The app is the local backend's stand-in (perf/tests/it/local_support/testapp.py). Each run
 //! gets its own `PERF_TMPDIR`, so "nothing left" means "that directory is empty".
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 use perf::env::resources::{is_alive, process_tree};
 
 fn testapp() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../perf/tests/local_support/testapp.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../perf/tests/it/local_support/testapp.py")
 }
 
 /// A plan for the stand-in app, written into `dir`.

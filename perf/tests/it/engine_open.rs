@@ -1,11 +1,9 @@
 //! Open-model runs: coordinated omission against a server that stalls, late and dropped
 //! starts, and cancellation.
 
-mod engine_support;
-
 use std::time::Duration;
 
-use engine_support::{TestServer, compile, endpoint, run_with, start};
+use crate::engine_support::{TestServer, compile, endpoint, run_with, start};
 use perf::engine::{ProgressMode, RunOptions};
 use tokio::time::Instant;
 

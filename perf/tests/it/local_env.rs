@@ -1,10 +1,8 @@
 //! The local backend end to end with real PostgreSQL and Redis and a stand-in app
-//! (tests/local_support/testapp.py): start, rendered environment, service control,
+//! (tests/it/local_support/testapp.py): start, rendered environment, service control,
 //! resources, and a shutdown that leaves nothing behind.
 
-mod local_support;
-
-use local_support::{get, options, plan, survivors};
+use crate::local_support::{get, options, plan, survivors};
 use perf::env::resources::process_tree;
 use perf::env::{BackendChoice, Environment, Service};
 use tokio_util::sync::CancellationToken;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The stand-in app's script.
 pub fn testapp() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/local_support/testapp.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/local_support/testapp.py")
 }
 
 /// A plan that runs the stand-in app with `extra_env` (TOML lines `KEY = "value"`) added to

@@ -2,15 +2,13 @@
 //! (HTTP/2 with prior knowledge) and over TLS (ALPN) with a self-signed certificate for
 //! 127.0.0.1 that the run trusts through `RunOptions::tls_roots`.
 
-mod engine_support;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::engine_support::{compile, endpoint, run_with};
 use bytes::Bytes;
-use engine_support::{compile, endpoint, run_with};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};

@@ -4,14 +4,12 @@
 //!
 //! Needs a Docker engine and the local images (see docker_support/mod.rs for the variables):
 //!   .ci/docker-engine.sh start && fixtures/images/build.sh base services postgres redis
-//!   PERF_REQUIRE_DOCKER=1 cargo test -p perf --test docker_env
-
-mod docker_support;
+//!   PERF_REQUIRE_DOCKER=1 cargo nextest run -p perf -E "test(/^docker_env::/)"
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use docker_support::{TEST_PASSWORD, app_table, assert_nothing_left, engine_or_skip, leftovers, plan};
+use crate::docker_support::{TEST_PASSWORD, app_table, assert_nothing_left, engine_or_skip, leftovers, plan};
 use perf::env::docker::{DockerEnv, engine, new_run_id};
 use perf::env::{EnvError, Service, StartOptions};
 use testcontainers::bollard::query_parameters::InspectContainerOptions;
@@ -173,7 +171,7 @@ async fn docker_env_app_that_exits_at_once_fails_with_its_log_and_leaves_nothing
         ctx.join("Dockerfile"),
         format!(
             "FROM {}\nCMD [\"sh\", \"-c\", \"echo crash app starting; echo 'fatal: cannot open /nonexistent.conf' >&2; exit 3\"]\n",
-            docker_support::base_image()
+            crate::docker_support::base_image()
         ),
     )
     .unwrap();

@@ -4,13 +4,11 @@
 //! One test function runs the cases in sequence because it points `PERF_TMPDIR` (and, for one
 //! case, `PATH`) at its own directories and sets `GITHUB_TOKEN`: process-wide settings.
 
-mod local_support;
-
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use local_support::{options, plan, survivors};
+use crate::local_support::{options, plan, survivors};
 use perf::env::resources::process_tree;
 use perf::env::{BackendChoice, EnvError, Environment};
 use perf::run::lifetime::{Spec, with_environments};
@@ -106,7 +104,7 @@ async fn cases(tmp: &Path) {
     let env = Environment::start(BackendChoice::Local, &plan("", "[]", "", "20s"), &options(logs_root.path(), CancellationToken::new()))
         .await
         .unwrap();
-    let seen: serde_json::Value = local_support::get(&format!("{}/env", env.app_url())).await.unwrap().json().await.unwrap();
+    let seen: serde_json::Value = crate::local_support::get(&format!("{}/env", env.app_url())).await.unwrap().json().await.unwrap();
     assert_eq!(seen["GITHUB_TOKEN"], serde_json::Value::Null, "{seen}");
     assert!(seen["DATABASE_URL"].as_str().unwrap().starts_with("postgres://"));
     env.shutdown().await.unwrap();

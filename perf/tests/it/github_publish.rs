@@ -1,8 +1,6 @@
 //! `publish`: job summary always, comment when asked, failures as warnings only.
 
-mod github_support;
-
-use github_support::*;
+use crate::github_support::*;
 use perf::github::{COMMENT_MARKER, CommentStatus, PublishOptions, comment_body, publish};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer};

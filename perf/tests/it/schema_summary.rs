@@ -2,12 +2,10 @@
 //! server, validates against `schema/summary.schema.json`; the schema rejects a summary with a
 //! required field removed, a field of the wrong type, or an unknown field.
 
-mod engine_support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use engine_support::{compile, run, start};
+use crate::engine_support::{compile, run, start};
 use perf::summary::{self, RunContext, Summary};
 use serde_json::Value;
 
