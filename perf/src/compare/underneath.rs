@@ -561,8 +561,10 @@ mod tests {
     #[test]
     fn app_cpu_per_request_is_said_even_when_latency_holds() {
         let (mut base, mut head) = pair();
-        base.resources.insert("app".into(), ResourceUsage { cpu_seconds: 2.0, peak_memory_bytes: 100, memory_series: vec![] });
-        head.resources.insert("app".into(), ResourceUsage { cpu_seconds: 2.8, peak_memory_bytes: 105, memory_series: vec![] });
+        base.resources
+            .insert("app".into(), ResourceUsage { cpu_seconds: 2.0, peak_memory_bytes: 100, memory_series: vec![], ..Default::default() });
+        head.resources
+            .insert("app".into(), ResourceUsage { cpu_seconds: 2.8, peak_memory_bytes: 105, memory_series: vec![], ..Default::default() });
         let u = underneath(&base, &head);
         let cpu = u.resources.iter().find(|r| r.figure.starts_with("CPU")).unwrap();
         assert!(cpu.grew && (cpu.relative().unwrap() - 0.4).abs() < 1e-9);

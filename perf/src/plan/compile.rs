@@ -589,7 +589,45 @@ fn special(
                     format!("{} is not a rate: expected iterations per second ≥ 0", v.min_breaking_rate),
                 ));
             }
-            Some(Special::Stress(c::StressSpec { slo_p95: v.slo_p95.0, max_error_rate, min_breaking_rate: v.min_breaking_rate }))
+            let planned_top = scenarios.iter().flat_map(|s| s.shape.holds()).map(|h| h.rate).fold(0.0, f64::max);
+            let max_rate = match v.max_rate {
+                None => None,
+                Some(m) if m.is_finite() && m >= planned_top => Some(m),
+                Some(m) => {
+                    return Err(lp.error_at(
+                        span,
+                        &field("max_rate"),
+                        format!("{m} is not a ceiling above the planned steps: expected a rate ≥ the highest step ({planned_top}/s)"),
+                    ));
+                }
+            };
+            let capacity = match &v.capacity {
+                None => None,
+                Some(cap) => {
+                    if !(cap.target_rps > 0.0 && cap.target_rps.is_finite()) {
+                        return Err(lp.error_at(
+                            span,
+                            &field("capacity.target_rps"),
+                            format!("{} is not a target rate: expected requests per second > 0", cap.target_rps),
+                        ));
+                    }
+                    if !(0.0..1.0).contains(&cap.headroom) {
+                        return Err(lp.error_at(
+                            span,
+                            &field("capacity.headroom"),
+                            format!("{} is not a headroom: expected 0 ≤ headroom < 1 (0.3 keeps 30% of each instance free)", cap.headroom),
+                        ));
+                    }
+                    Some(c::CapacityTarget { target_rps: cap.target_rps, headroom: cap.headroom })
+                }
+            };
+            Some(Special::Stress(c::StressSpec {
+                slo_p95: v.slo_p95.0,
+                max_error_rate,
+                min_breaking_rate: v.min_breaking_rate,
+                max_rate,
+                capacity,
+            }))
         }
         SuiteKind::Soak => {
             let t = spec.soak.as_ref().expect("checked above");

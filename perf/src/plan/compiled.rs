@@ -187,6 +187,20 @@ pub struct StressSpec {
     pub max_error_rate: f64,
     /// The breaking point must be at least this rate (iterations per second).
     pub min_breaking_rate: f64,
+    /// The ceiling of the search past the planned steps (iterations per second).
+    pub max_rate: Option<f64>,
+    /// The target the capacity section sizes instances for.
+    pub capacity: Option<CapacityTarget>,
+}
+
+/// A stress suite's capacity target: `target_rps` over all instances, each planned at
+/// `1 - headroom` of the highest rate one instance held.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapacityTarget {
+    /// > 0.
+    pub target_rps: f64,
+    /// In `0..1`.
+    pub headroom: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

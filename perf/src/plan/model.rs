@@ -365,6 +365,25 @@ pub struct StressSpec {
     pub max_error_rate: f64,
     /// The check fails when the breaking point (highest rate held) is below this.
     pub min_breaking_rate: f64,
+    /// When every planned step held, extra steps go on (doubling, then bisecting) up to this
+    /// rate at most (iterations per second); without it only the step budget bounds them.
+    #[serde(default)]
+    pub max_rate: Option<f64>,
+    /// `capacity = { target_rps = 5000.0, headroom = 0.3 }`: how many instances a target
+    /// rate needs, from the highest rate one instance held.
+    #[serde(default)]
+    pub capacity: Option<CapacitySpec>,
+}
+
+/// `capacity = { target_rps = 5000.0, headroom = 0.3 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacitySpec {
+    /// The rate the service must sustain, requests per second over all instances.
+    pub target_rps: f64,
+    /// The share of each instance's held rate kept free (0.3 plans each at 70%).
+    #[serde(default = "defaults::headroom")]
+    pub headroom: f64,
 }
 
 /// `soak = { max_memory_growth = 0.2, max_p95_growth = 0.2, services = ["app"] }`.
@@ -653,6 +672,9 @@ mod defaults {
     }
     pub fn recovery_tolerance() -> f64 {
         0.2
+    }
+    pub fn headroom() -> f64 {
+        0.3
     }
     pub fn soak_services() -> Vec<Spanned<String>> {
         vec![Spanned::new(0..0, "app".into())]

@@ -447,6 +447,7 @@ fn special_tables_compile_to_their_specs() {
     );
     let Some(Special::Stress(st)) = &by("steps").special else { panic!() };
     assert_eq!((st.slo_p95, st.min_breaking_rate), (Duration::from_millis(100), 50.0));
+    assert_eq!((st.max_rate, st.capacity), (None, None));
     let Some(Special::Soak(so)) = &by("long").special else { panic!() };
     assert_eq!(so.services, ["app", "redis"]);
     assert_eq!(so.max_p95_growth, 0.3);
@@ -545,6 +546,38 @@ fn kind_tables_must_match_the_kind() {
 
     let e = load(&special_plan().replace("kind = \"soak\"", "kind = \"sock\"")).unwrap_err();
     assert!(e.message.contains("sock") && e.message.contains("soak"), "{e}");
+}
+
+#[test]
+fn stress_ceiling_and_capacity_target_compile_and_are_checked() {
+    let table = "stress = { slo_p95 = \"100ms\", max_error_rate = 0.01, min_breaking_rate = 50.0 }";
+    let with = |extra: &str| special_plan().replace(table, &table.replace(" }", &format!(", {extra} }}")));
+    let lp = load(&with("max_rate = 800.0, capacity = { target_rps = 5000.0 }")).unwrap();
+    let c = lp.compile(&CompileOptions { suites: vec!["steps".into()], ..Default::default() }).unwrap();
+    let Some(super::compiled::Special::Stress(st)) = &c.suites[0].special else { panic!() };
+    assert_eq!(st.max_rate, Some(800.0));
+    // The headroom defaults to 30%.
+    assert_eq!(st.capacity, Some(crate::plan::compiled::CapacityTarget { target_rps: 5000.0, headroom: 0.3 }));
+
+    // Each bad value names its field and points at the stress table.
+    for (extra, field, words) in [
+        ("max_rate = 60.0", "suites.steps.stress.max_rate", "highest step (100/s)"),
+        ("capacity = { target_rps = 0.0 }", "suites.steps.stress.capacity.target_rps", "> 0"),
+        ("capacity = { target_rps = -5.0, headroom = 0.3 }", "suites.steps.stress.capacity.target_rps", "> 0"),
+        ("capacity = { target_rps = 100.0, headroom = 1.0 }", "suites.steps.stress.capacity.headroom", "0 ≤ headroom < 1"),
+        ("capacity = { target_rps = 100.0, headroom = -0.1 }", "suites.steps.stress.capacity.headroom", "0 ≤ headroom < 1"),
+    ] {
+        let text = with(extra);
+        let e = special_err(&text);
+        assert_eq!(e.field, field, "{extra}: {e}");
+        assert!(e.message.contains(words), "{extra}: {e}");
+        assert_eq!((e.line, e.column), pos_of(&text, "{ slo_p95 = \"100ms\""), "{extra}: {e}");
+    }
+    // A misspelt key of the capacity table is a parse error at its place.
+    let text = with("capacity = { target_rps = 100.0, headrom = 0.2 }");
+    let e = load(&text).unwrap_err();
+    assert!(e.message.contains("unknown field `headrom`"), "{e}");
+    assert_eq!(e.line, pos_of(&text, "headrom").0);
 }
 
 #[test]

@@ -99,8 +99,17 @@ fn suite(s: &SuiteReport) -> String {
         out.push_str(&strong_p(&sentence, failed));
         out.push_str(&t.html());
     }
+    if let Some(lines) = sections::capacity(sum) {
+        out.push_str("<h3>Capacity</h3>\n");
+        out.push_str(&list(&lines));
+    }
     if !sum.figures.is_empty() {
-        let items: Vec<String> = sum.figures.iter().map(|(k, v)| format!("{k}: {}", sections::figure(v))).collect();
+        let items: Vec<String> = sum
+            .figures
+            .iter()
+            .filter(|(k, _)| !sections::OWN_SECTION_FIGURES.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k}: {}", sections::figure(v)))
+            .collect();
         out.push_str("<p>Figures:</p>\n");
         out.push_str(&list(&items));
     }

@@ -130,9 +130,15 @@ fn suite(s: &SuiteReport, compact: bool) -> String {
     if let Some((sentence, failed, t)) = sections::checks(sum) {
         out.push_str(&format!("\n{}\n\n{}", strong_if(&sentence, failed), t.markdown()));
     }
+    if let Some(lines) = sections::capacity(sum) {
+        out.push_str("\nCapacity:\n\n");
+        for l in &lines {
+            out.push_str(&format!("- {}\n", md(l)));
+        }
+    }
     if !sum.figures.is_empty() {
         out.push_str("\nFigures:\n\n");
-        for (k, v) in &sum.figures {
+        for (k, v) in sum.figures.iter().filter(|(k, _)| !sections::OWN_SECTION_FIGURES.contains(&k.as_str())) {
             out.push_str(&format!("- {}: {}\n", md(k), md(&sections::figure(v))));
         }
     }

@@ -188,6 +188,59 @@ pub(super) fn figure(v: &serde_json::Value) -> String {
     }
 }
 
+/// Figures shown in a section of their own, left out of the plain list of figures.
+pub(super) const OWN_SECTION_FIGURES: &[&str] = &["capacity"];
+
+/// A stress suite's capacity planning (`figures.capacity`), one sentence per line: the
+/// highest rate one instance held and what ended the search, the app's CPU per request there,
+/// what saturated first, and the instances for the plan's target.
+pub(super) fn capacity(sum: &Summary) -> Option<Vec<String>> {
+    let c = sum.figures.get("capacity")?.as_object()?;
+    let f = |k: &str| c.get(k).and_then(serde_json::Value::as_f64);
+    let held = f("held_rps")?;
+    let ended = match c.get("search_end").and_then(|v| v.as_str()).unwrap_or("") {
+        "service_broke" => "the service broke",
+        "max_rate" => "the plan's max_rate was reached",
+        "generator_limit" => "the load generator's limit (not the service's)",
+        "step_limit" => "the extra-step budget was spent, every step held",
+        "not_searched" => "no step past the planned ones was run",
+        _ => "nothing was measured",
+    };
+    let measured = f("achieved_rps").map(|a| format!(" ({a:.0}/s measured)")).unwrap_or_default();
+    let mut out = vec![format!("Highest rate one instance held within its SLOs: {held}/s{measured}; the search ended because {ended}.")];
+    let cores = |k: &str| f(k).map_or("?".to_string(), |x| format!("{x:.2}"));
+    out.push(match f("app_cpu_ms_per_request") {
+        Some(ms) => format!(
+            "App CPU per request at {held}/s: {ms:.3} ms (app {} cores, PostgreSQL {} cores).",
+            cores("app_cores"),
+            cores("postgres_cores")
+        ),
+        None => format!("App CPU per request at {held}/s: not measured (no CPU samples within the step)."),
+    });
+    let what = match c.get("saturated_first").and_then(|v| v.as_str()).unwrap_or("") {
+        "app_cpu" => "app CPU",
+        "postgres_cpu" => "PostgreSQL CPU",
+        "errors" => "errors (no CPU saturated)",
+        "latency" => "latency (no CPU of the app or PostgreSQL saturated)",
+        "generator" => "the load generator, before the service",
+        _ => "nothing",
+    };
+    let detail = c.get("saturated_detail").and_then(|v| v.as_str()).unwrap_or("");
+    out.push(format!("Saturated first: {what}{}.", if detail.is_empty() { String::new() } else { format!(" ({detail})") }));
+    if let (Some(target), Some(headroom)) = (f("target_rps"), f("headroom")) {
+        let per = held * (1.0 - headroom);
+        out.push(match c.get("instances").and_then(|v| v.as_u64()) {
+            Some(n) => format!(
+                "For {target}/s with {:.0}% headroom: {n} instance{} (each planned at {per:.0}/s).",
+                headroom * 100.0,
+                if n == 1 { "" } else { "s" }
+            ),
+            None => format!("For {target}/s: no instance count (nothing was held)."),
+        });
+    }
+    Some(out)
+}
+
 /// Chaos timeline: what was done and when.
 pub(super) fn events(sum: &Summary) -> Option<Table> {
     let mut t = Table::new(&[("#", R), ("At (s)", R), ("Event", L)]);

@@ -134,6 +134,9 @@ pub fn terminal(report: &Report, opts: TerminalOptions) -> String {
         for c in &sum.checks {
             out.push_str(&format!("  check {}: {}: {}\n", if c.passed { "passed" } else { "failed" }, c.name, c.detail));
         }
+        for line in super::sections::capacity(sum).unwrap_or_default() {
+            out.push_str(&format!("  capacity: {line}\n"));
+        }
         for n in cmp.map(|c| c.notes.as_slice()).unwrap_or_default() {
             out.push_str(&format!("  note: {n}\n"));
         }

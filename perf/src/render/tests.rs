@@ -211,6 +211,66 @@ fn special_suites_show_checks_events_and_figures() {
     assert!(term.contains("  check failed: breaker closes again: still HALF_OPEN after 10 s\n"), "{term}");
 }
 
+/// A stress run whose search ended where the service broke, with a capacity target.
+fn stress_with_capacity() -> Report {
+    let mut stress = one("stress", "provider", &Gen::new(20, 30, 5.0, 1));
+    stress.kind = "stress".into();
+    stress.figures.insert("breaking_rate".into(), serde_json::json!(4800.0));
+    stress.figures.insert(
+        "capacity".into(),
+        serde_json::json!({
+            "held_rps": 4800.0, "achieved_rps": 4795.0, "app_cores": 1.2, "postgres_cores": 0.4,
+            "app_cpu_ms_per_request": 0.25, "saturated_first": "app_cpu",
+            "saturated_detail": "at 5600/s, broken by latency: app 1.50 cores, postgres 0.45 cores",
+            "search_end": "service_broke", "target_rps": 20000.0, "headroom": 0.3, "instances": 6,
+        }),
+    );
+    report(vec![SuiteReport {
+        summary: stress,
+        comparison: None,
+        baseline: BaselineSource::None,
+        baseline_summary: None,
+        confirmation: Confirmation::NotRun,
+    }])
+}
+
+#[test]
+fn the_capacity_section_is_in_all_three_reports() {
+    let r = stress_with_capacity();
+    let held = "Highest rate one instance held within its SLOs: 4800/s (4795/s measured); the search ended because the service broke.";
+    let cpu = "App CPU per request at 4800/s: 0.250 ms (app 1.20 cores, PostgreSQL 0.40 cores).";
+    let saturated = "Saturated first: app CPU (at 5600/s, broken by latency: app 1.50 cores, postgres 0.45 cores).";
+    let instances = "For 20000/s with 30% headroom: 6 instances (each planned at 3360/s).";
+
+    let term = terminal(&r, TerminalOptions::default());
+    for line in [held, cpu, saturated, instances] {
+        assert!(term.contains(&format!("  capacity: {line}\n")), "{line}\n{term}");
+    }
+
+    let md = markdown(&r, &MarkdownOptions::default());
+    assert!(md.contains("\nCapacity:\n\n- Highest rate one instance held"), "{md}");
+    for line in [cpu, saturated, instances] {
+        assert!(md.contains(&format!("- {line}\n")), "{line}\n{md}");
+    }
+    // Shown once: not again as raw JSON among the figures.
+    assert!(!md.contains("- capacity:"), "{md}");
+    assert!(md.contains("- breaking\\_rate: 4800"), "{md}");
+
+    let html = Html::parse_document(&html(&r));
+    let h3: Vec<String> = html.select(&Selector::parse("h3").unwrap()).map(|e| e.text().collect()).collect();
+    assert!(h3.iter().any(|t| t == "Capacity"), "{h3:?}");
+    let items: Vec<String> = html.select(&Selector::parse("li").unwrap()).map(|e| e.text().collect()).collect();
+    for line in [held, cpu, saturated, instances] {
+        assert!(items.iter().any(|i| i == line), "{line}\n{items:?}");
+    }
+    assert!(!items.iter().any(|i| i.starts_with("capacity:")), "{items:?}");
+
+    // A summary without the figure (older, or another kind) has no capacity section.
+    let plain = passing();
+    assert!(!terminal(&plain, TerminalOptions::default()).contains("capacity:"));
+    assert!(!markdown(&plain, &MarkdownOptions::default()).contains("Capacity:"));
+}
+
 fn big_plan(endpoints: usize) -> Report {
     let names: Vec<String> = (0..endpoints).map(|i| format!("endpoint_with_a_long_descriptive_name_{i:04}")).collect();
     let mk = |median: f64, seed: u64| {

@@ -20,6 +20,9 @@ use super::{GateError, GateOptions, Notes, Prepared, needs_proxies, scrape, unde
 /// Runs one suite with resource sampling and metric scrapes, and builds its summary. Chaos
 /// suites' actions (stop or start PostgreSQL or Redis) happen at their times beside the load,
 /// with the app's metrics scraped every second; special suites get their checks.
+///
+/// A stress suite whose planned steps all held goes on with extra steps (see
+/// [`super::stress::search`]) before its checks are made.
 pub async fn measure_suite(
     opts: &GateOptions,
     prepared: &Prepared,
@@ -27,6 +30,25 @@ pub async fn measure_suite(
     suite: &Suite,
     ctx: &RunContext,
 ) -> Result<Summary, GateError> {
+    let (mut summary, mut obs) = measure_once(opts, prepared, env, suite, ctx, true).await?;
+    if let Some(Special::Stress(spec)) = &suite.special {
+        obs.stress_extra = super::stress::search(opts, prepared, env, suite, spec, ctx, &summary).await?;
+    }
+    crate::special::evaluate(suite, &mut summary, &obs);
+    Ok(summary)
+}
+
+/// One run of `suite`'s timeline: the summary and what was observed beside it, before the
+/// special checks. `underneath` off skips the databases' statistics (the stress search's
+/// extra steps: their statements would say nothing the suite's own run did not).
+pub(super) async fn measure_once(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    env: &mut Environment,
+    suite: &Suite,
+    ctx: &RunContext,
+    underneath: bool,
+) -> Result<(Summary, Observations), GateError> {
     let app = &prepared.setup.app;
     let client = reqwest::Client::new();
     let metrics_url = app.metrics.as_ref().map(|m| format!("{}{}", env.app_url(), m));
@@ -60,7 +82,7 @@ pub async fn measure_suite(
     // What the databases do, read beside the load (chaos suites stop and fault them on
     // purpose: their counters would say nothing about the app).
     let probe = match env.service_access() {
-        Some(access) if actions.is_empty() => Some(underneath::Probe::open(access).await),
+        Some(access) if actions.is_empty() && underneath => Some(underneath::Probe::open(access).await),
         _ => None,
     };
     let activity = async {
@@ -96,10 +118,10 @@ pub async fn measure_suite(
     let after_metrics = scrape_once(client, metrics_url).await;
 
     let mut summary = summary::build(&result, ctx);
-    summary.resources = resource_usage(&before, &after, &side.samples);
+    summary.resources = resource_usage(&before, &after, &side.samples, &side.sample_times);
     summary.underneath = match probe {
         Some(p) => Some(p.read(activity).await),
-        None if env.kind() == crate::env::BackendKind::External => Some(underneath::unavailable_external()),
+        None if env.kind() == crate::env::BackendKind::External && underneath => Some(underneath::unavailable_external()),
         None => None,
     };
     if needs_proxies(suite) {
@@ -119,9 +141,8 @@ pub async fn measure_suite(
         summary.figures.insert("schedule".into(), serde_json::json!(notes));
         summary.valid = true;
     }
-    let obs = Observations { events: side.events, metrics: side.metrics, warmup_s: summary.run.warmup_s };
-    crate::special::evaluate(suite, &mut summary, &obs);
-    Ok(summary)
+    let obs = Observations { events: side.events, metrics: side.metrics, warmup_s: summary.run.warmup_s, stress_extra: Vec::new() };
+    Ok((summary, obs))
 }
 
 /// Whether the side work watches the services, and how it stops the load when one dies.
@@ -137,6 +158,9 @@ struct SideWork {
     died: Option<crate::env::EnvError>,
     /// Resource use of each service, every second.
     samples: Vec<Vec<(Service, ResourceSample)>>,
+    /// When each sample was taken, seconds from the measured start (`None` before the load's
+    /// clock was known).
+    sample_times: Vec<Option<f64>>,
     /// Chaos actions done, seconds from the measured start.
     events: Vec<Event>,
     /// App metrics every second (chaos suites only), seconds from the measured start.
@@ -159,7 +183,14 @@ async fn side_work(
     notes: &Notes,
     watch: Watch,
 ) -> SideWork {
-    let mut out = SideWork { died: None, samples: Vec::new(), events: Vec::new(), metrics: Vec::new(), failures: Vec::new() };
+    let mut out = SideWork {
+        died: None,
+        samples: Vec::new(),
+        sample_times: Vec::new(),
+        events: Vec::new(),
+        metrics: Vec::new(),
+        failures: Vec::new(),
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut clock: Option<RunClock> = None;
@@ -210,7 +241,10 @@ async fn side_work(
                     Some(due) => tokio::time::timeout_at(due.into(), env.resources()).await.ok(),
                     None => Some(env.resources().await),
                 };
-                out.samples.extend(sample);
+                if let Some(sample) = sample {
+                    out.samples.push(sample);
+                    out.sample_times.push(clock.map(|c| secs_since(c.measured_start)));
+                }
                 if let (Some(c), Some((client, url, prefixes))) = (clock, &scrape_target)
                     && let Some(values) = scrape::scrape(client, url, prefixes).await
                 {
@@ -263,12 +297,13 @@ async fn chaos_action(env: &mut Environment, action: ChaosAction) -> Result<(), 
     }
 }
 
-/// CPU seconds over the suite (after minus before; a restarted service counts from zero) and
-/// peak memory over the samples, per service.
+/// CPU seconds over the suite (after minus before; a restarted service counts from zero),
+/// peak memory over the samples, and CPU since the start at each timed sample, per service.
 fn resource_usage(
     before: &[(Service, ResourceSample)],
     after: &[(Service, ResourceSample)],
     samples: &[Vec<(Service, ResourceSample)>],
+    times: &[Option<f64>],
 ) -> BTreeMap<String, ResourceUsage> {
     let mut out = BTreeMap::new();
     for (service, end) in after {
@@ -277,9 +312,17 @@ fn resource_usage(
         let series: Vec<u64> =
             samples.iter().filter_map(|round| round.iter().find(|(s, _)| s == service).map(|(_, r)| r.memory_bytes)).collect();
         let peak = series.iter().copied().chain([end.memory_bytes]).max().unwrap_or(0);
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        let cpu_series = samples
+            .iter()
+            .zip(times)
+            .filter_map(|(round_, t)| Some((round_.iter().find(|(s, _)| s == service)?, (*t)?)))
+            .filter(|((_, r), _)| r.cpu_seconds >= start)
+            .map(|((_, r), t)| [round(t), round(r.cpu_seconds - start)])
+            .collect();
         out.insert(
             service.as_str().to_string(),
-            ResourceUsage { cpu_seconds: (cpu * 1000.0).round() / 1000.0, peak_memory_bytes: peak, memory_series: series },
+            ResourceUsage { cpu_seconds: round(cpu), peak_memory_bytes: peak, memory_series: series, cpu_series },
         );
     }
     out
@@ -295,8 +338,12 @@ mod tests {
         let before = vec![(Service::App, s(1.0, 10)), (Service::Postgres, s(5.0, 100))];
         let after = vec![(Service::App, s(3.5, 20)), (Service::Postgres, s(0.5, 90))];
         let samples = vec![vec![(Service::App, s(2.0, 50))], vec![(Service::App, s(3.0, 30)), (Service::Postgres, s(0.1, 80))]];
-        let got = resource_usage(&before, &after, &samples);
+        let got = resource_usage(&before, &after, &samples, &[Some(-0.5), Some(0.5)]);
         assert_eq!(got["app"].cpu_seconds, 2.5);
+        // CPU since the start at each timed sample (for each stress step's CPU).
+        assert_eq!(got["app"].cpu_series, vec![[-0.5, 1.0], [0.5, 2.0]]);
+        // Postgres restarted: samples below its starting counter are left out.
+        assert!(got["postgres"].cpu_series.is_empty());
         assert_eq!(got["app"].peak_memory_bytes, 50);
         assert_eq!(got["app"].memory_series, vec![50, 30]);
         // Postgres restarted during the suite: its counter started again from zero.

@@ -21,6 +21,7 @@ mod measure;
 pub mod outputs;
 mod prepare;
 pub mod scrape;
+mod stress;
 mod underneath;
 
 use std::path::{Path, PathBuf};

@@ -20,6 +20,7 @@ use crate::plan::compiled::{Special, Suite};
 use crate::summary::{Check, Event, Summary, Window};
 
 pub use soak::{Fit, fit};
+pub use stress::{MAX_EXTRA_STEPS, Next, Outcome, SearchEnd, StressStep, instances_needed, measure_extra_step, measure_steps, next_step};
 
 /// What the orchestrator saw during a suite's run, besides what the engine measured.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,6 +34,9 @@ pub struct Observations {
     /// The run's warm-up in seconds (the same as `summary.run.warmup_s`, which is the one
     /// used for conversions).
     pub warmup_s: f64,
+    /// A stress suite's extra steps, run after the planned ones by the search for the
+    /// breaking point (each measured in a run of its own), in the order they ran.
+    pub stress_extra: Vec<StressStep>,
 }
 
 /// Appends the checks and figures of the suite's kind to `summary` and copies the observed
@@ -46,7 +50,7 @@ pub fn evaluate(suite: &Suite, summary: &mut Summary, obs: &Observations) {
     let warmup = summary.run.warmup_s;
     match special {
         Special::Spike(s) => spike::evaluate(s, summary, warmup),
-        Special::Stress(s) => stress::evaluate(s, suite, summary, warmup),
+        Special::Stress(s) => stress::evaluate(s, suite, summary, &obs.stress_extra),
         Special::Soak(s) => soak::evaluate(s, summary),
         Special::Chaos(s) => chaos::evaluate(s, summary, obs, warmup),
     }

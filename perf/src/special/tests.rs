@@ -145,7 +145,7 @@ fn stress_suite(min_breaking_rate: f64) -> Suite {
         stages.push((secs(10), r));
     }
     let shape = Shape::RampingArrivalRate { start_rate: 0.0, stages, pre_allocated_vus: 1, max_vus: 1 };
-    let spec = StressSpec { slo_p95: Duration::from_millis(100), max_error_rate: 0.01, min_breaking_rate };
+    let spec = StressSpec { slo_p95: Duration::from_millis(100), max_error_rate: 0.01, min_breaking_rate, max_rate: None, capacity: None };
     suite(SuiteKind::Stress, Special::Stress(spec), shape)
 }
 
@@ -206,6 +206,256 @@ fn stress_failure_mode_errors_and_timeouts() {
     assert_eq!(s.figures["failure_mode"], "none");
 }
 
+// --- stress: the search past the planned steps and capacity --------------------------------
+
+use super::{MAX_EXTRA_STEPS, Next, Outcome, SearchEnd, StressStep, instances_needed, next_step};
+use crate::plan::compiled::CapacityTarget;
+
+const H: Outcome = Outcome::Held;
+const B: Outcome = Outcome::Broke;
+const G: Outcome = Outcome::GeneratorLimit;
+
+fn planned(rates: &[(f64, Outcome)]) -> Vec<(f64, Outcome, bool)> {
+    rates.iter().map(|(r, o)| (*r, *o, false)).collect()
+}
+
+#[test]
+fn search_doubles_past_held_planned_steps_then_bisects() {
+    let mut tried = planned(&[(800.0, H), (1600.0, H), (3200.0, H)]);
+    assert_eq!(next_step(&tried, None), Next::Step(6400.0));
+    tried.push((6400.0, H, true));
+    assert_eq!(next_step(&tried, None), Next::Step(12800.0));
+    tried.push((12800.0, B, true));
+    // Between the highest held (6400) and the lowest broken (12800).
+    assert_eq!(next_step(&tried, None), Next::Step(9600.0));
+    tried.push((9600.0, H, true));
+    assert_eq!(next_step(&tried, None), Next::Step(11200.0));
+    tried.push((11200.0, B, true));
+    assert_eq!(next_step(&tried, None), Next::Step(10400.0));
+    tried.push((10400.0, B, true));
+    // 9600 held, 10400 broke: within 10% of the held rate, the breaking point is found.
+    assert_eq!(next_step(&tried, None), Next::Stop(SearchEnd::ServiceBroke));
+}
+
+#[test]
+fn search_stops_at_a_planned_failure_max_rate_the_generator_or_the_step_budget() {
+    // A planned step broke: the planned steps answered; a planned generator shortfall ends it too.
+    assert_eq!(next_step(&planned(&[(50.0, H), (100.0, B), (200.0, H)]), None), Next::Stop(SearchEnd::ServiceBroke));
+    assert_eq!(next_step(&planned(&[(50.0, H), (100.0, G)]), None), Next::Stop(SearchEnd::GeneratorLimit));
+    assert_eq!(next_step(&[], None), Next::Stop(SearchEnd::NoSteps));
+
+    // The ceiling caps the doubling, and once held, ends the search.
+    let mut tried = planned(&[(3200.0, H)]);
+    assert_eq!(next_step(&tried, Some(5000.0)), Next::Step(5000.0));
+    tried.push((5000.0, H, true));
+    assert_eq!(next_step(&tried, Some(5000.0)), Next::Stop(SearchEnd::MaxRate));
+    // Planned steps reaching max_rate already: no extra step.
+    assert_eq!(next_step(&planned(&[(3200.0, H)]), Some(3200.0)), Next::Stop(SearchEnd::MaxRate));
+
+    // The generator could not send 6400/s while the service met its SLO: that ends it, and
+    // it is the generator's limit, not a breaking point.
+    let mut tried = planned(&[(3200.0, H)]);
+    tried.push((6400.0, G, true));
+    assert_eq!(next_step(&tried, None), Next::Stop(SearchEnd::GeneratorLimit));
+
+    // Every extra step held: the budget bounds the search.
+    let mut tried = planned(&[(1.0, H)]);
+    let mut rate = 1.0;
+    for _ in 0..MAX_EXTRA_STEPS {
+        let Next::Step(r) = next_step(&tried, None) else { panic!("{tried:?}") };
+        assert_eq!(r, rate * 2.0);
+        rate = r;
+        tried.push((r, H, true));
+    }
+    assert_eq!(next_step(&tried, None), Next::Stop(SearchEnd::StepLimit));
+    // While bisecting, the budget ends it as found (within a wider interval).
+    let mut tried = planned(&[(100.0, H)]);
+    tried.extend((0..MAX_EXTRA_STEPS - 1).map(|i| (1000.0 + i as f64, H, true)));
+    tried.push((100_000.0, B, true));
+    assert_eq!(next_step(&tried, None), Next::Stop(SearchEnd::ServiceBroke));
+}
+
+#[test]
+fn instances_for_a_target_keep_the_headroom() {
+    let t = |target_rps, headroom| CapacityTarget { target_rps, headroom };
+    // 5000 / (2000 × 0.7) = 3.57 → 4.
+    assert_eq!(instances_needed(t(5000.0, 0.3), 2000.0), Some(4));
+    // Exactly divisible: no extra instance for rounding noise.
+    assert_eq!(instances_needed(t(4000.0, 0.0), 2000.0), Some(2));
+    assert_eq!(instances_needed(t(1400.0, 0.3), 2000.0), Some(1));
+    assert_eq!(instances_needed(t(10.0, 0.5), 2000.0), Some(1));
+    assert_eq!(instances_needed(t(5000.0, 0.3), 0.0), None);
+}
+
+/// An extra step measured in a run of its own.
+fn extra(rate: f64, achieved: f64, p95: f64, service_p95: f64, failure: Option<&'static str>) -> StressStep {
+    StressStep {
+        rate,
+        from: 0.0,
+        to: 10.0,
+        windows: 10,
+        requests: (achieved * 10.0) as u64,
+        errors: 0,
+        p95_ms: Some(p95),
+        service_p95_ms: Some(service_p95),
+        achieved_rps: achieved,
+        app_cores: Some(rate / 1000.0),
+        postgres_cores: Some(rate / 4000.0),
+        failure,
+        extra: true,
+    }
+}
+
+fn with_cpu(mut s: Summary) -> Summary {
+    // The app uses 1 ms of CPU per scheduled request, PostgreSQL a quarter of that.
+    let (mut app, mut pg) = (Vec::new(), Vec::new());
+    let (mut a, mut p) = (0.0, 0.0);
+    for t in 0..39u32 {
+        let rate = [50.0, 100.0, 200.0, 400.0][((t as u64 + 5) / 11) as usize];
+        app.push([t as f64, a]);
+        pg.push([t as f64, p]);
+        a += rate / 1000.0;
+        p += rate / 4000.0;
+    }
+    s.resources.insert("app".into(), ResourceUsage { cpu_series: app, ..Default::default() });
+    s.resources.insert("postgres".into(), ResourceUsage { cpu_series: pg, ..Default::default() });
+    s
+}
+
+fn stress_with(max_rate: Option<f64>, target: Option<CapacityTarget>) -> Suite {
+    let mut suite = stress_suite(50.0);
+    if let Some(Special::Stress(spec)) = &mut suite.special {
+        spec.max_rate = max_rate;
+        spec.capacity = target;
+    }
+    suite
+}
+
+#[test]
+fn stress_search_past_the_plan_finds_where_the_service_broke_and_sizes_instances() {
+    let mut s = with_cpu(summary("stress", 5.0, stress_windows(|_| (0, 20.0))));
+    let obs = Observations {
+        stress_extra: vec![
+            extra(800.0, 800.0, 30.0, 25.0, None),
+            extra(1600.0, 1590.0, 450.0, 400.0, Some("latency")),
+            extra(1200.0, 1200.0, 60.0, 50.0, None),
+            extra(1400.0, 1400.0, 180.0, 150.0, Some("latency")),
+            extra(1300.0, 1300.0, 150.0, 120.0, Some("latency")),
+        ],
+        ..Default::default()
+    };
+    evaluate(&stress_with(None, Some(CapacityTarget { target_rps: 5000.0, headroom: 0.3 })), &mut s, &obs);
+    assert_eq!(s.figures["breaking_rate"], 1200.0);
+    assert_eq!(s.figures["failure_mode"], "latency");
+    assert_eq!(s.figures["search_end"], "service_broke");
+    assert_eq!(s.figures["steps"].as_array().unwrap().len(), 9);
+    assert_eq!(s.figures["steps"][4]["extra"], true);
+    let c = check(&s, "stress.breaking_point");
+    assert!(c.passed && c.detail.contains("held 1200/s; broke at 1300/s by latency"), "{c:?}");
+    assert!(c.detail.contains("after 5 extra steps: the service broke"), "{c:?}");
+
+    let cap = &s.figures["capacity"];
+    assert_eq!(cap["held_rps"], 1200.0);
+    // 1.2 cores at 1200 requests/s: 1 ms of app CPU per request.
+    assert_eq!(cap["app_cpu_ms_per_request"], 1.0);
+    // At the breaking step (1300/s) the app used 1.3 cores of the host's 2, PostgreSQL 0.325:
+    // the app's CPU.
+    assert_eq!(cap["saturated_first"], "app_cpu");
+    assert_eq!(cap["search_end"], "service_broke");
+    // ceil(5000 / (1200 × 0.7)) = ceil(5.95) = 6.
+    assert_eq!(cap["instances"], 6);
+    assert_eq!(cap["headroom"], 0.3);
+}
+
+#[test]
+fn stress_planned_steps_measure_their_cpu_from_the_series() {
+    let mut s = with_cpu(summary("stress", 5.0, stress_windows(|r| (0, if r >= 400.0 { 300.0 } else { 20.0 }))));
+    evaluate(&stress_with(None, None), &mut s, &Observations::default());
+    let steps = s.figures["steps"].as_array().unwrap();
+    assert_eq!(steps[2]["rate"], 200.0);
+    assert_eq!(steps[2]["app_cores"], 0.2);
+    assert_eq!(steps[2]["postgres_cores"], 0.05);
+    let cap = &s.figures["capacity"];
+    assert_eq!((cap["held_rps"].as_f64(), cap["app_cpu_ms_per_request"].as_f64()), (Some(200.0), Some(1.0)));
+    // No target in the plan: no instance count.
+    assert!(cap.get("instances").is_none());
+    // It broke at 400/s with the app at 0.4 cores of 2: no CPU saturated, latency came first.
+    assert_eq!(cap["saturated_first"], "latency");
+    assert!(cap["saturated_detail"].as_str().unwrap().contains("app 0.40 cores, postgres 0.10 cores"), "{cap}");
+}
+
+#[test]
+fn stress_search_ends_at_the_generator_limit_or_max_rate_not_at_a_breaking_point() {
+    // 800/s scheduled, 500/s sent, the service answering in 20 ms: the generator's limit.
+    let mut s = with_cpu(summary("stress", 5.0, stress_windows(|_| (0, 20.0))));
+    let obs = Observations { stress_extra: vec![extra(800.0, 500.0, 900.0, 20.0, Some("generator"))], ..Default::default() };
+    evaluate(&stress_with(None, Some(CapacityTarget { target_rps: 1000.0, headroom: 0.0 })), &mut s, &obs);
+    assert_eq!(s.figures["breaking_rate"], 400.0);
+    assert_eq!(s.figures["failure_mode"], "none");
+    assert_eq!(s.figures["search_end"], "generator_limit");
+    let c = check(&s, "stress.breaking_point");
+    assert!(c.detail.contains("the load generator's limit, not the service's: at 800/s it sent 500/s"), "{c:?}");
+    assert_eq!(s.figures["capacity"]["saturated_first"], "generator");
+    assert_eq!(s.figures["capacity"]["instances"], 3);
+
+    let mut s = with_cpu(summary("stress", 5.0, stress_windows(|_| (0, 20.0))));
+    let obs = Observations { stress_extra: vec![extra(600.0, 600.0, 30.0, 25.0, None)], ..Default::default() };
+    evaluate(&stress_with(Some(600.0), None), &mut s, &obs);
+    assert_eq!(s.figures["breaking_rate"], 600.0);
+    assert_eq!(s.figures["search_end"], "max_rate");
+    assert!(check(&s, "stress.breaking_point").detail.contains("max_rate 600/s reached"));
+    assert_eq!(s.figures["capacity"]["saturated_first"], "none");
+
+    // Without extra steps while the search would go on, the report says it did not run.
+    let mut s = summary("stress", 5.0, stress_windows(|_| (0, 20.0)));
+    evaluate(&stress_with(None, None), &mut s, &Observations::default());
+    assert_eq!(s.figures["search_end"], "not_searched");
+}
+
+#[test]
+fn stress_figures_and_cpu_series_validate_against_the_summary_schema() {
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../../../schema/summary.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let mut s = with_cpu(summary("stress", 5.0, stress_windows(|_| (0, 20.0))));
+    let obs = Observations { stress_extra: vec![extra(800.0, 800.0, 900.0, 800.0, Some("latency"))], ..Default::default() };
+    evaluate(&stress_with(None, Some(CapacityTarget { target_rps: 5000.0, headroom: 0.3 })), &mut s, &obs);
+    let mut json = serde_json::to_value(&s).unwrap();
+    // The test kit's summary has placeholder hashes: only what the stress suite wrote counts.
+    let ours = |json: &serde_json::Value| -> Vec<String> {
+        validator
+            .iter_errors(json)
+            .filter(|e| ["/figures", "/resources"].iter().any(|p| e.instance_path().to_string().starts_with(p)))
+            .map(|e| e.to_string())
+            .collect()
+    };
+    assert!(json["figures"]["capacity"]["instances"].is_u64() && !json["resources"]["app"]["cpu_series"].as_array().unwrap().is_empty());
+    assert_eq!(ours(&json), Vec::<String>::new());
+    // The schema does judge the new fields: a headroom of 1 and an unknown end are refused.
+    json["figures"]["capacity"]["headroom"] = serde_json::json!(1.0);
+    json["figures"]["search_end"] = serde_json::json!("gave_up");
+    assert_eq!(ours(&json).len(), 2, "{:?}", ours(&json));
+}
+
+#[test]
+fn a_planned_step_behind_schedule_with_a_fast_service_is_the_generators_limit() {
+    // 400/s scheduled, 250/s measured, p95 within the SLO.
+    let windows = stress_windows(|_| (0, 20.0))
+        .into_iter()
+        .map(|mut w| {
+            if w.requests == 400 {
+                w.requests = 250;
+            }
+            w
+        })
+        .collect();
+    let mut s = summary("stress", 5.0, windows);
+    evaluate(&stress_with(None, None), &mut s, &Observations::default());
+    assert_eq!(s.figures["search_end"], "generator_limit");
+    assert_eq!(s.figures["breaking_rate"], 200.0);
+    assert_eq!(s.figures["failure_mode"], "none");
+    assert_eq!(s.figures["steps"][3]["failure"], "generator");
+}
+
 // --- soak ----------------------------------------------------------------------------------
 
 fn soak_suite() -> Suite {
@@ -221,10 +471,11 @@ fn noise(i: usize) -> f64 {
 fn soak_summary(app: impl Fn(usize) -> f64, p95: impl Fn(usize) -> f64, n: usize) -> Summary {
     let mut s = summary("soak", 5.0, (0..n).map(|i| window(i as u32, 50, 0, Some(p95(i)))).collect());
     let series = |f: &dyn Fn(usize) -> f64| (0..n).map(|i| f(i) as u64).collect::<Vec<_>>();
-    s.resources.insert("app".into(), ResourceUsage { cpu_seconds: 1.0, peak_memory_bytes: 0, memory_series: series(&app) });
+    s.resources
+        .insert("app".into(), ResourceUsage { cpu_seconds: 1.0, peak_memory_bytes: 0, memory_series: series(&app), ..Default::default() });
     s.resources.insert(
         "postgres".into(),
-        ResourceUsage { cpu_seconds: 1.0, peak_memory_bytes: 0, memory_series: series(&|i| 50e6 + 1e6 * noise(i)) },
+        ResourceUsage { cpu_seconds: 1.0, peak_memory_bytes: 0, memory_series: series(&|i| 50e6 + 1e6 * noise(i)), ..Default::default() },
     );
     s
 }
@@ -324,7 +575,12 @@ fn chaos_summary(failing: std::ops::Range<u32>, statuses: &[(&str, u64)], errors
 
 fn events() -> Observations {
     let ev = |t: f64, what: &str| Event { t, what: what.into() };
-    Observations { events: vec![ev(10.2, "stop postgres"), ev(20.3, "start postgres")], metrics: Vec::new(), warmup_s: 5.0 }
+    Observations {
+        events: vec![ev(10.2, "stop postgres"), ev(20.3, "start postgres")],
+        metrics: Vec::new(),
+        warmup_s: 5.0,
+        ..Default::default()
+    }
 }
 
 fn one(s: &Summary) -> &Check {
@@ -371,7 +627,12 @@ fn chaos_errors_are_timed_from_the_heal_of_a_network_fault() {
         vec![Expectation::ErrorsStopWithin(secs(5))],
     );
     let ev = |t: f64, what: &str| Event { t, what: what.into() };
-    let obs = Observations { events: vec![ev(10.1, "blackhole postgres"), ev(20.2, "heal postgres")], metrics: Vec::new(), warmup_s: 5.0 };
+    let obs = Observations {
+        events: vec![ev(10.1, "blackhole postgres"), ev(20.2, "heal postgres")],
+        metrics: Vec::new(),
+        warmup_s: 5.0,
+        ..Default::default()
+    };
     let mut s = chaos_summary(10..25, &[("503", 30)], 30);
     evaluate(&suite, &mut s, &obs);
     assert!(one(&s).passed && one(&s).detail.contains("`heal postgres` at 20.2 s"), "{:?}", s.checks);
@@ -463,6 +724,7 @@ fn chaos_cache_recovers() {
             events: vec![ev(10.0, "stop redis"), ev(20.0, "start redis")],
             metrics: vec![m(9.0, 100.0, 50.0), m(15.0, 100.0, 50.0), m(20.5, 100.0, 50.0), m(30.0, 100.0 + after, 50.0)],
             warmup_s: 5.0,
+            ..Default::default()
         }
     };
     let mut s = chaos_summary(0..0, &[], 0);

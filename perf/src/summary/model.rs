@@ -291,6 +291,11 @@ pub struct ResourceUsage {
     /// Memory samples (bytes) per window, for leak trends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub memory_series: Vec<u64>,
+    /// CPU seconds used since the suite started, sampled about every second: `[t, cpu]` with
+    /// `t` in seconds from the measured start (negative in the warm-up). Stress suites read
+    /// each step's CPU from it. Absent in older summaries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_series: Vec<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
