@@ -167,6 +167,7 @@ pub(crate) fn summary(suite: &str, seconds: u32, endpoints: Vec<(&str, EndpointS
         events: Vec::new(),
         figures: BTreeMap::new(),
         underneath: None,
+        machine: None,
     }
 }
 

@@ -438,6 +438,7 @@ fn round(suite: &str, endpoint: &str, e: &Entry<'_>) -> Summary {
         events: Vec::new(),
         figures: BTreeMap::new(),
         underneath: None,
+        machine: None,
     }
 }
 

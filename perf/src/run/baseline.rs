@@ -203,6 +203,13 @@ pub fn update(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf>, GateErr
             bad.invalid_reasons.join("; ")
         )));
     }
+    let busy = summaries.iter().filter(|s| s.run.backend != "external").find_map(|s| Some((s, s.machine.as_ref()?.busy()?)));
+    if let Some((s, why)) = busy {
+        return Err(GateError::Input(format!(
+            "not updating the baseline: suite `{}`: {why}; every later run is judged against the baseline, so record it on a quiet machine",
+            s.suite
+        )));
+    }
     let mut written = Vec::new();
     for s in summaries {
         let file = dir.join(format!("{}.json", s.suite));
@@ -229,6 +236,30 @@ mod tests {
         assert_eq!(update_folder(&dir.path().join("new"), tb), dir.path().join("new").join(tb));
         assert_eq!(update_folder(&dir.path().join("new.v2"), tb), dir.path().join("new.v2").join(tb));
         assert_eq!(update_folder(&dir.path().join("next.json"), tb), dir.path());
+    }
+
+    #[test]
+    fn a_run_measured_on_a_busy_machine_is_never_stored_as_the_baseline() {
+        use crate::util::machine::MachineLoad;
+        let dir = tempfile::tempdir().unwrap();
+        let load = |foreign: f64| MachineLoad {
+            cpus: 2,
+            window_s: 30.0,
+            busy_cores: 1.0 + foreign,
+            run_cores: 1.0,
+            foreign_cores: foreign,
+            steal_cores: 0.0,
+        };
+        let mut quiet = testkit::summary("baseline", 30, Vec::new());
+        quiet.machine = Some(load(0.05));
+        let mut busy = testkit::summary("concurrent", 30, Vec::new());
+        busy.machine = Some(load(1.2));
+        let err = update(dir.path(), &[quiet.clone(), busy.clone()]).unwrap_err().to_string();
+        assert!(err.contains("suite `concurrent`") && err.contains("used 1.20 of its 2 CPUs") && err.contains("quiet machine"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written, not even the quiet suite");
+        // Without figures (an older gate) or quiet: stored.
+        busy.machine = None;
+        assert_eq!(update(dir.path(), &[quiet, busy]).unwrap().len(), 2);
     }
 
     fn stored(testbed: &Testbed, hash: &str) -> Summary {

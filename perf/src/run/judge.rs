@@ -61,3 +61,70 @@ fn confirm_comparison(base: Option<&Summary>, again: &Summary, rules: &CompareRu
     c.verdict = Verdict::worst(c.endpoints.iter().map(|e| e.verdict));
     c
 }
+
+/// A regression measured while the machine was busy with work the gate did not start is not a
+/// verdict: the suite becomes invalid (exit 2) and says why, so that a compiler or a neighbour
+/// beside the run never reads as a slower pull request. A passing suite stays as it is (a busy
+/// machine only slows a run down). Not for the external backend: there the app under test is
+/// one of the processes the gate did not start.
+pub fn distrust_busy_regression(judged: &mut Judged) {
+    if judged.summary.run.backend == "external" {
+        return;
+    }
+    let Some(why) = judged.summary.machine.as_ref().and_then(|m| m.busy()) else { return };
+    if !judged.comparison.has_regression() {
+        judged.comparison.notes.push(format!("{why}; no regression even so"));
+        return;
+    }
+    {
+        judged.summary.valid = false;
+        judged.summary.invalid_reasons.push(format!(
+            "{why}; the regression it shows may be the machine's, not the code's: run again on a quiet machine (or compare with `--against REF`, which runs both sides alternately on the same machine)"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::testkit::{Gen, one};
+    use crate::util::machine::MachineLoad;
+
+    fn judged(head_ms: f64, foreign: f64, backend: &str) -> Judged {
+        let base = one("baseline", "provider", &Gen::new(50, 30, 2.0, 1));
+        let mut head = one("baseline", "provider", &Gen::new(50, 30, head_ms, 2));
+        head.run.backend = backend.to_string();
+        head.machine = Some(MachineLoad {
+            cpus: 2,
+            window_s: 30.0,
+            busy_cores: 1.0 + foreign,
+            run_cores: 1.0,
+            foreign_cores: foreign,
+            steal_cores: 0.0,
+        });
+        let comparison = compare_suite(Some(&base), &head, &CompareRules::default());
+        Judged { summary: head, comparison, confirmation: Confirmation::NotRun }
+    }
+
+    #[test]
+    fn a_regression_on_a_busy_machine_is_no_verdict_but_a_pass_stands() {
+        let mut j = judged(3.0, 1.4, "local");
+        assert!(j.comparison.has_regression());
+        distrust_busy_regression(&mut j);
+        assert!(!j.summary.valid);
+        assert!(j.summary.invalid_reasons[0].contains("used 1.40 of its 2 CPUs"), "{:?}", j.summary.invalid_reasons);
+
+        let mut quiet = judged(3.0, 0.1, "local");
+        distrust_busy_regression(&mut quiet);
+        assert!(quiet.summary.valid, "a regression on a quiet machine is the verdict");
+
+        let mut pass = judged(2.0, 1.4, "docker");
+        assert!(!pass.comparison.has_regression());
+        distrust_busy_regression(&mut pass);
+        assert!(pass.summary.valid, "a busy machine only slows a run down: a pass stands");
+
+        let mut external = judged(3.0, 1.4, "external");
+        distrust_busy_regression(&mut external);
+        assert!(external.summary.valid, "with an external target the app itself is foreign");
+    }
+}

@@ -14,6 +14,7 @@ use crate::plan::SuiteKind;
 use crate::plan::compiled::{ChaosAction, ChaosVerb, Fault, Special, Suite};
 use crate::special::Observations;
 use crate::summary::{self, AppMetrics, Event, ResourceUsage, RunContext, Summary};
+use crate::util::machine;
 
 use super::{GateError, GateOptions, Notes, Prepared, needs_proxies, scrape, underneath};
 
@@ -64,6 +65,8 @@ pub(super) async fn measure_once(
     let before_metrics = scrape_once(client.clone(), metrics_url.clone()).await;
     let before = env.resources().await;
     let proxies_before = env.proxy_stats();
+    let docker = env.kind() == crate::env::BackendKind::Docker;
+    let machine_before = machine::snapshot(docker);
 
     let (clock_tx, clock_rx) = tokio::sync::watch::channel(None);
     let mut run_opts = RunOptions::new(env.app_url());
@@ -114,11 +117,13 @@ pub(super) async fn measure_once(
     if result.cancelled || opts.cancel.is_cancelled() {
         return Err(GateError::Interrupted);
     }
+    let machine_after = machine::snapshot(docker);
     let after = env.resources().await;
     let after_metrics = scrape_once(client, metrics_url).await;
 
     let mut summary = summary::build(&result, ctx);
     summary.resources = resource_usage(&before, &after, &side.samples, &side.sample_times);
+    summary.machine = machine_before.zip(machine_after).map(|(b, a)| machine::between(&b, &a));
     summary.underneath = match probe {
         Some(p) => Some(p.read(activity).await),
         None if env.kind() == crate::env::BackendKind::External && underneath => Some(underneath::unavailable_external()),

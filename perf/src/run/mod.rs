@@ -162,6 +162,7 @@ async fn run_suites(
                 let env: &mut Environment = &mut *env;
                 let mut judged =
                     judge(b, first, rules, opts.confirm, &opts.notes, move || measure_suite(opts, prepared, env, suite, ctx)).await?;
+                judge::distrust_busy_regression(&mut judged);
                 if let Some(why) = across {
                     judged.comparison.notes.insert(0, format!("compared across testbeds (--baseline-any-testbed): {why}"));
                 }

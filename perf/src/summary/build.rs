@@ -153,5 +153,6 @@ pub fn build(result: &SuiteResult, ctx: &RunContext) -> Summary {
         events: Vec::new(),
         figures: BTreeMap::new(),
         underneath: None,
+        machine: None,
     }
 }

@@ -116,6 +116,7 @@ mod tests {
             events: vec![],
             figures: BTreeMap::new(),
             underneath: None,
+            machine: None,
         }
     }
 

@@ -49,6 +49,10 @@ pub struct Summary {
     /// so that a slower run can say which of them got slower.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub underneath: Option<Underneath>,
+    /// How busy the machine was with work the gate did not start while the suite was
+    /// measured: a regression measured on a busy machine is not a verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<crate::util::machine::MachineLoad>,
 }
 
 /// What PostgreSQL and Redis did during one suite (counters reset when it started). Either

@@ -1,8 +1,11 @@
 //! Small helpers every layer may use, each written once: writing a file so that it is never
 //! seen half-written, asking the kernel for a free port, running `git`, taking a median, and
-//! the one sink for progress lines ([`Notes`]).
+//! the one sink for progress lines ([`Notes`]), and how busy the machine was with other work
+//! ([`machine`]).
 //!
 //! This module is the bottom of the crate: it uses nothing else from it.
+
+pub mod machine;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
