@@ -296,6 +296,18 @@ fn a_bad_record_is_an_error_naming_its_file() {
     // A summaries folder that is not one.
     let empty = tempfile::tempdir().unwrap();
     assert!(append(tmp.path(), empty.path()).unwrap_err().to_string().contains("no summaries (*.json) in this folder"));
+    // A gate's results folder: the summaries beside the files written for other tools
+    // (Bencher's bmf.json, github-action-benchmark's benchmark.json), which are not summaries.
+    let results = tempfile::tempdir().unwrap();
+    crate::summary::write_atomic(&results.path().join("baseline.json"), &night(1)).unwrap();
+    std::fs::write(results.path().join("bmf.json"), r#"{"baseline/book":{"latency":{"value":1.0}}}"#).unwrap();
+    std::fs::write(results.path().join("benchmark.json"), r#"[{"name":"baseline/book p95","unit":"ms","value":1.0}]"#).unwrap();
+    let added = append(tmp.path(), results.path()).unwrap();
+    assert_eq!(added.record.suites.keys().collect::<Vec<_>>(), ["baseline"]);
+    // A truncated summary is still an error naming it.
+    std::fs::write(results.path().join("concurrent.json"), r#"{"schema_version":1,"suite":"#).unwrap();
+    let err = append(tmp.path(), results.path()).unwrap_err().to_string();
+    assert!(err.contains("concurrent.json"), "{err}");
 }
 
 /// Sizes quoted in `record.rs`: `cargo nextest run -p perf --lib record_size -- --nocapture`.
