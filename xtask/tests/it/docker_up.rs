@@ -10,7 +10,7 @@
 //! an image on the base, answering 200 to every GET (std only, no database check: what is
 //! tested here is the command's clean-up).
 //!
-//!   PERF_REQUIRE_DOCKER=1 cargo test -p xtask --test docker_up
+//!   PERF_REQUIRE_DOCKER=1 cargo nextest run -p xtask -E 'test(/^docker_up::/)'
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;

@@ -10,7 +10,7 @@
 //! ```sh
 //! mkdir /tmp/old && for f in perf-pr.yml perf-nightly.yml perf-comment.yml; do
 //!     git show REV:.github/workflows/$f > /tmp/old/$f; done
-//! WORKFLOWS_DIR=/tmp/old cargo nextest run -p xtask --test workflows
+//! WORKFLOWS_DIR=/tmp/old cargo nextest run -p xtask -E 'test(/^workflows::/)'
 //! ```
 
 use crate::workflow_support::expr::{self, Scope, Status};
