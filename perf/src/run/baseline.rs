@@ -203,7 +203,7 @@ pub fn update(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf>, GateErr
             bad.invalid_reasons.join("; ")
         )));
     }
-    let busy = summaries.iter().filter(|s| s.run.backend != "external").find_map(|s| Some((s, s.machine.as_ref()?.busy()?)));
+    let busy = summaries.iter().find_map(|s| Some((s, s.busy_machine()?)));
     if let Some((s, why)) = busy {
         return Err(GateError::Input(format!(
             "not updating the baseline: suite `{}`: {why}; every later run is judged against the baseline, so record it on a quiet machine",

@@ -65,23 +65,18 @@ fn confirm_comparison(base: Option<&Summary>, again: &Summary, rules: &CompareRu
 /// A regression measured while the machine was busy with work the gate did not start is not a
 /// verdict: the suite becomes invalid (exit 2) and says why, so that a compiler or a neighbour
 /// beside the run never reads as a slower pull request. A passing suite stays as it is (a busy
-/// machine only slows a run down). Not for the external backend: there the app under test is
-/// one of the processes the gate did not start.
+/// machine only slows a run down). [`Summary::busy_machine`] says when (never for the
+/// external backend).
 pub fn distrust_busy_regression(judged: &mut Judged) {
-    if judged.summary.run.backend == "external" {
-        return;
-    }
-    let Some(why) = judged.summary.machine.as_ref().and_then(|m| m.busy()) else { return };
+    let Some(why) = judged.summary.busy_machine() else { return };
     if !judged.comparison.has_regression() {
         judged.comparison.notes.push(format!("{why}; no regression even so"));
         return;
     }
-    {
-        judged.summary.valid = false;
-        judged.summary.invalid_reasons.push(format!(
-            "{why}; the regression it shows may be the machine's, not the code's: run again on a quiet machine (or compare with `--against REF`, which runs both sides alternately on the same machine)"
-        ));
-    }
+    judged.summary.valid = false;
+    judged.summary.invalid_reasons.push(format!(
+        "{why}; the regression it shows may be the machine's, not the code's: run again on a quiet machine (or compare with `--against REF`, which runs both sides alternately on the same machine)"
+    ));
 }
 
 #[cfg(test)]

@@ -328,6 +328,16 @@ impl Summary {
     pub fn slos_hold(&self) -> bool {
         self.slo.iter().all(|s| s.passed) && self.checks.iter().all(|c| c.passed)
     }
+
+    /// Why this suite was measured on a machine too busy to judge, or `None`. Never for the
+    /// external backend: there the app under test is one of the processes the gate did not
+    /// start, so its figures are recorded but judge nothing.
+    pub fn busy_machine(&self) -> Option<String> {
+        if self.run.backend == "external" {
+            return None;
+        }
+        self.machine.as_ref()?.busy()
+    }
 }
 
 impl EndpointSummary {
