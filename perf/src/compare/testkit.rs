@@ -127,6 +127,8 @@ pub(crate) fn endpoint(g: &Gen) -> EndpointSummary {
         histogram: if all.is_empty() { String::new() } else { hist::encode(&all) },
         service_histogram: String::new(),
         windows: if g.windows { windows } else { Vec::new() },
+        kind: None,
+        messages_received: None,
     }
 }
 
@@ -139,6 +141,7 @@ pub(crate) fn empty_endpoint() -> EndpointSummary {
 pub(crate) fn summary(suite: &str, seconds: u32, endpoints: Vec<(&str, EndpointSummary)>) -> Summary {
     Summary {
         schema_version: SCHEMA_VERSION,
+        schema_minor: crate::summary::SCHEMA_MINOR,
         suite: suite.to_string(),
         kind: "load".to_string(),
         valid: true,

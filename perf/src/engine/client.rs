@@ -41,6 +41,8 @@ pub(crate) struct Target {
     /// Path prefix of the base URL without a trailing `/` (empty for `http://host:port/`).
     base_path: String,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    /// https with HTTP/2: the connector WebSockets use (they need HTTP/1.1 for the upgrade).
+    ws_tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl Target {
@@ -77,7 +79,36 @@ impl Target {
         } else {
             None
         };
-        Ok(Target { https, http2, authority, host_header, addrs, base_path, tls })
+        let ws_tls = if https && http2 { Some(tls_connector(false, extra_roots)?) } else { None };
+        Ok(Target { https, http2, authority, host_header, addrs, base_path, tls, ws_tls })
+    }
+
+    /// `ws://` or `wss://` URI of a WebSocket path.
+    pub fn ws_uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        let scheme = if self.https { "wss://" } else { "ws://" };
+        Ok(Uri::try_from(format!("{scheme}{}{}{path_and_query}", self.authority, self.base_path))?)
+    }
+
+    /// A new connection to the target: TCP, then TLS for https (negotiating HTTP/2 only when
+    /// `http2`).
+    pub async fn open_stream(&self, http2: bool) -> Result<Stream, ErrorKind> {
+        let mut tcp = None;
+        for addr in &self.addrs {
+            if let Ok(s) = TcpStream::connect(addr).await {
+                tcp = Some(s);
+                break;
+            }
+        }
+        let tcp = tcp.ok_or(ErrorKind::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => Ok(Stream::Plain(tcp)),
+            Some((connector, name)) => {
+                let connector = if http2 { connector } else { self.ws_tls.as_ref().unwrap_or(connector) };
+                let tls = connector.connect(name.clone(), tcp).await.map_err(|_| ErrorKind::Connect)?;
+                Ok(Stream::Tls(Box::new(tls)))
+            }
+        }
     }
 
     fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
@@ -251,22 +282,7 @@ impl Conn {
 
     async fn connect(&self) -> Result<Open, ErrorKind> {
         let t = &self.target;
-        let mut tcp = None;
-        for addr in &t.addrs {
-            if let Ok(s) = TcpStream::connect(addr).await {
-                tcp = Some(s);
-                break;
-            }
-        }
-        let tcp = tcp.ok_or(ErrorKind::Connect)?;
-        let _ = tcp.set_nodelay(true);
-        let stream = match &t.tls {
-            None => Stream::Plain(tcp),
-            Some((connector, name)) => {
-                let tls = connector.connect(name.clone(), tcp).await.map_err(|_| ErrorKind::Connect)?;
-                Stream::Tls(Box::new(tls))
-            }
-        };
+        let stream = t.open_stream(t.http2).await?;
         let io = TokioIo::new(Counting::new(stream, self.counters.clone()));
         if t.http2 {
             let (sender, conn) = http2::Builder::new(TokioExecutor::new()).handshake(io).await.map_err(|_| ErrorKind::Connect)?;

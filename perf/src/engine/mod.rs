@@ -56,6 +56,7 @@ pub mod schedule;
 mod shared;
 mod stats;
 mod vu;
+mod ws;
 
 use std::time::{Duration, Instant};
 

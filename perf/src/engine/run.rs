@@ -44,9 +44,9 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
         let mut setup_vu = Vu::new(&shared, usize::MAX / 2);
         setup_vu.vars.begin_iteration();
         for s in &suite.setup {
-            let name = shared.requests[s.request].name.clone();
+            let name = shared.requests[s.request()].name.clone();
             let outcome = tokio::select! {
-                o = step(&shared, &mut setup_vu, s.request, None) => o,
+                o = step(&shared, &mut setup_vu, s.request(), None) => o,
                 _ = opts.cancel.cancelled() => return Err(EngineError::Cancelled),
             };
             let failure = match outcome {
@@ -151,6 +151,9 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
     progress.finish(if cancelled { "interrupted" } else { "done" });
 
     let (mut endpoints, windows) = collector.finish(&shared.recorder);
+    for (e, r) in endpoints.iter_mut().zip(&shared.requests) {
+        e.kind = r.protocol.kind();
+    }
     let wanted = suite.exercised();
     let mut i = 0;
     endpoints.retain(|e| {

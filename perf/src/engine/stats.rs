@@ -49,10 +49,13 @@ pub enum ErrorKind {
     Status,
     /// An expected 2xx whose body did not carry what the request captures.
     Capture,
+    /// WebSocket: the server closed the connection (or it broke) while the user held it.
+    Dropped,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 5] = [ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::Body, ErrorKind::Status, ErrorKind::Capture];
+    pub const ALL: [ErrorKind; 6] =
+        [ErrorKind::Connect, ErrorKind::Timeout, ErrorKind::Body, ErrorKind::Status, ErrorKind::Capture, ErrorKind::Dropped];
 
     /// The name used in summaries.
     pub fn as_str(self) -> &'static str {
@@ -62,6 +65,7 @@ impl ErrorKind {
             ErrorKind::Body => "body",
             ErrorKind::Status => "status",
             ErrorKind::Capture => "capture",
+            ErrorKind::Dropped => "dropped",
         }
     }
 
@@ -101,7 +105,9 @@ struct EndpointAcc {
     latency: Histogram<u64>,
     service: Histogram<u64>,
     requests: u64,
-    by_kind: [u64; 5],
+    by_kind: [u64; ErrorKind::ALL.len()],
+    /// WebSocket connections: messages received.
+    ws_messages: u64,
     statuses: Vec<(u16, u64)>,
     unexpected: Vec<(u16, u64)>,
     bytes_sent: u64,
@@ -117,7 +123,8 @@ impl EndpointAcc {
             latency: new_histogram(),
             service: new_histogram(),
             requests: 0,
-            by_kind: [0; 5],
+            by_kind: [0; ErrorKind::ALL.len()],
+            ws_messages: 0,
             statuses: Vec::new(),
             unexpected: Vec::new(),
             bytes_sent: 0,
@@ -193,6 +200,27 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// A message arrived on a WebSocket connection of endpoint `endpoint`.
+    pub fn record_ws_message(&self, shard: usize, endpoint: usize, measured: bool) {
+        if measured {
+            self.shards[shard % self.shards.len()].lock().endpoints[endpoint].ws_messages += 1;
+        }
+    }
+
+    /// The server dropped a WebSocket connection of endpoint `endpoint`: an error of the
+    /// connection (already counted as a request when it was opened), not a new request.
+    pub fn record_ws_drop(&self, shard: usize, endpoint: usize, measured: bool) {
+        let mut shard = self.shards[shard % self.shards.len()].lock();
+        shard.live_errors += 1;
+        if measured {
+            let ep = &mut shard.endpoints[endpoint];
+            ep.by_kind[ErrorKind::Dropped.index()] += 1;
+            ep.window_errors += 1;
+        }
+    }
+}
+
 /// Users in an iteration (closed model: alive), with the peak since the last window.
 #[derive(Debug, Default)]
 pub(crate) struct Gauge {
@@ -239,6 +267,10 @@ pub struct EndpointResult {
     /// Service time in µs (from the actual start).
     pub service: Histogram<u64>,
     pub windows: Vec<EndpointWindow>,
+    /// WebSocket connections: messages received (matched or not).
+    pub ws_messages: u64,
+    /// `ws_connect` or `ws_message` for a WebSocket endpoint; `None` for HTTP.
+    pub kind: Option<&'static str>,
 }
 
 impl EndpointResult {
@@ -304,7 +336,7 @@ impl Collector {
         for shard in &rec.shards {
             let mut shard = shard.lock();
             for (i, ep) in shard.endpoints.iter_mut().enumerate() {
-                if ep.window_requests == 0 {
+                if ep.window_requests == 0 && ep.window_errors == 0 {
                     continue;
                 }
                 requests[i] += ep.window_requests;
@@ -319,7 +351,7 @@ impl Collector {
         }
         let mut report_eps = Vec::new();
         for i in 0..n {
-            if requests[i] == 0 {
+            if requests[i] == 0 && errors[i] == 0 {
                 continue;
             }
             let h = &self.scratch[i];
@@ -361,6 +393,8 @@ impl Collector {
                 latency: new_histogram(),
                 service: new_histogram(),
                 windows,
+                ws_messages: 0,
+                kind: None,
             })
             .collect();
         for shard in &rec.shards {
@@ -381,6 +415,7 @@ impl Collector {
                 }
                 res.bytes_sent += acc.bytes_sent;
                 res.bytes_received += acc.bytes_received;
+                res.ws_messages += acc.ws_messages;
                 let _ = res.latency.add(&acc.latency);
                 let _ = res.service.add(&acc.service);
             }

@@ -1,5 +1,6 @@
 //! A virtual user: its variables, its connection, and what one iteration does.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -8,19 +9,33 @@ use tokio::time::Instant;
 use super::client::Conn;
 use super::shared::Shared;
 use super::stats::{ErrorKind, Sample};
-use crate::plan::compiled::{Exec, RenderError, RequestId, Step, VuVars};
+use super::ws::{self, WsConn};
+use crate::plan::compiled::{Action, Exec, Protocol, RenderError, RequestId, Step, VuVars, WsExpect, WsScope, WsSend};
 
 pub(crate) struct Vu {
     /// Unique within the run; picks the statistics shard.
     pub id: usize,
     pub vars: VuVars,
     pub conn: Conn,
+    /// Open WebSocket connections, by request.
+    ws: Vec<WsConn>,
+    /// When the previous step ended: an expected message's latency runs from here.
+    mark: Option<Instant>,
 }
 
 impl Vu {
     pub fn new(shared: &Shared, id: usize) -> Vu {
         let seed = splitmix(shared.seed ^ splitmix(id as u64 + 1));
-        Vu { id, vars: VuVars::new(shared.vars.clone(), seed), conn: Conn::new(shared.target.clone()) }
+        Vu { id, vars: VuVars::new(shared.vars.clone(), seed), conn: Conn::new(shared.target.clone()), ws: Vec::new(), mark: None }
+    }
+
+    fn ws_conn(&mut self, id: RequestId) -> Option<&mut WsConn> {
+        self.ws.iter_mut().find(|c| c.request == id)
+    }
+
+    /// Closes the connections that live for one iteration (dropping one closes it).
+    fn close_iteration_sockets(&mut self, shared: &Shared) {
+        self.ws.retain(|c| matches!(shared.requests[c.request].protocol, Protocol::WsConnect { scope: WsScope::Vu, .. }));
     }
 }
 
@@ -49,7 +64,7 @@ pub(crate) struct StepOutcome {
 /// Runs one iteration. `scheduled` is the open model's planned start: the first request's
 /// latency is measured from it (coordinated omission); later steps of a workflow are not on
 /// a schedule and are measured from their own start.
-pub(crate) async fn iteration(shared: &Shared, vu: &mut Vu, exec: &Exec, scheduled: Option<Instant>) -> Ended {
+pub(crate) async fn iteration(shared: &Arc<Shared>, vu: &mut Vu, exec: &Exec, scheduled: Option<Instant>) -> Ended {
     vu.vars.begin_iteration();
     match exec {
         Exec::Request(id) => step(shared, vu, *id, scheduled).await.map_or(Ended::Aborted, |_| Ended::Completed),
@@ -61,10 +76,26 @@ pub(crate) async fn iteration(shared: &Shared, vu: &mut Vu, exec: &Exec, schedul
     }
 }
 
-async fn workflow(shared: &Shared, vu: &mut Vu, steps: &[Step], mut scheduled: Option<Instant>) -> Ended {
+async fn workflow(shared: &Arc<Shared>, vu: &mut Vu, steps: &[Step], mut scheduled: Option<Instant>) -> Ended {
+    // An iteration cut short (end of the run, a ramp-down) may have left its sockets open.
+    vu.close_iteration_sockets(shared);
+    vu.mark = None;
+    let mut ended = Ended::Completed;
     for s in steps {
-        if step(shared, vu, s.request, scheduled.take()).await.is_none() {
-            return Ended::Aborted;
+        let done = match &s.action {
+            Action::Http(id) => step(shared, vu, *id, scheduled.take()).await.is_some(),
+            Action::WsConnect(id) => ws_connect(shared, vu, *id, scheduled.take()).await,
+            Action::WsSend(send) => ws_send(vu, send),
+            Action::WsExpect(expect) => ws_expect(shared, vu, expect).await,
+            Action::WsClose(id) => {
+                vu.ws.retain(|c| c.request != *id);
+                true
+            }
+        };
+        vu.mark = Some(Instant::now());
+        if !done {
+            ended = Ended::Aborted;
+            break;
         }
         if let Some(think) = s.think {
             let span = think.max.saturating_sub(think.min);
@@ -74,7 +105,89 @@ async fn workflow(shared: &Shared, vu: &mut Vu, steps: &[Step], mut scheduled: O
             }
         }
     }
-    Ended::Completed
+    vu.close_iteration_sockets(shared);
+    ended
+}
+
+/// `ws_connect`: opens the connection (unless a `scope = "vu"` one is open) and records the
+/// upgrade as one request of the connection's endpoint. False when it could not be rendered.
+async fn ws_connect(shared: &Arc<Shared>, vu: &mut Vu, id: RequestId, scheduled: Option<Instant>) -> bool {
+    if vu.ws_conn(id).is_some() {
+        return true;
+    }
+    let req = &shared.requests[id];
+    let rendered = match req.render(&mut vu.vars) {
+        Ok(r) => r,
+        Err(RenderError::MissingCapture(_)) => return false,
+        Err(e @ RenderError::BadHeader { .. }) => {
+            warn_once(&req.name, &e);
+            return false;
+        }
+    };
+    let start = Instant::now();
+    let from = scheduled.unwrap_or(start).min(start);
+    let opened = ws::connect(shared, id, &rendered.path_and_query, rendered.headers, vu.id, start + req.timeout).await;
+    let end = Instant::now();
+    let error = opened.result.as_ref().err().copied();
+    let answered = opened.result.is_ok() || opened.status.is_some();
+    let sample = Sample {
+        request: id,
+        latency_us: answered.then(|| micros(end - from)),
+        service_us: answered.then(|| micros(end - start)),
+        status: opened.status,
+        error,
+        bytes_sent: opened.bytes_sent,
+        bytes_received: opened.bytes_received,
+    };
+    shared.recorder.record(vu.id, &sample, from >= shared.measured_start);
+    if let Ok(conn) = opened.result {
+        vu.ws.push(conn);
+    }
+    true
+}
+
+/// `ws_send`: queues the message. A connection that failed to open or was dropped sends
+/// nothing (that failure is counted where it happened).
+fn ws_send(vu: &mut Vu, send: &WsSend) -> bool {
+    let text = match send.render(&mut vu.vars) {
+        Ok(t) => t,
+        Err(RenderError::MissingCapture(_)) => return false,
+        Err(_) => return true,
+    };
+    if let Some(conn) = vu.ws_conn(send.ws) {
+        conn.send(text);
+    }
+    true
+}
+
+/// `ws_expect`: waits for the matching message and records it under the message endpoint,
+/// its latency from the end of the previous step; a timeout or a drop is an error there.
+async fn ws_expect(shared: &Arc<Shared>, vu: &mut Vu, expect: &WsExpect) -> bool {
+    let wanted = match expect.render(&mut vu.vars) {
+        Ok(w) => w,
+        Err(RenderError::MissingCapture(_)) => return false,
+        Err(_) => return true,
+    };
+    let from = vu.mark.unwrap_or_else(Instant::now);
+    let user = vu.id;
+    // A connection that never opened has its failure counted at the connect.
+    let Some(conn) = vu.ws_conn(expect.ws) else { return true };
+    let result = conn.expect(&wanted, from + expect.timeout).await;
+    let (latency_us, error) = match result {
+        Ok(at) => (Some(micros(at.saturating_duration_since(from))), None),
+        Err(kind) => (None, Some(kind)),
+    };
+    let sample =
+        Sample { request: expect.message, latency_us, service_us: latency_us, status: None, error, bytes_sent: 0, bytes_received: 0 };
+    shared.recorder.record(user, &sample, from >= shared.measured_start);
+    true
+}
+
+fn warn_once(request: &str, e: &RenderError) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(request, "{e}; the iteration is skipped");
+    }
 }
 
 /// Picks a request of a mix by weight; `u` is uniform in `[0, 1)`.
@@ -101,10 +214,7 @@ pub(crate) async fn step(shared: &Shared, vu: &mut Vu, id: RequestId, scheduled:
         Ok(r) => r,
         Err(RenderError::MissingCapture(_)) => return None,
         Err(e @ RenderError::BadHeader { .. }) => {
-            static WARNED: AtomicBool = AtomicBool::new(false);
-            if !WARNED.swap(true, Ordering::Relaxed) {
-                tracing::warn!(request = %req.name, "{e}; the iteration is skipped");
-            }
+            warn_once(&req.name, &e);
             return None;
         }
     };

@@ -407,9 +407,12 @@ fn round(suite: &str, endpoint: &str, e: &Entry<'_>) -> Summary {
         histogram: r.histogram.clone(),
         service_histogram: String::new(),
         windows: Vec::new(),
+        kind: None,
+        messages_received: None,
     };
     Summary {
         schema_version: SCHEMA_VERSION,
+        schema_minor: crate::summary::SCHEMA_MINOR,
         suite: suite.to_string(),
         kind: "load".to_string(),
         valid: true,

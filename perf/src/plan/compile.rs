@@ -32,7 +32,8 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
     }
     check_app(lp)?;
     let table = Arc::new(variables(lp)?);
-    let requests = plan.requests.iter().map(|(name, spec)| request(lp, &table, name, spec)).collect::<Result<Vec<_>, _>>()?;
+    let mut requests = plan.requests.iter().map(|(name, spec)| request(lp, &table, name, spec)).collect::<Result<Vec<_>, _>>()?;
+    add_message_endpoints(lp, &mut requests)?;
     let workflows = plan
         .workflows
         .iter()
@@ -40,7 +41,7 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
             if w.steps.is_empty() {
                 return Err(lp.error(&format!("workflows.{name}.steps"), "a workflow needs at least one step"));
             }
-            let steps = steps(lp, &format!("workflows.{name}.steps"), &w.steps)?;
+            let steps = steps(lp, &table, &requests, &format!("workflows.{name}.steps"), &w.steps, true)?;
             Ok((name.clone(), steps))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -58,7 +59,7 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
     // Every suite is checked, selected or not: a broken suite is a broken plan.
     let mut all = Vec::new();
     for (name, spec) in &plan.suites {
-        all.push(suite(lp, &requests, &workflows, name, spec)?);
+        all.push(suite(lp, &table, &requests, &workflows, name, spec)?);
     }
     let selected = select(lp, opts, all)?;
     let selected = filter_tags(lp, &requests, opts, selected)?;
@@ -284,11 +285,95 @@ fn resolve_parts(lp: &LoadedPlan, table: &VarTable, raw: Vec<RawPart>, span: Ran
     Ok(Template { parts })
 }
 
+/// Where the table `[section.name]` is in the file (its name, quoted or not, or failing that
+/// the first place the name is written); the start of the file when it is nowhere.
+fn table_header(lp: &LoadedPlan, section: &str, name: &str) -> Range<usize> {
+    let at = [format!("[{section}.{name}]"), format!("[{section}.\"{name}\"]")]
+        .iter()
+        .find_map(|h| lp.source.find(h.as_str()).map(|i| i + section.len() + 2))
+        .or_else(|| lp.source.find(name))
+        .unwrap_or(0);
+    at..at + name.len()
+}
+
+/// Gives each WebSocket request its message endpoint, `<name>.message`, appended after the
+/// plan's requests (whose ids stay their index in the plan).
+fn add_message_endpoints(lp: &LoadedPlan, requests: &mut Vec<Request>) -> Result<(), PlanError> {
+    for id in 0..requests.len() {
+        let c::Protocol::WsConnect { scope, .. } = requests[id].protocol else { continue };
+        let name = format!("{}.message", requests[id].name);
+        if lp.plan.requests.contains_key(&name) {
+            return Err(lp.error_at(
+                table_header(lp, "requests", &name),
+                &format!("requests.{name}"),
+                format!("`{name}` is the name of the WebSocket request `{}`'s messages: rename this request", requests[id].name),
+            ));
+        }
+        let message = requests.len();
+        let mut m = requests[id].clone();
+        m.name = name;
+        m.protocol = c::Protocol::WsMessage { connect: id };
+        m.headers.clear();
+        requests.push(m);
+        requests[id].protocol = c::Protocol::WsConnect { scope, message };
+    }
+    Ok(())
+}
+
 fn request(lp: &LoadedPlan, table: &VarTable, name: &str, spec: &RequestSpec) -> Result<Request, PlanError> {
     let field = |f: &str| format!("requests.{name}.{f}");
+    let (target, target_field) = match (&spec.path, &spec.ws) {
+        (Some(p), None) => (p, "path"),
+        (None, Some(w)) => (w, "ws"),
+        (Some(_), Some(w)) => {
+            return Err(lp.error_at(
+                w.span(),
+                &field("ws"),
+                "a request is HTTP (`path`) or a WebSocket (`ws`), not both: make two requests",
+            ));
+        }
+        (None, None) => {
+            return Err(lp.error_at(
+                table_header(lp, "requests", name),
+                &format!("requests.{name}"),
+                "the request needs `path` (HTTP, like \"/api/providers\") or `ws` (a WebSocket, like \"/ws/slots?provider_id={{provider_id}}\")",
+            ));
+        }
+    };
     if name == "*" || name.is_empty() {
-        return Err(lp.error_at(spec.path.span(), &format!("requests.{name}"), "`*` and the empty string cannot name a request"));
+        return Err(lp.error_at(target.span(), &format!("requests.{name}"), "`*` and the empty string cannot name a request"));
     }
+    let protocol = match &spec.ws {
+        None => {
+            if let Some(scope) = &spec.scope {
+                return Err(lp.error_at(scope.span(), &field("scope"), "`scope` applies to WebSocket (`ws`) requests only"));
+            }
+            c::Protocol::Http
+        }
+        Some(_) => {
+            let not_ws = |present: bool, f: &str, why: &str| {
+                if present {
+                    Err(lp.error_at(target.span(), &field(f), format!("`{f}` does not apply to a WebSocket request: {why}")))
+                } else {
+                    Ok(())
+                }
+            };
+            not_ws(spec.method.span() != (0..0), "method", "the upgrade is always a GET")?;
+            not_ws(spec.body.is_some(), "body", "send messages with a `ws_send` step")?;
+            not_ws(!spec.expect.is_empty(), "expect", "the upgrade must answer 101")?;
+            not_ws(!spec.capture.is_empty(), "capture", "match messages with a `ws_expect` step")?;
+            not_ws(spec.weight != 1, "weight", "WebSocket requests are used by workflow steps, never in a mix")?;
+            let scope = match spec.scope.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+                None | Some(("iteration", _)) => c::WsScope::Iteration,
+                Some(("vu", _)) => c::WsScope::Vu,
+                Some((other, span)) => {
+                    return Err(lp.error_at(span, &field("scope"), format!("{other:?} is not a scope: expected \"iteration\" or \"vu\"")));
+                }
+            };
+            // The message endpoint's id is set once every request has one.
+            c::Protocol::WsConnect { scope, message: usize::MAX }
+        }
+    };
     let m = spec.method.get_ref();
     let method = match m.as_str() {
         "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => {
@@ -302,14 +387,14 @@ fn request(lp: &LoadedPlan, table: &VarTable, name: &str, spec: &RequestSpec) ->
             ));
         }
     };
-    if !spec.path.get_ref().starts_with('/') {
+    if !target.get_ref().starts_with('/') {
         return Err(lp.error_at(
-            spec.path.span(),
-            &field("path"),
-            format!("{:?} must start with `/` (the app's base URL is prepended)", spec.path.get_ref()),
+            target.span(),
+            &field(target_field),
+            format!("{:?} must start with `/` (the app's base URL is prepended)", target.get_ref()),
         ));
     }
-    let path = resolve(lp, table, &spec.path, spec.path.span(), &field("path"))?;
+    let path = resolve(lp, table, target, target.span(), &field(target_field))?;
     let mut headers: Vec<(HeaderName, Template)> = Vec::new();
     for (hname, value, f) in lp
         .plan
@@ -331,11 +416,11 @@ fn request(lp: &LoadedPlan, table: &VarTable, name: &str, spec: &RequestSpec) ->
     };
     for status in &spec.expect {
         if !(100..=599).contains(status) {
-            return Err(lp.error_at(spec.path.span(), &field("expect"), format!("{status} is not an HTTP status: expected 100..=599")));
+            return Err(lp.error_at(target.span(), &field("expect"), format!("{status} is not an HTTP status: expected 100..=599")));
         }
     }
     if spec.weight == 0 {
-        return Err(lp.error_at(spec.path.span(), &field("weight"), "weight must be at least 1"));
+        return Err(lp.error_at(target.span(), &field("weight"), "weight must be at least 1"));
     }
     let captures = spec
         .capture
@@ -347,6 +432,7 @@ fn request(lp: &LoadedPlan, table: &VarTable, name: &str, spec: &RequestSpec) ->
         .collect();
     Ok(Request {
         name: name.to_string(),
+        protocol,
         method,
         tags: spec.tags.clone(),
         timeout: spec.timeout.unwrap_or(lp.plan.defaults.timeout).0,
@@ -401,16 +487,127 @@ fn request_id(lp: &LoadedPlan, name: &Spanned<String>, field: &str) -> Result<Re
     })
 }
 
-fn steps(lp: &LoadedPlan, field: &str, specs: &[StepSpec]) -> Result<Vec<Step>, PlanError> {
-    specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Ok(Step { request: request_id(lp, &s.request, &format!("{field}[{i}].request"))?, think: s.think }))
-        .collect()
+/// Compiles a workflow's (`ws` true) or a setup's steps. A WebSocket step must follow a
+/// `ws_connect` of its request in the same list; setup steps are HTTP only.
+fn steps(
+    lp: &LoadedPlan,
+    table: &VarTable,
+    requests: &[Request],
+    field: &str,
+    specs: &[StepSpec],
+    ws: bool,
+) -> Result<Vec<Step>, PlanError> {
+    let mut out = Vec::new();
+    let mut connected: BTreeSet<RequestId> = BTreeSet::new();
+    for (i, s) in specs.iter().enumerate() {
+        let at = |verb: &str| format!("{field}[{i}].{verb}");
+        let (verb, name) = match s.verbs().as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(
+                    lp.error(&format!("{field}[{i}]"), "a step needs one of `request`, `ws_connect`, `ws_send`, `ws_expect` or `ws_close`")
+                );
+            }
+            [(a, _), (b, second), ..] => {
+                return Err(lp.error_at(second.span(), &at(b), format!("a step does one thing: `{a}` or `{b}`, not both")));
+            }
+        };
+        let id = request_id(lp, name, &at(verb))?;
+        let protocol = requests[id].protocol;
+        let is_ws = matches!(protocol, c::Protocol::WsConnect { .. });
+        let misplaced = |key: &str, present: bool| {
+            if present {
+                Err(lp.error_at(name.span(), &format!("{field}[{i}].{key}"), format!("`{key}` does not apply to a `{verb}` step")))
+            } else {
+                Ok(())
+            }
+        };
+        misplaced("body", s.body.is_some() && verb != "ws_send")?;
+        misplaced("match", !s.matches.is_empty() && verb != "ws_expect")?;
+        misplaced("timeout", s.timeout.is_some() && verb != "ws_expect")?;
+        if verb == "request" {
+            if is_ws {
+                return Err(lp.error_at(
+                    name.span(),
+                    &at(verb),
+                    format!("`{}` is a WebSocket request: use it with `ws_connect`, `ws_send`, `ws_expect` and `ws_close`", name.get_ref()),
+                ));
+            }
+            out.push(Step { action: c::Action::Http(id), think: s.think });
+            continue;
+        }
+        if !ws {
+            return Err(lp.error_at(name.span(), &at(verb), "setup steps send HTTP requests only: WebSocket steps belong in a workflow"));
+        }
+        if !is_ws {
+            return Err(lp.error_at(
+                name.span(),
+                &at(verb),
+                format!("`{}` is not a WebSocket request (it has `path`, not `ws`)", name.get_ref()),
+            ));
+        }
+        if verb != "ws_connect" && !connected.contains(&id) {
+            return Err(lp.error_at(
+                name.span(),
+                &at(verb),
+                format!("`{verb}` on `{}` comes before any `ws_connect = {:?}` in this list of steps", name.get_ref(), name.get_ref()),
+            ));
+        }
+        let action = match verb {
+            "ws_connect" => {
+                connected.insert(id);
+                c::Action::WsConnect(id)
+            }
+            "ws_send" => {
+                let b = s.body.as_ref().ok_or_else(|| {
+                    lp.error_at(name.span(), &format!("{field}[{i}].body"), "`ws_send` needs a `body`: the JSON message to send")
+                })?;
+                c::Action::WsSend(c::WsSend { ws: id, body: body(lp, table, b.get_ref(), b.span(), &format!("{field}[{i}].body"))? })
+            }
+            "ws_expect" => {
+                if s.matches.is_empty() {
+                    return Err(lp.error_at(
+                        name.span(),
+                        &format!("{field}[{i}].match"),
+                        "`ws_expect` needs `match`: JSON pointers and the values expected there, like { \"/slot_id\" = \"{{slot_id}}\" }",
+                    ));
+                }
+                let mut matches = Vec::new();
+                for (pointer, value) in &s.matches {
+                    let f = format!("{field}[{i}].match.{pointer}");
+                    if !pointer.starts_with('/') {
+                        return Err(lp.error_at(
+                            value.span(),
+                            &f,
+                            format!("{pointer:?} is not a JSON pointer: expected a path like \"/slot_id\""),
+                        ));
+                    }
+                    matches.push((pointer.clone(), resolve(lp, table, value, value.span(), &f)?));
+                }
+                let timeout = match s.timeout {
+                    Some(t) if t.0.is_zero() => {
+                        return Err(lp.error_at(name.span(), &format!("{field}[{i}].timeout"), "`timeout` must be longer than zero"));
+                    }
+                    Some(t) => t.0,
+                    None => requests[id].timeout,
+                };
+                let c::Protocol::WsConnect { message, .. } = protocol else { unreachable!("checked above") };
+                c::Action::WsExpect(c::WsExpect { ws: id, message, timeout, matches })
+            }
+            "ws_close" => {
+                connected.remove(&id);
+                c::Action::WsClose(id)
+            }
+            _ => unreachable!("verbs() names these five"),
+        };
+        out.push(Step { action, think: s.think });
+    }
+    Ok(out)
 }
 
 fn suite(
     lp: &LoadedPlan,
+    table: &VarTable,
     requests: &[Request],
     workflows: &[(String, Vec<Step>)],
     name: &str,
@@ -464,7 +661,7 @@ fn suite(
         warmup,
         scenarios,
         slo,
-        setup: steps(lp, &format!("suites.{name}.setup"), &spec.setup)?,
+        setup: steps(lp, table, requests, &format!("suites.{name}.setup"), &spec.setup, false)?,
         special,
         definition_hash: String::new(),
     })
@@ -1000,8 +1197,22 @@ fn scenario(lp: &LoadedPlan, workflows: &[(String, Vec<Step>)], field: &str, nam
     if chosen != 1 {
         return Err(err("request", "say what one iteration does with exactly one of `request`, `mix` or `workflow`".into()));
     }
+    let http_id = |r: &Spanned<String>, f: &str| {
+        let id = request_id(lp, r, f)?;
+        if lp.plan.requests[id].ws.is_some() {
+            return Err(lp.error_at(
+                r.span(),
+                f,
+                format!(
+                    "`{}` is a WebSocket request: use it in a workflow, with `ws_connect`, `ws_expect` and the other `ws_` steps",
+                    r.get_ref()
+                ),
+            ));
+        }
+        Ok(id)
+    };
     let exec = if let Some(r) = &s.request {
-        Exec::Request(request_id(lp, r, &format!("{field}.request"))?)
+        Exec::Request(http_id(r, &format!("{field}.request"))?)
     } else if let Some(w) = &s.workflow {
         let steps = workflows.iter().find(|(n, _)| n == w.get_ref()).map(|(_, st)| st.clone()).ok_or_else(|| {
             lp.error_at(
@@ -1014,7 +1225,7 @@ fn scenario(lp: &LoadedPlan, workflows: &[(String, Vec<Step>)], field: &str, nam
     } else {
         let mut items = Vec::new();
         for (i, r) in s.mix.iter().enumerate() {
-            let id = request_id(lp, r, &format!("{field}.mix[{i}]"))?;
+            let id = http_id(r, &format!("{field}.mix[{i}]"))?;
             items.push((id, lp.plan.requests[id].weight));
         }
         Exec::Mix(items)
@@ -1119,7 +1330,7 @@ fn filter_tags(lp: &LoadedPlan, requests: &[Request], opts: &CompileOptions, sui
                 !items.is_empty()
             }
             // A workflow runs whole (later steps need earlier captures) when any step matches.
-            Exec::Workflow(steps) => steps.iter().any(|st| tagged(&st.request)),
+            Exec::Workflow(steps) => steps.iter().any(|st| tagged(&st.request())),
         });
         if suite.scenarios.is_empty() {
             continue;

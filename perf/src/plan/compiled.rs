@@ -429,8 +429,118 @@ pub enum Exec {
 
 #[derive(Debug, Clone)]
 pub struct Step {
-    pub request: RequestId,
+    pub action: Action,
     pub think: Option<Think>,
+}
+
+/// What a workflow step does. The `RequestId` of a WebSocket action is its connection's
+/// (the `ws` request's) id.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Sends an HTTP request.
+    Http(RequestId),
+    /// Opens the connection (kept when a `scope = "vu"` connection is already open).
+    WsConnect(RequestId),
+    /// Sends a JSON text message.
+    WsSend(WsSend),
+    /// Waits for a matching message; recorded under the connection's message endpoint.
+    WsExpect(WsExpect),
+    /// Closes the connection.
+    WsClose(RequestId),
+}
+
+/// `ws_send`: a JSON text message on connection `ws`.
+#[derive(Debug, Clone)]
+pub struct WsSend {
+    pub ws: RequestId,
+    pub(crate) body: BodyTemplate,
+}
+
+impl WsSend {
+    /// The message for one send.
+    pub fn render(&self, vars: &mut VuVars) -> Result<String, RenderError> {
+        Ok(self.body.render(vars)?.to_string())
+    }
+}
+
+/// `ws_expect`: the first message on `ws` whose value at each JSON pointer equals the
+/// rendered template (a string as is; a number, boolean or null when the text reads as the
+/// same JSON value), within `timeout`.
+#[derive(Debug, Clone)]
+pub struct WsExpect {
+    pub ws: RequestId,
+    /// The endpoint the expectation is recorded under.
+    pub message: RequestId,
+    pub timeout: Duration,
+    pub(crate) matches: Vec<(String, Template)>,
+}
+
+impl WsExpect {
+    /// The `(JSON pointer, value)` pairs for one expectation.
+    pub fn render(&self, vars: &mut VuVars) -> Result<Vec<(String, String)>, RenderError> {
+        self.matches.iter().map(|(p, t)| Ok((p.clone(), t.render(vars)?))).collect()
+    }
+}
+
+/// Whether a message carries every `(pointer, value)` pair.
+pub fn message_matches(message: &Value, wanted: &[(String, String)]) -> bool {
+    wanted.iter().all(|(pointer, value)| match message.pointer(pointer) {
+        Some(Value::String(s)) => s == value,
+        Some(other) => serde_json::from_str::<Value>(value).is_ok_and(|v| v == *other),
+        None => false,
+    })
+}
+
+impl Step {
+    /// The endpoints this step records into (none for `ws_send` and `ws_close`).
+    pub fn endpoint(&self) -> Option<RequestId> {
+        match &self.action {
+            Action::Http(id) | Action::WsConnect(id) => Some(*id),
+            Action::WsExpect(e) => Some(e.message),
+            Action::WsSend { .. } | Action::WsClose(_) => None,
+        }
+    }
+
+    /// The request the step names in the plan (a WebSocket action's connection).
+    pub fn request(&self) -> RequestId {
+        match &self.action {
+            Action::Http(id) | Action::WsConnect(id) | Action::WsClose(id) => *id,
+            Action::WsSend(WsSend { ws, .. }) | Action::WsExpect(WsExpect { ws, .. }) => *ws,
+        }
+    }
+}
+
+/// How a request talks to the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Request and response.
+    Http,
+    /// A WebSocket connection: its endpoint is the connect (through the upgrade); `message`
+    /// is the endpoint its expected messages are recorded under.
+    WsConnect { scope: WsScope, message: RequestId },
+    /// The messages expected on connection `connect`: latency from the end of the step
+    /// before the expectation to the matching message.
+    WsMessage { connect: RequestId },
+}
+
+impl Protocol {
+    /// The summary's `kind` of the endpoint: `None` for HTTP.
+    pub fn kind(self) -> Option<&'static str> {
+        match self {
+            Protocol::Http => None,
+            Protocol::WsConnect { .. } => Some("ws_connect"),
+            Protocol::WsMessage { .. } => Some("ws_message"),
+        }
+    }
+}
+
+/// How long a WebSocket connection lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsScope {
+    /// Closed when the iteration ends.
+    Iteration,
+    /// Kept for the virtual user's life.
+    Vu,
 }
 
 /// One request, ready to render.
@@ -438,6 +548,7 @@ pub struct Step {
 pub struct Request {
     /// The name statistics are grouped by.
     pub name: String,
+    pub protocol: Protocol,
     pub method: Method,
     pub tags: Vec<String>,
     pub timeout: Duration,
@@ -491,7 +602,7 @@ pub fn exercised(scenarios: &[Scenario]) -> BTreeSet<RequestId> {
                 out.insert(*id);
             }
             Exec::Mix(items) => out.extend(items.iter().map(|(id, _)| *id)),
-            Exec::Workflow(steps) => out.extend(steps.iter().map(|s| s.request)),
+            Exec::Workflow(steps) => out.extend(steps.iter().filter_map(Step::endpoint)),
         }
     }
     out

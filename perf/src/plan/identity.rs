@@ -35,7 +35,7 @@ pub(super) fn suite_hash(lp: &LoadedPlan, requests: &[Request], suite: &Suite, o
 
     let mut used: BTreeSet<String> = BTreeSet::new();
     let mut ids = super::compiled::exercised(&suite.scenarios);
-    ids.extend(suite.setup.iter().map(|s| s.request));
+    ids.extend(suite.setup.iter().map(|s| s.request()));
     used.extend(ids.into_iter().filter_map(|id| requests.get(id)).map(|r| r.name.clone()));
     let workflows: BTreeSet<String> = suite_table
         .and_then(|t| t.get("scenarios"))

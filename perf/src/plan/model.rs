@@ -226,14 +226,24 @@ pub enum VariableSpec {
     Date([String; 2]),
 }
 
-/// One HTTP request the load can send.
+/// One request the load can send: HTTP (`path`), or a WebSocket (`ws`) that workflow steps
+/// connect, send on, expect messages from and close.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestSpec {
     #[serde(default = "defaults::method")]
     pub method: Spanned<String>,
     /// Path and query template, for example `/api/providers/{{provider_id}}`.
-    pub path: Spanned<String>,
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// A WebSocket instead: path and query template of the upgrade request, for example
+    /// `/ws/slots?provider_id={{provider_id}}` (`ws://`/`wss://` follow the base URL).
+    #[serde(default)]
+    pub ws: Option<Spanned<String>>,
+    /// WebSocket: how long a connection lives, `iteration` (closed at the iteration's end,
+    /// the default) or `vu` (kept for the virtual user's life; a later `ws_connect` reuses it).
+    #[serde(default)]
+    pub scope: Option<Spanned<String>>,
     #[serde(default)]
     pub headers: BTreeMap<String, Spanned<String>>,
     /// JSON body template: any TOML value; a string that is exactly `{{name}}` becomes the
@@ -261,13 +271,53 @@ pub struct WorkflowSpec {
     pub steps: Vec<StepSpec>,
 }
 
+/// One step: exactly one verb. `request` sends an HTTP request; `ws_connect`, `ws_send`,
+/// `ws_expect` and `ws_close` act on a WebSocket request's connection.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
-    pub request: Spanned<String>,
+    #[serde(default)]
+    pub request: Option<Spanned<String>>,
+    /// Opens the WebSocket (a no-op when a `scope = "vu"` connection is already open).
+    #[serde(default)]
+    pub ws_connect: Option<Spanned<String>>,
+    /// Sends `body` (JSON template) as a text message.
+    #[serde(default)]
+    pub ws_send: Option<Spanned<String>>,
+    /// Waits up to `timeout` for a message whose values at the `match` JSON pointers equal
+    /// the rendered templates; its latency runs from the end of the previous step.
+    #[serde(default)]
+    pub ws_expect: Option<Spanned<String>>,
+    #[serde(default)]
+    pub ws_close: Option<Spanned<String>>,
+    /// `ws_send`: the message.
+    #[serde(default)]
+    pub body: Option<Spanned<toml::Value>>,
+    /// `ws_expect`: JSON pointer → template the value there must equal.
+    #[serde(default, rename = "match")]
+    pub matches: BTreeMap<String, Spanned<String>>,
+    /// `ws_expect`: how long to wait (default: the request's timeout).
+    #[serde(default)]
+    pub timeout: Option<Dur>,
     /// Pause after the step: a duration, or `[min, max]` drawn uniformly.
     #[serde(default)]
     pub think: Option<Think>,
+}
+
+impl StepSpec {
+    /// `(verb, request name)` of every verb given (a valid step has exactly one).
+    pub fn verbs(&self) -> Vec<(&'static str, &Spanned<String>)> {
+        [
+            ("request", &self.request),
+            ("ws_connect", &self.ws_connect),
+            ("ws_send", &self.ws_send),
+            ("ws_expect", &self.ws_expect),
+            ("ws_close", &self.ws_close),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+        .collect()
+    }
 }
 
 /// Think time.

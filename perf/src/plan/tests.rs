@@ -761,3 +761,116 @@ fn quick_scales_special_times_but_not_limits() {
     let Some(Special::Spike(sp)) = &c.suites.iter().find(|s| s.name == "spiky").unwrap().special else { panic!() };
     assert_eq!((sp.start, sp.end), (Duration::from_secs(40), Duration::from_secs(60)));
 }
+
+/// MINIMAL with a WebSocket request `live` and a workflow `watch` of `steps`, run by suite
+/// `smoke`'s scenario `b` instead of `flow`.
+fn ws_plan(steps: &str) -> String {
+    MINIMAL
+        .replace(
+            "[workflows.flow]",
+            &format!("[requests.live]\nws = \"/live?p={{{{pid}}}}\"\n\n[workflows.watch]\nsteps = [{steps}]\n\n[workflows.flow]"),
+        )
+        .replace("workflow = \"flow\"", "workflow = \"watch\"")
+}
+
+#[test]
+fn websocket_steps_compile_to_actions_with_a_message_endpoint() {
+    use super::compiled::{Action, Protocol, WsScope};
+    let text = ws_plan(
+        r#"{ ws_connect = "live" }, { request = "login" }, { ws_send = "live", body = { hi = "{{pid}}" } },
+           { ws_expect = "live", match = { "/token" = "{{token}}" }, timeout = "2s" }, { ws_close = "live" }"#,
+    )
+    .replace("list = { p50 = \"5ms\" }", "list = { p50 = \"5ms\" }\n\"live.message\" = { p95 = \"100ms\" }");
+    let c = load(&text).unwrap().compile(&CompileOptions::default()).unwrap();
+    let live = c.requests.iter().position(|r| r.name == "live").unwrap();
+    let message = c.requests.iter().position(|r| r.name == "live.message").unwrap();
+    assert_eq!(c.requests[live].protocol, Protocol::WsConnect { scope: WsScope::Iteration, message });
+    assert_eq!(c.requests[message].protocol, Protocol::WsMessage { connect: live });
+    let Exec::Workflow(steps) = &c.suites[0].scenarios[1].exec else { panic!("a workflow") };
+    assert!(matches!(steps[0].action, Action::WsConnect(id) if id == live));
+    let Action::WsExpect(e) = &steps[3].action else { panic!("{:?}", steps[3].action) };
+    assert_eq!((e.ws, e.message, e.timeout), (live, message, Duration::from_secs(2)));
+    // The summary lists the connection and its messages (not `ws_send`/`ws_close`).
+    let exercised = c.suites[0].exercised();
+    assert!(exercised.contains(&live) && exercised.contains(&message));
+}
+
+#[test]
+fn websocket_mistakes_name_file_line_and_field() {
+    let cases: &[(String, &str, &str, &str)] = &[
+        // (plan, field, text the position points at, words in the message)
+        (
+            ws_plan(r#"{ ws_expect = "live", match = { "/x" = "1" } }"#),
+            "workflows.watch.steps[0].ws_expect",
+            "\"live\", match",
+            "before any `ws_connect",
+        ),
+        (
+            ws_plan(r#"{ ws_connect = "live" }, { request = "live" }"#),
+            "workflows.watch.steps[1].request",
+            "\"live\" }]",
+            "is a WebSocket request",
+        ),
+        (ws_plan(r#"{ ws_connect = "list" }"#), "workflows.watch.steps[0].ws_connect", "\"list\" }]", "not a WebSocket request"),
+        (ws_plan(r#"{ ws_connect = "live", ws_close = "live" }"#), "workflows.watch.steps[0].ws_close", "\"live\" }]", "does one thing"),
+        (ws_plan(r#"{ ws_connect = "live" }, { ws_expect = "live" }"#), "workflows.watch.steps[1].match", "\"live\" }]", "needs `match`"),
+        (
+            ws_plan(r#"{ ws_connect = "live" }, { ws_expect = "live", match = { "x" = "1" } }"#),
+            "workflows.watch.steps[1].match.x",
+            "\"1\" } }]",
+            "not a JSON pointer",
+        ),
+        (
+            ws_plan(r#"{ ws_connect = "live" }, { ws_expect = "live", match = { "/x" = "{{nope}}" } }"#),
+            "workflows.watch.steps[1].match./x",
+            "nope",
+            "nope",
+        ),
+        (ws_plan(r#"{ ws_connect = "live" }, { ws_send = "live" }"#), "workflows.watch.steps[1].body", "\"live\" }]", "needs a `body`"),
+        (ws_plan(r#"{ ws_connect = "live", body = { a = 1 } }"#), "workflows.watch.steps[0].body", "\"live\", body", "does not apply"),
+        (
+            ws_plan(r#"{ ws_connect = "live" }"#).replace("ws = \"/live", "scope = \"forever\"\nws = \"/live"),
+            "requests.live.scope",
+            "\"forever\"",
+            "expected \"iteration\" or \"vu\"",
+        ),
+        (
+            ws_plan(r#"{ ws_connect = "live" }"#).replace("ws = \"/live", "path = \"/x\"\nws = \"/live"),
+            "requests.live.ws",
+            "\"/live",
+            "not both",
+        ),
+        (
+            ws_plan(r#"{ ws_connect = "live" }"#).replace("ws = \"/live", "body = { a = 1 }\nws = \"/live"),
+            "requests.live.body",
+            "\"/live",
+            "ws_send",
+        ),
+        (
+            ws_plan(r#"{ ws_connect = "live" }"#).replace("request = \"list\"", "request = \"live\""),
+            "suites.smoke.scenarios.a.request",
+            "\"live\"\n[suites.smoke.scenarios.b]",
+            "use it in a workflow",
+        ),
+        (
+            ws_plan(r#"{ ws_connect = "live" }"#).replace("[suites.smoke]", "[suites.smoke]\nsetup = [{ ws_connect = \"live\" }]"),
+            "suites.smoke.setup[0].ws_connect",
+            "\"live\" }]\nwarmup",
+            "setup steps send HTTP requests only",
+        ),
+        (
+            ws_plan(r#"{ ws_connect = "live" }"#).replace("[requests.get]", "[requests.\"live.message\"]\npath = \"/m\"\n\n[requests.get]"),
+            "requests.live.message",
+            "\"live.message\"]",
+            "rename this request",
+        ),
+        (ws_plan(r#"{ ws_connect = "live" }"#).replace("ws = \"/live?p={{pid}}\"", "tags = []"), "requests.live", "live]", "needs `path`"),
+    ];
+    for (text, field, at, words) in cases {
+        let e = compile_err(text, &CompileOptions::default());
+        assert_eq!(&e.field, field, "{e}");
+        assert_eq!((e.line, e.column), pos_of(text, at), "{field}: {e}");
+        assert!(e.message.contains(words), "{field}: {e}");
+        assert_eq!(e.file, "plan.toml");
+    }
+}

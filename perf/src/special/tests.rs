@@ -33,6 +33,8 @@ fn endpoint(statuses: &[(&str, u64)], errors: u64, by_kind: &[(&str, u64)]) -> E
         histogram: String::new(),
         service_histogram: String::new(),
         windows: Vec::new(),
+        kind: None,
+        messages_received: None,
     }
 }
 

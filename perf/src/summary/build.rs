@@ -97,6 +97,8 @@ pub fn build(result: &SuiteResult, ctx: &RunContext) -> Summary {
             histogram: hist::encode(&e.latency),
             service_histogram: hist::encode(&e.service),
             windows: e.windows.iter().map(EndpointWindow::from).collect(),
+            kind: e.kind.map(str::to_string),
+            messages_received: (e.kind == Some("ws_connect")).then_some(e.ws_messages),
         };
         endpoints.insert(e.name.clone(), summary);
     }
@@ -125,6 +127,7 @@ pub fn build(result: &SuiteResult, ctx: &RunContext) -> Summary {
     let slo = slo::evaluate(&result.slo, &endpoints);
     Summary {
         schema_version: SCHEMA_VERSION,
+        schema_minor: super::SCHEMA_MINOR,
         suite: result.suite.clone(),
         kind: kind_name(result.kind),
         valid: invalid_reasons.is_empty(),

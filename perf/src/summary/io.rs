@@ -88,6 +88,7 @@ mod tests {
     fn summary() -> Summary {
         Summary {
             schema_version: SCHEMA_VERSION,
+            schema_minor: crate::summary::SCHEMA_MINOR,
             suite: "s".into(),
             kind: "load".into(),
             valid: true,

@@ -12,9 +12,16 @@ use serde::{Deserialize, Serialize};
 /// Version of the summary format written by this build.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Minor version: optional fields added since the version came out. 1: WebSocket endpoints
+/// (`kind`, `messages_received`, the `dropped` error kind).
+pub const SCHEMA_MINOR: u32 = 1;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub schema_version: u32,
+    /// Absent in files written before minor versions existed (read as 0).
+    #[serde(default)]
+    pub schema_minor: u32,
     pub suite: String,
     /// `load`, or the kind of a special suite (spike, stress, soak, chaos).
     pub kind: String,
@@ -208,6 +215,14 @@ pub struct EndpointSummary {
     /// The same for service time.
     pub service_histogram: String,
     pub windows: Vec<EndpointWindow>,
+    /// `ws_connect` (a WebSocket's connections: latency through the upgrade; `dropped`
+    /// errors) or `ws_message` (its expected messages: latency from the step before the
+    /// expectation; `timeout` and `dropped` errors). Absent for HTTP. Since minor 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// `ws_connect`: messages its connections received, matched or not. Since minor 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages_received: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -125,6 +125,8 @@ mod tests {
             histogram: String::new(),
             service_histogram: String::new(),
             windows: vec![],
+            kind: None,
+            messages_received: None,
         }
     }
 

@@ -17,6 +17,7 @@ mod engine_closed;
 mod engine_open;
 mod engine_protocols;
 mod engine_workflow;
+mod engine_ws;
 mod github_artifact;
 mod github_comment;
 mod github_event;

@@ -7,7 +7,9 @@
 //!   never opens: `breaker_cycle` fails;
 //! - chaos_net_db and chaos_net_redis (latency, loss, resets and a blackhole through the fault
 //!   proxies) with the app's timeouts raised far past the suites' limits (`REFAPP_DB_*_MS`,
-//!   `REFAPP_REDIS_TIMEOUT_MS`): requests hang in the blackhole and `timeouts_hold` fails.
+//!   `REFAPP_REDIS_TIMEOUT_MS`): requests hang in the blackhole and `timeouts_hold` fails;
+//! - realtime (WebSocket watchers) with `REFAPP_NO_EVENTS=1` (slot events never published):
+//!   every expected message times out and the `watch.message` SLOs fail.
 //!
 //! Needs PostgreSQL's server binaries and redis-server (see README).
 
@@ -123,5 +125,29 @@ fn network_faults_are_bounded_by_the_apps_timeouts_unless_they_are_raised() {
     assert!(!c.passed, "requests hanging on the database must be caught: {c:?}");
     let c = check(&broken[1], "chaos.timeouts_hold:500ms");
     assert!(!c.passed, "requests hanging on the cache must be caught: {c:?}");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn realtime_watchers_hear_every_booking_unless_events_are_off() {
+    let (code, shipped) = run("realtime", None);
+    let (watch, message) = (&shipped.endpoints["watch"], &shipped.endpoints["watch.message"]);
+    assert_eq!(watch.kind.as_deref(), Some("ws_connect"));
+    assert!(watch.requests >= 100, "{} connections", watch.requests);
+    assert_eq!(watch.errors.total, 0, "no connection failed or dropped: {:?}", watch.errors);
+    // Two expectations (booked, cancelled) per completed iteration, each met.
+    assert!(message.requests >= shipped.endpoints["cancel"].requests, "{} {}", message.requests, shipped.endpoints["cancel"].requests);
+    assert_eq!(message.errors.total, 0, "{:?}", message.errors);
+    // Ten watchers per provider: each event is heard by the other watchers too.
+    assert!(watch.messages_received.unwrap() > 2 * message.requests, "{:?} {}", watch.messages_received, message.requests);
+    assert!(shipped.slo.iter().all(|s| s.passed), "{:?}", shipped.slo);
+    assert_eq!(code, 0);
+
+    let (code, broken) = run("realtime", Some("REFAPP_NO_EVENTS=1"));
+    let message = &broken.endpoints["watch.message"];
+    assert!(message.requests > 0);
+    assert_eq!(message.errors.by_kind.get("timeout"), Some(&message.requests), "{:?}", message.errors);
+    let failed: Vec<&str> = broken.slo.iter().filter(|s| !s.passed).map(|s| s.endpoint.as_str()).collect();
+    assert_eq!(failed, ["watch.message", "watch.message"], "{:?}", broken.slo);
     assert_eq!(code, 1);
 }
