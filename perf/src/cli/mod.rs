@@ -4,7 +4,7 @@
 //!
 //! One module per subcommand: [`gate`] (`perf`, the gate itself), [`up`] (start the
 //! environment and wait), [`comment`] (post a saved report as the sticky comment), [`history`] (nightly records →
-//! trends and a static site). Paths are
+//! trends and a static site), [`merge`] (shards' summaries → one per suite). Paths are
 //! found from where the command runs, never from where it was compiled: the plan is `--plan`,
 //! else `perf.toml` in the current folder or the nearest parent folder that has one, and
 //! `results/` sits next to the plan.
@@ -12,6 +12,7 @@
 pub mod comment;
 pub mod gate;
 pub mod history;
+pub mod merge;
 pub mod signals;
 pub mod up;
 
@@ -33,6 +34,8 @@ pub enum Command {
     Comment(comment::CommentArgs),
     /// Performance over time: per-endpoint trends of the nightly records, and a static site
     History(history::HistoryArgs),
+    /// Merge the summaries of a run's shards (--shard K/N) into one summary per suite
+    Merge(merge::MergeArgs),
 }
 
 /// `cargo perf [FLAGS]` runs the gate; `cargo perf up` and `cargo perf comment` the others.
@@ -59,6 +62,8 @@ enum CargoPerfCommand {
     Comment(comment::CommentArgs),
     /// Performance over time: per-endpoint trends of the nightly records, and a static site
     History(history::HistoryArgs),
+    /// Merge the summaries of a run's shards (--shard K/N) into one summary per suite
+    Merge(merge::MergeArgs),
 }
 
 /// The `cargo-perf` binary: `cargo perf …` (cargo passes `perf` as the first argument) or
@@ -74,6 +79,7 @@ pub fn main() -> ExitCode {
         Some(CargoPerfCommand::Up(a)) => Command::Up(a),
         Some(CargoPerfCommand::Comment(a)) => Command::Comment(a),
         Some(CargoPerfCommand::History(a)) => Command::History(a),
+        Some(CargoPerfCommand::Merge(a)) => Command::Merge(a),
         None => Command::Perf(Box::new(cli.gate)),
     };
     block_on(|cancel| run(command, cancel))
@@ -111,6 +117,7 @@ pub async fn run(command: Command, cancel: CancellationToken) -> anyhow::Result<
         Command::Up(args) => up::run(args, cancel).await,
         Command::Comment(args) => comment::run(args).await,
         Command::History(args) => history::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Merge(args) => merge::run(args),
     }
 }
 

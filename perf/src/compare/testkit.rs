@@ -159,6 +159,8 @@ pub(crate) fn summary(suite: &str, seconds: u32, endpoints: Vec<(&str, EndpointS
             testbed: Some(crate::summary::Testbed::new("local", 2, Some("test cpu".to_string()), 8, None, false, Some(500.0))),
             quick: false,
             tags: Vec::new(),
+            shard: None,
+            merged_from: Vec::new(),
         },
         endpoints: endpoints.into_iter().map(|(n, e)| (n.to_string(), e)).collect(),
         scenarios: BTreeMap::new(),

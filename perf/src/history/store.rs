@@ -106,23 +106,11 @@ fn strip_position(msg: &str) -> String {
 
 /// Reads every summary (`*.json`) directly in `dir`: one run's results folder.
 pub fn read_summaries(dir: &Path) -> Result<Vec<crate::summary::Summary>, HistoryError> {
-    let files: Vec<PathBuf> = json_files(dir)?.into_iter().filter(|p| !written_for_other_tools(p)).collect();
-    if files.is_empty() {
+    let found = crate::summary::read_folder(dir).map_err(|source| HistoryError::Summary { path: dir.to_path_buf(), source })?;
+    if found.is_empty() {
         return Err(HistoryError::Summaries { dir: dir.to_path_buf(), message: "no summaries (*.json) in this folder".into() });
     }
-    files.iter().map(|p| crate::summary::read(p).map_err(|source| HistoryError::Summary { path: p.clone(), source })).collect()
-}
-
-/// A JSON file the gate writes beside its summaries for other tools (`bmf.json`, an object of
-/// benchmarks; `benchmark.json`, an array): valid JSON that is not an object with a
-/// `schema_version`. A summary damaged beyond parsing is not one of these: it stays an error.
-fn written_for_other_tools(path: &Path) -> bool {
-    let Ok(bytes) = std::fs::read(path) else { return false };
-    match serde_json::from_slice::<serde_json::Value>(&bytes) {
-        Ok(serde_json::Value::Object(map)) => !map.contains_key("schema_version"),
-        Ok(_) => true,
-        Err(_) => false,
-    }
+    Ok(found.into_iter().map(|(_, s)| s).collect())
 }
 
 /// What [`append`] did.

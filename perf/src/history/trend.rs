@@ -430,6 +430,8 @@ fn round(suite: &str, endpoint: &str, e: &Entry<'_>) -> Summary {
             testbed: None,
             quick: false,
             tags: Vec::new(),
+            shard: None,
+            merged_from: Vec::new(),
         },
         endpoints: BTreeMap::from([(endpoint.to_string(), ep)]),
         scenarios: BTreeMap::new(),

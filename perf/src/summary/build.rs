@@ -145,6 +145,8 @@ pub fn build(result: &SuiteResult, ctx: &RunContext) -> Summary {
             testbed: ctx.testbed.clone(),
             quick: ctx.quick,
             tags: ctx.tags.clone(),
+            shard: None,
+            merged_from: Vec::new(),
         },
         endpoints,
         scenarios,

@@ -29,6 +29,38 @@ pub fn write_atomic(path: &Path, summary: &Summary) -> Result<(), SummaryError> 
     crate::util::write_atomic(path, &bytes).map_err(|source| SummaryError::Io { path: path.to_path_buf(), source })
 }
 
+/// Reads every summary in `dir` (its `*.json` files, by name; hidden files, such as an atomic
+/// write's temporary file, and the files written beside summaries for other tools are left
+/// out). Any other file that is not a valid summary is an error naming it.
+pub fn read_folder(dir: &Path) -> Result<Vec<(PathBuf, Summary)>, SummaryError> {
+    let io = |source| SummaryError::Io { path: dir.to_path_buf(), source };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || !name.ends_with(".json") || !path.is_file() || written_for_other_tools(&path) {
+            continue;
+        }
+        files.push(path);
+    }
+    files.sort();
+    files.into_iter().map(|p| read(&p).map(|s| (p, s))).collect()
+}
+
+/// A JSON file the gate writes beside its summaries for other tools (`bmf.json`, an object of
+/// benchmarks; `benchmark.json`, an array): valid JSON that is not an object with a
+/// `schema_version`. A summary damaged beyond parsing is not one of these: it stays an error.
+fn written_for_other_tools(path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else { return false };
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(map)) => !map.contains_key("schema_version"),
+        Ok(_) => true,
+        Err(_) => false,
+    }
+}
+
 /// Reads and validates a summary file.
 pub fn read(path: &Path) -> Result<Summary, SummaryError> {
     let text = std::fs::read_to_string(path).map_err(|source| SummaryError::Io { path: path.to_path_buf(), source })?;
@@ -106,6 +138,8 @@ mod tests {
                 testbed: None,
                 quick: false,
                 tags: vec![],
+                shard: None,
+                merged_from: Vec::new(),
             },
             endpoints: BTreeMap::new(),
             scenarios: BTreeMap::new(),

@@ -5,18 +5,21 @@
 //!   [`RunContext`], SLOs evaluated by [`slo::evaluate`];
 //! - [`hist`]: histogram encoding so summaries merge exactly;
 //! - [`io`]: atomic writes and validated reads;
+//! - [`merge()`]: the summaries of a suite's shards as one, exactly where the data allows;
 //! - [`host_info`] and [`git_info`]: what the orchestrator puts in the [`RunContext`].
 
 mod build;
 pub mod hist;
 mod host;
 pub mod io;
+mod merge;
 pub mod model;
 pub mod slo;
 pub mod testbed;
 
 pub use build::{RunContext, build, latency};
 pub use host::{cpu_score, git_info, host_info, testbed};
-pub use io::{SummaryError, read, write_atomic};
+pub use io::{SummaryError, read, read_folder, write_atomic};
+pub use merge::{MergeError, merge};
 pub use model::*;
 pub use testbed::Testbed;

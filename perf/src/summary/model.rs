@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Minor version: optional fields added since the version came out. 1: WebSocket endpoints
-/// (`kind`, `messages_received`, the `dropped` error kind).
+/// (`kind`, `messages_received`, the `dropped` error kind) and shards (`run.shard`,
+/// `run.merged_from`).
 pub const SCHEMA_MINOR: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,6 +179,30 @@ pub struct RunInfo {
     pub quick: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// The part of the plan's load this run sent (`--shard K/N`). Absent for a whole run.
+    /// Since minor 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// A merged summary (`cargo perf merge`): the shards it was made of, by index. Since minor 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<MergedShard>,
+}
+
+/// Shard `index` (from 1) of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+/// One shard of a merged summary, as it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedShard {
+    pub index: u32,
+    pub started_at: String,
+    pub duration_s: f64,
+    pub host: HostInfo,
+    pub valid: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -76,6 +76,12 @@ pub fn evaluate(slo: &[(Option<String>, SloSpec)], endpoints: &BTreeMap<String, 
     out
 }
 
+/// The same limits judged again on other statistics (the merge of shards' summaries): one
+/// result per result of `previous`, in its order.
+pub fn reevaluate(previous: &[SloResult], endpoints: &BTreeMap<String, EndpointSummary>) -> Vec<SloResult> {
+    previous.iter().map(|r| check(&r.endpoint, endpoints.get(&r.endpoint), &r.metric, r.threshold)).collect()
+}
+
 fn check(endpoint: &str, stats: Option<&EndpointSummary>, metric: &str, threshold: f64) -> SloResult {
     let result = |actual: Option<f64>, passed: bool, reason: Option<String>| SloResult {
         endpoint: endpoint.to_string(),

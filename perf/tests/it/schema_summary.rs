@@ -131,3 +131,42 @@ async fn a_real_summary_validates_and_damaged_ones_do_not() {
     let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["s.json"], "no temporary file is left behind");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_shards_merged_by_the_merge_command_validate_and_add_up() {
+    let v = schema();
+    let dir = tempfile::tempdir().unwrap();
+    let mut shards = Vec::new();
+    for index in 1..=2 {
+        let mut s = real_summary().await;
+        s.run.shard = Some(summary::Shard { index, count: 2 });
+        let folder = dir.path().join(format!("shard-{index}"));
+        summary::write_atomic(&folder.join("s.json"), &s).unwrap();
+        // Other tools' files beside the summaries are left alone.
+        std::fs::write(folder.join("bmf.json"), "{}").unwrap();
+        shards.push((folder, s));
+    }
+    let out = dir.path().join("merged");
+    let args = |dirs: Vec<std::path::PathBuf>| perf::cli::merge::MergeArgs { dirs, out: out.clone() };
+    let code = perf::cli::merge::run(args(shards.iter().map(|(d, _)| d.clone()).collect())).unwrap();
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let merged = summary::read(&out.join("s.json")).unwrap();
+    assert_eq!(errors(&v, &serde_json::to_value(&merged).unwrap()), Vec::<String>::new());
+    for (name, e) in &merged.endpoints {
+        let parts: u64 = shards.iter().map(|(_, s)| s.endpoints[name].requests).sum();
+        assert_eq!(e.requests, parts, "{name}");
+        assert_eq!(
+            summary::hist::decode(&e.histogram).unwrap().len(),
+            e.requests - e.errors.total + e.errors.by_kind.get("status").copied().unwrap_or(0),
+            "{name}"
+        );
+    }
+    assert_eq!(merged.run.merged_from.len(), 2);
+    assert!(merged.slo.iter().any(|r| r.endpoint == "broken" && r.metric == "error_rate" && !r.passed));
+
+    // One shard alone: the merge is written but invalid, and the command says so (exit 2).
+    let code = perf::cli::merge::run(args(vec![shards[1].0.clone()])).unwrap();
+    assert_eq!(code, std::process::ExitCode::from(2));
+    let alone = summary::read(&out.join("s.json")).unwrap();
+    assert!(!alone.valid && alone.invalid_reasons.iter().any(|r| r.contains("shard 1/2 is missing")), "{:?}", alone.invalid_reasons);
+}

@@ -1,0 +1,407 @@
+//! Merging the summaries of a suite's shards (`--shard K/N` on N machines) into the one
+//! summary a single machine sending all the load would have written, so that the normal gate
+//! judges it.
+//!
+//! Exact where the data allows: requests, errors, statuses and bytes are summed; latency and
+//! service-time HDR histograms are added (never an average of percentiles), and every
+//! percentile is read from the sum; SLOs are judged again on the merged figures. Per-second
+//! windows are merged by wall-clock second (each shard's start plus its window's offset,
+//! rounded to the second): requests and errors are summed exactly, while a window's p50, p95
+//! and p99 are the request-weighted mean of the shards' (the summary keeps no per-second
+//! histogram); they draw charts and feed the per-window test, not the gate's percentiles.
+//! Resource figures stay per shard, named `<service>@shard<K>`.
+//!
+//! Refused, naming the files: summaries of different plans or suites, two files claiming the
+//! same shard, shard counts that disagree, a file that is not a shard. A missing shard makes
+//! the merged summary invalid, naming the shards that are missing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::model::{EndpointSummary, EndpointWindow, Errors, MergedShard, ResourceUsage, ScenarioSummary, Shard, Summary, Window};
+use super::{build::latency, hist, slo};
+
+/// Why shards cannot be merged.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct MergeError(pub String);
+
+/// Merges one suite's shard summaries (`(file, summary)`, in any order).
+pub fn merge(parts: &[(PathBuf, Summary)]) -> Result<Summary, MergeError> {
+    let Some((first_path, first)) = parts.first() else {
+        return Err(MergeError("no summary to merge".into()));
+    };
+    let name = |p: &Path| p.display().to_string();
+    let mut by_index: BTreeMap<u32, (&PathBuf, &Summary)> = BTreeMap::new();
+    let count = shard_of(first_path, first)?.count;
+    for (path, s) in parts {
+        let shard = shard_of(path, s)?;
+        if s.suite != first.suite {
+            return Err(MergeError(format!("{} is suite `{}` but {} is suite `{}`", name(path), s.suite, name(first_path), first.suite)));
+        }
+        if s.run.plan_hash != first.run.plan_hash || s.run.suite_hash != first.run.suite_hash {
+            return Err(MergeError(format!(
+                "{} and {} were run from different plans (plan hash {} and {}): shards must run the same plan",
+                name(first_path),
+                name(path),
+                short(&first.run.plan_hash),
+                short(&s.run.plan_hash)
+            )));
+        }
+        if shard.count != count {
+            return Err(MergeError(format!(
+                "{} says shard {}/{} but {} says shard {}/{}: the shard counts disagree",
+                name(first_path),
+                shard_of(first_path, first)?.index,
+                count,
+                name(path),
+                shard.index,
+                shard.count
+            )));
+        }
+        if let Some((other, _)) = by_index.insert(shard.index, (path, s)) {
+            return Err(MergeError(format!("{} and {} both claim shard {}/{count}", name(other), name(path), shard.index)));
+        }
+    }
+    let shards: Vec<&Summary> = by_index.values().map(|(_, s)| *s).collect();
+    let missing: Vec<String> = (1..=count).filter(|i| !by_index.contains_key(i)).map(|i| format!("{i}/{count}")).collect();
+
+    let starts: Vec<f64> = shards.iter().map(|s| start_secs(&s.run.started_at)).collect::<Result<_, _>>().map_err(MergeError)?;
+    let t0 = starts.iter().copied().fold(f64::INFINITY, f64::min);
+    let end = shards.iter().zip(&starts).map(|(s, st)| st + s.run.duration_s).fold(f64::NEG_INFINITY, f64::max);
+    let duration_s = (end - t0).max(0.0);
+    let earliest = shards.iter().zip(&starts).min_by(|a, b| a.1.total_cmp(b.1)).map(|(s, _)| *s).expect("one shard at least");
+
+    let mut endpoints: BTreeMap<String, EndpointSummary> = BTreeMap::new();
+    let names: std::collections::BTreeSet<&String> = shards.iter().flat_map(|s| s.endpoints.keys()).collect();
+    for ep in names {
+        let present: Vec<(&EndpointSummary, f64)> =
+            shards.iter().zip(&starts).filter_map(|(s, st)| s.endpoints.get(ep).map(|e| (e, st - t0))).collect();
+        endpoints.insert(ep.clone(), merge_endpoint(ep, &present, duration_s)?);
+    }
+    let mut scenarios: BTreeMap<String, ScenarioSummary> = BTreeMap::new();
+    for s in &shards {
+        for (n, sc) in &s.scenarios {
+            let into = scenarios.entry(n.clone()).or_insert_with(|| ScenarioSummary {
+                executor: sc.executor.clone(),
+                iterations: 0,
+                dropped_iterations: 0,
+                late_starts: 0,
+                interrupted_iterations: 0,
+                aborted_iterations: 0,
+                max_vus: 0,
+            });
+            into.iterations += sc.iterations;
+            into.dropped_iterations += sc.dropped_iterations;
+            into.late_starts += sc.late_starts;
+            into.interrupted_iterations += sc.interrupted_iterations;
+            into.aborted_iterations += sc.aborted_iterations;
+            // Each shard's own peak: their sum is the most users that were ever at once.
+            into.max_vus += sc.max_vus;
+        }
+    }
+    let windows = merge_windows(shards.iter().zip(&starts).map(|(s, st)| (s.windows.as_slice(), st - t0)));
+    let mut resources: BTreeMap<String, ResourceUsage> = BTreeMap::new();
+    for (i, s) in &by_index {
+        for (service, r) in &s.1.resources {
+            resources.insert(format!("{service}@shard{i}"), r.clone());
+        }
+    }
+    let mut invalid_reasons = Vec::new();
+    if !missing.is_empty() {
+        let (noun, verb) = if missing.len() == 1 { ("shard", "is") } else { ("shards", "are") };
+        invalid_reasons.push(format!("{noun} {} {verb} missing: the merged load is not the plan's", missing.join(", ")));
+    }
+    for (i, (_, s)) in &by_index {
+        invalid_reasons.extend(s.invalid_reasons.iter().map(|r| format!("shard {i}/{count}: {r}")));
+        if !s.valid && s.invalid_reasons.is_empty() {
+            invalid_reasons.push(format!("shard {i}/{count} is invalid"));
+        }
+    }
+    let slo = slo::reevaluate(&earliest.slo, &endpoints);
+    let mut run = earliest.run.clone();
+    run.started_at = earliest.run.started_at.clone();
+    run.duration_s = duration_s;
+    run.shard = None;
+    run.merged_from = by_index
+        .iter()
+        .map(|(i, (_, s))| MergedShard {
+            index: *i,
+            started_at: s.run.started_at.clone(),
+            duration_s: s.run.duration_s,
+            host: s.run.host.clone(),
+            valid: s.valid,
+        })
+        .collect();
+    // The busiest shard's machine: a regression measured on any busy shard is not trusted.
+    let machine = shards
+        .iter()
+        .filter_map(|s| s.machine.clone())
+        .max_by(|a, b| (a.foreign_cores + a.steal_cores).total_cmp(&(b.foreign_cores + b.steal_cores)));
+    Ok(Summary {
+        schema_version: super::SCHEMA_VERSION,
+        schema_minor: super::SCHEMA_MINOR,
+        suite: first.suite.clone(),
+        kind: first.kind.clone(),
+        valid: invalid_reasons.is_empty(),
+        invalid_reasons,
+        run,
+        endpoints,
+        scenarios,
+        windows,
+        slo,
+        resources,
+        app_metrics: None,
+        checks: Vec::new(),
+        events: Vec::new(),
+        figures: BTreeMap::new(),
+        underneath: None,
+        machine,
+    })
+}
+
+fn shard_of(path: &Path, s: &Summary) -> Result<Shard, MergeError> {
+    match s.run.shard {
+        Some(sh) if sh.index >= 1 && sh.index <= sh.count => Ok(sh),
+        Some(sh) => {
+            Err(MergeError(format!("{}: shard {}/{} is not a shard: expected K/N with 1 ≤ K ≤ N", path.display(), sh.index, sh.count)))
+        }
+        None => Err(MergeError(format!(
+            "{}: suite `{}` was not run as a shard (no `run.shard`): run each part with --shard K/N",
+            path.display(),
+            s.suite
+        ))),
+    }
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+/// Seconds since the epoch of an RFC 3339 time.
+fn start_secs(at: &str) -> Result<f64, String> {
+    let ts: jiff::Timestamp = at.parse().map_err(|e| format!("run.started_at {at:?} is not an RFC 3339 time: {e}"))?;
+    Ok(ts.as_millisecond() as f64 / 1000.0)
+}
+
+fn merge_endpoint(name: &str, parts: &[(&EndpointSummary, f64)], duration_s: f64) -> Result<EndpointSummary, MergeError> {
+    let hist_err = |e: hist::HistError| MergeError(format!("endpoint `{name}`: {e}"));
+    let mut lat = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits is valid");
+    let mut svc = lat.clone();
+    lat.auto(true);
+    svc.auto(true);
+    let mut errors = Errors::default();
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut requests, mut sent, mut received) = (0u64, 0u64, 0u64);
+    let mut messages: Option<u64> = None;
+    for (e, _) in parts {
+        requests += e.requests;
+        sent += e.bytes_sent;
+        received += e.bytes_received;
+        errors.total += e.errors.total;
+        for (k, n) in &e.errors.by_kind {
+            *errors.by_kind.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &e.errors.by_status {
+            *errors.by_status.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &e.statuses {
+            *statuses.entry(k.clone()).or_default() += n;
+        }
+        if let Some(m) = e.messages_received {
+            *messages.get_or_insert(0) += m;
+        }
+        if !e.histogram.is_empty() {
+            hist::merge_into(&mut lat, &e.histogram).map_err(hist_err)?;
+        }
+        if !e.service_histogram.is_empty() {
+            hist::merge_into(&mut svc, &e.service_histogram).map_err(hist_err)?;
+        }
+    }
+    let windows = merge_endpoint_windows(parts.iter().map(|(e, offset)| (e.windows.as_slice(), *offset)));
+    Ok(EndpointSummary {
+        requests,
+        errors,
+        statuses,
+        rps: if duration_s > 0.0 { requests as f64 / duration_s } else { 0.0 },
+        bytes_sent: sent,
+        bytes_received: received,
+        latency_ms: latency(&lat),
+        service_ms: latency(&svc),
+        histogram: hist::encode(&lat),
+        service_histogram: hist::encode(&svc),
+        windows,
+        kind: parts[0].0.kind.clone(),
+        messages_received: messages,
+    })
+}
+
+/// Request-weighted mean of per-window percentiles (see the module documentation).
+#[derive(Default)]
+struct Acc {
+    requests: u64,
+    errors: u64,
+    active_vus: u32,
+    weighted: [f64; 3],
+    weight: [u64; 3],
+}
+
+impl Acc {
+    fn add(&mut self, requests: u64, errors: u64, ps: [Option<f64>; 3]) {
+        self.requests += requests;
+        self.errors += errors;
+        for (i, p) in ps.into_iter().enumerate() {
+            if let Some(p) = p {
+                let w = requests.max(1);
+                self.weighted[i] += p * w as f64;
+                self.weight[i] += w;
+            }
+        }
+    }
+
+    fn p(&self, i: usize) -> Option<f64> {
+        (self.weight[i] > 0).then(|| self.weighted[i] / self.weight[i] as f64)
+    }
+}
+
+fn second(t: u32, offset: f64) -> u32 {
+    (t as f64 + offset).round().max(0.0) as u32
+}
+
+fn merge_windows<'a>(parts: impl Iterator<Item = (&'a [Window], f64)>) -> Vec<Window> {
+    let mut by_t: BTreeMap<u32, Acc> = BTreeMap::new();
+    for (windows, offset) in parts {
+        for w in windows {
+            let acc = by_t.entry(second(w.t, offset)).or_default();
+            acc.add(w.requests, w.errors, [w.p50, w.p95, w.p99]);
+            acc.active_vus += w.active_vus;
+        }
+    }
+    by_t.into_iter()
+        .map(|(t, a)| Window { t, requests: a.requests, errors: a.errors, active_vus: a.active_vus, p50: a.p(0), p95: a.p(1), p99: a.p(2) })
+        .collect()
+}
+
+fn merge_endpoint_windows<'a>(parts: impl Iterator<Item = (&'a [EndpointWindow], f64)>) -> Vec<EndpointWindow> {
+    let mut by_t: BTreeMap<u32, Acc> = BTreeMap::new();
+    for (windows, offset) in parts {
+        for w in windows {
+            by_t.entry(second(w.t, offset)).or_default().add(w.requests, w.errors, [w.p50, w.p95, w.p99]);
+        }
+    }
+    by_t.into_iter()
+        .map(|(t, a)| EndpointWindow { t, requests: a.requests, errors: a.errors, p50: a.p(0), p95: a.p(1), p99: a.p(2) })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use hdrhistogram::Histogram;
+
+    use super::*;
+    use crate::compare::testkit::{empty_endpoint, summary};
+    use crate::summary::{SloResult, hist, latency};
+
+    /// A shard's summary holding `latencies_us` on endpoint `get` (and `errors` failures).
+    fn shard(index: u32, count: u32, latencies_us: &[u64], errors: u64) -> (PathBuf, Summary) {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        for v in latencies_us {
+            h.record(*v).unwrap();
+        }
+        let mut e = empty_endpoint();
+        e.requests = latencies_us.len() as u64 + errors;
+        e.errors = Errors { total: errors, by_kind: BTreeMap::from([("timeout".into(), errors)]), by_status: BTreeMap::new() };
+        e.statuses = BTreeMap::from([("200".into(), latencies_us.len() as u64)]);
+        e.latency_ms = latency(&h);
+        e.histogram = hist::encode(&h);
+        e.windows = vec![EndpointWindow { t: 0, requests: e.requests, errors, p50: e.latency_ms.p50, p95: e.latency_ms.p95, p99: None }];
+        let mut s = summary("s", 10, vec![("get", e)]);
+        s.run.shard = Some(Shard { index, count });
+        s.slo = vec![SloResult {
+            endpoint: "get".into(),
+            metric: "error_rate".into(),
+            threshold: 0.05,
+            actual: None,
+            passed: true,
+            reason: None,
+        }];
+        (PathBuf::from(format!("shard-{index}/s.json")), s)
+    }
+
+    /// Heavy-tailed latencies in µs, deterministic.
+    fn latencies(n: usize) -> Vec<u64> {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let u = (x % 1_000_000) as f64 / 1_000_000.0;
+                (800.0 / (1.0 - u).powf(0.7)) as u64
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shards_merge_into_exactly_the_histogram_of_one_run() {
+        let all = latencies(30_000);
+        let parts: Vec<Vec<u64>> = (0..3).map(|k| all.iter().skip(k).step_by(3).copied().collect()).collect();
+        let shards: Vec<_> = parts.iter().enumerate().rev().map(|(k, p)| shard(k as u32 + 1, 3, p, 0)).collect();
+        let merged = merge(&shards).unwrap();
+
+        let mut one = Histogram::<u64>::new(3).unwrap();
+        for v in &all {
+            one.record(*v).unwrap();
+        }
+        let got = hist::decode(&merged.endpoints["get"].histogram).unwrap();
+        let counts = |h: &Histogram<u64>| h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect::<Vec<_>>();
+        assert_eq!(counts(&got), counts(&one), "every bucket the same");
+        assert_eq!(merged.endpoints["get"].latency_ms, latency(&one), "the same percentiles, mean and max");
+        assert_eq!(merged.endpoints["get"].requests, 30_000);
+        assert!(merged.valid, "{:?}", merged.invalid_reasons);
+        assert_eq!(merged.run.merged_from.iter().map(|m| m.index).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(merged.run.shard, None);
+    }
+
+    #[test]
+    fn slos_are_judged_again_on_the_merged_figures() {
+        // 3% and 8% errors: each shard alone holds or fails the 5% limit; together 5.5% fails.
+        let ok = shard(1, 2, &latencies(970), 30);
+        let bad = shard(2, 2, &latencies(920), 80);
+        let merged = merge(&[ok, bad]).unwrap();
+        let r = &merged.slo[0];
+        assert!(!r.passed && (r.actual.unwrap() - 0.055).abs() < 1e-9, "{r:?}");
+        assert_eq!(merged.endpoints["get"].errors.by_kind["timeout"], 110);
+        assert_eq!(merged.endpoints["get"].windows[0].requests, 2000, "same wall-clock second: one window");
+    }
+
+    #[test]
+    fn a_missing_shard_makes_the_merge_invalid_and_names_it() {
+        let merged = merge(&[shard(1, 3, &latencies(100), 0), shard(3, 3, &latencies(100), 0)]).unwrap();
+        assert!(!merged.valid);
+        assert!(merged.invalid_reasons.iter().any(|r| r.contains("shard 2/3 is missing")), "{:?}", merged.invalid_reasons);
+    }
+
+    #[test]
+    fn foreign_duplicated_and_miscounted_shards_are_refused_naming_the_files() {
+        let mut foreign = shard(2, 2, &latencies(10), 0);
+        foreign.1.run.plan_hash = "0ther".into();
+        let e = merge(&[shard(1, 2, &latencies(10), 0), foreign]).unwrap_err().0;
+        assert!(e.contains("shard-1/s.json") && e.contains("shard-2/s.json") && e.contains("different plans"), "{e}");
+
+        let mut twin = shard(1, 2, &latencies(10), 0);
+        twin.0 = PathBuf::from("elsewhere/s.json");
+        let e = merge(&[shard(1, 2, &latencies(10), 0), twin]).unwrap_err().0;
+        assert!(e.contains("shard-1/s.json and elsewhere/s.json both claim shard 1/2"), "{e}");
+
+        let e = merge(&[shard(1, 2, &latencies(10), 0), shard(2, 3, &latencies(10), 0)]).unwrap_err().0;
+        assert!(e.contains("shard counts disagree") && e.contains("shard-2/s.json"), "{e}");
+
+        let mut whole = shard(1, 2, &latencies(10), 0);
+        whole.1.run.shard = None;
+        let e = merge(&[whole]).unwrap_err().0;
+        assert!(e.contains("shard-1/s.json") && e.contains("not run as a shard"), "{e}");
+    }
+}
