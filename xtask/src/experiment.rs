@@ -48,6 +48,7 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
     let root = crate::workspace_root();
     let out_dir = args.out.clone().unwrap_or_else(|| root.join("results").join("experiment"));
     let opts = GateOptions {
+        start_at: None,
         plan_path: args.plan.clone().unwrap_or_else(|| root.join("perf.toml")),
         compile: CompileOptions { suites: vec![args.suite.clone()], duration: Some(args.duration), ..Default::default() },
         backend: args.backend,

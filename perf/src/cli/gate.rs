@@ -107,6 +107,15 @@ pub struct PerfArgs {
     /// Seed of the virtual users' random draws
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Send part K of N of every suite's load (one of N machines; load suites only): arrival
+    /// rates start every N-th iteration of the schedule, users and sequence values are split.
+    /// No baseline comparison: merge the shards' results (`merge`) and gate the merged run
+    #[arg(long, value_name = "K/N", env = "PERF_SHARD", conflicts_with_all = ["update_baseline", "ab"])]
+    shard: Option<crate::plan::Shard>,
+    /// Start the load at this time (RFC 3339, or +30s from now), so that shards started at
+    /// different moments send together
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    start_at: Option<std::time::SystemTime>,
     /// Extra environment for the app, KEY=VALUE (repeatable), e.g. REFAPP_DELAY=provider:10
     #[arg(long = "app-env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     app_env: Vec<(String, String)>,
@@ -122,6 +131,16 @@ enum Progress {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration (e.g. 90s, 5m): {e}"))
+}
+
+/// `--start-at`: RFC 3339, or `+DURATION` from now.
+fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
+    if let Some(rel) = s.strip_prefix('+') {
+        return Ok(std::time::SystemTime::now() + parse_duration(rel)?);
+    }
+    let ts: jiff::Timestamp =
+        s.parse().map_err(|e| format!("{s:?} is not a time: expected RFC 3339 (2026-12-01T10:00:00Z) or +30s ({e})"))?;
+    Ok(std::time::SystemTime::from(ts))
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -173,6 +192,7 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
             tags: args.tags.clone(),
             duration: args.duration,
             users: args.users,
+            shard: args.shard,
         },
         backend: args.backend,
         app_url: args.app_url.clone(),
@@ -188,6 +208,7 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
         },
         cancel,
         seed: args.seed,
+        start_at: args.start_at,
         app_env: args.app_env.clone(),
         notes: crate::run::Notes::stderr(),
     };
@@ -199,7 +220,12 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
     // 1. Everything the user gave us is checked before anything starts. The testbed comes
     //    first: which baseline (and which nightly artifact) fits depends on it.
     let (backend, testbed) = crate::run::resolve_testbed(&opts).await;
-    opts.baseline = if args.no_baseline || args.against.is_some() {
+    if let Some(shard) = args.shard {
+        opts.notes.say(format!(
+            "shard {shard}: part of the load, compared with no baseline; merge the shards' results (`merge`) and gate the merged run"
+        ));
+    }
+    opts.baseline = if args.no_baseline || args.against.is_some() || args.shard.is_some() {
         BaselineChoice::None
     } else if let Some(path) = &args.baseline {
         BaselineChoice::Path { path: path.clone(), source: BaselineSource::Committed { path: path.display().to_string() } }

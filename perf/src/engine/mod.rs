@@ -83,6 +83,9 @@ pub struct RunOptions {
     pub hooks: Hooks,
     /// Certificates trusted for https besides the system roots (a private CA).
     pub tls_roots: Vec<CertificateDer<'static>>,
+    /// The suite's timeline starts no earlier than this wall-clock time (after its setup):
+    /// shards started at different moments begin their load together (`--start-at`).
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl RunOptions {
@@ -95,6 +98,7 @@ impl RunOptions {
             seed: 0,
             hooks: Hooks::default(),
             tls_roots: Vec::new(),
+            start_at: None,
         }
     }
 }
@@ -200,6 +204,8 @@ pub struct SuiteResult {
     /// Why the run cannot be trusted; empty when it can.
     pub invalid_reasons: Vec<String>,
     pub cancelled: bool,
+    /// `--shard K/N`: the part of the plan's load this run sent.
+    pub shard: Option<crate::plan::Shard>,
 }
 
 /// Runs one suite of a compiled plan against `opts.base_url`.

@@ -50,7 +50,13 @@ pub(crate) async fn run(
     let mut tasks = JoinSet::new();
     let late_after = shared.late_after;
 
-    while let Some((_, offset)) = arrivals.next() {
+    // `--shard K/N`: every N-th start of the whole schedule, from the K-th, so that the
+    // shards' starts interleave into the plan's evenly spaced arrivals.
+    let mine = |i: u64| shared.shard.is_none_or(|s| i % u64::from(s.count) == u64::from(s.index - 1));
+    while let Some((i, offset)) = arrivals.next() {
+        if !mine(i) {
+            continue;
+        }
         let scheduled = start + offset;
         let measured = scheduled >= shared.measured_start;
         tokio::select! {

@@ -38,7 +38,12 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
         gauge: Gauge::default(),
         measured_start: far_future,
         late_after: compiled.late_after,
-        seed: opts.seed,
+        // Shards draw different values from the same seed (users, dates, think times).
+        seed: match compiled.shard {
+            Some(s) => opts.seed ^ u64::from(s.index - 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            None => opts.seed,
+        },
+        shard: compiled.shard,
     };
     if !suite.setup.is_empty() {
         let mut setup_vu = Vu::new(&shared, usize::MAX / 2);
@@ -63,6 +68,14 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
         vars.set_globals(&setup_vu.vars);
     }
 
+    if let Some(at) = opts.start_at
+        && let Ok(wait) = at.duration_since(std::time::SystemTime::now())
+    {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = opts.cancel.cancelled() => return Err(EngineError::Cancelled),
+        }
+    }
     let t0 = Instant::now();
     let wall0 = jiff::Timestamp::now();
     shared.measured_start = t0 + suite.warmup;
@@ -200,5 +213,6 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
         slo: suite.slo.clone(),
         invalid_reasons,
         cancelled,
+        shard: compiled.shard,
     })
 }

@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     pub measured_start: Instant,
     pub late_after: Duration,
     pub seed: u64,
+    /// `--shard K/N`: which of the schedule's starts are this run's.
+    pub shard: Option<crate::plan::Shard>,
 }
 
 /// Counters one scenario's users and dispatcher update.

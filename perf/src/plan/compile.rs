@@ -31,7 +31,26 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
         ));
     }
     check_app(lp)?;
-    let table = Arc::new(variables(lp)?);
+    let mut table = variables(lp)?;
+    if let Some(shard) = opts.shard {
+        for (name, g) in &table.generated {
+            if let Generator::Sequence { low, high } = g
+                && ((*high - *low) as u64) + 1 < u64::from(shard.count)
+            {
+                return Err(lp.error_at(
+                    plan.variables[name].span(),
+                    &format!("variables.{name}"),
+                    format!(
+                        "the sequence has {} values, fewer than the {} shards of --shard {shard}: each shard needs values of its own",
+                        high - low + 1,
+                        shard.count
+                    ),
+                ));
+            }
+        }
+        table.shard = Some(shard);
+    }
+    let table = Arc::new(table);
     let mut requests = plan.requests.iter().map(|(name, spec)| request(lp, &table, name, spec)).collect::<Result<Vec<_>, _>>()?;
     add_message_endpoints(lp, &mut requests)?;
     let workflows = plan
@@ -63,6 +82,18 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
     }
     let selected = select(lp, opts, all)?;
     let selected = filter_tags(lp, &requests, opts, selected)?;
+    if let Some(shard) = opts.shard
+        && let Some(special) = selected.iter().find(|s| s.kind != SuiteKind::Load)
+    {
+        return Err(lp.error(
+            "--shard",
+            format!(
+                "suite `{}` is a {} suite: --shard {shard} splits load suites only (a special suite's checks judge one machine's run)",
+                special.name,
+                special.kind.name()
+            ),
+        ));
+    }
     let suites = selected
         .into_iter()
         .map(|s| {
@@ -79,6 +110,7 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
         compare: super::CompareRules::from(&plan.compare),
         http: plan.defaults.http,
         late_after: plan.defaults.late_after.0,
+        shard: opts.shard,
         vars: table,
     })
 }

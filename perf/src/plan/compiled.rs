@@ -123,6 +123,10 @@ pub struct Compiled {
     pub http: HttpVersion,
     /// A scheduled start later than this counts as late.
     pub late_after: Duration,
+    /// `--shard K/N`: arrival-rate scenarios start every N-th scheduled iteration (from the
+    /// K-th), so the shards' starts interleave evenly; closed-model users and sequence values
+    /// are already split in the suites and variables.
+    pub shard: Option<super::Shard>,
     pub(crate) vars: Arc<VarTable>,
 }
 

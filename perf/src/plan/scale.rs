@@ -34,7 +34,31 @@ pub(super) fn apply(mut suite: Suite, opts: &CompileOptions) -> Suite {
     if let Some(users) = opts.users {
         scale_users(&mut suite, users);
     }
+    if let Some(shard) = opts.shard {
+        split_users(&mut suite, shard);
+    }
     suite
+}
+
+/// `--shard K/N`: closed-model scenarios run this shard's part of their users (remainders to
+/// the lowest shards, so the parts add up to the plan's); open-model ones keep their rate
+/// (the engine starts every N-th iteration of the whole schedule) with their users split.
+fn split_users(suite: &mut Suite, shard: super::Shard) {
+    let part = |n: &mut u32| *n = shard.share(*n);
+    for s in &mut suite.scenarios {
+        match &mut s.shape {
+            Shape::ConstantVus { vus, .. } => part(vus),
+            Shape::RampingVus { start_vus, stages } => {
+                part(start_vus);
+                stages.iter_mut().for_each(|(_, t)| *t = f64::from(shard.share(*t as u32)));
+            }
+            Shape::ConstantArrivalRate { pre_allocated_vus, max_vus, .. }
+            | Shape::RampingArrivalRate { pre_allocated_vus, max_vus, .. } => {
+                *pre_allocated_vus = (*pre_allocated_vus).div_ceil(shard.count).max(1);
+                *max_vus = (*max_vus).div_ceil(shard.count).max(*pre_allocated_vus);
+            }
+        }
+    }
 }
 
 fn scale_time(suite: &mut Suite, factor: f64) {

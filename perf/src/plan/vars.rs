@@ -45,6 +45,9 @@ pub(crate) struct VarTable {
     pub generated: Vec<(String, Generator)>,
     /// Names of captured values, one slot each.
     pub captures: Vec<String>,
+    /// `--shard K/N`: each sequence draws only the values at positions K-1, K-1+N, … of its
+    /// range, so no two shards produce the same value.
+    pub shard: Option<super::Shard>,
 }
 
 impl VarTable {
@@ -132,7 +135,16 @@ impl VuVars {
             Generator::Sequence { low, high } => {
                 let n = self.shared.counters[i].fetch_add(1, Ordering::Relaxed);
                 let span = (*high - *low) as u64 + 1;
-                Value::from(*low + (n % span) as i64)
+                let position = match self.shared.table.shard {
+                    None => n % span,
+                    // Positions K-1, K-1+N, … below span; the compiler checked there is one.
+                    Some(s) => {
+                        let (k, count) = (u64::from(s.index - 1), u64::from(s.count));
+                        let mine = (span - k).div_ceil(count);
+                        k + count * (n % mine)
+                    }
+                };
+                Value::from(*low + position as i64)
             }
             Generator::Date { first, span_days } => {
                 let offset = self.rng.random_range(0..=*span_days);
@@ -174,7 +186,32 @@ mod tests {
                 ("day".into(), Generator::Date { first: jiff::civil::date(2030, 1, 30), span_days: 3 }),
             ],
             captures: vec!["token".into()],
+            shard: None,
         })
+    }
+
+    #[test]
+    fn shards_draw_disjoint_parts_of_a_sequence_that_cover_it() {
+        let mut seen = Vec::new();
+        for index in 1..=3 {
+            let mut t = VarTable { generated: vec![("seq".into(), Generator::Sequence { low: 10, high: 16 })], ..Default::default() };
+            t.shard = Some(crate::plan::Shard { index, count: 3 });
+            let mut vu = VuVars::new(Arc::new(SharedVars::new(Arc::new(t))), 1);
+            let mut mine: Vec<i64> = (0..9)
+                .map(|_| {
+                    vu.begin_iteration();
+                    vu.get(VarRef::Gen(0)).unwrap().as_i64().unwrap()
+                })
+                .collect();
+            // Shard 1 owns 10, 13, 16; it wraps within its own values.
+            if index == 1 {
+                assert_eq!(mine, [10, 13, 16, 10, 13, 16, 10, 13, 16]);
+            }
+            mine.sort();
+            mine.dedup();
+            seen.push(mine);
+        }
+        assert_eq!(seen, [vec![10, 13, 16], vec![11, 14], vec![12, 15]], "disjoint, and together the whole range");
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub(super) async fn measure_once(
     run_opts.cancel = stop_load.clone();
     run_opts.progress = opts.progress;
     run_opts.seed = opts.seed;
+    run_opts.start_at = opts.start_at;
     run_opts.hooks.clock = Some(clock_tx);
     let actions = match &suite.special {
         Some(Special::Chaos(c)) => c.actions.clone(),

@@ -48,6 +48,8 @@ pub struct GateOptions {
     /// Seed of every virtual user's random draws: the same requests in the same order on
     /// every run, which removes one source of noise between baseline and head.
     pub seed: u64,
+    /// `--start-at`: no suite's load starts before this.
+    pub start_at: Option<std::time::SystemTime>,
     /// Environment variables added to the app's (`KEY=VALUE`), e.g. an experiment's knob.
     pub app_env: Vec<(String, String)>,
     /// Where progress lines go.

@@ -145,7 +145,7 @@ pub fn build(result: &SuiteResult, ctx: &RunContext) -> Summary {
             testbed: ctx.testbed.clone(),
             quick: ctx.quick,
             tags: ctx.tags.clone(),
-            shard: None,
+            shard: result.shard,
             merged_from: Vec::new(),
         },
         endpoints,

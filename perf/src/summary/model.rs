@@ -188,12 +188,7 @@ pub struct RunInfo {
     pub merged_from: Vec<MergedShard>,
 }
 
-/// Shard `index` (from 1) of `count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Shard {
-    pub index: u32,
-    pub count: u32,
-}
+pub use crate::plan::Shard;
 
 /// One shard of a merged summary, as it ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

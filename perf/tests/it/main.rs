@@ -16,6 +16,7 @@ mod docker_interrupt;
 mod engine_closed;
 mod engine_open;
 mod engine_protocols;
+mod engine_shard;
 mod engine_workflow;
 mod engine_ws;
 mod github_artifact;
