@@ -10,7 +10,7 @@ use super::client::Conn;
 use super::shared::Shared;
 use super::stats::{ErrorKind, Sample};
 use super::ws::{self, WsConn};
-use crate::plan::compiled::{Action, Exec, Protocol, RenderError, RequestId, Step, VuVars, WsExpect, WsScope, WsSend};
+use crate::plan::compiled::{Action, Exec, Protocol, RenderError, Rendered, Request, RequestId, Step, VuVars, WsExpect, WsScope, WsSend};
 
 pub(crate) struct Vu {
     /// Unique within the run; picks the statistics shard.
@@ -116,14 +116,7 @@ async fn ws_connect(shared: &Arc<Shared>, vu: &mut Vu, id: RequestId, scheduled:
         return true;
     }
     let req = &shared.requests[id];
-    let rendered = match req.render(&mut vu.vars) {
-        Ok(r) => r,
-        Err(RenderError::MissingCapture(_)) => return false,
-        Err(e @ RenderError::BadHeader { .. }) => {
-            warn_once(&req.name, &e);
-            return false;
-        }
-    };
+    let Some(rendered) = render(req, &mut vu.vars) else { return false };
     let start = Instant::now();
     let from = scheduled.unwrap_or(start).min(start);
     let opened = ws::connect(shared, id, &rendered.path_and_query, rendered.headers, vu.id, start + req.timeout).await;
@@ -183,10 +176,19 @@ async fn ws_expect(shared: &Arc<Shared>, vu: &mut Vu, expect: &WsExpect) -> bool
     true
 }
 
-fn warn_once(request: &str, e: &RenderError) {
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(request, "{e}; the iteration is skipped");
+/// Renders a request (HTTP, or a WebSocket's upgrade); `None` when a step before did not
+/// capture a value it needs, or a header came out invalid (said once per run).
+fn render(req: &Request, vars: &mut VuVars) -> Option<Rendered> {
+    match req.render(vars) {
+        Ok(r) => Some(r),
+        Err(RenderError::MissingCapture(_)) => None,
+        Err(e @ RenderError::BadHeader { .. }) => {
+            static WARNED: AtomicBool = AtomicBool::new(false);
+            if !WARNED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(request = %req.name, "{e}; the iteration is skipped");
+            }
+            None
+        }
     }
 }
 
@@ -210,14 +212,7 @@ pub(crate) fn pick(choices: &[(RequestId, u32)], u: f64) -> RequestId {
 /// stops there).
 pub(crate) async fn step(shared: &Shared, vu: &mut Vu, id: RequestId, scheduled: Option<Instant>) -> Option<StepOutcome> {
     let req = &shared.requests[id];
-    let rendered = match req.render(&mut vu.vars) {
-        Ok(r) => r,
-        Err(RenderError::MissingCapture(_)) => return None,
-        Err(e @ RenderError::BadHeader { .. }) => {
-            warn_once(&req.name, &e);
-            return None;
-        }
-    };
+    let rendered = render(req, &mut vu.vars)?;
     let start = Instant::now();
     let from = scheduled.unwrap_or(start).min(start);
     let exchange = vu.conn.send(&req.method, rendered, req.captures_anything(), start + req.timeout).await;
