@@ -33,7 +33,8 @@ pub fn merge(parts: &[(PathBuf, Summary)]) -> Result<Summary, MergeError> {
     };
     let name = |p: &Path| p.display().to_string();
     let mut by_index: BTreeMap<u32, (&PathBuf, &Summary)> = BTreeMap::new();
-    let count = shard_of(first_path, first)?.count;
+    let first_shard = shard_of(first_path, first)?;
+    let count = first_shard.count;
     for (path, s) in parts {
         let shard = shard_of(path, s)?;
         if s.suite != first.suite {
@@ -52,7 +53,7 @@ pub fn merge(parts: &[(PathBuf, Summary)]) -> Result<Summary, MergeError> {
             return Err(MergeError(format!(
                 "{} says shard {}/{} but {} says shard {}/{}: the shard counts disagree",
                 name(first_path),
-                shard_of(first_path, first)?.index,
+                first_shard.index,
                 count,
                 name(path),
                 shard.index,
@@ -120,7 +121,6 @@ pub fn merge(parts: &[(PathBuf, Summary)]) -> Result<Summary, MergeError> {
     }
     let slo = slo::reevaluate(&earliest.slo, &endpoints);
     let mut run = earliest.run.clone();
-    run.started_at = earliest.run.started_at.clone();
     run.duration_s = duration_s;
     run.shard = None;
     run.merged_from = by_index
