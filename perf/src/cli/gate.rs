@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::engine::ProgressMode;
-use crate::env::BackendChoice;
+use crate::env::{BackendChoice, BackendKind};
 use crate::github::{
     BASELINE_ARTIFACT, CommentStatus, GithubContext, NIGHTLY_WORKFLOW, PublishOptions, download_baseline_artifact, publish, write_pr_number,
 };
 use crate::plan::CompileOptions;
 use crate::render::{self, BaselineSource, Headline, MarkdownOptions, TerminalOptions};
+use crate::run::measured::Measured;
 use crate::run::{BaselineChoice, GateError, GateOptions, Pick};
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
@@ -116,6 +117,12 @@ pub struct PerfArgs {
     /// different moments send together
     #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
     start_at: Option<std::time::SystemTime>,
+    /// Judge results measured elsewhere and start nothing: the summaries in DIR (shards merged
+    /// by `merge`, or any results folder) are compared with the baseline of their testbed,
+    /// reported and commented like a run's. Give the plan and the --quick, --duration, --users
+    /// and --tags the run had [default suites: those in DIR]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["shard", "ab", "start_at", "app_url", "app_env"])]
+    from_summaries: Option<PathBuf>,
     /// Extra environment for the app, KEY=VALUE (repeatable), e.g. REFAPP_DELAY=provider:10
     #[arg(long = "app-env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     app_env: Vec<(String, String)>,
@@ -219,7 +226,23 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
 
     // 1. Everything the user gave us is checked before anything starts. The testbed comes
     //    first: which baseline (and which nightly artifact) fits depends on it.
-    let (backend, testbed) = crate::run::resolve_testbed(&opts).await;
+    //    Results measured elsewhere (--from-summaries) bring their own testbed.
+    let measured = match args.from_summaries.as_deref().map(Measured::read).transpose() {
+        Ok(m) => m,
+        Err(e) => return Ok(fail(&e)),
+    };
+    let (backend, testbed) = match &measured {
+        Some(m) => {
+            if opts.compile.suites.is_empty() {
+                opts.compile.suites = m.suites();
+            }
+            match m.testbed() {
+                Ok(t) => (BackendKind::External, t),
+                Err(e) => return Ok(fail(&e)),
+            }
+        }
+        None => crate::run::resolve_testbed(&opts).await,
+    };
     if let Some(shard) = args.shard {
         opts.notes.say(format!(
             "shard {shard}: part of the load, compared with no baseline; merge the shards' results (`merge`) and gate the merged run"
@@ -239,6 +262,10 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
         Ok(p) => p,
         Err(e) => return Ok(fail(&e)),
     };
+    let measured = match measured.map(|m| m.for_suites(&prepared, &opts.plan_path)).transpose() {
+        Ok(m) => m,
+        Err(e) => return Ok(fail(&e)),
+    };
     if let Some(ctx) = &github
         && let Err(e) = ctx.set_output("testbed", &prepared.testbed.key)
     {
@@ -252,6 +279,9 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
         if opts.compile.quick { " (--quick)" } else { "" }
     );
     eprintln!("  testbed: {}", prepared.testbed.key);
+    if let Some(dir) = &args.from_summaries {
+        eprintln!("  judging the results in {}: nothing is started", display(dir));
+    }
     for name in names.iter().filter(|_| args.against.is_none()) {
         match prepared.baselines.pick(name) {
             Some(Pick::Found { path, across: None, .. }) => eprintln!("  {name}: baseline {}", display(path)),
@@ -289,6 +319,7 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
             Some(t) => {
                 eprintln!("check: would run A/B against {} ({}), {} rounds each", t.git_ref, &t.sha[..t.sha.len().min(12)], t.rounds)
             }
+            None if measured.is_some() => eprintln!("check: would judge {} from the results given", names.join(", ")),
             None => eprintln!("check: would run {} on the {} backend", names.join(", "), prepared.backend),
         }
         eprintln!("check: everything is valid; nothing was started");
@@ -296,9 +327,10 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
     }
 
     // 2-5. Environment, load, summaries, comparison.
-    let gate = match &ab {
-        Some(target) => crate::run::ab::run(&opts, &prepared, target).await,
-        None => crate::run::run(&opts, &prepared).await,
+    let gate = match (&ab, measured) {
+        (_, Some(summaries)) => crate::run::measured::gate(&opts, &prepared, summaries).await,
+        (Some(target), None) => crate::run::ab::run(&opts, &prepared, target).await,
+        (None, None) => crate::run::run(&opts, &prepared).await,
     };
     let gate = match gate {
         Ok(g) => g,

@@ -18,6 +18,7 @@ pub mod experiment;
 mod judge;
 pub mod lifetime;
 mod measure;
+pub mod measured;
 pub mod outputs;
 mod prepare;
 pub mod scrape;
@@ -170,26 +171,39 @@ async fn run_suites(
             }
             _ => (first, None, Confirmation::NotRun),
         };
-        let file = opts.out_dir.join(format!("{}.json", suite.name));
-        summary::write_atomic(&file, &summary).map_err(|e| GateError::Io(e.to_string()))?;
+        let (report, file) = finish_suite(opts, prepared, pick, summary, comparison, confirmation)?;
         written.push(file);
-        let (baseline_source, baseline_summary) = match (pick, &opts.baseline) {
-            (Some(Pick::Found { summary: b, path, .. }), BaselineChoice::Path { source, .. }) => {
-                let source = match source {
-                    BaselineSource::Committed { .. } => BaselineSource::Committed { path: report_path(path) },
-                    other => other.clone(),
-                };
-                (source, Some((**b).clone()))
-            }
-            (Some(Pick::NotComparable { why, testbeds }), _) => (
-                BaselineSource::NotComparable { why: why.clone(), testbed: prepared.testbed.key.clone(), available: testbeds.clone() },
-                None,
-            ),
-            _ => (BaselineSource::None, None),
-        };
-        reports.push(SuiteReport { summary, comparison, baseline: baseline_source, baseline_summary, confirmation });
+        reports.push(report);
     }
     Ok((reports, written))
+}
+
+/// Writes a judged suite's summary as `<out>/<suite>.json` and makes its part of the report:
+/// where its baseline came from (or why there was none to compare with).
+pub(crate) fn finish_suite(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    pick: Option<&Pick>,
+    summary: summary::Summary,
+    comparison: Option<crate::compare::SuiteComparison>,
+    confirmation: Confirmation,
+) -> Result<(SuiteReport, PathBuf), GateError> {
+    let file = opts.out_dir.join(format!("{}.json", summary.suite));
+    summary::write_atomic(&file, &summary).map_err(|e| GateError::Io(e.to_string()))?;
+    let (baseline_source, baseline_summary) = match (pick, &opts.baseline) {
+        (Some(Pick::Found { summary: b, path, .. }), BaselineChoice::Path { source, .. }) => {
+            let source = match source {
+                BaselineSource::Committed { .. } => BaselineSource::Committed { path: report_path(path) },
+                other => other.clone(),
+            };
+            (source, Some((**b).clone()))
+        }
+        (Some(Pick::NotComparable { why, testbeds }), _) => {
+            (BaselineSource::NotComparable { why: why.clone(), testbed: prepared.testbed.key.clone(), available: testbeds.clone() }, None)
+        }
+        _ => (BaselineSource::None, None),
+    };
+    Ok((SuiteReport { summary, comparison, baseline: baseline_source, baseline_summary, confirmation }, file))
 }
 
 /// `path` relative to the current directory when it is inside it, for messages.

@@ -123,6 +123,7 @@ pub fn merge(parts: &[(PathBuf, Summary)]) -> Result<Summary, MergeError> {
     let mut run = earliest.run.clone();
     run.duration_s = duration_s;
     run.shard = None;
+    run.testbed = run.testbed.map(|t| t.merged(count));
     run.merged_from = by_index
         .iter()
         .map(|(i, (_, s))| MergedShard {

@@ -14,8 +14,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Minor version: optional fields added since the version came out. 1: WebSocket endpoints
 /// (`kind`, `messages_received`, the `dropped` error kind) and shards (`run.shard`,
-/// `run.merged_from`).
-pub const SCHEMA_MINOR: u32 = 1;
+/// `run.merged_from`). 2: a merged run's testbed (`run.testbed.shards`).
+pub const SCHEMA_MINOR: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {

@@ -43,6 +43,10 @@ pub struct Testbed {
     /// compared (not part of the key: it varies a little from run to run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_score: Option<f64>,
+    /// A run merged from this many shards (`cargo perf merge`), each on a machine of this
+    /// class: the load of N machines is compared only with the load of N machines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
 }
 
 impl Testbed {
@@ -60,7 +64,19 @@ impl Testbed {
         if quick {
             key.push_str("-quick");
         }
-        Testbed { key, backend: backend.to_string(), cpus, cpu_model, memory_gib, runtime, quick, cpu_score }
+        Testbed { key, backend: backend.to_string(), cpus, cpu_model, memory_gib, runtime, quick, cpu_score, shards: None }
+    }
+
+    /// The testbed of a run merged from `count` shards measured on `self`'s class of machine:
+    /// `<key>-<count>shards`. Three 2-core machines sending a third of the load each are not one
+    /// 2-core machine sending all of it, nor two sending half: a merged run's baseline is a
+    /// merged run with as many shards.
+    pub fn merged(&self, count: u32) -> Testbed {
+        let base = match self.shards {
+            Some(n) => self.key.strip_suffix(&format!("-{n}shards")).unwrap_or(&self.key),
+            None => &self.key,
+        };
+        Testbed { key: format!("{base}-{count}shards"), shards: Some(count), ..self.clone() }
     }
 
     /// Why a run on `self` cannot be judged against a baseline recorded on `base`; `None`
@@ -171,5 +187,18 @@ mod tests {
         assert!(why.contains("33% slower"), "{why}");
         let unknown = Testbed { cpu_score: None, ..here.clone() };
         assert_eq!(here.mismatch(&unknown), None, "no score recorded: the key decides");
+    }
+
+    #[test]
+    fn a_merged_run_matches_only_merged_runs_of_as_many_shards() {
+        let shard = Testbed::new("external", 2, Some("AMD EPYC".into()), 24, None, false, Some(400.0));
+        let three = shard.merged(3);
+        assert_eq!(three.key, "external-2cpu-epyc-24g-3shards");
+        assert_eq!(three.shards, Some(3));
+        assert_eq!(three.merged(3), three, "merging a merged run again keeps one suffix");
+        assert_eq!(three.merged(2).key, "external-2cpu-epyc-24g-2shards");
+        assert!(three.mismatch(&shard).is_some(), "one machine's run is not three machines'");
+        assert!(three.mismatch(&shard.merged(2)).is_some());
+        assert_eq!(three.mismatch(&shard.merged(3)), None);
     }
 }

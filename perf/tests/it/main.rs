@@ -19,6 +19,7 @@ mod engine_protocols;
 mod engine_shard;
 mod engine_workflow;
 mod engine_ws;
+mod gate_merged;
 mod github_artifact;
 mod github_comment;
 mod github_event;
