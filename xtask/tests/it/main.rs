@@ -10,5 +10,6 @@ mod docker_up;
 mod perf_chaos;
 mod perf_docker;
 mod perf_local;
+mod perf_shards;
 mod up_local;
 mod workflows;
