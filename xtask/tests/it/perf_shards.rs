@@ -21,11 +21,8 @@
 //!
 //! Runs in the `measured-load` group (alone on the machine): about 90 s.
 
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{Signal, killpg};
@@ -84,67 +81,31 @@ fn text(o: &Output) -> String {
     format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-/// `cargo xtask up --backend local` with the repository's plan, stopped (Ctrl-C to its
-/// process group) when dropped.
-struct Up {
-    child: Child,
-    _tmp: tempfile::TempDir,
-}
+/// `cargo xtask up --backend local` with the repository's plan (the reference app), stopped
+/// (Ctrl-C to its process group) when dropped.
+struct Up(crate::up_local::Up);
 
 impl Up {
     fn start() -> (Up, String) {
-        use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap();
-        // When the tests run as root, postgres runs as another account that must reach its files.
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut child = xtask()
-            .args(["up", "--backend", "local"])
-            .env("PERF_TMPDIR", tmp.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut up = Up { child, _tmp: tmp };
-        let deadline = Instant::now() + Duration::from_secs(180);
-        let mut app = None;
-        loop {
-            match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.starts_with("ready:") => break,
-                Ok(line) => {
-                    if let Some(url) = line.strip_prefix("app: ") {
-                        app = Some(url.to_string());
-                    }
-                }
-                Err(_) => {
-                    let mut err = String::new();
-                    let _ = up.child.stderr.take().unwrap().read_to_string(&mut err);
-                    panic!("xtask up never said ready; stderr:\n{err}");
-                }
-            }
-        }
-        (up, app.expect("xtask up prints the app's URL"))
+        let mut up = crate::up_local::start_up(&root().join("perf.toml"));
+        let lines = up.read_until_ready();
+        let app = lines.iter().find_map(|l| l.strip_prefix("app: ")).expect("xtask up prints the app's URL").to_string();
+        (Up(up), app)
     }
 }
 
 impl Drop for Up {
     fn drop(&mut self) {
-        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
+        let child = &mut self.0.child;
+        let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGINT);
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = child.try_wait() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = self.child.kill();
+        let _ = child.kill();
     }
 }
 

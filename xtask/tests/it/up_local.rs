@@ -50,14 +50,14 @@ request = "health"
     path
 }
 
-/// A running `xtask up` with its own temporary root.
-struct Up {
-    child: Child,
+/// A running `xtask up` with its own temporary root (also `perf_shards`' environment).
+pub(super) struct Up {
+    pub(super) child: Child,
     tmp: tempfile::TempDir,
     lines: mpsc::Receiver<String>,
 }
 
-fn start_up(plan: &Path) -> Up {
+pub(super) fn start_up(plan: &Path) -> Up {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     // When the tests run as root, postgres runs as another account that must reach its files.
@@ -84,7 +84,7 @@ fn start_up(plan: &Path) -> Up {
 
 impl Up {
     /// Reads stdout until the `ready:` line; returns the lines before it.
-    fn read_until_ready(&mut self) -> Vec<String> {
+    pub(super) fn read_until_ready(&mut self) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut out = Vec::new();
         loop {
