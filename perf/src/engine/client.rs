@@ -5,6 +5,11 @@
 //! For HTTP/1.1 the connection future is polled inside the user's own task, alongside the
 //! request (see [`drive`]), so a request costs no hop through a separate connection task.
 //! HTTP/2 (opt-in) spawns hyper's connection task as hyper requires.
+//!
+//! Plain `http://` with HTTP/1.1, the common case and the one a load test spends its client
+//! CPU on, does not go through hyper at all: the request's bytes are written into a buffer
+//! the connection reuses and the response is read by [`super::h1`] (httparse), in the user's
+//! task, with one timer per connection re-armed per request. HTTPS and HTTP/2 use hyper.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,9 +24,10 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::EngineError;
+use super::h1::{H1Conn, H1Error, Tally};
 use super::io::{ByteCounters, Counting, Stream};
 use super::stats::ErrorKind;
 use crate::plan::HttpVersion;
@@ -36,6 +42,8 @@ pub(crate) struct Target {
     http2: bool,
     /// `host[:port]` as written, for the `Host` header and absolute URIs.
     authority: String,
+    /// `host: <authority>\r\n`, written into plain HTTP/1.1 requests that set no `Host`.
+    host_line: Vec<u8>,
     host_header: HeaderValue,
     addrs: Vec<SocketAddr>,
     /// Path prefix of the base URL without a trailing `/` (empty for `http://host:port/`).
@@ -80,7 +88,8 @@ impl Target {
             None
         };
         let ws_tls = if https && http2 { Some(tls_connector(false, extra_roots)?) } else { None };
-        Ok(Target { https, http2, authority, host_header, addrs, base_path, tls, ws_tls })
+        let host_line = format!("host: {authority}\r\n").into_bytes();
+        Ok(Target { https, http2, authority, host_line, host_header, addrs, base_path, tls, ws_tls })
     }
 
     /// `ws://` or `wss://` URI of a WebSocket path.
@@ -92,15 +101,7 @@ impl Target {
     /// A new connection to the target: TCP, then TLS for https (negotiating HTTP/2 only when
     /// `http2`).
     pub async fn open_stream(&self, http2: bool) -> Result<Stream, ErrorKind> {
-        let mut tcp = None;
-        for addr in &self.addrs {
-            if let Ok(s) = TcpStream::connect(addr).await {
-                tcp = Some(s);
-                break;
-            }
-        }
-        let tcp = tcp.ok_or(ErrorKind::Connect)?;
-        let _ = tcp.set_nodelay(true);
+        let tcp = self.open_tcp().await?;
         match &self.tls {
             None => Ok(Stream::Plain(tcp)),
             Some((connector, name)) => {
@@ -109,6 +110,65 @@ impl Target {
                 Ok(Stream::Tls(Box::new(tls)))
             }
         }
+    }
+
+    /// A new TCP connection to the first address that accepts one.
+    async fn open_tcp(&self) -> Result<TcpStream, ErrorKind> {
+        for addr in &self.addrs {
+            if let Ok(s) = TcpStream::connect(addr).await {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+        }
+        Err(ErrorKind::Connect)
+    }
+
+    /// Plain `http://` with HTTP/1.1: the requests go through [`super::h1`].
+    fn plain_h1(&self) -> bool {
+        !self.https && !self.http2
+    }
+
+    /// Writes a plain HTTP/1.1 request (head and body) into `out`; `false` when its path
+    /// cannot go on a request line. The checks stand in for the URI parsing of the hyper
+    /// path: no control character, space or DEL (the bytes that would break the request
+    /// line), at most 65534 bytes; a `#fragment` is not sent.
+    fn write_request(&self, method: &Method, r: &Rendered, out: &mut Vec<u8>) -> bool {
+        let mut path = r.path_and_query.as_bytes();
+        if let Some(i) = path.iter().position(|b| *b == b'#') {
+            path = &path[..i];
+        }
+        if self.base_path.len() + path.len() > 65534 || path.iter().any(|b| *b <= b' ' || *b == 0x7f) {
+            return false;
+        }
+        let target_empty = self.base_path.is_empty() && path.is_empty();
+        out.clear();
+        out.extend_from_slice(method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(self.base_path.as_bytes());
+        out.extend_from_slice(if target_empty { b"/" } else { path });
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        let (mut host, mut length) = (false, false);
+        for (name, value) in &r.headers {
+            host |= name == header::HOST;
+            length |= name == header::CONTENT_LENGTH;
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if !host {
+            out.extend_from_slice(&self.host_line);
+        }
+        let body = r.body.as_deref().unwrap_or_default();
+        // As hyper does: a length only for a body that has bytes.
+        if !body.is_empty() && !length {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        true
     }
 
     fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
@@ -157,8 +217,17 @@ pub(crate) struct Exchange {
 }
 
 enum Open {
-    H1 { sender: http1::SendRequest<ReqBody>, driver: Pin<Box<http1::Connection<Io, ReqBody>>>, done: bool },
-    H2 { sender: http2::SendRequest<ReqBody>, task: tokio::task::JoinHandle<()> },
+    /// Plain `http://`, HTTP/1.1: no hyper.
+    Plain(H1Conn),
+    H1 {
+        sender: http1::SendRequest<ReqBody>,
+        driver: Pin<Box<http1::Connection<Io, ReqBody>>>,
+        done: bool,
+    },
+    H2 {
+        sender: http2::SendRequest<ReqBody>,
+        task: tokio::task::JoinHandle<()>,
+    },
 }
 
 impl Drop for Open {
@@ -174,6 +243,12 @@ pub(crate) struct Conn {
     target: Arc<Target>,
     open: Option<Open>,
     counters: Arc<ByteCounters>,
+    /// Plain HTTP/1.1: the request being sent, in a buffer reused from one to the next.
+    out: Vec<u8>,
+    /// Plain HTTP/1.1: the deadline of the current request. Re-armed per request: moving a
+    /// registered timer later is one atomic update, where a fresh `timeout_at` per request
+    /// would register and remove a timer in the runtime's wheel each time.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 enum Failure {
@@ -184,12 +259,50 @@ enum Failure {
 
 impl Conn {
     pub fn new(target: Arc<Target>) -> Conn {
-        Conn { target, open: None, counters: Arc::new(ByteCounters::default()) }
+        Conn { target, open: None, counters: Arc::new(ByteCounters::default()), out: Vec::new(), timer: None }
+    }
+
+    /// Plain HTTP/1.1: [`Conn::send`] without hyper.
+    async fn send_plain(&mut self, method: &Method, rendered: Rendered, keep_body: bool, deadline: Instant) -> Exchange {
+        let mut exchange = Exchange { result: Err(ErrorKind::Body), body: None, bytes_sent: 0, bytes_received: 0 };
+        if !self.target.write_request(method, &rendered, &mut self.out) {
+            return exchange;
+        }
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        timer.as_mut().reset(deadline);
+        let mut connecting = false;
+        let mut tally = Tally::default();
+        let outcome = {
+            let how = Plain { head: method == Method::HEAD, keep_body, retry: method.is_idempotent() };
+            let work = plain_exchange(&mut self.open, &self.target, &self.out, how, &mut connecting, &mut tally);
+            tokio::pin!(work);
+            tokio::select! {
+                biased;
+                out = &mut work => Some(out),
+                () = timer.as_mut() => None,
+            }
+        };
+        match outcome.unwrap_or(Err(if connecting { ErrorKind::Connect } else { ErrorKind::Timeout })) {
+            Ok((status, body)) => {
+                exchange.result = Ok(status);
+                exchange.body = body;
+            }
+            Err(kind) => {
+                self.open = None;
+                exchange.result = Err(kind);
+            }
+        }
+        exchange.bytes_sent = tally.sent;
+        exchange.bytes_received = tally.received;
+        exchange
     }
 
     /// Sends one request and reads the whole response body before `deadline`. One timer
     /// covers the whole exchange; when it fires while connecting, the failure is `connect`.
     pub async fn send(&mut self, method: &Method, rendered: Rendered, keep_body: bool, deadline: Instant) -> Exchange {
+        if self.target.plain_h1() {
+            return self.send_plain(method, rendered, keep_body, deadline).await;
+        }
         let (sent0, recv0) = self.counters.snapshot();
         let mut exchange = Exchange { result: Err(ErrorKind::Body), body: None, bytes_sent: 0, bytes_received: 0 };
         match self.build(method, rendered) {
@@ -267,6 +380,7 @@ impl Conn {
                     !sender.is_closed() && (sender.is_ready() || drive(driver, done, sender.ready()).await.is_ok())
                 }
                 Open::H2 { sender, .. } => !sender.is_closed() && sender.ready().await.is_ok(),
+                Open::Plain(_) => false,
             };
             if ready {
                 return Ok(true);
@@ -312,6 +426,59 @@ impl Conn {
                 let resp = sender.try_send_request(req).await.map_err(not_sent)?;
                 read(resp, keep_body).await
             }
+            Open::Plain(_) => Err(Failure::Kind(ErrorKind::Connect)),
+        }
+    }
+}
+
+/// One plain HTTP/1.1 request on the user's connection, opening one when there is none or
+/// the server closed it; a reused connection found closed before the response is replaced
+/// once. `connecting` is set while a connection is being made.
+/// How [`plain_exchange`] treats one request.
+#[derive(Clone, Copy)]
+struct Plain {
+    /// A HEAD request: the response has no body whatever its headers say.
+    head: bool,
+    /// Keep the response body (a capture or a check needs it).
+    keep_body: bool,
+    /// The method is idempotent (RFC 9110 §9.2.2): when a reused connection turns out to be
+    /// closed before any byte of the response came, the request is sent again on a new one.
+    /// A POST is not: the server may have acted on it, and a load generator that books twice
+    /// would change what it measures.
+    retry: bool,
+}
+
+async fn plain_exchange(
+    open: &mut Option<Open>,
+    target: &Target,
+    request: &[u8],
+    how: Plain,
+    connecting: &mut bool,
+    tally: &mut Tally,
+) -> Result<(u16, Option<Bytes>), ErrorKind> {
+    loop {
+        let reused = match open.as_mut() {
+            Some(Open::Plain(conn)) => !conn.is_stale(),
+            _ => false,
+        };
+        if !reused {
+            *open = None;
+            *connecting = true;
+            let tcp = target.open_tcp().await?;
+            *connecting = false;
+            *open = Some(Open::Plain(H1Conn::new(tcp)));
+        }
+        let Some(Open::Plain(conn)) = open else { unreachable!("a plain connection was just made") };
+        match conn.exchange(request, how.head, how.keep_body, tally).await {
+            Ok(resp) => {
+                if !resp.keep_alive {
+                    *open = None;
+                }
+                return Ok((resp.status, resp.body));
+            }
+            Err(H1Error::Stale) if reused && how.retry => *open = None,
+            Err(H1Error::Stale) => return Err(ErrorKind::Body),
+            Err(H1Error::Kind(kind)) => return Err(kind),
         }
     }
 }
@@ -350,4 +517,64 @@ async fn drive<F: Future>(driver: &mut Pin<Box<http1::Connection<Io, ReqBody>>>,
         }
     }
     work.await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Mutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers the first request of each connection and, when the second one
+    /// arrives, closes the connection without an answer: the server's idle timeout racing the
+    /// client's next request. Records the method of every request it read.
+    async fn closes_after_one() -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    for answer in [true, false] {
+                        let Ok(n) = s.read(&mut buf).await else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        let method = String::from_utf8_lossy(&buf[..n]).split(' ').next().unwrap_or_default().to_string();
+                        log.lock().push(method);
+                        if answer {
+                            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    async fn send_twice(url: &str, method: Method) -> Vec<Result<u16, ErrorKind>> {
+        let target = Arc::new(Target::new(url, HttpVersion::Http1, &[]).await.unwrap());
+        let mut conn = Conn::new(target);
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            let rendered = Rendered { path_and_query: "/".into(), headers: Vec::new(), body: None };
+            let deadline = Instant::now() + std::time::Duration::from_secs(5);
+            out.push(conn.send(&method, rendered, false, deadline).await.result);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_get_the_server_closed_under_is_sent_again_a_post_is_not() {
+        let (url, seen) = closes_after_one().await;
+        assert_eq!(send_twice(&url, Method::GET).await, [Ok(200), Ok(200)], "the GET went again on a new connection");
+        assert_eq!(*seen.lock(), ["GET", "GET", "GET"]);
+
+        let (url, seen) = closes_after_one().await;
+        assert_eq!(send_twice(&url, Method::POST).await, [Ok(200), Err(ErrorKind::Body)], "the POST may have been acted on");
+        assert_eq!(*seen.lock(), ["POST", "POST"], "sent once each, never twice");
+    }
 }

@@ -5,9 +5,11 @@
 //! [`crate::summary::build`] turns it into the published [`crate::summary::Summary`].
 //!
 //! # Model
-//! - Each virtual user owns one HTTP connection (hyper's low-level client, HTTP/1.1 by
-//!   default, HTTP/2 when the plan says so; https through rustls with the system roots plus
-//!   [`RunOptions::tls_roots`]). A user reconnects when the server closes its connection.
+//! - Each virtual user owns one HTTP connection: plain `http://` with HTTP/1.1 (the default)
+//!   through `h1.rs` (one keep-alive exchange at a time on the user's own socket, the request's
+//!   bytes built into a reused buffer, httparse for the response head); HTTP/2 or https through
+//!   hyper's low-level client, with rustls and the system roots plus
+//!   [`RunOptions::tls_roots`]. A user reconnects when the server closes its connection.
 //! - Executors use k6's names and meanings: `constant-vus` and `ramping-vus` (closed model),
 //!   `constant-arrival-rate` and `ramping-arrival-rate` (open model: latency from the
 //!   scheduled start, service time from the actual start; late and dropped starts counted).
@@ -48,6 +50,7 @@
 
 mod client;
 mod closed;
+mod h1;
 mod io;
 mod open;
 mod progress;
