@@ -1,12 +1,14 @@
-//! `cargo xtask bench-engine`: the load engine against wrk, on the same server, connections
-//! and core.
+//! `cargo xtask bench-engine`: the load engine against wrk and oha, on the same server,
+//! connections and core.
 //!
 //! A trivial HTTP server ([`crate::bench_server`]) runs as a separate process pinned to one
 //! core; each load generator runs as its own process pinned to another core (`taskset`):
-//! wrk with one thread, then the engine (a constant-vus suite with one user per connection
-//! and no think time, on a one-thread runtime), for the same duration. It prints both rates,
-//! their ratio and the engine's memory: peak RSS, and RSS after the first seconds and at the
-//! end, so a long run (`--duration 10m`) shows whether memory stays flat.
+//! wrk with one thread, oha with one worker thread (`--no-tui --output-format json`), then the
+//! engine (a constant-vus suite with one user per connection and no think time, on a
+//! one-thread runtime), for the same duration. A peer that is not installed is skipped with a
+//! line saying so. It prints the rates, the engine's ratio to each peer and the engine's
+//! memory: peak RSS, and RSS after the first seconds and at the end, so a long run
+//! (`--duration 10m`) shows whether memory stays flat.
 //!
 //! On a shared machine the rates depend on what else runs on those cores, so each run also
 //! prints the CPU time the generator spent per request (from `getrusage` of the finished
@@ -38,12 +40,15 @@ pub struct BenchEngineArgs {
     /// CPU the load generators are pinned to.
     #[arg(long, default_value_t = 1)]
     pub client_cpu: usize,
-    /// Alternate wrk and the engine this many times (the machine is shared: look at the spread).
+    /// Alternate the peers and the engine this many times (the machine is shared: look at the spread).
     #[arg(long, default_value_t = 1)]
     pub rounds: u32,
-    /// Run only the engine.
+    /// Leave wrk out.
     #[arg(long)]
     pub no_wrk: bool,
+    /// Leave oha out.
+    #[arg(long)]
+    pub no_oha: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -81,7 +86,11 @@ pub async fn run(args: BenchEngineArgs, cancel: CancellationToken) -> anyhow::Re
     which("taskset")?;
     let wrk = !args.no_wrk && which("wrk").is_ok();
     if !args.no_wrk && !wrk {
-        eprintln!("wrk is not installed: measuring the engine only");
+        println!("wrk is not installed (`apt-get install wrk`): skipping wrk");
+    }
+    let oha = !args.no_oha && which("oha").is_ok();
+    if !args.no_oha && !oha {
+        println!("oha is not installed (`cargo install oha --locked`): skipping oha");
     }
     let mut server = pinned(args.server_cpu, exe()?)
         .arg("bench-server")
@@ -106,6 +115,7 @@ pub async fn run(args: BenchEngineArgs, cancel: CancellationToken) -> anyhow::Re
     );
 
     let mut wrk_rates = Vec::new();
+    let mut oha_rates = Vec::new();
     let mut engine_rates = Vec::new();
     for round in 1..=args.rounds {
         if wrk {
@@ -127,6 +137,26 @@ pub async fn run(args: BenchEngineArgs, cancel: CancellationToken) -> anyhow::Re
             let cpu = per_request(cpu0, children_cpu(), rate * secs as f64);
             println!("round {round}: wrk     {rate:>10.0} req/s  (CPU per request {cpu}; latency {})", p99.unwrap_or_default());
             wrk_rates.push(rate);
+        }
+        if oha {
+            let cpu0 = children_cpu();
+            let out = tokio::select! {
+                o = pinned(args.client_cpu, "oha")
+                    .args(["--no-tui", "--output-format", "json", "--worker-threads", "1"])
+                    .args(["-c", &args.connections.to_string(), "-z", &format!("{secs}s"), &url])
+                    .stdin(Stdio::null())
+                    .output() => o.context("cannot run oha")?,
+                _ = cancel.cancelled() => bail!("cancelled"),
+            };
+            let text = String::from_utf8_lossy(&out.stdout);
+            let v: Value = serde_json::from_str(&text).with_context(|| format!("cannot read oha's JSON ({}):\n{text}", out.status))?;
+            let rate =
+                v["summary"]["requestsPerSec"].as_f64().with_context(|| format!("no summary.requestsPerSec in oha's output:\n{text}"))?;
+            let total: u64 = v["statusCodeDistribution"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
+            let cpu = per_request(cpu0, children_cpu(), total as f64);
+            let p99 = v["latencyPercentiles"]["p99"].as_f64().map(|s| format!("{:.3} ms", s * 1000.0)).unwrap_or_else(|| "?".into());
+            println!("round {round}: oha     {rate:>10.0} req/s  (CPU per request {cpu}; p99 {p99})");
+            oha_rates.push(rate);
         }
         let cpu0 = children_cpu();
         let out = tokio::select! {
@@ -157,11 +187,16 @@ pub async fn run(args: BenchEngineArgs, cancel: CancellationToken) -> anyhow::Re
         );
         engine_rates.push(rate);
     }
-    let (w, e) = (perf::util::median(wrk_rates.iter().copied()), perf::util::median(engine_rates.iter().copied()));
-    if let (Some(w), Some(e)) = (w, e) {
-        println!("median: wrk {w:.0} req/s, engine {e:.0} req/s, engine/wrk = {:.3} (goal >= 0.9)", e / w);
-    } else if let Some(e) = e {
-        println!("median: engine {e:.0} req/s");
+    let median = |rates: &[f64]| perf::util::median(rates.iter().copied());
+    if let Some(e) = median(&engine_rates) {
+        let mut line = format!("median: engine {e:.0} req/s");
+        if let Some(w) = median(&wrk_rates) {
+            line += &format!(", wrk {w:.0} req/s, engine/wrk = {:.3} (goal >= 0.9)", e / w);
+        }
+        if let Some(o) = median(&oha_rates) {
+            line += &format!(", oha {o:.0} req/s, engine/oha = {:.3}", e / o);
+        }
+        println!("{line}");
     }
     drop(server);
     Ok(())
