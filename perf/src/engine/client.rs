@@ -282,7 +282,16 @@ impl Conn {
                 () = timer.as_mut() => None,
             }
         };
-        match outcome.unwrap_or(Err(if connecting { ErrorKind::Connect } else { ErrorKind::Timeout })) {
+        self.settle(outcome.unwrap_or(Err(if connecting { ErrorKind::Connect } else { ErrorKind::Timeout })), &mut exchange);
+        exchange.bytes_sent = tally.sent;
+        exchange.bytes_received = tally.received;
+        exchange
+    }
+
+    /// Puts an exchange's outcome into `exchange`. After a failure the connection's state is
+    /// unknown: the next request starts afresh.
+    fn settle(&mut self, outcome: Result<(u16, Option<Bytes>), ErrorKind>, exchange: &mut Exchange) {
+        match outcome {
             Ok((status, body)) => {
                 exchange.result = Ok(status);
                 exchange.body = body;
@@ -292,9 +301,6 @@ impl Conn {
                 exchange.result = Err(kind);
             }
         }
-        exchange.bytes_sent = tally.sent;
-        exchange.bytes_received = tally.received;
-        exchange
     }
 
     /// Sends one request and reads the whole response body before `deadline`. One timer
@@ -311,17 +317,7 @@ impl Conn {
                 let outcome = tokio::time::timeout_at(deadline, self.send_built(req, keep_body, &mut connecting))
                     .await
                     .unwrap_or(Err(if connecting { ErrorKind::Connect } else { ErrorKind::Timeout }));
-                match outcome {
-                    Ok((status, body)) => {
-                        exchange.result = Ok(status);
-                        exchange.body = body;
-                    }
-                    Err(kind) => {
-                        // The connection's state is unknown after a failure: start afresh.
-                        self.open = None;
-                        exchange.result = Err(kind);
-                    }
-                }
+                self.settle(outcome, &mut exchange);
             }
             Err(_) => exchange.result = Err(ErrorKind::Body),
         }
