@@ -131,7 +131,12 @@ fn update_baseline_then_compare_then_catch_a_slowdown() {
     let pg = under.postgres.as_ref().unwrap_or_else(|| panic!("pg_stat_statements: {:?}", under.postgres_unavailable));
     let slots = pg.top.iter().find(|s| s.query.contains("LEFT JOIN slots s ON s.provider_id = p.id")).expect("the slots statement");
     assert!(slots.plan.iter().any(|l| l.contains("Index Scan") && l.ends_with("on slots")), "{:?}", slots.plan);
-    assert!(pg.top.iter().any(|s| s.seen_under.keys().any(|n| n.starts_with("refapp:"))), "routes seen: {:?}", pg.top);
+    // The routes are sampled from pg_stat_activity every 100 ms beside the load: here the
+    // statements are active for about 1% of the run (0.05-0.3 ms each at a few dozen per
+    // second), so whether a sample happens to catch one is luck. The sampler must have run;
+    // which route issued a statement is checked in step 3, on a statement slow enough to be
+    // seen ("issued by: slots").
+    assert!(pg.activity_samples >= 50, "pg_stat_activity sampled beside the load: {} samples", pg.activity_samples);
     assert!(under.redis.as_ref().is_some_and(|r| r.commands.contains_key("get")), "{:?}", under.redis);
     no_load_values(&r1.join("baseline.json"));
 
