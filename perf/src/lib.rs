@@ -18,6 +18,7 @@ pub mod run;
 pub mod special;
 pub mod summary;
 pub mod util;
+pub mod verdict;
 
 /// Version of the tool, recorded in every summary.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");

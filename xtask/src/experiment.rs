@@ -8,11 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use perf::engine::ProgressMode;
 use perf::env::BackendChoice;
 use perf::plan::CompileOptions;
+use perf::run::GateOptions;
 use perf::run::experiment::{ExperimentOptions, run as run_experiment};
-use perf::run::{BaselineChoice, GateOptions};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug)]
@@ -47,23 +46,12 @@ pub struct ExperimentArgs {
 pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
     let root = crate::workspace_root();
     let out_dir = args.out.clone().unwrap_or_else(|| root.join("results").join("experiment"));
-    let opts = GateOptions {
-        start_at: None,
-        plan_path: args.plan.clone().unwrap_or_else(|| root.join("perf.toml")),
-        compile: CompileOptions { suites: vec![args.suite.clone()], duration: Some(args.duration), ..Default::default() },
-        backend: args.backend,
-        app_url: None,
-        out_dir: out_dir.clone(),
-        baseline: BaselineChoice::None,
-        confirm: true,
-        any_testbed: false,
-        progress: ProgressMode::Off,
-        cancel,
-        seed: 1,
-        app_env: Vec::new(),
-        notes: perf::run::Notes::stderr(),
-    };
-    let prepared = match perf::run::prepare(&opts).await {
+    let mut opts = GateOptions::new(args.plan.clone().unwrap_or_else(|| root.join("perf.toml")), out_dir.clone());
+    opts.compile = CompileOptions { suites: vec![args.suite.clone()], duration: Some(args.duration), ..Default::default() };
+    opts.backend = args.backend;
+    opts.cancel = cancel;
+    opts.notes = perf::run::Notes::stderr();
+    let prepared = match perf::run::prepare(&opts, None).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");

@@ -4,21 +4,20 @@
 //! (`crate::export`), and publishes to GitHub when asked.
 //!
 //! Exit status: 0 pass, 1 regression or SLO breach, 2 invalid run or bad input, 130 Ctrl-C.
-//! The work is in `crate::run`; this module turns flags into options and prints.
+//! The work is in `crate::run::gate`, the one owner of a run; this module turns flags into
+//! options, prints what the run returns and publishes it to GitHub.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::engine::ProgressMode;
-use crate::env::{BackendChoice, BackendKind};
-use crate::github::{
-    BASELINE_ARTIFACT, CommentStatus, GithubContext, NIGHTLY_WORKFLOW, PublishOptions, download_baseline_artifact, publish, write_pr_number,
-};
+use crate::env::BackendChoice;
+use crate::github::{BASELINE_ARTIFACT, CommentStatus, GithubContext, NIGHTLY_WORKFLOW, PublishOptions, publish, write_pr_number};
 use crate::plan::CompileOptions;
-use crate::render::{self, BaselineSource, Headline, MarkdownOptions, TerminalOptions};
-use crate::run::measured::Measured;
-use crate::run::{BaselineChoice, GateError, GateOptions, Pick};
+use crate::render::{self, TerminalOptions};
+use crate::run::{BaselineChoice, GateError, GateOptions, GateOutcome, JudgedRun, Mode};
+use crate::verdict::{BaselineSource, Headline};
 use clap::{Args, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
@@ -165,12 +164,12 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
             return Ok(ExitCode::from(2));
         }
     };
+    if matches!(args.backend, BackendChoice::External) && args.app_url.is_none() {
+        eprintln!("error: --backend external needs --app-url URL");
+        return Ok(ExitCode::from(2));
+    }
     let root = super::project_root(&plan_path);
     let out_dir = args.out.clone().unwrap_or_else(|| root.join("results"));
-    // One folder per testbed inside (see crate::run::baseline): a quick run, a Docker run or
-    // another host class each find their own.
-    let committed = root.join("results").join("baseline");
-
     let github = match GithubContext::from_process_env() {
         Ok(ctx) => Some(ctx),
         Err(e) if args.comment || args.baseline_from_artifact.is_some() => {
@@ -190,163 +189,87 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
     {
         eprintln!("warning: {e}");
     }
+    let opts = options(&args, plan_path, &root, out_dir.clone(), github.clone(), cancel);
 
-    let mut opts = GateOptions {
-        plan_path,
-        compile: CompileOptions {
-            suites: args.suites.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-            quick: args.quick,
-            tags: args.tags.clone(),
-            duration: args.duration,
-            users: args.users,
-            shard: args.shard,
-        },
-        backend: args.backend,
-        app_url: args.app_url.clone(),
-        out_dir: out_dir.clone(),
-        baseline: BaselineChoice::None,
-        confirm: !args.no_confirm,
-        any_testbed: args.baseline_any_testbed,
-        progress: match args.progress {
-            Progress::Auto => ProgressMode::Auto,
-            Progress::Bar => ProgressMode::Bar,
-            Progress::Plain => ProgressMode::Plain,
-            Progress::Off => ProgressMode::Off,
-        },
-        cancel,
-        seed: args.seed,
-        start_at: args.start_at,
-        app_env: args.app_env.clone(),
-        notes: crate::run::Notes::stderr(),
-    };
-    if matches!(opts.backend, BackendChoice::External) && opts.app_url.is_none() {
-        eprintln!("error: --backend external needs --app-url URL");
-        return Ok(ExitCode::from(2));
-    }
-
-    // 1. Everything the user gave us is checked before anything starts. The testbed comes
-    //    first: which baseline (and which nightly artifact) fits depends on it.
-    //    Results measured elsewhere (--from-summaries) bring their own testbed.
-    let measured = match args.from_summaries.as_deref().map(Measured::read).transpose() {
-        Ok(m) => m,
+    let judged = match crate::run::gate(opts).await {
+        Ok(GateOutcome::Checked) => return Ok(ExitCode::SUCCESS),
+        Ok(GateOutcome::Judged(j)) => j,
         Err(e) => return Ok(fail(&e)),
     };
-    let (backend, testbed) = match &measured {
-        Some(m) => {
-            if opts.compile.suites.is_empty() {
-                opts.compile.suites = m.suites();
-            }
-            match m.testbed() {
-                Ok(t) => (BackendKind::External, t),
-                Err(e) => return Ok(fail(&e)),
-            }
-        }
-        None => crate::run::resolve_testbed(&opts).await,
-    };
-    if let Some(shard) = args.shard {
-        opts.notes.say(format!(
-            "shard {shard}: part of the load, compared with no baseline; merge the shards' results (`merge`) and gate the merged run"
-        ));
+    print_report(&judged, &out_dir)?;
+    if let Some(ctx) = &github {
+        publish_to_github(ctx, &args, &judged.reports.markdown).await;
     }
-    opts.baseline = if args.no_baseline || args.against.is_some() || args.shard.is_some() {
+    let code = judged.exit_code();
+    eprintln!("verdict: {} (exit {code})", Headline::of(&judged.report).words());
+    Ok(ExitCode::from(code))
+}
+
+/// The gate's options from the flags.
+fn options(
+    args: &PerfArgs,
+    plan_path: PathBuf,
+    root: &Path,
+    out_dir: PathBuf,
+    github: Option<GithubContext>,
+    cancel: CancellationToken,
+) -> GateOptions {
+    // One folder per testbed inside (see crate::run::baseline): a quick run, a Docker run or
+    // another host class each find their own.
+    let stored = root.join("results").join("baseline");
+    let baseline = if args.no_baseline {
         BaselineChoice::None
     } else if let Some(path) = &args.baseline {
         BaselineChoice::Path { path: path.clone(), source: BaselineSource::Committed { path: path.display().to_string() } }
     } else if let Some(name) = &args.baseline_from_artifact {
-        let name = format!("{name}-{}", testbed.key);
-        artifact_baseline(github.as_ref(), &name, &args.nightly_workflow, &out_dir, &committed).await
+        BaselineChoice::Artifact { name: name.clone(), workflow: args.nightly_workflow.clone(), fallback: stored.clone() }
     } else {
-        BaselineChoice::Path { path: committed.clone(), source: BaselineSource::Committed { path: String::new() } }
+        BaselineChoice::Path { path: stored.clone(), source: BaselineSource::Committed { path: String::new() } }
     };
-    let prepared = match crate::run::prepare_on(&opts, backend, testbed) {
-        Ok(p) => p,
-        Err(e) => return Ok(fail(&e)),
+    let mode = match (&args.from_summaries, &args.against) {
+        (Some(dir), _) => Mode::Measured { dir: dir.clone() },
+        (None, Some(git_ref)) => Mode::Ab { git_ref: git_ref.clone() },
+        (None, None) => Mode::Stored { fallback_against: args.fallback_against.clone() },
     };
-    let measured = match measured.map(|m| m.for_suites(&prepared, &opts.plan_path)).transpose() {
-        Ok(m) => m,
-        Err(e) => return Ok(fail(&e)),
+    let mut opts = GateOptions::new(plan_path, out_dir);
+    opts.compile = CompileOptions {
+        suites: args.suites.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        quick: args.quick,
+        tags: args.tags.clone(),
+        duration: args.duration,
+        users: args.users,
+        shard: args.shard,
     };
-    if let Some(ctx) = &github
-        && let Err(e) = ctx.set_output("testbed", &prepared.testbed.key)
-    {
-        eprintln!("warning: {e}");
-    }
-    let names: Vec<&str> = prepared.compiled.suites.iter().map(|s| s.name.as_str()).collect();
-    eprintln!(
-        "perf gate: plan {}, suites {}{}",
-        display(&opts.plan_path),
-        names.join(", "),
-        if opts.compile.quick { " (--quick)" } else { "" }
-    );
-    eprintln!("  testbed: {}", prepared.testbed.key);
-    if let Some(dir) = &args.from_summaries {
-        eprintln!("  judging the results in {}: nothing is started", display(dir));
-    }
-    for name in names.iter().filter(|_| args.against.is_none()) {
-        match prepared.baselines.pick(name) {
-            Some(Pick::Found { path, across: None, .. }) => eprintln!("  {name}: baseline {}", display(path)),
-            Some(Pick::Found { path, across: Some(why), .. }) => {
-                eprintln!("  {name}: baseline {} (forced across testbeds: {why})", display(path))
-            }
-            Some(Pick::NotComparable { why, .. }) => eprintln!("  {name}: not comparable, no verdict on regressions ({why})"),
-            None => eprintln!("  {name}: no baseline (nothing to compare with)"),
-        }
-    }
+    opts.backend = args.backend;
+    opts.app_url = args.app_url.clone();
+    opts.baseline = baseline;
+    opts.mode = mode;
+    opts.confirm = !args.no_confirm;
+    opts.any_testbed = args.baseline_any_testbed;
+    opts.progress = match args.progress {
+        Progress::Auto => ProgressMode::Auto,
+        Progress::Bar => ProgressMode::Bar,
+        Progress::Plain => ProgressMode::Plain,
+        Progress::Off => ProgressMode::Off,
+    };
+    opts.cancel = cancel;
+    opts.seed = args.seed;
+    opts.start_at = args.start_at;
+    opts.app_env = args.app_env.clone();
+    opts.notes = crate::run::Notes::stderr();
+    opts.check = args.check;
+    opts.update_baseline = args.update_baseline.then(|| args.baseline.clone().unwrap_or(stored));
+    opts.github = github;
+    opts.full_report_hint = Some("the `perf-results` artifact (report.html)".into());
+    opts.ab_rounds = args.rounds;
+    opts
+}
 
-    // A/B: asked for, or the fallback when a suite has no comparable baseline.
-    let uncompared = prepared.uncompared_suites();
-    let against = match (&args.against, &args.fallback_against) {
-        (Some(r), _) => Some(r.clone()),
-        (None, Some(r)) if !uncompared.is_empty() => {
-            eprintln!(
-                "  no comparable baseline for {}: comparing with {r} on this machine instead (A/B, {} rounds each)",
-                uncompared.join(", "),
-                args.rounds
-            );
-            Some(r.clone())
-        }
-        _ => None,
-    };
-    let ab = match &against {
-        Some(git_ref) => match crate::run::ab::resolve(&opts, &prepared, git_ref, args.rounds) {
-            Ok(t) => Some(t),
-            Err(e) => return Ok(fail(&e)),
-        },
-        None => None,
-    };
-    if args.check {
-        match &ab {
-            Some(t) => {
-                eprintln!("check: would run A/B against {} ({}), {} rounds each", t.git_ref, &t.sha[..t.sha.len().min(12)], t.rounds)
-            }
-            None if measured.is_some() => eprintln!("check: would judge {} from the results given", names.join(", ")),
-            None => eprintln!("check: would run {} on the {} backend", names.join(", "), prepared.backend),
-        }
-        eprintln!("check: everything is valid; nothing was started");
-        return Ok(ExitCode::SUCCESS);
-    }
-
-    // 2-5. Environment, load, summaries, comparison.
-    let gate = match (&ab, measured) {
-        (_, Some(summaries)) => crate::run::measured::gate(&opts, &prepared, summaries).await,
-        (Some(target), None) => crate::run::ab::run(&opts, &prepared, target).await,
-        (None, None) => crate::run::run(&opts, &prepared).await,
-    };
-    let gate = match gate {
-        Ok(g) => g,
-        Err(e) => return Ok(fail(&e)),
-    };
-    let report = gate.report;
-
-    // Reports.
+/// The tables and the verdict on stdout; the files written on stderr.
+fn print_report(judged: &JudgedRun, out_dir: &Path) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let text = render::terminal(&report, TerminalOptions { color, width: None });
-    let md_options = MarkdownOptions { full_report_hint: Some("the `perf-results` artifact (report.html)".into()), ..Default::default() };
-    let reports = match crate::run::outputs::write_reports(&report, &prepared.compiled, &out_dir, &md_options) {
-        Ok(r) => r,
-        Err(e) => return Ok(fail(&e)),
-    };
+    let text = render::terminal(&judged.report, TerminalOptions { color, width: None });
     {
         let mut out = stdout.lock();
         writeln!(out)?;
@@ -356,71 +279,38 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
         }
         out.flush()?;
     }
-    for f in &gate.written {
+    for f in &judged.written {
         eprintln!("wrote {}", display(f));
     }
+    let reports = &judged.reports;
     eprintln!("wrote {} and {}", display(&reports.markdown_path), display(&reports.html_path));
-    eprintln!("wrote {} files for other tools in {}", reports.exported.len(), display(&out_dir));
-
-    let mut code = render::exit_code(&report);
-
-    if args.update_baseline {
-        match crate::run::outputs::update_baseline(&report, args.baseline.as_deref().unwrap_or(&committed), &prepared.testbed.key) {
-            Ok(files) => {
-                for f in files {
-                    eprintln!("baseline updated: {}", display(&f));
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                code = code.max(2);
-            }
-        }
+    eprintln!("wrote {} files for other tools in {}", reports.exported.len(), display(out_dir));
+    match &judged.baseline_update {
+        Some(Ok(files)) => files.iter().for_each(|f| eprintln!("stored baseline updated: {}", display(f))),
+        Some(Err(e)) => eprintln!("error: {e}"),
+        None => {}
     }
-
-    // GitHub: job summary always (when in Actions), the comment when asked or by default on
-    // pull requests. Nothing here changes the verdict.
-    if let Some(ctx) = &github {
-        let comment = args.comment || args.dry_run || (ctx.in_actions && ctx.is_pull_request_event() && !args.no_comment);
-        if ctx.step_summary.is_some() || comment {
-            let published =
-                publish(ctx, &reports.markdown, PublishOptions { comment: comment && !args.no_comment, dry_run: args.dry_run }).await;
-            for w in &published.warnings {
-                eprintln!("warning: {w}");
-            }
-            match &published.comment {
-                CommentStatus::DryRun { body } => {
-                    eprintln!("dry run: this is the comment that would be posted");
-                    println!("{body}");
-                }
-                CommentStatus::Posted(outcome) => eprintln!("pull request comment: {}", outcome.url()),
-                _ => {}
-            }
-        }
-    }
-
-    let headline = Headline::of(&report);
-    eprintln!("verdict: {} (exit {code})", headline.words());
-    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+    Ok(())
 }
 
-/// Downloads the nightly baseline artifact `name` (its testbed in the name); on any failure,
-/// says why and uses the stored baseline (whose own testbed check still applies).
-async fn artifact_baseline(github: Option<&GithubContext>, name: &str, workflow: &str, out_dir: &Path, committed: &Path) -> BaselineChoice {
-    let fallback = |why: String| {
-        eprintln!("  no nightly baseline: artifact `{name}`: {why}; using the stored baseline");
-        BaselineChoice::Path { path: committed.to_path_buf(), source: BaselineSource::Committed { path: String::new() } }
-    };
-    let Some(ctx) = github else {
-        return fallback("no GitHub environment".into());
-    };
-    let dest = out_dir.join("baseline-artifact");
-    match download_baseline_artifact(ctx, name, workflow, &dest).await {
-        Ok(dir) => {
-            eprintln!("  baseline: artifact `{name}` of the newest successful scheduled {workflow} run");
-            BaselineChoice::Path { path: dir, source: BaselineSource::Artifact { name: name.to_string() } }
+/// The job summary always (in Actions), the sticky comment when asked or by default on pull
+/// requests. Nothing here changes the verdict.
+async fn publish_to_github(ctx: &GithubContext, args: &PerfArgs, markdown: &str) {
+    let comment = args.comment || args.dry_run || (ctx.in_actions && ctx.is_pull_request_event() && !args.no_comment);
+    if ctx.step_summary.is_none() && !comment {
+        return;
+    }
+    let published = publish(ctx, markdown, PublishOptions { comment: comment && !args.no_comment, dry_run: args.dry_run }).await;
+    for w in &published.warnings {
+        eprintln!("warning: {w}");
+    }
+    match &published.comment {
+        CommentStatus::DryRun { body } => {
+            eprintln!("dry run: this is the comment that would be posted");
+            println!("{body}");
         }
-        Err(e) => fallback(ctx.redact(&e.to_string())),
+        CommentStatus::Posted(outcome) => eprintln!("pull request comment: {}", outcome.url()),
+        _ => {}
     }
 }
 
@@ -434,5 +324,5 @@ fn fail(e: &GateError) -> ExitCode {
 }
 
 fn display(path: &Path) -> String {
-    crate::run::display_path(path)
+    crate::util::display_path(path)
 }

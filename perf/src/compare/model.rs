@@ -190,6 +190,18 @@ pub struct EndpointComparison {
 }
 
 impl MetricComparison {
+    /// The change in a few characters: `+29.3%`, `+0.40 pt`, `+2.10 ms from 0`, `-` when there
+    /// is none. Every report and the headline say a change this way.
+    pub fn delta_short(&self) -> String {
+        match (self.metric, self.delta_abs, self.delta_rel) {
+            (_, None, _) => "-".to_string(),
+            (Metric::ErrorRate, Some(d), _) => format!("{d:+.2} pt"),
+            (_, Some(_), Some(r)) => format!("{:+.1}%", r * 100.0),
+            (Metric::Rps, Some(d), None) => format!("{d:+.1} req/s from 0"),
+            (_, Some(d), None) => format!("{d:+.2} ms from 0"),
+        }
+    }
+
     /// How much worse the metric got, in multiples of its threshold (so that a p50, a
     /// throughput and an error rate can be ranked together): latency `+60%` against a 20%
     /// threshold is 3, throughput `-30%` is 1.5, errors `+2 pt` against 1 pt is 2. Zero when

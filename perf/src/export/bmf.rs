@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::render::Report;
 use crate::summary::{EndpointSummary, Summary};
+use crate::verdict::Report;
 
 /// Bencher's built-in latency measure (nanoseconds).
 pub const LATENCY: &str = "latency";

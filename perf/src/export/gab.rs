@@ -20,8 +20,8 @@
 use serde::Serialize;
 
 use crate::compare::{Metric, SuiteComparison};
-use crate::render::Report;
 use crate::summary::{EndpointSummary, Summary};
+use crate::verdict::Report;
 
 use super::{round_us, stdev};
 

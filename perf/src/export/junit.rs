@@ -28,8 +28,8 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
 use crate::compare::{EndpointComparison, Metric, MetricComparison, Verdict};
-use crate::render::{BaselineSource, Confirmation, Headline, Report, SuiteReport};
 use crate::summary::{Check, SloResult, Summary};
+use crate::verdict::{BaselineSource, Confirmation, Headline, Report, SuiteReport};
 
 use super::ExportError;
 

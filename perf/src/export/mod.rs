@@ -29,8 +29,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::plan::Compiled;
-use crate::render::Report;
 use crate::util::write_atomic;
+use crate::verdict::Report;
 
 /// The JUnit XML file's name.
 pub const JUNIT_FILE: &str = "junit.xml";

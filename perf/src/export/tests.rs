@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::compare::compare_suite;
 use crate::compare::testkit::{Gen, endpoint, summary};
 use crate::plan::CompareRules;
-use crate::render::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
 use crate::summary::{Check, SloResult, Summary};
+use crate::verdict::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
 
 use super::*;
 

@@ -43,17 +43,6 @@ pub fn value(metric: Metric, v: Option<f64>) -> String {
     }
 }
 
-/// The change in a few characters: `+29.3%`, `+4.90 pt`, `+5.00 ms from 0`, or `-`.
-pub fn delta_short(m: &MetricComparison) -> String {
-    match (m.metric, m.delta_abs, m.delta_rel) {
-        (_, None, _) => "-".to_string(),
-        (Metric::ErrorRate, Some(d), _) => format!("{d:+.2} pt"),
-        (_, Some(_), Some(r)) => format!("{:+.1}%", r * 100.0),
-        (Metric::Rps, Some(d), None) => format!("{d:+.1} req/s from 0"),
-        (_, Some(d), None) => format!("{d:+.2} ms from 0"),
-    }
-}
-
 /// The threshold as written in the plan: `20%` or `1.00 pt`.
 pub fn threshold(m: &MetricComparison) -> String {
     match m.metric {

@@ -11,7 +11,7 @@ use super::format::html as esc;
 use super::markdown::{environment, validity};
 use super::sections;
 use super::table::{Align, Table};
-use super::{Headline, Outcome, Report, SuiteReport};
+use crate::verdict::{Headline, Outcome, Report, SuiteReport};
 
 /// Endpoint charts per suite; beyond this the report names the endpoints left out (a plan with
 /// hundreds of endpoints would otherwise make a file nobody opens).

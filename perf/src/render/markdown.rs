@@ -9,7 +9,7 @@
 use super::format::{self, html, md};
 use super::sections::{self, Detail};
 use super::table::{Align, Table};
-use super::{Headline, Report, SuiteReport};
+use crate::verdict::{Headline, Report, SuiteReport};
 
 /// Markdown rendering settings.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use crate::summary::Summary;
 
 use super::format;
 use super::table::{Align, Table, Text};
-use super::{BaselineSource, Confirmation, SuiteReport};
+use crate::verdict::{BaselineSource, Confirmation, SuiteReport};
 
 use Align::{Left as L, Right as R};
 
@@ -20,7 +20,7 @@ fn verdict(v: Verdict) -> Text {
 }
 
 /// One row per suite: what it was compared with, its verdict, its SLOs, its validity.
-pub(super) fn overview(report: &super::Report) -> Table {
+pub(super) fn overview(report: &crate::verdict::Report) -> Table {
     let mut t = Table::new(&[("Suite", L), ("Compared with", L), ("Endpoints", R), ("Verdict", L), ("SLOs", L), ("Run", L)]);
     for s in &report.suites {
         let sum = &s.summary;
@@ -69,7 +69,7 @@ fn comparison_table(c: &SuiteComparison, compact: bool) -> Table {
                 m.metric.as_str().into(),
                 format::value(m.metric, m.base).into(),
                 format::value(m.metric, m.head).into(),
-                format::delta_short(m).into(),
+                m.delta_short().into(),
                 verdict(m.verdict),
             ]);
         }
@@ -312,7 +312,7 @@ fn tests(c: &SuiteComparison) -> Table {
             t.row(vec![
                 e.name.clone().into(),
                 m.metric.as_str().into(),
-                format::delta_short(m).into(),
+                m.delta_short().into(),
                 threshold.into(),
                 test.into(),
                 n.into(),

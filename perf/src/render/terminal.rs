@@ -6,8 +6,8 @@ use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, Table, presets
 use crate::compare::{EndpointComparison, Metric, SuiteComparison, Verdict};
 use crate::summary::EndpointSummary;
 
-use super::format::{self, delta_short};
-use super::{Headline, Outcome, Report};
+use super::format;
+use crate::verdict::{Headline, Outcome, Report};
 
 /// How the terminal is: the caller knows, the renderer does not ask.
 #[derive(Debug, Clone, Copy, Default)]
@@ -52,7 +52,7 @@ fn new_table(opts: TerminalOptions) -> Table {
 /// `5.30 (+29.3%)` with a comparison, `5.30` without.
 fn metric_cell(value: String, cmp: Option<&EndpointComparison>, metric: Metric) -> Cell {
     let text = match cmp.and_then(|c| c.metric(metric)).filter(|m| m.delta_abs.is_some()) {
-        Some(m) => format!("{value} ({})", delta_short(m)),
+        Some(m) => format!("{value} ({})", m.delta_short()),
         None => value,
     };
     Cell::new(text).set_alignment(CellAlignment::Right)

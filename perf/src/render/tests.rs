@@ -8,6 +8,7 @@ use crate::plan::CompareRules;
 use crate::summary::{Check, Event, SloResult, Summary, Window};
 
 use super::*;
+use crate::verdict::*;
 
 fn suite_report(base: Option<Summary>, head: Summary, source: BaselineSource) -> SuiteReport {
     let comparison = Some(compare_suite(base.as_ref(), &head, &CompareRules::default()));

@@ -5,9 +5,9 @@
 
 use crate::compare::underneath::{self, ResourceChange, StatementChange, Underneath};
 
-use super::SuiteReport;
 use super::format;
 use super::table::{Align, Table, Text};
+use crate::verdict::SuiteReport;
 
 use Align::{Left as L, Right as R};
 

@@ -11,12 +11,15 @@ use std::path::{Path, PathBuf};
 
 use crate::compare::compare_ab;
 use crate::env::{BackendChoice, BackendKind, Environment, StartOptions};
-use crate::render::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
 use crate::summary::{self, RunContext, Summary};
 use crate::util::git;
+use crate::verdict::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
 
+use super::context::run_context;
 use super::lifetime::{Spec, with_environments};
-use super::{GateError, GateOptions, GateRun, Prepared, measure_suite, run_context};
+use super::measure::measure_suite;
+use super::options::{GateError, GateOptions, GateRun};
+use super::prepare::Prepared;
 
 /// A resolved `--against`.
 #[derive(Debug, Clone)]

@@ -10,9 +10,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::github::{GithubContext, download_baseline_artifact};
 use crate::summary::{self, Summary, Testbed};
+use crate::util::Notes;
+use crate::verdict::BaselineSource;
 
-use super::GateError;
+use super::options::{BaselineChoice, GateError};
 
 /// What the stored baseline offers each suite of this run. A suite with no entry has no
 /// baseline anywhere.
@@ -60,6 +63,38 @@ pub struct Want<'a> {
     /// `--baseline-any-testbed`: compare with the closest baseline even when it does not
     /// match, and say so.
     pub any_testbed: bool,
+}
+
+/// Where the baselines of a run on `testbed` are read from, and how reports name them: the
+/// path the user chose, or the nightly artifact of this testbed (downloaded into
+/// `<out_dir>/baseline-artifact`). When the artifact cannot be had, says why and uses the
+/// stored baseline, whose own testbed check still applies. `None`: compare with nothing.
+pub async fn resolve(
+    choice: &BaselineChoice,
+    github: Option<&GithubContext>,
+    testbed: &Testbed,
+    out_dir: &Path,
+    notes: &Notes,
+) -> Option<(PathBuf, BaselineSource)> {
+    let (name, workflow, fallback) = match choice {
+        BaselineChoice::None => return None,
+        BaselineChoice::Path { path, source } => return Some((path.clone(), source.clone())),
+        BaselineChoice::Artifact { name, workflow, fallback } => (format!("{name}-{}", testbed.key), workflow, fallback),
+    };
+    let stored = |why: String| {
+        notes.say(format!("  no nightly baseline: artifact `{name}`: {why}; using the stored baseline"));
+        Some((fallback.clone(), BaselineSource::Committed { path: String::new() }))
+    };
+    let Some(ctx) = github else {
+        return stored("no GitHub environment".into());
+    };
+    match download_baseline_artifact(ctx, &name, workflow, &out_dir.join("baseline-artifact")).await {
+        Ok(dir) => {
+            notes.say(format!("  baseline: artifact `{name}` of the newest successful scheduled {workflow} run"));
+            Some((dir, BaselineSource::Artifact { name }))
+        }
+        Err(e) => stored(ctx.redact(&e.to_string())),
+    }
 }
 
 /// Reads the baseline of each suite of `want` from `path`:

@@ -17,8 +17,12 @@ use crate::env::{Environment, StartOptions};
 use crate::plan::compiled::Suite;
 use crate::summary::{self, RunContext, Summary};
 
+use super::context::run_context;
+use super::judge::{Judging, judge_suite};
 use super::lifetime::{Spec, with_environment, with_environments};
-use super::{GateError, GateOptions, Prepared, judge, measure_suite, run_context};
+use super::measure::measure_suite;
+use super::options::{GateError, GateOptions};
+use super::prepare::Prepared;
 
 #[derive(Debug, Clone)]
 pub struct ExperimentOptions {
@@ -157,12 +161,13 @@ async fn pairs(
             let head = measure_suite(opts, prepared, env, suite, ctx).await?;
             let p50_ratio = ratio(&base, &head, &exp.route, |l| l.p50);
             let p99_ratio = ratio(&base, &head, &exp.route, |l| l.p99);
-            let judged = judge(&base, head, rules, true, &opts.notes, move || measure_suite(opts, prepared, env, suite, ctx)).await?;
+            let how = Judging { rules, notes: &opts.notes, confirm: true, across: None, measured_elsewhere: false };
+            let judged = judge_suite(&base, head, &how, move || measure_suite(opts, prepared, env, suite, ctx)).await?;
             let regressed: Vec<String> = judged.comparison.regressed_endpoints().into_iter().map(str::to_string).collect();
             let confirmation = match &judged.confirmation {
-                crate::render::Confirmation::NotRun => "no re-run".to_string(),
-                crate::render::Confirmation::Confirmed => "re-run confirmed".to_string(),
-                crate::render::Confirmation::NotConfirmed { first_run } => format!("re-run cleared {}", first_run.join(", ")),
+                crate::verdict::Confirmation::NotRun => "no re-run".to_string(),
+                crate::verdict::Confirmation::Confirmed => "re-run confirmed".to_string(),
+                crate::verdict::Confirmation::NotConfirmed { first_run } => format!("re-run cleared {}", first_run.join(", ")),
             };
             opts.notes.say(format!(
                 "pair {pair}/{}: {condition}: {} ({confirmation}; {} p50 ×{})",

@@ -1,12 +1,20 @@
-//! The verdict of one suite: the comparison with its baseline and, on a regression, the
-//! confirming re-run. The gate, A/B mode and the verdict-quality experiment all decide here.
+//! The verdict of one suite, whatever the mode: the comparison with its baseline, the
+//! confirming re-run on a regression, the busy-machine rule and the notes that qualify it
+//! ([`judge_suite`]); then the summary written and its part of the report ([`record_suite`]).
+//! The stored-baseline run, results measured elsewhere and the verdict-quality experiment all
+//! decide here, so the experiment measures exactly the gate's rule.
+
+use std::path::PathBuf;
 
 use crate::compare::{SuiteComparison, compare_suite};
 use crate::plan::CompareRules;
-use crate::render::Confirmation;
-use crate::summary::Summary;
+use crate::summary::{self, Summary};
+use crate::util::Notes;
+use crate::verdict::{BaselineSource, Confirmation, SuiteReport};
 
-use super::{GateError, Notes};
+use super::baseline::Pick;
+use super::options::{GateError, GateOptions};
+use super::prepare::Prepared;
 
 /// A comparison with the baseline after the confirmation re-run, if one was needed.
 pub struct Judged {
@@ -16,10 +24,72 @@ pub struct Judged {
     pub confirmation: Confirmation,
 }
 
+/// How a suite is judged, beyond its two summaries.
+pub struct Judging<'a> {
+    pub rules: &'a CompareRules,
+    pub notes: &'a Notes,
+    /// Run the suite again when it regressed, and keep only what regresses twice.
+    pub confirm: bool,
+    /// Why the baseline does not match this run's testbed, when `--baseline-any-testbed`
+    /// forced it.
+    pub across: Option<&'a str>,
+    /// The summary was measured elsewhere (`--from-summaries`): nothing can run it again.
+    pub measured_elsewhere: bool,
+}
+
+/// The one judge of a suite: compares `first` with `base` ([`compare_suite`]); on a
+/// regression (with `confirm`, on a valid run) runs `rerun` once and keeps the regression
+/// only on endpoints that regress in both runs; distrusts a regression measured on a busy
+/// machine ([`distrust_busy_regression`]); and notes what qualifies the verdict.
+pub async fn judge_suite<F, Fut>(base: &Summary, first: Summary, how: &Judging<'_>, rerun: F) -> Result<Judged, GateError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Summary, GateError>>,
+{
+    let confirm = how.confirm && !how.measured_elsewhere;
+    let mut judged = judge(base, first, how.rules, confirm, how.notes, rerun).await?;
+    distrust_busy_regression(&mut judged);
+    if let Some(why) = how.across {
+        judged.comparison.notes.insert(0, format!("compared across testbeds (--baseline-any-testbed): {why}"));
+    }
+    if how.measured_elsewhere && judged.comparison.has_regression() {
+        judged.comparison.notes.push("judged from measured results (--from-summaries): not confirmed by a re-run".into());
+    }
+    Ok(judged)
+}
+
+/// Writes a judged suite's summary as `<out>/<suite>.json` and makes its part of the report:
+/// where its baseline came from (or why there was none to compare with).
+pub fn record_suite(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    pick: Option<&Pick>,
+    summary: Summary,
+    comparison: Option<SuiteComparison>,
+    confirmation: Confirmation,
+) -> Result<(SuiteReport, PathBuf), GateError> {
+    let file = opts.out_dir.join(format!("{}.json", summary.suite));
+    summary::write_atomic(&file, &summary).map_err(|e| GateError::Io(e.to_string()))?;
+    let (baseline_source, baseline_summary) = match (pick, &prepared.baseline_source) {
+        (Some(Pick::Found { summary: b, path, .. }), source) => {
+            let source = match source {
+                BaselineSource::Committed { .. } => BaselineSource::Committed { path: crate::util::report_path(path) },
+                other => other.clone(),
+            };
+            (source, Some((**b).clone()))
+        }
+        (Some(Pick::NotComparable { why, testbeds }), _) => {
+            (BaselineSource::NotComparable { why: why.clone(), testbed: prepared.testbed.key.clone(), available: testbeds.clone() }, None)
+        }
+        _ => (BaselineSource::None, None),
+    };
+    Ok((SuiteReport { summary, comparison, baseline: baseline_source, baseline_summary, confirmation }, file))
+}
+
 /// Compares `first` with `base`; when an endpoint regressed (and `confirm` is set and the run
 /// is valid), runs `rerun` once and keeps the regression only on endpoints that regress in
-/// both runs. The gate and the verdict-quality experiment both decide through this.
-pub async fn judge<F, Fut>(
+/// both runs.
+async fn judge<F, Fut>(
     base: &Summary,
     first: Summary,
     rules: &CompareRules,
@@ -67,7 +137,7 @@ fn confirm_comparison(base: Option<&Summary>, again: &Summary, rules: &CompareRu
 /// beside the run never reads as a slower pull request. A passing suite stays as it is (a busy
 /// machine only slows a run down). [`Summary::busy_machine`] says when (never for the
 /// external backend).
-pub fn distrust_busy_regression(judged: &mut Judged) {
+fn distrust_busy_regression(judged: &mut Judged) {
     let Some(why) = judged.summary.busy_machine() else { return };
     if !judged.comparison.has_regression() {
         judged.comparison.notes.push(format!("{why}; no regression even so"));

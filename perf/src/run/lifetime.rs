@@ -13,7 +13,9 @@ use crate::plan::Setup;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{GateError, Notes};
+use crate::util::Notes;
+
+use super::options::GateError;
 
 /// One environment to start.
 pub struct Spec {

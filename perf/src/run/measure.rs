@@ -16,14 +16,20 @@ use crate::special::Observations;
 use crate::summary::{self, AppMetrics, Event, ResourceUsage, RunContext, Summary};
 use crate::util::machine;
 
-use super::{GateError, GateOptions, Notes, Prepared, needs_proxies, scrape, underneath};
+use crate::util::Notes;
+
+use super::context::needs_proxies;
+use super::options::{GateError, GateOptions};
+use super::prepare::Prepared;
+use super::{scrape, stress, underneath};
 
 /// Runs one suite with resource sampling and metric scrapes, and builds its summary. Chaos
 /// suites' actions (stop or start PostgreSQL or Redis) happen at their times beside the load,
 /// with the app's metrics scraped every second; special suites get their checks.
 ///
 /// A stress suite whose planned steps all held goes on with extra steps (see
-/// [`super::stress::search`]) before its checks are made.
+/// [`stress::search`], which measures each through [`measure_once`]) before its checks are
+/// made.
 pub async fn measure_suite(
     opts: &GateOptions,
     prepared: &Prepared,
@@ -33,7 +39,8 @@ pub async fn measure_suite(
 ) -> Result<Summary, GateError> {
     let (mut summary, mut obs) = measure_once(opts, prepared, env, suite, ctx, true).await?;
     if let Some(Special::Stress(spec)) = &suite.special {
-        obs.stress_extra = super::stress::search(opts, prepared, env, suite, spec, ctx, &summary).await?;
+        let measure = async |env: &mut Environment, step: &Suite| measure_once(opts, prepared, env, step, ctx, false).await;
+        obs.stress_extra = stress::search(&opts.notes, env, suite, spec, &summary, measure).await?;
     }
     crate::special::evaluate(suite, &mut summary, &obs);
     Ok(summary)
@@ -42,7 +49,7 @@ pub async fn measure_suite(
 /// One run of `suite`'s timeline: the summary and what was observed beside it, before the
 /// special checks. `underneath` off skips the databases' statistics (the stress search's
 /// extra steps: their statements would say nothing the suite's own run did not).
-pub(super) async fn measure_once(
+async fn measure_once(
     opts: &GateOptions,
     prepared: &Prepared,
     env: &mut Environment,

@@ -17,10 +17,14 @@
 use std::path::{Path, PathBuf};
 
 use crate::plan::SuiteKind;
-use crate::render::{Confirmation, Report, RunFacts};
 use crate::summary::{Summary, Testbed};
+use crate::util::display_path;
+use crate::verdict::{Confirmation, Report, RunFacts};
 
-use super::{GateError, GateOptions, GateRun, Pick, Prepared, display_path, finish_suite, judge};
+use super::baseline::Pick;
+use super::judge::{Judging, judge_suite, record_suite};
+use super::options::{GateError, GateOptions, GateRun};
+use super::prepare::Prepared;
 
 /// The summaries of a results folder, read and validated (`(file, summary)`, by file name).
 pub struct Measured {
@@ -106,28 +110,27 @@ impl Measured {
 
 /// Judges `summaries` (from [`Measured::for_suites`]) against the prepared baselines, writes
 /// them to the results folder and builds the report. Starts nothing.
-pub async fn gate(opts: &GateOptions, prepared: &Prepared, summaries: Vec<Summary>) -> Result<GateRun, GateError> {
-    let rules = &prepared.compiled.compare;
+pub async fn run(opts: &GateOptions, prepared: &Prepared, summaries: Vec<Summary>) -> Result<GateRun, GateError> {
     let mut reports = Vec::new();
     let mut written = Vec::new();
     for (suite, first) in prepared.compiled.suites.iter().zip(summaries) {
         let pick = if suite.kind == SuiteKind::Load { prepared.baselines.pick(&suite.name) } else { None };
         let (summary, comparison, confirmation) = match pick {
-            Some(Pick::Found { summary: b, across, .. }) => {
+            Some(Pick::Found { summary: base, across, .. }) => {
+                let how = Judging {
+                    rules: &prepared.compiled.compare,
+                    notes: &opts.notes,
+                    confirm: false,
+                    across: across.as_deref(),
+                    measured_elsewhere: true,
+                };
                 let cannot = || async { Err(GateError::Input("a measured run cannot be run again".into())) };
-                let mut judged = judge(b, first, rules, false, &opts.notes, cannot).await?;
-                judge::distrust_busy_regression(&mut judged);
-                if let Some(why) = across {
-                    judged.comparison.notes.insert(0, format!("compared across testbeds (--baseline-any-testbed): {why}"));
-                }
-                if judged.comparison.has_regression() {
-                    judged.comparison.notes.push("judged from measured results (--from-summaries): not confirmed by a re-run".into());
-                }
+                let judged = judge_suite(base, first, &how, cannot).await?;
                 (judged.summary, Some(judged.comparison), judged.confirmation)
             }
             _ => (first, None, Confirmation::NotRun),
         };
-        let (report, file) = finish_suite(opts, prepared, pick, summary, comparison, confirmation)?;
+        let (report, file) = record_suite(opts, prepared, pick, summary, comparison, confirmation)?;
         written.push(file);
         reports.push(report);
     }

@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::plan::compiled::Compiled;
-use crate::render::{self, MarkdownOptions, Report};
+use crate::render::{self, MarkdownOptions};
+use crate::verdict::Report;
 
-use super::GateError;
+use super::options::GateError;
 
 /// The report files of one run, and the Markdown (also the pull-request comment's body).
 pub struct Reports {

@@ -4,57 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use tokio_util::sync::CancellationToken;
-
-use crate::engine::ProgressMode;
 use crate::env::{BackendChoice, BackendKind};
-use crate::plan::CompileOptions;
 use crate::plan::compiled::Compiled;
 use crate::plan::{Setup, SuiteKind};
-use crate::render::BaselineSource;
 use crate::summary::{self, Testbed};
-use crate::util::Notes;
+use crate::verdict::BaselineSource;
 
-use super::{Baselines, GateError, baseline};
-
-/// Where the baseline comes from.
-#[derive(Debug, Clone)]
-pub enum BaselineChoice {
-    /// No comparison at all.
-    None,
-    /// A folder of `<suite>.json` (the committed `results/baseline/` by default) or one file;
-    /// `source` is how the report names it.
-    Path { path: PathBuf, source: BaselineSource },
-}
-
-/// Everything one gate run needs, already resolved from the command line.
-#[derive(Debug, Clone)]
-pub struct GateOptions {
-    pub plan_path: PathBuf,
-    pub compile: CompileOptions,
-    pub backend: BackendChoice,
-    /// `external` backend: the app's URL.
-    pub app_url: Option<String>,
-    /// Results folder: `<suite>.json`, `logs/`.
-    pub out_dir: PathBuf,
-    pub baseline: BaselineChoice,
-    /// Re-run a suite once when it regressed, and fail only if the re-run regresses too.
-    pub confirm: bool,
-    /// Compare with the closest baseline even when it is of another testbed or an older suite
-    /// definition (`--baseline-any-testbed`); the report marks it.
-    pub any_testbed: bool,
-    pub progress: ProgressMode,
-    pub cancel: CancellationToken,
-    /// Seed of every virtual user's random draws: the same requests in the same order on
-    /// every run, which removes one source of noise between baseline and head.
-    pub seed: u64,
-    /// `--start-at`: no suite's load starts before this.
-    pub start_at: Option<std::time::SystemTime>,
-    /// Environment variables added to the app's (`KEY=VALUE`), e.g. an experiment's knob.
-    pub app_env: Vec<(String, String)>,
-    /// Where progress lines go.
-    pub notes: Notes,
-}
+use super::baseline::{self, Baselines};
+use super::options::{GateError, GateOptions};
 
 /// A validated run, before anything is started.
 pub struct Prepared {
@@ -64,6 +21,8 @@ pub struct Prepared {
     /// SHA-256 of the plan file, recorded in every summary.
     pub plan_hash: String,
     pub baselines: Baselines,
+    /// How reports name where the baselines came from (`None` when nothing is compared).
+    pub baseline_source: BaselineSource,
     pub plan_dir: PathBuf,
     /// The backend this run uses (`auto` resolved).
     pub backend: BackendKind,
@@ -82,10 +41,11 @@ impl Prepared {
 }
 
 /// Step 1: reads and validates the plan, decides the backend and the testbed, and reads and
-/// picks the baselines. Starts nothing.
-pub async fn prepare(opts: &GateOptions) -> Result<Prepared, GateError> {
+/// picks the baselines of `baseline` (a folder or a file, and how reports name it). Starts
+/// nothing.
+pub async fn prepare(opts: &GateOptions, baseline: Option<(PathBuf, BaselineSource)>) -> Result<Prepared, GateError> {
     let (backend, testbed) = resolve_testbed(opts).await;
-    prepare_on(opts, backend, testbed)
+    prepare_on(opts, backend, testbed, baseline)
 }
 
 /// The backend this run will use (`auto` resolved by asking the Docker engine) and the testbed
@@ -100,14 +60,19 @@ pub async fn resolve_testbed(opts: &GateOptions) -> (BackendKind, Testbed) {
 }
 
 /// [`prepare`] with the backend and testbed already decided ([`resolve_testbed`]).
-pub fn prepare_on(opts: &GateOptions, backend: BackendKind, testbed: Testbed) -> Result<Prepared, GateError> {
+pub fn prepare_on(
+    opts: &GateOptions,
+    backend: BackendKind,
+    testbed: Testbed,
+    baseline: Option<(PathBuf, BaselineSource)>,
+) -> Result<Prepared, GateError> {
     let loaded = crate::plan::load(&opts.plan_path).map_err(|e| GateError::Input(e.to_string()))?;
     let compiled = loaded.compile(&opts.compile).map_err(|e| GateError::Input(e.to_string()))?;
     let suites: Vec<(String, String)> = compiled.suites.iter().map(|s| (s.name.clone(), s.definition_hash.clone())).collect();
-    let baselines = match &opts.baseline {
-        BaselineChoice::None => Baselines::default(),
-        BaselineChoice::Path { path, .. } => {
-            baseline::load(path, baseline::Want { testbed: &testbed, suites: &suites, any_testbed: opts.any_testbed })?
+    let (baselines, baseline_source) = match baseline {
+        None => (Baselines::default(), BaselineSource::None),
+        Some((path, source)) => {
+            (baseline::load(&path, baseline::Want { testbed: &testbed, suites: &suites, any_testbed: opts.any_testbed })?, source)
         }
     };
     let mut setup = compiled.setup.clone();
@@ -126,7 +91,7 @@ pub fn prepare_on(opts: &GateOptions, backend: BackendKind, testbed: Testbed) ->
         GateError::Input(format!("{}: {why}{auto}", opts.plan_path.display()))
     })?;
     let plan_dir = plan_dir(&opts.plan_path)?;
-    Ok(Prepared { setup, plan_hash: loaded.hash, compiled, baselines, plan_dir, backend, testbed })
+    Ok(Prepared { setup, plan_hash: loaded.hash, compiled, baselines, baseline_source, plan_dir, backend, testbed })
 }
 
 impl Prepared {

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use crate::env::Environment;
 use crate::plan::compiled::{Shape, StressSpec, Suite};
-use crate::special::{Next, Outcome, StressStep, measure_extra_step, measure_steps, next_step};
-use crate::summary::{RunContext, Summary};
+use crate::special::{Next, Observations, Outcome, StressStep, measure_extra_step, measure_steps, next_step};
+use crate::summary::Summary;
+use crate::util::Notes;
 
-use super::{GateError, GateOptions, Prepared, measure::measure_once};
+use super::options::GateError;
 
 /// The shortest ramp (left out as warm-up) before an extra step's hold.
 const MIN_RAMP: Duration = Duration::from_secs(1);
@@ -19,15 +20,15 @@ const MIN_RAMP: Duration = Duration::from_secs(1);
 const MAX_VUS: u32 = 4000;
 
 /// Runs the extra steps the search asks for after `summary` (the planned run) and returns
-/// them measured, in the order they ran.
+/// them measured, in the order they ran. `measure` runs one step's suite in `env` (the
+/// caller's one-run measurement, so this module needs nothing of how a suite is measured).
 pub(super) async fn search(
-    opts: &GateOptions,
-    prepared: &Prepared,
+    notes: &Notes,
     env: &mut Environment,
     suite: &Suite,
     spec: &StressSpec,
-    ctx: &RunContext,
     summary: &Summary,
+    measure: impl AsyncFn(&mut Environment, &Suite) -> Result<(Summary, Observations), GateError>,
 ) -> Result<Vec<StressStep>, GateError> {
     let planned = measure_steps(spec, suite, summary);
     let mut extra: Vec<StressStep> = Vec::new();
@@ -37,11 +38,11 @@ pub(super) async fn search(
         let from = tried.iter().filter(|(r, o, _)| *o == Outcome::Held && *r < rate).map(|(r, _, _)| *r).fold(0.0, f64::max);
         let Some(step_suite) = extra_step_suite(suite, from, rate) else { break };
         if extra.is_empty() {
-            opts.notes.say(format!("stress {}: every planned step held; searching past them", suite.name));
+            notes.say(format!("stress {}: every planned step held; searching past them", suite.name));
         }
-        let (run, _) = measure_once(opts, prepared, env, &step_suite, ctx, false).await?;
+        let (run, _) = measure(env, &step_suite).await?;
         let Some(step) = measure_extra_step(spec, &step_suite, &run) else {
-            opts.notes.say(format!("stress {}: the extra step at {rate}/s measured no window; the search stops", suite.name));
+            notes.say(format!("stress {}: the extra step at {rate}/s measured no window; the search stops", suite.name));
             break;
         };
         let said = match step.failure {
@@ -49,7 +50,7 @@ pub(super) async fn search(
             Some("generator") => format!("not sent in full by the load generator ({:.0}/s)", step.achieved_rps),
             Some(how) => format!("broke by {how}"),
         };
-        opts.notes.say(format!("stress {}: extra step {rate}/s {said}", suite.name));
+        notes.say(format!("stress {}: extra step {rate}/s {said}", suite.name));
         extra.push(step);
     }
     Ok(extra)

@@ -61,6 +61,31 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// `path` relative to the current directory when it is inside it, for messages.
+pub fn display_path(path: &Path) -> String {
+    let cwd = std::env::current_dir().ok();
+    match cwd.as_deref().and_then(|c| path.strip_prefix(c).ok()) {
+        Some(rel) => rel.display().to_string(),
+        None => path.display().to_string(),
+    }
+}
+
+/// How reports and the pull-request comment name a file: relative to the root of the git
+/// repository it is in, so that a runner's `/home/runner/work/…` never shows; outside a
+/// repository, as [`display_path`] does.
+pub fn report_path(path: &Path) -> String {
+    let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let dir = if abs.is_dir() { abs.as_path() } else { abs.parent().unwrap_or(Path::new("/")) };
+    match git(dir, &["rev-parse", "--show-toplevel"]) {
+        Ok(top) => match abs.strip_prefix(&top) {
+            Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+            Ok(rel) => rel.display().to_string(),
+            Err(_) => display_path(path),
+        },
+        Err(_) => display_path(path),
+    }
+}
+
 /// The median (the mean of the two middle values for an even count); `None` when empty.
 /// NaNs sort last, by `f64::total_cmp`.
 pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
@@ -155,6 +180,23 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn reports_name_files_from_the_repository_root_wherever_the_gate_runs() {
+        let repo = tempfile::tempdir().unwrap();
+        git(repo.path(), &["init", "-q"]).unwrap();
+        let file = repo.path().join("service/results/baseline/local-2cpu/baseline.json");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "{}").unwrap();
+        // The current directory (the test runner's) is not the repository.
+        assert_eq!(report_path(&file), "service/results/baseline/local-2cpu/baseline.json");
+        assert_eq!(report_path(&repo.path().join("service/results/baseline")), "service/results/baseline");
+        // Outside any repository: the path as given.
+        let loose = tempfile::tempdir().unwrap();
+        let outside = loose.path().join("b.json");
+        std::fs::write(&outside, "{}").unwrap();
+        assert_eq!(report_path(&outside), outside.display().to_string());
+    }
 
     #[test]
     fn notes_go_to_the_sink_the_front_end_gives() {

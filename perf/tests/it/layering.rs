@@ -23,12 +23,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("summary", &["engine", "plan", "util"]),
     ("compare", &["summary", "plan", "util"]),
     ("special", &["summary", "plan", "util"]),
-    ("render", &["compare", "special", "summary", "plan", "util"]),
-    ("export", &["render", "compare", "special", "summary", "plan", "util"]),
+    ("verdict", &["compare", "special", "summary", "plan", "util"]),
+    ("render", &["verdict", "compare", "special", "summary", "plan", "util"]),
+    ("export", &["verdict", "compare", "special", "summary", "plan", "util"]),
     ("history", &["render", "compare", "summary", "plan", "util"]),
     ("github", &["util"]),
-    ("run", &["github", "export", "render", "compare", "special", "summary", "engine", "env", "faults", "plan", "util"]),
-    ("cli", &["run", "history", "github", "export", "render", "compare", "special", "summary", "engine", "env", "faults", "plan", "util"]),
+    ("run", &["github", "export", "render", "verdict", "compare", "special", "summary", "engine", "env", "faults", "plan", "util"]),
+    (
+        "cli",
+        &[
+            "run", "history", "github", "export", "render", "verdict", "compare", "special", "summary", "engine", "env", "faults", "plan",
+            "util",
+        ],
+    ),
 ];
 
 struct Source {

@@ -1,0 +1,118 @@
+//! Stored-baseline mode: the suites measured here, each judged against the stored baseline
+//! of this testbed.
+//!
+//! One environment serves every measured suite; suites that set network faults run last, in
+//! an environment of their own whose app reaches PostgreSQL and Redis through the fault
+//! proxies. Special suites (spike, stress, soak, chaos) are judged by their own checks: their
+//! numbers are shaped by what was done to the app, so they are never compared.
+
+use crate::env::{BackendChoice, BackendKind, Environment, StartOptions};
+use crate::plan::SuiteKind;
+use crate::plan::compiled::Suite;
+use crate::summary::RunContext;
+use crate::verdict::{Confirmation, Report, RunFacts, SuiteReport};
+
+use super::baseline::Pick;
+use super::context::{needs_proxies, run_context};
+use super::judge::{Judging, judge_suite, record_suite};
+use super::lifetime::{Spec, with_environment};
+use super::measure::measure_suite;
+use super::options::{GateError, GateOptions, GateRun};
+use super::prepare::Prepared;
+
+/// Steps 2 to 5 of a stored-baseline run: environments, load, summaries, verdicts.
+pub async fn run(opts: &GateOptions, prepared: &Prepared) -> Result<GateRun, GateError> {
+    let (direct, proxied): (Vec<&Suite>, Vec<&Suite>) = prepared.compiled.suites.iter().partition(|s| !needs_proxies(s));
+    let mut reports = Vec::new();
+    let mut written = Vec::new();
+    for (suites, fault_proxies) in [(direct, false), (proxied, true)] {
+        if suites.is_empty() {
+            continue;
+        }
+        let (r, w) = run_in_environment(opts, prepared, &suites, fault_proxies).await?;
+        reports.extend(r);
+        written.extend(w);
+    }
+    let Some(facts) = reports.first().map(|r| RunFacts::from_summary(&r.summary)) else {
+        return Err(GateError::Input("no suite to run".into()));
+    };
+    Ok(GateRun { report: Report { facts, suites: reports, invalid_reasons: Vec::new() }, written })
+}
+
+/// Starts an environment, runs `suites` in it and stops it.
+async fn run_in_environment(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    suites: &[&Suite],
+    fault_proxies: bool,
+) -> Result<(Vec<SuiteReport>, Vec<std::path::PathBuf>), GateError> {
+    let start = StartOptions {
+        plan_dir: prepared.plan_dir.clone(),
+        logs_dir: opts.out_dir.join("logs"),
+        app_url: opts.app_url.clone(),
+        cancel: opts.cancel.clone(),
+        fault_proxies,
+        build_env: Vec::new(),
+        notes: opts.notes.clone(),
+    };
+    let proxied = if fault_proxies { ", the app reaching postgres and redis through fault proxies" } else { "" };
+    opts.notes.say(format!("starting the environment ({}{proxied})", backend_words(opts.backend, prepared.backend)));
+    let spec = Spec { name: String::new(), backend: prepared.backend.into(), setup: prepared.setup.clone(), start };
+    with_environment(&opts.notes, &opts.cancel, spec, async |env: &mut Environment| {
+        for s in env.services() {
+            opts.notes.say(format!("  {}: {}", s.service.as_str(), s.url));
+        }
+        let ctx = run_context(opts, prepared, &prepared.plan_dir);
+        let mut reports = Vec::new();
+        let mut written = Vec::new();
+        for &suite in suites {
+            let (report, file) = measure_and_judge(opts, prepared, env, suite, &ctx).await?;
+            written.push(file);
+            reports.push(report);
+        }
+        Ok((reports, written))
+    })
+    .await
+}
+
+/// One suite: measured, judged against its baseline (when it is a load suite that has a
+/// comparable one), written.
+async fn measure_and_judge(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    env: &mut Environment,
+    suite: &Suite,
+    ctx: &RunContext,
+) -> Result<(SuiteReport, std::path::PathBuf), GateError> {
+    let pick = if suite.kind == SuiteKind::Load { prepared.baselines.pick(&suite.name) } else { None };
+    let first = measure_suite(opts, prepared, env, suite, ctx).await?;
+    let (summary, comparison, confirmation) = match pick {
+        Some(Pick::Found { summary: base, across, .. }) => {
+            let how = Judging {
+                rules: &prepared.compiled.compare,
+                notes: &opts.notes,
+                confirm: opts.confirm,
+                across: across.as_deref(),
+                measured_elsewhere: false,
+            };
+            let rerun = move || {
+                let env = env;
+                measure_suite(opts, prepared, env, suite, ctx)
+            };
+            let judged = judge_suite(base, first, &how, rerun).await?;
+            (judged.summary, Some(judged.comparison), judged.confirmation)
+        }
+        _ => (first, None, Confirmation::NotRun),
+    };
+    record_suite(opts, prepared, pick, summary, comparison, confirmation)
+}
+
+fn backend_words(choice: BackendChoice, resolved: BackendKind) -> &'static str {
+    match (choice, resolved) {
+        (BackendChoice::Auto, BackendKind::Docker) => "auto: a Docker engine answers, so Docker",
+        (BackendChoice::Auto, _) => "auto: no Docker engine answers, so local processes",
+        (_, BackendKind::Local) => "local processes",
+        (_, BackendKind::Docker) => "Docker",
+        (_, BackendKind::External) => "external: nothing started",
+    }
+}
