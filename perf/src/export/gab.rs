@@ -23,7 +23,7 @@ use crate::compare::{Metric, SuiteComparison};
 use crate::render::Report;
 use crate::summary::{EndpointSummary, Summary};
 
-use super::{round_us, stdev};
+use super::common::{round_us, stdev};
 
 /// One github-action-benchmark entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
