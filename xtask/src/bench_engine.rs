@@ -92,7 +92,35 @@ pub async fn run(args: BenchEngineArgs, cancel: CancellationToken) -> anyhow::Re
     if !args.no_oha && !oha {
         println!("oha is not installed (`cargo install oha --locked`): skipping oha");
     }
-    let mut server = pinned(args.server_cpu, exe()?)
+    let (server, url) = start_server(args.server_cpu).await?;
+    let secs = args.duration.as_secs().max(1);
+    println!(
+        "bench-engine: {url}, server on cpu {}, load generators on cpu {}, {} connections, {}s per run",
+        args.server_cpu, args.client_cpu, args.connections, secs
+    );
+
+    let mut wrk_rates = Vec::new();
+    let mut oha_rates = Vec::new();
+    let mut engine_rates = Vec::new();
+    for round in 1..=args.rounds {
+        let run = Run { args: &args, url: &url, secs, round, cancel: &cancel };
+        if wrk {
+            wrk_rates.push(run.wrk().await?);
+        }
+        if oha {
+            oha_rates.push(run.oha().await?);
+        }
+        engine_rates.push(run.engine().await?);
+    }
+    print_medians(&engine_rates, &wrk_rates, &oha_rates);
+    drop(server);
+    Ok(())
+}
+
+/// Starts the bench server pinned to `cpu` on a free loopback port; returns it (killed when
+/// dropped) and its URL.
+async fn start_server(cpu: usize) -> anyhow::Result<(Guard, String)> {
+    let mut server = pinned(cpu, exe()?)
         .arg("bench-server")
         .arg("--listen")
         .arg("127.0.0.1:0")
@@ -107,67 +135,80 @@ pub async fn run(args: BenchEngineArgs, cancel: CancellationToken) -> anyhow::Re
         .await
         .context("the bench server did not start within 10 s")??;
     let addr = line.trim().strip_prefix("listening ").context("unexpected bench server output")?.to_string();
-    let url = format!("http://{addr}/");
-    let secs = args.duration.as_secs().max(1);
-    println!(
-        "bench-engine: {url}, server on cpu {}, load generators on cpu {}, {} connections, {}s per run",
-        args.server_cpu, args.client_cpu, args.connections, secs
-    );
+    Ok((server, format!("http://{addr}/")))
+}
 
-    let mut wrk_rates = Vec::new();
-    let mut oha_rates = Vec::new();
-    let mut engine_rates = Vec::new();
-    for round in 1..=args.rounds {
-        if wrk {
-            let cpu0 = children_cpu();
-            let out = tokio::select! {
-                o = pinned(args.client_cpu, "wrk")
-                    .args(["-t1", &format!("-c{}", args.connections), &format!("-d{secs}s"), "--latency", &url])
-                    .stdin(Stdio::null())
-                    .output() => o.context("cannot run wrk")?,
-                _ = cancel.cancelled() => bail!("cancelled"),
-            };
-            let text = String::from_utf8_lossy(&out.stdout);
-            let rate = text
-                .lines()
-                .find_map(|l| l.strip_prefix("Requests/sec:"))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .with_context(|| format!("cannot read wrk's rate from:\n{text}"))?;
-            let p99 = text.lines().find(|l| l.trim_start().starts_with("99%")).map(|l| l.trim().to_string());
-            let cpu = per_request(cpu0, children_cpu(), rate * secs as f64);
-            println!("round {round}: wrk     {rate:>10.0} req/s  (CPU per request {cpu}; latency {})", p99.unwrap_or_default());
-            wrk_rates.push(rate);
-        }
-        if oha {
-            let cpu0 = children_cpu();
-            let out = tokio::select! {
-                o = pinned(args.client_cpu, "oha")
-                    .args(["--no-tui", "--output-format", "json", "--worker-threads", "1"])
-                    .args(["-c", &args.connections.to_string(), "-z", &format!("{secs}s"), &url])
-                    .stdin(Stdio::null())
-                    .output() => o.context("cannot run oha")?,
-                _ = cancel.cancelled() => bail!("cancelled"),
-            };
-            let text = String::from_utf8_lossy(&out.stdout);
-            let v: Value = serde_json::from_str(&text).with_context(|| format!("cannot read oha's JSON ({}):\n{text}", out.status))?;
-            let rate =
-                v["summary"]["requestsPerSec"].as_f64().with_context(|| format!("no summary.requestsPerSec in oha's output:\n{text}"))?;
-            let total: u64 = v["statusCodeDistribution"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
-            let cpu = per_request(cpu0, children_cpu(), total as f64);
-            let p99 = v["latencyPercentiles"]["p99"].as_f64().map(|s| format!("{:.3} ms", s * 1000.0)).unwrap_or_else(|| "?".into());
-            println!("round {round}: oha     {rate:>10.0} req/s  (CPU per request {cpu}; p99 {p99})");
-            oha_rates.push(rate);
-        }
+/// One load generator's run in one round: each runs pinned to the client CPU for `secs`
+/// against `url`, prints its line and returns its rate in requests per second.
+struct Run<'a> {
+    args: &'a BenchEngineArgs,
+    url: &'a str,
+    secs: u64,
+    round: u32,
+    cancel: &'a CancellationToken,
+}
+
+impl Run<'_> {
+    /// wrk with one thread; its rate and p99 read from its text output.
+    async fn wrk(&self) -> anyhow::Result<f64> {
+        let (round, secs) = (self.round, self.secs);
         let cpu0 = children_cpu();
         let out = tokio::select! {
-            o = pinned(args.client_cpu, exe()?)
-                .args(["bench-client", "--url", &url, "--duration", &format!("{secs}s")])
+            o = pinned(self.args.client_cpu, "wrk")
+                .args(["-t1", &format!("-c{}", self.args.connections), &format!("-d{secs}s"), "--latency", self.url])
+                .stdin(Stdio::null())
+                .output() => o.context("cannot run wrk")?,
+            _ = self.cancel.cancelled() => bail!("cancelled"),
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let rate = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .with_context(|| format!("cannot read wrk's rate from:\n{text}"))?;
+        let p99 = text.lines().find(|l| l.trim_start().starts_with("99%")).map(|l| l.trim().to_string());
+        let cpu = per_request(cpu0, children_cpu(), rate * secs as f64);
+        println!("round {round}: wrk     {rate:>10.0} req/s  (CPU per request {cpu}; latency {})", p99.unwrap_or_default());
+        Ok(rate)
+    }
+
+    /// oha with one worker thread; its figures read from its JSON output.
+    async fn oha(&self) -> anyhow::Result<f64> {
+        let (round, secs) = (self.round, self.secs);
+        let cpu0 = children_cpu();
+        let out = tokio::select! {
+            o = pinned(self.args.client_cpu, "oha")
+                .args(["--no-tui", "--output-format", "json", "--worker-threads", "1"])
+                .args(["-c", &self.args.connections.to_string(), "-z", &format!("{secs}s"), self.url])
+                .stdin(Stdio::null())
+                .output() => o.context("cannot run oha")?,
+            _ = self.cancel.cancelled() => bail!("cancelled"),
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: Value = serde_json::from_str(&text).with_context(|| format!("cannot read oha's JSON ({}):\n{text}", out.status))?;
+        let rate =
+            v["summary"]["requestsPerSec"].as_f64().with_context(|| format!("no summary.requestsPerSec in oha's output:\n{text}"))?;
+        let total: u64 = v["statusCodeDistribution"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
+        let cpu = per_request(cpu0, children_cpu(), total as f64);
+        let p99 = v["latencyPercentiles"]["p99"].as_f64().map(|s| format!("{:.3} ms", s * 1000.0)).unwrap_or_else(|| "?".into());
+        println!("round {round}: oha     {rate:>10.0} req/s  (CPU per request {cpu}; p99 {p99})");
+        Ok(rate)
+    }
+
+    /// The engine, as the hidden `bench-client` command in a process of its own; its figures
+    /// read from the JSON line it prints last.
+    async fn engine(&self) -> anyhow::Result<f64> {
+        let (round, secs) = (self.round, self.secs);
+        let cpu0 = children_cpu();
+        let out = tokio::select! {
+            o = pinned(self.args.client_cpu, exe()?)
+                .args(["bench-client", "--url", self.url, "--duration", &format!("{secs}s")])
                 .arg("--connections")
-                .arg(args.connections.to_string())
+                .arg(self.args.connections.to_string())
                 .stdin(Stdio::null())
                 .stderr(Stdio::inherit())
                 .output() => o.context("cannot run the engine client")?,
-            _ = cancel.cancelled() => bail!("cancelled"),
+            _ = self.cancel.cancelled() => bail!("cancelled"),
         };
         let text = String::from_utf8_lossy(&out.stdout);
         let v: Value = text
@@ -185,21 +226,23 @@ pub async fn run(args: BenchEngineArgs, cancel: CancellationToken) -> anyhow::Re
             mib(&v["rss_kb_early"]),
             mib(&v["rss_kb_end"])
         );
-        engine_rates.push(rate);
+        Ok(rate)
     }
+}
+
+/// The median rate of each generator over the rounds, and the engine's ratio to each peer.
+fn print_medians(engine_rates: &[f64], wrk_rates: &[f64], oha_rates: &[f64]) {
     let median = |rates: &[f64]| perf::util::median(rates.iter().copied());
-    if let Some(e) = median(&engine_rates) {
+    if let Some(e) = median(engine_rates) {
         let mut line = format!("median: engine {e:.0} req/s");
-        if let Some(w) = median(&wrk_rates) {
+        if let Some(w) = median(wrk_rates) {
             line += &format!(", wrk {w:.0} req/s, engine/wrk = {:.3} (goal >= 0.9)", e / w);
         }
-        if let Some(o) = median(&oha_rates) {
+        if let Some(o) = median(oha_rates) {
             line += &format!(", oha {o:.0} req/s, engine/oha = {:.3}", e / o);
         }
         println!("{line}");
     }
-    drop(server);
-    Ok(())
 }
 
 /// CPU seconds (user, system) used so far by waited-for children.

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::summary::{ResourceUsage, Statement, Summary};
+use crate::summary::{RedisStats, ResourceUsage, Statement, Statements, Summary};
 
 /// Relative growth (time per 1000 requests) beyond which a statement or command changed.
 pub const STATEMENT_GROWTH: f64 = 0.5;
@@ -164,57 +164,7 @@ pub fn underneath(base: &Summary, head: &Summary) -> Underneath {
     let (bk, hk) = (1000.0 / requests(base), 1000.0 / requests(head));
     let (bu, hu) = (base.underneath.as_ref(), head.underneath.as_ref());
     match (bu.and_then(|u| u.postgres.as_ref()), hu.and_then(|u| u.postgres.as_ref())) {
-        (Some(b), Some(h)) => {
-            let base_total = b.total_exec_ms * bk;
-            let (b_top, h_top) = (merged(&b.top), merged(&h.top));
-            let pairs = match_statements(&b_top, &h_top);
-            // How much the other statements moved, typically: a busier machine makes all of
-            // them slower, which is not one statement getting slower. Needs three others.
-            let ratios: Vec<Option<f64>> =
-                pairs.iter().map(|(s, m)| m.map(|b| b.total_ms * bk).filter(|b| *b > 0.0).map(|before| s.total_ms * hk / before)).collect();
-            let typical = |i: usize| {
-                let others: Vec<f64> = ratios.iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(_, r)| *r).collect();
-                if others.len() >= 3 { crate::util::median(others).unwrap_or(1.0).max(1.0) } else { 1.0 }
-            };
-            let changed = |i: usize, delta: f64, before: f64| {
-                delta >= FLOOR_MS
-                    && delta >= STATEMENT_SHARE * base_total
-                    && (before <= 0.0 || (before + delta) / before > (1.0 + STATEMENT_GROWTH) * typical(i))
-            };
-            for (i, (s, matched)) in pairs.iter().copied().enumerate() {
-                let now = figures(s, hk);
-                let before = matched.map(|b| figures(b, bk));
-                if before.is_some() {
-                    out.statements_compared += 1;
-                }
-                let delta = now.ms_per_1k - before.as_ref().map_or(0.0, |b| b.ms_per_1k);
-                let (plan_before, plan_after) = match matched {
-                    Some(b) if !b.plan.is_empty() && !s.plan.is_empty() => {
-                        let (sb, sh) = (scans(&b.plan), scans(&s.plan));
-                        (sb.difference(&sh).cloned().collect(), sh.difference(&sb).cloned().collect())
-                    }
-                    _ => (Vec::new(), Vec::new()),
-                };
-                if changed(i, delta, before.as_ref().map_or(0.0, |b| b.ms_per_1k)) {
-                    out.statements.push(StatementChange {
-                        query: s.query.clone(),
-                        base_query: matched.filter(|b| b.query != s.query).map(|b| b.query.clone()),
-                        base: before,
-                        head: Some(now),
-                        delta_ms_per_1k: delta,
-                        share: 0.0,
-                        plan_before,
-                        plan_after,
-                        issued_by: issued_by(s),
-                    });
-                }
-            }
-            let growth: f64 = out.statements.iter().map(|s| s.delta_ms_per_1k.max(0.0)).sum();
-            for s in &mut out.statements {
-                s.share = if growth > 0.0 { s.delta_ms_per_1k.max(0.0) / growth } else { 0.0 };
-            }
-            out.statements.sort_by(|a, b| b.delta_ms_per_1k.total_cmp(&a.delta_ms_per_1k).then_with(|| a.query.cmp(&b.query)));
-        }
+        (Some(b), Some(h)) => (out.statements, out.statements_compared) = statement_changes(b, h, bk, hk),
         (b, h) => {
             let why = |u: Option<&crate::summary::Underneath>| {
                 u.and_then(|u| u.postgres_unavailable.clone()).unwrap_or_else(|| "no statement statistics recorded".into())
@@ -228,30 +178,101 @@ pub fn underneath(base: &Summary, head: &Summary) -> Underneath {
         }
     }
     if let (Some(b), Some(h)) = (bu.and_then(|u| u.redis.as_ref()), hu.and_then(|u| u.redis.as_ref())) {
-        let base_total: f64 = b.commands.values().map(|c| c.usec as f64 / 1000.0 * bk).sum();
-        let names: BTreeSet<&String> = b.commands.keys().chain(h.commands.keys()).collect();
-        for name in names {
-            let (bc, hc) = (b.commands.get(name).copied().unwrap_or_default(), h.commands.get(name).copied().unwrap_or_default());
-            let (bms, hms) = (bc.usec as f64 / 1000.0 * bk, hc.usec as f64 / 1000.0 * hk);
-            let (bcalls, hcalls) = (bc.calls as f64 * bk, hc.calls as f64 * hk);
-            let delta = hms - bms;
-            let time_grew = delta >= COMMAND_FLOOR_MS && delta >= STATEMENT_SHARE * base_total && delta > STATEMENT_GROWTH * bms;
-            let calls_moved = hcalls - bcalls >= 10.0 && hcalls - bcalls > STATEMENT_GROWTH * bcalls.max(1.0);
-            if time_grew || calls_moved {
-                out.commands.push(CommandChange {
-                    command: name.clone(),
-                    base_calls_per_1k: bcalls,
-                    head_calls_per_1k: hcalls,
-                    base_ms_per_1k: bms,
-                    head_ms_per_1k: hms,
-                });
-            }
-        }
-        out.commands.sort_by(|a, b| (b.head_ms_per_1k - b.base_ms_per_1k).total_cmp(&(a.head_ms_per_1k - a.base_ms_per_1k)));
+        out.commands = command_changes(b, h, bk, hk);
         out.hit_ratio = Some((b.hit_ratio(), h.hit_ratio()));
     }
     out.resources = resources(&base.resources, &head.resources, bk, hk);
     out
+}
+
+/// The statements that changed (see the module documentation), the one whose time grew most
+/// first, and how many of `head`'s statements were matched with one of `base`'s. `bk` and
+/// `hk` turn each run's figures into figures per 1000 requests.
+fn statement_changes(base: &Statements, head: &Statements, bk: f64, hk: f64) -> (Vec<StatementChange>, usize) {
+    let base_total = base.total_exec_ms * bk;
+    let (b_top, h_top) = (merged(&base.top), merged(&head.top));
+    let pairs = match_statements(&b_top, &h_top);
+    // How much the other statements moved, typically: a busier machine makes all of
+    // them slower, which is not one statement getting slower. Needs three others.
+    let ratios: Vec<Option<f64>> =
+        pairs.iter().map(|(s, m)| m.map(|b| b.total_ms * bk).filter(|b| *b > 0.0).map(|before| s.total_ms * hk / before)).collect();
+    let typical = |i: usize| {
+        let others: Vec<f64> = ratios.iter().enumerate().filter(|(j, _)| *j != i).filter_map(|(_, r)| *r).collect();
+        if others.len() >= 3 { crate::util::median(others).unwrap_or(1.0).max(1.0) } else { 1.0 }
+    };
+    let changed = |i: usize, delta: f64, before: f64| {
+        delta >= FLOOR_MS
+            && delta >= STATEMENT_SHARE * base_total
+            && (before <= 0.0 || (before + delta) / before > (1.0 + STATEMENT_GROWTH) * typical(i))
+    };
+    let mut compared = 0;
+    let mut statements = Vec::new();
+    for (i, (s, matched)) in pairs.iter().copied().enumerate() {
+        let now = figures(s, hk);
+        let before = matched.map(|b| figures(b, bk));
+        if before.is_some() {
+            compared += 1;
+        }
+        let delta = now.ms_per_1k - before.as_ref().map_or(0.0, |b| b.ms_per_1k);
+        if changed(i, delta, before.as_ref().map_or(0.0, |b| b.ms_per_1k)) {
+            let (plan_before, plan_after) = scan_changes(matched, s);
+            statements.push(StatementChange {
+                query: s.query.clone(),
+                base_query: matched.filter(|b| b.query != s.query).map(|b| b.query.clone()),
+                base: before,
+                head: Some(now),
+                delta_ms_per_1k: delta,
+                share: 0.0,
+                plan_before,
+                plan_after,
+                issued_by: issued_by(s),
+            });
+        }
+    }
+    let growth: f64 = statements.iter().map(|s| s.delta_ms_per_1k.max(0.0)).sum();
+    for s in &mut statements {
+        s.share = if growth > 0.0 { s.delta_ms_per_1k.max(0.0) / growth } else { 0.0 };
+    }
+    statements.sort_by(|a, b| b.delta_ms_per_1k.total_cmp(&a.delta_ms_per_1k).then_with(|| a.query.cmp(&b.query)));
+    (statements, compared)
+}
+
+/// Scan nodes only the baseline's plan has, and only this run's; nothing when a plan is missing.
+fn scan_changes(base: Option<&Statement>, head: &Statement) -> (Vec<String>, Vec<String>) {
+    match base {
+        Some(b) if !b.plan.is_empty() && !head.plan.is_empty() => {
+            let (sb, sh) = (scans(&b.plan), scans(&head.plan));
+            (sb.difference(&sh).cloned().collect(), sh.difference(&sb).cloned().collect())
+        }
+        _ => (Vec::new(), Vec::new()),
+    }
+}
+
+/// The Redis commands whose time or calls per 1000 requests grew beyond noise, the one whose
+/// time grew most first.
+fn command_changes(base: &RedisStats, head: &RedisStats, bk: f64, hk: f64) -> Vec<CommandChange> {
+    let base_total: f64 = base.commands.values().map(|c| c.usec as f64 / 1000.0 * bk).sum();
+    let names: BTreeSet<&String> = base.commands.keys().chain(head.commands.keys()).collect();
+    let mut commands = Vec::new();
+    for name in names {
+        let (bc, hc) = (base.commands.get(name).copied().unwrap_or_default(), head.commands.get(name).copied().unwrap_or_default());
+        let (bms, hms) = (bc.usec as f64 / 1000.0 * bk, hc.usec as f64 / 1000.0 * hk);
+        let (bcalls, hcalls) = (bc.calls as f64 * bk, hc.calls as f64 * hk);
+        let delta = hms - bms;
+        let time_grew = delta >= COMMAND_FLOOR_MS && delta >= STATEMENT_SHARE * base_total && delta > STATEMENT_GROWTH * bms;
+        let calls_moved = hcalls - bcalls >= 10.0 && hcalls - bcalls > STATEMENT_GROWTH * bcalls.max(1.0);
+        if time_grew || calls_moved {
+            commands.push(CommandChange {
+                command: name.clone(),
+                base_calls_per_1k: bcalls,
+                head_calls_per_1k: hcalls,
+                base_ms_per_1k: bms,
+                head_ms_per_1k: hms,
+            });
+        }
+    }
+    commands.sort_by(|a, b| (b.head_ms_per_1k - b.base_ms_per_1k).total_cmp(&(a.head_ms_per_1k - a.base_ms_per_1k)));
+    commands
 }
 
 /// Characters of [`key`] compared: statements are kept cut at 400 characters, and `$12`

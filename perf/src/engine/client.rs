@@ -26,9 +26,9 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-use super::EngineError;
 use super::h1::{H1Conn, H1Error, Tally};
 use super::io::{ByteCounters, Counting, Stream};
+use super::result::EngineError;
 use super::stats::ErrorKind;
 use crate::plan::HttpVersion;
 use crate::plan::compiled::Rendered;

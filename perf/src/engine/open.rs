@@ -31,21 +31,11 @@ pub(crate) async fn run(
     id_base: usize,
     cancel: CancellationToken,
 ) {
-    let (mut arrivals, pre, max) = match &scenario.shape {
-        Shape::ConstantArrivalRate { rate, duration, pre_allocated_vus, max_vus } => {
-            (Arrivals::constant(*rate, *duration), *pre_allocated_vus, *max_vus)
-        }
-        Shape::RampingArrivalRate { start_rate, stages, pre_allocated_vus, max_vus } => {
-            (Arrivals::ramping(*start_rate, stages), *pre_allocated_vus, *max_vus)
-        }
-        _ => unreachable!("closed-model shape given to the open executor"),
-    };
-    let max = max.max(pre).max(1) as usize;
+    let (mut arrivals, pre, max) = arrivals_of(&scenario.shape);
     let end = start + scenario.shape.duration();
-    let cut = cancel.child_token();
-    let mut idle: Vec<Vu> = (0..pre as usize).map(|i| Vu::new(&shared, id_base + i)).collect();
-    let mut allocated = idle.len();
-    counters.max_vus.fetch_max(allocated as u32, Ordering::Relaxed);
+    let graceful_stop = scenario.graceful_stop;
+    let iterations = Iterations { shared: shared.clone(), scenario, counters: counters.clone(), cut: cancel.child_token() };
+    let mut users = Users::new(&shared, &counters, pre, max, id_base);
     let (back_tx, mut back_rx) = mpsc::unbounded_channel::<Vu>();
     let mut tasks = JoinSet::new();
     let late_after = shared.late_after;
@@ -64,16 +54,11 @@ pub(crate) async fn run(
             _ = cancel.cancelled() => break,
         }
         while let Ok(vu) = back_rx.try_recv() {
-            idle.push(vu);
+            users.idle.push(vu);
         }
         while tasks.try_join_next().is_some() {}
-        let vu = match idle.pop() {
+        let vu = match users.free(&shared, &counters) {
             Some(vu) => vu,
-            None if allocated < max => {
-                allocated += 1;
-                counters.max_vus.fetch_max(allocated as u32, Ordering::Relaxed);
-                Vu::new(&shared, id_base + allocated - 1)
-            }
             None => {
                 // Every user is busy: this start waits for one, until the scenario ends.
                 let got = tokio::select! {
@@ -101,33 +86,100 @@ pub(crate) async fn run(
                 counters.late.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let (shared, scenario, counters, cut, back) = (shared.clone(), scenario.clone(), counters.clone(), cut.clone(), back_tx.clone());
+        let (iterations, back) = (iterations.clone(), back_tx.clone());
         tasks.spawn(async move {
-            let mut vu = vu;
-            shared.gauge.inc();
-            let ended = tokio::select! {
-                biased;
-                _ = cut.cancelled() => None,
-                e = iteration(&shared, &mut vu, &scenario.exec, Some(scheduled)) => Some(e),
-            };
-            shared.gauge.dec();
-            match ended {
-                None => {
-                    counters.interrupted.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(Ended::Completed) if measured => {
-                    counters.iterations.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(Ended::Aborted) if measured => {
-                    counters.aborted.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(_) => {}
-            }
+            let vu = iterations.run(vu, scheduled, measured).await;
             let _ = back.send(vu);
         });
     }
     drop(back_tx);
-    let hard = end.max(Instant::now()) + scenario.graceful_stop;
+    stop(&mut tasks, end.max(Instant::now()) + graceful_stop, &cancel, &iterations.cut).await;
+}
+
+/// The arrivals of an open-model shape, with its `pre_allocated_vus` and `max_vus`.
+fn arrivals_of(shape: &Shape) -> (Arrivals, u32, u32) {
+    match shape {
+        Shape::ConstantArrivalRate { rate, duration, pre_allocated_vus, max_vus } => {
+            (Arrivals::constant(*rate, *duration), *pre_allocated_vus, *max_vus)
+        }
+        Shape::RampingArrivalRate { start_rate, stages, pre_allocated_vus, max_vus } => {
+            (Arrivals::ramping(*start_rate, stages), *pre_allocated_vus, *max_vus)
+        }
+        _ => unreachable!("closed-model shape given to the open executor"),
+    }
+}
+
+/// The scenario's users that are not running an iteration, and how many exist: the
+/// pre-allocated ones at first, more up to `max` when a start finds none free.
+struct Users {
+    idle: Vec<Vu>,
+    allocated: usize,
+    max: usize,
+    id_base: usize,
+}
+
+impl Users {
+    fn new(shared: &Shared, counters: &ScenarioCounters, pre: u32, max: u32, id_base: usize) -> Users {
+        let idle: Vec<Vu> = (0..pre as usize).map(|i| Vu::new(shared, id_base + i)).collect();
+        counters.max_vus.fetch_max(idle.len() as u32, Ordering::Relaxed);
+        Users { allocated: idle.len(), idle, max: max.max(pre).max(1) as usize, id_base }
+    }
+
+    /// An idle user, or a new one while fewer than `max` exist; `None` when all are busy.
+    fn free(&mut self, shared: &Shared, counters: &ScenarioCounters) -> Option<Vu> {
+        if let Some(vu) = self.idle.pop() {
+            return Some(vu);
+        }
+        if self.allocated >= self.max {
+            return None;
+        }
+        self.allocated += 1;
+        counters.max_vus.fetch_max(self.allocated as u32, Ordering::Relaxed);
+        Some(Vu::new(shared, self.id_base + self.allocated - 1))
+    }
+}
+
+/// What every iteration task of the scenario needs; a clone is a few reference counts.
+#[derive(Clone)]
+struct Iterations {
+    shared: Arc<Shared>,
+    scenario: Arc<Scenario>,
+    counters: Arc<ScenarioCounters>,
+    /// Cancelled at the hard stop (end + graceful stop) or with the run: cuts the iterations
+    /// in flight.
+    cut: CancellationToken,
+}
+
+impl Iterations {
+    /// Runs one iteration on `vu`, with latency from `scheduled`, counts how it ended (a cut
+    /// always; a completed or aborted one when `measured`), and gives the user back.
+    async fn run(self, mut vu: Vu, scheduled: Instant, measured: bool) -> Vu {
+        self.shared.gauge.inc();
+        let ended = tokio::select! {
+            biased;
+            _ = self.cut.cancelled() => None,
+            e = iteration(&self.shared, &mut vu, &self.scenario.exec, Some(scheduled)) => Some(e),
+        };
+        self.shared.gauge.dec();
+        match ended {
+            None => {
+                self.counters.interrupted.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Ended::Completed) if measured => {
+                self.counters.iterations.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Ended::Aborted) if measured => {
+                self.counters.aborted.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(_) => {}
+        }
+        vu
+    }
+}
+
+/// Lets the iterations in flight finish until `hard` (or the run's cancellation), then cuts
+/// the rest and waits for them to notice.
+async fn stop(tasks: &mut JoinSet<()>, hard: Instant, cancel: &CancellationToken, cut: &CancellationToken) {
     let finished = {
         let drained = async { while tasks.join_next().await.is_some() {} };
         tokio::select! {

@@ -5,15 +5,19 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
 
 use super::client::Target;
+use super::options::{RunClock, RunOptions};
 use super::progress::{Progress, Tick};
+use super::result::{EngineError, ScenarioResult, SuiteResult};
 use super::shared::{ScenarioCounters, Shared};
-use super::stats::{Collector, Gauge, Recorder};
+use super::stats::{Collector, EndpointResult, Gauge, Recorder, Window, WindowReport};
 use super::vu::{Vu, step};
-use super::{EngineError, RunClock, RunOptions, ScenarioResult, SuiteResult, closed, open};
+use super::{closed, open};
 use crate::plan::compiled::{Compiled, SharedVars, Suite};
 
 /// Room between the user ids of two scenarios (ids pick statistics shards and seeds).
@@ -25,57 +29,11 @@ fn shard_count() -> usize {
 
 pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptions) -> Result<SuiteResult, EngineError> {
     let target = Arc::new(Target::new(&opts.base_url, compiled.http, &opts.tls_roots).await?);
-    let vars = Arc::new(SharedVars::new(compiled.vars.clone()));
     let total = suite.scenarios.iter().map(|s| s.start + s.shape.duration()).max().unwrap_or_default();
+    let mut shared = new_shared(compiled, target, opts.seed);
+    run_setup(&shared, suite, &opts.cancel).await?;
+    wait_for_start_at(&opts).await?;
 
-    // Setup runs before the suite's timeline: its requests are never recorded as measured.
-    let far_future = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
-    let mut shared = Shared {
-        requests: compiled.requests.clone(),
-        target,
-        vars: vars.clone(),
-        recorder: Recorder::new(compiled.requests.len(), shard_count()),
-        gauge: Gauge::default(),
-        measured_start: far_future,
-        late_after: compiled.late_after,
-        // Shards draw different values from the same seed (users, dates, think times).
-        seed: match compiled.shard {
-            Some(s) => opts.seed ^ u64::from(s.index - 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            None => opts.seed,
-        },
-        shard: compiled.shard,
-    };
-    if !suite.setup.is_empty() {
-        let mut setup_vu = Vu::new(&shared, usize::MAX / 2);
-        setup_vu.vars.begin_iteration();
-        for s in &suite.setup {
-            let name = shared.requests[s.request()].name.clone();
-            let outcome = tokio::select! {
-                o = step(&shared, &mut setup_vu, s.request(), None) => o,
-                _ = opts.cancel.cancelled() => return Err(EngineError::Cancelled),
-            };
-            let failure = match outcome {
-                None => Some("it needs a value no earlier setup step captured".to_string()),
-                Some(o) => o.error.map(|k| match o.status {
-                    Some(status) => format!("{} error (status {status})", k.as_str()),
-                    None => format!("{} error", k.as_str()),
-                }),
-            };
-            if let Some(reason) = failure {
-                return Err(EngineError::Setup { step: name, reason });
-            }
-        }
-        vars.set_globals(&setup_vu.vars);
-    }
-
-    if let Some(at) = opts.start_at
-        && let Ok(wait) = at.duration_since(std::time::SystemTime::now())
-    {
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = opts.cancel.cancelled() => return Err(EngineError::Cancelled),
-        }
-    }
     let t0 = Instant::now();
     let wall0 = jiff::Timestamp::now();
     shared.measured_start = t0 + suite.warmup;
@@ -92,12 +50,121 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
         }));
     }
 
+    let (scenario_tasks, counters) = spawn_scenarios(suite, &shared, t0, &opts.cancel);
+    let names: Vec<String> = shared.requests.iter().map(|r| r.name.clone()).collect();
+    let mut collector = Collector::new(names);
+    let mut progress = Progress::new(opts.progress, &suite.name, total);
+    let windows = opts.hooks.windows.as_ref();
+    let end = tick_until_done(scenario_tasks, &shared, &mut collector, &mut progress, windows, t0, suite.warmup).await;
+    let cancelled = opts.cancel.is_cancelled();
+    progress.finish(if cancelled { "interrupted" } else { "done" });
+
+    let (endpoints, windows) = exercised_endpoints(collector, &shared, suite);
+    let scenarios = scenario_results(suite, counters);
+    let mut invalid_reasons = Vec::new();
+    if cancelled {
+        invalid_reasons.push("the run was interrupted before its end".to_string());
+    }
+    for sc in &scenarios {
+        if let Some(reason) = sc.behind_schedule(compiled.late_after) {
+            invalid_reasons.push(reason);
+        }
+    }
+    Ok(SuiteResult {
+        suite: suite.name.clone(),
+        suite_hash: suite.definition_hash.clone(),
+        kind: suite.kind,
+        started_at: measured_wall,
+        warmup: suite.warmup,
+        measured: end.saturating_duration_since(measured_start),
+        endpoints,
+        scenarios,
+        windows,
+        slo: suite.slo.clone(),
+        invalid_reasons,
+        cancelled,
+        shard: compiled.shard,
+    })
+}
+
+/// The state the run's tasks share, before the timeline starts: its measured start lies far
+/// in the future, so that the setup's requests are never recorded as measured.
+fn new_shared(compiled: &Compiled, target: Arc<Target>, seed: u64) -> Shared {
+    let far_future = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+    Shared {
+        requests: compiled.requests.clone(),
+        target,
+        vars: Arc::new(SharedVars::new(compiled.vars.clone())),
+        recorder: Recorder::new(compiled.requests.len(), shard_count()),
+        gauge: Gauge::default(),
+        measured_start: far_future,
+        late_after: compiled.late_after,
+        // Shards draw different values from the same seed (users, dates, think times).
+        seed: match compiled.shard {
+            Some(s) => seed ^ u64::from(s.index - 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            None => seed,
+        },
+        shard: compiled.shard,
+    }
+}
+
+/// Runs the suite's setup steps as one user, before its timeline; what they capture becomes
+/// every user's globals. A step that fails, or needs a value no earlier step captured, stops
+/// the run.
+async fn run_setup(shared: &Shared, suite: &Suite, cancel: &CancellationToken) -> Result<(), EngineError> {
+    if suite.setup.is_empty() {
+        return Ok(());
+    }
+    let mut setup_vu = Vu::new(shared, usize::MAX / 2);
+    setup_vu.vars.begin_iteration();
+    for s in &suite.setup {
+        let name = shared.requests[s.request()].name.clone();
+        let outcome = tokio::select! {
+            o = step(shared, &mut setup_vu, s.request(), None) => o,
+            _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+        };
+        let failure = match outcome {
+            None => Some("it needs a value no earlier setup step captured".to_string()),
+            Some(o) => o.error.map(|k| match o.status {
+                Some(status) => format!("{} error (status {status})", k.as_str()),
+                None => format!("{} error", k.as_str()),
+            }),
+        };
+        if let Some(reason) = failure {
+            return Err(EngineError::Setup { step: name, reason });
+        }
+    }
+    shared.vars.set_globals(&setup_vu.vars);
+    Ok(())
+}
+
+/// Waits for `opts.start_at` when it lies ahead (`--start-at`: shards begin together).
+async fn wait_for_start_at(opts: &RunOptions) -> Result<(), EngineError> {
+    if let Some(at) = opts.start_at
+        && let Ok(wait) = at.duration_since(std::time::SystemTime::now())
+    {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = opts.cancel.cancelled() => return Err(EngineError::Cancelled),
+        }
+    }
+    Ok(())
+}
+
+/// Starts every scenario at its offset from `t0`, each with its executor and a range of user
+/// ids of its own; returns the tasks and each scenario's counters.
+fn spawn_scenarios(
+    suite: &Suite,
+    shared: &Arc<Shared>,
+    t0: Instant,
+    cancel: &CancellationToken,
+) -> (JoinSet<()>, Vec<Arc<ScenarioCounters>>) {
     let mut scenario_tasks = JoinSet::new();
     let mut counters = Vec::new();
     for (i, sc) in suite.scenarios.iter().enumerate() {
         let c = Arc::new(ScenarioCounters::default());
         counters.push(c.clone());
-        let (shared, sc, cancel) = (shared.clone(), Arc::new(sc.clone()), opts.cancel.clone());
+        let (shared, sc, cancel) = (shared.clone(), Arc::new(sc.clone()), cancel.clone());
         let start = t0 + sc.start;
         let id_base = i * IDS_PER_SCENARIO;
         if sc.executor.is_open() {
@@ -106,15 +173,26 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
             scenario_tasks.spawn(closed::run(shared, sc, c, start, id_base, cancel));
         }
     }
+    (scenario_tasks, counters)
+}
 
-    let names: Vec<String> = shared.requests.iter().map(|r| r.name.clone()).collect();
-    let mut collector = Collector::new(names);
-    let mut progress = Progress::new(opts.progress, &suite.name, total);
+/// Ticks until every scenario is done: once a second from `t0` during the warm-up, then on
+/// whole seconds from the measured start, where each tick closes a window (sent to `windows`
+/// without waiting); every tick feeds the progress line. The last, partial second is closed
+/// too. Returns when the load ended.
+async fn tick_until_done(
+    mut scenario_tasks: JoinSet<()>,
+    shared: &Shared,
+    collector: &mut Collector,
+    progress: &mut Progress,
+    windows: Option<&mpsc::Sender<WindowReport>>,
+    t0: Instant,
+    warmup: Duration,
+) -> Instant {
+    let measured_start = shared.measured_start;
     let mut errors_seen = 0u64;
-    // Ticks: once a second from the suite start during the warm-up, then on whole seconds
-    // from the measured start, where each tick closes a window.
     let mut next_tick =
-        if suite.warmup.is_zero() { measured_start + Duration::from_secs(1) } else { (t0 + Duration::from_secs(1)).min(measured_start) };
+        if warmup.is_zero() { measured_start + Duration::from_secs(1) } else { (t0 + Duration::from_secs(1)).min(measured_start) };
     let mut window_index: u32 = 0;
     let mut last_tick = t0;
     let run_done = async { while scenario_tasks.join_next().await.is_some() {} };
@@ -134,7 +212,7 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
         if !in_warmup {
             let report = collector.close_window(&shared.recorder, window_index, active);
             window_index += 1;
-            if let Some(tx) = &opts.hooks.windows {
+            if let Some(tx) = windows {
                 let _ = tx.try_send(report);
             }
         }
@@ -156,13 +234,16 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
     if end > measured_start {
         let active = shared.gauge.take_peak();
         let report = collector.close_window(&shared.recorder, window_index, active);
-        if let Some(tx) = &opts.hooks.windows {
+        if let Some(tx) = windows {
             let _ = tx.try_send(report);
         }
     }
-    let cancelled = opts.cancel.is_cancelled();
-    progress.finish(if cancelled { "interrupted" } else { "done" });
+    end
+}
 
+/// The recorded endpoints with their protocol's kind, keeping those the suite's scenarios
+/// exercise and any other that received a request; and the whole-suite windows.
+fn exercised_endpoints(collector: Collector, shared: &Shared, suite: &Suite) -> (Vec<EndpointResult>, Vec<Window>) {
     let (mut endpoints, windows) = collector.finish(&shared.recorder);
     for (e, r) in endpoints.iter_mut().zip(&shared.requests) {
         e.kind = r.protocol.kind();
@@ -174,12 +255,12 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
         i += 1;
         keep
     });
+    (endpoints, windows)
+}
 
-    let mut invalid_reasons = Vec::new();
-    if cancelled {
-        invalid_reasons.push("the run was interrupted before its end".to_string());
-    }
-    let scenarios: Vec<ScenarioResult> = suite
+/// Each scenario's schedule keeping, read from its counters.
+fn scenario_results(suite: &Suite, counters: Vec<Arc<ScenarioCounters>>) -> Vec<ScenarioResult> {
+    suite
         .scenarios
         .iter()
         .zip(counters)
@@ -194,25 +275,5 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
             scheduled_starts: c.scheduled.load(Ordering::Relaxed),
             max_vus: c.max_vus.load(Ordering::Relaxed),
         })
-        .collect();
-    for sc in &scenarios {
-        if let Some(reason) = sc.behind_schedule(compiled.late_after) {
-            invalid_reasons.push(reason);
-        }
-    }
-    Ok(SuiteResult {
-        suite: suite.name.clone(),
-        suite_hash: suite.definition_hash.clone(),
-        kind: suite.kind,
-        started_at: measured_wall,
-        warmup: suite.warmup,
-        measured: end.saturating_duration_since(measured_start),
-        endpoints,
-        scenarios,
-        windows,
-        slo: suite.slo.clone(),
-        invalid_reasons,
-        cancelled,
-        shard: compiled.shard,
-    })
+        .collect()
 }

@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use super::EnvError;
+use super::error::EnvError;
 use crate::plan::template::{RawPart, parse};
 
 /// The names a template may use.

@@ -1,7 +1,8 @@
 //! The external backend: nothing is started; the app already runs at a URL the user gave.
 
-use super::{EnvError, Service, ServiceInfo, StartOptions};
-use crate::plan::Setup;
+use super::error::EnvError;
+use super::types::{ServiceInfo, StartOptions};
+use crate::plan::{Service, Setup};
 
 pub struct ExternalEnv {
     app_url: String,

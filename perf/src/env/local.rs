@@ -32,9 +32,12 @@ pub use app::AppContext;
 pub use postgres::{PostgresOptions, PostgresProcess};
 pub use redis::{RedisOptions, RedisProcess};
 
+use super::error::{EnvError, copy_logs_noting};
 use super::procs::{self, RunAs, Spawn};
-use super::{EnvError, ResourceSample, Service, ServiceInfo, StartOptions, resources};
-use crate::plan::Setup;
+use super::proxies::Proxies;
+use super::resources;
+use super::types::{ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
+use crate::plan::{Service, Setup};
 use app::AppProcess;
 
 /// A running local environment. Dropping it stops everything (synchronously, best effort)
@@ -47,7 +50,7 @@ pub struct LocalEnv {
     redis: Option<Box<RedisProcess>>,
     postgres: Option<Box<PostgresProcess>>,
     run_dir: Option<TempDir>,
-    proxies: Option<super::Proxies>,
+    proxies: Option<Proxies>,
 }
 
 /// The file in a run's folder naming the gate process that owns it (`resources::owner_token`).
@@ -64,7 +67,7 @@ fn sweep_orphans(root: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
             continue;
         }
         let Ok(owner) = std::fs::read_to_string(entry.path().join(OWNER_FILE)) else { continue };
-        if super::resources::owner_is_gone(owner.trim()) && std::fs::remove_dir_all(entry.path()).is_ok() {
+        if resources::owner_is_gone(owner.trim()) && std::fs::remove_dir_all(entry.path()).is_ok() {
             let pid = owner.trim().rsplit('/').next().unwrap_or_default().to_string();
             removed.push((entry.path(), format!("gate process {pid}")));
         }
@@ -91,7 +94,7 @@ impl LocalEnv {
                 .map_err(|e| EnvError::Io { context: format!("opening {} to postgres", run_dir.path().display()), source: e })?;
         }
         let owner_file = run_dir.path().join(OWNER_FILE);
-        std::fs::write(&owner_file, super::resources::owner_token())
+        std::fs::write(&owner_file, resources::owner_token())
             .map_err(|e| EnvError::Io { context: format!("writing {}", owner_file.display()), source: e })?;
         tracing::debug!(dir = %run_dir.path().display(), "local environment directory");
         let mut env = LocalEnv { app_url: String::new(), app: None, redis: None, postgres: None, run_dir: Some(run_dir), proxies: None };
@@ -128,7 +131,7 @@ impl LocalEnv {
         let mut ctx = AppContext { postgres_url: pg.url(), redis_url: redis.url(), port: procs::free_port()?, cargo_target_dir };
         if opts.fault_proxies {
             let loopback = std::net::Ipv4Addr::LOCALHOST;
-            let proxies = super::Proxies::start(loopback.into(), (loopback, pg.port()).into(), (loopback, redis.port()).into()).await?;
+            let proxies = Proxies::start(loopback.into(), (loopback, pg.port()).into(), (loopback, redis.port()).into()).await?;
             ctx.postgres_url = pg.url_at_port(proxies.postgres.addr().port());
             ctx.redis_url = format!("redis://{}", proxies.redis.addr());
             self.proxies = Some(proxies);
@@ -175,7 +178,7 @@ impl LocalEnv {
     }
 
     /// The fault proxies, when the environment was started with them.
-    pub fn proxies(&self) -> Option<&super::Proxies> {
+    pub fn proxies(&self) -> Option<&Proxies> {
         self.proxies.as_ref()
     }
 
@@ -215,9 +218,9 @@ impl LocalEnv {
     }
 
     /// PostgreSQL's and Redis's ports on loopback, for the gate's own statistics reads.
-    pub fn service_access(&self) -> Option<super::ServiceAccess> {
+    pub fn service_access(&self) -> Option<ServiceAccess> {
         let (pg, redis) = (self.postgres.as_ref()?, self.redis.as_ref()?);
-        Some(super::ServiceAccess {
+        Some(ServiceAccess {
             postgres_port: pg.port(),
             postgres_user: pg.user().to_string(),
             postgres_password: None,
@@ -307,40 +310,5 @@ impl LocalEnv {
     }
     fn redis_mut(&mut self) -> Result<&mut RedisProcess, EnvError> {
         self.redis.as_deref_mut().ok_or_else(|| EnvError::Other("redis is not running".into()))
-    }
-}
-
-/// Copies the existing files among `logs` into `logs_dir` and appends where they went to
-/// the error's message. An error while copying is mentioned instead.
-pub(crate) fn copy_logs_noting(err: EnvError, logs: &[PathBuf], logs_dir: &Path) -> EnvError {
-    let existing: Vec<&PathBuf> = logs.iter().filter(|p| p.is_file()).collect();
-    if existing.is_empty() || matches!(err, EnvError::Interrupted) {
-        return err;
-    }
-    let copied = std::fs::create_dir_all(logs_dir).and_then(|()| {
-        for p in &existing {
-            let name = p.file_name().unwrap_or_default();
-            std::fs::copy(p, logs_dir.join(name))?;
-        }
-        Ok(())
-    });
-    let already = format!("logs copied to {}", logs_dir.display());
-    if err.to_string().contains(&already) {
-        return err; // a service's start already copied its logs and said so
-    }
-    let note = match copied {
-        Ok(()) => format!("logs copied to {}", logs_dir.display()),
-        Err(e) => format!("copying the logs to {} failed: {e}", logs_dir.display()),
-    };
-    match err {
-        EnvError::NotReady { service, timeout, detail, log_tail } => {
-            EnvError::NotReady { service, timeout, detail: format!("{detail} ({note})"), log_tail }
-        }
-        EnvError::Exited { service, status, log_tail } => EnvError::Exited { service, status: format!("{status}; {note}"), log_tail },
-        EnvError::Build(msg) => EnvError::Build(format!("{msg}\n({note})")),
-        EnvError::Other(msg) => EnvError::Other(format!("{msg} ({note})")),
-        EnvError::MissingProgram { program, hint } => EnvError::MissingProgram { program, hint: format!("{hint} ({note})") },
-        EnvError::Io { context, source } => EnvError::Io { context: format!("{context} ({note})"), source },
-        other => other,
     }
 }

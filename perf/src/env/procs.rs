@@ -25,7 +25,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::{Gid, Pid, Uid, User};
 use tokio_util::sync::CancellationToken;
 
-use super::EnvError;
+use super::error::EnvError;
 use crate::util::Notes;
 
 /// How often a wait that has not succeeded yet says so.

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use super::ResourceSample;
+use super::types::ResourceSample;
 
 /// `pid` and every live process below it, `pid` first. Empty when `pid` does not exist.
 pub fn process_tree(pid: u32) -> Vec<u32> {

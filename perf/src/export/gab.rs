@@ -23,7 +23,7 @@ use crate::compare::{Metric, SuiteComparison};
 use crate::summary::{EndpointSummary, Summary};
 use crate::verdict::Report;
 
-use super::{round_us, stdev};
+use super::common::{round_us, stdev};
 
 /// One github-action-benchmark entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]

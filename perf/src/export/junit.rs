@@ -31,7 +31,7 @@ use crate::compare::{EndpointComparison, Metric, MetricComparison, Verdict};
 use crate::summary::{Check, SloResult, Summary};
 use crate::verdict::{BaselineSource, Confirmation, Headline, Report, SuiteReport};
 
-use super::ExportError;
+use super::common::{ExportError, JUNIT_FILE};
 
 /// The name of the test suite holding run-level errors.
 pub const RUN_SUITE: &str = "(run)";
@@ -57,7 +57,7 @@ pub fn junit_xml(report: &Report) -> Result<String, ExportError> {
     for s in &report.suites {
         out.add_test_suite(suite(s, &counted));
     }
-    out.to_string().map_err(|e| ExportError::Encode { file: super::JUNIT_FILE.to_string(), message: e.to_string() })
+    out.to_string().map_err(|e| ExportError::Encode { file: JUNIT_FILE.to_string(), message: e.to_string() })
 }
 
 fn suite(s: &SuiteReport, counted: &BTreeSet<(&str, &str)>) -> TestSuite {

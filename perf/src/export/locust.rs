@@ -44,7 +44,7 @@ use hdrhistogram::Histogram;
 
 use crate::summary::{EndpointSummary, Summary};
 
-use super::{ExportError, Options, round_us};
+use super::common::{ExportError, Options, round_us};
 
 /// Locust's percentile columns, as fractions.
 pub const PERCENTILES: [f64; 11] = [0.50, 0.66, 0.75, 0.80, 0.90, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0];

@@ -16,8 +16,12 @@
 //! The summaries do not record each request's HTTP method (the plan does); [`Options::methods`]
 //! carries it when the caller has the plan ([`Options::from_plan`]). Only Locust's `Type`
 //! column uses it.
+//!
+//! The file names, [`ExportError`], [`Options`] and the number helpers every format shares live
+//! in `common`; each format in its own file.
 
 pub mod bmf;
+mod common;
 pub mod gab;
 pub mod junit;
 pub mod locust;
@@ -28,44 +32,10 @@ mod tests;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::plan::Compiled;
 use crate::util::write_atomic;
 use crate::verdict::Report;
 
-/// The JUnit XML file's name.
-pub const JUNIT_FILE: &str = "junit.xml";
-/// The Bencher Metric Format file's name.
-pub const BMF_FILE: &str = "bmf.json";
-/// The github-action-benchmark file's name.
-pub const GAB_FILE: &str = "benchmark.json";
-
-/// Why the export files could not be made or written. Every variant names the path (or the
-/// file) it is about.
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error("{path}: not a folder: the export files need a folder to be written into (--out)")]
-    NotAFolder { path: PathBuf },
-    #[error("{path}: cannot write into this folder: {source}")]
-    NotWritable { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
-    #[error("{file}: cannot encode: {message}")]
-    Encode { file: String, message: String },
-}
-
-/// What the summaries do not carry but a format can use.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Options {
-    /// HTTP method by request (endpoint) name, from the plan.
-    pub methods: BTreeMap<String, String>,
-}
-
-impl Options {
-    /// The methods of the plan's requests.
-    pub fn from_plan(plan: &Compiled) -> Self {
-        Options { methods: plan.requests.iter().map(|r| (r.name.clone(), r.method.as_str().to_string())).collect() }
-    }
-}
+pub use common::{BMF_FILE, ExportError, GAB_FILE, JUNIT_FILE, Options};
 
 /// One file to write: its name in the output folder and its bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,20 +118,4 @@ fn json_bytes(file: &str, value: &impl serde::Serialize) -> Result<Vec<u8>, Expo
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| ExportError::Encode { file: file.to_string(), message: e.to_string() })?;
     bytes.push(b'\n');
     Ok(bytes)
-}
-
-/// A latency in milliseconds as CSV and JSON show it: rounded to the microsecond, the
-/// histograms' resolution.
-pub(crate) fn round_us(ms: f64) -> f64 {
-    (ms * 1000.0).round() / 1000.0
-}
-
-/// The population standard deviation of `values`, when there are at least two.
-pub(crate) fn stdev(values: &[f64]) -> Option<f64> {
-    if values.len() < 2 {
-        return None;
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    Some((values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt())
 }

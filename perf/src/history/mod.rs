@@ -22,19 +22,8 @@ mod trend;
 #[cfg(test)]
 mod tests;
 
-use std::cmp::Ordering;
-
 pub use record::{EndpointRecord, NightRecord, RECORD_VERSION, RecordError, SuiteRecord};
 pub use site::{Page, SiteOptions, page_path, site};
 pub use store::{Appended, HistoryError, append, load, parse, read_summaries, write_site};
 pub use terminal::terminal;
 pub use trend::{CONFIRM_NIGHTS, ChangePoint, Direction, MetricMove, NightPoint, Pending, REFERENCE_NIGHTS, Trend, trends};
-
-/// Nights in order: by time, then commit and testbed (two records of one second).
-pub(crate) fn order(a: &NightRecord, b: &NightRecord) -> Ordering {
-    a.timestamp().cmp(&b.timestamp()).then_with(|| a.sha.cmp(&b.sha)).then_with(|| a.testbed.cmp(&b.testbed))
-}
-
-pub(crate) fn sort(records: &mut [NightRecord]) {
-    records.sort_by(order);
-}

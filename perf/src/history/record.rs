@@ -17,6 +17,7 @@
 //! default suites is about 11 KiB; of all ten suites (46 endpoints), about 32 KiB, so a year
 //! of nights is about 12 MiB.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -197,6 +198,15 @@ impl NightRecord {
         }
         Ok(())
     }
+}
+
+/// Nights in order: by time, then commit and testbed (two records of one second).
+pub(crate) fn order(a: &NightRecord, b: &NightRecord) -> Ordering {
+    a.timestamp().cmp(&b.timestamp()).then_with(|| a.sha.cmp(&b.sha)).then_with(|| a.testbed.cmp(&b.testbed))
+}
+
+pub(crate) fn sort(records: &mut [NightRecord]) {
+    records.sort_by(order);
 }
 
 impl SuiteRecord {

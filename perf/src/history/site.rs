@@ -15,7 +15,7 @@ use crate::render::charts::{self, Axes, Line, Marker};
 use crate::render::format::{html as esc, ms, pct, rps, short};
 
 use super::record::slug;
-use super::trend::{Direction, Trend};
+use super::trend::{CONFIRM_NIGHTS, ChangePoint, Direction, NightPoint, Pending, REFERENCE_NIGHTS, Trend};
 
 /// How the site links and what it says.
 #[derive(Debug, Clone, Default)]
@@ -115,25 +115,38 @@ fn link_to(t: &Trend, from_index: bool) -> String {
 fn index(trends: &[Trend], opts: &SiteOptions) -> String {
     let mut out = head("Performance over time");
     out.push_str("<h1>Performance over time</h1>\n");
+    out.push_str(&index_intro(trends, opts));
+    out.push_str(&regressions_section(trends, opts));
+    out.push_str(&awaiting_section(trends));
+    out.push_str(&endpoints_by_testbed(trends));
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+/// The index's first paragraph: which nights, on which testbeds, and how to read the pages.
+fn index_intro(trends: &[Trend], opts: &SiteOptions) -> String {
     let days: Vec<&str> = trends.iter().flat_map(|t| t.nights.iter().map(|n| n.day())).collect();
     let (first, last) = (days.iter().min(), days.iter().max());
     let mut testbeds: Vec<&str> = trends.iter().map(|t| t.testbed.as_str()).collect();
     testbeds.dedup();
     match (first, last) {
-        (Some(f), Some(l)) => out.push_str(&format!(
+        (Some(f), Some(l)) => format!(
             "<p>Nightly runs from {} to {} on testbed{} {}: up to the last {} nights of each endpoint. Each page shows p50, p95 and p99 latency and throughput night by night; a marked night is where the gate's own regression rule says the endpoint changed, confirmed by the nights after it.</p>\n",
             esc(f),
             esc(l),
             if testbeds.len() == 1 { "" } else { "s" },
             esc(&testbeds.join(", ")),
             opts.last
-        )),
-        _ => out.push_str("<p>No nights recorded yet.</p>\n"),
+        ),
+        _ => "<p>No nights recorded yet.</p>\n".to_string(),
     }
-    // Regressions, newest first.
-    let mut regs: Vec<(&Trend, &super::ChangePoint)> = trends.iter().flat_map(|t| t.regressions().map(move |c| (t, c))).collect();
+}
+
+/// Every endpoint's regressions, newest first.
+fn regressions_section(trends: &[Trend], opts: &SiteOptions) -> String {
+    let mut regs: Vec<(&Trend, &ChangePoint)> = trends.iter().flat_map(|t| t.regressions().map(move |c| (t, c))).collect();
     regs.sort_by(|a, b| b.1.date.cmp(&a.1.date).then(a.0.suite.cmp(&b.0.suite)).then(a.0.endpoint.cmp(&b.0.endpoint)));
-    out.push_str("<h2>Regressions</h2>\n");
+    let mut out = String::from("<h2>Regressions</h2>\n");
     if regs.is_empty() {
         out.push_str("<p>None in these nights.</p>\n");
     } else {
@@ -143,24 +156,37 @@ fn index(trends: &[Trend], opts: &SiteOptions) -> String {
             .collect();
         out.push_str(&table(&[("Night", false), ("Endpoint", false), ("Commit", false), ("What moved", false)], &rows));
     }
+    out
+}
+
+/// The changes that later nights have still to confirm; nothing when there are none.
+fn awaiting_section(trends: &[Trend]) -> String {
     let pending: Vec<&Trend> = trends.iter().filter(|t| t.pending.is_some()).collect();
-    if !pending.is_empty() {
-        out.push_str("<h2>Awaiting confirmation</h2>\n<ul>\n");
-        for t in pending {
-            let p = t.pending.as_ref().expect("filtered");
-            let what: Vec<String> = p.moves.iter().map(|m| m.describe()).collect();
-            out.push_str(&format!(
-                "<li>{}: {} on {} ({}), {} more night{} to confirm</li>\n",
-                link_to(t, true),
-                esc(p.direction.as_str()),
-                esc(&p.date[..p.date.len().min(10)]),
-                esc(&what.join("; ")),
-                p.nights_needed,
-                if p.nights_needed == 1 { "" } else { "s" }
-            ));
-        }
-        out.push_str("</ul>\n");
+    if pending.is_empty() {
+        return String::new();
     }
+    let mut out = String::from("<h2>Awaiting confirmation</h2>\n<ul>\n");
+    for t in pending {
+        let p = t.pending.as_ref().expect("filtered");
+        let what: Vec<String> = p.moves.iter().map(|m| m.describe()).collect();
+        out.push_str(&format!(
+            "<li>{}: {} on {} ({}), {} more night{} to confirm</li>\n",
+            link_to(t, true),
+            esc(p.direction.as_str()),
+            esc(&p.date[..p.date.len().min(10)]),
+            esc(&what.join("; ")),
+            p.nights_needed,
+            if p.nights_needed == 1 { "" } else { "s" }
+        ));
+    }
+    out.push_str("</ul>\n");
+    out
+}
+
+/// A heading per testbed and per suite (the trends come sorted so), each suite's endpoints as
+/// a table linking to their pages.
+fn endpoints_by_testbed(trends: &[Trend]) -> String {
+    let mut out = String::new();
     let mut current: Option<(&str, &str)> = None;
     let mut rows: Vec<Vec<String>> = Vec::new();
     let flush = |out: &mut String, rows: &mut Vec<Vec<String>>| {
@@ -193,7 +219,6 @@ fn index(trends: &[Trend], opts: &SiteOptions) -> String {
         ]);
     }
     flush(&mut out, &mut rows);
-    out.push_str("</body>\n</html>\n");
     out
 }
 
@@ -236,7 +261,7 @@ fn charts_of(t: &Trend) -> String {
         let i = x.round();
         if (x - i).abs() > 1e-6 || i < 0.0 { String::new() } else { days.get(i as usize).cloned().unwrap_or_default() }
     };
-    let points = |pick: &dyn Fn(&super::NightPoint) -> Option<f64>| -> Vec<(f64, f64)> {
+    let points = |pick: &dyn Fn(&NightPoint) -> Option<f64>| -> Vec<(f64, f64)> {
         t.nights
             .iter()
             .enumerate()
@@ -274,24 +299,46 @@ fn endpoint_page(t: &Trend, opts: &SiteOptions) -> String {
     let mut out = head(&title);
     out.push_str("<nav><a href=\"../../index.html\">All endpoints</a></nav>\n");
     out.push_str(&format!("<h1>{} / {}</h1>\n", esc(&t.suite), esc(&t.endpoint)));
-    let (first, last) = (t.nights.first(), t.nights.last());
-    if let (Some(f), Some(l)) = (first, last) {
-        let earlier = match t.earlier_nights {
-            0 => String::new(),
-            n => format!(" ({n} earlier night{} serve as reference)", if n == 1 { "" } else { "s" }),
-        };
-        let now = t.latest().map(|p| format!(" p95 on the last valid night: {} ms.", opt(p.p95))).unwrap_or_default();
-        out.push_str(&format!(
-            "<p>Testbed {}: {} night{} from {} to {}{}.{}</p>\n",
-            esc(&t.testbed),
-            t.nights.len(),
-            if t.nights.len() == 1 { "" } else { "s" },
-            esc(f.day()),
-            esc(l.day()),
-            esc(&earlier),
-            esc(&now)
-        ));
+    out.push_str(&page_intro(t));
+    out.push_str(&page_verdict(t));
+    if let Some(p) = &t.pending {
+        out.push_str(&awaiting_note(p, opts));
     }
+    out.push_str(&charts_of(t));
+    if !t.changes.is_empty() {
+        out.push_str("<h2>Change points</h2>\n");
+        out.push_str(&change_points_table(t, opts));
+    }
+    out.push_str("<h2>Nights</h2>\n");
+    out.push_str(&nights_table(t, opts));
+    out.push_str(&how_marked());
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+/// The page's first paragraph: the testbed, the nights shown, and the last valid p95; nothing
+/// without nights.
+fn page_intro(t: &Trend) -> String {
+    let (Some(f), Some(l)) = (t.nights.first(), t.nights.last()) else { return String::new() };
+    let earlier = match t.earlier_nights {
+        0 => String::new(),
+        n => format!(" ({n} earlier night{} serve as reference)", if n == 1 { "" } else { "s" }),
+    };
+    let now = t.latest().map(|p| format!(" p95 on the last valid night: {} ms.", opt(p.p95))).unwrap_or_default();
+    format!(
+        "<p>Testbed {}: {} night{} from {} to {}{}.{}</p>\n",
+        esc(&t.testbed),
+        t.nights.len(),
+        if t.nights.len() == 1 { "" } else { "s" },
+        esc(f.day()),
+        esc(l.day()),
+        esc(&earlier),
+        esc(&now)
+    )
+}
+
+/// How many regressions and improvements the nights hold, as a verdict badge.
+fn page_verdict(t: &Trend) -> String {
     let regs = t.regressions().count();
     let imps = t.changes.len() - regs;
     let sentence = match (regs, imps) {
@@ -301,62 +348,51 @@ fn endpoint_page(t: &Trend, opts: &SiteOptions) -> String {
         }
     };
     let class = if regs > 0 { "fail" } else { "pass" };
-    out.push_str(&format!("<p><span class=\"verdict {class}\">{}</span></p>\n", esc(&sentence)));
-    if let Some(p) = &t.pending {
-        let what: Vec<String> = p.moves.iter().map(|m| m.describe()).collect();
-        out.push_str(&format!(
-            "<p><strong>Awaiting confirmation:</strong> the night of {} (commit {}) is a possible {} ({}); {} more night{} confirm or dismiss it.</p>\n",
-            esc(p.day_str()),
-            opts.commit(&p.sha),
-            esc(p.direction.as_str()),
-            esc(&what.join("; ")),
-            p.nights_needed,
-            if p.nights_needed == 1 { "" } else { "s" }
-        ));
-    }
-    out.push_str(&charts_of(t));
-    if !t.changes.is_empty() {
-        out.push_str("<h2>Change points</h2>\n");
-        let rows: Vec<Vec<String>> = t
-            .changes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                vec![
-                    (i + 1).to_string(),
-                    esc(&c.date[..c.date.len().min(10)]),
-                    opts.commit(&c.sha),
-                    direction(c.direction),
-                    esc(&c.describe()),
-                    format!("{} before, {} from it on", c.reference_nights, c.head_nights),
-                ]
-            })
-            .collect();
-        out.push_str(&table(
-            &[("#", true), ("Night", false), ("Commit", false), ("Change", false), ("What moved", false), ("Nights compared", false)],
-            &rows,
-        ));
-    }
-    out.push_str("<h2>Nights</h2>\n");
+    format!("<p><span class=\"verdict {class}\">{}</span></p>\n", esc(&sentence))
+}
+
+/// The change that later nights have still to confirm, in a sentence.
+fn awaiting_note(p: &Pending, opts: &SiteOptions) -> String {
+    let what: Vec<String> = p.moves.iter().map(|m| m.describe()).collect();
+    format!(
+        "<p><strong>Awaiting confirmation:</strong> the night of {} (commit {}) is a possible {} ({}); {} more night{} confirm or dismiss it.</p>\n",
+        esc(p.day_str()),
+        opts.commit(&p.sha),
+        esc(p.direction.as_str()),
+        esc(&what.join("; ")),
+        p.nights_needed,
+        if p.nights_needed == 1 { "" } else { "s" }
+    )
+}
+
+/// The change points, numbered as the charts' markers.
+fn change_points_table(t: &Trend, opts: &SiteOptions) -> String {
+    let rows: Vec<Vec<String>> = t
+        .changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            vec![
+                (i + 1).to_string(),
+                esc(&c.date[..c.date.len().min(10)]),
+                opts.commit(&c.sha),
+                direction(c.direction),
+                esc(&c.describe()),
+                format!("{} before, {} from it on", c.reference_nights, c.head_nights),
+            ]
+        })
+        .collect();
+    table(&[("#", true), ("Night", false), ("Commit", false), ("Change", false), ("What moved", false), ("Nights compared", false)], &rows)
+}
+
+/// Every night, newest first, with its figures and what marks it.
+fn nights_table(t: &Trend, opts: &SiteOptions) -> String {
     let rows: Vec<Vec<String>> = t
         .nights
         .iter()
         .enumerate()
         .rev()
         .map(|(i, p)| {
-            let mut mark: Vec<String> = Vec::new();
-            if let Some((n, c)) = t.changes.iter().enumerate().find(|(_, c)| c.night == i) {
-                mark.push(format!("{} {}", n + 1, direction(c.direction)));
-            }
-            if t.pending.as_ref().is_some_and(|x| x.night == i) {
-                mark.push("awaiting confirmation".into());
-            }
-            if t.definition_changes.contains(&i) {
-                mark.push("suite definition changed".into());
-            }
-            if !p.valid {
-                mark.push("invalid run (not compared)".into());
-            }
             vec![
                 esc(p.day()),
                 opts.commit(&p.sha),
@@ -366,11 +402,11 @@ fn endpoint_page(t: &Trend, opts: &SiteOptions) -> String {
                 opt(p.p95),
                 opt(p.p99),
                 pct(if p.requests == 0 { 0.0 } else { p.errors as f64 / p.requests as f64 * 100.0 }),
-                mark.join(", "),
+                night_marks(t, i, p),
             ]
         })
         .collect();
-    out.push_str(&table(
+    table(
         &[
             ("Night", false),
             ("Commit", false),
@@ -383,17 +419,38 @@ fn endpoint_page(t: &Trend, opts: &SiteOptions) -> String {
             ("Mark", false),
         ],
         &rows,
-    ));
-    out.push_str(&format!(
-        "<h2>How a night is marked</h2>\n<p class=\"note\">With the gate's own A/B rule, the nights as rounds: the night and the {} after it against up to {} nights before it (none before the previous change point). p50, p95 and p99 from the merged histograms more than the threshold worse (20% by default), by more than the floor (1 ms), throughput more than the threshold lower or errors more than the points higher; at least the minimum samples a side, and significant over the nights (one-sided Mann-Whitney U). The night on its own must already be beyond the threshold, so the mark falls on the first night of a step. One or two slow nights are not enough.</p>\n",
-        super::CONFIRM_NIGHTS - 1,
-        super::REFERENCE_NIGHTS
-    ));
-    out.push_str("</body>\n</html>\n");
-    out
+    )
 }
 
-impl super::Pending {
+/// What marks night `i`: a change point (its number), a pending change, a changed suite
+/// definition, an invalid run.
+fn night_marks(t: &Trend, i: usize, p: &NightPoint) -> String {
+    let mut mark: Vec<String> = Vec::new();
+    if let Some((n, c)) = t.changes.iter().enumerate().find(|(_, c)| c.night == i) {
+        mark.push(format!("{} {}", n + 1, direction(c.direction)));
+    }
+    if t.pending.as_ref().is_some_and(|x| x.night == i) {
+        mark.push("awaiting confirmation".into());
+    }
+    if t.definition_changes.contains(&i) {
+        mark.push("suite definition changed".into());
+    }
+    if !p.valid {
+        mark.push("invalid run (not compared)".into());
+    }
+    mark.join(", ")
+}
+
+/// The method in a paragraph, under every endpoint's nights.
+fn how_marked() -> String {
+    format!(
+        "<h2>How a night is marked</h2>\n<p class=\"note\">With the gate's own A/B rule, the nights as rounds: the night and the {} after it against up to {} nights before it (none before the previous change point). p50, p95 and p99 from the merged histograms more than the threshold worse (20% by default), by more than the floor (1 ms), throughput more than the threshold lower or errors more than the points higher; at least the minimum samples a side, and significant over the nights (one-sided Mann-Whitney U). The night on its own must already be beyond the threshold, so the mark falls on the first night of a step. One or two slow nights are not enough.</p>\n",
+        CONFIRM_NIGHTS - 1,
+        REFERENCE_NIGHTS
+    )
+}
+
+impl Pending {
     fn day_str(&self) -> &str {
         self.date.get(..10).unwrap_or(&self.date)
     }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::record::NightRecord;
+use super::record::{NightRecord, RECORD_VERSION, sort};
 use super::site::Page;
 
 /// Why the history could not be read or written.
@@ -57,7 +57,7 @@ pub fn load(dir: &Path) -> Result<Vec<NightRecord>, HistoryError> {
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
         records.push(parse(&path, &text)?);
     }
-    super::sort(&mut records);
+    sort(&mut records);
     Ok(records)
 }
 
@@ -71,13 +71,13 @@ pub fn parse(path: &Path, text: &str) -> Result<NightRecord, HistoryError> {
     })?;
     // The version first: a newer record may not fit this build's fields at all.
     if let Some(v) = value.get("record_version").and_then(|v| v.as_u64())
-        && v > u64::from(super::RECORD_VERSION)
+        && v > u64::from(RECORD_VERSION)
     {
         return Err(HistoryError::Invalid {
             path: path.to_path_buf(),
             message: format!(
                 "record_version {v} is newer than this build understands (up to {}): update the perf gate to read it",
-                super::RECORD_VERSION
+                RECORD_VERSION
             ),
         });
     }

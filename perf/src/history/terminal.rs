@@ -1,10 +1,11 @@
 //! The trends in the terminal: one row per endpoint with its p95 over the nights as a
 //! sparkline, then the change points with their commits, and one line to end on.
 
-use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, Table, presets};
+use comfy_table::{Cell, CellAlignment, Color};
 
 use crate::render::TerminalOptions;
 use crate::render::format::{ms, short};
+use crate::render::table::terminal_table;
 
 use super::trend::{Direction, Trend};
 
@@ -34,20 +35,19 @@ fn day(date: &str) -> &str {
 
 /// Renders the trends; `commit_url` (with `{sha}`) turns commits into links.
 pub fn terminal(trends: &[Trend], commit_url: Option<&str>, opts: TerminalOptions) -> String {
-    let mut out = String::new();
     if trends.is_empty() {
         return "History: no nights recorded yet.\n".to_string();
     }
-    let mut t = Table::new();
-    t.load_style(presets::UTF8_FULL_CONDENSED);
-    if opts.color {
-        t.enforce_styling();
-    } else {
-        t.force_no_tty();
-    }
-    if let Some(w) = opts.width {
-        t.set_width(w).set_content_arrangement(ContentArrangement::Dynamic);
-    }
+    let mut out = trends_table(trends, opts);
+    out.push('\n');
+    let (regressions, improvements) = change_lines(&mut out, trends, commit_url);
+    out.push_str(&closing_line(trends, regressions, improvements));
+    out
+}
+
+/// The table: one row per trend, with the testbed only when the trends span several.
+fn trends_table(trends: &[Trend], opts: TerminalOptions) -> String {
+    let mut t = terminal_table(opts.color, opts.width);
     let several_testbeds = trends.windows(2).any(|w| w[0].testbed != w[1].testbed);
     let mut header = vec!["Suite", "Endpoint", "Nights", "p95 ms first", "p95 ms last", "p95 per night", "Changes"];
     if several_testbeds {
@@ -57,20 +57,6 @@ pub fn terminal(trends: &[Trend], commit_url: Option<&str>, opts: TerminalOption
     for tr in trends {
         let p95 = tr.p95_series();
         let spark = sparkline(&p95[p95.len().saturating_sub(SPARK_NIGHTS)..]);
-        let changes: Vec<String> = tr
-            .changes
-            .iter()
-            .map(|c| format!("{} {} {}", c.direction.as_str(), day(&c.date), short(&c.sha)))
-            .chain(tr.pending.iter().map(|p| format!("pending {} {}", p.direction.as_str(), day(&p.date))))
-            .collect();
-        let mut changes_cell = Cell::new(if changes.is_empty() { "-".to_string() } else { changes.join("\n") });
-        if opts.color {
-            if tr.regressions().next().is_some() {
-                changes_cell = changes_cell.fg(Color::Red);
-            } else if !tr.changes.is_empty() {
-                changes_cell = changes_cell.fg(Color::Green);
-            }
-        }
         let num = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
         let mut row = vec![
             Cell::new(&tr.suite),
@@ -79,16 +65,40 @@ pub fn terminal(trends: &[Trend], commit_url: Option<&str>, opts: TerminalOption
             num(p95.first().map(|v| ms(*v)).unwrap_or_else(|| "-".into())),
             num(p95.last().map(|v| ms(*v)).unwrap_or_else(|| "-".into())),
             Cell::new(spark),
-            changes_cell,
+            changes_cell(tr, opts.color),
         ];
         if several_testbeds {
             row.insert(0, Cell::new(&tr.testbed));
         }
         t.add_row(row);
     }
-    out.push_str(&t.to_string());
-    out.push('\n');
+    t.to_string()
+}
 
+/// A trend's change points and pending change, one a line; red when one is a regression,
+/// green when all are improvements (with `color`).
+fn changes_cell(tr: &Trend, color: bool) -> Cell {
+    let changes: Vec<String> = tr
+        .changes
+        .iter()
+        .map(|c| format!("{} {} {}", c.direction.as_str(), day(&c.date), short(&c.sha)))
+        .chain(tr.pending.iter().map(|p| format!("pending {} {}", p.direction.as_str(), day(&p.date))))
+        .collect();
+    let cell = Cell::new(if changes.is_empty() { "-".to_string() } else { changes.join("\n") });
+    if !color {
+        cell
+    } else if tr.regressions().next().is_some() {
+        cell.fg(Color::Red)
+    } else if !tr.changes.is_empty() {
+        cell.fg(Color::Green)
+    } else {
+        cell
+    }
+}
+
+/// Appends a line per change point and per change awaiting confirmation; returns how many
+/// regressions and improvements there were.
+fn change_lines(out: &mut String, trends: &[Trend], commit_url: Option<&str>) -> (usize, usize) {
     let link = |sha: &str| match commit_url {
         Some(u) => u.replace("{sha}", sha),
         None => short(sha).to_string(),
@@ -126,10 +136,15 @@ pub fn terminal(trends: &[Trend], commit_url: Option<&str>, opts: TerminalOption
             ));
         }
     }
+    (regressions, improvements)
+}
+
+/// The line to end on: how many nights, over which days, and what changed.
+fn closing_line(trends: &[Trend], regressions: usize, improvements: usize) -> String {
     let days: Vec<&str> = trends.iter().flat_map(|t| t.nights.iter().map(|n| day(&n.date))).collect();
     let nights = trends.iter().map(|t| t.nights.len()).max().unwrap_or(0);
     let plural = |n: usize| if n == 1 { "" } else { "s" };
-    out.push_str(&format!(
+    format!(
         "History: {nights} night{} from {} to {}, {} endpoint{}: {regressions} regression{}, {improvements} improvement{}.\n",
         plural(nights),
         days.iter().min().copied().unwrap_or("-"),
@@ -138,6 +153,5 @@ pub fn terminal(trends: &[Trend], commit_url: Option<&str>, opts: TerminalOption
         plural(trends.len()),
         plural(regressions),
         plural(improvements)
-    ));
-    out
+    )
 }

@@ -42,9 +42,9 @@ use serde::Serialize;
 
 use crate::compare::{EndpointComparison, Metric, MetricComparison, Verdict, compare_ab, units::MIN_ROUNDS};
 use crate::plan::CompareRules;
-use crate::summary::{EndpointSummary, Errors, GitInfo, HostInfo, Latency, RunInfo, SCHEMA_VERSION, Summary};
+use crate::summary::{EndpointSummary, Errors, GitInfo, HostInfo, Latency, RunInfo, Summary};
 
-use super::record::{EndpointRecord, NightRecord};
+use super::record::{EndpointRecord, NightRecord, order};
 
 /// Nights before a candidate that it is compared with, at most.
 pub const REFERENCE_NIGHTS: usize = 7;
@@ -227,7 +227,7 @@ struct Entry<'a> {
 /// Sorted by testbed, suite and endpoint.
 pub fn trends(records: &[NightRecord], rules: &CompareRules, last: usize) -> Vec<Trend> {
     let mut sorted: Vec<&NightRecord> = records.iter().collect();
-    sorted.sort_by(|a, b| super::order(a, b));
+    sorted.sort_by(|a, b| order(a, b));
     let mut series: BTreeMap<(&str, &str, &str), Vec<Entry<'_>>> = BTreeMap::new();
     for r in sorted {
         for (suite, s) in &r.suites {
@@ -410,41 +410,23 @@ fn round(suite: &str, endpoint: &str, e: &Entry<'_>) -> Summary {
         kind: None,
         messages_received: None,
     };
-    Summary {
-        schema_version: SCHEMA_VERSION,
-        schema_minor: crate::summary::SCHEMA_MINOR,
-        suite: suite.to_string(),
-        kind: "load".to_string(),
-        valid: true,
-        invalid_reasons: Vec::new(),
-        run: RunInfo {
-            started_at: e.point.date.clone(),
-            duration_s: e.point.duration_s,
-            warmup_s: 0.0,
-            git: GitInfo { sha: Some(e.point.sha.clone()), branch: None, dirty: None },
-            backend: String::new(),
-            host: HostInfo::default(),
-            tool_version: String::new(),
-            plan_hash: String::new(),
-            suite_hash: e.suite_hash.map(str::to_string),
-            testbed: None,
-            quick: false,
-            tags: Vec::new(),
-            shard: None,
-            merged_from: Vec::new(),
-        },
-        endpoints: BTreeMap::from([(endpoint.to_string(), ep)]),
-        scenarios: BTreeMap::new(),
-        windows: Vec::new(),
-        slo: Vec::new(),
-        resources: BTreeMap::new(),
-        app_metrics: None,
-        checks: Vec::new(),
-        events: Vec::new(),
-        figures: BTreeMap::new(),
-        underneath: None,
-        machine: None,
-    }
+    let run = RunInfo {
+        started_at: e.point.date.clone(),
+        duration_s: e.point.duration_s,
+        warmup_s: 0.0,
+        git: GitInfo { sha: Some(e.point.sha.clone()), branch: None, dirty: None },
+        backend: String::new(),
+        host: HostInfo::default(),
+        tool_version: String::new(),
+        plan_hash: String::new(),
+        suite_hash: e.suite_hash.map(str::to_string),
+        testbed: None,
+        quick: false,
+        tags: Vec::new(),
+        shard: None,
+        merged_from: Vec::new(),
+    };
+    Summary { endpoints: BTreeMap::from([(endpoint.to_string(), ep)]), ..Summary::new(suite, "load", run) }
 }
 
 /// One figure of a night.

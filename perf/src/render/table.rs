@@ -1,5 +1,6 @@
 //! Tables as data, so that Markdown and HTML show the same content: each renderer only
-//! decides how a [`Table`] looks. Cell text is raw; the renderers escape it.
+//! decides how a [`Table`] looks. Cell text is raw; the renderers escape it. Terminal tables
+//! are comfy-table's, all set up alike by [`terminal_table`].
 
 use super::format::{html, md};
 
@@ -105,4 +106,21 @@ impl Table {
 
 fn class(a: Align) -> &'static str {
     if a == Align::Right { " class=\"num\"" } else { "" }
+}
+
+/// An empty comfy-table in the style of every terminal table of the gate: condensed UTF-8
+/// borders, colours only when `color` (and then even without a TTY, since the caller knows),
+/// and wrapped to `width` columns when one is given.
+pub(crate) fn terminal_table(color: bool, width: Option<u16>) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    if color {
+        t.enforce_styling();
+    } else {
+        t.force_no_tty();
+    }
+    if let Some(w) = width {
+        t.set_width(w).set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    }
+    t
 }

@@ -5,7 +5,8 @@
 //! times of the actions from the recorded events (the plan's times minus the warm-up when an
 //! event is missing), and the breaker and cache from the per-second metric scrapes.
 
-use super::{Observations, check};
+use super::observations::Observations;
+use super::verdict::check;
 use crate::plan::compiled::{ChaosAction, ChaosSpec, Expectation, Service};
 use crate::summary::Summary;
 

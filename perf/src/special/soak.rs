@@ -11,7 +11,7 @@
 //! [`MIN_POINTS`] are not judged (the check passes and says so): a soak verdict needs a
 //! trend, not a handful of samples.
 
-use super::{check, figure, num};
+use super::verdict::{check, figure, num};
 use crate::plan::compiled::SoakSpec;
 use crate::summary::Summary;
 

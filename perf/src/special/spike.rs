@@ -1,8 +1,9 @@
 //! Spike: errors during the jump, and the time p95 takes to come back afterwards.
 
-use super::{check, figure, median, num, windows_within};
+use super::verdict::{check, figure, num, windows_within};
 use crate::plan::compiled::SpikeSpec;
 use crate::summary::Summary;
+use crate::util::median;
 
 /// Consecutive windows p95 must stay recovered for.
 pub(super) const RECOVERED_WINDOWS: usize = 3;
@@ -35,7 +36,7 @@ pub(super) fn evaluate(spec: &SpikeSpec, summary: &mut Summary, warmup: f64) {
             ),
         )
     };
-    super::check(summary, "spike.errors", passed, detail);
+    check(summary, "spike.errors", passed, detail);
 
     let pre = median(windows_within(&summary.windows, f64::NEG_INFINITY, start).filter_map(|w| w.p95));
     figure(summary, "pre_spike_p95_ms", pre.map_or(serde_json::Value::Null, num));

@@ -16,7 +16,7 @@
 
 use serde_json::json;
 
-use super::{check, figure, num, windows_within};
+use super::verdict::{check, figure, num, windows_within};
 use crate::plan::compiled::{CapacityTarget, StressSpec, Suite};
 use crate::summary::Summary;
 
@@ -249,7 +249,6 @@ pub(super) fn evaluate(spec: &StressSpec, suite: &Suite, summary: &mut Summary, 
         check(summary, "stress.breaking_point", false, "the suite has no ramping-arrival-rate scenario with steps");
         return;
     }
-    let slo_ms = spec.slo_p95.as_secs_f64() * 1000.0;
     let mut measured = measure_steps(spec, suite, summary);
     measured.extend(extra.iter().cloned());
     let tried: Vec<_> = measured.iter().map(|s| (s.rate, s.outcome(), s.extra)).collect();
@@ -257,73 +256,21 @@ pub(super) fn evaluate(spec: &StressSpec, suite: &Suite, summary: &mut Summary, 
         Next::Stop(end) => end,
         Next::Step(_) => SearchEnd::NotSearched,
     };
-
-    // A planned step that failed ends the steps as before (held: the highest before it);
-    // otherwise the lowest broken extra step bounds the held ones.
-    let (held_step, broke) = match measured.iter().position(|s| !s.extra && s.failure.is_some()) {
-        Some(i) => (highest_held(&measured[..i], f64::INFINITY), Some(&measured[i]).filter(|s| s.outcome() == Outcome::Broke)),
-        None => {
-            let broke = measured.iter().filter(|s| s.outcome() == Outcome::Broke).min_by(|a, b| a.rate.total_cmp(&b.rate));
-            (highest_held(&measured, broke.map_or(f64::INFINITY, |b| b.rate)), broke)
-        }
-    };
+    let (held_step, broke) = held_and_broke(&measured);
     let breaking = held_step.map_or(0.0, |s| s.rate);
     let mode = broke.and_then(|s| s.failure).unwrap_or("none");
     figure(summary, "breaking_rate", num(breaking));
     figure(summary, "failure_mode", mode);
     figure(summary, "search_end", end.key());
-    let table: Vec<_> = measured
-        .iter()
-        .map(|s| {
-            let opt = |x: Option<f64>| x.map_or(serde_json::Value::Null, num);
-            json!({
-                "rate": num(s.rate), "from_s": num(s.from), "to_s": num(s.to), "windows": s.windows,
-                "requests": s.requests, "errors": s.errors,
-                "error_rate": num(if s.requests == 0 { 0.0 } else { s.errors as f64 / s.requests as f64 }),
-                "p95_ms": opt(s.p95_ms), "service_p95_ms": opt(s.service_p95_ms),
-                "achieved_rps": num(s.achieved_rps), "app_cores": opt(s.app_cores), "postgres_cores": opt(s.postgres_cores),
-                "held": s.failure.is_none(), "failure": s.failure, "extra": s.extra,
-            })
-        })
-        .collect();
-    figure(summary, "steps", table);
+    figure(summary, "steps", measured.iter().map(step_row).collect::<Vec<_>>());
 
     let generator = measured.iter().find(|s| s.outcome() == Outcome::GeneratorLimit);
     let extras = measured.iter().filter(|s| s.extra).count();
-    let ended = match end {
-        SearchEnd::ServiceBroke => "the service broke".to_string(),
-        SearchEnd::MaxRate => format!("max_rate {}/s reached", spec.max_rate.unwrap_or(breaking)),
-        SearchEnd::GeneratorLimit => match generator {
-            Some(g) => format!(
-                "the load generator's limit, not the service's: at {}/s it sent {:.0}/s while the service met the SLO",
-                g.rate, g.achieved_rps
-            ),
-            None => "the load generator's limit".to_string(),
-        },
-        SearchEnd::StepLimit => format!("{MAX_EXTRA_STEPS} extra steps, all held"),
-        SearchEnd::NotSearched => "no extra step was run".to_string(),
-        SearchEnd::NoSteps => "nothing measured".to_string(),
-    };
+    let ended = search_ended(end, spec, breaking, generator);
     let how = match broke {
         None if measured.is_empty() => "no step was measured (all inside the warm-up?)".to_string(),
         None => format!("every step held up to {breaking}/s"),
-        Some(s) => {
-            let why = match s.failure {
-                Some("latency") => match s.p95_ms {
-                    Some(p) => format!("p95 {p:.1} ms > {slo_ms:.1} ms"),
-                    None => "no latency measured".to_string(),
-                },
-                _ if s.requests == 0 => "no request completed".to_string(),
-                _ => format!(
-                    "{} of {} requests failed, {:.2}% > {:.2}%",
-                    s.errors,
-                    s.requests,
-                    s.errors as f64 / s.requests as f64 * 100.0,
-                    spec.max_error_rate * 100.0
-                ),
-            };
-            format!("held {breaking}/s; broke at {}/s by {mode} ({why})", s.rate)
-        }
+        Some(s) => format!("held {breaking}/s; broke at {}/s by {mode} ({})", s.rate, why_it_broke(s, spec)),
     };
     let searched = if extras > 0 { format!(" after {extras} extra step{}", if extras == 1 { "" } else { "s" }) } else { String::new() };
     let passed = breaking >= spec.min_breaking_rate && !measured.is_empty();
@@ -337,6 +284,69 @@ pub(super) fn evaluate(spec: &StressSpec, suite: &Suite, summary: &mut Summary, 
         let limit = broke.or(generator).or_else(|| measured.iter().max_by(|a, b| a.rate.total_cmp(&b.rate)));
         let cpus = summary.run.host.cpus;
         figure(summary, "capacity", capacity(spec.capacity, held, limit, end, cpus));
+    }
+}
+
+/// The highest step that held and the step that broke the service, if one did. A planned step
+/// that failed ends the steps as before (held: the highest before it); otherwise the lowest
+/// broken extra step bounds the held ones.
+fn held_and_broke(measured: &[StressStep]) -> (Option<&StressStep>, Option<&StressStep>) {
+    match measured.iter().position(|s| !s.extra && s.failure.is_some()) {
+        Some(i) => (highest_held(&measured[..i], f64::INFINITY), Some(&measured[i]).filter(|s| s.outcome() == Outcome::Broke)),
+        None => {
+            let broke = measured.iter().filter(|s| s.outcome() == Outcome::Broke).min_by(|a, b| a.rate.total_cmp(&b.rate));
+            (highest_held(measured, broke.map_or(f64::INFINITY, |b| b.rate)), broke)
+        }
+    }
+}
+
+/// One row of the `steps` figure.
+fn step_row(s: &StressStep) -> serde_json::Value {
+    let opt = |x: Option<f64>| x.map_or(serde_json::Value::Null, num);
+    json!({
+        "rate": num(s.rate), "from_s": num(s.from), "to_s": num(s.to), "windows": s.windows,
+        "requests": s.requests, "errors": s.errors,
+        "error_rate": num(if s.requests == 0 { 0.0 } else { s.errors as f64 / s.requests as f64 }),
+        "p95_ms": opt(s.p95_ms), "service_p95_ms": opt(s.service_p95_ms),
+        "achieved_rps": num(s.achieved_rps), "app_cores": opt(s.app_cores), "postgres_cores": opt(s.postgres_cores),
+        "held": s.failure.is_none(), "failure": s.failure, "extra": s.extra,
+    })
+}
+
+/// What ended the search, in words; `generator` is the step the load generator could not send.
+fn search_ended(end: SearchEnd, spec: &StressSpec, breaking: f64, generator: Option<&StressStep>) -> String {
+    match end {
+        SearchEnd::ServiceBroke => "the service broke".to_string(),
+        SearchEnd::MaxRate => format!("max_rate {}/s reached", spec.max_rate.unwrap_or(breaking)),
+        SearchEnd::GeneratorLimit => match generator {
+            Some(g) => format!(
+                "the load generator's limit, not the service's: at {}/s it sent {:.0}/s while the service met the SLO",
+                g.rate, g.achieved_rps
+            ),
+            None => "the load generator's limit".to_string(),
+        },
+        SearchEnd::StepLimit => format!("{MAX_EXTRA_STEPS} extra steps, all held"),
+        SearchEnd::NotSearched => "no extra step was run".to_string(),
+        SearchEnd::NoSteps => "nothing measured".to_string(),
+    }
+}
+
+/// Why the step that broke failed the step SLO, in words.
+fn why_it_broke(s: &StressStep, spec: &StressSpec) -> String {
+    let slo_ms = spec.slo_p95.as_secs_f64() * 1000.0;
+    match s.failure {
+        Some("latency") => match s.p95_ms {
+            Some(p) => format!("p95 {p:.1} ms > {slo_ms:.1} ms"),
+            None => "no latency measured".to_string(),
+        },
+        _ if s.requests == 0 => "no request completed".to_string(),
+        _ => format!(
+            "{} of {} requests failed, {:.2}% > {:.2}%",
+            s.errors,
+            s.requests,
+            s.errors as f64 / s.requests as f64 * 100.0,
+            spec.max_error_rate * 100.0
+        ),
     }
 }
 

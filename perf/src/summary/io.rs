@@ -112,20 +112,14 @@ fn strip_position(msg: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::summary::model::*;
 
     fn summary() -> Summary {
-        Summary {
-            schema_version: SCHEMA_VERSION,
-            schema_minor: crate::summary::SCHEMA_MINOR,
-            suite: "s".into(),
-            kind: "load".into(),
-            valid: true,
-            invalid_reasons: vec![],
-            run: RunInfo {
+        Summary::new(
+            "s",
+            "load",
+            RunInfo {
                 started_at: "2030-01-01T00:00:00Z".into(),
                 duration_s: 1.0,
                 warmup_s: 0.0,
@@ -141,18 +135,7 @@ mod tests {
                 shard: None,
                 merged_from: Vec::new(),
             },
-            endpoints: BTreeMap::new(),
-            scenarios: BTreeMap::new(),
-            windows: vec![],
-            slo: vec![],
-            resources: BTreeMap::new(),
-            app_metrics: None,
-            checks: vec![],
-            events: vec![],
-            figures: BTreeMap::new(),
-            underneath: None,
-            machine: None,
-        }
+        )
     }
 
     fn text() -> String {

@@ -18,8 +18,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::model::{EndpointSummary, EndpointWindow, Errors, MergedShard, ResourceUsage, ScenarioSummary, Shard, Summary, Window};
-use super::{build::latency, hist, slo};
+use super::build::latency;
+use super::model::{EndpointSummary, EndpointWindow, Errors, MergedShard, ResourceUsage, RunInfo, ScenarioSummary, Shard, Summary, Window};
+use super::{hist, slo};
+use crate::util::machine::MachineLoad;
 
 /// Why shards cannot be merged.
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +30,45 @@ pub struct MergeError(pub String);
 
 /// Merges one suite's shard summaries (`(file, summary)`, in any order).
 pub fn merge(parts: &[(PathBuf, Summary)]) -> Result<Summary, MergeError> {
-    let Some((first_path, first)) = parts.first() else {
+    let Some((_, first)) = parts.first() else {
         return Err(MergeError("no summary to merge".into()));
     };
+    let (by_index, count) = shards_by_index(parts)?;
+    let shards: Vec<&Summary> = by_index.values().map(|(_, s)| *s).collect();
+
+    let starts: Vec<f64> = shards.iter().map(|s| start_secs(&s.run.started_at)).collect::<Result<_, _>>().map_err(MergeError)?;
+    let t0 = starts.iter().copied().fold(f64::INFINITY, f64::min);
+    let end = shards.iter().zip(&starts).map(|(s, st)| st + s.run.duration_s).fold(f64::NEG_INFINITY, f64::max);
+    let duration_s = (end - t0).max(0.0);
+    let earliest = shards.iter().zip(&starts).min_by(|a, b| a.1.total_cmp(b.1)).map(|(s, _)| *s).expect("one shard at least");
+    // Each shard's part on the merged timeline: its summary and its start's offset from t0.
+    let offsets: Vec<(&Summary, f64)> = shards.iter().zip(&starts).map(|(s, st)| (*s, st - t0)).collect();
+
+    let endpoints = merge_endpoints(&offsets, duration_s)?;
+    let invalid_reasons = invalid_reasons(&by_index, count);
+    let slo = slo::reevaluate(&earliest.slo, &endpoints);
+    Ok(Summary {
+        valid: invalid_reasons.is_empty(),
+        invalid_reasons,
+        endpoints,
+        scenarios: merge_scenarios(&shards),
+        windows: merge_windows(offsets.iter().map(|(s, offset)| (s.windows.as_slice(), *offset))),
+        slo,
+        resources: shard_resources(&by_index),
+        machine: busiest_machine(&shards),
+        ..Summary::new(first.suite.clone(), first.kind.clone(), merged_run(&earliest.run, duration_s, &by_index, count))
+    })
+}
+
+/// The shards by their index (1 to the count), each with its file.
+type ByIndex<'a> = BTreeMap<u32, (&'a PathBuf, &'a Summary)>;
+
+/// The shards by their index, and how many the run was split into; refuses parts of different
+/// suites or plans, shard counts that disagree, and two parts claiming one shard.
+fn shards_by_index(parts: &[(PathBuf, Summary)]) -> Result<(ByIndex<'_>, u32), MergeError> {
+    let (first_path, first) = &parts[0];
     let name = |p: &Path| p.display().to_string();
-    let mut by_index: BTreeMap<u32, (&PathBuf, &Summary)> = BTreeMap::new();
+    let mut by_index: ByIndex<'_> = BTreeMap::new();
     let first_shard = shard_of(first_path, first)?;
     let count = first_shard.count;
     for (path, s) in parts {
@@ -64,24 +100,25 @@ pub fn merge(parts: &[(PathBuf, Summary)]) -> Result<Summary, MergeError> {
             return Err(MergeError(format!("{} and {} both claim shard {}/{count}", name(other), name(path), shard.index)));
         }
     }
-    let shards: Vec<&Summary> = by_index.values().map(|(_, s)| *s).collect();
-    let missing: Vec<String> = (1..=count).filter(|i| !by_index.contains_key(i)).map(|i| format!("{i}/{count}")).collect();
+    Ok((by_index, count))
+}
 
-    let starts: Vec<f64> = shards.iter().map(|s| start_secs(&s.run.started_at)).collect::<Result<_, _>>().map_err(MergeError)?;
-    let t0 = starts.iter().copied().fold(f64::INFINITY, f64::min);
-    let end = shards.iter().zip(&starts).map(|(s, st)| st + s.run.duration_s).fold(f64::NEG_INFINITY, f64::max);
-    let duration_s = (end - t0).max(0.0);
-    let earliest = shards.iter().zip(&starts).min_by(|a, b| a.1.total_cmp(b.1)).map(|(s, _)| *s).expect("one shard at least");
-
+/// Every endpoint any shard measured, merged over the shards that have it.
+fn merge_endpoints(offsets: &[(&Summary, f64)], duration_s: f64) -> Result<BTreeMap<String, EndpointSummary>, MergeError> {
+    let names: std::collections::BTreeSet<&String> = offsets.iter().flat_map(|(s, _)| s.endpoints.keys()).collect();
     let mut endpoints: BTreeMap<String, EndpointSummary> = BTreeMap::new();
-    let names: std::collections::BTreeSet<&String> = shards.iter().flat_map(|s| s.endpoints.keys()).collect();
     for ep in names {
         let present: Vec<(&EndpointSummary, f64)> =
-            shards.iter().zip(&starts).filter_map(|(s, st)| s.endpoints.get(ep).map(|e| (e, st - t0))).collect();
+            offsets.iter().filter_map(|(s, offset)| s.endpoints.get(ep).map(|e| (e, *offset))).collect();
         endpoints.insert(ep.clone(), merge_endpoint(ep, &present, duration_s)?);
     }
+    Ok(endpoints)
+}
+
+/// The scenarios' schedule keeping, summed over the shards.
+fn merge_scenarios(shards: &[&Summary]) -> BTreeMap<String, ScenarioSummary> {
     let mut scenarios: BTreeMap<String, ScenarioSummary> = BTreeMap::new();
-    for s in &shards {
+    for s in shards {
         for (n, sc) in &s.scenarios {
             let into = scenarios.entry(n.clone()).or_insert_with(|| ScenarioSummary {
                 executor: sc.executor.clone(),
@@ -101,26 +138,41 @@ pub fn merge(parts: &[(PathBuf, Summary)]) -> Result<Summary, MergeError> {
             into.max_vus += sc.max_vus;
         }
     }
-    let windows = merge_windows(shards.iter().zip(&starts).map(|(s, st)| (s.windows.as_slice(), st - t0)));
+    scenarios
+}
+
+/// Each shard's resources, kept apart as `<service>@shard<K>`.
+fn shard_resources(by_index: &ByIndex<'_>) -> BTreeMap<String, ResourceUsage> {
     let mut resources: BTreeMap<String, ResourceUsage> = BTreeMap::new();
-    for (i, s) in &by_index {
+    for (i, s) in by_index {
         for (service, r) in &s.1.resources {
             resources.insert(format!("{service}@shard{i}"), r.clone());
         }
     }
+    resources
+}
+
+/// Why the merged run cannot be trusted: missing shards first, then each shard's own reasons.
+fn invalid_reasons(by_index: &ByIndex<'_>, count: u32) -> Vec<String> {
+    let missing: Vec<String> = (1..=count).filter(|i| !by_index.contains_key(i)).map(|i| format!("{i}/{count}")).collect();
     let mut invalid_reasons = Vec::new();
     if !missing.is_empty() {
         let (noun, verb) = if missing.len() == 1 { ("shard", "is") } else { ("shards", "are") };
         invalid_reasons.push(format!("{noun} {} {verb} missing: the merged load is not the plan's", missing.join(", ")));
     }
-    for (i, (_, s)) in &by_index {
+    for (i, (_, s)) in by_index {
         invalid_reasons.extend(s.invalid_reasons.iter().map(|r| format!("shard {i}/{count}: {r}")));
         if !s.valid && s.invalid_reasons.is_empty() {
             invalid_reasons.push(format!("shard {i}/{count} is invalid"));
         }
     }
-    let slo = slo::reevaluate(&earliest.slo, &endpoints);
-    let mut run = earliest.run.clone();
+    invalid_reasons
+}
+
+/// The earliest shard's run, stretched over every shard's time, no longer a shard, and listing
+/// the shards it was merged from.
+fn merged_run(earliest: &RunInfo, duration_s: f64, by_index: &ByIndex<'_>, count: u32) -> RunInfo {
+    let mut run = earliest.clone();
     run.duration_s = duration_s;
     run.shard = None;
     run.testbed = run.testbed.map(|t| t.merged(count));
@@ -134,31 +186,15 @@ pub fn merge(parts: &[(PathBuf, Summary)]) -> Result<Summary, MergeError> {
             valid: s.valid,
         })
         .collect();
-    // The busiest shard's machine: a regression measured on any busy shard is not trusted.
-    let machine = shards
+    run
+}
+
+/// The busiest shard's machine: a regression measured on any busy shard is not trusted.
+fn busiest_machine(shards: &[&Summary]) -> Option<MachineLoad> {
+    shards
         .iter()
         .filter_map(|s| s.machine.clone())
-        .max_by(|a, b| (a.foreign_cores + a.steal_cores).total_cmp(&(b.foreign_cores + b.steal_cores)));
-    Ok(Summary {
-        schema_version: super::SCHEMA_VERSION,
-        schema_minor: super::SCHEMA_MINOR,
-        suite: first.suite.clone(),
-        kind: first.kind.clone(),
-        valid: invalid_reasons.is_empty(),
-        invalid_reasons,
-        run,
-        endpoints,
-        scenarios,
-        windows,
-        slo,
-        resources,
-        app_metrics: None,
-        checks: Vec::new(),
-        events: Vec::new(),
-        figures: BTreeMap::new(),
-        underneath: None,
-        machine,
-    })
+        .max_by(|a, b| (a.foreign_cores + a.steal_cores).total_cmp(&(b.foreign_cores + b.steal_cores)))
 }
 
 fn shard_of(path: &Path, s: &Summary) -> Result<Shard, MergeError> {
@@ -303,7 +339,7 @@ mod tests {
 
     use super::*;
     use crate::compare::testkit::{empty_endpoint, summary};
-    use crate::summary::{SloResult, hist, latency};
+    use crate::summary::model::SloResult;
 
     /// A shard's summary holding `latencies_us` on endpoint `get` (and `errors` failures).
     fn shard(index: u32, count: u32, latencies_us: &[u64], errors: u64) -> (PathBuf, Summary) {

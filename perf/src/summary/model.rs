@@ -63,6 +63,35 @@ pub struct Summary {
     pub machine: Option<crate::util::machine::MachineLoad>,
 }
 
+impl Summary {
+    /// A valid summary of `suite` (of `kind`: `load` or a special kind) run as `run`, in this
+    /// build's schema, that holds nothing yet: no endpoint, scenario, window, SLO, resource,
+    /// check, event or figure. Callers fill in what they measured, or write
+    /// `Summary { endpoints, ..Summary::new(suite, kind, run) }`.
+    pub fn new(suite: impl Into<String>, kind: impl Into<String>, run: RunInfo) -> Summary {
+        Summary {
+            schema_version: SCHEMA_VERSION,
+            schema_minor: SCHEMA_MINOR,
+            suite: suite.into(),
+            kind: kind.into(),
+            valid: true,
+            invalid_reasons: Vec::new(),
+            run,
+            endpoints: BTreeMap::new(),
+            scenarios: BTreeMap::new(),
+            windows: Vec::new(),
+            slo: Vec::new(),
+            resources: BTreeMap::new(),
+            app_metrics: None,
+            checks: Vec::new(),
+            events: Vec::new(),
+            figures: BTreeMap::new(),
+            underneath: None,
+            machine: None,
+        }
+    }
+}
+
 /// What PostgreSQL and Redis did during one suite (counters reset when it started). Either
 /// side may be absent with the reason (`postgres_unavailable`): an external database, or one
 /// without `pg_stat_statements`.

@@ -15,7 +15,8 @@ use testcontainers::bollard::query_parameters::{
     RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StatsOptionsBuilder,
 };
 
-use super::super::{EnvError, ResourceSample};
+use crate::env::error::EnvError;
+use crate::env::types::ResourceSample;
 
 /// Label on everything the perf gate creates in the engine (value `1`): `docker ps -a
 /// --filter label=perf-gate` lists it all.

@@ -7,8 +7,8 @@ use testcontainers::bollard::Docker;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
-use super::super::EnvError;
 use super::engine;
+use crate::env::error::EnvError;
 use crate::plan::{DockerAppSetup, Setup};
 
 /// Environment variables that replace the plan's image names (empty values are ignored).
@@ -73,6 +73,32 @@ pub async fn ensure_app_image(
         return Ok(());
     }
     let Some(dockerfile) = spec.dockerfile.as_deref() else { return Ok(()) };
+    let (dockerfile, context) = build_inputs(spec, dockerfile, plan_dir)?;
+    tokio::fs::create_dir_all(logs_dir)
+        .await
+        .map_err(|e| EnvError::Io { context: format!("creating {}", logs_dir.display()), source: e })?;
+    let log_path = logs_dir.join("app-build.log");
+    let mut child = spawn_build(spec, &dockerfile, &context)?;
+    let output = collect_output(&mut child, &log_path);
+    let finished = async {
+        let lines = output.await;
+        (lines, child.wait().await)
+    };
+    let (lines, status) = tokio::select! {
+        // The child is dropped on return: kill_on_drop stops the build.
+        _ = cancel.cancelled() => return Err(EnvError::Interrupted),
+        done = finished => done,
+    };
+    let status = status.map_err(|e| EnvError::Io { context: "waiting for docker build".into(), source: e })?;
+    if status.success() {
+        return Ok(());
+    }
+    Err(build_failed(spec, &dockerfile, &log_path, &lines, status))
+}
+
+/// The dockerfile and the build context, relative to `plan_dir` (the context defaults to it);
+/// refused when either is missing.
+fn build_inputs(spec: &DockerAppSetup, dockerfile: &str, plan_dir: &Path) -> Result<(PathBuf, PathBuf), EnvError> {
     let dockerfile = plan_dir.join(dockerfile);
     let context = spec.context.as_deref().map_or_else(|| plan_dir.to_path_buf(), |c| plan_dir.join(c));
     if !dockerfile.is_file() {
@@ -85,17 +111,19 @@ pub async fn ensure_app_image(
     if !context.is_dir() {
         return Err(EnvError::Build(format!("app.docker.context: {} is not a directory", context.display())));
     }
-    tokio::fs::create_dir_all(logs_dir)
-        .await
-        .map_err(|e| EnvError::Io { context: format!("creating {}", logs_dir.display()), source: e })?;
-    let log_path = logs_dir.join("app-build.log");
-    let mut child = tokio::process::Command::new("docker")
+    Ok((dockerfile, context))
+}
+
+/// Starts `docker build` of the app's image, its output piped; a missing `docker` command is
+/// a [`EnvError::MissingProgram`] that says what it was for.
+fn spawn_build(spec: &DockerAppSetup, dockerfile: &Path, context: &Path) -> Result<tokio::process::Child, EnvError> {
+    tokio::process::Command::new("docker")
         .arg("build")
         .arg("--tag")
         .arg(&spec.image)
         .arg("--file")
-        .arg(&dockerfile)
-        .arg(&context)
+        .arg(dockerfile)
+        .arg(context)
         .env("DOCKER_HOST", engine::docker_host())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -111,25 +139,16 @@ pub async fn ensure_app_image(
                 ),
             },
             _ => EnvError::Io { context: "starting docker build".into(), source: e },
-        })?;
-    let output = collect_output(&mut child, &log_path);
-    let finished = async {
-        let lines = output.await;
-        (lines, child.wait().await)
-    };
-    let (lines, status) = tokio::select! {
-        // The child is dropped on return: kill_on_drop stops the build.
-        _ = cancel.cancelled() => return Err(EnvError::Interrupted),
-        done = finished => done,
-    };
-    let status = status.map_err(|e| EnvError::Io { context: "waiting for docker build".into(), source: e })?;
-    if status.success() {
-        return Ok(());
-    }
+        })
+}
+
+/// Why the build failed, with the last lines of its output: when a base image could not be
+/// pulled, which one and the ways out.
+fn build_failed(spec: &DockerAppSetup, dockerfile: &Path, log_path: &Path, lines: &[String], status: std::process::ExitStatus) -> EnvError {
     let tail: Vec<&str> = lines.iter().rev().take(30).rev().map(String::as_str).collect();
-    let dockerfile_text = std::fs::read_to_string(&dockerfile).unwrap_or_default();
-    if let Some(base) = unpullable_base(&dockerfile_text, &lines) {
-        return Err(EnvError::Build(format!(
+    let dockerfile_text = std::fs::read_to_string(dockerfile).unwrap_or_default();
+    if let Some(base) = unpullable_base(&dockerfile_text, lines) {
+        return EnvError::Build(format!(
             "the app image {} is missing and building it from {} needs the base image {base}, which could not be pulled \
              (no access to its registry?); full output in {}\n--- last lines of its output ---\n{}\n\
              Ways out: run with --backend local (PostgreSQL, Redis and the app as local processes); or set {APP_IMAGE_VAR} \
@@ -139,15 +158,15 @@ pub async fn ensure_app_image(
             dockerfile.display(),
             log_path.display(),
             tail.join("\n")
-        )));
+        ));
     }
-    Err(EnvError::Build(format!(
+    EnvError::Build(format!(
         "docker build of {} from {} ({status}); full output in {}\n--- last lines of its output ---\n{}",
         spec.image,
         dockerfile.display(),
         log_path.display(),
         tail.join("\n")
-    )))
+    ))
 }
 
 /// When a failed `docker build` failed because a base image could not be pulled: that image,

@@ -40,8 +40,10 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt, TestcontainersError
 use tokio_util::sync::CancellationToken;
 
 use super::appenv::{self, AppEnvValues};
-use super::{BackendKind, EnvError, ResourceSample, Service, ServiceInfo, StartOptions};
-use crate::plan::{DockerAppSetup, Setup};
+use super::error::EnvError;
+use super::proxies::Proxies;
+use super::types::{BackendKind, ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
+use crate::plan::{DockerAppSetup, Service, Setup};
 
 pub use engine::{LABEL_OWNER, LABEL_RUN, Leftovers, engine_answers, engine_version};
 pub use images::apply_image_overrides;
@@ -112,14 +114,14 @@ impl DockerEnv {
     }
 
     /// The fault proxies, when the environment was started with them.
-    pub fn proxies(&self) -> Option<&super::Proxies> {
+    pub fn proxies(&self) -> Option<&Proxies> {
         self.0.proxies.as_ref()
     }
 
     /// The published ports of PostgreSQL and Redis, with the run's credentials.
-    pub fn service_access(&self) -> Option<super::ServiceAccess> {
+    pub fn service_access(&self) -> Option<ServiceAccess> {
         let s = &self.0;
-        Some(super::ServiceAccess {
+        Some(ServiceAccess {
             postgres_port: s.postgres.as_ref()?.host_port,
             postgres_user: s.pg_user.clone(),
             postgres_password: Some(s.pg_password.clone()),
@@ -144,7 +146,7 @@ struct State {
     redis: Option<Running>,
     app: Option<Running>,
     /// With `StartOptions::fault_proxies`: between the app and PostgreSQL and Redis.
-    proxies: Option<super::Proxies>,
+    proxies: Option<Proxies>,
     pg_user: String,
     pg_database: String,
     /// Never printed, never in an error.
@@ -252,7 +254,7 @@ impl State {
         let (pg_addr, redis_addr) = if opts.fault_proxies {
             let gateway = engine::network_gateway(&self.docker, &self.network).await?;
             let loopback = std::net::Ipv4Addr::LOCALHOST;
-            let proxies = super::Proxies::start(gateway, (loopback, pg.host_port).into(), (loopback, redis.host_port).into()).await?;
+            let proxies = Proxies::start(gateway, (loopback, pg.host_port).into(), (loopback, redis.host_port).into()).await?;
             let addrs = (proxies.postgres.addr().to_string(), proxies.redis.addr().to_string());
             self.proxies = Some(proxies);
             addrs

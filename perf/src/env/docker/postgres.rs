@@ -23,7 +23,7 @@ pub(super) fn env(user: &str, password: &str, database: &str) -> Vec<(String, St
 /// official image and ours both read `-c` arguments as the server's).
 pub(super) fn command() -> Vec<String> {
     let mut cmd = vec!["postgres".to_string()];
-    for (name, value) in crate::env::POSTGRES_STATEMENT_SETTINGS {
+    for (name, value) in crate::env::types::POSTGRES_STATEMENT_SETTINGS {
         cmd.extend(["-c".to_string(), format!("{name}={value}")]);
     }
     cmd

@@ -13,8 +13,8 @@ use std::time::Duration;
 use testcontainers::bollard::Docker;
 use tokio_util::sync::CancellationToken;
 
-use super::super::EnvError;
 use super::engine;
+use crate::env::error::EnvError;
 
 /// How long one probe may take before it counts as a failed attempt.
 pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);

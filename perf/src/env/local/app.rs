@@ -8,8 +8,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
+use crate::env::error::EnvError;
 use crate::env::procs::{self, ManagedChild, Spawn};
-use crate::env::{BackendKind, EnvError};
+use crate::env::types::BackendKind;
 use crate::plan::{LocalAppSetup, Setup};
 use crate::util::Notes;
 

@@ -12,8 +12,9 @@ use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
 use super::server::{ServerProcess, Stopping};
-use crate::env::EnvError;
+use crate::env::error::{EnvError, copy_logs_noting};
 use crate::env::procs::{self, RunAs, Spawn, error_chain};
+use crate::env::types::POSTGRES_STATEMENT_SETTINGS;
 
 /// How to start PostgreSQL.
 #[derive(Debug, Clone)]
@@ -106,7 +107,7 @@ impl PostgresProcess {
         match pg.boot(&bin.initdb, &root).await {
             Ok(()) => Ok(pg),
             Err(e) => Err(match logs_on_failure {
-                Some(dest) => super::copy_logs_noting(e, &[root.join("initdb.log"), pg.server.log_path().to_path_buf()], dest),
+                Some(dest) => copy_logs_noting(e, &[root.join("initdb.log"), pg.server.log_path().to_path_buf()], dest),
                 None => e,
             }),
         }
@@ -231,7 +232,7 @@ impl PostgresProcess {
         // pg_stat_statements when this installation ships it (Debian's server package does):
         // the server would not start with a library it cannot load.
         if statements_library(&self.postgres).is_some() {
-            for (name, value) in crate::env::POSTGRES_STATEMENT_SETTINGS {
+            for (name, value) in POSTGRES_STATEMENT_SETTINGS {
                 text.push_str(&format!("{name} = '{value}'\n"));
             }
         }

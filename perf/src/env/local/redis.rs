@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
 use super::server::{ServerProcess, Stopping};
-use crate::env::EnvError;
+use crate::env::error::{EnvError, copy_logs_noting};
 use crate::env::procs::{self, Spawn, error_chain};
 
 /// How to start Redis.
@@ -67,7 +67,7 @@ impl RedisProcess {
         match booted {
             Ok(()) => Ok(redis),
             Err(e) => Err(match logs_on_failure {
-                Some(dest) => super::copy_logs_noting(e, &[redis.server.log_path().to_path_buf()], dest),
+                Some(dest) => copy_logs_noting(e, &[redis.server.log_path().to_path_buf()], dest),
                 None => e,
             }),
         }

@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
-use crate::env::EnvError;
+use crate::env::error::EnvError;
 use crate::env::procs::{self, ManagedChild, Spawn};
 
 /// How a service stops: gently (`stop`), and when dropped (`Drop` cannot wait long).

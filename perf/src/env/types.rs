@@ -1,0 +1,129 @@
+//! What every backend shares: which backend ran, how to reach the services it started, the
+//! options a start is given, and a service's resource sample.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::plan::{Service, Setup};
+
+/// The backend actually used; recorded in every summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Local,
+    Docker,
+    External,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::Docker => "docker",
+            BackendKind::External => "external",
+        }
+    }
+}
+
+impl BackendKind {
+    /// What this backend needs from the plan that a plan may leave out, checked before
+    /// anything starts: the local backend builds and runs `[app.local]`, the docker backend
+    /// runs `[app.docker]`'s image (or `PERF_APP_IMAGE`); `external` needs only the app's URL.
+    pub fn check_setup(self, setup: &Setup) -> Result<(), String> {
+        let missing = match self {
+            BackendKind::Local => setup.app.local.is_none(),
+            BackendKind::Docker => setup.app.docker.is_none(),
+            BackendKind::External => false,
+        };
+        if missing { Err(self.missing_setup()) } else { Ok(()) }
+    }
+
+    /// What [`BackendKind::check_setup`] says when the plan lacks what this backend needs.
+    pub fn missing_setup(self) -> String {
+        const ELSEWHERE: &str = "or, for a service started elsewhere, --backend external --app-url URL (which needs no [app] table)";
+        match self {
+            BackendKind::Local => format!(
+                "the local backend builds and runs the app from [app.local] (`command`, and `build` when it needs one), \
+                 and the plan has no [app.local]: add one, {ELSEWHERE}"
+            ),
+            BackendKind::Docker => format!(
+                "the docker backend runs the app's image from [app.docker] (`image`, and `dockerfile` to build it when it is \
+                 missing) or PERF_APP_IMAGE, and the plan has neither: add one, {ELSEWHERE}"
+            ),
+            BackendKind::External => String::new(),
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How to reach one service, for people: never holds a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    pub service: Service,
+    /// `http://127.0.0.1:PORT`, `postgres://user@127.0.0.1:PORT/db`, `redis://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+/// How the gate itself reaches the databases it started (published ports on loopback), to
+/// read their statistics beside the load. Holds the password: never printed (`Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceAccess {
+    pub postgres_port: u16,
+    pub postgres_user: String,
+    pub postgres_password: Option<String>,
+    pub postgres_database: String,
+    pub redis_port: u16,
+}
+
+impl fmt::Debug for ServiceAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceAccess")
+            .field("postgres_port", &self.postgres_port)
+            .field("postgres_user", &self.postgres_user)
+            .field("postgres_password", &self.postgres_password.as_ref().map(|_| "<hidden>"))
+            .field("postgres_database", &self.postgres_database)
+            .field("redis_port", &self.redis_port)
+            .finish()
+    }
+}
+
+/// Server settings both backends give PostgreSQL: `pg_stat_statements` loaded, so the gate
+/// can say which statements got slower; utility statements (BEGIN, SET) left out of it.
+pub const POSTGRES_STATEMENT_SETTINGS: [(&str, &str); 3] =
+    [("shared_preload_libraries", "pg_stat_statements"), ("pg_stat_statements.track_utility", "off"), ("pg_stat_statements.max", "1000")];
+
+/// Options that do not come from the plan.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// Directory the plan's relative paths are resolved against.
+    pub plan_dir: PathBuf,
+    /// Where service logs are copied when something fails (results/logs).
+    pub logs_dir: PathBuf,
+    /// `external` backend: the app's base URL.
+    pub app_url: Option<String>,
+    /// Cancelled on Ctrl-C or SIGTERM: start-up stops waiting and cleans up.
+    pub cancel: CancellationToken,
+    /// Put a [`FaultProxy`](crate::faults::FaultProxy) between the app and PostgreSQL and between the app and Redis (the
+    /// app's `{{postgres.url}}` and `{{redis.url}}` name the proxies), so chaos suites can
+    /// set network faults. Off for measured suites: a proxy adds its own hop.
+    pub fault_proxies: bool,
+    /// Environment added to the local backend's build step and its `cargo metadata` call
+    /// (A/B mode builds the base in a target folder of its own).
+    pub build_env: Vec<(String, String)>,
+    /// Where a start-up that takes a while says what it waits for.
+    pub notes: crate::util::Notes,
+}
+
+/// Resource use of one service since the environment started (cumulative CPU) and now
+/// (memory). Summaries hold the difference over a suite.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ResourceSample {
+    pub cpu_seconds: f64,
+    pub memory_bytes: u64,
+}
