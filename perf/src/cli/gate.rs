@@ -157,7 +157,7 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
-    let plan_path = match super::plan_path(args.plan.as_deref()) {
+    let plan_path = match super::args::plan_path(args.plan.as_deref()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -168,7 +168,7 @@ pub async fn run(args: PerfArgs, cancel: CancellationToken) -> anyhow::Result<Ex
         eprintln!("error: --backend external needs --app-url URL");
         return Ok(ExitCode::from(2));
     }
-    let root = super::project_root(&plan_path);
+    let root = super::args::project_root(&plan_path);
     let out_dir = args.out.clone().unwrap_or_else(|| root.join("results"));
     let github = match GithubContext::from_process_env() {
         Ok(ctx) => Some(ctx),

@@ -81,12 +81,12 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<()> {
 fn plan_and_rules(given: Option<&Path>) -> anyhow::Result<(PathBuf, CompareRules)> {
     let plan = match given {
         Some(p) => Some(p.to_path_buf()),
-        None => super::plan_path(None).ok(),
+        None => super::args::plan_path(None).ok(),
     };
     match plan {
         Some(p) => {
             let loaded = crate::plan::load(&p).map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok((super::project_root(&p), loaded.compare_rules()))
+            Ok((super::args::project_root(&p), loaded.compare_rules()))
         }
         None => Ok((PathBuf::from("."), CompareRules::default())),
     }

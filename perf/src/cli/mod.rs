@@ -9,6 +9,7 @@
 //! else `perf.toml` in the current folder or the nearest parent folder that has one, and
 //! `results/` sits next to the plan.
 
+mod args;
 pub mod comment;
 pub mod gate;
 pub mod history;
@@ -17,11 +18,12 @@ pub mod signals;
 pub mod up;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
+
+pub use args::{backend_among, plan_path, project_root};
 
 /// The user-facing subcommands. `cargo xtask` flattens them next to its own.
 #[derive(Subcommand, Debug)]
@@ -148,62 +150,9 @@ where
     }
 }
 
-/// The plan file: `given`, else `perf.toml` in the current folder or its nearest parent that
-/// has one. The error says where it looked.
-pub fn plan_path(given: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(p) = given {
-        return Ok(p.to_path_buf());
-    }
-    let cwd = std::env::current_dir().map_err(|e| anyhow::anyhow!("cannot read the current folder: {e}"))?;
-    find_plan(&cwd).ok_or_else(|| {
-        anyhow::anyhow!(
-            "no perf.toml in {} or any folder above it: run from your repository (where perf.toml is) or pass --plan PATH",
-            cwd.display()
-        )
-    })
-}
-
-fn find_plan(from: &Path) -> Option<PathBuf> {
-    from.ancestors().map(|d| d.join("perf.toml")).find(|p| p.is_file())
-}
-
-/// The folder `results/` (and `results/baseline/`) are relative to: the plan's.
-pub fn project_root(plan: &Path) -> PathBuf {
-    crate::run::plan_dir(plan).unwrap_or_else(|_| PathBuf::from("."))
-}
-
-/// A `--backend` parser that accepts only some of the backends (`up` cannot use `external`:
-/// it would start nothing), naming the accepted ones when another is given.
-pub fn backend_among(
-    allowed: &'static [crate::env::BackendChoice],
-) -> impl Fn(&str) -> Result<crate::env::BackendChoice, String> + Clone + Send + Sync + 'static {
-    use clap::ValueEnum;
-    move |s: &str| {
-        let names =
-            || allowed.iter().filter_map(|b| b.to_possible_value()).map(|v| v.get_name().to_string()).collect::<Vec<_>>().join(", ");
-        match crate::env::BackendChoice::from_str(s, true) {
-            Ok(b) if allowed.contains(&b) => Ok(b),
-            _ => Err(format!("`{s}` is not a backend this command can use: {}", names())),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_plan_is_found_in_the_nearest_parent() {
-        let dir = tempfile::tempdir().unwrap();
-        let deep = dir.path().join("a").join("b");
-        std::fs::create_dir_all(&deep).unwrap();
-        assert_eq!(find_plan(&deep), None);
-        std::fs::write(dir.path().join("perf.toml"), "version = 1\n").unwrap();
-        assert_eq!(find_plan(&deep), Some(dir.path().join("perf.toml")));
-        std::fs::write(dir.path().join("a").join("perf.toml"), "version = 1\n").unwrap();
-        assert_eq!(find_plan(&deep), Some(dir.path().join("a").join("perf.toml")));
-        assert_eq!(plan_path(Some(Path::new("x/p.toml"))).unwrap(), Path::new("x/p.toml"));
-    }
 
     #[test]
     fn cargo_perf_runs_the_gate_by_default_and_knows_its_subcommands() {

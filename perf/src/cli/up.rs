@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub struct UpArgs {
     /// Where PostgreSQL, Redis and the app come from: `auto` uses Docker when an engine
     /// answers and local processes otherwise.
-    #[arg(long, default_value = "auto", value_parser = super::backend_among(&[BackendChoice::Auto, BackendChoice::Local, BackendChoice::Docker]))]
+    #[arg(long, default_value = "auto", value_parser = super::args::backend_among(&[BackendChoice::Auto, BackendChoice::Local, BackendChoice::Docker]))]
     backend: BackendChoice,
     /// The plan file [default: perf.toml in this folder or the nearest parent that has one]
     #[arg(long, value_name = "PATH")]
@@ -33,7 +33,7 @@ pub struct UpArgs {
 }
 
 pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
-    let path = super::plan_path(args.plan.as_deref())?;
+    let path = super::args::plan_path(args.plan.as_deref())?;
     let mut setup = crate::plan::load(&path)?.setup();
     if !matches!(args.backend, BackendChoice::Local) {
         crate::env::docker::apply_image_overrides(&mut setup, |k| std::env::var(k).ok());

@@ -127,7 +127,7 @@ pub fn build(result: &SuiteResult, ctx: &RunContext) -> Summary {
     let slo = slo::evaluate(&result.slo, &endpoints);
     Summary {
         schema_version: SCHEMA_VERSION,
-        schema_minor: super::SCHEMA_MINOR,
+        schema_minor: super::model::SCHEMA_MINOR,
         suite: result.suite.clone(),
         kind: kind_name(result.kind),
         valid: invalid_reasons.is_empty(),
