@@ -81,9 +81,6 @@ pub struct PerfArgs {
     /// this testbed and suite definition); the pull-request workflow passes the base branch
     #[arg(long, value_name = "REF", group = "ab", conflicts_with = "update_baseline")]
     fallback_against: Option<String>,
-    /// A/B mode: rounds per side
-    #[arg(long, value_name = "N", default_value_t = 3, requires = "ab")]
-    rounds: u32,
     /// Check everything (flags, plan, baseline, artifact, git refs), say what would run, and
     /// stop before anything starts: exit 0 when the run could go ahead (PERF_CHECK=1 does the
     /// same, so that a workflow's own command line can be dry-run as written)
@@ -261,7 +258,6 @@ fn options(
     opts.update_baseline = args.update_baseline.then(|| args.baseline.clone().unwrap_or(stored));
     opts.github = github;
     opts.full_report_hint = Some("the `perf-results` artifact (report.html)".into());
-    opts.ab_rounds = args.rounds;
     opts
 }
 

@@ -16,9 +16,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::env::{BackendChoice, Environment, StartOptions};
+use crate::env::{BackendChoice, BackendKind, Environment, StartOptions};
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug)]
@@ -35,7 +35,8 @@ pub struct UpArgs {
 pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
     let path = super::args::plan_path(args.plan.as_deref())?;
     let mut setup = crate::plan::load(&path)?.setup();
-    if !matches!(args.backend, BackendChoice::Local) {
+    let backend = args.backend.resolve().await;
+    if backend == BackendKind::Docker {
         crate::env::docker::apply_image_overrides(&mut setup, |k| std::env::var(k).ok());
     }
     let plan_dir = crate::run::plan_dir(&path)?;
@@ -48,13 +49,12 @@ pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<Exit
         build_env: Vec::new(),
         notes: crate::util::Notes::stderr(),
     };
-    let backend = args.backend.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
     eprintln!("starting the environment of {} (backend: {backend})", path.display());
     let build = setup.app.local.as_ref().map(|l| l.build.clone()).unwrap_or_default();
-    if !matches!(args.backend, BackendChoice::Docker) && !build.is_empty() {
+    if backend == BackendKind::Local && !build.is_empty() {
         eprintln!("the local backend first builds the app with `{}` (minutes on a fresh clone)", build.join(" "));
     }
-    let env = Environment::start(args.backend, &setup, &opts).await.context("the environment did not come up")?;
+    let env = Environment::start(backend, &setup, &opts).await.context("the environment did not come up")?;
     for s in env.services() {
         println!("{}: {}", s.service.as_str(), s.url);
     }

@@ -121,6 +121,9 @@ pub enum TestMethod {
     MannWhitneyRounds,
     /// One-sided two-proportion z-test on error counts.
     TwoProportion,
+    /// The segments' histograms resampled (`compare::resample`): independently on each side
+    /// against a stored baseline, by pairs in A/B mode.
+    SegmentBootstrap { paired: bool },
 }
 
 impl fmt::Display for TestMethod {
@@ -132,6 +135,8 @@ impl fmt::Display for TestMethod {
             }
             TestMethod::MannWhitneyRounds => f.write_str("mann-whitney over rounds"),
             TestMethod::TwoProportion => f.write_str("two-proportion z-test"),
+            TestMethod::SegmentBootstrap { paired: true } => f.write_str("paired bootstrap over segments"),
+            TestMethod::SegmentBootstrap { paired: false } => f.write_str("bootstrap over segments"),
         }
     }
 }
@@ -142,7 +147,8 @@ pub struct TestResult {
     pub method: TestMethod,
     /// One-sided p-value in the direction of the observed change.
     pub p_value: f64,
-    /// Units compared on each side (windows, blocks, rounds, or requests for error rates).
+    /// Units compared on each side (segments or pairs, windows, blocks, rounds, or requests
+    /// for error rates).
     pub n_base: u64,
     pub n_head: u64,
 }
@@ -163,8 +169,24 @@ pub struct MetricComparison {
     pub threshold: f64,
     /// True when a per-endpoint override set `threshold`.
     pub overridden: bool,
-    /// Absolute floor in ms (latency metrics only).
+    /// Absolute floor in ms (latency metrics only): a change no larger never counts.
     pub floor_ms: Option<f64>,
+    /// Where the floor came from: `plan` (set in `[compare]`), `noise` (the change an A/A run
+    /// of this testbed showed, recorded beside the stored baseline). Absent: no floor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_from: Option<String>,
+    /// The change's confidence interval `[low, high]` at `level`: fractions for latency and
+    /// throughput (like `delta_rel`), points for the error rate. Absent when a side has no
+    /// segments to resample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<f64>,
+    /// The smallest change this comparison would have called four times out of five
+    /// (fraction, or points for the error rate): the threshold, the floor or the noise,
+    /// whichever is largest. What a pass is worth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detectable: Option<f64>,
     /// The significance test, when one could be run.
     pub test: Option<TestResult>,
     /// False when no test could be run because a side carries no per-window data: the
@@ -257,7 +279,8 @@ pub enum CompareMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RulesApplied {
     pub threshold: f64,
-    pub floor_ms: f64,
+    /// The plan's floor for every endpoint; `None`: the measured noise, or none.
+    pub floor_ms: Option<f64>,
     pub error_rate_points: f64,
     pub min_samples: u64,
     pub alpha: f64,

@@ -1,4 +1,5 @@
-//! The regression rule for one metric of one endpoint.
+//! The regression rule for one metric of one endpoint: one rule for a stored baseline and for
+//! A/B alike.
 //!
 //! In order, the first that applies decides:
 //! 1. no samples in the current run (or no timed response for a latency metric): `regressed`,
@@ -7,18 +8,25 @@
 //! 3. change within the threshold (relative for latency and throughput, absolute percentage
 //!    points for the error rate; a zero baseline has no relative change, so any change counts
 //!    as beyond it): `unchanged`;
-//! 4. latency change not larger than the absolute floor: `unchanged`;
+//! 4. latency change not larger than the floor (the plan's, or the noise an A/A run of this
+//!    testbed showed): `unchanged`;
 //! 5. fewer than `min_samples` measured requests on either side: `noisy`;
-//! 6. the one-sided test in the direction of the change: p <= alpha gives `regressed` or
-//!    `improved`, otherwise `noisy`; too few units to test gives `noisy`; and when a side has
-//!    no per-window data at all (older summaries) the threshold and the floor decide alone,
-//!    and the result says `untested`.
+//! 6. the evidence, the change's confidence interval from the resampled segments
+//!    ([`super::resample`]): it must leave out every change up to [`MARGIN`] of the threshold,
+//!    on the side the change went: `regressed` or `improved`; otherwise `noisy`. A side without segments (a summary from an older writer) falls back to the
+//!    older window tests ([`super::units`]): p <= alpha; and with no per-window data at all
+//!    the threshold and the floor decide alone, and the result says `untested`.
+//!
+//! Every compared metric with segments also says the smallest change it could have seen
+//! ([`detectable`]): what a pass is worth.
+
+use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::plan::MetricThresholds;
 
 use super::model::{Metric, MetricComparison, TestMethod, TestResult, Verdict};
-use super::stats::{Alternative, mann_whitney, two_proportion};
-use super::units::{Units, Untestable};
+use super::resample::{Estimate, NoSegments};
+use super::units::Untestable;
 
 /// What the rule needs to know about one endpoint on one side.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,18 +53,52 @@ impl Aggregate {
     }
 }
 
+/// Where a latency floor came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Floor {
+    /// No floor: the evidence alone decides.
+    None,
+    /// Set in the plan (for all endpoints or this one), in ms.
+    Plan(f64),
+    /// The change an A/A run of this testbed showed for this endpoint and metric, as a
+    /// fraction of the baseline's value.
+    Noise(f64),
+}
+
+impl Floor {
+    /// The floor in ms for a baseline value of `base` ms.
+    fn ms(self, base: f64) -> Option<f64> {
+        match self {
+            Floor::None => None,
+            Floor::Plan(ms) => Some(ms),
+            Floor::Noise(rel) => Some(rel * base.abs()),
+        }
+    }
+
+    fn source(self) -> Option<&'static str> {
+        match self {
+            Floor::None => None,
+            Floor::Plan(_) => Some("plan"),
+            Floor::Noise(_) => Some("noise"),
+        }
+    }
+}
+
 /// The limits applied to one metric of one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Limits {
     pub threshold: f64,
     pub overridden: bool,
-    pub floor_ms: f64,
+    pub floor: Floor,
     pub min_samples: u64,
     pub alpha: f64,
 }
 
 impl Limits {
-    pub fn for_metric(spec: &crate::plan::CompareRules, overrides: Option<&MetricThresholds>, metric: Metric) -> Self {
+    /// The plan's limits for `metric`, with the endpoint's overrides; `noise` is the A/A
+    /// change recorded for this endpoint and metric (a fraction), used as the floor when the
+    /// plan sets none.
+    pub fn for_metric(spec: &crate::plan::CompareRules, overrides: Option<&MetricThresholds>, metric: Metric, noise: Option<f64>) -> Self {
         let over = overrides.and_then(|o| match metric {
             Metric::P50 => o.p50,
             Metric::P95 => o.p95,
@@ -65,13 +107,45 @@ impl Limits {
             Metric::ErrorRate => o.error_rate_points,
         });
         let default = if metric == Metric::ErrorRate { spec.error_rate_points } else { spec.threshold };
-        Limits {
-            threshold: over.unwrap_or(default),
-            overridden: over.is_some(),
-            floor_ms: spec.floor.as_secs_f64() * 1000.0,
-            min_samples: spec.min_samples,
-            alpha: spec.alpha,
-        }
+        let plan_floor = overrides.and_then(|o| o.floor).map(|d| d.0).or(spec.floor);
+        let floor = match (plan_floor, noise) {
+            _ if !metric.is_latency() => Floor::None,
+            (Some(d), _) => Floor::Plan(d.as_secs_f64() * 1000.0),
+            (None, Some(rel)) if rel > 0.0 => Floor::Noise(rel),
+            (None, _) => Floor::None,
+        };
+        Limits { threshold: over.unwrap_or(default), overridden: over.is_some(), floor, min_samples: spec.min_samples, alpha: spec.alpha }
+    }
+
+    /// The confidence of the intervals: `1 - alpha`.
+    pub fn level(&self) -> f64 {
+        1.0 - self.alpha
+    }
+}
+
+/// What says whether a change is real.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Evidence {
+    /// The change's interval from the resampled segments; `units` segments (or pairs) a side.
+    Interval { estimate: Estimate, units: (usize, usize), paired: bool },
+    /// The older tests, for a side without segments: a one-sided p-value, or why none.
+    Legacy(Result<TestResult, Untestable>),
+    /// Segments that could not be resampled, and no older test to fall back to.
+    Missing(NoSegments),
+}
+
+/// The share of the threshold a change's interval must leave out: a change beyond a 20%
+/// threshold counts when its interval leaves out every change of 12% or less. Then a change
+/// of half the threshold reads as a regression about once in a hundred comparisons however
+/// noisy the measurement (its interval must clear 12% while centred near 10%), and one of one
+/// and a half times the threshold is caught nineteen times in twenty while the interval's
+/// half-width stays under about 10%.
+pub(crate) const MARGIN: f64 = 0.6;
+
+fn describe_noise(metric: Metric, margin: f64) -> String {
+    match metric {
+        Metric::ErrorRate => format!("{margin:.2} points"),
+        _ => format!("{:.0}%", margin * 100.0),
     }
 }
 
@@ -92,6 +166,15 @@ pub fn describe_change(metric: Metric, delta_abs: f64, delta_rel: Option<f64>) -
     }
 }
 
+/// An interval for people: `95% CI +8.1% … +16.9%`, or in points for the error rate.
+pub fn describe_interval(metric: Metric, low: f64, high: f64, level: f64) -> String {
+    let pct = (level * 100.0).round();
+    match metric {
+        Metric::ErrorRate => format!("{pct:.0}% CI {low:+.2} … {high:+.2} points"),
+        _ => format!("{pct:.0}% CI {:+.1}% … {:+.1}%", low * 100.0, high * 100.0),
+    }
+}
+
 fn describe_threshold(metric: Metric, limits: &Limits) -> String {
     match metric {
         Metric::ErrorRate => format!("{:.2} points", limits.threshold),
@@ -99,14 +182,27 @@ fn describe_threshold(metric: Metric, limits: &Limits) -> String {
     }
 }
 
-/// Judges one metric. `units` is asked for the test samples only when the metric has values on
-/// both sides.
+/// The smallest change the comparison would have called four times out of five: past the
+/// margin by `z(level) + z(0.8)` standard errors, and never under the threshold or the floor
+/// (as a fraction of `base`). A fraction for latency and throughput, points for the error rate.
+pub(crate) fn detectable(metric: Metric, se: f64, limits: &Limits, base: f64) -> f64 {
+    let normal = Normal::standard();
+    let z = normal.inverse_cdf(1.0 - (1.0 - limits.level()) / 2.0) + normal.inverse_cdf(0.8);
+    let floor = limits.floor.ms(base).filter(|_| base > 0.0).map_or(0.0, |ms| ms / base);
+    let margin = MARGIN * limits.threshold;
+    match metric {
+        Metric::ErrorRate => limits.threshold.max(margin + z * se),
+        _ => limits.threshold.max(floor).max(((1.0 + margin).ln() + z * se).exp_m1()),
+    }
+}
+
+/// Judges one metric. `evidence` is asked for only when the metric has values on both sides.
 pub(crate) fn judge(
     metric: Metric,
     base: &Aggregate,
     head: &Aggregate,
     limits: Limits,
-    units: impl FnOnce() -> Result<Units, Untestable>,
+    evidence: impl FnOnce() -> Evidence,
 ) -> MetricComparison {
     let (b, h) = (base.value(metric), head.value(metric));
     let mut out = MetricComparison {
@@ -117,15 +213,15 @@ pub(crate) fn judge(
         delta_rel: None,
         threshold: limits.threshold,
         overridden: limits.overridden,
-        floor_ms: metric.is_latency().then_some(limits.floor_ms),
+        floor_ms: None,
+        floor_from: None,
+        interval: None,
+        level: None,
+        detectable: None,
         test: None,
         tested: false,
         verdict: Verdict::Unchanged,
         reason: String::new(),
-    };
-    let verdict = |out: &mut MetricComparison, v: Verdict, reason: String| {
-        out.verdict = v;
-        out.reason = reason;
     };
     let Some(h) = h.filter(|_| head.requests > 0) else {
         let why = if head.requests == 0 {
@@ -133,41 +229,30 @@ pub(crate) fn judge(
         } else {
             format!("no timed response among {} requests in the current run", head.requests)
         };
-        verdict(&mut out, Verdict::Regressed, why);
-        return out;
+        return decided(out, Verdict::Regressed, why);
     };
     let Some(b) = b.filter(|_| base.requests > 0) else {
-        verdict(&mut out, Verdict::Noisy, "the baseline has no samples to compare with".to_string());
-        return out;
+        return decided(out, Verdict::Noisy, "the baseline has no samples to compare with".to_string());
     };
-
     let delta_abs = h - b;
     let delta_rel = (b != 0.0).then(|| delta_abs / b);
     out.delta_abs = Some(delta_abs);
     out.delta_rel = delta_rel;
+    if metric.is_latency() {
+        out.floor_ms = limits.floor.ms(b);
+        out.floor_from = limits.floor.source().map(str::to_string);
+    }
+    let evidence = evidence();
+    record_evidence(&mut out, metric, &evidence, &limits, b);
     let higher_is_worse = metric != Metric::Rps;
     let worse = if higher_is_worse { delta_abs > 0.0 } else { delta_abs < 0.0 };
+    let moved = if worse { Verdict::Regressed } else { Verdict::Improved };
     let change = describe_change(metric, delta_abs, delta_rel);
     let limit = describe_threshold(metric, &limits);
-
-    // The test runs whenever it can, so reports can show p-values for every metric.
-    let alt = if delta_abs > 0.0 { Alternative::HeadGreater } else { Alternative::HeadLess };
-    let tested: Result<TestResult, Untestable> = if metric == Metric::ErrorRate {
-        two_proportion(base.errors, base.requests, head.errors, head.requests, alt)
-            .map(|p| TestResult { method: TestMethod::TwoProportion, p_value: p, n_base: base.requests, n_head: head.requests })
-            .ok_or(Untestable::NoWindows)
-    } else {
-        units().and_then(|u| {
-            let method = if u.block == 0 { TestMethod::MannWhitneyRounds } else { TestMethod::MannWhitneyWindows { block_s: u.block } };
-            mann_whitney(&u.base, &u.head, alt)
-                .map(|r| TestResult { method, p_value: r.p_value, n_base: u.base.len() as u64, n_head: u.head.len() as u64 })
-                .ok_or(Untestable::TooFewUnits { base: u.base.len(), head: u.head.len(), per_unit: 1, needed: 1 })
-        })
+    let ci = match &out.interval {
+        Some([low, high]) => format!(", {}", describe_interval(metric, *low, *high, limits.level())),
+        None => String::new(),
     };
-    if let Ok(t) = &tested {
-        out.test = Some(t.clone());
-        out.tested = true;
-    }
 
     let beyond = match (metric, delta_rel) {
         (Metric::ErrorRate, _) => delta_abs.abs() > limits.threshold,
@@ -175,36 +260,85 @@ pub(crate) fn judge(
         (_, None) => delta_abs != 0.0,
     };
     if !beyond {
-        verdict(&mut out, Verdict::Unchanged, format!("{change} is within {limit}"));
-        return out;
+        return decided(out, Verdict::Unchanged, format!("{change} is within {limit}{ci}"));
     }
-    if metric.is_latency() && delta_abs.abs() <= limits.floor_ms {
-        let reason = format!("{change} is under the {} ms floor", fmt_floor(limits.floor_ms));
-        verdict(&mut out, Verdict::Unchanged, reason);
-        return out;
+    if let Some(floor) = out.floor_ms.filter(|f| delta_abs.abs() <= *f) {
+        let whose = match limits.floor {
+            Floor::Noise(_) => " (the change an A/A run of this testbed showed)",
+            _ => "",
+        };
+        return decided(out, Verdict::Unchanged, format!("{change} is under the {} ms floor{whose}", fmt_floor(floor)));
     }
     if base.requests < limits.min_samples || head.requests < limits.min_samples {
         let reason = format!(
             "{change} beyond {limit}, but too few samples ({} base, {} head; {} needed)",
             base.requests, head.requests, limits.min_samples
         );
-        verdict(&mut out, Verdict::Noisy, reason);
-        return out;
+        return decided(out, Verdict::Noisy, reason);
     }
-    let moved = if worse { Verdict::Regressed } else { Verdict::Improved };
-    match tested {
-        Ok(t) if t.p_value <= limits.alpha => {
-            verdict(&mut out, moved, format!("{change} beyond {limit}, p={} ({})", fmt_p(t.p_value), t.method));
+    match evidence {
+        Evidence::Interval { estimate, .. } => {
+            // The interval is of the same change, read from the resamples. A change beyond the
+            // threshold counts when the interval also leaves out every change up to
+            // [`MARGIN`] of the threshold, on the side it went: a percentile whose estimate
+            // wandered past the threshold is not enough, it must be clear of the noise by a
+            // margin the threshold sets.
+            let margin = MARGIN * limits.threshold;
+            let clear = if delta_abs > 0.0 { estimate.low > margin } else { estimate.high < -margin };
+            if clear {
+                decided(out, moved, format!("{change} beyond {limit}{ci}"))
+            } else {
+                let near = describe_noise(metric, margin);
+                decided(
+                    out,
+                    Verdict::Noisy,
+                    format!("{change} beyond {limit}, but not clear of the noise: the interval reaches {near}{ci}"),
+                )
+            }
         }
-        Ok(t) => {
-            let reason = format!("{change} beyond {limit}, but not significant (p={} > {})", fmt_p(t.p_value), limits.alpha);
-            verdict(&mut out, Verdict::Noisy, reason);
+        Evidence::Legacy(Ok(t)) if t.p_value <= limits.alpha => {
+            decided(out, moved, format!("{change} beyond {limit}, p={} ({})", fmt_p(t.p_value), t.method))
         }
-        Err(Untestable::NoWindows) => {
-            verdict(&mut out, moved, format!("{change} beyond {limit} (untested: no per-window data)"));
+        Evidence::Legacy(Ok(t)) => decided(
+            out,
+            Verdict::Noisy,
+            format!("{change} beyond {limit}, but not significant (p={} > {})", fmt_p(t.p_value), limits.alpha),
+        ),
+        Evidence::Legacy(Err(Untestable::NoWindows)) => {
+            decided(out, moved, format!("{change} beyond {limit} (untested: no per-window data)"))
         }
-        Err(why) => verdict(&mut out, Verdict::Noisy, format!("{change} beyond {limit}, but {}", why.describe())),
+        Evidence::Legacy(Err(why)) => decided(out, Verdict::Noisy, format!("{change} beyond {limit}, but {}", why.describe())),
+        Evidence::Missing(why) => decided(out, Verdict::Noisy, format!("{change} beyond {limit}, but {}", why.describe())),
     }
+}
+
+/// Puts what the evidence says into the comparison: the test, the interval, what it could
+/// have detected.
+fn record_evidence(out: &mut MetricComparison, metric: Metric, evidence: &Evidence, limits: &Limits, base: f64) {
+    match evidence {
+        Evidence::Interval { estimate, units, paired } => {
+            out.test = Some(TestResult {
+                method: TestMethod::SegmentBootstrap { paired: *paired },
+                p_value: estimate.p_value,
+                n_base: units.0 as u64,
+                n_head: units.1 as u64,
+            });
+            out.tested = true;
+            out.interval = Some([estimate.low, estimate.high]);
+            out.level = Some(limits.level());
+            out.detectable = Some(detectable(metric, estimate.se, limits, base));
+        }
+        Evidence::Legacy(Ok(t)) => {
+            out.test = Some(t.clone());
+            out.tested = true;
+        }
+        Evidence::Legacy(Err(_)) | Evidence::Missing(_) => {}
+    }
+}
+
+fn decided(mut out: MetricComparison, verdict: Verdict, reason: String) -> MetricComparison {
+    out.verdict = verdict;
+    out.reason = reason;
     out
 }
 
@@ -214,5 +348,5 @@ pub fn fmt_p(p: f64) -> String {
 }
 
 fn fmt_floor(ms: f64) -> String {
-    if ms.fract() == 0.0 { format!("{ms:.0}") } else { format!("{ms}") }
+    if ms >= 1.0 && ms.fract() == 0.0 { format!("{ms:.0}") } else { format!("{ms:.2}") }
 }

@@ -27,11 +27,17 @@ pub(crate) struct Gen {
     pub seed: u64,
     /// Write per-second windows (older summaries had none).
     pub windows: bool,
+    /// Seconds per segment, as the engine groups them (older summaries had none: 0).
+    pub segment_s: u32,
+    /// A slowness factor per second shared with another run (the machine both sides of an
+    /// A/B run share), on top of the run's own `window_sigma`.
+    pub drift: Vec<f64>,
 }
 
 impl Gen {
     pub fn new(rps: u32, seconds: u32, median_ms: f64, seed: u64) -> Self {
-        Gen { rps, seconds, median_ms, sigma: 0.35, window_sigma: 0.05, error_rate: 0.0, seed, windows: true }
+        let segment_s = crate::plan::slice::recorded_segment(std::time::Duration::from_secs(u64::from(seconds)));
+        Gen { rps, seconds, median_ms, sigma: 0.35, window_sigma: 0.05, error_rate: 0.0, seed, windows: true, segment_s, drift: Vec::new() }
     }
     pub fn errors(mut self, rate: f64) -> Self {
         self.error_rate = rate;
@@ -39,6 +45,19 @@ impl Gen {
     }
     pub fn without_windows(mut self) -> Self {
         self.windows = false;
+        self
+    }
+    /// Without segment histograms, as summaries written before they existed.
+    pub fn without_segments(mut self) -> Self {
+        self.segment_s = 0;
+        self
+    }
+    pub fn segments_of(mut self, seconds: u32) -> Self {
+        self.segment_s = seconds;
+        self
+    }
+    pub fn drifting(mut self, drift: Vec<f64>) -> Self {
+        self.drift = drift;
         self
     }
     pub fn spread(mut self, sigma: f64, window_sigma: f64) -> Self {
@@ -84,9 +103,11 @@ pub(crate) fn endpoint(g: &Gen) -> EndpointSummary {
     let mut rng = StdRng::seed_from_u64(g.seed);
     let mut all = new_hist();
     let mut windows = Vec::new();
+    let mut segments: Vec<EndpointSegment> = Vec::new();
+    let mut seg_hist = new_hist();
     let (mut requests, mut errors) = (0u64, 0u64);
     for t in 0..g.seconds {
-        let slow = (g.window_sigma * normal(&mut rng)).exp();
+        let slow = (g.window_sigma * normal(&mut rng)).exp() * g.drift.get(t as usize).copied().unwrap_or(1.0);
         let mut w = new_hist();
         let mut w_err = 0;
         for _ in 0..g.rps {
@@ -109,6 +130,30 @@ pub(crate) fn endpoint(g: &Gen) -> EndpointSummary {
             p95: ms_at(&w, 0.95),
             p99: ms_at(&w, 0.99),
         });
+        if g.segment_s > 0 {
+            seg_hist.add(&w).expect("same bounds");
+            let seg = segments.last_mut().filter(|s| (s.seconds as u32) < g.segment_s);
+            match seg {
+                Some(s) => {
+                    s.seconds += 1.0;
+                    s.requests += u64::from(g.rps);
+                    s.errors += w_err;
+                }
+                None => {
+                    segments.push(EndpointSegment {
+                        t: f64::from(t),
+                        seconds: 1.0,
+                        requests: u64::from(g.rps),
+                        errors: w_err,
+                        histogram: String::new(),
+                    });
+                    seg_hist = new_hist();
+                    seg_hist.add(&w).expect("same bounds");
+                }
+            }
+            let last = segments.last_mut().expect("pushed above");
+            last.histogram = if seg_hist.is_empty() { String::new() } else { hist::encode(&seg_hist) };
+        }
     }
     let mut by_kind = BTreeMap::new();
     if errors > 0 {
@@ -129,6 +174,7 @@ pub(crate) fn endpoint(g: &Gen) -> EndpointSummary {
         windows: if g.windows { windows } else { Vec::new() },
         kind: None,
         messages_received: None,
+        segments,
     }
 }
 
@@ -151,7 +197,7 @@ pub(crate) fn summary(suite: &str, seconds: u32, endpoints: Vec<(&str, EndpointS
             duration_s: f64::from(seconds),
             warmup_s: 5.0,
             git: GitInfo { sha: Some("0123456789abcdef".to_string()), branch: Some("main".to_string()), dirty: Some(false) },
-            backend: "local".to_string(),
+            backend: crate::plan::BackendKind::Local,
             host: HostInfo { cpus: 2, cpu_model: Some("test cpu".to_string()), os: "linux".to_string() },
             tool_version: "0.1.0".to_string(),
             plan_hash: "feedface".to_string(),

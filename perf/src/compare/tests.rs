@@ -26,11 +26,17 @@ fn a_clear_regression_over_many_windows_is_significant() {
     let rel = p50.delta_rel.unwrap();
     assert!(rel > 0.25 && rel < 0.35, "{rel}");
     let test = p50.test.as_ref().unwrap();
-    assert!(test.p_value < 1e-6);
-    assert_eq!(test.method, TestMethod::MannWhitneyWindows { block_s: 1 });
-    // p99 at 100 rps pools 5 windows per unit.
+    assert!(test.p_value < 0.01, "{test:?}");
+    assert_eq!(test.method, TestMethod::SegmentBootstrap { paired: false });
+    // 60 s recorded in 5 s segments: 12 units a side.
+    assert_eq!((test.n_base, test.n_head), (12, 12));
+    let [low, high] = p50.interval.unwrap();
+    assert!(low > 0.15 && low < rel && rel < high && high < 0.45, "{low} {rel} {high}");
+    assert_eq!(p50.level, Some(0.95));
+    // Every percentile is read from every request: p99 is tested like p50.
     let p99 = metric(&c, "get", Metric::P99);
-    assert_eq!(p99.test.as_ref().unwrap().method, TestMethod::MannWhitneyWindows { block_s: 5 });
+    assert_eq!(p99.verdict, Verdict::Regressed, "{}", p99.reason);
+    assert!(p99.interval.is_some());
     assert_eq!(c.verdict, Verdict::Regressed);
     assert_eq!(c.regressed_endpoints(), vec!["get"]);
     assert!(p50.reason.contains("beyond 20%"), "{}", p50.reason);
@@ -46,11 +52,11 @@ fn the_same_delta_on_few_samples_is_noisy() {
     assert!(p50.reason.contains("too few samples"), "{}", p50.reason);
     assert!(c.regressed_endpoints().is_empty());
 
-    // Enough requests but only two windows: nothing to test over.
+    // Enough requests but only two seconds: one segment a side, nothing to resample.
     let c = pair(Gen::new(300, 2, 10.0, 1), Gen::new(300, 2, 13.0, 2));
     let p50 = metric(&c, "get", Metric::P50);
     assert_eq!(p50.verdict, Verdict::Noisy, "{}", p50.reason);
-    assert!(p50.reason.contains("too few units"), "{}", p50.reason);
+    assert!(p50.reason.contains("too few segments"), "{}", p50.reason);
 }
 
 #[test]
@@ -84,14 +90,45 @@ fn a_huge_improvement_is_improved() {
 }
 
 #[test]
-fn tiny_latencies_under_the_floor_are_unchanged() {
-    // 0.2 ms to 0.4 ms doubles, but moves less than the 1 ms floor.
-    let c = pair(Gen::new(100, 30, 0.2, 1), Gen::new(100, 30, 0.4, 2));
+fn a_floor_the_plan_sets_keeps_tiny_changes_unchanged_and_none_is_the_default() {
+    // 0.2 ms to 0.4 ms doubles, but moves less than a 1 ms floor set in the plan.
+    let (base, head) = (one("baseline", "get", &Gen::new(100, 30, 0.2, 1)), one("baseline", "get", &Gen::new(100, 30, 0.4, 2)));
+    let mut floored = rules();
+    floored.floor = Some(std::time::Duration::from_millis(1));
+    let c = compare_suite(Some(&base), &head, &floored);
     let p50 = metric(&c, "get", Metric::P50);
     assert!(p50.delta_rel.unwrap() > 0.5);
     assert_eq!(p50.verdict, Verdict::Unchanged, "{}", p50.reason);
     assert!(p50.reason.contains("under the 1 ms floor"), "{}", p50.reason);
-    assert_eq!(p50.floor_ms, Some(1.0));
+    assert_eq!((p50.floor_ms, p50.floor_from.as_deref()), (Some(1.0), Some("plan")));
+    // With no floor (the default), a clear doubling of a fast endpoint is a regression.
+    let c = compare_suite(Some(&base), &head, &rules());
+    let p50 = metric(&c, "get", Metric::P50);
+    assert_eq!((p50.verdict, p50.floor_ms), (Verdict::Regressed, None), "{}", p50.reason);
+}
+
+#[test]
+fn the_floor_is_the_noise_an_aa_run_measured_unless_the_plan_sets_one() {
+    // The A/A run of this testbed moved `get`'s p50 by 40%: a 30% change is under that.
+    let noise = Noise {
+        suite: "baseline".into(),
+        testbed: "t".into(),
+        recorded_at: "2026-12-04T00:00:00Z".into(),
+        endpoints: [("get".to_string(), [(Metric::P50, 0.4)].into_iter().collect())].into_iter().collect(),
+    };
+    let (base, head) = (one("baseline", "get", &Gen::new(100, 60, 2.0, 1)), one("baseline", "get", &Gen::new(100, 60, 2.6, 2)));
+    let ctx = Context { paired: false, noise: Some(&noise) };
+    let c = compare_suite_with(Some(&base), &head, &rules(), ctx);
+    let p50 = metric(&c, "get", Metric::P50);
+    assert_eq!(p50.verdict, Verdict::Unchanged, "{}", p50.reason);
+    assert!(p50.reason.contains("floor (the change an A/A run of this testbed showed)"), "{}", p50.reason);
+    assert_eq!(p50.floor_from.as_deref(), Some("noise"));
+    // Other metrics have no recorded noise, and the plan's own floor wins over the noise.
+    assert_eq!(metric(&c, "get", Metric::P95).floor_from, None);
+    let mut floored = rules();
+    floored.floor = Some(std::time::Duration::from_micros(100));
+    let c = compare_suite_with(Some(&base), &head, &floored, ctx);
+    assert_eq!(metric(&c, "get", Metric::P50).verdict, Verdict::Regressed);
 }
 
 #[test]
@@ -101,6 +138,8 @@ fn a_zero_baseline_does_not_divide_by_zero() {
     let ep = base.endpoints.get_mut("get").unwrap();
     ep.latency_ms.p50 = Some(0.0);
     ep.windows.iter_mut().for_each(|w| w.p50 = Some(0.0));
+    // An older summary: its windows are all there is to test with.
+    ep.segments.clear();
     let head = one("s", "get", &Gen::new(100, 30, 5.0, 2));
     let c = compare_suite(Some(&base), &head, &rules());
     let p50 = metric(&c, "get", Metric::P50);
@@ -203,8 +242,12 @@ fn error_rates_compare_in_points() {
     assert!((e.head.unwrap() - 5.0).abs() < 1.0, "{:?}", e.head);
     assert_eq!(e.delta_rel, None);
     assert_eq!(e.verdict, Verdict::Regressed, "{}", e.reason);
-    assert_eq!(e.test.as_ref().unwrap().method, TestMethod::TwoProportion);
+    assert_eq!(e.test.as_ref().unwrap().method, TestMethod::SegmentBootstrap { paired: false });
     assert!(e.reason.contains("points"));
+    // Without segments (an older baseline), the error counts are tested as before.
+    let c = pair(Gen::new(50, 40, 5.0, 1).without_segments(), Gen::new(50, 40, 5.0, 2).errors(0.05));
+    let e = metric(&c, "get", Metric::ErrorRate);
+    assert_eq!((e.verdict, e.test.as_ref().unwrap().method), (Verdict::Regressed, TestMethod::TwoProportion), "{}", e.reason);
 
     // 0.1% to 0.2%, literally: double, but a tenth of a point.
     let mut b = one("s", "get", &Gen::new(100, 100, 5.0, 1));
@@ -231,29 +274,43 @@ fn a_throughput_drop_regresses() {
 }
 
 #[test]
-fn summaries_without_windows_use_threshold_and_floor_only() {
-    let c = pair(Gen::new(100, 30, 10.0, 1).without_windows(), Gen::new(100, 30, 13.0, 2));
+fn summaries_without_windows_or_segments_use_threshold_and_floor_only() {
+    let old = |g: Gen| g.without_windows().without_segments();
+    let c = pair(old(Gen::new(100, 30, 10.0, 1)), Gen::new(100, 30, 13.0, 2));
     let p50 = metric(&c, "get", Metric::P50);
     assert_eq!(p50.verdict, Verdict::Regressed, "{}", p50.reason);
     assert!(!p50.tested && p50.test.is_none());
     assert!(p50.reason.contains("untested"), "{}", p50.reason);
     // Within the threshold, untested or not, nothing changes.
-    let c = pair(Gen::new(100, 30, 10.0, 1).without_windows(), Gen::new(100, 30, 11.0, 2).without_windows());
+    let c = pair(old(Gen::new(100, 30, 10.0, 1)), old(Gen::new(100, 30, 11.0, 2)));
     assert_eq!(metric(&c, "get", Metric::P50).verdict, Verdict::Unchanged);
     // The error rate needs no windows: its test still runs.
     assert!(metric(&c, "get", Metric::ErrorRate).tested);
 }
 
 #[test]
-fn a_large_change_on_a_noisy_machine_over_few_windows_is_noisy() {
-    // Seconds vary by a factor of e^0.6 (a busy runner): over 8 windows even a large
-    // whole-run shift does not stand out from the second-to-second swings.
-    let c = pair(Gen::new(40, 8, 10.0, 7).spread(0.2, 0.6), Gen::new(40, 8, 12.5, 8).spread(0.2, 0.6));
-    let p50 = metric(&c, "get", Metric::P50);
-    assert!(p50.delta_rel.unwrap() > 0.2, "{p50:?}");
-    assert_eq!(p50.verdict, Verdict::Noisy, "{}", p50.reason);
-    assert!(p50.reason.contains("not significant"), "{}", p50.reason);
-    assert!(p50.test.unwrap().p_value > 0.05);
+fn a_noisy_machine_widens_the_intervals_and_never_fails_the_same_code() {
+    // Seconds vary by a factor of e^0.6 (a busy runner), over 20 s. The same code twice is
+    // called regressed at most once in 20: the resampled segments carry the seconds' swings
+    // into the interval. A 25% change is then caught only when it stands out of them.
+    let noisy = |median, seed| Gen::new(40, 20, median, seed).spread(0.2, 0.6);
+    let mut widths = Vec::new();
+    let (mut caught, mut failed) = (0, 0);
+    for seed in 0..20 {
+        let same = pair(noisy(10.0, 7 + 2 * seed), noisy(10.0, 8 + 2 * seed));
+        failed += usize::from(!same.regressed_endpoints().is_empty());
+        let c = pair(noisy(10.0, 7 + 2 * seed), noisy(12.5, 8 + 2 * seed));
+        let p50 = metric(&c, "get", Metric::P50);
+        let [low, high] = p50.interval.unwrap();
+        widths.push(high - low);
+        caught += usize::from(p50.verdict == Verdict::Regressed);
+        if p50.verdict == Verdict::Noisy {
+            assert!(p50.reason.contains("not clear of the noise"), "{}", p50.reason);
+        }
+    }
+    let width = crate::util::median(widths.iter().copied()).unwrap();
+    assert!(width > 0.6, "median interval width {width}");
+    assert!(failed <= 1 && caught < 15, "same code failed {failed} of 20, the 25% change caught {caught}");
 }
 
 #[test]

@@ -74,7 +74,7 @@ use crate::plan::compiled::{Compiled, Suite};
 pub use options::{Hooks, RunClock, RunOptions};
 pub use progress::{PLAIN_EVERY, ProgressMode};
 pub use result::{BEHIND_SCHEDULE_LIMIT, EngineError, ScenarioResult, SuiteResult};
-pub use stats::{EndpointResult, EndpointWindow, ErrorKind, Window, WindowReport};
+pub use stats::{EndpointResult, EndpointWindow, ErrorKind, Segment, Window, WindowReport};
 
 /// Runs one suite of a compiled plan against `opts.base_url`.
 pub async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptions) -> Result<SuiteResult, EngineError> {

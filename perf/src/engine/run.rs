@@ -52,7 +52,7 @@ pub(crate) async fn run_suite(compiled: &Compiled, suite: &Suite, opts: RunOptio
 
     let (scenario_tasks, counters) = spawn_scenarios(suite, &shared, t0, &opts.cancel);
     let names: Vec<String> = shared.requests.iter().map(|r| r.name.clone()).collect();
-    let mut collector = Collector::new(names);
+    let mut collector = Collector::new(names, crate::plan::slice::recorded_segment(total.saturating_sub(suite.warmup)));
     let mut progress = Progress::new(opts.progress, &suite.name, total);
     let windows = opts.hooks.windows.as_ref();
     let end = tick_until_done(scenario_tasks, &shared, &mut collector, &mut progress, windows, t0, suite.warmup).await;

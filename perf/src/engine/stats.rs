@@ -267,10 +267,26 @@ pub struct EndpointResult {
     /// Service time in µs (from the actual start).
     pub service: Histogram<u64>,
     pub windows: Vec<EndpointWindow>,
+    /// The measured part in a few stretches of equal length, each with its latencies.
+    pub segments: Vec<Segment>,
     /// WebSocket connections: messages received (matched or not).
     pub ws_messages: u64,
     /// `ws_connect` or `ws_message` for a WebSocket endpoint; `None` for HTTP.
     pub kind: Option<&'static str>,
+}
+
+/// Whole windows of one endpoint, taken together: the units the comparison resamples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// Seconds from the measured start to its first window.
+    pub t: u32,
+    /// Windows (seconds) it covers.
+    pub seconds: u32,
+    pub requests: u64,
+    pub errors: u64,
+    /// Its latencies (µs) as `(value, count)`, ascending: the recorded values of an HDR
+    /// histogram, which is all a summary needs to encode it again exactly.
+    pub latency: Vec<(u64, u64)>,
 }
 
 impl EndpointResult {
@@ -299,10 +315,24 @@ pub(crate) struct Collector {
     scratch: Vec<Histogram<u64>>,
     suite_scratch: Histogram<u64>,
     live_seen: (u64, u64),
+    /// Windows per segment, and the segment being filled.
+    segment_s: u32,
+    open: OpenSegment,
+    segments: Vec<Vec<Segment>>,
+}
+
+/// The segment being filled, per endpoint.
+struct OpenSegment {
+    t: u32,
+    windows: u32,
+    latency: Vec<Histogram<u64>>,
+    requests: Vec<u64>,
+    errors: Vec<u64>,
 }
 
 impl Collector {
-    pub fn new(names: Vec<String>) -> Collector {
+    /// A collector of `names`' windows, grouping every `segment_s` windows into a segment.
+    pub fn new(names: Vec<String>, segment_s: u32) -> Collector {
         let n = names.len();
         Collector {
             names,
@@ -311,7 +341,33 @@ impl Collector {
             scratch: (0..n).map(|_| new_histogram()).collect(),
             suite_scratch: new_histogram(),
             live_seen: (0, 0),
+            segment_s: segment_s.max(1),
+            open: OpenSegment {
+                t: 0,
+                windows: 0,
+                latency: (0..n).map(|_| new_histogram()).collect(),
+                requests: vec![0; n],
+                errors: vec![0; n],
+            },
+            segments: vec![Vec::new(); n],
         }
+    }
+
+    /// Closes the open segment (when it holds a window) into every endpoint's list.
+    fn close_segment(&mut self) {
+        let open = &mut self.open;
+        if open.windows == 0 {
+            return;
+        }
+        for (i, list) in self.segments.iter_mut().enumerate() {
+            let latency = open.latency[i].iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
+            list.push(Segment { t: open.t, seconds: open.windows, requests: open.requests[i], errors: open.errors[i], latency });
+            open.latency[i].reset();
+            open.requests[i] = 0;
+            open.errors[i] = 0;
+        }
+        open.t += open.windows;
+        open.windows = 0;
     }
 
     /// Requests and errors finished (warm-up included) since the previous call.
@@ -357,6 +413,9 @@ impl Collector {
             let h = &self.scratch[i];
             let w = EndpointWindow { t, requests: requests[i], errors: errors[i], p50: ms(h, 0.50), p95: ms(h, 0.95), p99: ms(h, 0.99) };
             let _ = self.suite_scratch.add(h);
+            let _ = self.open.latency[i].add(h);
+            self.open.requests[i] += requests[i];
+            self.open.errors[i] += errors[i];
             self.scratch[i].reset();
             self.endpoint_windows[i].push(w.clone());
             report_eps.push((self.names[i].clone(), w));
@@ -373,16 +432,22 @@ impl Collector {
         };
         self.suite_scratch.reset();
         self.windows.push(suite.clone());
+        self.open.windows += 1;
+        if self.open.windows >= self.segment_s {
+            self.close_segment();
+        }
         WindowReport { suite, endpoints: report_eps }
     }
 
     /// Merges the shards into per-endpoint totals. Call after the last window closed.
-    pub fn finish(self, rec: &Recorder) -> (Vec<EndpointResult>, Vec<Window>) {
+    pub fn finish(mut self, rec: &Recorder) -> (Vec<EndpointResult>, Vec<Window>) {
+        self.close_segment();
         let mut out: Vec<EndpointResult> = self
             .names
             .into_iter()
             .zip(self.endpoint_windows)
-            .map(|(name, windows)| EndpointResult {
+            .zip(self.segments)
+            .map(|((name, windows), segments)| EndpointResult {
                 name,
                 requests: 0,
                 errors_by_kind: BTreeMap::new(),
@@ -393,6 +458,7 @@ impl Collector {
                 latency: new_histogram(),
                 service: new_histogram(),
                 windows,
+                segments,
                 ws_messages: 0,
                 kind: None,
             })
@@ -443,7 +509,7 @@ mod tests {
     #[test]
     fn windows_add_up_to_totals_and_warmup_is_left_out() {
         let rec = Recorder::new(2, 3);
-        let mut col = Collector::new(vec!["a".into(), "b".into()]);
+        let mut col = Collector::new(vec!["a".into(), "b".into()], 2);
         rec.record(0, &sample(0, 5, None, Some(200)), false);
         for i in 0..10 {
             rec.record(i, &sample(0, 10 + i as u64, None, Some(200)), true);
@@ -468,6 +534,10 @@ mod tests {
         assert_eq!(eps[0].requests, 10);
         assert_eq!(eps[0].latency.len(), 10);
         assert_eq!(eps[0].latency.max() / 1000, 19);
+        // Windows 0-1 and 2 (the last, shorter) make the segments; they hold every request.
+        let segs: Vec<(u32, u32, u64, u64)> = eps[1].segments.iter().map(|s| (s.t, s.seconds, s.requests, s.errors)).collect();
+        assert_eq!(segs, vec![(0, 2, 2, 2), (2, 1, 0, 0)]);
+        assert_eq!(eps[0].segments[0].latency.iter().map(|(_, n)| n).sum::<u64>(), 10);
         assert_eq!(eps[1].requests, 2);
         assert_eq!(eps[1].errors(), 2);
         assert_eq!(eps[1].unexpected_statuses.get(&500), Some(&1));
@@ -483,7 +553,7 @@ mod tests {
         let rec = Recorder::new(1, 1);
         rec.record(0, &sample(0, 1, None, Some(200)), true);
         rec.record(0, &sample(0, 7_000, None, Some(200)), true);
-        let (eps, _) = Collector::new(vec!["a".into()]).finish(&rec);
+        let (eps, _) = Collector::new(vec!["a".into()], 5).finish(&rec);
         assert_eq!(eps[0].latency.max() / 1_000_000, 7);
         assert_eq!(eps[0].service.max() / 1_000_000, 7);
     }

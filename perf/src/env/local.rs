@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
-pub use app::AppContext;
+pub use app::{AppContext, cargo_target_dir};
 pub use postgres::{PostgresOptions, PostgresProcess};
 pub use redis::{RedisOptions, RedisProcess};
 
@@ -39,6 +39,39 @@ use super::resources;
 use super::types::{ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
 use crate::plan::{Service, Setup};
 use app::AppProcess;
+
+/// An app built as the local backend builds it, for a caller that keeps the result (A/B mode
+/// keeps the base's binary apart, so that building the head does not replace it).
+#[derive(Debug, Clone)]
+pub struct BuiltApp {
+    /// The program the plan's `[app.local] command` runs, resolved.
+    pub program: PathBuf,
+    /// Where cargo built, when the plan names `{{cargo.target_dir}}`.
+    pub cargo_target_dir: Option<PathBuf>,
+}
+
+/// Runs the plan's `[app.local] build` in `dir` with `build_env` added (its output in `log`)
+/// and says which program the app's command then runs. A failed build is an error with the end
+/// of its log.
+pub async fn build_app(
+    setup: &Setup,
+    dir: &Path,
+    build_env: &[(String, String)],
+    log: &Path,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<BuiltApp, EnvError> {
+    let cargo_target_dir = if app::uses_cargo_target_dir(setup) { Some(app::cargo_target_dir(dir, build_env).await?) } else { None };
+    let templates = AppContext { cargo_target_dir: cargo_target_dir.clone(), ..AppContext::default() };
+    let local = app::local(setup)?;
+    let build = templates.render_argv("app.local.build", &local.build)?;
+    if let Some(parent) = log.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| EnvError::Io { context: format!("creating {}", parent.display()), source: e })?;
+    }
+    app::build(&build, dir, build_env, log, cancel).await?;
+    let command = templates.render_argv("app.local.command", &local.command)?;
+    let program = app::resolve_program("app.local.command", &command, dir)?;
+    Ok(BuiltApp { program, cargo_target_dir: cargo_target_dir.map(PathBuf::from) })
+}
 
 /// A running local environment. Dropping it stops everything (synchronously, best effort)
 /// and removes the run directory; [`shutdown`](Self::shutdown) does it gently.

@@ -28,10 +28,11 @@ pub use crate::plan::{Fault, Service};
 
 use crate::plan::Setup;
 
+pub use crate::plan::BackendKind;
 pub use error::EnvError;
 pub use proxies::Proxies;
 use proxies::set_fault;
-pub use types::{BackendKind, POSTGRES_STATEMENT_SETTINGS, ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
+pub use types::{POSTGRES_STATEMENT_SETTINGS, ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
 
 /// What the user asked for with `--backend` (the one backend enum: the CLI parses it directly;
 /// [`BackendKind`] is what `auto` resolved to).
@@ -60,16 +61,6 @@ impl BackendChoice {
     }
 }
 
-impl From<BackendKind> for BackendChoice {
-    fn from(kind: BackendKind) -> BackendChoice {
-        match kind {
-            BackendKind::Local => BackendChoice::Local,
-            BackendKind::Docker => BackendChoice::Docker,
-            BackendKind::External => BackendChoice::External,
-        }
-    }
-}
-
 /// A running environment.
 pub enum Environment {
     Local(local::LocalEnv),
@@ -78,20 +69,13 @@ pub enum Environment {
 }
 
 impl Environment {
-    /// Starts the environment the plan describes with the chosen backend and waits until
-    /// the app's health check answers 200.
-    pub async fn start(choice: BackendChoice, setup: &Setup, opts: &StartOptions) -> Result<Environment, EnvError> {
-        match choice {
-            BackendChoice::External => Ok(Environment::External(external::ExternalEnv::start(setup, opts).await?)),
-            BackendChoice::Local => Ok(Environment::Local(local::LocalEnv::start(setup, opts).await?)),
-            BackendChoice::Docker => Ok(Environment::Docker(docker::DockerEnv::start(setup, opts).await?)),
-            BackendChoice::Auto => {
-                if docker::engine_answers().await {
-                    Ok(Environment::Docker(docker::DockerEnv::start(setup, opts).await?))
-                } else {
-                    Ok(Environment::Local(local::LocalEnv::start(setup, opts).await?))
-                }
-            }
+    /// Starts the environment the plan describes with `backend` (`--backend auto` is resolved
+    /// before: [`BackendChoice::resolve`]) and waits until the app's health check answers 200.
+    pub async fn start(backend: BackendKind, setup: &Setup, opts: &StartOptions) -> Result<Environment, EnvError> {
+        match backend {
+            BackendKind::External => Ok(Environment::External(external::ExternalEnv::start(setup, opts).await?)),
+            BackendKind::Local => Ok(Environment::Local(local::LocalEnv::start(setup, opts).await?)),
+            BackendKind::Docker => Ok(Environment::Docker(docker::DockerEnv::start(setup, opts).await?)),
         }
     }
 

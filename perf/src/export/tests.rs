@@ -24,7 +24,7 @@ fn real_summary() -> Summary {
 
 fn suite_report(base: Option<Summary>, head: Summary, baseline: BaselineSource) -> SuiteReport {
     let comparison = Some(compare_suite(base.as_ref(), &head, &CompareRules::default()));
-    SuiteReport { summary: head, comparison, baseline, baseline_summary: base, confirmation: Confirmation::NotRun }
+    SuiteReport { summary: head, comparison, baseline, baseline_summary: base, confirmation: Confirmation::NotRun, stored: None }
 }
 
 fn report(suites: Vec<SuiteReport>) -> Report {

@@ -7,7 +7,7 @@
 //! a change point when, for one metric of the endpoint,
 //! 1. night `k` and each of the [`CONFIRM_NIGHTS`]` - 1` nights after it, **each on its own**,
 //!    is beyond the threshold and the floor against the reference, the same way; and
-//! 2. the gate's A/B rule ([`crate::compare::compare_ab`], the rule a pull request's A/B run
+//! 2. the gate's A/B rule ([`crate::compare::compare_rounds`], the rule a pull request's A/B run
 //!    is judged by), with the reference as the base side and those nights as the head side,
 //!    each night one round, says `regressed` (or `improved`).
 //!
@@ -40,7 +40,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::compare::{EndpointComparison, Metric, MetricComparison, Verdict, compare_ab, units::MIN_ROUNDS};
+use crate::compare::{EndpointComparison, Metric, MetricComparison, Verdict, compare_rounds, units::MIN_ROUNDS};
 use crate::plan::CompareRules;
 use crate::summary::{EndpointSummary, Errors, GitInfo, HostInfo, Latency, RunInfo, Summary};
 
@@ -314,7 +314,7 @@ fn detect(suite: &str, endpoint: &str, entries: &[Entry<'_>], rules: &CompareRul
         }
         // Each night from k on, alone against the reference: the metrics beyond the threshold
         // that way on every one of them.
-        let alone = |j: usize| endpoint_of(&compare_ab(&rounds[lo..k], &rounds[j..=j], rules), endpoint);
+        let alone = |j: usize| endpoint_of(&compare_rounds(&rounds[lo..k], &rounds[j..=j], rules), endpoint);
         let Some(first) = alone(k) else { continue };
         let mut worse: Vec<Metric> = moved(&first, true);
         let mut better: Vec<Metric> = moved(&first, false);
@@ -343,7 +343,7 @@ fn detect(suite: &str, endpoint: &str, entries: &[Entry<'_>], rules: &CompareRul
             }
             continue;
         }
-        let Some(together) = endpoint_of(&compare_ab(&rounds[lo..k], &rounds[k..end], rules), endpoint) else { continue };
+        let Some(together) = endpoint_of(&compare_rounds(&rounds[lo..k], &rounds[k..end], rules), endpoint) else { continue };
         let confirmed = |verdict: Verdict, metrics: &[Metric]| -> Vec<MetricMove> {
             together.metrics.iter().filter(|m| m.verdict == verdict && metrics.contains(&m.metric)).map(MetricMove::of).collect()
         };
@@ -391,7 +391,7 @@ fn moved(c: &EndpointComparison, worse: bool) -> Vec<Metric> {
         .collect()
 }
 
-/// One night of one endpoint as a one-endpoint summary: a round for [`compare_ab`].
+/// One night of one endpoint as a one-endpoint summary: a round for [`compare_rounds`].
 fn round(suite: &str, endpoint: &str, e: &Entry<'_>) -> Summary {
     let r = e.record;
     let latency = Latency { p50: r.p50, p95: r.p95, p99: r.p99, ..Latency::default() };
@@ -409,13 +409,14 @@ fn round(suite: &str, endpoint: &str, e: &Entry<'_>) -> Summary {
         windows: Vec::new(),
         kind: None,
         messages_received: None,
+        segments: Vec::new(),
     };
     let run = RunInfo {
         started_at: e.point.date.clone(),
         duration_s: e.point.duration_s,
         warmup_s: 0.0,
         git: GitInfo { sha: Some(e.point.sha.clone()), branch: None, dirty: None },
-        backend: String::new(),
+        backend: crate::plan::BackendKind::External,
         host: HostInfo::default(),
         tool_version: String::new(),
         plan_hash: String::new(),

@@ -4,12 +4,14 @@
 //! shapes and produces the [`compiled::Compiled`] form the engine runs. Every error names
 //! the file, line, column and field. Parsing and compiling do no I/O besides reading the file.
 
+mod backend;
 mod compile;
 pub mod compiled;
 mod identity;
 mod model;
 mod scale;
 mod setup;
+pub mod slice;
 pub(crate) mod template;
 #[cfg(test)]
 mod tests;
@@ -18,6 +20,7 @@ pub(crate) mod vars;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use backend::BackendKind;
 pub use compiled::{Compiled, Fault, Hold, Service};
 pub use model::{Dur, Executor, HttpVersion, MetricThresholds, SloSpec, SuiteKind, Think, parse_duration};
 pub use setup::{AppSetup, CompareRules, DockerAppSetup, EnvironmentSetup, LocalAppSetup, PostgresSetup, RedisSetup, Setup};

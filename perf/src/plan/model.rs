@@ -614,9 +614,10 @@ pub struct CompareSpec {
     /// Relative change that counts as a regression (0.20 = 20%).
     #[serde(default = "defaults::threshold")]
     pub threshold: f64,
-    /// Latency changes smaller than this never count.
-    #[serde(default = "defaults::floor")]
-    pub floor: Dur,
+    /// Latency changes no larger than this never count. Unset (the default): the floor is the
+    /// noise an A/A run of the testbed measured, where one is recorded, and none otherwise.
+    #[serde(default)]
+    pub floor: Option<Dur>,
     /// Error-rate increase, in percentage points, that counts as a regression.
     #[serde(default = "defaults::error_rate_points")]
     pub error_rate_points: f64,
@@ -635,7 +636,7 @@ impl Default for CompareSpec {
     fn default() -> Self {
         Self {
             threshold: defaults::threshold(),
-            floor: defaults::floor(),
+            floor: None,
             error_rate_points: defaults::error_rate_points(),
             min_samples: defaults::min_samples(),
             alpha: defaults::alpha(),
@@ -652,6 +653,8 @@ pub struct MetricThresholds {
     pub p99: Option<f64>,
     pub rps: Option<f64>,
     pub error_rate_points: Option<f64>,
+    /// This endpoint's latency floor, over the plan's and the measured noise.
+    pub floor: Option<Dur>,
 }
 
 /// A duration written as `"250ms"`, `"10s"`, `"1m30s"`.
@@ -774,9 +777,6 @@ mod defaults {
     }
     pub fn threshold() -> f64 {
         0.20
-    }
-    pub fn floor() -> Dur {
-        Dur(Duration::from_millis(1))
     }
     pub fn error_rate_points() -> f64 {
         1.0

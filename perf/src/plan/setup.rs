@@ -86,8 +86,9 @@ impl DockerAppSetup {
 pub struct CompareRules {
     /// Relative change that counts as a regression (0.20 = 20%).
     pub threshold: f64,
-    /// Latency changes smaller than this never count.
-    pub floor: Duration,
+    /// Latency changes no larger than this never count; `None`: the testbed's measured noise
+    /// (see `compare::Noise`), or no floor without one.
+    pub floor: Option<Duration>,
     /// Error-rate increase, in percentage points, that counts as a regression.
     pub error_rate_points: f64,
     /// Fewer measured requests than this on either side: the verdict is `noisy`.
@@ -109,7 +110,7 @@ impl From<&CompareSpec> for CompareRules {
     fn from(spec: &CompareSpec) -> Self {
         CompareRules {
             threshold: spec.threshold,
-            floor: spec.floor.0,
+            floor: spec.floor.map(|d| d.0),
             error_rate_points: spec.error_rate_points,
             min_samples: spec.min_samples,
             alpha: spec.alpha,

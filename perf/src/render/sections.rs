@@ -323,10 +323,13 @@ fn tests(c: &SuiteComparison) -> Table {
         }
     }
     let r = &c.rules;
+    let floor = match r.floor_ms {
+        Some(f) => format!("{} ms", format::ms(f)),
+        None => "the testbed's measured noise where recorded".to_string(),
+    };
     t.note = Some(format!(
-        "Rule: threshold {:.0}%, floor {} ms, error rate {:.2} points, at least {} samples, alpha {}. p-values are one-sided, in the direction of the change.",
+        "Rule: threshold {:.0}%, floor {floor}, error rate {:.2} points, at least {} samples, alpha {}. p-values are one-sided, in the direction of the change.",
         r.threshold * 100.0,
-        format::ms(r.floor_ms),
         r.error_rate_points,
         r.min_samples,
         r.alpha

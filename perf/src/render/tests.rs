@@ -2,8 +2,8 @@
 
 use scraper::{Html, Selector};
 
+use crate::compare::compare_suite;
 use crate::compare::testkit::{Gen, endpoint, one, summary};
-use crate::compare::{compare_ab, compare_suite};
 use crate::plan::CompareRules;
 use crate::summary::{Check, Event, SloResult, Summary, Window};
 
@@ -12,7 +12,7 @@ use crate::verdict::*;
 
 fn suite_report(base: Option<Summary>, head: Summary, source: BaselineSource) -> SuiteReport {
     let comparison = Some(compare_suite(base.as_ref(), &head, &CompareRules::default()));
-    SuiteReport { summary: head, comparison, baseline: source, baseline_summary: base, confirmation: Confirmation::NotRun }
+    SuiteReport { summary: head, comparison, baseline: source, baseline_summary: base, confirmation: Confirmation::NotRun, stored: None }
 }
 
 fn report(suites: Vec<SuiteReport>) -> Report {
@@ -62,7 +62,7 @@ fn markdown_holds_the_headline_and_the_table_rows() {
     assert!(md.contains("### Run validity\n\nValid"));
     assert!(md.contains("| Backend | local |"));
     assert!(md.contains("<details><summary>baseline: tests and p-values</summary>"));
-    assert!(md.contains("mann-whitney over 1 s windows"));
+    assert!(md.contains("bootstrap over segments"), "{md}");
 
     let md = markdown(&passing(), &MarkdownOptions::default());
     assert!(md.starts_with("## Performance gate: pass\n"));
@@ -196,6 +196,7 @@ fn special_suites_show_checks_events_and_figures() {
         baseline: BaselineSource::None,
         baseline_summary: None,
         confirmation: Confirmation::NotRun,
+        stored: None,
     }]);
     let md = markdown(&r, &MarkdownOptions::default());
     assert!(md.contains("**Checks: 1 of 2 failed.**"), "{md}");
@@ -232,6 +233,7 @@ fn stress_with_capacity() -> Report {
         baseline: BaselineSource::None,
         baseline_summary: None,
         confirmation: Confirmation::NotRun,
+        stored: None,
     }])
 }
 
@@ -331,21 +333,21 @@ fn terminal_table_with_and_without_colour() {
 }
 
 #[test]
-fn ab_reports_name_the_ref_and_rounds() {
-    let rounds =
-        |median, seed: u64| -> Vec<Summary> { (0..3).map(|i| one("baseline", "get", &Gen::new(40, 20, median, seed + i))).collect() };
-    let (b, h) = (rounds(10.0, 1), rounds(10.0, 10));
-    let comparison = Some(compare_ab(&b, &h, &CompareRules::default()));
+fn ab_reports_name_the_ref_and_the_paired_test() {
+    let (b, h) = (one("baseline", "get", &Gen::new(40, 20, 10.0, 1)), one("baseline", "get", &Gen::new(40, 20, 10.0, 10)));
+    let ctx = crate::compare::Context { paired: true, noise: None };
+    let comparison = Some(crate::compare::compare_suite_with(Some(&b), &h, &CompareRules::default(), ctx));
     let r = report(vec![SuiteReport {
-        summary: h[0].clone(),
+        summary: h.clone(),
         comparison,
-        baseline: BaselineSource::AbRef { git_ref: "origin/main".into(), rounds: 3 },
-        baseline_summary: Some(b[0].clone()),
+        baseline: BaselineSource::AbRef { git_ref: "origin/main".into(), sha: "0123456789ab".into() },
+        baseline_summary: Some(b.clone()),
         confirmation: Confirmation::NotRun,
+        stored: None,
     }]);
     let md = markdown(&r, &MarkdownOptions::default());
-    assert!(md.contains("Compared with: A/B against origin/main (3 rounds each)."), "{md}");
-    assert!(md.contains("mann-whitney over rounds"));
+    assert!(md.contains("Compared with: A/B against origin/main (0123456789ab) on this machine."), "{md}");
+    assert!(md.contains("paired bootstrap over segments"), "{md}");
     assert_eq!(exit_code(&r), 0);
 }
 
@@ -413,6 +415,7 @@ fn a_suite_without_a_comparable_baseline_passes_and_says_why() {
         baseline: source,
         baseline_summary: None,
         confirmation: Confirmation::NotRun,
+        stored: None,
     }]);
     assert_eq!(exit_code(&r), 0);
     let h = Headline::of(&r);

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::compare::Noise;
 use crate::github::{GithubContext, download_baseline_artifact};
 use crate::summary::{self, Summary, Testbed};
 use crate::util::Notes;
@@ -22,6 +23,9 @@ use super::options::{BaselineChoice, GateError};
 #[derive(Debug, Clone, Default)]
 pub struct Baselines {
     pub by_suite: BTreeMap<String, Pick>,
+    /// The noise an A/A run measured on the picked baseline's testbed, by suite
+    /// (`<suite>.noise.json` beside `<suite>.json`).
+    pub noise: BTreeMap<String, Noise>,
 }
 
 /// The baseline picked for one suite.
@@ -51,6 +55,11 @@ impl Baselines {
 
     pub fn pick(&self, suite: &str) -> Option<&Pick> {
         self.by_suite.get(suite)
+    }
+
+    /// The noise recorded beside `suite`'s baseline, when it matches this run's testbed.
+    pub fn noise(&self, suite: &str) -> Option<&Noise> {
+        self.noise.get(suite)
     }
 }
 
@@ -147,7 +156,13 @@ pub fn load(path: &Path, want: Want<'_>) -> Result<Baselines, GateError> {
             candidates.push((s, file));
         }
         if !candidates.is_empty() {
-            out.by_suite.insert(suite.clone(), choose(candidates, hash, want));
+            let pick = choose(candidates, hash, want);
+            if let Pick::Found { path, across: None, .. } = &pick
+                && let Some(noise) = read_noise(path, suite)?
+            {
+                out.noise.insert(suite.clone(), noise);
+            }
+            out.by_suite.insert(suite.clone(), pick);
         }
     }
     Ok(out)
@@ -207,6 +222,31 @@ fn subfolders(dir: &Path) -> Result<Vec<String>, GateError> {
         .collect();
     out.sort();
     Ok(out)
+}
+
+/// The file an A/A run's noise of `suite` is kept in, beside its baseline `<suite>.json`.
+pub fn noise_file(baseline: &Path, suite: &str) -> PathBuf {
+    baseline.with_file_name(format!("{suite}.noise.json"))
+}
+
+/// The noise recorded beside the baseline `path` of `suite`, if any; a file that is there but
+/// does not read is an error naming it.
+fn read_noise(path: &Path, suite: &str) -> Result<Option<Noise>, GateError> {
+    let file = noise_file(path, suite);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(GateError::Input(format!("{}: {e}", file.display()))),
+    };
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    let noise: Noise = serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner();
+        GateError::Input(format!("{}:{}:{}: field `{}`: {inner}", file.display(), inner.line(), inner.column(), e.path()))
+    })?;
+    if noise.suite != suite {
+        return Err(GateError::Input(format!("{}: field `suite`: the noise of suite `{}`, not `{suite}`", file.display(), noise.suite)));
+    }
+    Ok(Some(noise))
 }
 
 fn read_one(file: &Path) -> Result<Summary, GateError> {

@@ -14,7 +14,7 @@ use super::prepare::Prepared;
 pub(crate) fn run_context(opts: &GateOptions, prepared: &Prepared, source_dir: &Path) -> RunContext {
     RunContext {
         git: summary::git_info(source_dir),
-        backend: prepared.backend.as_str().to_string(),
+        backend: prepared.backend,
         host: summary::host_info(),
         plan_hash: prepared.plan_hash.clone(),
         testbed: Some(prepared.testbed.clone()),

@@ -107,7 +107,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
         setup.app.env.insert("REFAPP_DELAY".into(), format!("{}:{delay_ms}", exp.route));
         Spec {
             name: format!("app-delayed-{delay_ms}ms"),
-            backend: prepared.backend.into(),
+            backend: prepared.backend,
             setup,
             start: StartOptions {
                 plan_dir: prepared.plan_dir.clone(),
@@ -161,7 +161,8 @@ async fn pairs(
             let head = measure_suite(opts, prepared, env, suite, ctx).await?;
             let p50_ratio = ratio(&base, &head, &exp.route, |l| l.p50);
             let p99_ratio = ratio(&base, &head, &exp.route, |l| l.p99);
-            let how = Judging { rules, notes: &opts.notes, confirm: true, across: None, measured_elsewhere: false };
+            let how =
+                Judging { rules, notes: &opts.notes, confirm: true, across: None, measured_elsewhere: false, paired: false, noise: None };
             let judged = judge_suite(&base, head, &how, move || measure_suite(opts, prepared, env, suite, ctx)).await?;
             let regressed: Vec<String> = judged.comparison.regressed_endpoints().into_iter().map(str::to_string).collect();
             let confirmation = match &judged.confirmation {

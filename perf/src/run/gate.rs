@@ -73,8 +73,8 @@ pub async fn gate(mut opts: GateOptions) -> Result<GateOutcome, GateError> {
             "shard {shard}: part of the load, compared with no baseline; merge the shards' results (`merge`) and gate the merged run"
         ));
     }
-    let against = matches!(opts.mode, Mode::Ab { .. });
-    let choice = if against || opts.compile.shard.is_some() { BaselineChoice::None } else { opts.baseline.clone() };
+    // A/B keeps the stored baseline too: its opinion is the report's second line.
+    let choice = if opts.compile.shard.is_some() { BaselineChoice::None } else { opts.baseline.clone() };
     let baseline = resolve_baseline(&choice, opts.github.as_ref(), &testbed, &opts.out_dir, &opts.notes).await;
     let prepared = prepare_on(&opts, backend, testbed, baseline)?;
     let measured = measured.map(|m| m.for_suites(&prepared, &opts.plan_path)).transpose()?;
@@ -86,17 +86,16 @@ pub async fn gate(mut opts: GateOptions) -> Result<GateOutcome, GateError> {
     say_what_runs(&opts, &prepared);
 
     let ab_target = match ab_ref(&opts, &prepared) {
-        Some(git_ref) => Some(ab::resolve(&opts, &prepared, &git_ref, opts.ab_rounds)?),
+        Some(git_ref) => Some(ab::resolve(&prepared, &git_ref)?),
         None => None,
     };
     if opts.check {
         let names = suite_names(&prepared).join(", ");
         match &ab_target {
             Some(t) => opts.notes.say(format!(
-                "check: would run A/B against {} ({}), {} rounds each",
+                "check: would run A/B against {} ({}) on this machine, the stored baseline as a second opinion",
                 t.git_ref,
-                &t.sha[..t.sha.len().min(12)],
-                t.rounds
+                &t.sha[..t.sha.len().min(12)]
             )),
             None if measured.is_some() => opts.notes.say(format!("check: would judge {names} from the results given")),
             None => opts.notes.say(format!("check: would run {names} on the {} backend", prepared.backend)),
@@ -152,10 +151,8 @@ fn say_what_runs(opts: &GateOptions, prepared: &Prepared) {
     if let Mode::Measured { dir } = &opts.mode {
         notes.say(format!("  judging the results in {}: nothing is started", display_path(dir)));
     }
-    if matches!(opts.mode, Mode::Ab { .. }) {
-        return;
-    }
-    for name in names {
+    let ab = matches!(opts.mode, Mode::Ab { .. });
+    for name in names.into_iter().filter(|_| !ab) {
         match prepared.baselines.pick(name) {
             Some(Pick::Found { path, across: None, .. }) => notes.say(format!("  {name}: stored baseline {}", display_path(path))),
             Some(Pick::Found { path, across: Some(why), .. }) => {

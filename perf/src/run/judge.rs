@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::compare::{SuiteComparison, compare_suite};
+use crate::compare::{Context, Noise, SuiteComparison, compare_suite_with};
 use crate::plan::CompareRules;
 use crate::summary::{self, Summary};
 use crate::util::Notes;
@@ -35,6 +35,12 @@ pub struct Judging<'a> {
     pub across: Option<&'a str>,
     /// The summary was measured elsewhere (`--from-summaries`): nothing can run it again.
     pub measured_elsewhere: bool,
+    /// A/B: the two summaries' segments ran in pairs, back to back. A busy machine then
+    /// weighs on both sides alike and widens the interval instead of biasing the change, so
+    /// the busy-machine rule (which protects a comparison across time) does not apply.
+    pub paired: bool,
+    /// The testbed's measured noise for this suite (the floor where the plan sets none).
+    pub noise: Option<&'a Noise>,
 }
 
 /// The one judge of a suite: compares `first` with `base` ([`compare_suite`]); on a
@@ -46,9 +52,12 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Summary, GateError>>,
 {
-    let confirm = how.confirm && !how.measured_elsewhere;
-    let mut judged = judge(base, first, how.rules, confirm, how.notes, rerun).await?;
-    distrust_busy_regression(&mut judged);
+    let confirm = how.confirm && !how.measured_elsewhere && !how.paired;
+    let ctx = Context { paired: how.paired, noise: how.noise };
+    let mut judged = judge(base, first, how.rules, ctx, confirm, how.notes, rerun).await?;
+    if !how.paired {
+        distrust_busy_regression(&mut judged);
+    }
     if let Some(why) = how.across {
         judged.comparison.notes.insert(0, format!("compared across testbeds (--baseline-any-testbed): {why}"));
     }
@@ -83,7 +92,7 @@ pub fn record_suite(
         }
         _ => (BaselineSource::None, None),
     };
-    Ok((SuiteReport { summary, comparison, baseline: baseline_source, baseline_summary, confirmation }, file))
+    Ok((SuiteReport { summary, comparison, baseline: baseline_source, baseline_summary, confirmation, stored: None }, file))
 }
 
 /// Compares `first` with `base`; when an endpoint regressed (and `confirm` is set and the run
@@ -93,6 +102,7 @@ async fn judge<F, Fut>(
     base: &Summary,
     first: Summary,
     rules: &CompareRules,
+    ctx: Context<'_>,
     confirm: bool,
     notes: &Notes,
     rerun: F,
@@ -101,14 +111,14 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Summary, GateError>>,
 {
-    let comparison = compare_suite(Some(base), &first, rules);
+    let comparison = compare_suite_with(Some(base), &first, rules, ctx);
     if !(confirm && first.valid && comparison.has_regression()) {
         return Ok(Judged { summary: first, comparison, confirmation: Confirmation::NotRun });
     }
     let regressed: Vec<String> = comparison.regressed_endpoints().into_iter().map(str::to_string).collect();
     notes.say(format!("{}: regression on {}; running the suite once more to confirm", first.suite, regressed.join(", ")));
     let again = rerun().await?;
-    let again_cmp = confirm_comparison(Some(base), &again, rules, &regressed);
+    let again_cmp = confirm_comparison(Some(base), &again, rules, ctx, &regressed);
     let confirmation =
         if again_cmp.has_regression() { Confirmation::Confirmed } else { Confirmation::NotConfirmed { first_run: regressed } };
     Ok(Judged { summary: again, comparison: again_cmp, confirmation })
@@ -116,9 +126,15 @@ where
 
 /// The re-run's comparison. A regression stands only on endpoints that regressed in both
 /// runs: an endpoint that regresses once in two runs is noise, not a change.
-fn confirm_comparison(base: Option<&Summary>, again: &Summary, rules: &CompareRules, first: &[String]) -> SuiteComparison {
+fn confirm_comparison(
+    base: Option<&Summary>,
+    again: &Summary,
+    rules: &CompareRules,
+    ctx: Context<'_>,
+    first: &[String],
+) -> SuiteComparison {
     use crate::compare::Verdict;
-    let mut c = compare_suite(base, again, rules);
+    let mut c = compare_suite_with(base, again, rules, ctx);
     for e in c.endpoints.iter_mut() {
         if e.verdict == Verdict::Regressed && !first.contains(&e.name) {
             e.verdict = Verdict::Noisy;
@@ -155,10 +171,10 @@ mod tests {
     use crate::compare::testkit::{Gen, one};
     use crate::util::machine::MachineLoad;
 
-    fn judged(head_ms: f64, foreign: f64, backend: &str) -> Judged {
+    fn judged(head_ms: f64, foreign: f64, backend: crate::plan::BackendKind) -> Judged {
         let base = one("baseline", "provider", &Gen::new(50, 30, 2.0, 1));
         let mut head = one("baseline", "provider", &Gen::new(50, 30, head_ms, 2));
-        head.run.backend = backend.to_string();
+        head.run.backend = backend;
         head.machine = Some(MachineLoad {
             cpus: 2,
             window_s: 30.0,
@@ -167,28 +183,28 @@ mod tests {
             foreign_cores: foreign,
             steal_cores: 0.0,
         });
-        let comparison = compare_suite(Some(&base), &head, &CompareRules::default());
+        let comparison = crate::compare::compare_suite(Some(&base), &head, &CompareRules::default());
         Judged { summary: head, comparison, confirmation: Confirmation::NotRun }
     }
 
     #[test]
     fn a_regression_on_a_busy_machine_is_no_verdict_but_a_pass_stands() {
-        let mut j = judged(3.0, 1.4, "local");
+        let mut j = judged(3.0, 1.4, crate::plan::BackendKind::Local);
         assert!(j.comparison.has_regression());
         distrust_busy_regression(&mut j);
         assert!(!j.summary.valid);
         assert!(j.summary.invalid_reasons[0].contains("used 1.40 of its 2 CPUs"), "{:?}", j.summary.invalid_reasons);
 
-        let mut quiet = judged(3.0, 0.1, "local");
+        let mut quiet = judged(3.0, 0.1, crate::plan::BackendKind::Local);
         distrust_busy_regression(&mut quiet);
         assert!(quiet.summary.valid, "a regression on a quiet machine is the verdict");
 
-        let mut pass = judged(2.0, 1.4, "docker");
+        let mut pass = judged(2.0, 1.4, crate::plan::BackendKind::Docker);
         assert!(!pass.comparison.has_regression());
         distrust_busy_regression(&mut pass);
         assert!(pass.summary.valid, "a busy machine only slows a run down: a pass stands");
 
-        let mut external = judged(3.0, 1.4, "external");
+        let mut external = judged(3.0, 1.4, crate::plan::BackendKind::External);
         distrust_busy_regression(&mut external);
         assert!(external.summary.valid, "with an external target the app itself is foreign");
     }

@@ -8,7 +8,7 @@
 //! is [`GateError::Environment`] naming which environment did not come up. When both the work
 //! and a stop fail, the work's error decides the outcome and the stop's is said as a warning.
 
-use crate::env::{BackendChoice, Environment, StartOptions};
+use crate::env::{BackendKind, Environment, StartOptions};
 use crate::plan::Setup;
 
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,7 @@ pub struct Spec {
     /// How errors and warnings name it: `"base"`, `"the app slowed by 10 ms"`; empty for the
     /// gate's single environment.
     pub name: String,
-    pub backend: BackendChoice,
+    pub backend: BackendKind,
     pub setup: Setup,
     pub start: StartOptions,
 }

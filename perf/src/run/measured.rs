@@ -123,6 +123,8 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, summaries: Vec<Summary
                     confirm: false,
                     across: across.as_deref(),
                     measured_elsewhere: true,
+                    paired: false,
+                    noise: prepared.noise(&suite.name),
                 };
                 let cannot = || async { Err(GateError::Input("a measured run cannot be run again".into())) };
                 let judged = judge_suite(base, first, &how, cannot).await?;

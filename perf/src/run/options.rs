@@ -102,8 +102,6 @@ pub struct GateOptions {
     pub github: Option<GithubContext>,
     /// Where the Markdown report tells its readers to find the full report.
     pub full_report_hint: Option<String>,
-    /// A/B: rounds per side.
-    pub ab_rounds: u32,
 }
 
 impl GateOptions {
@@ -131,7 +129,6 @@ impl GateOptions {
             update_baseline: None,
             github: None,
             full_report_hint: None,
-            ab_rounds: 3,
         }
     }
 }

@@ -95,6 +95,12 @@ pub fn prepare_on(
 }
 
 impl Prepared {
+    /// The noise an A/A run measured for `suite` on this testbed, recorded beside its stored
+    /// baseline.
+    pub fn noise(&self, suite: &str) -> Option<&crate::compare::Noise> {
+        self.baselines.noise(suite)
+    }
+
     /// Load suites that have no baseline to compare with (none at all, or none comparable).
     pub fn uncompared_suites(&self) -> Vec<&str> {
         self.compiled

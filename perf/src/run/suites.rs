@@ -57,7 +57,7 @@ async fn run_in_environment(
     };
     let proxied = if fault_proxies { ", the app reaching postgres and redis through fault proxies" } else { "" };
     opts.notes.say(format!("starting the environment ({}{proxied})", backend_words(opts.backend, prepared.backend)));
-    let spec = Spec { name: String::new(), backend: prepared.backend.into(), setup: prepared.setup.clone(), start };
+    let spec = Spec { name: String::new(), backend: prepared.backend, setup: prepared.setup.clone(), start };
     with_environment(&opts.notes, &opts.cancel, spec, async |env: &mut Environment| {
         for s in env.services() {
             opts.notes.say(format!("  {}: {}", s.service.as_str(), s.url));
@@ -94,6 +94,8 @@ async fn measure_and_judge(
                 confirm: opts.confirm,
                 across: across.as_deref(),
                 measured_elsewhere: false,
+                paired: false,
+                noise: prepared.noise(&suite.name),
             };
             let rerun = move || {
                 let env = env;

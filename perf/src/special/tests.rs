@@ -35,6 +35,7 @@ fn endpoint(statuses: &[(&str, u64)], errors: u64, by_kind: &[(&str, u64)]) -> E
         windows: Vec::new(),
         kind: None,
         messages_received: None,
+        segments: Vec::new(),
     }
 }
 

@@ -8,14 +8,13 @@ use hdrhistogram::Histogram;
 use super::hist;
 use super::model::*;
 use super::slo;
-use crate::engine::SuiteResult;
+use crate::engine::{EndpointResult, Segment, SuiteResult};
 
 /// What the orchestrator knows about a run that the engine does not.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunContext {
     pub git: GitInfo,
-    /// `local`, `docker` or `external`.
-    pub backend: String,
+    pub backend: crate::plan::BackendKind,
     pub host: HostInfo,
     /// SHA-256 of the plan file (`LoadedPlan::hash`).
     pub plan_hash: String,
@@ -30,7 +29,7 @@ impl Default for RunContext {
     fn default() -> Self {
         RunContext {
             git: GitInfo::default(),
-            backend: "external".into(),
+            backend: crate::plan::BackendKind::External,
             host: HostInfo::default(),
             plan_hash: String::new(),
             testbed: None,
@@ -78,86 +77,96 @@ impl From<&crate::engine::EndpointWindow> for EndpointWindow {
 /// Builds the summary of one suite run, SLOs evaluated.
 pub fn build(result: &SuiteResult, ctx: &RunContext) -> Summary {
     let secs = result.measured.as_secs_f64();
-    let mut endpoints = BTreeMap::new();
-    for e in &result.endpoints {
-        let by_kind: BTreeMap<String, u64> = e.errors_by_kind.iter().map(|(k, n)| (k.as_str().to_string(), *n)).collect();
-        let summary = EndpointSummary {
-            requests: e.requests,
-            errors: Errors {
-                total: by_kind.values().sum(),
-                by_kind,
-                by_status: e.unexpected_statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
-            },
-            statuses: e.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
-            rps: if secs > 0.0 { e.requests as f64 / secs } else { 0.0 },
-            bytes_sent: e.bytes_sent,
-            bytes_received: e.bytes_received,
-            latency_ms: latency(&e.latency),
-            service_ms: latency(&e.service),
-            histogram: hist::encode(&e.latency),
-            service_histogram: hist::encode(&e.service),
-            windows: e.windows.iter().map(EndpointWindow::from).collect(),
-            kind: e.kind.map(str::to_string),
-            messages_received: (e.kind == Some("ws_connect")).then_some(e.ws_messages),
-        };
-        endpoints.insert(e.name.clone(), summary);
-    }
-    let scenarios = result
-        .scenarios
-        .iter()
-        .map(|s| {
-            (
-                s.name.clone(),
-                ScenarioSummary {
-                    executor: s.executor.name().to_string(),
-                    iterations: s.iterations,
-                    dropped_iterations: s.dropped_iterations,
-                    late_starts: s.late_starts,
-                    interrupted_iterations: s.interrupted_iterations,
-                    aborted_iterations: s.aborted_iterations,
-                    max_vus: s.max_vus,
-                },
-            )
-        })
-        .collect();
+    let endpoints: BTreeMap<String, EndpointSummary> = result.endpoints.iter().map(|e| (e.name.clone(), endpoint(e, secs))).collect();
     let mut invalid_reasons = result.invalid_reasons.clone();
     if endpoints.values().all(|e| e.requests == 0) {
         invalid_reasons.push("no request was measured".to_string());
     }
     let slo = slo::evaluate(&result.slo, &endpoints);
+    let run = RunInfo {
+        started_at: result.started_at.to_string(),
+        duration_s: secs,
+        warmup_s: result.warmup.as_secs_f64(),
+        git: ctx.git.clone(),
+        backend: ctx.backend,
+        host: ctx.host.clone(),
+        tool_version: ctx.tool_version.clone(),
+        plan_hash: ctx.plan_hash.clone(),
+        suite_hash: Some(result.suite_hash.clone()),
+        testbed: ctx.testbed.clone(),
+        quick: ctx.quick,
+        tags: ctx.tags.clone(),
+        shard: result.shard,
+        merged_from: Vec::new(),
+    };
     Summary {
-        schema_version: SCHEMA_VERSION,
-        schema_minor: super::model::SCHEMA_MINOR,
-        suite: result.suite.clone(),
-        kind: kind_name(result.kind),
         valid: invalid_reasons.is_empty(),
         invalid_reasons,
-        run: RunInfo {
-            started_at: result.started_at.to_string(),
-            duration_s: secs,
-            warmup_s: result.warmup.as_secs_f64(),
-            git: ctx.git.clone(),
-            backend: ctx.backend.clone(),
-            host: ctx.host.clone(),
-            tool_version: ctx.tool_version.clone(),
-            plan_hash: ctx.plan_hash.clone(),
-            suite_hash: Some(result.suite_hash.clone()),
-            testbed: ctx.testbed.clone(),
-            quick: ctx.quick,
-            tags: ctx.tags.clone(),
-            shard: result.shard,
-            merged_from: Vec::new(),
-        },
         endpoints,
-        scenarios,
+        scenarios: scenarios(result),
         windows: result.windows.iter().map(Window::from).collect(),
         slo,
-        resources: BTreeMap::new(),
-        app_metrics: None,
-        checks: Vec::new(),
-        events: Vec::new(),
-        figures: BTreeMap::new(),
-        underneath: None,
-        machine: None,
+        ..Summary::new(result.suite.clone(), kind_name(result.kind), run)
     }
+}
+
+/// One endpoint's figures over `secs` measured seconds.
+fn endpoint(e: &EndpointResult, secs: f64) -> EndpointSummary {
+    let by_kind: BTreeMap<String, u64> = e.errors_by_kind.iter().map(|(k, n)| (k.as_str().to_string(), *n)).collect();
+    EndpointSummary {
+        requests: e.requests,
+        errors: Errors {
+            total: by_kind.values().sum(),
+            by_kind,
+            by_status: e.unexpected_statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+        },
+        statuses: e.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+        rps: if secs > 0.0 { e.requests as f64 / secs } else { 0.0 },
+        bytes_sent: e.bytes_sent,
+        bytes_received: e.bytes_received,
+        latency_ms: latency(&e.latency),
+        service_ms: latency(&e.service),
+        histogram: hist::encode(&e.latency),
+        service_histogram: hist::encode(&e.service),
+        windows: e.windows.iter().map(EndpointWindow::from).collect(),
+        kind: e.kind.map(str::to_string),
+        messages_received: (e.kind == Some("ws_connect")).then_some(e.ws_messages),
+        segments: e.segments.iter().map(segment).collect(),
+    }
+}
+
+/// A recorded segment, its latencies encoded as a histogram again (exactly: each value is a
+/// bucket's own).
+fn segment(s: &Segment) -> EndpointSegment {
+    let histogram = if s.latency.is_empty() {
+        String::new()
+    } else {
+        let mut h = Histogram::<u64>::new(3).expect("3 significant digits is valid");
+        h.auto(true);
+        for &(v, n) in &s.latency {
+            let _ = h.record_n(v, n);
+        }
+        hist::encode(&h)
+    };
+    EndpointSegment { t: f64::from(s.t), seconds: f64::from(s.seconds), requests: s.requests, errors: s.errors, histogram }
+}
+
+/// Each scenario's schedule keeping.
+fn scenarios(result: &SuiteResult) -> BTreeMap<String, ScenarioSummary> {
+    result
+        .scenarios
+        .iter()
+        .map(|s| {
+            let summary = ScenarioSummary {
+                executor: s.executor.name().to_string(),
+                iterations: s.iterations,
+                dropped_iterations: s.dropped_iterations,
+                late_starts: s.late_starts,
+                interrupted_iterations: s.interrupted_iterations,
+                aborted_iterations: s.aborted_iterations,
+                max_vus: s.max_vus,
+            };
+            (s.name.clone(), summary)
+        })
+        .collect()
 }

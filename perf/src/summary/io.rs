@@ -124,7 +124,7 @@ mod tests {
                 duration_s: 1.0,
                 warmup_s: 0.0,
                 git: GitInfo::default(),
-                backend: "local".into(),
+                backend: crate::plan::BackendKind::Local,
                 host: HostInfo::default(),
                 tool_version: "0".into(),
                 plan_hash: "h".into(),
@@ -157,15 +157,20 @@ mod tests {
 
     #[test]
     fn type_errors_name_line_column_and_field() {
-        let bad = text().replace("\"backend\": \"local\"", "\"backend\": 7");
+        let bad = text().replace("\"plan_hash\": \"h\"", "\"plan_hash\": 7");
         let e = parse(Path::new("r/s.json"), &bad).unwrap_err();
         let msg = e.to_string();
         let SummaryError::Field { line, field, .. } = &e else { panic!("{msg}") };
-        assert_eq!(field, "run.backend");
-        let want = bad.lines().position(|l| l.contains("\"backend\": 7")).unwrap() + 1;
+        assert_eq!(field, "run.plan_hash");
+        let want = bad.lines().position(|l| l.contains("\"plan_hash\": 7")).unwrap() + 1;
         assert_eq!(*line, want);
         assert!(msg.starts_with(&format!("r/s.json:{want}:")), "{msg}");
         assert!(msg.contains("expected a string"), "{msg}");
+
+        // The backend is one of three words.
+        let other = text().replace("\"backend\": \"local\"", "\"backend\": \"podman\"");
+        let msg = parse(Path::new("s.json"), &other).unwrap_err().to_string();
+        assert!(msg.contains("field `run.backend`") && msg.contains("unknown variant `podman`"), "{msg}");
 
         let missing = text().replace("\"plan_hash\": \"h\",", "");
         let msg = parse(Path::new("s.json"), &missing).unwrap_err().to_string();

@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::build::latency;
-use super::model::{EndpointSummary, EndpointWindow, Errors, MergedShard, ResourceUsage, RunInfo, ScenarioSummary, Shard, Summary, Window};
+use super::model::{
+    EndpointSegment, EndpointSummary, EndpointWindow, Errors, MergedShard, ResourceUsage, RunInfo, ScenarioSummary, Shard, Summary, Window,
+};
 use super::{hist, slo};
 use crate::util::machine::MachineLoad;
 
@@ -110,7 +112,9 @@ fn merge_endpoints(offsets: &[(&Summary, f64)], duration_s: f64) -> Result<BTree
     for ep in names {
         let present: Vec<(&EndpointSummary, f64)> =
             offsets.iter().filter_map(|(s, offset)| s.endpoints.get(ep).map(|e| (e, *offset))).collect();
-        endpoints.insert(ep.clone(), merge_endpoint(ep, &present, duration_s)?);
+        let mut merged = merge_endpoint(ep, &present, duration_s)?;
+        merged.segments = segments_by_index(ep, present.iter().map(|(e, _)| e.segments.as_slice()))?;
+        endpoints.insert(ep.clone(), merged);
     }
     Ok(endpoints)
 }
@@ -221,7 +225,10 @@ fn start_secs(at: &str) -> Result<f64, String> {
     Ok(ts.as_millisecond() as f64 / 1000.0)
 }
 
-fn merge_endpoint(name: &str, parts: &[(&EndpointSummary, f64)], duration_s: f64) -> Result<EndpointSummary, MergeError> {
+/// One endpoint over `parts` (each with its offset on the merged timeline, seconds): counts
+/// summed, histograms added, windows put on the merged timeline. `segments` is left empty:
+/// shards share a timeline (their segments add up by index), consecutive runs do not.
+pub(super) fn merge_endpoint(name: &str, parts: &[(&EndpointSummary, f64)], duration_s: f64) -> Result<EndpointSummary, MergeError> {
     let hist_err = |e: hist::HistError| MergeError(format!("endpoint `{name}`: {e}"));
     let mut lat = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits is valid");
     let mut svc = lat.clone();
@@ -270,7 +277,37 @@ fn merge_endpoint(name: &str, parts: &[(&EndpointSummary, f64)], duration_s: f64
         windows,
         kind: parts[0].0.kind.clone(),
         messages_received: messages,
+        segments: Vec::new(),
     })
+}
+
+/// Shards' segments added up index by index: the shards ran the same timeline at the same
+/// time, so their `i`-th segments cover the same seconds.
+fn segments_by_index<'a>(name: &str, parts: impl Iterator<Item = &'a [EndpointSegment]>) -> Result<Vec<EndpointSegment>, MergeError> {
+    let mut out: Vec<(EndpointSegment, hdrhistogram::Histogram<u64>)> = Vec::new();
+    for segments in parts {
+        for (i, seg) in segments.iter().enumerate() {
+            if out.len() <= i {
+                let mut h = hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits is valid");
+                h.auto(true);
+                out.push((EndpointSegment { requests: 0, errors: 0, histogram: String::new(), ..seg.clone() }, h));
+            }
+            let (into, h) = &mut out[i];
+            into.requests += seg.requests;
+            into.errors += seg.errors;
+            into.seconds = into.seconds.max(seg.seconds);
+            if !seg.histogram.is_empty() {
+                hist::merge_into(h, &seg.histogram).map_err(|e| MergeError(format!("endpoint `{name}`, segment {}: {e}", i + 1)))?;
+            }
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(mut seg, h)| {
+            seg.histogram = if h.is_empty() { String::new() } else { hist::encode(&h) };
+            seg
+        })
+        .collect())
 }
 
 /// Request-weighted mean of per-window percentiles (see the module documentation).
@@ -305,7 +342,7 @@ fn second(t: u32, offset: f64) -> u32 {
     (t as f64 + offset).round().max(0.0) as u32
 }
 
-fn merge_windows<'a>(parts: impl Iterator<Item = (&'a [Window], f64)>) -> Vec<Window> {
+pub(super) fn merge_windows<'a>(parts: impl Iterator<Item = (&'a [Window], f64)>) -> Vec<Window> {
     let mut by_t: BTreeMap<u32, Acc> = BTreeMap::new();
     for (windows, offset) in parts {
         for w in windows {

@@ -6,9 +6,11 @@
 //! - [`hist`]: histogram encoding so summaries merge exactly;
 //! - [`io`]: atomic writes and validated reads;
 //! - [`merge()`]: the summaries of a suite's shards as one, exactly where the data allows;
+//! - [`concat()`]: consecutive runs of a suite (an A/B side's segments) as one;
 //! - [`host_info`] and [`git_info`]: what the orchestrator puts in the [`RunContext`].
 
 mod build;
+mod concat;
 pub mod hist;
 mod host;
 pub mod io;
@@ -18,6 +20,7 @@ pub mod slo;
 pub mod testbed;
 
 pub use build::{RunContext, build, latency};
+pub use concat::concat;
 pub use host::{cpu_score, git_info, host_info, testbed};
 pub use io::{SummaryError, read, read_folder, write_atomic};
 pub use merge::{MergeError, merge};

@@ -14,8 +14,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Minor version: optional fields added since the version came out. 1: WebSocket endpoints
 /// (`kind`, `messages_received`, the `dropped` error kind) and shards (`run.shard`,
-/// `run.merged_from`). 2: a merged run's testbed (`run.testbed.shards`).
-pub const SCHEMA_MINOR: u32 = 2;
+/// `run.merged_from`). 2: a merged run's testbed (`run.testbed.shards`). 3: per-endpoint
+/// segment histograms (`endpoints.*.segments`).
+pub const SCHEMA_MINOR: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -189,7 +190,7 @@ pub struct RunInfo {
     pub warmup_s: f64,
     pub git: GitInfo,
     /// `local`, `docker` or `external`.
-    pub backend: String,
+    pub backend: crate::plan::BackendKind,
     pub host: HostInfo,
     /// Version of the perf gate that wrote the summary.
     pub tool_version: String,
@@ -272,6 +273,28 @@ pub struct EndpointSummary {
     /// `ws_connect`: messages its connections received, matched or not. Since minor 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages_received: Option<u64>,
+    /// The measured part cut into a few equal stretches of time, each with the exact
+    /// histogram of its requests: the units the comparison resamples, so that a tail
+    /// percentile is tested with every request while a slow stretch of the run (a pause, a
+    /// neighbour) still counts as one unit, not as hundreds of independent requests. In A/B
+    /// mode, one per interleaved segment, in pair order. Since minor 3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<EndpointSegment>,
+}
+
+/// One stretch of an endpoint's measured part ([`EndpointSummary::segments`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointSegment {
+    /// Seconds from the measured start to the segment's start.
+    pub t: f64,
+    /// Seconds it covers.
+    pub seconds: f64,
+    pub requests: u64,
+    pub errors: u64,
+    /// HDR histogram of its latencies in microseconds (V2 deflate, base64); empty when no
+    /// request of the segment was timed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub histogram: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -397,7 +420,7 @@ impl Summary {
     /// external backend: there the app under test is one of the processes the gate did not
     /// start, so its figures are recorded but judge nothing.
     pub fn busy_machine(&self) -> Option<String> {
-        if self.run.backend == "external" {
+        if self.run.backend == crate::plan::BackendKind::External {
             return None;
         }
         self.machine.as_ref()?.busy()

@@ -133,6 +133,7 @@ mod tests {
             windows: vec![],
             kind: None,
             messages_received: None,
+            segments: Vec::new(),
         }
     }
 

@@ -13,4 +13,4 @@ mod headline;
 mod report;
 
 pub use headline::{Headline, MovedTogether, NotCompared, Outcome, Regression, exit_code};
-pub use report::{BaselineSource, Confirmation, Report, RunFacts, SuiteReport};
+pub use report::{BaselineSource, Confirmation, Report, RunFacts, StoredOpinion, SuiteReport};

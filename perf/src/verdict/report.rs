@@ -44,7 +44,7 @@ impl RunFacts {
     /// The facts recorded in a summary (all suites of a run share them).
     pub fn from_summary(s: &Summary) -> Self {
         RunFacts {
-            backend: s.run.backend.clone(),
+            backend: s.run.backend.to_string(),
             testbed: s.run.testbed.as_ref().map(|t| t.key.clone()),
             tool_version: s.run.tool_version.clone(),
             git_sha: s.run.git.sha.clone(),
@@ -70,6 +70,17 @@ pub struct SuiteReport {
     /// The baseline summary, when there is one: its windows are drawn beside the current ones.
     pub baseline_summary: Option<Summary>,
     pub confirmation: Confirmation,
+    /// In A/B mode, the same head against the stored baseline of this testbed: a second
+    /// opinion (drift since the nightly, a slow creep A/B cannot see), never the verdict.
+    pub stored: Option<StoredOpinion>,
+}
+
+/// What the stored baseline says of an A/B run's head.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredOpinion {
+    /// The stored baseline's file, from the repository's root.
+    pub path: String,
+    pub comparison: SuiteComparison,
 }
 
 /// Where the baseline came from.
@@ -85,10 +96,11 @@ pub enum BaselineSource {
     Artifact {
         name: String,
     },
-    /// A/B rounds against a git ref built in the same job.
+    /// A/B: the app at a git ref, run beside the head in the same job.
     AbRef {
         git_ref: String,
-        rounds: u32,
+        /// The commit, shortened.
+        sha: String,
     },
     /// Baselines exist, but none of this run's testbed and suite definition: no comparison.
     NotComparable {
@@ -107,7 +119,7 @@ impl fmt::Display for BaselineSource {
             BaselineSource::None => f.write_str("no baseline"),
             BaselineSource::Committed { path } => write!(f, "committed baseline {path}"),
             BaselineSource::Artifact { name } => write!(f, "artifact {name}"),
-            BaselineSource::AbRef { git_ref, rounds } => write!(f, "A/B against {git_ref} ({rounds} rounds each)"),
+            BaselineSource::AbRef { git_ref, sha } => write!(f, "A/B against {git_ref} ({sha}) on this machine"),
             BaselineSource::NotComparable { testbed, .. } => write!(f, "not comparable: no baseline of testbed {testbed}"),
         }
     }

@@ -77,6 +77,7 @@ fn report_html() -> (String, String, Vec<String>) {
             baseline: BaselineSource::Committed { path: "results/baseline/local-2cpu-epyc-24g/baseline.json".into() },
             baseline_summary: Some(base),
             confirmation: Confirmation::NotRun,
+            stored: None,
         }],
         invalid_reasons: Vec::new(),
     };

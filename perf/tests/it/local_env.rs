@@ -4,14 +4,14 @@
 
 use crate::local_support::{get, options, plan, survivors};
 use perf::env::resources::process_tree;
-use perf::env::{BackendChoice, Environment, Service};
+use perf::env::{BackendKind, Environment, Service};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_environment_runs_the_app_against_real_services() {
     let logs = tempfile::tempdir().unwrap();
     let plan = plan("", "[\"true\"]", "\"--port={{app.port}}\"", "30s");
-    let mut env = Environment::start(BackendChoice::Local, &plan, &options(logs.path(), CancellationToken::new()))
+    let mut env = Environment::start(BackendKind::Local, &plan, &options(logs.path(), CancellationToken::new()))
         .await
         .expect("the local environment starts");
     let Environment::Local(local) = &env else { panic!("asked for the local backend") };

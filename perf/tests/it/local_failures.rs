@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::local_support::{options, plan, survivors};
 use perf::env::resources::process_tree;
-use perf::env::{BackendChoice, EnvError, Environment};
+use perf::env::{BackendKind, EnvError, Environment};
 use perf::run::lifetime::{Spec, with_environments};
 use perf::run::{GateError, Notes};
 use tokio_util::sync::CancellationToken;
@@ -24,7 +24,7 @@ fn assert_clean(tmp: &Path, case: &str) {
 }
 
 async fn start_err(plan: &perf::plan::Setup, logs: &Path) -> EnvError {
-    match Environment::start(BackendChoice::Local, plan, &options(logs, CancellationToken::new())).await {
+    match Environment::start(BackendKind::Local, plan, &options(logs, CancellationToken::new())).await {
         Ok(_) => panic!("the start should fail"),
         Err(e) => e,
     }
@@ -94,14 +94,13 @@ async fn cases(tmp: &Path) {
         trigger.cancel();
     });
     let started = Instant::now();
-    let res =
-        Environment::start(BackendChoice::Local, &plan("", "[\"sleep\", \"60\"]", "", "20s"), &options(logs_root.path(), cancel)).await;
+    let res = Environment::start(BackendKind::Local, &plan("", "[\"sleep\", \"60\"]", "", "20s"), &options(logs_root.path(), cancel)).await;
     assert!(matches!(res, Err(EnvError::Interrupted)), "{:?}", res.err());
     assert!(started.elapsed() < Duration::from_secs(15), "interrupted after {:?}", started.elapsed());
     assert_clean(tmp, "cancelled");
 
     // A normal run: the app does not inherit the gate's GitHub token.
-    let env = Environment::start(BackendChoice::Local, &plan("", "[]", "", "20s"), &options(logs_root.path(), CancellationToken::new()))
+    let env = Environment::start(BackendKind::Local, &plan("", "[]", "", "20s"), &options(logs_root.path(), CancellationToken::new()))
         .await
         .unwrap();
     let seen: serde_json::Value = crate::local_support::get(&format!("{}/env", env.app_url())).await.unwrap().json().await.unwrap();
@@ -112,10 +111,9 @@ async fn cases(tmp: &Path) {
 
     // Redis dies by itself (kill -9) while the environment runs: check_alive, which the gate
     // calls every second of a suite, names it with its exit and its log's tail.
-    let mut env =
-        Environment::start(BackendChoice::Local, &plan("", "[]", "", "20s"), &options(logs_root.path(), CancellationToken::new()))
-            .await
-            .unwrap();
+    let mut env = Environment::start(BackendKind::Local, &plan("", "[]", "", "20s"), &options(logs_root.path(), CancellationToken::new()))
+        .await
+        .unwrap();
     env.check_alive().await.expect("everything runs");
     // A service stopped on purpose (what a chaos suite does) is not a death.
     env.stop_service(perf::env::Service::Postgres).await.unwrap();
@@ -144,7 +142,7 @@ async fn cases(tmp: &Path) {
     let logs = logs_root.path().to_path_buf();
     let task = tokio::spawn(async move {
         let env =
-            Environment::start(BackendChoice::Local, &plan("", "[]", "", "20s"), &options(&logs, CancellationToken::new())).await.unwrap();
+            Environment::start(BackendKind::Local, &plan("", "[]", "", "20s"), &options(&logs, CancellationToken::new())).await.unwrap();
         seen.lock().unwrap().extend(process_tree(std::process::id()).into_iter().skip(1));
         let _keep = env;
         panic!("a bug in the gate");
@@ -159,7 +157,7 @@ async fn cases(tmp: &Path) {
     // first is stopped too, and the error names the one that did not come up.
     let spec = |name: &str, env: &str, logs: &str| Spec {
         name: name.to_string(),
-        backend: BackendChoice::Local,
+        backend: BackendKind::Local,
         setup: plan(env, "[]", "", "20s"),
         start: options(&logs_root.path().join(logs), CancellationToken::new()),
     };

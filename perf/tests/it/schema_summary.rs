@@ -64,7 +64,7 @@ read = { min_rps = 1 }
     let result = run(&compiled, &server.url, Duration::from_secs(20)).await;
     let ctx = RunContext {
         git: summary::git_info(Path::new(env!("CARGO_MANIFEST_DIR"))),
-        backend: "external".into(),
+        backend: perf::plan::BackendKind::External,
         host: summary::host_info(),
         plan_hash: "0".repeat(64),
         testbed: Some(summary::testbed("external", true, None)),

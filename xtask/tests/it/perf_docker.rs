@@ -78,7 +78,7 @@ async fn docker_quick_baseline_end_to_end() {
         out.status.code() == Some(1) && stdout.contains("Verdict: SLO BREACH. No regression.") && !stdout.contains("check failed");
     assert!(out.status.code() == Some(0) || slo_only, "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status.code());
     let summary = perf::summary::read(&out_dir.join("baseline.json")).expect("a valid summary");
-    assert_eq!(summary.run.backend, "docker");
+    assert_eq!(summary.run.backend, perf::plan::BackendKind::Docker);
     assert!(summary.valid, "{:?}", summary.invalid_reasons);
     for name in ["health", "health_deep", "login", "providers", "provider", "slots", "book", "appointment", "cancel"] {
         let e = summary.endpoints.get(name).unwrap_or_else(|| panic!("endpoint {name} in the summary"));

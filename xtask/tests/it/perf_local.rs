@@ -110,7 +110,7 @@ fn update_baseline_then_compare_then_catch_a_slowdown() {
         assert!(r1.join(f).is_file(), "{f} written");
     }
     let summary = perf::summary::read(&r1.join("baseline.json")).expect("a valid summary");
-    assert_eq!(summary.run.backend, "local");
+    assert_eq!(summary.run.backend, perf::plan::BackendKind::Local);
     assert!(summary.valid, "{:?}", summary.invalid_reasons);
     assert!(summary.endpoints["provider"].requests > 100);
     for service in ["app", "postgres", "redis"] {
@@ -289,7 +289,7 @@ request = "home"
     let (stdout, err) = text(&out);
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{err}");
     let summary = perf::summary::read(&out_dir.join("smoke.json")).expect("a valid summary");
-    assert_eq!(summary.run.backend, "external");
+    assert_eq!(summary.run.backend, perf::plan::BackendKind::External);
     assert!(summary.endpoints["home"].requests > 10, "{:?}", summary.endpoints["home"]);
 
     let mut args = common.to_vec();

@@ -42,7 +42,8 @@ use tokio_util::sync::CancellationToken;
 use super::appenv::{self, AppEnvValues};
 use super::error::EnvError;
 use super::proxies::Proxies;
-use super::types::{BackendKind, ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
+use super::types::{ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
+use crate::plan::BackendKind;
 use crate::plan::{DockerAppSetup, Service, Setup};
 
 pub use engine::{LABEL_OWNER, LABEL_RUN, Leftovers, engine_answers, engine_version};

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::env::error::EnvError;
 use crate::env::procs::{self, ManagedChild, Spawn};
-use crate::env::types::BackendKind;
+use crate::plan::BackendKind;
 use crate::plan::{LocalAppSetup, Setup};
 use crate::util::Notes;
 

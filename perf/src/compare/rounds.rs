@@ -1,11 +1,11 @@
-//! A/B mode: base and head run alternately in the same job (ABAB rounds); each side's rounds
-//! are its samples.
+//! Whole runs as units: the nightly history's change points (`history::trend`), where each
+//! night is one run of the suite, measured hours apart from the next.
 //!
 //! Reported values come from each side as a whole: latency percentiles from the exact merge of
-//! the rounds' HDR histograms, throughput as all requests over all measured seconds, the error
-//! rate over all requests. The significance test compares the per-round values (Mann-Whitney U,
-//! exact at these sizes): rounds are what varies between runs on a noisy runner, which is the
-//! noise an A/B comparison has to see through.
+//! the runs' HDR histograms, throughput as all requests over all measured seconds, the error
+//! rate over all requests. The significance test compares the per-run values (Mann-Whitney U,
+//! exact at these sizes): from one night to the next, it is the runs that vary, and that is
+//! the noise a trend has to see through.
 
 use std::collections::BTreeSet;
 
@@ -13,10 +13,11 @@ use crate::plan::CompareRules;
 use crate::summary::{EndpointSummary, Summary};
 
 use super::hist;
-use super::model::{CompareMode, EndpointComparison, Metric, MetricComparison, SuiteComparison, Verdict};
-use super::rule::{Aggregate, Limits, judge};
-use super::units::round_units;
-use super::{comparability_notes, finish, missing_endpoint, new_endpoint};
+use super::model::{CompareMode, EndpointComparison, Metric, MetricComparison, SuiteComparison, TestMethod, TestResult, Verdict};
+use super::rule::{Aggregate, Evidence, Limits, judge};
+use super::stats::{Alternative, mann_whitney};
+use super::suite::{comparability_notes, finish, missing_endpoint, new_endpoint};
+use super::units::{Untestable, round_units};
 
 /// One side's view of one endpoint over its rounds.
 struct Side<'a> {
@@ -83,8 +84,8 @@ impl<'a> Side<'a> {
     }
 }
 
-/// Compares several rounds of base with several rounds of head, all of the same suite.
-pub fn compare_ab(base_rounds: &[Summary], head_rounds: &[Summary], rules: &CompareRules) -> SuiteComparison {
+/// Compares several runs of base with several runs of head, all of the same suite.
+pub fn compare_rounds(base_rounds: &[Summary], head_rounds: &[Summary], rules: &CompareRules) -> SuiteComparison {
     let suite = head_rounds.first().or(base_rounds.first()).map(|s| s.suite.clone()).unwrap_or_default();
     let mode = CompareMode::AB { base_rounds: base_rounds.len() as u32, head_rounds: head_rounds.len() as u32 };
     let mut notes = Vec::new();
@@ -138,7 +139,7 @@ fn compare_endpoint(name: &str, b: &Side<'_>, ba: &Aggregate, h: &Side<'_>, ha: 
     let overrides = rules.endpoints.get(name);
     let metrics: Vec<MetricComparison> = Metric::ALL
         .into_iter()
-        .map(|m| judge(m, ba, ha, Limits::for_metric(rules, overrides, m), || round_units(&b.per_round(m), &h.per_round(m))))
+        .map(|m| judge(m, ba, ha, Limits::for_metric(rules, overrides, m, None), || Evidence::Legacy(rounds_test(m, b, ba, h, ha))))
         .collect();
     EndpointComparison {
         name: name.to_string(),
@@ -147,4 +148,27 @@ fn compare_endpoint(name: &str, b: &Side<'_>, ba: &Aggregate, h: &Side<'_>, ha: 
         head_requests: Some(ha.requests),
         metrics,
     }
+}
+
+/// Mann-Whitney U over the runs' values of `m` (the two-proportion test for errors, over all
+/// requests).
+fn rounds_test(m: Metric, b: &Side<'_>, ba: &Aggregate, h: &Side<'_>, ha: &Aggregate) -> Result<TestResult, Untestable> {
+    let alt = match (ba.value(m), ha.value(m)) {
+        (Some(x), Some(y)) if y < x => Alternative::HeadLess,
+        _ => Alternative::HeadGreater,
+    };
+    if m == Metric::ErrorRate {
+        return super::stats::two_proportion(ba.errors, ba.requests, ha.errors, ha.requests, alt)
+            .map(|p| TestResult { method: TestMethod::TwoProportion, p_value: p, n_base: ba.requests, n_head: ha.requests })
+            .ok_or(Untestable::NoWindows);
+    }
+    let u = round_units(&b.per_round(m), &h.per_round(m))?;
+    mann_whitney(&u.base, &u.head, alt)
+        .map(|r| TestResult {
+            method: TestMethod::MannWhitneyRounds,
+            p_value: r.p_value,
+            n_base: u.base.len() as u64,
+            n_head: u.head.len() as u64,
+        })
+        .ok_or(Untestable::TooFewUnits { base: u.base.len(), head: u.head.len(), per_unit: 0, needed: 1 })
 }

@@ -12,7 +12,7 @@ fn rounds(n: u64, median_ms: f64, seed: u64) -> Vec<Summary> {
 
 #[test]
 fn head_rounds_slower_by_thirty_percent_regress() {
-    let c = compare_ab(&rounds(5, 10.0, 10), &rounds(5, 13.0, 20), &CompareRules::default());
+    let c = compare_rounds(&rounds(5, 10.0, 10), &rounds(5, 13.0, 20), &CompareRules::default());
     assert_eq!(c.mode, CompareMode::AB { base_rounds: 5, head_rounds: 5 });
     let p50 = c.endpoint("book").unwrap().metric(Metric::P50).unwrap().clone();
     assert_eq!(p50.verdict, Verdict::Regressed, "{}", p50.reason);
@@ -25,7 +25,7 @@ fn head_rounds_slower_by_thirty_percent_regress() {
 
 #[test]
 fn the_same_code_in_rounds_passes() {
-    let c = compare_ab(&rounds(4, 10.0, 10), &rounds(4, 10.0, 50), &CompareRules::default());
+    let c = compare_rounds(&rounds(4, 10.0, 10), &rounds(4, 10.0, 50), &CompareRules::default());
     assert!(c.regressed_endpoints().is_empty(), "{c:#?}");
     assert_eq!(c.verdict, Verdict::Unchanged);
 }
@@ -36,7 +36,7 @@ fn side_values_merge_the_rounds_histograms_exactly() {
     // rounds' p50s would put it exactly.
     let fast = one("s", "get", &Gen::new(100, 10, 2.0, 1));
     let slow = one("s", "get", &Gen::new(100, 10, 20.0, 2));
-    let c = compare_ab(&[fast.clone(), slow.clone()], &[fast.clone(), slow.clone(), fast.clone()], &CompareRules::default());
+    let c = compare_rounds(&[fast.clone(), slow.clone()], &[fast.clone(), slow.clone(), fast.clone()], &CompareRules::default());
     let mut all = hdrhistogram::Histogram::<u64>::new(3).unwrap();
     for s in [&fast, &slow] {
         all.add(super::hist::decode(&s.endpoints["get"].histogram).unwrap()).unwrap();
@@ -53,7 +53,7 @@ fn side_values_merge_the_rounds_histograms_exactly() {
 
 #[test]
 fn too_few_rounds_make_a_real_change_noisy() {
-    let c = compare_ab(&rounds(2, 10.0, 10), &rounds(2, 14.0, 20), &CompareRules::default());
+    let c = compare_rounds(&rounds(2, 10.0, 10), &rounds(2, 14.0, 20), &CompareRules::default());
     let p50 = c.endpoint("book").unwrap().metric(Metric::P50).unwrap();
     assert_eq!(p50.verdict, Verdict::Noisy, "{}", p50.reason);
     assert!(p50.reason.contains("too few windows") || p50.reason.contains("too few"), "{}", p50.reason);
@@ -64,10 +64,10 @@ fn endpoints_missing_from_head_rounds_are_reported() {
     let g = Gen::new(40, 20, 5.0, 1);
     let base: Vec<Summary> = (0..3).map(|_| summary("s", 20, vec![("a", endpoint(&g)), ("b", endpoint(&g))])).collect();
     let head: Vec<Summary> = (0..3).map(|_| summary("s", 20, vec![("a", endpoint(&g))])).collect();
-    let c = compare_ab(&base, &head, &CompareRules::default());
+    let c = compare_rounds(&base, &head, &CompareRules::default());
     assert_eq!(c.endpoint("b").unwrap().verdict, Verdict::Missing);
     assert_eq!(c.endpoint("a").unwrap().verdict, Verdict::Unchanged);
-    let none = compare_ab(&[], &head, &CompareRules::default());
+    let none = compare_rounds(&[], &head, &CompareRules::default());
     assert_eq!(none.verdict, Verdict::New);
     assert!(none.notes.iter().any(|n| n.contains("no base rounds")));
 }

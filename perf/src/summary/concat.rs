@@ -1,0 +1,224 @@
+//! Consecutive runs of one suite as one summary: the side of an A/B comparison, measured as
+//! interleaved segments (base, head, head, base, …), becomes the summary one run of that side
+//! would have written, with one segment per run, in the order they ran.
+//!
+//! Exact where the data allows, as the shards' merge is: counts summed, HDR histograms added
+//! and every percentile read from the sum, SLOs judged again. The runs are laid end to end:
+//! windows and samples move by the seconds measured before them (whole seconds, so no two
+//! windows share one). What the databases did is summed statement by statement and command
+//! by command; the machine's load is the time-weighted mean of the runs'.
+
+use std::collections::BTreeMap;
+
+use super::merge::{MergeError, merge_endpoint, merge_windows};
+use super::model::{
+    EndpointSegment, EndpointSummary, RedisStats, ResourceUsage, ScenarioSummary, Statement, Statements, Summary, Underneath,
+};
+use super::slo;
+use crate::util::machine::MachineLoad;
+
+/// The runs `parts` (at least one, of one suite, in the order they ran) as one summary.
+pub fn concat(parts: &[Summary]) -> Result<Summary, MergeError> {
+    let Some(first) = parts.first() else {
+        return Err(MergeError("no run to put together".into()));
+    };
+    let offsets: Vec<f64> = parts
+        .iter()
+        .scan(0.0, |at, s| {
+            let start = *at;
+            *at += s.run.duration_s.ceil();
+            Some(start)
+        })
+        .collect();
+    let duration_s: f64 = parts.iter().map(|s| s.run.duration_s).sum();
+    let mut endpoints = BTreeMap::new();
+    let names: std::collections::BTreeSet<&String> = parts.iter().flat_map(|s| s.endpoints.keys()).collect();
+    for name in names {
+        let present: Vec<(&EndpointSummary, f64)> =
+            parts.iter().zip(&offsets).filter_map(|(s, off)| s.endpoints.get(name).map(|e| (e, *off))).collect();
+        let mut e = merge_endpoint(name, &present, duration_s)?;
+        e.segments = parts.iter().zip(&offsets).map(|(s, off)| segment(s.endpoints.get(name), *off, s.run.duration_s)).collect();
+        endpoints.insert(name.clone(), e);
+    }
+    let mut invalid_reasons = Vec::new();
+    for (i, s) in parts.iter().enumerate() {
+        invalid_reasons.extend(s.invalid_reasons.iter().map(|r| format!("segment {}: {r}", i + 1)));
+        if !s.valid && s.invalid_reasons.is_empty() {
+            invalid_reasons.push(format!("segment {} is invalid", i + 1));
+        }
+    }
+    let mut run = first.run.clone();
+    run.duration_s = duration_s;
+    let slo = slo::reevaluate(&first.slo, &endpoints);
+    Ok(Summary {
+        valid: invalid_reasons.is_empty(),
+        invalid_reasons,
+        scenarios: scenarios(parts),
+        windows: merge_windows(parts.iter().zip(&offsets).map(|(s, off)| (s.windows.as_slice(), *off))),
+        endpoints,
+        slo,
+        resources: resources(parts, &offsets),
+        app_metrics: match (first.app_metrics.as_ref(), parts.last().and_then(|s| s.app_metrics.as_ref())) {
+            (Some(a), Some(b)) => Some(super::model::AppMetrics { before: a.before.clone(), after: b.after.clone() }),
+            _ => None,
+        },
+        underneath: underneath(parts),
+        machine: machine(parts),
+        ..Summary::new(first.suite.clone(), first.kind.clone(), run)
+    })
+}
+
+/// One run's part of an endpoint as a segment (empty when the endpoint sent nothing then).
+fn segment(e: Option<&EndpointSummary>, t: f64, seconds: f64) -> EndpointSegment {
+    match e {
+        Some(e) => EndpointSegment { t, seconds, requests: e.requests, errors: e.errors.total, histogram: e.histogram.clone() },
+        None => EndpointSegment { t, seconds, requests: 0, errors: 0, histogram: String::new() },
+    }
+}
+
+/// Schedule keeping summed over the runs; the most users any run had at once.
+fn scenarios(parts: &[Summary]) -> BTreeMap<String, ScenarioSummary> {
+    let mut out: BTreeMap<String, ScenarioSummary> = BTreeMap::new();
+    for (name, sc) in parts.iter().flat_map(|s| &s.scenarios) {
+        let into = out.entry(name.clone()).or_insert_with(|| ScenarioSummary {
+            executor: sc.executor.clone(),
+            iterations: 0,
+            dropped_iterations: 0,
+            late_starts: 0,
+            interrupted_iterations: 0,
+            aborted_iterations: 0,
+            max_vus: 0,
+        });
+        into.iterations += sc.iterations;
+        into.dropped_iterations += sc.dropped_iterations;
+        into.late_starts += sc.late_starts;
+        into.interrupted_iterations += sc.interrupted_iterations;
+        into.aborted_iterations += sc.aborted_iterations;
+        into.max_vus = into.max_vus.max(sc.max_vus);
+    }
+    out
+}
+
+/// Each service's CPU summed over the runs, its peak memory, and its series end to end.
+fn resources(parts: &[Summary], offsets: &[f64]) -> BTreeMap<String, ResourceUsage> {
+    let mut out: BTreeMap<String, ResourceUsage> = BTreeMap::new();
+    for (s, off) in parts.iter().zip(offsets) {
+        for (service, r) in &s.resources {
+            let into = out.entry(service.clone()).or_default();
+            let before = into.cpu_seconds;
+            into.cpu_series.extend(r.cpu_series.iter().map(|[t, cpu]| [t + off, cpu + before]));
+            into.cpu_seconds += r.cpu_seconds;
+            into.peak_memory_bytes = into.peak_memory_bytes.max(r.peak_memory_bytes);
+            into.memory_series.extend(&r.memory_series);
+        }
+    }
+    out
+}
+
+/// What the databases did over all the runs: statements and commands summed.
+fn underneath(parts: &[Summary]) -> Option<Underneath> {
+    let all: Vec<&Underneath> = parts.iter().filter_map(|s| s.underneath.as_ref()).collect();
+    let first = *all.first()?;
+    let postgres = all.iter().filter_map(|u| u.postgres.as_ref()).fold(None, |acc: Option<Statements>, p| Some(add_statements(acc, p)));
+    let redis = all.iter().filter_map(|u| u.redis.as_ref()).fold(None, |acc: Option<RedisStats>, r| {
+        let mut into = acc.unwrap_or_default();
+        for (cmd, c) in &r.commands {
+            let e = into.commands.entry(cmd.clone()).or_default();
+            e.calls += c.calls;
+            e.usec += c.usec;
+        }
+        into.keyspace_hits += r.keyspace_hits;
+        into.keyspace_misses += r.keyspace_misses;
+        Some(into)
+    });
+    Some(Underneath {
+        postgres_unavailable: if postgres.is_none() { first.postgres_unavailable.clone() } else { None },
+        redis_unavailable: if redis.is_none() { first.redis_unavailable.clone() } else { None },
+        postgres,
+        redis,
+    })
+}
+
+fn add_statements(acc: Option<Statements>, p: &Statements) -> Statements {
+    let mut into = acc.unwrap_or_default();
+    for st in &p.top {
+        match into.top.iter_mut().find(|x| x.query == st.query) {
+            Some(x) => add_statement(x, st),
+            None => into.top.push(st.clone()),
+        }
+    }
+    into.top.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms).then_with(|| a.query.cmp(&b.query)));
+    into.top.truncate(Statements::MAX_KEPT);
+    into.total_calls += p.total_calls;
+    into.total_exec_ms += p.total_exec_ms;
+    into.count = into.count.max(p.count);
+    into.activity_samples += p.activity_samples;
+    into
+}
+
+fn add_statement(x: &mut Statement, st: &Statement) {
+    x.calls += st.calls;
+    x.total_ms += st.total_ms;
+    x.mean_ms = if x.calls > 0 { x.total_ms / x.calls as f64 } else { 0.0 };
+    x.rows += st.rows;
+    x.shared_blks_hit += st.shared_blks_hit;
+    x.shared_blks_read += st.shared_blks_read;
+    x.temp_blks += st.temp_blks;
+    if x.plan.is_empty() && !st.plan.is_empty() {
+        x.plan = st.plan.clone();
+        x.plan_unavailable = None;
+    }
+    for (app, n) in &st.seen_under {
+        *x.seen_under.entry(app.clone()).or_default() += n;
+    }
+}
+
+/// The machine over all the runs: each figure averaged, weighted by the run's window.
+fn machine(parts: &[Summary]) -> Option<MachineLoad> {
+    let loads: Vec<&MachineLoad> = parts.iter().filter_map(|s| s.machine.as_ref()).collect();
+    let first = *loads.first()?;
+    let window: f64 = loads.iter().map(|m| m.window_s).sum();
+    let mean = |f: fn(&MachineLoad) -> f64| if window > 0.0 { loads.iter().map(|m| f(m) * m.window_s).sum::<f64>() / window } else { 0.0 };
+    Some(MachineLoad {
+        cpus: first.cpus,
+        window_s: window,
+        busy_cores: mean(|m| m.busy_cores),
+        run_cores: mean(|m| m.run_cores),
+        foreign_cores: mean(|m| m.foreign_cores),
+        steal_cores: mean(|m| m.steal_cores),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::hist;
+
+    fn run(values_us: &[u64], errors: u64, seconds: f64) -> Summary {
+        let mut h = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+        values_us.iter().for_each(|v| h.record(*v).unwrap());
+        let g = crate::compare::testkit::Gen::new(0, seconds as u32, 1.0, 1);
+        let mut s = crate::compare::testkit::one("s", "e", &g);
+        s.run.duration_s = seconds;
+        let e = s.endpoints.get_mut("e").unwrap();
+        e.requests = values_us.len() as u64 + errors;
+        e.errors.total = errors;
+        e.histogram = hist::encode(&h);
+        s
+    }
+
+    #[test]
+    fn consecutive_runs_add_up_and_each_is_one_segment() {
+        let parts = vec![run(&[1000, 2000], 0, 5.0), run(&[3000], 1, 5.0), run(&[4000, 5000, 6000], 0, 4.5)];
+        let all = concat(&parts).unwrap();
+        let e = &all.endpoints["e"];
+        assert_eq!(e.requests, 7);
+        assert_eq!(e.errors.total, 1);
+        assert_eq!(all.run.duration_s, 14.5);
+        assert_eq!(e.latency_ms.max.map(|m| m.round()), Some(6.0), "percentiles are read from the added histograms");
+        assert_eq!(e.latency_ms.p50.map(|m| m.round()), Some(3.0), "the 3rd of 6 timed requests");
+        let segs: Vec<(f64, u64)> = e.segments.iter().map(|s| (s.t, s.requests)).collect();
+        assert_eq!(segs, vec![(0.0, 2), (5.0, 2), (10.0, 3)]);
+        assert_eq!(hist::decode(&e.segments[2].histogram).unwrap().len(), 3);
+    }
+}
