@@ -10,10 +10,14 @@ use http::{HeaderName, Method};
 use toml::Spanned;
 
 use super::compiled::{self as c, Compiled, Exec, Request, RequestId, Scenario, Shape, Special, Step, Suite, exercised};
-use super::model::{Executor, LocalAppSpec, RequestSpec, ScenarioSpec, SloSpec, StepSpec, SuiteKind, SuiteSpec, VariableSpec};
+use super::loaded::{LoadedPlan, PlanError};
+use super::model::{LocalAppSpec, RequestSpec, ScenarioSpec, StepSpec, SuiteSpec, VariableSpec};
+use super::options::CompileOptions;
+use super::setup::{CompareRules, Setup};
 use super::template::{self, BodyTemplate, Capture, Part, RawPart, Template};
+use super::values::{Dur, Executor, SloSpec, SuiteKind};
 use super::vars::{Generator, VarTable};
-use super::{CompileOptions, LoadedPlan, PlanError, identity, scale};
+use super::{identity, scale};
 
 /// Names the app's environment templates may use; each backend resolves them.
 pub const APP_ENV_NAMES: &[&str] = &["postgres.url", "redis.url", "app.listen", "app.port"];
@@ -106,8 +110,8 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
     Ok(Compiled {
         requests,
         suites,
-        setup: super::Setup::from(plan),
-        compare: super::CompareRules::from(&plan.compare),
+        setup: Setup::from(plan),
+        compare: CompareRules::from(&plan.compare),
         http: plan.defaults.http,
         late_after: plan.defaults.late_after.0,
         shard: opts.shard,
@@ -1138,7 +1142,7 @@ fn scenario(lp: &LoadedPlan, workflows: &[(String, Vec<Step>)], field: &str, nam
     let ename = executor.name();
     let forbid =
         |present: bool, f: &str| if present { Err(err(f, format!("`{f}` does not apply to the {ename} executor"))) } else { Ok(()) };
-    let positive_dur = |d: Option<super::model::Dur>, f: &str| match d {
+    let positive_dur = |d: Option<Dur>, f: &str| match d {
         Some(d) if !d.0.is_zero() => Ok(d.0),
         Some(_) => Err(err(f, format!("`{f}` must be longer than zero"))),
         None => Err(err(f, format!("the {ename} executor needs `{f}`"))),

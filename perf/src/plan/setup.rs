@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::MetricThresholds;
 use super::model::{CompareSpec, Plan};
+use super::values::MetricThresholds;
 
 /// The app under test and the services it depends on.
 #[derive(Debug, Clone, PartialEq)]

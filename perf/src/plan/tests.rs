@@ -434,7 +434,7 @@ fn all_suites(text: &str) -> CompileOptions {
 #[test]
 fn special_tables_compile_to_their_specs() {
     use super::compiled::{ChaosAction, ChaosVerb, Expectation, Fault, Service, Special};
-    use super::model::SuiteKind;
+    use super::values::SuiteKind;
     let text = special_plan();
     let c = load(&text).unwrap().compile(&all_suites(&text)).unwrap();
     let by = |n: &str| c.suites.iter().find(|s| s.name == n).unwrap();
