@@ -24,7 +24,9 @@ pub use compiled::{Compiled, Fault, Hold, Service};
 pub(crate) use loaded::position;
 pub use loaded::{LoadedPlan, PlanError};
 pub use options::{CompileOptions, Shard};
-pub use setup::{AppSetup, CompareRules, DockerAppSetup, EnvironmentSetup, LocalAppSetup, PostgresSetup, RedisSetup, Setup};
+pub use setup::{
+    AppSetup, CompareRules, CompareRulesError, DockerAppSetup, EnvironmentSetup, LocalAppSetup, PostgresSetup, RedisSetup, Setup,
+};
 pub use values::{Dur, Executor, HttpVersion, MetricThresholds, SloSpec, SuiteKind, Think, parse_duration};
 
 /// Reads and parses a plan file.
@@ -70,9 +72,9 @@ impl LoadedPlan {
     }
 
     /// The plan's regression rule (`[compare]`), without compiling the suites (`cargo perf
-    /// history` needs only this).
-    pub fn compare_rules(&self) -> CompareRules {
-        CompareRules::from(&self.plan.compare)
+    /// history` needs only this), checked as [`LoadedPlan::compile`] checks it.
+    pub fn compare_rules(&self) -> Result<CompareRules, PlanError> {
+        compile::compare_rules(self)
     }
 }
 

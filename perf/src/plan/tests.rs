@@ -368,6 +368,64 @@ fn unreadable_file_names_the_file() {
     assert!(e.to_string().starts_with("/nonexistent/perf.toml: cannot read the plan"), "{e}");
 }
 
+#[test]
+fn compare_rules_refuse_what_the_comparison_cannot_use() {
+    use super::{CompareRules, MetricThresholds};
+    let rules = |threshold: f64, alpha: f64, points: f64, endpoints: Vec<(String, MetricThresholds)>| {
+        CompareRules::new(threshold, Duration::from_millis(1), points, 100, alpha, endpoints, &["list"])
+    };
+    assert_eq!(rules(0.2, 0.05, 1.0, Vec::new()).unwrap(), CompareRules::default());
+    for (threshold, alpha, points, field) in [
+        (0.0, 0.05, 1.0, "compare.threshold"),
+        (-0.1, 0.05, 1.0, "compare.threshold"),
+        (f64::NAN, 0.05, 1.0, "compare.threshold"),
+        (f64::INFINITY, 0.05, 1.0, "compare.threshold"),
+        (0.2, 0.0, 1.0, "compare.alpha"),
+        (0.2, 1.0, 1.0, "compare.alpha"),
+        (0.2, 0.05, -1.0, "compare.error_rate_points"),
+    ] {
+        let e = rules(threshold, alpha, points, Vec::new()).unwrap_err();
+        assert_eq!((e.field.as_str(), e.endpoint.as_deref()), (field, None), "{e}");
+    }
+    let e = rules(0.0, 0.05, 1.0, Vec::new()).unwrap_err();
+    assert_eq!(e.to_string(), "compare.threshold: 0 is not a relative change: expected a number > 0 (0.2 is 20%)");
+    // Overrides: for a request of the plan, each threshold ≥ 0.
+    let p95 = |v: f64| MetricThresholds { p95: Some(v), ..Default::default() };
+    let e = rules(0.2, 0.05, 1.0, vec![("nope".into(), p95(0.5))]).unwrap_err();
+    assert_eq!((e.field.as_str(), e.endpoint.as_deref()), ("compare.endpoints.nope", Some("nope")));
+    assert_eq!(e.message, "unknown request `nope` (the plan defines: list)");
+    let e = rules(0.2, 0.05, 1.0, vec![("list".into(), p95(-0.5))]).unwrap_err();
+    assert_eq!((e.field.as_str(), e.endpoint.as_deref()), ("compare.endpoints.list.p95", Some("list")));
+    assert_eq!(rules(0.2, 0.05, 1.0, vec![("list".into(), p95(0.5))]).unwrap().endpoints["list"].p95, Some(0.5));
+}
+
+#[test]
+fn compare_errors_are_the_same_for_the_gate_and_for_history() {
+    // `compile` (the gate) and `compare_rules` (`cargo perf history`) give one error: a rule's
+    // value by file and field, a per-endpoint override at its entry in the file.
+    for threshold in ["0", "-0.5"] {
+        let text = format!("{MINIMAL}\n[compare]\nthreshold = {threshold}\n");
+        let lp = load(&text).unwrap();
+        let e = lp.compile(&CompileOptions::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("plan.toml: compare.threshold: {threshold} is not a relative change: expected a number > 0 (0.2 is 20%)")
+        );
+        assert_eq!(lp.compare_rules().unwrap_err(), e);
+    }
+    let text = format!("{MINIMAL}\n[compare.endpoints]\nlist = {{ p95 = -0.1 }}\n");
+    let lp = load(&text).unwrap();
+    let e = lp.compile(&CompileOptions::default()).unwrap_err();
+    let (line, column) = pos_of(&text, "{ p95 = -0.1 }");
+    assert_eq!(
+        e.to_string(),
+        format!("plan.toml:{line}:{column}: compare.endpoints.list.p95: -0.1 is not a threshold: expected a number ≥ 0")
+    );
+    assert_eq!(lp.compare_rules().unwrap_err(), e);
+    let good = load(&format!("{MINIMAL}\n[compare]\nthreshold = 0.3\n")).unwrap().compare_rules().unwrap();
+    assert_eq!(good.threshold, 0.3);
+}
+
 const SPECIAL: &str = r#"
 [suites.spiky]
 kind = "spike"

@@ -28,9 +28,11 @@ use std::sync::Arc;
 use crate::plan::compiled::{Compiled, Request, Suite};
 use crate::plan::loaded::{LoadedPlan, PlanError};
 use crate::plan::options::CompileOptions;
-use crate::plan::setup::{CompareRules, Setup};
+use crate::plan::setup::Setup;
 use crate::plan::{identity, scale};
 use common::names;
+
+pub(super) use compare::rules as compare_rules;
 
 /// Validates the plan and produces what the engine runs: the suites `opts` selects, reshaped
 /// as it says.
@@ -46,7 +48,7 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
     let requests = requests::requests(lp, &table)?;
     let workflows = steps::workflows(lp, &table, &requests)?;
     check_default_suites(lp)?;
-    compare::check_compare(lp)?;
+    let compare = compare::rules(lp)?;
 
     // Every suite is checked, selected or not: a broken suite is a broken plan.
     let all = plan
@@ -62,7 +64,7 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
         requests,
         suites,
         setup: Setup::from(plan),
-        compare: CompareRules::from(&plan.compare),
+        compare,
         http: plan.defaults.http,
         late_after: plan.defaults.late_after.0,
         shard: opts.shard,
