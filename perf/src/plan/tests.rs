@@ -690,9 +690,22 @@ fn a_kind_selects_every_suite_of_that_kind_unless_a_suite_has_its_name() {
     assert!(e.field == "--suite" && e.message.contains("unknown suite `load2`"), "{e}");
 }
 
+/// Each case edits the special plan (`from` → `to`) and expects an error on `field`, at the
+/// first `at` of the edited text, whose message contains `message`.
+fn assert_special_errors(cases: &[(&str, &str, &str, &str, &str)]) {
+    for &(from, to, at, field, message) in cases {
+        let text = special_plan().replace(from, to);
+        assert_ne!(text, special_plan(), "{from}");
+        let e = special_err(&text);
+        assert_eq!(e.field, field, "{e}");
+        assert_eq!((e.line, e.column), pos_of(&text, at), "{e}");
+        assert!(e.message.contains(message), "{e}");
+    }
+}
+
 #[test]
-fn chaos_actions_and_expectations_are_checked() {
-    let cases = [
+fn chaos_actions_need_one_verb_on_a_known_service_within_the_suite() {
+    assert_special_errors(&[
         (
             "stop = \"postgres\" }",
             "stop = \"mysql\" }",
@@ -715,6 +728,22 @@ fn chaos_actions_and_expectations_are_checked() {
             "suites.dbdown.chaos.actions[0]",
             "exactly one of",
         ),
+    ]);
+    // Stopping a stopped service.
+    let text = special_plan().replace("{ at = \"20s\", start = \"postgres\" }", "{ at = \"20s\", stop = \"postgres\" }");
+    let e = special_err(&text);
+    assert!(e.message.contains("already stopped"), "{e}");
+    // Actions are taken in time order whatever the order written.
+    let text = special_plan().replace(
+        "actions = [{ at = \"10s\", stop = \"postgres\" }, { at = \"20s\", start = \"postgres\" }]",
+        "actions = [{ at = \"20s\", start = \"postgres\" }, { at = \"10s\", stop = \"postgres\" }]",
+    );
+    load(&text).unwrap().compile(&all_suites(&text)).unwrap();
+}
+
+#[test]
+fn chaos_expectations_parse_and_need_the_actions_they_judge() {
+    assert_special_errors(&[
         ("\"breaker_cycle\"", "\"breaker_cylce\"", "\"breaker_cylce\"", "suites.dbdown.chaos.expect[2]", "unknown expectation"),
         (
             "\"errors_stop_within:5s\"",
@@ -737,7 +766,17 @@ fn chaos_actions_and_expectations_are_checked() {
             "suites.dbdown.chaos.expect[0]",
             "needs redis to be started again",
         ),
-        // Network faults: their parameters, and `heal` only after a fault.
+    ]);
+    // Latency alone never cuts postgres off: the breaker cannot be expected to open.
+    let text =
+        special_plan().replace("{ at = \"15s\", reset = \"postgres\" },", "").replace("{ at = \"20s\", blackhole = \"postgres\" },", "");
+    let e = special_err(&text);
+    assert!(e.field == "suites.netfaults.chaos.expect[1]" && e.message.contains("cut off by a loss, reset or blackhole"), "{e}");
+}
+
+#[test]
+fn network_faults_take_their_own_parameters_and_heal_follows_a_fault() {
+    assert_special_errors(&[
         (
             "delay = \"100ms\", jitter",
             "jitter",
@@ -774,30 +813,7 @@ fn chaos_actions_and_expectations_are_checked() {
             "suites.netfaults.chaos.actions[3].blackhole",
             "unknown service `mongo`",
         ),
-    ];
-    for (from, to, at, field, message) in cases {
-        let text = special_plan().replace(from, to);
-        assert_ne!(text, special_plan(), "{from}");
-        let e = special_err(&text);
-        assert_eq!(e.field, field, "{e}");
-        assert_eq!((e.line, e.column), pos_of(&text, at), "{e}");
-        assert!(e.message.contains(message), "{e}");
-    }
-    // Latency alone never cuts postgres off: the breaker cannot be expected to open.
-    let text =
-        special_plan().replace("{ at = \"15s\", reset = \"postgres\" },", "").replace("{ at = \"20s\", blackhole = \"postgres\" },", "");
-    let e = special_err(&text);
-    assert!(e.field == "suites.netfaults.chaos.expect[1]" && e.message.contains("cut off by a loss, reset or blackhole"), "{e}");
-    // Stopping a stopped service.
-    let text = special_plan().replace("{ at = \"20s\", start = \"postgres\" }", "{ at = \"20s\", stop = \"postgres\" }");
-    let e = special_err(&text);
-    assert!(e.message.contains("already stopped"), "{e}");
-    // Actions are taken in time order whatever the order written.
-    let text = special_plan().replace(
-        "actions = [{ at = \"10s\", stop = \"postgres\" }, { at = \"20s\", start = \"postgres\" }]",
-        "actions = [{ at = \"20s\", start = \"postgres\" }, { at = \"10s\", stop = \"postgres\" }]",
-    );
-    load(&text).unwrap().compile(&all_suites(&text)).unwrap();
+    ]);
 }
 
 #[test]
