@@ -77,7 +77,8 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<()> {
 }
 
 /// The folder default paths are relative to, and the regression rule: the plan's when there
-/// is one (given, or found here or above), else the current folder and the gate's defaults.
+/// is one (given, or found here or above), checked as the gate checks it, else the current
+/// folder and the gate's defaults.
 fn plan_and_rules(given: Option<&Path>) -> anyhow::Result<(PathBuf, CompareRules)> {
     let plan = match given {
         Some(p) => Some(p.to_path_buf()),
@@ -86,7 +87,8 @@ fn plan_and_rules(given: Option<&Path>) -> anyhow::Result<(PathBuf, CompareRules
     match plan {
         Some(p) => {
             let loaded = crate::plan::load(&p).map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok((super::args::project_root(&p), loaded.compare_rules()))
+            let rules = loaded.compare_rules().map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok((super::args::project_root(&p), rules))
         }
         None => Ok((PathBuf::from("."), CompareRules::default())),
     }
@@ -113,5 +115,26 @@ mod tests {
         assert!(Cli::try_parse_from(["history", "--last", "0"]).is_err());
         let a = Cli::try_parse_from(["history"]).unwrap().args;
         assert_eq!((a.last, a.site), (30, None));
+    }
+
+    #[test]
+    fn the_plans_compare_rule_is_refused_when_the_gate_would_refuse_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("perf.toml");
+        let write = |compare: &str| {
+            let text = format!("version = 1\n[requests.list]\npath = \"/items\"\n[suites]\n[compare]\n{compare}\n");
+            std::fs::write(&plan, text).unwrap();
+        };
+        for threshold in ["0", "-0.2"] {
+            write(&format!("threshold = {threshold}"));
+            let e = plan_and_rules(Some(&plan)).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!("{}: compare.threshold: {threshold} is not a relative change: expected a number > 0 (0.2 is 20%)", plan.display())
+            );
+        }
+        write("threshold = 0.3");
+        let (root, rules) = plan_and_rules(Some(&plan)).unwrap();
+        assert_eq!((root, rules.threshold), (dir.path().canonicalize().unwrap(), 0.3));
     }
 }

@@ -12,9 +12,11 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, header};
 use serde_json::Value;
 
+use super::options::Shard;
+use super::setup::{CompareRules, Setup};
 use super::template::{BodyTemplate, Capture, Template};
+use super::values::{Executor, HttpVersion, SloSpec, SuiteKind, Think, parse_duration};
 use super::vars::VarTable;
-use super::{Executor, HttpVersion, SloSpec, SuiteKind, Think};
 
 pub use super::vars::{RenderError, SharedVars, VuVars};
 
@@ -117,16 +119,16 @@ pub struct Compiled {
     /// Suites in the order they run.
     pub suites: Vec<Suite>,
     /// How to set up the app and its services.
-    pub setup: super::Setup,
+    pub setup: Setup,
     /// The regression rule.
-    pub compare: super::CompareRules,
+    pub compare: CompareRules,
     pub http: HttpVersion,
     /// A scheduled start later than this counts as late.
     pub late_after: Duration,
     /// `--shard K/N`: arrival-rate scenarios start every N-th scheduled iteration (from the
     /// K-th), so the shards' starts interleave evenly; closed-model users and sequence values
     /// are already split in the suites and variables.
-    pub shard: Option<super::Shard>,
+    pub shard: Option<Shard>,
     pub(crate) vars: Arc<VarTable>,
 }
 
@@ -333,11 +335,11 @@ impl Expectation {
             "cache_recovers" => no_arg(Expectation::CacheRecovers),
             "timeouts_hold" => {
                 let a = arg.ok_or("`timeouts_hold` needs a duration, like \"timeouts_hold:2s\"")?;
-                Ok(Expectation::TimeoutsHold(super::model::parse_duration(a)?))
+                Ok(Expectation::TimeoutsHold(parse_duration(a)?))
             }
             "errors_stop_within" => {
                 let a = arg.ok_or("`errors_stop_within` needs a duration, like \"errors_stop_within:5s\"")?;
-                Ok(Expectation::ErrorsStopWithin(super::model::parse_duration(a)?))
+                Ok(Expectation::ErrorsStopWithin(parse_duration(a)?))
             }
             "one_winner_per_slot" => {
                 let a = arg.ok_or("`one_winner_per_slot` needs the number of slots, like \"one_winner_per_slot:10\"")?;

@@ -15,7 +15,8 @@ use serde_json::{Map, Value, json};
 use sha2::Digest;
 
 use super::compiled::{Request, Suite};
-use super::{CompileOptions, LoadedPlan};
+use super::loaded::LoadedPlan;
+use super::options::CompileOptions;
 
 /// SHA-256 (hex) of `suite`'s definition in the plan `lp`, as reshaped by `opts`.
 pub(super) fn suite_hash(lp: &LoadedPlan, requests: &[Request], suite: &Suite, opts: &CompileOptions) -> String {

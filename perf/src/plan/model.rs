@@ -3,15 +3,16 @@
 //! Every table denies unknown keys, so a typo is an error with its position instead of a
 //! silently ignored setting. Values that are checked after parsing (templates, durations in
 //! lists, names that refer to other tables) keep their byte span through [`toml::Spanned`] so
-//! that the validator can point at the line and column. Nothing here does I/O.
+//! that the validator can point at the line and column. Nothing here does I/O. The small value
+//! types the tables share with the compiled form (durations, kinds, SLO limits) are in `values.rs`.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::time::Duration;
 
 use indexmap::IndexMap;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use toml::Spanned;
+
+use super::values::{Dur, Executor, HttpVersion, MetricThresholds, SloSpec, SuiteKind, Think};
 
 /// The whole plan file.
 #[derive(Debug, Clone, Deserialize)]
@@ -202,15 +203,6 @@ impl Default for Defaults {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum HttpVersion {
-    #[default]
-    #[serde(rename = "http1")]
-    Http1,
-    #[serde(rename = "http2")]
-    Http2,
-}
-
 /// A generated value. Drawn at most once per iteration: every use of the variable inside one
 /// iteration sees the same value.
 #[derive(Debug, Clone, Deserialize)]
@@ -320,13 +312,6 @@ impl StepSpec {
     }
 }
 
-/// Think time.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Think {
-    pub min: Duration,
-    pub max: Duration,
-}
-
 /// A suite: scenarios that run at the same time, SLOs, and what kind of verdict it gives.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -357,35 +342,6 @@ pub struct SuiteSpec {
     /// `kind = "chaos"`: what is done to the services, when, and what must hold.
     #[serde(default)]
     pub chaos: Option<Spanned<ChaosSpec>>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SuiteKind {
-    /// Latency and throughput under a load shape; verdict by SLOs and the baseline.
-    #[default]
-    Load,
-    /// Steady load, a sudden jump, steady again: errors during the jump, recovery time after.
-    Spike,
-    /// Arrival rate raised in steps: the breaking point and how it breaks.
-    Stress,
-    /// Constant load for long: memory and latency trends (leaks).
-    Soak,
-    /// Services stopped and started during the run, with assertions.
-    Chaos,
-}
-
-impl SuiteKind {
-    /// The name written in `kind = "…"` and in summaries.
-    pub fn name(self) -> &'static str {
-        match self {
-            SuiteKind::Load => "load",
-            SuiteKind::Spike => "spike",
-            SuiteKind::Stress => "stress",
-            SuiteKind::Soak => "soak",
-            SuiteKind::Chaos => "chaos",
-        }
-    }
 }
 
 /// `spike = { start = "20s", end = "30s", max_error_rate = 0.01, max_recovery = "10s" }`.
@@ -558,53 +514,12 @@ pub struct ScenarioSpec {
     pub workflow: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Executor {
-    ConstantVus,
-    RampingVus,
-    ConstantArrivalRate,
-    RampingArrivalRate,
-}
-
-impl Executor {
-    pub fn name(self) -> &'static str {
-        match self {
-            Executor::ConstantVus => "constant-vus",
-            Executor::RampingVus => "ramping-vus",
-            Executor::ConstantArrivalRate => "constant-arrival-rate",
-            Executor::RampingArrivalRate => "ramping-arrival-rate",
-        }
-    }
-
-    /// Open-model executors schedule starts independently of responses.
-    pub fn is_open(self) -> bool {
-        matches!(self, Executor::ConstantArrivalRate | Executor::RampingArrivalRate)
-    }
-}
-
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stage {
     pub duration: Dur,
     /// Users (ramping-vus) or iterations per second (ramping-arrival-rate) at the stage's end.
     pub target: f64,
-}
-
-/// Limits for one endpoint (or `"*"`). Durations are latencies from the scheduled start.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SloSpec {
-    pub p50: Option<Dur>,
-    pub p90: Option<Dur>,
-    pub p95: Option<Dur>,
-    pub p99: Option<Dur>,
-    pub p999: Option<Dur>,
-    pub max: Option<Dur>,
-    /// Largest acceptable fraction of failed requests, 0..=1.
-    pub error_rate: Option<f64>,
-    /// Smallest acceptable throughput, requests per second.
-    pub min_rps: Option<f64>,
 }
 
 /// The regression rule.
@@ -645,80 +560,12 @@ impl Default for CompareSpec {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricThresholds {
-    pub p50: Option<f64>,
-    pub p95: Option<f64>,
-    pub p99: Option<f64>,
-    pub rps: Option<f64>,
-    pub error_rate_points: Option<f64>,
-    /// This endpoint's latency floor, over the plan's and the measured noise.
-    pub floor: Option<Dur>,
-}
-
-/// A duration written as `"250ms"`, `"10s"`, `"1m30s"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Dur(pub Duration);
-
-impl Dur {
-    pub fn as_secs_f64(self) -> f64 {
-        self.0.as_secs_f64()
-    }
-}
-
-impl fmt::Display for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s).map(Dur).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Parses `"250ms"`, `"10s"`, `"1m30s"`; the error says what was expected.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration {s:?} ({e}): expected a number with a unit, like \"250ms\", \"10s\" or \"1m30s\""))
-}
-
-impl<'de> Deserialize<'de> for Think {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            One(String),
-            Range([String; 2]),
-        }
-        let expected = "expected a duration like \"1s\" or a range like [\"500ms\", \"2s\"]";
-        let raw = Raw::deserialize(d).map_err(|_| serde::de::Error::custom(expected))?;
-        let (min, max) = match raw {
-            Raw::One(s) => {
-                let v = parse_duration(&s).map_err(serde::de::Error::custom)?;
-                (v, v)
-            }
-            Raw::Range([a, b]) => {
-                (parse_duration(&a).map_err(serde::de::Error::custom)?, parse_duration(&b).map_err(serde::de::Error::custom)?)
-            }
-        };
-        if min > max {
-            return Err(serde::de::Error::custom(format!(
-                "think time range is reversed: {} is more than {}",
-                humantime::format_duration(min),
-                humantime::format_duration(max)
-            )));
-        }
-        Ok(Think { min, max })
-    }
-}
-
 mod defaults {
-    use super::{Dur, Spanned, SuiteKind};
     use std::time::Duration;
+
+    use toml::Spanned;
+
+    use crate::plan::values::{Dur, SuiteKind};
 
     pub fn kind() -> Spanned<SuiteKind> {
         Spanned::new(0..0, SuiteKind::Load)

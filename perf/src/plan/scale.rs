@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::CompileOptions;
 use super::compiled::{Shape, Special, Suite};
+use super::options::{CompileOptions, Shard};
 
 /// Longest a suite may run with `--quick`.
 pub const QUICK_LIMIT: Duration = Duration::from_secs(30);
@@ -43,7 +43,7 @@ pub(super) fn apply(mut suite: Suite, opts: &CompileOptions) -> Suite {
 /// `--shard K/N`: closed-model scenarios run this shard's part of their users (remainders to
 /// the lowest shards, so the parts add up to the plan's); open-model ones keep their rate
 /// (the engine starts every N-th iteration of the whole schedule) with their users split.
-fn split_users(suite: &mut Suite, shard: super::Shard) {
+fn split_users(suite: &mut Suite, shard: Shard) {
     let part = |n: &mut u32| *n = shard.share(*n);
     for s in &mut suite.scenarios {
         match &mut s.shape {

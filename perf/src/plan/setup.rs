@@ -1,13 +1,15 @@
 //! What the layers after the plan need besides the load: how to set up the app and its
 //! services ([`Setup`], for the environment backends) and the regression rule
 //! ([`CompareRules`], for the comparison). Plain data: no TOML, no spans, everything already
-//! checked and defaulted by the compiler.
+//! checked and defaulted by the compiler. A rule is built only by [`CompareRules::new`], so the
+//! gate and `cargo perf history` refuse the same values.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
-use super::MetricThresholds;
 use super::model::{CompareSpec, Plan};
+use super::values::MetricThresholds;
 
 /// The app under test and the services it depends on.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,7 +83,10 @@ impl DockerAppSetup {
     pub const DEFAULT_PORT: u16 = 8080;
 }
 
-/// The regression rule, with per-endpoint overrides.
+/// The regression rule, with per-endpoint overrides. The fields are public to read; the only
+/// way to make one is [`CompareRules::new`] (or [`CompareRules::default`], which goes through it).
+// `#[non_exhaustive]` would bind other crates only: the private field binds this one too.
+#[allow(clippy::manual_non_exhaustive)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompareRules {
     /// Relative change that counts as a regression (0.20 = 20%).
@@ -93,29 +98,94 @@ pub struct CompareRules {
     pub error_rate_points: f64,
     /// Fewer measured requests than this on either side: the verdict is `noisy`.
     pub min_samples: u64,
-    /// Significance level of the tests.
+    /// One minus the confidence of the changes' intervals (0.05: 95% intervals).
     pub alpha: f64,
     /// Per-endpoint, per-metric threshold overrides.
     pub endpoints: BTreeMap<String, MetricThresholds>,
+    /// Private, so that no one builds a rule without the checks of `new`.
+    checked: (),
 }
 
-impl Default for CompareRules {
-    /// The plan's defaults: 20%, 1 ms, 1 point, 100 samples, α = 0.05.
-    fn default() -> Self {
-        CompareRules::from(&CompareSpec::default())
+/// A `[compare]` value the comparison cannot use: which field, and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompareRulesError {
+    /// The field as the plan writes it: `compare.threshold`, `compare.alpha`,
+    /// `compare.error_rate_points`, `compare.endpoints.<name>` or `compare.endpoints.<name>.<metric>`.
+    pub field: String,
+    /// The endpoint whose override is refused, when it is one (the plan points at its entry).
+    pub endpoint: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for CompareRulesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
     }
 }
 
-impl From<&CompareSpec> for CompareRules {
-    fn from(spec: &CompareSpec) -> Self {
-        CompareRules {
-            threshold: spec.threshold,
-            floor: spec.floor.map(|d| d.0),
-            error_rate_points: spec.error_rate_points,
-            min_samples: spec.min_samples,
-            alpha: spec.alpha,
-            endpoints: spec.endpoints.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect(),
+impl std::error::Error for CompareRulesError {}
+
+impl CompareRules {
+    /// The one way to build a rule, so that the gate and `cargo perf history` accept the same
+    /// rules. Refuses, in this order: a threshold that is not > 0, an alpha outside
+    /// 0 < alpha < 1, error-rate points below 0, then, endpoint by endpoint in the order given,
+    /// an override of a name that is not in `requests` (the plan's requests) or with a
+    /// threshold below 0. NaN and infinities are refused too.
+    pub fn new(
+        threshold: f64,
+        floor: Option<Duration>,
+        error_rate_points: f64,
+        min_samples: u64,
+        alpha: f64,
+        endpoints: Vec<(String, MetricThresholds)>,
+        requests: &[&str],
+    ) -> Result<CompareRules, CompareRulesError> {
+        let refuse = |field: &str, endpoint: Option<&str>, message: String| CompareRulesError {
+            field: format!("compare.{field}"),
+            endpoint: endpoint.map(str::to_string),
+            message,
+        };
+        if !(threshold > 0.0 && threshold.is_finite()) {
+            return Err(refuse("threshold", None, format!("{threshold} is not a relative change: expected a number > 0 (0.2 is 20%)")));
         }
+        if !(alpha > 0.0 && alpha < 1.0) {
+            return Err(refuse("alpha", None, format!("{alpha} is not a significance level: expected 0 < alpha < 1")));
+        }
+        if !(error_rate_points >= 0.0 && error_rate_points.is_finite()) {
+            return Err(refuse("error_rate_points", None, "expected a number of percentage points ≥ 0".into()));
+        }
+        for (name, t) in &endpoints {
+            if !requests.contains(&name.as_str()) {
+                let defined = if requests.is_empty() { "none".to_string() } else { requests.join(", ") };
+                let message = format!("unknown request `{name}` (the plan defines: {defined})");
+                return Err(refuse(&format!("endpoints.{name}"), Some(name), message));
+            }
+            for (metric, value) in
+                [("p50", t.p50), ("p95", t.p95), ("p99", t.p99), ("rps", t.rps), ("error_rate_points", t.error_rate_points)]
+            {
+                if let Some(x) = value
+                    && !(x >= 0.0 && x.is_finite())
+                {
+                    return Err(refuse(
+                        &format!("endpoints.{name}.{metric}"),
+                        Some(name),
+                        format!("{x} is not a threshold: expected a number ≥ 0"),
+                    ));
+                }
+            }
+        }
+        let endpoints = endpoints.into_iter().collect();
+        Ok(CompareRules { threshold, floor, error_rate_points, min_samples, alpha, endpoints, checked: () })
+    }
+}
+
+impl Default for CompareRules {
+    /// The plan's defaults: 20%, no floor of its own (the measured noise), 1 point, 100
+    /// samples, 95% intervals.
+    fn default() -> Self {
+        let d = CompareSpec::default();
+        CompareRules::new(d.threshold, d.floor.map(|f| f.0), d.error_rate_points, d.min_samples, d.alpha, Vec::new(), &[])
+            .expect("the plan's defaults are a valid rule")
     }
 }
 

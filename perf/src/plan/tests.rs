@@ -368,6 +368,64 @@ fn unreadable_file_names_the_file() {
     assert!(e.to_string().starts_with("/nonexistent/perf.toml: cannot read the plan"), "{e}");
 }
 
+#[test]
+fn compare_rules_refuse_what_the_comparison_cannot_use() {
+    use super::{CompareRules, MetricThresholds};
+    let rules = |threshold: f64, alpha: f64, points: f64, endpoints: Vec<(String, MetricThresholds)>| {
+        CompareRules::new(threshold, None, points, 100, alpha, endpoints, &["list"])
+    };
+    assert_eq!(rules(0.2, 0.05, 1.0, Vec::new()).unwrap(), CompareRules::default());
+    for (threshold, alpha, points, field) in [
+        (0.0, 0.05, 1.0, "compare.threshold"),
+        (-0.1, 0.05, 1.0, "compare.threshold"),
+        (f64::NAN, 0.05, 1.0, "compare.threshold"),
+        (f64::INFINITY, 0.05, 1.0, "compare.threshold"),
+        (0.2, 0.0, 1.0, "compare.alpha"),
+        (0.2, 1.0, 1.0, "compare.alpha"),
+        (0.2, 0.05, -1.0, "compare.error_rate_points"),
+    ] {
+        let e = rules(threshold, alpha, points, Vec::new()).unwrap_err();
+        assert_eq!((e.field.as_str(), e.endpoint.as_deref()), (field, None), "{e}");
+    }
+    let e = rules(0.0, 0.05, 1.0, Vec::new()).unwrap_err();
+    assert_eq!(e.to_string(), "compare.threshold: 0 is not a relative change: expected a number > 0 (0.2 is 20%)");
+    // Overrides: for a request of the plan, each threshold ≥ 0.
+    let p95 = |v: f64| MetricThresholds { p95: Some(v), ..Default::default() };
+    let e = rules(0.2, 0.05, 1.0, vec![("nope".into(), p95(0.5))]).unwrap_err();
+    assert_eq!((e.field.as_str(), e.endpoint.as_deref()), ("compare.endpoints.nope", Some("nope")));
+    assert_eq!(e.message, "unknown request `nope` (the plan defines: list)");
+    let e = rules(0.2, 0.05, 1.0, vec![("list".into(), p95(-0.5))]).unwrap_err();
+    assert_eq!((e.field.as_str(), e.endpoint.as_deref()), ("compare.endpoints.list.p95", Some("list")));
+    assert_eq!(rules(0.2, 0.05, 1.0, vec![("list".into(), p95(0.5))]).unwrap().endpoints["list"].p95, Some(0.5));
+}
+
+#[test]
+fn compare_errors_are_the_same_for_the_gate_and_for_history() {
+    // `compile` (the gate) and `compare_rules` (`cargo perf history`) give one error: a rule's
+    // value by file and field, a per-endpoint override at its entry in the file.
+    for threshold in ["0", "-0.5"] {
+        let text = format!("{MINIMAL}\n[compare]\nthreshold = {threshold}\n");
+        let lp = load(&text).unwrap();
+        let e = lp.compile(&CompileOptions::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("plan.toml: compare.threshold: {threshold} is not a relative change: expected a number > 0 (0.2 is 20%)")
+        );
+        assert_eq!(lp.compare_rules().unwrap_err(), e);
+    }
+    let text = format!("{MINIMAL}\n[compare.endpoints]\nlist = {{ p95 = -0.1 }}\n");
+    let lp = load(&text).unwrap();
+    let e = lp.compile(&CompileOptions::default()).unwrap_err();
+    let (line, column) = pos_of(&text, "{ p95 = -0.1 }");
+    assert_eq!(
+        e.to_string(),
+        format!("plan.toml:{line}:{column}: compare.endpoints.list.p95: -0.1 is not a threshold: expected a number ≥ 0")
+    );
+    assert_eq!(lp.compare_rules().unwrap_err(), e);
+    let good = load(&format!("{MINIMAL}\n[compare]\nthreshold = 0.3\n")).unwrap().compare_rules().unwrap();
+    assert_eq!(good.threshold, 0.3);
+}
+
 const SPECIAL: &str = r#"
 [suites.spiky]
 kind = "spike"
@@ -434,7 +492,7 @@ fn all_suites(text: &str) -> CompileOptions {
 #[test]
 fn special_tables_compile_to_their_specs() {
     use super::compiled::{ChaosAction, ChaosVerb, Expectation, Fault, Service, Special};
-    use super::model::SuiteKind;
+    use super::values::SuiteKind;
     let text = special_plan();
     let c = load(&text).unwrap().compile(&all_suites(&text)).unwrap();
     let by = |n: &str| c.suites.iter().find(|s| s.name == n).unwrap();
@@ -632,9 +690,22 @@ fn a_kind_selects_every_suite_of_that_kind_unless_a_suite_has_its_name() {
     assert!(e.field == "--suite" && e.message.contains("unknown suite `load2`"), "{e}");
 }
 
+/// Each case edits the special plan (`from` → `to`) and expects an error on `field`, at the
+/// first `at` of the edited text, whose message contains `message`.
+fn assert_special_errors(cases: &[(&str, &str, &str, &str, &str)]) {
+    for &(from, to, at, field, message) in cases {
+        let text = special_plan().replace(from, to);
+        assert_ne!(text, special_plan(), "{from}");
+        let e = special_err(&text);
+        assert_eq!(e.field, field, "{e}");
+        assert_eq!((e.line, e.column), pos_of(&text, at), "{e}");
+        assert!(e.message.contains(message), "{e}");
+    }
+}
+
 #[test]
-fn chaos_actions_and_expectations_are_checked() {
-    let cases = [
+fn chaos_actions_need_one_verb_on_a_known_service_within_the_suite() {
+    assert_special_errors(&[
         (
             "stop = \"postgres\" }",
             "stop = \"mysql\" }",
@@ -657,6 +728,22 @@ fn chaos_actions_and_expectations_are_checked() {
             "suites.dbdown.chaos.actions[0]",
             "exactly one of",
         ),
+    ]);
+    // Stopping a stopped service.
+    let text = special_plan().replace("{ at = \"20s\", start = \"postgres\" }", "{ at = \"20s\", stop = \"postgres\" }");
+    let e = special_err(&text);
+    assert!(e.message.contains("already stopped"), "{e}");
+    // Actions are taken in time order whatever the order written.
+    let text = special_plan().replace(
+        "actions = [{ at = \"10s\", stop = \"postgres\" }, { at = \"20s\", start = \"postgres\" }]",
+        "actions = [{ at = \"20s\", start = \"postgres\" }, { at = \"10s\", stop = \"postgres\" }]",
+    );
+    load(&text).unwrap().compile(&all_suites(&text)).unwrap();
+}
+
+#[test]
+fn chaos_expectations_parse_and_need_the_actions_they_judge() {
+    assert_special_errors(&[
         ("\"breaker_cycle\"", "\"breaker_cylce\"", "\"breaker_cylce\"", "suites.dbdown.chaos.expect[2]", "unknown expectation"),
         (
             "\"errors_stop_within:5s\"",
@@ -679,7 +766,17 @@ fn chaos_actions_and_expectations_are_checked() {
             "suites.dbdown.chaos.expect[0]",
             "needs redis to be started again",
         ),
-        // Network faults: their parameters, and `heal` only after a fault.
+    ]);
+    // Latency alone never cuts postgres off: the breaker cannot be expected to open.
+    let text =
+        special_plan().replace("{ at = \"15s\", reset = \"postgres\" },", "").replace("{ at = \"20s\", blackhole = \"postgres\" },", "");
+    let e = special_err(&text);
+    assert!(e.field == "suites.netfaults.chaos.expect[1]" && e.message.contains("cut off by a loss, reset or blackhole"), "{e}");
+}
+
+#[test]
+fn network_faults_take_their_own_parameters_and_heal_follows_a_fault() {
+    assert_special_errors(&[
         (
             "delay = \"100ms\", jitter",
             "jitter",
@@ -716,30 +813,7 @@ fn chaos_actions_and_expectations_are_checked() {
             "suites.netfaults.chaos.actions[3].blackhole",
             "unknown service `mongo`",
         ),
-    ];
-    for (from, to, at, field, message) in cases {
-        let text = special_plan().replace(from, to);
-        assert_ne!(text, special_plan(), "{from}");
-        let e = special_err(&text);
-        assert_eq!(e.field, field, "{e}");
-        assert_eq!((e.line, e.column), pos_of(&text, at), "{e}");
-        assert!(e.message.contains(message), "{e}");
-    }
-    // Latency alone never cuts postgres off: the breaker cannot be expected to open.
-    let text =
-        special_plan().replace("{ at = \"15s\", reset = \"postgres\" },", "").replace("{ at = \"20s\", blackhole = \"postgres\" },", "");
-    let e = special_err(&text);
-    assert!(e.field == "suites.netfaults.chaos.expect[1]" && e.message.contains("cut off by a loss, reset or blackhole"), "{e}");
-    // Stopping a stopped service.
-    let text = special_plan().replace("{ at = \"20s\", start = \"postgres\" }", "{ at = \"20s\", stop = \"postgres\" }");
-    let e = special_err(&text);
-    assert!(e.message.contains("already stopped"), "{e}");
-    // Actions are taken in time order whatever the order written.
-    let text = special_plan().replace(
-        "actions = [{ at = \"10s\", stop = \"postgres\" }, { at = \"20s\", start = \"postgres\" }]",
-        "actions = [{ at = \"20s\", start = \"postgres\" }, { at = \"10s\", stop = \"postgres\" }]",
-    );
-    load(&text).unwrap().compile(&all_suites(&text)).unwrap();
+    ]);
 }
 
 #[test]

@@ -12,6 +12,8 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::Value;
 
+use super::options::Shard;
+
 /// Where a template's name points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum VarRef {
@@ -47,7 +49,7 @@ pub(crate) struct VarTable {
     pub captures: Vec<String>,
     /// `--shard K/N`: each sequence draws only the values at positions K-1, K-1+N, … of its
     /// range, so no two shards produce the same value.
-    pub shard: Option<super::Shard>,
+    pub shard: Option<Shard>,
 }
 
 impl VarTable {
@@ -195,7 +197,7 @@ mod tests {
         let mut seen = Vec::new();
         for index in 1..=3 {
             let mut t = VarTable { generated: vec![("seq".into(), Generator::Sequence { low: 10, high: 16 })], ..Default::default() };
-            t.shard = Some(crate::plan::Shard { index, count: 3 });
+            t.shard = Some(Shard { index, count: 3 });
             let mut vu = VuVars::new(Arc::new(SharedVars::new(Arc::new(t))), 1);
             let mut mine: Vec<i64> = (0..9)
                 .map(|_| {

@@ -1,0 +1,167 @@
+//! The plan's small value types: what the file's model, the compiled form and the layers after
+//! the plan all name. Durations as written (`"250ms"`), think time, the HTTP version, a suite's
+//! kind, an executor, an SLO entry and a per-endpoint compare override. No TOML here, only
+//! serde: the model deserializes them, everything else reads them as plain data.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// A duration written as `"250ms"`, `"10s"`, `"1m30s"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub fn as_secs_f64(self) -> f64 {
+        self.0.as_secs_f64()
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(Dur).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `"250ms"`, `"10s"`, `"1m30s"`; the error says what was expected.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration {s:?} ({e}): expected a number with a unit, like \"250ms\", \"10s\" or \"1m30s\""))
+}
+
+/// Think time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Think {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl<'de> Deserialize<'de> for Think {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Range([String; 2]),
+        }
+        let expected = "expected a duration like \"1s\" or a range like [\"500ms\", \"2s\"]";
+        let raw = Raw::deserialize(d).map_err(|_| serde::de::Error::custom(expected))?;
+        let (min, max) = match raw {
+            Raw::One(s) => {
+                let v = parse_duration(&s).map_err(serde::de::Error::custom)?;
+                (v, v)
+            }
+            Raw::Range([a, b]) => {
+                (parse_duration(&a).map_err(serde::de::Error::custom)?, parse_duration(&b).map_err(serde::de::Error::custom)?)
+            }
+        };
+        if min > max {
+            return Err(serde::de::Error::custom(format!(
+                "think time range is reversed: {} is more than {}",
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            )));
+        }
+        Ok(Think { min, max })
+    }
+}
+
+/// The HTTP version every request of a plan uses (`[defaults] http`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum HttpVersion {
+    #[default]
+    #[serde(rename = "http1")]
+    Http1,
+    #[serde(rename = "http2")]
+    Http2,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SuiteKind {
+    /// Latency and throughput under a load shape; verdict by SLOs and the baseline.
+    #[default]
+    Load,
+    /// Steady load, a sudden jump, steady again: errors during the jump, recovery time after.
+    Spike,
+    /// Arrival rate raised in steps: the breaking point and how it breaks.
+    Stress,
+    /// Constant load for long: memory and latency trends (leaks).
+    Soak,
+    /// Services stopped and started during the run, with assertions.
+    Chaos,
+}
+
+impl SuiteKind {
+    /// The name written in `kind = "…"` and in summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            SuiteKind::Load => "load",
+            SuiteKind::Spike => "spike",
+            SuiteKind::Stress => "stress",
+            SuiteKind::Soak => "soak",
+            SuiteKind::Chaos => "chaos",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Executor {
+    ConstantVus,
+    RampingVus,
+    ConstantArrivalRate,
+    RampingArrivalRate,
+}
+
+impl Executor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Executor::ConstantVus => "constant-vus",
+            Executor::RampingVus => "ramping-vus",
+            Executor::ConstantArrivalRate => "constant-arrival-rate",
+            Executor::RampingArrivalRate => "ramping-arrival-rate",
+        }
+    }
+
+    /// Open-model executors schedule starts independently of responses.
+    pub fn is_open(self) -> bool {
+        matches!(self, Executor::ConstantArrivalRate | Executor::RampingArrivalRate)
+    }
+}
+
+/// Limits for one endpoint (or `"*"`). Durations are latencies from the scheduled start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSpec {
+    pub p50: Option<Dur>,
+    pub p90: Option<Dur>,
+    pub p95: Option<Dur>,
+    pub p99: Option<Dur>,
+    pub p999: Option<Dur>,
+    pub max: Option<Dur>,
+    /// Largest acceptable fraction of failed requests, 0..=1.
+    pub error_rate: Option<f64>,
+    /// Smallest acceptable throughput, requests per second.
+    pub min_rps: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricThresholds {
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub rps: Option<f64>,
+    pub error_rate_points: Option<f64>,
+    /// This endpoint's latency floor, over the plan's and the measured noise.
+    pub floor: Option<Dur>,
+}
