@@ -73,6 +73,11 @@ pub struct PerfArgs {
     /// Write this run's summaries as the stored baseline (valid runs only)
     #[arg(long)]
     update_baseline: bool,
+    /// With --update-baseline: run each load suite a second time (an A/A) and store how far
+    /// the same code moved beside the baseline (<suite>.noise.json): this testbed's noise, the
+    /// floor of later comparisons where the plan sets none. The nightly passes it
+    #[arg(long, requires = "update_baseline")]
+    measure_noise: bool,
     /// A/B mode: build the app at this git ref in a worktree and compare it with the working
     /// tree, running the suites alternately in the same job (local backend)
     #[arg(long, value_name = "REF", group = "ab", conflicts_with_all = ["baseline", "baseline_from_artifact", "update_baseline"])]
@@ -256,6 +261,7 @@ fn options(
     opts.notes = crate::run::Notes::stderr();
     opts.check = args.check;
     opts.update_baseline = args.update_baseline.then(|| args.baseline.clone().unwrap_or(stored));
+    opts.measure_noise = args.measure_noise;
     opts.github = github;
     opts.full_report_hint = Some("the `perf-results` artifact (report.html)".into());
     opts

@@ -38,5 +38,5 @@ mod tests_sim;
 pub use model::*;
 pub use noise::Noise;
 pub use rounds::compare_rounds;
-pub use rule::{describe_change, describe_interval, fmt_p};
+pub use rule::{MARGIN, describe_change, describe_interval, fmt_p};
 pub use suite::{Context, compare_suite, compare_suite_with};

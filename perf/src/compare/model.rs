@@ -212,6 +212,36 @@ pub struct EndpointComparison {
 }
 
 impl MetricComparison {
+    /// The interval in a few characters, in the change's own unit: `+8.1 … +16.9%`,
+    /// `-0.20 … +0.90 pt`; `None` without one.
+    pub fn interval_short(&self) -> Option<String> {
+        let [low, high] = self.interval?;
+        Some(match self.metric {
+            Metric::ErrorRate => format!("{low:+.2} … {high:+.2} pt"),
+            _ => format!("{:+.1} … {:+.1}%", low * 100.0, high * 100.0),
+        })
+    }
+
+    /// Half the interval's width, rounded, for a table cell: `±9%`, `±0.4 pt`.
+    pub fn noise_short(&self) -> Option<String> {
+        let [low, high] = self.interval?;
+        let half = (high - low) / 2.0;
+        Some(match self.metric {
+            Metric::ErrorRate => format!("±{half:.1} pt"),
+            _ if half * 100.0 < 10.0 => format!("±{:.1}%", half * 100.0),
+            _ => format!("±{:.0}%", half * 100.0),
+        })
+    }
+
+    /// The smallest change this comparison could have seen: `20%`, `1.0 pt`.
+    pub fn detectable_short(&self) -> Option<String> {
+        let d = self.detectable?;
+        Some(match self.metric {
+            Metric::ErrorRate => format!("{d:.1} pt"),
+            _ => format!("{:.0}%", d * 100.0),
+        })
+    }
+
     /// The change in a few characters: `+29.3%`, `+0.40 pt`, `+2.10 ms from 0`, `-` when there
     /// is none. Every report and the headline say a change this way.
     pub fn delta_short(&self) -> String {
@@ -271,8 +301,10 @@ pub enum CompareMode {
     NoBaseline,
     /// A stored summary.
     Baseline,
-    /// Alternating rounds of base and head in the same job.
-    AB { base_rounds: u32, head_rounds: u32 },
+    /// A/B: base and head in pairs of segments run back to back on the same machine.
+    AB { pairs: u32 },
+    /// Whole runs on each side (the nightly history's nights).
+    Rounds { base_rounds: u32, head_rounds: u32 },
 }
 
 /// The rule's settings as they were applied (overrides are recorded per metric).

@@ -87,7 +87,7 @@ impl<'a> Side<'a> {
 /// Compares several runs of base with several runs of head, all of the same suite.
 pub fn compare_rounds(base_rounds: &[Summary], head_rounds: &[Summary], rules: &CompareRules) -> SuiteComparison {
     let suite = head_rounds.first().or(base_rounds.first()).map(|s| s.suite.clone()).unwrap_or_default();
-    let mode = CompareMode::AB { base_rounds: base_rounds.len() as u32, head_rounds: head_rounds.len() as u32 };
+    let mode = CompareMode::Rounds { base_rounds: base_rounds.len() as u32, head_rounds: head_rounds.len() as u32 };
     let mut notes = Vec::new();
     if let (Some(b), Some(h)) = (base_rounds.first(), head_rounds.first()) {
         notes.extend(comparability_notes(b, h).into_iter().filter(|n| !n.starts_with("the baseline run was marked")));

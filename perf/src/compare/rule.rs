@@ -140,7 +140,7 @@ pub(crate) enum Evidence {
 /// noisy the measurement (its interval must clear 12% while centred near 10%), and one of one
 /// and a half times the threshold is caught nineteen times in twenty while the interval's
 /// half-width stays under about 10%.
-pub(crate) const MARGIN: f64 = 0.6;
+pub const MARGIN: f64 = 0.6;
 
 fn describe_noise(metric: Metric, margin: f64) -> String {
     match metric {

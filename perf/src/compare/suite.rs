@@ -47,7 +47,19 @@ pub fn compare_suite_with(base: Option<&Summary>, head: &Summary, rules: &Compar
             (None, None) => unreachable!("name comes from one of the maps"),
         })
         .collect();
-    finish(head.suite.clone(), CompareMode::Baseline, endpoints, comparability_notes(base, head), rules)
+    let mode = if ctx.paired {
+        let pairs = head.endpoints.values().map(|e| e.segments.len()).max().unwrap_or(0);
+        CompareMode::AB { pairs: pairs as u32 }
+    } else {
+        CompareMode::Baseline
+    };
+    let mut notes = comparability_notes(base, head);
+    if ctx.paired {
+        // Base and head are two builds measured in the same job: their plans and commits
+        // differ by design.
+        notes.retain(|n| !n.starts_with("the plan changed"));
+    }
+    finish(head.suite.clone(), mode, endpoints, notes, rules)
 }
 
 fn no_baseline(head: &Summary, rules: &CompareRules) -> SuiteComparison {

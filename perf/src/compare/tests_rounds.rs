@@ -13,7 +13,7 @@ fn rounds(n: u64, median_ms: f64, seed: u64) -> Vec<Summary> {
 #[test]
 fn head_rounds_slower_by_thirty_percent_regress() {
     let c = compare_rounds(&rounds(5, 10.0, 10), &rounds(5, 13.0, 20), &CompareRules::default());
-    assert_eq!(c.mode, CompareMode::AB { base_rounds: 5, head_rounds: 5 });
+    assert_eq!(c.mode, CompareMode::Rounds { base_rounds: 5, head_rounds: 5 });
     let p50 = c.endpoint("book").unwrap().metric(Metric::P50).unwrap().clone();
     assert_eq!(p50.verdict, Verdict::Regressed, "{}", p50.reason);
     let t = p50.test.unwrap();

@@ -85,6 +85,9 @@ fn suite(s: &SuiteReport) -> String {
         out.push_str(&format!("<p><strong>This run is invalid:</strong> {}</p>\n", esc(&sum.invalid_reasons.join("; "))));
     }
     out.push_str(&sections::main_table(s, false).html());
+    for line in s.comparison.as_ref().and_then(sections::could_see).into_iter().chain(sections::stored_opinion(s)) {
+        out.push_str(&format!("<p class=\"note\">{}</p>\n", esc(&line)));
+    }
     if let Some(c) = s.comparison.as_ref().filter(|c| !c.notes.is_empty()) {
         out.push_str("<p>Notes on this comparison:</p>\n");
         out.push_str(&list(&c.notes));

@@ -114,6 +114,9 @@ fn suite(s: &SuiteReport, compact: bool) -> String {
         out.push_str(&format!("**This run is invalid:** {}\n\n", md(&sum.invalid_reasons.join("; "))));
     }
     out.push_str(&sections::main_table(s, compact).markdown());
+    for line in s.comparison.as_ref().and_then(sections::could_see).into_iter().chain(sections::stored_opinion(s)) {
+        out.push_str(&format!("\n{}\n", md(&capitalize(&line))));
+    }
     if let Some(c) = s.comparison.as_ref().filter(|c| !c.notes.is_empty()) {
         out.push_str("\nNotes on this comparison:\n\n");
         for n in &c.notes {
@@ -199,4 +202,13 @@ fn tail(report: &Report, h: &Headline) -> String {
         t.row(vec![k.into(), v.into()]);
     }
     out + "\n### Environment\n\n" + &t.markdown()
+}
+
+/// `smallest change …` as the start of a sentence.
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }

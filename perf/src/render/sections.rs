@@ -57,7 +57,17 @@ pub(super) fn main_table(s: &SuiteReport, compact: bool) -> Table {
 }
 
 fn comparison_table(c: &SuiteComparison, compact: bool) -> Table {
-    let mut t = Table::new(&[("Endpoint", L), ("Metric", L), ("Baseline", R), ("Current", R), ("Delta", R), ("Verdict", L)]);
+    let level = c.endpoints.iter().flat_map(|e| &e.metrics).find_map(|m| m.level).unwrap_or(0.95);
+    let mut t = Table::new(&[
+        ("Endpoint", L),
+        ("Metric", L),
+        ("Baseline", R),
+        ("Current", R),
+        ("Delta", R),
+        ("Interval", R),
+        ("Could see", R),
+        ("Verdict", L),
+    ]);
     // What moved most first: the regressions by effect size, then the rest by name.
     let regressed = c.regressions_by_effect();
     let rest = c.endpoints.iter().filter(|e| e.verdict != Verdict::Regressed && (!compact || e.verdict >= Verdict::Noisy));
@@ -70,14 +80,21 @@ fn comparison_table(c: &SuiteComparison, compact: bool) -> Table {
                 format::value(m.metric, m.base).into(),
                 format::value(m.metric, m.head).into(),
                 m.delta_short().into(),
+                m.interval_short().unwrap_or_else(|| "-".into()).into(),
+                m.detectable_short().unwrap_or_else(|| "-".into()).into(),
                 verdict(m.verdict),
             ]);
         }
     }
     let hidden = c.endpoints.len() - shown.len();
+    let mut note = format!(
+        "Interval: where the change lies, with {:.0}% confidence. Could see: the smallest change this comparison would have caught 4 times in 5.",
+        level * 100.0
+    );
     if hidden > 0 {
-        t.note = Some(format!("{hidden} more endpoint{} unchanged, improved or new.", plural(hidden)));
+        note.push_str(&format!(" {hidden} more endpoint{} unchanged, improved or new.", plural(hidden)));
     }
+    t.note = Some(note);
     t
 }
 
@@ -113,6 +130,9 @@ fn plain_table(sum: &Summary, compact: bool) -> Table {
 /// Where the baseline came from, when it was recorded, and what a re-run said. Raw text.
 pub(super) fn source_sentence(s: &SuiteReport) -> String {
     let mut line = format!("Compared with: {}", s.baseline);
+    if let Some(CompareMode::AB { pairs }) = s.comparison.as_ref().map(|c| &c.mode) {
+        line.push_str(&format!(", {pairs} pairs of segments, each pair in a random order"));
+    }
     if let (Some(b), BaselineSource::Committed { .. } | BaselineSource::Artifact { .. }) = (&s.baseline_summary, &s.baseline) {
         if let Some(sha) = &b.run.git.sha {
             line.push_str(&format!(", recorded at {}", format::short(sha)));
@@ -293,6 +313,7 @@ fn tests(c: &SuiteComparison) -> Table {
         ("Threshold", R),
         ("Test", L),
         ("Units base/head", R),
+        ("Interval", R),
         ("p-value", R),
         ("Verdict", L),
         ("Reason", L),
@@ -316,6 +337,7 @@ fn tests(c: &SuiteComparison) -> Table {
                 threshold.into(),
                 test.into(),
                 n.into(),
+                m.interval_short().unwrap_or_else(|| "-".into()).into(),
                 p.into(),
                 verdict(m.verdict),
                 m.reason.clone().into(),
@@ -328,13 +350,62 @@ fn tests(c: &SuiteComparison) -> Table {
         None => "the testbed's measured noise where recorded".to_string(),
     };
     t.note = Some(format!(
-        "Rule: threshold {:.0}%, floor {floor}, error rate {:.2} points, at least {} samples, alpha {}. p-values are one-sided, in the direction of the change.",
+        "Rule: threshold {:.0}%, floor {floor}, error rate {:.2} points, at least {} samples. A change counts when it is beyond the threshold and its {:.0}% interval (from the segments resampled) leaves out every change up to {:.0}% of the threshold. p-values are one-sided, in the direction of the change.",
         r.threshold * 100.0,
         r.error_rate_points,
         r.min_samples,
-        r.alpha
+        (1.0 - r.alpha) * 100.0,
+        crate::compare::MARGIN * 100.0,
     ));
     t
+}
+
+/// The smallest change each percentile could have shown, four times in five, across the
+/// endpoints: what a pass is worth. `None` when nothing was resampled.
+pub(super) fn could_see(c: &SuiteComparison) -> Option<String> {
+    let mut parts = Vec::new();
+    for metric in [Metric::P50, Metric::P95, Metric::P99] {
+        let sizes: Vec<(&str, f64)> = c.endpoints.iter().filter_map(|e| Some((e.name.as_str(), e.metric(metric)?.detectable?))).collect();
+        if sizes.is_empty() {
+            continue;
+        }
+        let lo = sizes.iter().map(|(_, d)| *d).fold(f64::INFINITY, f64::min);
+        let (worst, hi) = sizes.iter().copied().fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+        let range = if (hi - lo) * 100.0 < 1.0 {
+            format!("{:.0}%", lo * 100.0)
+        } else {
+            format!("{:.0}–{:.0}% ({worst})", lo * 100.0, hi * 100.0)
+        };
+        parts.push(format!("{metric} {range}"));
+    }
+    let unbounded: Vec<&str> = c
+        .endpoints
+        .iter()
+        .filter(|e| e.metrics.iter().any(|m| m.metric.is_latency() && m.delta_abs.is_some() && m.interval.is_none()))
+        .map(|e| e.name.as_str())
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let mut line = format!("smallest change it could see (4 times in 5): {}", parts.join(", "));
+    if !unbounded.is_empty() {
+        line.push_str(&format!("; some percentiles untested (too few requests): {}", unbounded.join(", ")));
+    }
+    Some(line)
+}
+
+/// In A/B mode, what the stored baseline of this testbed says of the head: a second opinion,
+/// never the verdict.
+pub(super) fn stored_opinion(s: &SuiteReport) -> Option<String> {
+    let o = s.stored.as_ref()?;
+    let c = &o.comparison;
+    let moved: Vec<String> = c
+        .regressions_by_effect()
+        .into_iter()
+        .filter_map(|e| e.biggest_regression().map(|m| format!("{} {} {}", e.name, m.metric, m.delta_short())))
+        .collect();
+    let said = if moved.is_empty() { format!("{}", c.verdict) } else { format!("slower on {}", moved.join(", ")) };
+    Some(format!("against the stored baseline of this testbed ({}): {said} (a second opinion, not the verdict)", o.path))
 }
 
 fn metrics(sum: &Summary) -> Table {

@@ -49,10 +49,14 @@ fn new_table(opts: TerminalOptions) -> Table {
     t
 }
 
-/// `5.30 (+29.3%)` with a comparison, `5.30` without.
+/// `5.30 (+29.3% ±4.1%)` with a comparison (the change and its interval's half-width),
+/// `5.30` without.
 fn metric_cell(value: String, cmp: Option<&EndpointComparison>, metric: Metric) -> Cell {
     let text = match cmp.and_then(|c| c.metric(metric)).filter(|m| m.delta_abs.is_some()) {
-        Some(m) => format!("{value} ({})", m.delta_short()),
+        Some(m) => match m.noise_short() {
+            Some(noise) => format!("{value} ({} {noise})", m.delta_short()),
+            None => format!("{value} ({})", m.delta_short()),
+        },
         None => value,
     };
     Cell::new(text).set_alignment(CellAlignment::Right)
@@ -137,6 +141,9 @@ pub fn terminal(report: &Report, opts: TerminalOptions) -> String {
         for line in super::sections::capacity(sum).unwrap_or_default() {
             out.push_str(&format!("  capacity: {line}\n"));
         }
+        for line in cmp.and_then(super::sections::could_see).into_iter().chain(super::sections::stored_opinion(s)) {
+            out.push_str(&wrap(&line, opts.width));
+        }
         for n in cmp.map(|c| c.notes.as_slice()).unwrap_or_default() {
             out.push_str(&format!("  note: {n}\n"));
         }
@@ -156,5 +163,23 @@ pub fn terminal(report: &Report, opts: TerminalOptions) -> String {
         (true, _) => format!("\x1b[31m{word}\x1b[0m"),
     };
     out.push_str(&format!("Verdict: {word}. {}\n", h.sentences().join(" ")));
+    out
+}
+
+/// `line` indented by two spaces and, on a terminal of `width` columns, wrapped at spaces.
+fn wrap(line: &str, width: Option<u16>) -> String {
+    let width = width.map_or(usize::MAX, |w| usize::from(w).max(20));
+    let mut out = String::from(" ");
+    let mut col = 1;
+    for word in line.split(' ') {
+        if col + 1 + word.chars().count() > width && col > 2 {
+            out.push_str("\n   ");
+            col = 3;
+        }
+        out.push(' ');
+        out.push_str(word);
+        col += 1 + word.chars().count();
+    }
+    out.push('\n');
     out
 }

@@ -346,7 +346,12 @@ fn ab_reports_name_the_ref_and_the_paired_test() {
         stored: None,
     }]);
     let md = markdown(&r, &MarkdownOptions::default());
-    assert!(md.contains("Compared with: A/B against origin/main (0123456789ab) on this machine."), "{md}");
+    assert!(
+        md.contains(
+            "Compared with: A/B against origin/main (0123456789ab) on this machine, 10 pairs of segments, each pair in a random order."
+        ),
+        "{md}"
+    );
     assert!(md.contains("paired bootstrap over segments"), "{md}");
     assert_eq!(exit_code(&r), 0);
 }

@@ -267,7 +267,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> 
             return Err(GateError::Input("no suite to run".into()));
         };
         let facts = RunFacts::from_summary(&first.summary);
-        Ok(GateRun { report: Report { facts, suites: reports, invalid_reasons: Vec::new() }, written })
+        Ok(GateRun { report: Report { facts, suites: reports, invalid_reasons: Vec::new() }, written, noise: Vec::new() })
     })
     .await
 }

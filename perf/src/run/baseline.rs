@@ -270,7 +270,7 @@ pub fn update_folder(path: &Path, testbed: &str) -> PathBuf {
 
 /// Writes each summary as `<dir>/<suite>.json`, each file atomically. Refuses invalid runs:
 /// a baseline that could not be trusted would make every later comparison meaningless.
-pub fn update(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf>, GateError> {
+pub fn update(dir: &Path, summaries: &[Summary], noise: &[Noise]) -> Result<Vec<PathBuf>, GateError> {
     if let Some(bad) = summaries.iter().find(|s| !s.valid) {
         return Err(GateError::Input(format!(
             "not updating the baseline: suite `{}` is an invalid run ({})",
@@ -289,6 +289,12 @@ pub fn update(dir: &Path, summaries: &[Summary]) -> Result<Vec<PathBuf>, GateErr
     for s in summaries {
         let file = dir.join(format!("{}.json", s.suite));
         summary::write_atomic(&file, s).map_err(|e| GateError::Io(format!("writing the baseline: {e}")))?;
+        written.push(file);
+    }
+    for n in noise {
+        let file = noise_file(&dir.join(format!("{}.json", n.suite)), &n.suite);
+        let json = serde_json::to_vec_pretty(n).map_err(|e| GateError::Io(format!("encoding {}: {e}", file.display())))?;
+        crate::util::write_atomic(&file, &json).map_err(|e| GateError::Io(format!("writing {}: {e}", file.display())))?;
         written.push(file);
     }
     Ok(written)
@@ -329,12 +335,39 @@ mod tests {
         quiet.machine = Some(load(0.05));
         let mut busy = testkit::summary("concurrent", 30, Vec::new());
         busy.machine = Some(load(1.2));
-        let err = update(dir.path(), &[quiet.clone(), busy.clone()]).unwrap_err().to_string();
+        let err = update(dir.path(), &[quiet.clone(), busy.clone()], &[]).unwrap_err().to_string();
         assert!(err.contains("suite `concurrent`") && err.contains("used 1.20 of its 2 CPUs") && err.contains("quiet machine"), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written, not even the quiet suite");
         // Without figures (an older gate) or quiet: stored.
         busy.machine = None;
-        assert_eq!(update(dir.path(), &[quiet, busy]).unwrap().len(), 2);
+        assert_eq!(update(dir.path(), &[quiet, busy], &[]).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_noise_an_aa_measured_is_kept_beside_the_baseline_and_read_with_it() {
+        let root = tempfile::tempdir().unwrap();
+        let testbed = testkit::summary("baseline", 30, Vec::new())
+            .run
+            .testbed
+            .unwrap_or_else(|| Testbed::new("local", 2, None, 24, None, false, None));
+        let mut s = stored(&testbed, "h");
+        s.suite = "baseline".into();
+        let noise = Noise {
+            suite: "baseline".into(),
+            testbed: testbed.key.clone(),
+            recorded_at: "2026-12-04T00:00:00Z".into(),
+            endpoints: [("get".to_string(), [(crate::compare::Metric::P50, 0.031)].into_iter().collect())].into_iter().collect(),
+        };
+        let dir = update_folder(root.path(), &testbed.key);
+        let written = update(&dir, &[s], std::slice::from_ref(&noise)).unwrap();
+        assert_eq!(written.last().unwrap(), &dir.join("baseline.noise.json"));
+        let suites = [("baseline".to_string(), "h".to_string())];
+        let got = load(root.path(), Want { testbed: &testbed, suites: &suites, any_testbed: false }).unwrap();
+        assert_eq!(got.noise("baseline"), Some(&noise));
+        // A damaged noise file is bad input naming it, line and field.
+        std::fs::write(dir.join("baseline.noise.json"), "{\"suite\": \"baseline\", \"testbed\": 7}").unwrap();
+        let e = load(root.path(), Want { testbed: &testbed, suites: &suites, any_testbed: false }).unwrap_err().to_string();
+        assert!(e.contains("baseline.noise.json:1:") && e.contains("field `testbed`"), "{e}");
     }
 
     fn stored(testbed: &Testbed, hash: &str) -> Summary {

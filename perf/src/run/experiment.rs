@@ -1,20 +1,34 @@
 //! The verdict-quality experiment (`cargo xtask experiment`): how often the gate's decision is
-//! right on this machine, with the gate's own rule and confirmation re-run.
+//! right on this machine, with the gate's own rule (through [`judge_suite`], the one judge).
 //!
-//! Three copies of the app run side by side (with the run's backend: local processes or
-//! Docker, so the figures describe the verdicts users get where they run it), identical except for a fixed delay
-//! on one route (`REFAPP_DELAY`, the reference app's opt-in knob): the base, one slower by 10%
-//! and one slower by 25%. The delays are calibrated so that the route's median latency, not
-//! just the added delay, grows by those fractions. Each pair runs the suite on the base (the
-//! baseline), then on the base again (same code), then on the 25% and the 10% copies, each
-//! judged against that baseline exactly as the gate judges a pull request.
+//! Copies of the app run side by side (with the run's backend), identical except for CPU work
+//! added to one route (`REFAPP_WORK`, the reference app's opt-in knob: a busy loop, as slower
+//! code would be): the base; an identical copy (the same code twice: any regression it is
+//! called is a false fail); copies whose route's median is slower by 10%, 20%, 25% and 30%
+//! (work on every request, sized from the route's own median measured first); and a copy whose
+//! route's p95 is 30% slower and its median barely (work on one request in ten, sized from the
+//! route's measured distribution).
+//!
+//! Each trial measures the suite on every copy and judges each against the base:
+//! - A/B mode: all copies take turns at each segment of the suite, in a random order, and each
+//!   copy is compared with the base pair by pair, as `--against` compares a pull request;
+//! - stored mode: the base runs the whole suite (the baseline), then each copy does, judged
+//!   against it as a pull request against a stored baseline is, confirmation re-run included.
+//!
+//! Each comparison is judged with the plan's threshold and, in A/B mode, with the other
+//! thresholds asked for (a team that wants 5%): the same measurements, another rule.
 
 use std::time::Duration;
 
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use crate::env::{Environment, StartOptions};
+use crate::plan::CompareRules;
 use crate::plan::compiled::Suite;
+use crate::plan::slice::{segment_length, slice};
 use crate::summary::{self, RunContext, Summary};
 
 use super::context::run_context;
@@ -24,62 +38,88 @@ use super::measure::measure_suite;
 use super::options::{GateError, GateOptions};
 use super::prepare::Prepared;
 
-#[derive(Debug, Clone)]
-pub struct ExperimentOptions {
-    pub pairs: u32,
-    /// Route slowed down (a reference-app route label, also the plan's request name).
-    pub route: String,
-    /// Delay added to the route on every copy, so that a relative slowdown is measurable.
-    pub base_delay_ms: u64,
+/// How each trial compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Comparison {
+    /// Interleaved segments, paired (`--against`).
+    Ab,
+    /// The whole suite on the base, then on each copy (a stored baseline).
+    Stored,
 }
 
-/// One judged pair.
+#[derive(Debug, Clone)]
+pub struct ExperimentOptions {
+    pub trials: u32,
+    /// Route slowed down (a reference-app route label, also the plan's request name).
+    pub route: String,
+    pub comparison: Comparison,
+    /// Thresholds to judge with besides the plan's (A/B mode).
+    pub more_thresholds: Vec<f64>,
+}
+
+/// One copy of the app: what was done to the route.
+#[derive(Debug, Clone, Serialize)]
+pub struct Arm {
+    /// `same`, `p50+10%`, …, `p95+30%`.
+    pub name: String,
+    /// Work in percent of each slowed request's own time, and one request in how many gets
+    /// it (0: no work).
+    pub percent: u32,
+    pub every: u64,
+}
+
+/// One comparison of a copy with the base, under one threshold.
 #[derive(Debug, Clone, Serialize)]
 pub struct Trial {
-    pub pair: u32,
-    /// `same`, `slower-10%`, `slower-25%`.
-    pub condition: String,
-    /// Endpoints the gate called regressed after its confirmation re-run.
+    pub trial: u32,
+    pub arm: String,
+    pub threshold: f64,
+    /// Endpoints the gate called regressed.
     pub regressed: Vec<String>,
-    /// Whether a re-run happened and what it said.
-    pub confirmation: String,
-    /// Head p50 / baseline p50 of the slowed route.
+    /// The run was invalid (a busy machine, a run behind schedule): no verdict.
+    pub invalid: bool,
+    /// Head over base of the route's p50 and p95.
     pub p50_ratio: Option<f64>,
-    pub p99_ratio: Option<f64>,
+    pub p95_ratio: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ExperimentReport {
     pub suite: String,
     pub route: String,
-    /// Route median without the delay, measured once before the pairs.
+    pub comparison: Comparison,
+    /// The route's own p50 and p95, measured once before the trials, ms.
     pub intrinsic_p50_ms: f64,
-    /// Delay of each copy, ms: base, 10%, 25%.
-    pub delays_ms: [u64; 3],
+    pub intrinsic_p95_ms: f64,
+    pub arms: Vec<Arm>,
     pub trials: Vec<Trial>,
+    /// Seconds one trial took, on average.
+    pub trial_seconds: f64,
 }
 
 impl ExperimentReport {
-    fn count(&self, condition: &str, f: impl Fn(&Trial) -> bool) -> (usize, usize) {
-        let t: Vec<&Trial> = self.trials.iter().filter(|t| t.condition == condition).collect();
-        (t.iter().filter(|t| f(t)).count(), t.len())
+    /// Of the valid trials of `arm` judged with `threshold`: how many `hit` says yes to, of how
+    /// many.
+    pub fn count(&self, arm: &str, threshold: f64, hit: impl Fn(&Trial) -> bool) -> (usize, usize) {
+        let t: Vec<&Trial> = self.trials.iter().filter(|t| t.arm == arm && (t.threshold - threshold).abs() < 1e-9 && !t.invalid).collect();
+        (t.iter().filter(|t| hit(t)).count(), t.len())
     }
 
-    /// Same code: pairs that passed (nothing regressed).
-    pub fn same_passed(&self) -> (usize, usize) {
-        self.count("same", |t| t.regressed.is_empty())
+    /// Trials of `arm` under `threshold` where the slowed route was called regressed (for
+    /// `same`: where anything was).
+    pub fn called(&self, arm: &str, threshold: f64) -> (usize, usize) {
+        if arm == "same" {
+            self.count(arm, threshold, |t| !t.regressed.is_empty())
+        } else {
+            self.count(arm, threshold, |t| t.regressed.contains(&self.route))
+        }
     }
-    /// 25% slower: pairs that failed and named the route.
-    pub fn slow25_detected(&self) -> (usize, usize) {
-        self.count("slower-25%", |t| t.regressed.contains(&self.route))
-    }
-    /// 10% slower: pairs where the route was called regressed (must be 0).
-    pub fn slow10_flagged(&self) -> (usize, usize) {
-        self.count("slower-10%", |t| t.regressed.contains(&self.route))
-    }
-    /// Pairs of any condition where an endpoint other than the route was called regressed.
-    pub fn other_endpoints_flagged(&self) -> usize {
-        self.trials.iter().filter(|t| t.regressed.iter().any(|e| e != &self.route)).count()
+
+    /// The median of the route's p50 (or p95) ratio over an arm's trials.
+    pub fn median_ratio(&self, arm: &str, p95: bool) -> Option<f64> {
+        let ratios = self.trials.iter().filter(|t| t.arm == arm).filter_map(|t| if p95 { t.p95_ratio } else { t.p50_ratio });
+        crate::util::median(ratios)
     }
 }
 
@@ -89,11 +129,37 @@ fn ratio(base: &Summary, head: &Summary, route: &str, q: fn(&summary::Latency) -
     (b > 0.0).then(|| (h / b * 1000.0).round() / 1000.0)
 }
 
-/// Delay that makes the route's median `factor` times the base copy's: the base median is
-/// `intrinsic + base_delay`, the slowed one must be `factor` times that.
-pub fn delay_for(factor: f64, base_delay_ms: u64, intrinsic_ms: f64) -> u64 {
-    let target = factor * (base_delay_ms as f64 + intrinsic_ms) - intrinsic_ms;
-    target.round().max(0.0) as u64
+/// The work (percent of a request's own time) that makes the route's `q`-quantile `factor`
+/// times what it is when one request in `every` does it: the quantile of the mixture of the
+/// measured latencies `values` (`(µs, count)`) and the same latencies made slower by the
+/// work, found by bisection. Proportional, so that the machine's speed does not change it.
+/// Pure.
+pub fn tail_percent(values: &[(u64, u64)], q: f64, factor: f64, every: u64) -> u32 {
+    let quantile = |share: f64| {
+        let slow = 1.0 / every as f64;
+        let mut points: Vec<(f64, f64)> = values.iter().map(|(v, n)| (*v as f64, *n as f64 * (1.0 - slow))).collect();
+        points.extend(values.iter().map(|(v, n)| (*v as f64 * (1.0 + share), *n as f64 * slow)));
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let total: f64 = points.iter().map(|p| p.1).sum();
+        let mut seen = 0.0;
+        for (v, n) in &points {
+            seen += n;
+            if seen >= q * total {
+                return *v;
+            }
+        }
+        points.last().map_or(0.0, |p| p.0)
+    };
+    let target = factor * quantile(0.0);
+    if quantile(0.0) >= target {
+        return 0;
+    }
+    let (mut lo, mut hi) = (0.0f64, 20.0f64);
+    for _ in 0..60 {
+        let mid = (lo + hi) / 2.0;
+        if quantile(mid) < target { lo = mid } else { hi = mid }
+    }
+    (hi * 100.0 - 1e-6).ceil() as u32
 }
 
 pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOptions) -> Result<ExperimentReport, GateError> {
@@ -102,16 +168,18 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
         return Err(GateError::Input(format!("--route: the plan has no request named `{}`", exp.route)));
     }
     let ctx = run_context(opts, prepared, &prepared.plan_dir);
-    let copy = |delay_ms: u64| {
+    let copy = |arm: &Arm| {
         let mut setup = prepared.setup.clone();
-        setup.app.env.insert("REFAPP_DELAY".into(), format!("{}:{delay_ms}", exp.route));
+        if arm.percent > 0 {
+            setup.app.env.insert("REFAPP_WORK".into(), format!("{}:{}%@{}", exp.route, arm.percent, arm.every));
+        }
         Spec {
-            name: format!("app-delayed-{delay_ms}ms"),
+            name: format!("app {}", arm.name),
             backend: prepared.backend,
             setup,
             start: StartOptions {
                 plan_dir: prepared.plan_dir.clone(),
-                logs_dir: opts.out_dir.join("logs").join(format!("delay-{delay_ms}")),
+                logs_dir: opts.out_dir.join("logs").join(&arm.name),
                 app_url: None,
                 cancel: opts.cancel.clone(),
                 fault_proxies: false,
@@ -120,69 +188,169 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
             },
         }
     };
+    // Calibration: the route's own distribution, without work.
+    let bare = Arm { name: "calibration".into(), percent: 0, every: 1 };
+    let calibration = with_environment(&opts.notes, &opts.cancel, copy(&bare), async |env: &mut Environment| {
+        measure_suite(opts, prepared, env, suite, &ctx).await
+    })
+    .await?;
+    let route = calibration.endpoints.get(&exp.route).ok_or_else(|| GateError::Input(format!("the suite never sent `{}`", exp.route)))?;
+    let values: Vec<(u64, u64)> = summary::hist::decode(&route.histogram)
+        .map(|h| h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect())
+        .unwrap_or_default();
+    let (p50, p95) = (route.latency_ms.p50.unwrap_or(0.0), route.latency_ms.p95.unwrap_or(0.0));
+    let mut arms = vec![Arm { name: "base".into(), percent: 0, every: 1 }, Arm { name: "same".into(), percent: 0, every: 1 }];
+    for pct in [10u32, 20, 25, 30] {
+        arms.push(Arm { name: format!("p50+{pct}%"), percent: pct, every: 1 });
+    }
+    arms.push(Arm { name: "p95+30%".into(), percent: tail_percent(&values, 0.95, 1.30, 10), every: 10 });
+    let work: Vec<String> = arms.iter().skip(2).map(|a| format!("{} +{}% 1 in {}", a.name, a.percent, a.every)).collect();
+    opts.notes.say(format!("experiment: {} p50 {p50:.2} ms, p95 {p95:.2} ms without work; {}", exp.route, work.join(", ")));
 
-    // Calibration: the route's own median, without any delay.
-    let calibration = with_environment(&opts.notes, &opts.cancel, copy(0), async |bare: &mut Environment| {
-        measure_suite(opts, prepared, bare, suite, &ctx).await
-    })
-    .await?;
-    let intrinsic = calibration
-        .endpoints
-        .get(&exp.route)
-        .and_then(|e| e.latency_ms.p50)
-        .ok_or_else(|| GateError::Input(format!("the suite never sent `{}`", exp.route)))?;
-    let delays = [exp.base_delay_ms, delay_for(1.10, exp.base_delay_ms, intrinsic), delay_for(1.25, exp.base_delay_ms, intrinsic)];
-    opts.notes.say(format!(
-        "experiment: {} median without delay {intrinsic:.2} ms; delays: base {} ms, +10% {} ms, +25% {} ms",
-        exp.route, delays[0], delays[1], delays[2]
-    ));
-    let specs = delays.iter().map(|&d| copy(d)).collect();
+    let specs = arms.iter().map(copy).collect();
+    let started = std::time::Instant::now();
     let trials = with_environments(&opts.notes, &opts.cancel, specs, async |envs: &mut [Environment]| {
-        pairs(opts, prepared, exp, suite, &ctx, envs).await
+        let mut out = Vec::new();
+        let mut rng = SmallRng::seed_from_u64(opts.seed);
+        for trial in 1..=exp.trials {
+            let done = match exp.comparison {
+                Comparison::Ab => ab_trial(opts, prepared, exp, suite, &ctx, envs, &arms, trial, &mut rng).await?,
+                Comparison::Stored => stored_trial(opts, prepared, exp, suite, &ctx, envs, &arms, trial).await?,
+            };
+            for t in &done {
+                opts.notes.say(format!(
+                    "trial {trial}/{}: {} at {:.0}%: {}{} ({} p50 ×{})",
+                    exp.trials,
+                    t.arm,
+                    t.threshold * 100.0,
+                    if t.regressed.is_empty() { "pass".to_string() } else { format!("regressed {}", t.regressed.join(", ")) },
+                    if t.invalid { " [invalid]" } else { "" },
+                    exp.route,
+                    t.p50_ratio.map(|r| format!("{r:.3}")).unwrap_or("-".into())
+                ));
+            }
+            out.extend(done);
+        }
+        Ok(out)
     })
     .await?;
-    Ok(ExperimentReport { suite: suite.name.clone(), route: exp.route.clone(), intrinsic_p50_ms: intrinsic, delays_ms: delays, trials })
+    let trial_seconds = started.elapsed().as_secs_f64() / f64::from(exp.trials.max(1));
+    Ok(ExperimentReport {
+        suite: suite.name.clone(),
+        route: exp.route.clone(),
+        comparison: exp.comparison,
+        intrinsic_p50_ms: p50,
+        intrinsic_p95_ms: p95,
+        arms: arms.into_iter().skip(1).collect(),
+        trials,
+        trial_seconds,
+    })
 }
 
-async fn pairs(
+/// Rules with another threshold: the plan's rule otherwise.
+fn with_threshold(rules: &CompareRules, threshold: f64) -> CompareRules {
+    let mut r = rules.clone();
+    r.threshold = threshold;
+    r
+}
+
+/// One A/B trial: every copy takes a turn at each segment, in a random order; each copy is
+/// judged against the base pair by pair, with each threshold.
+#[allow(clippy::too_many_arguments)] // one trial's whole context, passed down once
+async fn ab_trial(
     opts: &GateOptions,
     prepared: &Prepared,
     exp: &ExperimentOptions,
     suite: &Suite,
     ctx: &RunContext,
     envs: &mut [Environment],
+    arms: &[Arm],
+    trial: u32,
+    rng: &mut SmallRng,
 ) -> Result<Vec<Trial>, GateError> {
-    let rules = &prepared.compiled.compare;
-    let mut trials = Vec::new();
-    for pair in 1..=exp.pairs {
-        let base = measure_suite(opts, prepared, &mut envs[0], suite, ctx).await?;
-        for (condition, i) in [("same", 0), ("slower-25%", 2), ("slower-10%", 1)] {
-            let env = &mut envs[i];
-            let head = measure_suite(opts, prepared, env, suite, ctx).await?;
-            let p50_ratio = ratio(&base, &head, &exp.route, |l| l.p50);
-            let p99_ratio = ratio(&base, &head, &exp.route, |l| l.p99);
-            let how =
-                Judging { rules, notes: &opts.notes, confirm: true, across: None, measured_elsewhere: false, paired: false, noise: None };
-            let judged = judge_suite(&base, head, &how, move || measure_suite(opts, prepared, env, suite, ctx)).await?;
-            let regressed: Vec<String> = judged.comparison.regressed_endpoints().into_iter().map(str::to_string).collect();
-            let confirmation = match &judged.confirmation {
-                crate::verdict::Confirmation::NotRun => "no re-run".to_string(),
-                crate::verdict::Confirmation::Confirmed => "re-run confirmed".to_string(),
-                crate::verdict::Confirmation::NotConfirmed { first_run } => format!("re-run cleared {}", first_run.join(", ")),
-            };
-            opts.notes.say(format!(
-                "pair {pair}/{}: {condition}: {} ({confirmation}; {} p50 ×{})",
-                exp.pairs,
-                if regressed.is_empty() { "pass".to_string() } else { format!("regressed {}", regressed.join(", ")) },
-                exp.route,
-                p50_ratio.map(|r| format!("{r:.3}")).unwrap_or("-".into())
-            ));
-            trials.push(Trial { pair, condition: condition.to_string(), regressed, confirmation, p50_ratio, p99_ratio });
+    let sliced = slice(suite, segment_length(suite));
+    let quiet = GateOptions { progress: crate::engine::ProgressMode::Off, ..opts.clone() };
+    let mut order: Vec<usize> = (0..envs.len()).collect();
+    if let Some(warmup) = &sliced.warmup {
+        for &i in &order {
+            measure_suite(&quiet, prepared, &mut envs[i], warmup, ctx).await?;
         }
-        // Let the copies' connections settle between pairs.
+    }
+    let mut runs: Vec<Vec<Summary>> = vec![Vec::new(); envs.len()];
+    for segment in &sliced.segments {
+        order.shuffle(rng);
+        for &i in &order {
+            let mut s = measure_suite(&quiet, prepared, &mut envs[i], segment, ctx).await?;
+            s.run.suite_hash = Some(suite.definition_hash.clone());
+            runs[i].push(s);
+        }
+    }
+    let sides: Vec<Summary> =
+        runs.iter().map(|r| summary::concat(r).map_err(|e| GateError::Io(e.to_string()))).collect::<Result<_, _>>()?;
+    let thresholds: Vec<f64> = std::iter::once(prepared.compiled.compare.threshold).chain(exp.more_thresholds.iter().copied()).collect();
+    let mut out = Vec::new();
+    for (i, arm) in arms.iter().enumerate().skip(1) {
+        for &threshold in &thresholds {
+            let rules = with_threshold(&prepared.compiled.compare, threshold);
+            let how = Judging {
+                rules: &rules,
+                notes: &opts.notes,
+                confirm: false,
+                across: None,
+                measured_elsewhere: false,
+                paired: true,
+                noise: None,
+            };
+            let cannot = || async { Err(GateError::Input("an A/B comparison is not run again".into())) };
+            let judged = judge_suite(&sides[0], sides[i].clone(), &how, cannot).await?;
+            out.push(trial_of(trial, arm, threshold, &sides[0], &judged.summary, judged.comparison.regressed_endpoints(), &exp.route));
+        }
+    }
+    Ok(out)
+}
+
+/// One stored-baseline trial: the base's whole suite, then each copy's, judged against it as
+/// the gate judges a pull request (confirmation re-run included), with the plan's threshold.
+#[allow(clippy::too_many_arguments)] // one trial's whole context, passed down once
+async fn stored_trial(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    exp: &ExperimentOptions,
+    suite: &Suite,
+    ctx: &RunContext,
+    envs: &mut [Environment],
+    arms: &[Arm],
+    trial: u32,
+) -> Result<Vec<Trial>, GateError> {
+    let base = measure_suite(opts, prepared, &mut envs[0], suite, ctx).await?;
+    let rules = &prepared.compiled.compare;
+    let mut out = Vec::new();
+    for (i, arm) in arms.iter().enumerate().skip(1) {
+        let env = &mut envs[i];
+        let head = measure_suite(opts, prepared, env, suite, ctx).await?;
+        let how = Judging { rules, notes: &opts.notes, confirm: true, across: None, measured_elsewhere: false, paired: false, noise: None };
+        let rerun = move || {
+            let env = env;
+            measure_suite(opts, prepared, env, suite, ctx)
+        };
+        let judged = judge_suite(&base, head, &how, rerun).await?;
+        out.push(trial_of(trial, arm, rules.threshold, &base, &judged.summary, judged.comparison.regressed_endpoints(), &exp.route));
+        // Let the copies' connections settle between runs.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Ok(trials)
+    Ok(out)
+}
+
+fn trial_of(trial: u32, arm: &Arm, threshold: f64, base: &Summary, head: &Summary, regressed: Vec<&str>, route: &str) -> Trial {
+    Trial {
+        trial,
+        arm: arm.name.clone(),
+        threshold,
+        regressed: regressed.into_iter().map(str::to_string).collect(),
+        invalid: !head.valid || !base.valid,
+        p50_ratio: ratio(base, head, route, |l| l.p50),
+        p95_ratio: ratio(base, head, route, |l| l.p95),
+    }
 }
 
 #[cfg(test)]
@@ -190,11 +358,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delays_scale_the_whole_median_not_only_the_added_delay() {
-        // 40 ms added on a route that takes 2 ms by itself: the base median is 42 ms.
-        assert_eq!(delay_for(1.25, 40, 2.0), 51); // 1.25 × 42 − 2 = 50.5
-        assert_eq!(delay_for(1.10, 40, 2.0), 44); // 1.10 × 42 − 2 = 44.2
-        assert_eq!(delay_for(1.0, 40, 2.0), 40);
-        assert_eq!(delay_for(0.01, 1, 5.0), 0, "never negative");
+    fn tail_work_is_sized_from_the_measured_distribution() {
+        // 1 ms to 3 ms, evenly.
+        let values: Vec<(u64, u64)> = (1000..=3000).step_by(10).map(|v| (v, 1)).collect();
+        // On every request, 30% more work makes every quantile 30% slower.
+        assert_eq!(tail_percent(&values, 0.5, 1.30, 1), 30);
+        // On one request in ten, p95 (2.9 ms) must grow 30%, to 3.77 ms: the slowed tenth must
+        // reach past it, so each of them does more than 30% more.
+        let pct = tail_percent(&values, 0.95, 1.30, 10);
+        assert!(pct > 30 && pct < 300, "{pct}");
+        assert_eq!(tail_percent(&values, 0.5, 1.0, 1), 0);
     }
 }

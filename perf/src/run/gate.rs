@@ -112,7 +112,7 @@ pub async fn gate(mut opts: GateOptions) -> Result<GateOutcome, GateError> {
     let hint = opts.full_report_hint.clone();
     let markdown = crate::render::MarkdownOptions { full_report_hint: hint, ..Default::default() };
     let reports = write_reports(&run.report, &prepared.compiled, &opts.out_dir, &markdown)?;
-    let baseline_update = opts.update_baseline.as_deref().map(|path| update_baseline(&run.report, path, &prepared.testbed.key));
+    let baseline_update = opts.update_baseline.as_deref().map(|path| update_baseline(&run.report, &run.noise, path, &prepared.testbed.key));
     Ok(GateOutcome::Judged(Box::new(JudgedRun { report: run.report, written: run.written, reports, baseline_update })))
 }
 

@@ -139,5 +139,5 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, summaries: Vec<Summary
     let Some(facts) = reports.first().map(|r| RunFacts::from_summary(&r.summary)) else {
         return Err(GateError::Input("no suite to judge".into()));
     };
-    Ok(GateRun { report: Report { facts, suites: reports, invalid_reasons: Vec::new() }, written })
+    Ok(GateRun { report: Report { facts, suites: reports, invalid_reasons: Vec::new() }, written, noise: Vec::new() })
 }

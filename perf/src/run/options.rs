@@ -97,6 +97,9 @@ pub struct GateOptions {
     /// Store the run's summaries as the baseline of its testbed under this path (a folder of
     /// testbeds, or a file's folder).
     pub update_baseline: Option<PathBuf>,
+    /// Run each load suite a second time (an A/A) and store how far its endpoints moved beside
+    /// the baseline (`<suite>.noise.json`): the testbed's noise, the floor of later comparisons.
+    pub measure_noise: bool,
     /// The GitHub Actions context, when the gate runs in a workflow: the nightly artifact is
     /// downloaded through it and the run's testbed is set as a step output.
     pub github: Option<GithubContext>,
@@ -127,6 +130,7 @@ impl GateOptions {
             notes: Notes::default(),
             check: false,
             update_baseline: None,
+            measure_noise: false,
             github: None,
             full_report_hint: None,
         }
@@ -138,4 +142,6 @@ pub struct GateRun {
     pub report: crate::verdict::Report,
     /// Summary files written, in suite order.
     pub written: Vec<PathBuf>,
+    /// The noise an A/A of each load suite showed (`measure_noise`).
+    pub noise: Vec<crate::compare::Noise>,
 }

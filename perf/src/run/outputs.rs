@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::compare::Noise;
 use crate::plan::compiled::Compiled;
 use crate::render::{self, MarkdownOptions};
 use crate::verdict::Report;
@@ -34,10 +35,10 @@ pub fn write_reports(report: &Report, compiled: &Compiled, out_dir: &Path, markd
     Ok(Reports { markdown: md, markdown_path, html_path, exported })
 }
 
-/// Stores the run's summaries as the baseline of `testbed`: in `<baseline>/<testbed>/` when
-/// `baseline` is the folder of stored baselines, or beside it when it names a file. Refused
-/// (nothing written) when a suite's run was invalid.
-pub fn update_baseline(report: &Report, baseline: &Path, testbed: &str) -> Result<Vec<PathBuf>, GateError> {
+/// Stores the run's summaries as the baseline of `testbed`, and the noise an A/A measured
+/// beside them: in `<baseline>/<testbed>/` when `baseline` is the folder of stored baselines,
+/// or beside it when it names a file. Refused (nothing written) when a suite's run was invalid.
+pub fn update_baseline(report: &Report, noise: &[Noise], baseline: &Path, testbed: &str) -> Result<Vec<PathBuf>, GateError> {
     let summaries: Vec<_> = report.suites.iter().map(|s| s.summary.clone()).collect();
-    super::baseline::update(&super::baseline::update_folder(baseline, testbed), &summaries)
+    super::baseline::update(&super::baseline::update_folder(baseline, testbed), &summaries, noise)
 }

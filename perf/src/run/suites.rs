@@ -6,6 +6,7 @@
 //! proxies. Special suites (spike, stress, soak, chaos) are judged by their own checks: their
 //! numbers are shaped by what was done to the app, so they are never compared.
 
+use crate::compare::Noise;
 use crate::env::{BackendChoice, BackendKind, Environment, StartOptions};
 use crate::plan::SuiteKind;
 use crate::plan::compiled::Suite;
@@ -23,20 +24,22 @@ use super::prepare::Prepared;
 /// Steps 2 to 5 of a stored-baseline run: environments, load, summaries, verdicts.
 pub async fn run(opts: &GateOptions, prepared: &Prepared) -> Result<GateRun, GateError> {
     let (direct, proxied): (Vec<&Suite>, Vec<&Suite>) = prepared.compiled.suites.iter().partition(|s| !needs_proxies(s));
-    let mut reports = Vec::new();
-    let mut written = Vec::new();
+    let mut run = GateRun {
+        report: Report { facts: RunFacts::default(), suites: Vec::new(), invalid_reasons: Vec::new() },
+        written: Vec::new(),
+        noise: Vec::new(),
+    };
     for (suites, fault_proxies) in [(direct, false), (proxied, true)] {
         if suites.is_empty() {
             continue;
         }
-        let (r, w) = run_in_environment(opts, prepared, &suites, fault_proxies).await?;
-        reports.extend(r);
-        written.extend(w);
+        run_in_environment(opts, prepared, &suites, fault_proxies, &mut run).await?;
     }
-    let Some(facts) = reports.first().map(|r| RunFacts::from_summary(&r.summary)) else {
+    let Some(facts) = run.report.suites.first().map(|r| RunFacts::from_summary(&r.summary)) else {
         return Err(GateError::Input("no suite to run".into()));
     };
-    Ok(GateRun { report: Report { facts, suites: reports, invalid_reasons: Vec::new() }, written })
+    run.report.facts = facts;
+    Ok(run)
 }
 
 /// Starts an environment, runs `suites` in it and stops it.
@@ -45,7 +48,8 @@ async fn run_in_environment(
     prepared: &Prepared,
     suites: &[&Suite],
     fault_proxies: bool,
-) -> Result<(Vec<SuiteReport>, Vec<std::path::PathBuf>), GateError> {
+    run: &mut GateRun,
+) -> Result<(), GateError> {
     let start = StartOptions {
         plan_dir: prepared.plan_dir.clone(),
         logs_dir: opts.out_dir.join("logs"),
@@ -63,14 +67,15 @@ async fn run_in_environment(
             opts.notes.say(format!("  {}: {}", s.service.as_str(), s.url));
         }
         let ctx = run_context(opts, prepared, &prepared.plan_dir);
-        let mut reports = Vec::new();
-        let mut written = Vec::new();
         for &suite in suites {
             let (report, file) = measure_and_judge(opts, prepared, env, suite, &ctx).await?;
-            written.push(file);
-            reports.push(report);
+            if opts.measure_noise && suite.kind == SuiteKind::Load {
+                run.noise.push(measure_noise(opts, prepared, env, suite, &ctx, &report.summary).await?);
+            }
+            run.written.push(file);
+            run.report.suites.push(report);
         }
-        Ok((reports, written))
+        Ok(())
     })
     .await
 }
@@ -107,6 +112,31 @@ async fn measure_and_judge(
         _ => (first, None, Confirmation::NotRun),
     };
     record_suite(opts, prepared, pick, summary, comparison, confirmation)
+}
+
+/// The suite once more on the same environment, judged against `first`: how far the same code
+/// moves from one run to the next on this testbed (an A/A).
+async fn measure_noise(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    env: &mut Environment,
+    suite: &Suite,
+    ctx: &RunContext,
+    first: &crate::summary::Summary,
+) -> Result<Noise, GateError> {
+    opts.notes.say(format!("{}: measuring this testbed's noise: the suite once more (A/A)", suite.name));
+    let again = measure_suite(opts, prepared, env, suite, ctx).await?;
+    let aa = crate::compare::compare_suite(Some(first), &again, &prepared.compiled.compare);
+    let noise = Noise::from_aa(&aa, &prepared.testbed.key, &again.run.started_at);
+    let most = |m: crate::compare::Metric| noise.endpoints.values().filter_map(|e| e.get(&m)).fold(0.0f64, |a, b| a.max(*b));
+    opts.notes.say(format!(
+        "{}: A/A moved p50 by up to {:.1}%, p95 by up to {:.1}%, p99 by up to {:.1}%",
+        suite.name,
+        most(crate::compare::Metric::P50) * 100.0,
+        most(crate::compare::Metric::P95) * 100.0,
+        most(crate::compare::Metric::P99) * 100.0
+    ));
+    Ok(noise)
 }
 
 fn backend_words(choice: BackendChoice, resolved: BackendKind) -> &'static str {
