@@ -73,17 +73,21 @@ pub struct PerfArgs {
     /// Write this run's summaries as the stored baseline (valid runs only)
     #[arg(long)]
     update_baseline: bool,
-    /// With --update-baseline: run each load suite a second time (an A/A) and store how far
-    /// the same code moved beside the baseline (<suite>.noise.json): this testbed's noise, the
-    /// floor of later comparisons where the plan sets none. The nightly passes it
-    #[arg(long, requires = "update_baseline")]
+    /// Run each load suite a second time (an A/A) and write how far the same code moved,
+    /// <suite>.noise.json beside the summary (and beside the stored baseline with
+    /// --update-baseline): this testbed's noise, the floor of later comparisons with this run
+    /// as their baseline where the plan sets none. The nightly passes it
+    #[arg(long, conflicts_with_all = ["ab", "from_summaries", "shard"])]
     measure_noise: bool,
-    /// A/B mode: build the app at this git ref in a worktree and compare it with the working
-    /// tree, running the suites alternately in the same job (local backend)
-    #[arg(long, value_name = "REF", group = "ab", conflicts_with_all = ["baseline", "baseline_from_artifact", "update_baseline"])]
+    /// A/B mode, the pull request's verdict: the app at this git ref (built once per commit in
+    /// a worktree, sharing the head's compiled dependencies) and the working tree run side by
+    /// side on this machine, each suite in short segments taken in turns, compared pair by
+    /// pair. The stored baseline (or --baseline-from-artifact) is reported as a second opinion
+    #[arg(long, value_name = "REF", group = "ab", conflicts_with = "update_baseline")]
     against: Option<String>,
-    /// A/B against this git ref when some suite has no comparable baseline (no baseline of
-    /// this testbed and suite definition); the pull-request workflow passes the base branch
+    /// Compare with the stored baseline, and A/B against this git ref when some suite has no
+    /// comparable one (no baseline of this testbed and suite definition): the pull-request
+    /// workflow's `compare: stored`, for dedicated runners
     #[arg(long, value_name = "REF", group = "ab", conflicts_with = "update_baseline")]
     fallback_against: Option<String>,
     /// Check everything (flags, plan, baseline, artifact, git refs), say what would run, and

@@ -6,11 +6,11 @@
 //! paired), and every change comes with its confidence interval.
 //!
 //! The base costs seconds to build, not a second world: it is checked out with `git worktree
-//! add --detach` under `.work/ab/<sha>` (kept while it stays at that commit) and built there
-//! by its plan's `[app.local] build` with the head's cargo target folder, so the compiled
-//! dependencies are shared; the binary its command runs is then copied to
-//! `.work/ab/app-<sha>/` (so building the head cannot replace it), and a later run against
-//! the same commit builds nothing. With Docker, the base's image is `PERF_APP_BASE_IMAGE`, or
+//! add --detach` under `.work/ab/<sha>` (removed when the run ends, however it ends) and built
+//! there by its plan's `[app.local] build` with the head's cargo target folder, so the
+//! compiled dependencies are shared; the binary its command runs is then copied to
+//! `.work/ab/app-<sha>/` (so building the head cannot replace it), and a later run against the
+//! same commit builds nothing. With Docker, the base's image is `PERF_APP_BASE_IMAGE`, or
 //! built from the plan's `[app.docker] dockerfile` in the base's checkout as `<image>-ab-<sha>`.
 //!
 //! The base's plan is read at REF: a suite whose definition differs there (the pull request
@@ -225,8 +225,23 @@ fn base_image(prepared: &Prepared, target: &AbTarget, mut setup: Setup) -> Setup
     setup
 }
 
+/// Removes the base's checkout when the run ends, whatever way it ends (its built app stays in
+/// `.work/ab/app-<sha>`, or as an image): nothing of a run is left in the repository's
+/// worktree list.
+struct Checkout<'a>(&'a AbTarget);
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        let dir = self.0.repo.join(".work").join("ab").join(self.0.short());
+        let _ = git(&self.0.repo, &["worktree", "remove", "--force", &dir.display().to_string()]);
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = git(&self.0.repo, &["worktree", "prune"]);
+    }
+}
+
 /// Both sides up at once; every load suite taking turns between them; the report.
 pub async fn run(opts: &GateOptions, prepared: &Prepared, target: &AbTarget) -> Result<GateRun, GateError> {
+    let _checkout = Checkout(target);
     let base = prepare_base(opts, prepared, target).await?;
     let spec = |name: &str, setup: Setup, plan_dir: PathBuf| Spec {
         name: name.to_string(),

@@ -3,11 +3,13 @@
 //!
 //! Copies of the app run side by side (with the run's backend), identical except for CPU work
 //! added to one route (`REFAPP_WORK`, the reference app's opt-in knob: a busy loop, as slower
-//! code would be): the base; an identical copy (the same code twice: any regression it is
-//! called is a false fail); copies whose route's median is slower by 10%, 20%, 25% and 30%
-//! (work on every request, sized from the route's own median measured first); and a copy whose
-//! route's p95 is 30% slower and its median barely (work on one request in ten, sized from the
-//! route's measured distribution).
+//! code would be, in percent of each request's own time in the app, so that the machine's
+//! speed at the moment does not change the share): the base; an identical copy (the same code
+//! twice: any regression it is called is a false fail); copies whose route's median is slower
+//! by 10%, 20%, 25% and 30%; and a copy whose route's p95 is 30% slower and its median barely
+//! (work on one request in ten). The work is sized by a calibration pass in the trials' own
+//! conditions: the route's distribution, and how much of a copy's server-side work shows in
+//! the latency the load measures.
 //!
 //! Each trial measures the suite on every copy and judges each against the base:
 //! - A/B mode: all copies take turns at each segment of the suite, in a random order, and each
@@ -33,7 +35,7 @@ use crate::summary::{self, RunContext, Summary};
 
 use super::context::run_context;
 use super::judge::{Judging, judge_suite};
-use super::lifetime::{Spec, with_environment, with_environments};
+use super::lifetime::{Spec, with_environments};
 use super::measure::measure_suite;
 use super::options::{GateError, GateOptions};
 use super::prepare::Prepared;
@@ -188,30 +190,41 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
             },
         }
     };
-    // Calibration: the route's own distribution, without work.
+    // Calibration, in the trials' own conditions (segments taken in turns): the route's own
+    // distribution, and how much of a copy's server-side work shows in the latency the load
+    // sees (the rest is the client's and the network's share): a probe doing 100% more work.
     let bare = Arm { name: "calibration".into(), percent: 0, every: 1 };
-    let calibration = with_environment(&opts.notes, &opts.cancel, copy(&bare), async |env: &mut Environment| {
-        measure_suite(opts, prepared, env, suite, &ctx).await
+    let probe = Arm { name: "probe".into(), percent: 100, every: 1 };
+    let mut rng = SmallRng::seed_from_u64(opts.seed);
+    let sides = with_environments(&opts.notes, &opts.cancel, vec![copy(&bare), copy(&probe)], async |envs: &mut [Environment]| {
+        interleave_all(opts, prepared, suite, &ctx, envs, &mut rng).await
     })
     .await?;
-    let route = calibration.endpoints.get(&exp.route).ok_or_else(|| GateError::Input(format!("the suite never sent `{}`", exp.route)))?;
+    let route = sides[0].endpoints.get(&exp.route).ok_or_else(|| GateError::Input(format!("the suite never sent `{}`", exp.route)))?;
     let values: Vec<(u64, u64)> = summary::hist::decode(&route.histogram)
         .map(|h| h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect())
         .unwrap_or_default();
     let (p50, p95) = (route.latency_ms.p50.unwrap_or(0.0), route.latency_ms.p95.unwrap_or(0.0));
+    let shows = ratio(&sides[0], &sides[1], &exp.route, |l| l.p50).map_or(1.0, |r| (r - 1.0).clamp(0.05, 1.0));
+    let server = |client_share: f64| (client_share * 100.0 / shows).round() as u32;
     let mut arms = vec![Arm { name: "base".into(), percent: 0, every: 1 }, Arm { name: "same".into(), percent: 0, every: 1 }];
     for pct in [10u32, 20, 25, 30] {
-        arms.push(Arm { name: format!("p50+{pct}%"), percent: pct, every: 1 });
+        arms.push(Arm { name: format!("p50+{pct}%"), percent: server(f64::from(pct) / 100.0), every: 1 });
     }
-    arms.push(Arm { name: "p95+30%".into(), percent: tail_percent(&values, 0.95, 1.30, 10), every: 10 });
+    let tail = f64::from(tail_percent(&values, 0.95, 1.30, 10)) / 100.0;
+    arms.push(Arm { name: "p95+30%".into(), percent: server(tail), every: 10 });
     let work: Vec<String> = arms.iter().skip(2).map(|a| format!("{} +{}% 1 in {}", a.name, a.percent, a.every)).collect();
-    opts.notes.say(format!("experiment: {} p50 {p50:.2} ms, p95 {p95:.2} ms without work; {}", exp.route, work.join(", ")));
+    opts.notes.say(format!(
+        "experiment: {} p50 {p50:.2} ms, p95 {p95:.2} ms without work; {:.0}% of the server's work shows in its latency; work: {}",
+        exp.route,
+        shows * 100.0,
+        work.join(", ")
+    ));
 
     let specs = arms.iter().map(copy).collect();
     let started = std::time::Instant::now();
     let trials = with_environments(&opts.notes, &opts.cancel, specs, async |envs: &mut [Environment]| {
         let mut out = Vec::new();
-        let mut rng = SmallRng::seed_from_u64(opts.seed);
         for trial in 1..=exp.trials {
             let done = match exp.comparison {
                 Comparison::Ab => ab_trial(opts, prepared, exp, suite, &ctx, envs, &arms, trial, &mut rng).await?,
@@ -247,6 +260,36 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
     })
 }
 
+/// The suite on every environment in turns: its warm-up once on each, then each segment on
+/// all of them, in an order drawn for every segment. Each environment's segments put together.
+async fn interleave_all(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    suite: &Suite,
+    ctx: &RunContext,
+    envs: &mut [Environment],
+    rng: &mut SmallRng,
+) -> Result<Vec<Summary>, GateError> {
+    let sliced = slice(suite, segment_length(suite));
+    let quiet = GateOptions { progress: crate::engine::ProgressMode::Off, ..opts.clone() };
+    let mut order: Vec<usize> = (0..envs.len()).collect();
+    if let Some(warmup) = &sliced.warmup {
+        for &i in &order {
+            measure_suite(&quiet, prepared, &mut envs[i], warmup, ctx).await?;
+        }
+    }
+    let mut runs: Vec<Vec<Summary>> = vec![Vec::new(); envs.len()];
+    for segment in &sliced.segments {
+        order.shuffle(rng);
+        for &i in &order {
+            let mut s = measure_suite(&quiet, prepared, &mut envs[i], segment, ctx).await?;
+            s.run.suite_hash = Some(suite.definition_hash.clone());
+            runs[i].push(s);
+        }
+    }
+    runs.iter().map(|r| summary::concat(r).map_err(|e| GateError::Io(e.to_string()))).collect()
+}
+
 /// Rules with another threshold: the plan's rule otherwise.
 fn with_threshold(rules: &CompareRules, threshold: f64) -> CompareRules {
     let mut r = rules.clone();
@@ -268,25 +311,7 @@ async fn ab_trial(
     trial: u32,
     rng: &mut SmallRng,
 ) -> Result<Vec<Trial>, GateError> {
-    let sliced = slice(suite, segment_length(suite));
-    let quiet = GateOptions { progress: crate::engine::ProgressMode::Off, ..opts.clone() };
-    let mut order: Vec<usize> = (0..envs.len()).collect();
-    if let Some(warmup) = &sliced.warmup {
-        for &i in &order {
-            measure_suite(&quiet, prepared, &mut envs[i], warmup, ctx).await?;
-        }
-    }
-    let mut runs: Vec<Vec<Summary>> = vec![Vec::new(); envs.len()];
-    for segment in &sliced.segments {
-        order.shuffle(rng);
-        for &i in &order {
-            let mut s = measure_suite(&quiet, prepared, &mut envs[i], segment, ctx).await?;
-            s.run.suite_hash = Some(suite.definition_hash.clone());
-            runs[i].push(s);
-        }
-    }
-    let sides: Vec<Summary> =
-        runs.iter().map(|r| summary::concat(r).map_err(|e| GateError::Io(e.to_string()))).collect::<Result<_, _>>()?;
+    let sides = interleave_all(opts, prepared, suite, ctx, envs, rng).await?;
     let thresholds: Vec<f64> = std::iter::once(prepared.compiled.compare.threshold).chain(exp.more_thresholds.iter().copied()).collect();
     let mut out = Vec::new();
     for (i, arm) in arms.iter().enumerate().skip(1) {

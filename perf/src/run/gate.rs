@@ -109,6 +109,15 @@ pub async fn gate(mut opts: GateOptions) -> Result<GateOutcome, GateError> {
         (Some(target), None) => ab::run(&opts, &prepared, &target).await?,
         (None, None) => suites::run(&opts, &prepared).await?,
     };
+    let mut run = run;
+    for noise in &run.noise {
+        // Beside the summary, so that a results folder used as a baseline (the nightly's
+        // artifact) carries the noise of its testbed.
+        let file = super::baseline::noise_file(&opts.out_dir.join(format!("{}.json", noise.suite)), &noise.suite);
+        let json = serde_json::to_vec_pretty(noise).map_err(|e| GateError::Io(format!("encoding {}: {e}", file.display())))?;
+        crate::util::write_atomic(&file, &json).map_err(|e| GateError::Io(format!("writing {}: {e}", file.display())))?;
+        run.written.push(file);
+    }
     let hint = opts.full_report_hint.clone();
     let markdown = crate::render::MarkdownOptions { full_report_hint: hint, ..Default::default() };
     let reports = write_reports(&run.report, &prepared.compiled, &opts.out_dir, &markdown)?;

@@ -391,6 +391,17 @@ mod tests {
         e.latency_ms = latency(&h);
         e.histogram = hist::encode(&h);
         e.windows = vec![EndpointWindow { t: 0, requests: e.requests, errors, p50: e.latency_ms.p50, p95: e.latency_ms.p95, p99: None }];
+        // Two segments of the shared timeline: the first half of the requests, then the rest.
+        let half = latencies_us.len() / 2;
+        e.segments = [&latencies_us[..half], &latencies_us[half..]]
+            .iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let mut h = Histogram::<u64>::new(3).unwrap();
+                part.iter().for_each(|v| h.record(*v).unwrap());
+                EndpointSegment { t: 5.0 * i as f64, seconds: 5.0, requests: part.len() as u64, errors: 0, histogram: hist::encode(&h) }
+            })
+            .collect();
         let mut s = summary("s", 10, vec![("get", e)]);
         s.run.shard = Some(Shard { index, count });
         s.slo = vec![SloResult {
@@ -437,6 +448,12 @@ mod tests {
         assert!(merged.valid, "{:?}", merged.invalid_reasons);
         assert_eq!(merged.run.merged_from.iter().map(|m| m.index).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!(merged.run.shard, None);
+        // The shards' segments cover the same seconds: added index by index.
+        let segs = &merged.endpoints["get"].segments;
+        assert_eq!(segs.len(), 2);
+        assert_eq!(segs.iter().map(|s| s.requests).sum::<u64>(), 30_000);
+        assert_eq!((segs[1].t, segs[1].seconds), (5.0, 5.0));
+        assert_eq!(hist::decode(&segs[0].histogram).unwrap().len(), segs[0].requests);
     }
 
     #[test]

@@ -134,3 +134,51 @@ fn the_adopters_workflows_pass_the_linters() {
         assert!(reusable.contains("workflow_call:") && reusable.contains("      install:"), "{called} is reusable and takes `install`");
     }
 }
+
+/// A/B, the pull request's verdict: the adopter's repository gets a commit that makes one
+/// handler slower; `cargo perf --against HEAD~1` runs both commits side by side and fails on
+/// that endpoint only, while `--against HEAD` (the same code twice) passes. A ref that does not
+/// exist stops the run before anything starts.
+#[test]
+fn ab_against_the_base_commit_catches_a_slower_handler_and_passes_the_same_code() {
+    let repo = adopter_repository();
+    let server = repo.path().join("app/server.py");
+    let source = std::fs::read_to_string(&server).unwrap();
+    let slower = source.replace(
+        "            views = REDIS.incr(f\"views:{item['id']}\")",
+        "            time.sleep(0.004)  # a slower lookup\n            views = REDIS.incr(f\"views:{item['id']}\")",
+    );
+    assert_ne!(slower, source, "the handler line is there to slow down");
+    std::fs::write(&server, slower.replace("import json\n", "import json\nimport time\n")).unwrap();
+    git(repo.path(), &["-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "-am", "slower item lookup"]);
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_cargo-perf"), bin.path().join("cargo-perf")).unwrap();
+    let common = ["--backend", "local", "--quick", "--duration", "20s", "--progress", "off"];
+
+    let mut args = common.to_vec();
+    args.extend(["--against", "HEAD~1"]);
+    let out = cargo_perf(repo.path(), bin.path(), &args);
+    let (stdout, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{err}");
+    assert!(stdout.contains("Suite smoke (A/B against HEAD~1 ("), "{stdout}");
+    assert!(stdout.contains("Regression in 1 endpoint: smoke/item (p"), "only the slowed handler: {stdout}");
+    assert!(err.contains("A/B smoke:") && err.contains("pairs of"), "{err}");
+    let base = perf::summary::read(&repo.path().join("results/ab/smoke-base.json")).expect("the base side is kept");
+    let head = perf::summary::read(&repo.path().join("results/smoke.json")).expect("the head side");
+    let pairs = head.endpoints["item"].segments.len();
+    assert!(pairs >= 5 && base.endpoints["item"].segments.len() == pairs, "one segment per turn, as many a side: {pairs}");
+
+    let mut args = common.to_vec();
+    args.extend(["--against", "HEAD"]);
+    let out = cargo_perf(repo.path(), bin.path(), &args);
+    let (stdout, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "the same code twice passes\nstdout:\n{stdout}\nstderr:\n{err}");
+    assert!(stdout.contains("Verdict: PASS"), "{stdout}");
+
+    let mut args = common.to_vec();
+    args.extend(["--against", "no-such-branch"]);
+    let out = cargo_perf(repo.path(), bin.path(), &args);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("`no-such-branch` is not a commit") && !err.contains("starting"), "{err}");
+}

@@ -182,3 +182,41 @@ async fn docker_run_interrupted_mid_suite_leaves_nothing() {
     let left = engine::list_labelled(&docker, Some(&run)).await.unwrap();
     assert!(left.is_empty(), "run {run} left: {left}");
 }
+
+/// A/B with Docker: the base's app image is `PERF_APP_BASE_IMAGE` (here the same image as the
+/// head's, so the same code twice), both sides' containers up at once, the suite in pairs of
+/// segments: a verdict from this machine, and no regression on unchanged code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_ab_of_the_same_image_passes_pair_by_pair() {
+    if !engine_or_skip("docker_ab_of_the_same_image_passes_pair_by_pair").await {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("r");
+    let out = xtask(&[
+        "--backend",
+        "docker",
+        "--quick",
+        "--suite",
+        "baseline",
+        "--against",
+        "HEAD",
+        "--progress",
+        "off",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ])
+    .env("PERF_APP_BASE_IMAGE", var_or("PERF_APP_IMAGE", "perf-local/refapp:dev"))
+    .output()
+    .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let slo_only = out.status.code() == Some(1) && stdout.contains("Verdict: SLO BREACH. No regression.");
+    assert!(out.status.code() == Some(0) || slo_only, "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status.code());
+    assert!(stdout.contains("Suite baseline (A/B against HEAD ("), "{stdout}");
+    assert!(stderr.contains("A/B baseline:") && stderr.contains("pairs of"), "{stderr}");
+    let head = perf::summary::read(&out_dir.join("baseline.json")).expect("the head side");
+    assert_eq!(head.run.backend, perf::plan::BackendKind::Docker);
+    let base = perf::summary::read(&out_dir.join("ab/baseline-base.json")).expect("the base side");
+    let pairs = head.endpoints["slots"].segments.len();
+    assert!(pairs >= 5 && base.endpoints["slots"].segments.len() == pairs, "{pairs} pairs");
+}

@@ -54,6 +54,7 @@ fn the_scheduled_nightly_runs_every_suite_and_uploads_its_baseline_and_the_gate_
     // which it must read as "not set".
     let gate = only_gate_call(job);
     assert!(gate.checked_only(), "{gate:?}");
+    assert!(gate.has_arg("--measure-noise"), "the night measures its testbed's noise: {gate:?}");
     assert_eq!(env(gate, "PERF_SUITES"), Some("all"));
     assert_eq!(env(gate, "PERF_DURATION"), Some(""), "GitHub sets the variable, empty: {gate:?}");
     assert_eq!(env(gate, "PERF_USERS"), Some(""));
@@ -231,7 +232,7 @@ fn nightly_baseline_files(testbed: &perf::summary::Testbed) -> Vec<(String, Cont
 }
 
 #[test]
-fn a_pull_request_from_this_repository_compares_with_last_nights_baseline_and_comments() {
+fn a_pull_request_from_this_repository_runs_ab_with_last_nights_baseline_beside_and_comments() {
     let h = harness();
     let testbed = perf::summary::testbed("local", false, None);
     let artifact = format!("perf-baseline-{}", testbed.key);
@@ -243,17 +244,58 @@ fn a_pull_request_from_this_repository_compares_with_last_nights_baseline_and_co
     let job = run.assert_success("gate/gate");
     let gate = only_gate_call(job);
     assert!(gate.has_arg("--comment") && !gate.has_arg("--no-comment"), "{gate:?}");
+    assert_eq!(gate.arg_after("--against"), Some("HEAD^1"), "A/B is the verdict by default: {gate:?}");
     assert_eq!(gate.arg_after("--baseline-from-artifact"), Some("perf-baseline"));
     let log = &job.step("Perf gate").log;
+    // Last night's baseline is downloaded all the same: the report's second opinion.
     assert!(log.contains(&format!("baseline: artifact `{artifact}` of the newest successful scheduled perf-nightly.yml run")), "{log}");
-    assert!(log.contains("check: would run baseline, concurrent on the local backend"), "{log}");
-    assert!(!log.contains("A/B"), "a comparable nightly baseline: no A/B fallback\n{log}");
+    assert!(log.contains("check: would run A/B against HEAD^1"), "{log}");
+    assert!(log.contains("the stored baseline as a second opinion"), "{log}");
     assert_eq!(job.step("Upload results").outcome, Outcome::Success);
     assert_api_calls_all_known(&h);
 }
 
+/// `compare: stored` (dedicated runners): last night's baseline is the verdict, and A/B only
+/// the fallback.
 #[test]
-fn a_fork_pull_request_before_any_nightly_falls_back_to_ab_and_still_uploads_its_results() {
+fn a_pull_request_with_compare_stored_uses_last_nights_baseline_and_no_ab() {
+    let workflows = tempfile::tempdir().unwrap();
+    copy_workflows(workflows.path(), |name, text| {
+        if name == "perf-pr.yml" {
+            assert!(text.contains("      backend: local\n"), "perf-pr.yml passes the backend");
+            text.replace("      backend: local\n", "      backend: local\n      compare: stored\n")
+        } else {
+            text
+        }
+    });
+    let h = Harness::new(HarnessOptions { workflows_dir: workflows.path().to_path_buf(), ..default_options() }).unwrap();
+    let testbed = perf::summary::testbed("local", false, None);
+    let artifact = format!("perf-baseline-{}", testbed.key);
+    h.add_run(NIGHTLY_RUN, "perf-nightly.yml", "schedule", "success");
+    h.store.lock().add_artifact(NIGHTLY_RUN, &artifact, &nightly_baseline_files(&testbed)).unwrap();
+    let run = h.run("perf-pr.yml", &Event::pull_request(false)).expect("the harness runs perf-pr.yml");
+    run.assert_no_job_failed();
+    let job = run.assert_success("gate/gate");
+    let gate = only_gate_call(job);
+    assert_eq!(gate.arg_after("--fallback-against"), Some("HEAD^1"), "{gate:?}");
+    assert!(!gate.has_arg("--against"), "{gate:?}");
+    let log = &job.step("Perf gate").log;
+    assert!(log.contains("check: would run baseline, concurrent on the local backend"), "{log}");
+    assert!(!log.contains("A/B"), "a comparable nightly baseline: no A/B fallback\n{log}");
+}
+
+/// A copy of the workflows, each file's text through `edit`.
+fn copy_workflows(to: &std::path::Path, edit: impl Fn(&str, String) -> String) {
+    for entry in std::fs::read_dir(default_options().workflows_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(to.join(&name), edit(&name, text)).unwrap();
+    }
+}
+
+#[test]
+fn a_fork_pull_request_before_any_nightly_runs_ab_and_still_uploads_its_results() {
     // A machine kind with no stored baseline of its testbed and no nightly yet.
     let h = Harness::new(HarnessOptions { stored_baselines: false, ..default_options() }).unwrap();
     let run = h.run("perf-pr.yml", &Event::pull_request(true)).expect("the harness runs perf-pr.yml");
@@ -269,23 +311,19 @@ fn a_fork_pull_request_before_any_nightly_falls_back_to_ab_and_still_uploads_its
 }
 
 /// The harness clones as `actions/checkout` does: without `fetch-depth: 2` a pull request's
-/// checkout has no `HEAD^1`, and the A/B fallback cannot work. A copy of the workflows with
+/// checkout has no `HEAD^1`, and A/B cannot work. A copy of the workflows with
 /// that one line changed must fail here.
 #[test]
-fn the_harness_catches_a_checkout_too_shallow_for_the_ab_fallback() {
+fn the_harness_catches_a_checkout_too_shallow_for_ab() {
     let workflows = tempfile::tempdir().unwrap();
-    let real = default_options().workflows_dir;
-    for entry in std::fs::read_dir(&real).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let text = if path.ends_with("perf-gate.yml") {
+    copy_workflows(workflows.path(), |name, text| {
+        if name == "perf-gate.yml" {
             assert!(text.contains("fetch-depth: 2"), "perf-gate.yml checks out two commits");
             text.replace("fetch-depth: 2", "fetch-depth: 1")
         } else {
             text
-        };
-        std::fs::write(workflows.path().join(path.file_name().unwrap()), text).unwrap();
-    }
+        }
+    });
     let h = Harness::new(HarnessOptions { workflows_dir: workflows.path().to_path_buf(), stored_baselines: false, ..default_options() })
         .unwrap();
     let run = h.run("perf-pr.yml", &Event::pull_request(true)).expect("the harness runs perf-pr.yml");
