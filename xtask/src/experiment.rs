@@ -52,6 +52,10 @@ pub struct ExperimentArgs {
     /// Where the copies run: local processes or Docker containers
     #[arg(long, default_value = "local", value_parser = perf::cli::backend_among(&[BackendChoice::Local, BackendChoice::Docker]))]
     backend: BackendChoice,
+    /// Judge the trials kept in --out again with today's rule (no load): the same
+    /// measurements, e.g. after changing the rule
+    #[arg(long)]
+    rejudge: bool,
 }
 
 pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
@@ -73,6 +77,28 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
         Mode::Ab => Comparison::Ab,
         Mode::Stored => Comparison::Stored,
     };
+    let name = match args.mode {
+        Mode::Ab => "ab",
+        Mode::Stored => "stored",
+    };
+    let thresholds: Vec<f64> = std::iter::once(prepared.compiled.compare.threshold)
+        .chain(if matches!(args.mode, Mode::Ab) { args.thresholds.clone() } else { Vec::new() })
+        .collect();
+    if args.rejudge {
+        let file = out_dir.join("trials").join("report.json");
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let mut report: ExperimentReport = serde_json::from_str(&text).with_context(|| format!("{}", file.display()))?;
+        report.trials = match perf::run::experiment::rejudge(&out_dir, &report, &prepared.compiled.compare, &thresholds) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        println!("verdict quality, judged again with today's rule: {name} mode, route {}", report.route);
+        print!("{}", table(&report, &thresholds));
+        return Ok(if meets_goals(&report, thresholds[0]) { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
     let exp = ExperimentOptions { trials: args.trials, route: args.route.clone(), comparison, more_thresholds: args.thresholds.clone() };
     let started = std::time::Instant::now();
     let report = match run_experiment(&opts, &prepared, &exp).await {
@@ -81,10 +107,6 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
             eprintln!("error: {e}");
             return Ok(ExitCode::from(e.exit_code()));
         }
-    };
-    let name = match args.mode {
-        Mode::Ab => "ab",
-        Mode::Stored => "stored",
     };
     let file = out_dir.join(format!("experiment-{name}.json"));
     let json = serde_json::to_vec_pretty(&report).context("serializing the experiment")?;
@@ -102,9 +124,6 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
         started.elapsed(),
         report.trial_seconds
     );
-    let thresholds: Vec<f64> = std::iter::once(prepared.compiled.compare.threshold)
-        .chain(if matches!(args.mode, Mode::Ab) { args.thresholds.clone() } else { Vec::new() })
-        .collect();
     print!("{}", table(&report, &thresholds));
     println!("wrote {}", file.display());
     Ok(if meets_goals(&report, thresholds[0]) { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -25,7 +25,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::env::{Environment, StartOptions};
 use crate::plan::CompareRules;
@@ -41,7 +41,7 @@ use super::options::{GateError, GateOptions};
 use super::prepare::Prepared;
 
 /// How each trial compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Comparison {
     /// Interleaved segments, paired (`--against`).
@@ -61,7 +61,7 @@ pub struct ExperimentOptions {
 }
 
 /// One copy of the app: what was done to the route.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Arm {
     /// `same`, `p50+10%`, …, `p95+30%`.
     pub name: String,
@@ -72,7 +72,7 @@ pub struct Arm {
 }
 
 /// One comparison of a copy with the base, under one threshold.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Trial {
     pub trial: u32,
     pub arm: String,
@@ -86,7 +86,7 @@ pub struct Trial {
     pub p95_ratio: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExperimentReport {
     pub suite: String,
     pub route: String,
@@ -243,6 +243,20 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
                 ));
             }
             out.extend(done);
+            // What is known so far, so that the kept trials can be judged again (--rejudge)
+            // before the last one ends.
+            let so_far = ExperimentReport {
+                suite: suite.name.clone(),
+                route: exp.route.clone(),
+                comparison: exp.comparison,
+                intrinsic_p50_ms: p50,
+                intrinsic_p95_ms: p95,
+                arms: arms.iter().skip(1).cloned().collect(),
+                trials: out.clone(),
+                trial_seconds: started.elapsed().as_secs_f64() / f64::from(trial),
+            };
+            let json = serde_json::to_vec_pretty(&so_far).map_err(|e| GateError::Io(e.to_string()))?;
+            crate::util::write_atomic(&opts.out_dir.join("trials").join("report.json"), &json).map_err(|e| GateError::Io(e.to_string()))?;
         }
         Ok(out)
     })
@@ -312,6 +326,9 @@ async fn ab_trial(
     rng: &mut SmallRng,
 ) -> Result<Vec<Trial>, GateError> {
     let sides = interleave_all(opts, prepared, suite, ctx, envs, rng).await?;
+    for (side, arm) in sides.iter().zip(arms) {
+        keep(opts, trial, &arm.name, side)?;
+    }
     let thresholds: Vec<f64> = std::iter::once(prepared.compiled.compare.threshold).chain(exp.more_thresholds.iter().copied()).collect();
     let mut out = Vec::new();
     for (i, arm) in arms.iter().enumerate().skip(1) {
@@ -348,11 +365,13 @@ async fn stored_trial(
     trial: u32,
 ) -> Result<Vec<Trial>, GateError> {
     let base = measure_suite(opts, prepared, &mut envs[0], suite, ctx).await?;
+    keep(opts, trial, "base", &base)?;
     let rules = &prepared.compiled.compare;
     let mut out = Vec::new();
     for (i, arm) in arms.iter().enumerate().skip(1) {
         let env = &mut envs[i];
         let head = measure_suite(opts, prepared, env, suite, ctx).await?;
+        keep(opts, trial, &arm.name, &head)?;
         let how = Judging { rules, notes: &opts.notes, confirm: true, across: None, measured_elsewhere: false, paired: false, noise: None };
         let rerun = move || {
             let env = env;
@@ -362,6 +381,40 @@ async fn stored_trial(
         out.push(trial_of(trial, arm, rules.threshold, &base, &judged.summary, judged.comparison.regressed_endpoints(), &exp.route));
         // Let the copies' connections settle between runs.
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(out)
+}
+
+/// Keeps a trial's summary of one copy as `<out>/trials/<trial>/<arm>.json`, so that the
+/// measurements can be judged again by another rule without being run again
+/// ([`rejudge`]).
+fn keep(opts: &GateOptions, trial: u32, arm: &str, s: &Summary) -> Result<(), GateError> {
+    let file = opts.out_dir.join("trials").join(trial.to_string()).join(format!("{arm}.json"));
+    summary::write_atomic(&file, s).map_err(|e| GateError::Io(e.to_string()))
+}
+
+/// Judges the trials kept in `dir` (`trials/<n>/<arm>.json`) again with `rules`: the same
+/// measurements, today's rule. Pure but for reading the files.
+pub fn rejudge(dir: &std::path::Path, report: &ExperimentReport, rules: &CompareRules, thresholds: &[f64]) -> Result<Vec<Trial>, GateError> {
+    let paired = report.comparison == Comparison::Ab;
+    let mut out = Vec::new();
+    let mut trial = 1u32;
+    loop {
+        let folder = dir.join("trials").join(trial.to_string());
+        if !folder.is_dir() {
+            break;
+        }
+        let read = |arm: &str| summary::read(&folder.join(format!("{arm}.json"))).map_err(|e| GateError::Input(e.to_string()));
+        let base = read("base")?;
+        for arm in &report.arms {
+            let head = read(&arm.name)?;
+            for &threshold in thresholds {
+                let r = with_threshold(rules, threshold);
+                let c = crate::compare::compare_suite_with(Some(&base), &head, &r, crate::compare::Context { paired, noise: None });
+                out.push(trial_of(trial, arm, threshold, &base, &head, c.regressed_endpoints(), &report.route));
+            }
+        }
+        trial += 1;
     }
     Ok(out)
 }
