@@ -96,6 +96,11 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
             }
         };
         println!("verdict quality, judged again with today's rule: {name} mode, route {}", report.route);
+        if std::env::var_os("PERF_EXPERIMENT_DETAIL").is_some() {
+            for t in report.trials.iter().filter(|t| (t.threshold - thresholds[0]).abs() < 1e-9) {
+                println!("  trial {} {}: {}", t.trial, t.arm, t.reasons.join(" | "));
+            }
+        }
         print!("{}", table(&report, &thresholds));
         return Ok(if meets_goals(&report, thresholds[0]) { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }

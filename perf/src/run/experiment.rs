@@ -27,6 +27,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::compare::Metric;
 use crate::env::{Environment, StartOptions};
 use crate::plan::CompareRules;
 use crate::plan::compiled::Suite;
@@ -84,6 +85,9 @@ pub struct Trial {
     /// Head over base of the route's p50 and p95.
     pub p50_ratio: Option<f64>,
     pub p95_ratio: Option<f64>,
+    /// Why the route's p50 and p95 got their verdicts (the rule's own words, interval included).
+    #[serde(default)]
+    pub reasons: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -395,7 +399,12 @@ fn keep(opts: &GateOptions, trial: u32, arm: &str, s: &Summary) -> Result<(), Ga
 
 /// Judges the trials kept in `dir` (`trials/<n>/<arm>.json`) again with `rules`: the same
 /// measurements, today's rule. Pure but for reading the files.
-pub fn rejudge(dir: &std::path::Path, report: &ExperimentReport, rules: &CompareRules, thresholds: &[f64]) -> Result<Vec<Trial>, GateError> {
+pub fn rejudge(
+    dir: &std::path::Path,
+    report: &ExperimentReport,
+    rules: &CompareRules,
+    thresholds: &[f64],
+) -> Result<Vec<Trial>, GateError> {
     let paired = report.comparison == Comparison::Ab;
     let mut out = Vec::new();
     let mut trial = 1u32;
@@ -411,7 +420,18 @@ pub fn rejudge(dir: &std::path::Path, report: &ExperimentReport, rules: &Compare
             for &threshold in thresholds {
                 let r = with_threshold(rules, threshold);
                 let c = crate::compare::compare_suite_with(Some(&base), &head, &r, crate::compare::Context { paired, noise: None });
-                out.push(trial_of(trial, arm, threshold, &base, &head, c.regressed_endpoints(), &report.route));
+                let mut t = trial_of(trial, arm, threshold, &base, &head, c.regressed_endpoints(), &report.route);
+                t.reasons = c
+                    .endpoint(&report.route)
+                    .map(|e| {
+                        e.metrics
+                            .iter()
+                            .filter(|m| matches!(m.metric, Metric::P50 | Metric::P95))
+                            .map(|m| format!("{} {}: {}", m.metric, m.verdict, m.reason))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(t);
             }
         }
         trial += 1;
@@ -428,6 +448,7 @@ fn trial_of(trial: u32, arm: &Arm, threshold: f64, base: &Summary, head: &Summar
         invalid: !head.valid || !base.valid,
         p50_ratio: ratio(base, head, route, |l| l.p50),
         p95_ratio: ratio(base, head, route, |l| l.p95),
+        reasons: Vec::new(),
     }
 }
 
