@@ -5,8 +5,8 @@
 //! Redis's directory, and the build's and the app's logs. PostgreSQL, Redis and the app's
 //! build run at the same time; the app starts once all three are done, on a free port, with
 //! its environment (and its command's arguments) rendered from the plan's templates
-//! (`{{postgres.url}}`, `{{redis.url}}`, `{{app.listen}}`, `{{app.port}}`), and is ready
-//! when its health check answers 200. Its program is relative to the plan's directory when
+//! (`{{postgres.url}}` and its parts, `{{redis.url}}`, `{{app.listen}}`, `{{app.port}}`…; see
+//! `appenv`), and is ready when its health check answers 200. Its program is relative to the plan's directory when
 //! it holds a `/`, looked up on PATH otherwise; it runs in the plan's directory. Children
 //! never inherit `GITHUB_TOKEN` or `GH_TOKEN`.
 //!
@@ -161,14 +161,16 @@ impl LocalEnv {
             RedisProcess::start_in(&redis_opts, &dir, cancel.clone(), Some(&opts.logs_dir)),
             app::build(&build, &opts.plan_dir, &opts.build_env, &build_log, cancel),
         )?;
-        let mut ctx = AppContext { postgres_url: pg.url(), redis_url: redis.url(), port: procs::free_port()?, cargo_target_dir };
+        // The app reaches the servers directly, or through the fault proxies on loopback.
+        let (mut pg_port, mut redis_port) = (pg.port(), redis.port());
         if opts.fault_proxies {
             let loopback = std::net::Ipv4Addr::LOCALHOST;
             let proxies = Proxies::start(loopback.into(), (loopback, pg.port()).into(), (loopback, redis.port()).into()).await?;
-            ctx.postgres_url = pg.url_at_port(proxies.postgres.addr().port());
-            ctx.redis_url = format!("redis://{}", proxies.redis.addr());
+            (pg_port, redis_port) = (proxies.postgres.addr().port(), proxies.redis.addr().port());
             self.proxies = Some(proxies);
         }
+        let ctx =
+            AppContext { cargo_target_dir, ..AppContext::on_loopback(pg_port, pg.user(), pg.database(), redis_port, procs::free_port()?) };
         self.postgres = Some(Box::new(pg));
         self.redis = Some(Box::new(redis));
 

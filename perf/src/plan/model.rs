@@ -137,8 +137,9 @@ pub struct AppSpec {
     /// Series names recorded from the metrics endpoint (prefix match on the metric name).
     #[serde(default)]
     pub metrics_series: Vec<String>,
-    /// Environment of the app. Values are templates over `{{postgres.url}}`,
-    /// `{{redis.url}}`, `{{app.listen}}` and `{{app.port}}`, resolved by each backend.
+    /// Environment of the app. Values are templates over the names in
+    /// [`crate::plan::APP_ENV_NAMES`] (`{{postgres.url}}`, its parts `{{postgres.host}}`…,
+    /// `{{redis.url}}`, `{{app.listen}}`, `{{app.port}}`…), resolved by each backend.
     #[serde(default)]
     pub env: BTreeMap<String, Spanned<String>>,
     /// How the local backend builds and runs the app (needed by that backend only).

@@ -314,6 +314,24 @@ fn app_environment_names_are_checked() {
 }
 
 #[test]
+fn app_environment_may_name_the_parts_of_the_addresses() {
+    let env = "[app.env]\n\
+               ASYNC_URL = \"postgresql+asyncpg://{{postgres.user}}:{{postgres.password}}@{{postgres.host}}:{{postgres.port}}/{{postgres.database}}\"\n\
+               CACHE = \"{{redis.host}}:{{redis.port}}\"\n\n[app.local]";
+    let text = MINIMAL.replace("[app.local]", env);
+    let c = load(&text).unwrap().compile(&CompileOptions::default()).unwrap();
+    assert!(c.setup.app.env["ASYNC_URL"].contains("{{postgres.password}}"), "kept as a template for the backend");
+    // The command may name them too; an unknown part is refused with its place and the names.
+    let ok = MINIMAL.replace("command = [\"app\"]", "command = [\"app\", \"--db-host={{postgres.host}}\"]");
+    assert!(load(&ok).unwrap().compile(&CompileOptions::default()).is_ok());
+    let bad = MINIMAL.replace("[app.local]", "[app.env]\nDB_NAME = \"{{postgres.name}}\"\n\n[app.local]");
+    let e = compile_err(&bad, &CompileOptions::default());
+    assert_eq!(e.field, "app.env.DB_NAME");
+    assert_eq!((e.line, e.column), pos_of(&bad, "postgres.name"));
+    assert!(e.message.contains("postgres.database") && e.message.contains("redis.port"), "{e}");
+}
+
+#[test]
 fn app_command_templates_are_checked() {
     let ok = MINIMAL.replace("command = [\"app\"]", "command = [\"{{cargo.target_dir}}/debug/app\", \"--port={{app.port}}\"]\nbuild = [\"cargo\", \"build\", \"--target-dir={{cargo.target_dir}}\"]");
     assert!(load(&ok).unwrap().compile(&CompileOptions::default()).is_ok());

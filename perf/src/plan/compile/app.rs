@@ -4,10 +4,8 @@
 use super::templates::{locate, parse_template};
 use crate::plan::loaded::{LoadedPlan, PlanError};
 use crate::plan::model::LocalAppSpec;
+use crate::plan::setup::APP_ENV_NAMES;
 use crate::plan::template::{self, RawPart};
-
-/// Names the app's environment templates may use; each backend resolves them.
-pub const APP_ENV_NAMES: &[&str] = &["postgres.url", "redis.url", "app.listen", "app.port"];
 
 /// `[app]`: a health path, a command to run the app, and templates over the names each backend
 /// resolves.
