@@ -128,9 +128,10 @@ impl Default for RedisSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppSpec {
-    /// Readiness path: the app is ready when it answers 200 here.
-    #[serde(default = "defaults::health")]
-    pub health: String,
+    /// Readiness path: the app is ready when it answers 200 here. Without one, any answer at
+    /// `/` will do (see `env::procs::wait_http_ready`).
+    #[serde(default)]
+    pub health: Option<String>,
     /// Prometheus text endpoint, scraped before and after each suite when set.
     #[serde(default)]
     pub metrics: Option<String>,
@@ -153,7 +154,7 @@ pub struct AppSpec {
 impl Default for AppSpec {
     /// No `[app]` table: a plan for `--backend external` only.
     fn default() -> Self {
-        AppSpec { health: defaults::health(), metrics: None, metrics_series: Vec::new(), env: BTreeMap::new(), local: None, docker: None }
+        AppSpec { health: None, metrics: None, metrics_series: Vec::new(), env: BTreeMap::new(), local: None, docker: None }
     }
 }
 
@@ -604,9 +605,6 @@ mod defaults {
     }
     pub fn max_duration() -> Dur {
         Dur(Duration::from_secs(24 * 3600))
-    }
-    pub fn health() -> String {
-        "/health".into()
     }
     pub fn app_port() -> u16 {
         8080

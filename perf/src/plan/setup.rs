@@ -62,8 +62,9 @@ pub const APP_ENV_NAMES: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppSetup {
-    /// Readiness path: the app is ready when it answers 200 here.
-    pub health: String,
+    /// Readiness path: the app is ready when it answers 200 here. `None` when the plan names
+    /// none: then the app is up once it answers anything at `/` but "not yet" (502, 503, 504).
+    pub health: Option<String>,
     /// Prometheus text endpoint, scraped around each suite when set.
     pub metrics: Option<String>,
     /// Series recorded from it (prefix match on the metric name).

@@ -120,7 +120,7 @@ fn the_app_tables_are_needed_only_by_the_backends_that_start_the_app() {
     let c = load(&text).unwrap().compile(&CompileOptions::default()).unwrap();
     assert_eq!(c.setup.app.local, None);
     assert_eq!(c.setup.app.docker, None);
-    assert_eq!(c.setup.app.health, "/health");
+    assert_eq!(c.setup.app.health, None, "no health path: any answer at / will do");
     // Present, [app.local] is still checked.
     let e = load(&MINIMAL.replace("command = [\"app\"]", "command = []")).unwrap().compile(&CompileOptions::default()).unwrap_err();
     assert_eq!(e.field, "app.local.command");

@@ -61,7 +61,8 @@ pub struct DockerEnv(Box<State>);
 
 impl DockerEnv {
     /// Starts PostgreSQL and Redis (concurrently), then the app, on a network of their own;
-    /// returns once each database answers a real query and the app's health check answers 200.
+    /// returns once each database answers a real query and the app is up
+    /// (`procs::wait_http_ready`).
     /// On any failure, and when `opts.cancel` fires, everything created is removed before the
     /// error is returned; the containers' logs are saved to `opts.logs_dir/<service>.log`.
     pub async fn start(setup: &Setup, opts: &StartOptions) -> Result<DockerEnv, EnvError> {
@@ -153,7 +154,8 @@ struct State {
     pg_database: String,
     /// Never printed, never in an error.
     pg_password: String,
-    health_path: String,
+    /// The plan's health path; `None`: any answer at `/` will do.
+    health_path: Option<String>,
     startup_timeout: Duration,
     cancel: CancellationToken,
     notes: crate::util::Notes,
@@ -344,7 +346,8 @@ impl State {
     /// Waits for the app's health check; a watcher ends the wait as soon as the container
     /// stops, and either error carries the container's log tail.
     async fn wait_app(&self, app: &Handle) -> Result<(), EnvError> {
-        let url = format!("http://127.0.0.1:{}{}", app.host_port, self.health_path);
+        let url = format!("http://127.0.0.1:{}", app.host_port);
+        let health = self.health_path.as_deref();
         let stopped: Arc<parking_lot::Mutex<Option<String>>> = Arc::default();
         let watcher = {
             let (docker, name, stopped) = (self.docker.clone(), app.name.clone(), stopped.clone());
@@ -358,12 +361,14 @@ impl State {
                 }
             })
         };
-        let result =
-            super::procs::wait_http_ok("app", &url, self.startup_timeout, &self.cancel, &self.notes, || match stopped.lock().take() {
-                Some(status) => Err(EnvError::Exited { service: "app", status, log_tail: String::new() }),
-                None => Ok(String::new()),
-            })
-            .await;
+        let result = super::procs::wait_http_ready("app", &url, health, self.startup_timeout, &self.cancel, &self.notes, || match stopped
+            .lock()
+            .take()
+        {
+            Some(status) => Err(EnvError::Exited { service: "app", status, log_tail: String::new() }),
+            None => Ok(String::new()),
+        })
+        .await;
         watcher.abort();
         match result {
             Err(EnvError::Exited { service, status, .. }) => {

@@ -159,7 +159,10 @@ pub async fn build(argv: &[String], cwd: &Path, env: &[(String, String)], log: &
 /// same app at the same address.
 pub struct AppProcess {
     spec: Spawn,
-    health_url: String,
+    /// `http://127.0.0.1:PORT`.
+    base_url: String,
+    /// The plan's health path; `None`: any answer at `/` will do.
+    health: Option<String>,
     startup_timeout: Duration,
     cancel: CancellationToken,
     notes: Notes,
@@ -170,19 +173,27 @@ pub struct AppProcess {
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 impl AppProcess {
-    pub fn new(spec: Spawn, health_url: String, startup_timeout: Duration, cancel: CancellationToken, notes: Notes) -> AppProcess {
-        AppProcess { spec, health_url, startup_timeout, cancel, notes, child: None }
+    pub fn new(
+        spec: Spawn,
+        base_url: String,
+        health: Option<String>,
+        startup_timeout: Duration,
+        cancel: CancellationToken,
+        notes: Notes,
+    ) -> AppProcess {
+        AppProcess { spec, base_url, health, startup_timeout, cancel, notes, child: None }
     }
 
-    /// Starts the app and waits until its health check answers 200. Fails early, with the
-    /// log's tail, when the app exits while starting.
+    /// Starts the app and waits until it is up ([`procs::wait_http_ready`]: its health path
+    /// answers 200, or without one anything answers at `/`). Fails early, with the log's tail,
+    /// when the app exits while starting.
     pub async fn start(&mut self) -> Result<(), EnvError> {
         if self.child.as_mut().is_some_and(|c| c.is_running()) {
             return Ok(());
         }
         self.child = None;
         let child = self.child.insert(ManagedChild::spawn("app", &self.spec)?);
-        procs::wait_http_ok("app", &self.health_url, self.startup_timeout, &self.cancel, &self.notes, || {
+        procs::wait_http_ready("app", &self.base_url, self.health.as_deref(), self.startup_timeout, &self.cancel, &self.notes, || {
             child.check_running()?;
             Ok(child.log_tail())
         })

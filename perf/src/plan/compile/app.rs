@@ -11,8 +11,10 @@ use crate::plan::template::{self, RawPart};
 /// resolves.
 pub(super) fn check_app(lp: &LoadedPlan) -> Result<(), PlanError> {
     let app = &lp.plan.app;
-    if !app.health.starts_with('/') {
-        return Err(lp.error("app.health", format!("{:?} must be a path starting with `/`", app.health)));
+    if let Some(health) = &app.health
+        && !health.starts_with('/')
+    {
+        return Err(lp.error("app.health", format!("{health:?} must be a path starting with `/`")));
     }
     let empty = LocalAppSpec { build: Vec::new(), command: Vec::new() };
     let local = app.local.as_ref().unwrap_or(&empty);
