@@ -444,7 +444,9 @@ pub async fn run_to_end(service: &'static str, spec: &Spawn, cancel: &Cancellati
     }
 }
 
-/// The last `n` lines of a text file (empty when it cannot be read).
+/// The last `n` lines of a text file (empty when it cannot be read), without terminal escape
+/// sequences ([`crate::util::strip_ansi`]): they go into messages, and an app that colours its
+/// log into a file would show `[2m…[0m` there.
 pub fn tail_lines(path: &Path, n: usize) -> String {
     const MAX: u64 = 16 * 1024;
     let Ok(mut f) = File::open(path) else { return String::new() };
@@ -455,7 +457,7 @@ pub fn tail_lines(path: &Path, n: usize) -> String {
     }
     let mut buf = Vec::new();
     let _ = f.take(MAX).read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
+    let text = crate::util::strip_ansi(&String::from_utf8_lossy(&buf));
     let mut lines: Vec<&str> = text.lines().collect();
     if start > 0 && !lines.is_empty() {
         lines.remove(0); // probably cut in the middle
@@ -561,6 +563,23 @@ mod tests {
         assert!(msg.contains(&format!("GET {url}/healthz answered 404 Not Found")), "{msg}");
         assert!(msg.contains("no page at \"/healthz\""), "{msg}");
         assert!(msg.contains("[app] health = \"/your/health\""), "{msg}");
+    }
+
+    #[test]
+    fn log_tails_come_without_colour_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let lines = [
+            "\x1b[2m2026-11-02T10:05:51Z\x1b[0m \x1b[32m INFO\x1b[0m listening",
+            "\x1b[2m2026-11-02T10:05:52Z\x1b[0m \x1b[31mERROR\x1b[0m \x1b[1mdatabase\x1b[0m: connection refused",
+            "\tat db.connect(Db.java:12)",
+        ];
+        std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+        assert_eq!(
+            tail_lines(&log, 2),
+            "2026-11-02T10:05:52Z ERROR database: connection refused\n\tat db.connect(Db.java:12)",
+            "the last two lines, plain"
+        );
     }
 
     #[tokio::test]
