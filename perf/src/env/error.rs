@@ -28,7 +28,10 @@ pub enum EnvError {
     Other(String),
 }
 
+/// The end of a service's log under the message, without terminal escape sequences (a
+/// container's log tail comes raw from the engine).
 fn tail_block(tail: &str) -> String {
+    let tail = crate::util::strip_ansi(tail);
     if tail.trim().is_empty() { String::new() } else { format!("\n--- last lines of its log ---\n{}", tail.trim_end()) }
 }
 

@@ -5,8 +5,9 @@
 //! Redis's directory, and the build's and the app's logs. PostgreSQL, Redis and the app's
 //! build run at the same time; the app starts once all three are done, on a free port, with
 //! its environment (and its command's arguments) rendered from the plan's templates
-//! (`{{postgres.url}}`, `{{redis.url}}`, `{{app.listen}}`, `{{app.port}}`), and is ready
-//! when its health check answers 200. Its program is relative to the plan's directory when
+//! (`{{postgres.url}}` and its parts, `{{redis.url}}`, `{{app.listen}}`, `{{app.port}}`…; see
+//! `appenv`), and is ready when its health path answers 200 (without one, when it answers at
+//! `/`: `procs::wait_http_ready`). Its program is relative to the plan's directory when
 //! it holds a `/`, looked up on PATH otherwise; it runs in the plan's directory. Children
 //! never inherit `GITHUB_TOKEN` or `GH_TOKEN`.
 //!
@@ -109,8 +110,8 @@ fn sweep_orphans(root: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
 }
 
 impl LocalEnv {
-    /// Starts PostgreSQL, Redis and the app the plan describes and waits until the app's
-    /// health check answers 200. Ends with `Interrupted` soon after `opts.cancel` fires.
+    /// Starts PostgreSQL, Redis and the app the plan describes and waits until the app is up
+    /// (`procs::wait_http_ready`). Ends with `Interrupted` soon after `opts.cancel` fires.
     pub async fn start(setup: &Setup, opts: &StartOptions) -> Result<LocalEnv, EnvError> {
         let root = procs::temp_root();
         for (dir, owner) in sweep_orphans(&root) {
@@ -161,14 +162,16 @@ impl LocalEnv {
             RedisProcess::start_in(&redis_opts, &dir, cancel.clone(), Some(&opts.logs_dir)),
             app::build(&build, &opts.plan_dir, &opts.build_env, &build_log, cancel),
         )?;
-        let mut ctx = AppContext { postgres_url: pg.url(), redis_url: redis.url(), port: procs::free_port()?, cargo_target_dir };
+        // The app reaches the servers directly, or through the fault proxies on loopback.
+        let (mut pg_port, mut redis_port) = (pg.port(), redis.port());
         if opts.fault_proxies {
             let loopback = std::net::Ipv4Addr::LOCALHOST;
             let proxies = Proxies::start(loopback.into(), (loopback, pg.port()).into(), (loopback, redis.port()).into()).await?;
-            ctx.postgres_url = pg.url_at_port(proxies.postgres.addr().port());
-            ctx.redis_url = format!("redis://{}", proxies.redis.addr());
+            (pg_port, redis_port) = (proxies.postgres.addr().port(), proxies.redis.addr().port());
             self.proxies = Some(proxies);
         }
+        let ctx =
+            AppContext { cargo_target_dir, ..AppContext::on_loopback(pg_port, pg.user(), pg.database(), redis_port, procs::free_port()?) };
         self.postgres = Some(Box::new(pg));
         self.redis = Some(Box::new(redis));
 
@@ -184,8 +187,9 @@ impl LocalEnv {
             parent_death_signal: Signal::SIGKILL,
         };
         self.app_url = format!("http://127.0.0.1:{}", ctx.port);
-        let health = format!("{}{}", self.app_url, setup.app.health);
-        self.app.insert(Box::new(AppProcess::new(spec, health, timeout, cancel.clone(), opts.notes.clone()))).start().await
+        let health = setup.app.health.clone();
+        let app = AppProcess::new(spec, self.app_url.clone(), health, timeout, cancel.clone(), opts.notes.clone());
+        self.app.insert(Box::new(app)).start().await
     }
 
     /// Base URL of the app, `http://127.0.0.1:PORT`.

@@ -70,7 +70,8 @@ pub enum Environment {
 
 impl Environment {
     /// Starts the environment the plan describes with `backend` (`--backend auto` is resolved
-    /// before: [`BackendChoice::resolve`]) and waits until the app's health check answers 200.
+    /// before: [`BackendChoice::resolve`]) and waits until the app is up
+    /// ([`procs::wait_http_ready`]).
     pub async fn start(backend: BackendKind, setup: &Setup, opts: &StartOptions) -> Result<Environment, EnvError> {
         match backend {
             BackendKind::External => Ok(Environment::External(external::ExternalEnv::start(setup, opts).await?)),

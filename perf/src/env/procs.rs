@@ -31,43 +31,84 @@ use crate::util::Notes;
 /// How often a wait that has not succeeded yet says so.
 pub const WAIT_NOTE_EVERY: Duration = Duration::from_secs(5);
 
-/// Polls `url` until it answers 200, the timeout passes, or `cancel` fires. `log_tail` is
-/// called on failure to put the end of the service's log into the error, and may report that
-/// the service has exited (an `Err`), which ends the wait at once. Every
+/// How long a named health path may answer 404 before the wait gives up on it. A 404 is the
+/// app's answer about the path, not a service still starting; the short grace only covers
+/// something in front of the app (a router, an ingress) that answers 404 for a moment while
+/// the route to it is set up.
+pub const NOT_FOUND_GRACE: Duration = Duration::from_secs(2);
+
+/// Polls the app at `base_url` until it is up, the timeout passes, or `cancel` fires.
+///
+/// With a `health` path the app is up when that path answers 200; a 404 there that lasts
+/// [`NOT_FOUND_GRACE`] ends the wait at once with an error that names the path and how to set
+/// it (the plan's `[app] health`). Without one (a plan that names none, such as a plan for
+/// `--backend external` without an `[app]` table) any answer at the root (`base_url/`) means
+/// up, except 502, 503 and 504: a server still starting, or a proxy in front that cannot reach
+/// it yet.
+///
+/// `log_tail` is called on failure to put the end of the service's log into the error, and
+/// may report that the service has exited (an `Err`), which ends the wait at once. Every
 /// [`WAIT_NOTE_EVERY`] without success, `notes` hears what is awaited, for how long, and what
 /// the last attempt got: a silent minute looks like a hang.
-pub async fn wait_http_ok(
+pub async fn wait_http_ready(
     service: &'static str,
-    url: &str,
+    base_url: &str,
+    health: Option<&str>,
     timeout: Duration,
     cancel: &CancellationToken,
     notes: &Notes,
     mut log_tail: impl FnMut() -> Result<String, EnvError>,
 ) -> Result<(), EnvError> {
     const ATTEMPT: Duration = Duration::from_secs(2);
+    let url = format!("{}{}", base_url.trim_end_matches('/'), health.unwrap_or("/"));
+    let awaited = if health.is_some() { "answer 200" } else { "answer" };
     let client = reqwest::Client::builder().timeout(ATTEMPT).build().map_err(|e| EnvError::Other(format!("http client: {e}")))?;
     let started = tokio::time::Instant::now();
     let deadline = started + timeout;
     let mut next_note = started + WAIT_NOTE_EVERY;
+    // Since when the health path has answered 404 without a break.
+    let mut not_found_since = None;
     loop {
-        let (last, short) = match client.get(url).send().await {
-            Ok(resp) if resp.status() == reqwest::StatusCode::OK => return Ok(()),
+        let sent = tokio::time::Instant::now();
+        let (last, short) = match client.get(&url).send().await {
+            Ok(resp) if is_up(health, resp.status()) => return Ok(()),
             Ok(resp) => {
                 let status = resp.status();
+                if status == reqwest::StatusCode::NOT_FOUND && health.is_some() {
+                    not_found_since.get_or_insert(sent);
+                } else {
+                    not_found_since = None;
+                }
                 let body = resp.text().await.unwrap_or_default();
                 (format!("GET {url} answered {status}: {}", body.chars().take(300).collect::<String>()), format!("answered {status}"))
             }
-            Err(e) if e.is_timeout() => (format!("GET {url}: no answer within {ATTEMPT:?}"), format!("no answer within {ATTEMPT:?}")),
-            Err(e) => (format!("GET {url}: {}", error_chain(&e)), innermost(&e)),
+            Err(e) if e.is_timeout() => {
+                not_found_since = None;
+                (format!("GET {url}: no answer within {ATTEMPT:?}"), format!("no answer within {ATTEMPT:?}"))
+            }
+            Err(e) => {
+                not_found_since = None;
+                (format!("GET {url}: {}", error_chain(&e)), innermost(&e))
+            }
         };
         let tail = log_tail()?;
         let now = tokio::time::Instant::now();
+        if let (Some(path), Some(since)) = (health, not_found_since)
+            && now - since >= NOT_FOUND_GRACE
+        {
+            return Err(EnvError::Other(format!(
+                "app.health: GET {url} answered 404 Not Found for {}s: the app has no page at {path:?}, so it would never \
+                 be ready; set [app] health = \"/your/health\" in the plan to a path that answers 200 once the app is ready, \
+                 or leave `health` out (then any answer at / counts)",
+                NOT_FOUND_GRACE.as_secs()
+            )));
+        }
         if now >= deadline {
             return Err(EnvError::NotReady { service, timeout, detail: last, log_tail: tail });
         }
         if now >= next_note {
             notes.say(format!(
-                "  waiting for {service} to answer 200 at {url}: {}s of {}s, last attempt: {short}",
+                "  waiting for {service} to {awaited} at {url}: {}s of {}s, last attempt: {short}",
                 (now - started).as_secs(),
                 timeout.as_secs()
             ));
@@ -77,6 +118,16 @@ pub async fn wait_http_ok(
             _ = cancel.cancelled() => return Err(EnvError::Interrupted),
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
+    }
+}
+
+/// Whether an answer means up: 200 at a named health path; without one, any answer but 502,
+/// 503 and 504.
+fn is_up(health: Option<&str>, status: reqwest::StatusCode) -> bool {
+    use reqwest::StatusCode;
+    match health {
+        Some(_) => status == StatusCode::OK,
+        None => !matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT),
     }
 }
 
@@ -393,7 +444,9 @@ pub async fn run_to_end(service: &'static str, spec: &Spawn, cancel: &Cancellati
     }
 }
 
-/// The last `n` lines of a text file (empty when it cannot be read).
+/// The last `n` lines of a text file (empty when it cannot be read), without terminal escape
+/// sequences ([`crate::util::strip_ansi`]): they go into messages, and an app that colours its
+/// log into a file would show `[2m…[0m` there.
 pub fn tail_lines(path: &Path, n: usize) -> String {
     const MAX: u64 = 16 * 1024;
     let Ok(mut f) = File::open(path) else { return String::new() };
@@ -404,7 +457,7 @@ pub fn tail_lines(path: &Path, n: usize) -> String {
     }
     let mut buf = Vec::new();
     let _ = f.take(MAX).read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
+    let text = crate::util::strip_ansi(&String::from_utf8_lossy(&buf));
     let mut lines: Vec<&str> = text.lines().collect();
     if start > 0 && !lines.is_empty() {
         lines.remove(0); // probably cut in the middle
@@ -443,4 +496,100 @@ pub fn find_on_path(program: &str, debian_package: &str) -> Result<PathBuf, EnvE
 /// directory and check that it is empty again afterwards.
 pub fn temp_root() -> PathBuf {
     std::env::var_os("PERF_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::http::{StatusCode, Uri};
+
+    use super::*;
+
+    /// An HTTP server on 127.0.0.1 whose answer to the n-th request (counting from 0) is the
+    /// status `answer(path, n)`. It lives as long as the test's runtime.
+    async fn serve(answer: fn(&str, usize) -> u16) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().fallback(move |uri: Uri| {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            async move { StatusCode::from_u16(answer(uri.path(), n)).unwrap() }
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        url
+    }
+
+    async fn wait(url: &str, health: Option<&str>, timeout: Duration) -> Result<(), EnvError> {
+        let notes = Notes::to(|_| {});
+        wait_http_ready("app", url, health, timeout, &CancellationToken::new(), &notes, || Ok(String::new())).await
+    }
+
+    #[tokio::test]
+    async fn without_a_health_path_any_answer_at_the_root_means_up() {
+        // A service with no page at `/` at all still answers: it is up.
+        let url = serve(|_, _| 404).await;
+        let started = Instant::now();
+        wait(&url, None, Duration::from_secs(60)).await.expect("a 404 at / is an answer");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        // A URL given with its slash is asked at `/`, not `//` (which answers "not yet" here).
+        let url = serve(|path, _| if path == "/" { 200 } else { 503 }).await;
+        wait(&format!("{url}/"), None, Duration::from_secs(5)).await.expect("the root of a URL given with its slash");
+    }
+
+    #[tokio::test]
+    async fn without_a_health_path_a_server_still_starting_is_waited_for() {
+        let url = serve(|_, n| if n < 3 { 503 } else { 200 }).await;
+        wait(&url, None, Duration::from_secs(60)).await.expect("up once it stops answering 503");
+        let url = serve(|_, _| 502).await;
+        let err = wait(&url, None, Duration::from_secs(1)).await.unwrap_err();
+        assert!(matches!(err, EnvError::NotReady { service: "app", .. }), "{err}");
+        assert!(err.to_string().contains(&format!("GET {url}/ answered 502")), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_health_path_that_answers_404_fails_at_once_and_says_how_to_set_it() {
+        let url = serve(|path, _| if path == "/" { 200 } else { 404 }).await;
+        let started = Instant::now();
+        let err = wait(&url, Some("/healthz"), Duration::from_secs(60)).await.unwrap_err();
+        let took = started.elapsed();
+        assert!(took >= NOT_FOUND_GRACE && took < NOT_FOUND_GRACE + Duration::from_secs(3), "gave up after {took:?}");
+        let msg = err.to_string();
+        assert!(matches!(err, EnvError::Other(_)), "{msg}");
+        assert!(msg.starts_with("app.health: "), "{msg}");
+        assert!(msg.contains(&format!("GET {url}/healthz answered 404 Not Found")), "{msg}");
+        assert!(msg.contains("no page at \"/healthz\""), "{msg}");
+        assert!(msg.contains("[app] health = \"/your/health\""), "{msg}");
+    }
+
+    #[test]
+    fn log_tails_come_without_colour_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let lines = [
+            "\x1b[2m2026-11-02T10:05:51Z\x1b[0m \x1b[32m INFO\x1b[0m listening",
+            "\x1b[2m2026-11-02T10:05:52Z\x1b[0m \x1b[31mERROR\x1b[0m \x1b[1mdatabase\x1b[0m: connection refused",
+            "\tat db.connect(Db.java:12)",
+        ];
+        std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+        assert_eq!(
+            tail_lines(&log, 2),
+            "2026-11-02T10:05:52Z ERROR database: connection refused\n\tat db.connect(Db.java:12)",
+            "the last two lines, plain"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_404_that_stops_within_the_grace_is_waited_through() {
+        // A router in front that answers 404 for a moment while the route is set up.
+        let url = serve(|_, n| if n < 3 { 404 } else { 200 }).await;
+        wait(&url, Some("/health"), Duration::from_secs(60)).await.expect("200 after three 404s");
+        // A health path that answers anything but 200 or 404 is waited for until the timeout.
+        let url = serve(|_, _| 500).await;
+        let err = wait(&url, Some("/health"), Duration::from_secs(1)).await.unwrap_err();
+        assert!(matches!(err, EnvError::NotReady { .. }), "{err}");
+    }
 }

@@ -56,7 +56,7 @@ pub struct StartOptions {
     /// Cancelled on Ctrl-C or SIGTERM: start-up stops waiting and cleans up.
     pub cancel: CancellationToken,
     /// Put a [`FaultProxy`](crate::faults::FaultProxy) between the app and PostgreSQL and between the app and Redis (the
-    /// app's `{{postgres.url}}` and `{{redis.url}}` name the proxies), so chaos suites can
+    /// app's `{{postgres.url}}`, `{{redis.url}}` and their hosts and ports name the proxies), so chaos suites can
     /// set network faults. Off for measured suites: a proxy adds its own hop.
     pub fault_proxies: bool,
     /// Environment added to the local backend's build step and its `cargo metadata` call

@@ -3,10 +3,18 @@
 //! The comment is found again by a hidden HTML marker at the start of its body, so every push
 //! updates the same comment instead of adding one. Listing follows GitHub's `Link` headers: on
 //! a busy pull request the marker may be on page 2 or later.
+//!
+//! The marker is plain text: anyone who can comment can paste it. So a marked comment is ours
+//! only when its author is the token's own identity (GraphQL's `viewer`: `github-actions[bot]`
+//! for the `GITHUB_TOKEN` of Actions, `NAME[bot]` for another GitHub App's token, the user for
+//! a personal token); someone else's marked comment is never edited. Who the token is is asked
+//! once, and only when a marked comment turns up, so a pull request without one costs no
+//! extra request.
 
 use octocrab::models::issues::Comment;
+use serde::Deserialize;
 
-use super::client::client;
+use super::client::{client, graphql_client};
 use super::context::GithubContext;
 use super::error::GithubError;
 use super::retry::with_retry;
@@ -77,11 +85,12 @@ pub fn comment_body(markdown: &str) -> String {
     body
 }
 
-/// Creates the sticky comment on pull request `pr`, or updates it when one carries the marker.
+/// Creates the sticky comment on pull request `pr`, or updates ours: the oldest comment that
+/// carries the marker and was written by the token's own identity ([`token_login`]).
 ///
 /// Every request is retried on 5xx, rate limits and transport errors (see [`super::retry`]).
 /// A create that GitHub answered with 5xx is retried too; should GitHub have stored it anyway,
-/// the next run finds and updates the oldest marked comment, so at most one stray copy remains.
+/// the next run finds and updates the oldest of ours, so at most one stray copy remains.
 pub async fn upsert_comment(ctx: &GithubContext, pr: u64, markdown: &str) -> Result<CommentOutcome, GithubError> {
     const NEED: &str = "needed to post the pull request comment";
     let repo = ctx.repo(NEED)?;
@@ -90,7 +99,7 @@ pub async fn upsert_comment(ctx: &GithubContext, pr: u64, markdown: &str) -> Res
     let (crab, body) = (&crab, body.as_str());
     let (owner, name) = (repo.owner.as_str(), repo.name.as_str());
 
-    match find_marked_comment(ctx, crab, owner, name, pr).await? {
+    match find_our_comment(ctx, crab, owner, name, pr).await? {
         Some(existing) => {
             let id = existing.id;
             let updated =
@@ -117,20 +126,73 @@ pub async fn pull_request_head_sha(ctx: &GithubContext, pr: u64) -> Result<Strin
     Ok(pull.head.sha)
 }
 
-/// The oldest comment whose body starts with the marker, reading pages until one is found.
-async fn find_marked_comment(
+/// The login GitHub shows as the author of what this token writes: GraphQL's
+/// `query { viewer { login } }`. `github-actions[bot]` for the `GITHUB_TOKEN` of Actions,
+/// `NAME[bot]` for another GitHub App's installation token, the user's login for a personal
+/// token. REST's `GET /user` would not do: it refuses installation tokens ("Resource not
+/// accessible by integration"), and a token's `ghs_` prefix says an app, not which one.
+pub(crate) async fn token_login(ctx: &GithubContext) -> Result<String, GithubError> {
+    const NEED: &str = "needed to tell our pull request comment from others";
+    const OPERATION: &str = "ask who the token is (graphql viewer)";
+    let crab = graphql_client(ctx, NEED)?;
+    let path = url::Url::parse(&ctx.graphql_url).map(|u| u.path().to_owned()).unwrap_or_else(|_| "/graphql".to_owned());
+    let query = serde_json::json!({ "query": "query { viewer { login } }" });
+    let (crab, path, query) = (&crab, path.as_str(), &query);
+    let answer: octocrab::GraphqlResponse<ViewerData> =
+        with_retry(ctx, OPERATION, move || async move { crab.post(path, Some(query)).await }).await?;
+    match answer {
+        octocrab::GraphqlResponse::Ok(ok) => Ok(ok.data.viewer.login),
+        octocrab::GraphqlResponse::Err(e) => match e.data {
+            Some(data) => Ok(data.viewer.login),
+            None => Err(GithubError::Unexpected {
+                operation: OPERATION,
+                message: ctx.redact(&e.errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ")),
+            }),
+        },
+    }
+}
+
+/// `data` of the `viewer` query.
+#[derive(Deserialize)]
+struct ViewerData {
+    viewer: Viewer,
+}
+
+#[derive(Deserialize)]
+struct Viewer {
+    login: String,
+}
+
+/// The oldest comment that starts with the marker and was written by the token's identity,
+/// reading pages until one is found. Marked comments by anyone else are left alone.
+async fn find_our_comment(
     ctx: &GithubContext,
     crab: &octocrab::Octocrab,
     owner: &str,
     name: &str,
     pr: u64,
 ) -> Result<Option<Comment>, GithubError> {
+    let mut us: Option<String> = None;
     let mut page =
         with_retry(ctx, "list comments", move || async move { crab.issues(owner, name).list_comments(pr).per_page(PER_PAGE).send().await })
             .await?;
     for _ in 0..MAX_PAGES {
-        if let Some(found) = page.items.iter().position(is_marked) {
-            return Ok(Some(page.items.swap_remove(found)));
+        for comment in std::mem::take(&mut page.items) {
+            if !is_marked(&comment) {
+                continue;
+            }
+            if us.is_none() {
+                us = Some(token_login(ctx).await?);
+            }
+            let us = us.as_deref().unwrap_or_default();
+            if written_by(&comment, us) {
+                return Ok(Some(comment));
+            }
+            tracing::warn!(
+                "comment {} on pull request {pr} carries the perf-gate marker but was written by {}, not by {us}: left alone",
+                comment.id,
+                comment.user.login
+            );
         }
         let Some(next) = page.next.take() else {
             return Ok(None);
@@ -142,12 +204,17 @@ async fn find_marked_comment(
             None => return Ok(None),
         }
     }
-    tracing::warn!("no perf-gate comment in the first {MAX_PAGES} pages of comments; creating one");
+    tracing::warn!("no perf-gate comment of ours in the first {MAX_PAGES} pages of comments; creating one");
     Ok(None)
 }
 
 fn is_marked(comment: &Comment) -> bool {
     comment.body.as_deref().is_some_and(|b| b.trim_start().starts_with(COMMENT_MARKER))
+}
+
+/// True when `login` wrote the comment (GitHub logins are case-insensitive).
+fn written_by(comment: &Comment, login: &str) -> bool {
+    comment.user.login.eq_ignore_ascii_case(login)
 }
 
 #[cfg(test)]

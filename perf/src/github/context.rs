@@ -54,6 +54,9 @@ pub struct GithubContext {
     /// REST API base, without a trailing slash (`https://api.github.com`, or
     /// `https://ghe.example.com/api/v3` on GitHub Enterprise Server).
     pub api_url: String,
+    /// The GraphQL endpoint: `GITHUB_GRAPHQL_URL` (Actions sets it), else the one beside
+    /// `api_url` (`https://api.github.com/graphql`, `https://ghe.example.com/api/graphql`).
+    pub graphql_url: String,
     /// `GITHUB_REPOSITORY`, when set.
     pub repository: Option<RepoSlug>,
     /// `GITHUB_TOKEN`; never printed, see [`GithubContext::redact`].
@@ -85,8 +88,12 @@ impl GithubContext {
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<GithubContext, GithubError> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let api_url = match get("GITHUB_API_URL") {
-            Some(raw) => parse_api_url(&raw)?,
+            Some(raw) => parse_api_url("GITHUB_API_URL", &raw)?,
             None => DEFAULT_API_URL.to_owned(),
+        };
+        let graphql_url = match get("GITHUB_GRAPHQL_URL") {
+            Some(raw) => parse_api_url("GITHUB_GRAPHQL_URL", &raw)?,
+            None => graphql_beside(&api_url),
         };
         let repository = get("GITHUB_REPOSITORY").map(|r| RepoSlug::parse(r.trim())).transpose()?;
         let token = get("GITHUB_TOKEN").map(|t| t.trim().to_owned());
@@ -107,6 +114,7 @@ impl GithubContext {
         };
         Ok(GithubContext {
             api_url,
+            graphql_url,
             repository,
             token,
             event_name,
@@ -166,8 +174,18 @@ impl GithubContext {
     }
 }
 
-fn parse_api_url(raw: &str) -> Result<String, GithubError> {
-    let invalid = |reason: String| GithubError::InvalidEnv { name: "GITHUB_API_URL", reason };
+/// The GraphQL endpoint of the REST API at `api_url`: GitHub Enterprise Server serves REST
+/// under `/api/v3` and GraphQL at `/api/graphql`; github.com (and a test's fake) at `/graphql`.
+fn graphql_beside(api_url: &str) -> String {
+    match api_url.strip_suffix("/api/v3") {
+        Some(host) => format!("{host}/api/graphql"),
+        None => format!("{api_url}/graphql"),
+    }
+}
+
+/// Checks a URL read from the variable `name` and drops its trailing slash.
+fn parse_api_url(name: &'static str, raw: &str) -> Result<String, GithubError> {
+    let invalid = |reason: String| GithubError::InvalidEnv { name, reason };
     let url = url::Url::parse(raw.trim()).map_err(|e| invalid(format!("{raw:?}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(invalid(format!("{raw:?}: expected an http or https URL")));
@@ -323,11 +341,28 @@ mod tests {
 
     #[test]
     fn api_url_keeps_enterprise_path_and_drops_trailing_slash() {
-        assert_eq!(parse_api_url("https://ghe.example.com/api/v3/").unwrap(), "https://ghe.example.com/api/v3");
-        assert_eq!(parse_api_url("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
-        assert!(parse_api_url("ftp://x").is_err());
-        assert!(parse_api_url("https://user:pw@x").is_err());
-        assert!(parse_api_url("not a url").is_err());
+        let parse = |raw| parse_api_url("GITHUB_API_URL", raw);
+        assert_eq!(parse("https://ghe.example.com/api/v3/").unwrap(), "https://ghe.example.com/api/v3");
+        assert_eq!(parse("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
+        assert!(parse("ftp://x").is_err());
+        assert!(parse("https://user:pw@x").is_err());
+        assert!(parse("not a url").is_err());
+    }
+
+    #[test]
+    fn the_graphql_endpoint_is_the_one_actions_names_or_the_one_beside_the_api() {
+        let ctx = |pairs: &[(&str, &str)]| {
+            let env: std::collections::HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            GithubContext::from_env(|k| env.get(k).cloned()).unwrap().graphql_url
+        };
+        assert_eq!(ctx(&[]), "https://api.github.com/graphql");
+        assert_eq!(ctx(&[("GITHUB_API_URL", "https://ghe.example.com/api/v3/")]), "https://ghe.example.com/api/graphql");
+        assert_eq!(ctx(&[("GITHUB_API_URL", "http://127.0.0.1:8080")]), "http://127.0.0.1:8080/graphql");
+        let named = [("GITHUB_API_URL", "https://ghe.example.com/api/v3"), ("GITHUB_GRAPHQL_URL", "https://gql.example.com/api/graphql/")];
+        assert_eq!(ctx(&named), "https://gql.example.com/api/graphql");
+        let env: std::collections::HashMap<String, String> = [("GITHUB_GRAPHQL_URL".to_string(), "not a url".to_string())].into();
+        let err = GithubContext::from_env(|k| env.get(k).cloned()).unwrap_err().to_string();
+        assert!(err.starts_with("GITHUB_GRAPHQL_URL is invalid"), "{err}");
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! This is the part of the orchestration layer that talks to GitHub, through octocrab:
 //!
 //! - [`GithubContext::from_env`] reads what Actions tells a job (`GITHUB_TOKEN`,
-//!   `GITHUB_REPOSITORY`, `GITHUB_API_URL`, the event payload...).
+//!   `GITHUB_REPOSITORY`, `GITHUB_API_URL`, `GITHUB_GRAPHQL_URL`, the event payload...).
 //! - [`publish`] appends the report to the job summary and creates or updates one pull-request
-//!   comment ([`upsert_comment`]), found by [`COMMENT_MARKER`]. It never fails: problems come
-//!   back as warnings, because a comment that cannot be posted must not change the verdict.
+//!   comment ([`upsert_comment`]), found by [`COMMENT_MARKER`] and its author: the token's own
+//!   identity (GraphQL's `viewer`), so a marker someone else pasted is never edited. It never
+//!   fails: problems come back as warnings, because a comment that cannot be posted must not
+//!   change the verdict.
 //! - [`download_baseline_artifact`] fetches the nightly run's summaries to compare against.
 //! - [`write_pr_number`] / [`read_pr_number`] carry a fork pull request's number to the trusted
 //!   `workflow_run` job that comments for it.

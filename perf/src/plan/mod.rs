@@ -28,7 +28,8 @@ pub(crate) use loaded::position;
 pub use loaded::{LoadedPlan, PlanError};
 pub use options::{CompileOptions, Shard};
 pub use setup::{
-    AppSetup, CompareRules, CompareRulesError, DockerAppSetup, EnvironmentSetup, LocalAppSetup, PostgresSetup, RedisSetup, Setup,
+    APP_ENV_NAMES, AppSetup, CompareRules, CompareRulesError, DockerAppSetup, EnvironmentSetup, LocalAppSetup, PostgresSetup, RedisSetup,
+    Setup,
 };
 pub use values::{Dur, Executor, HttpVersion, MetricThresholds, SloSpec, SuiteKind, Think, parse_duration};
 

@@ -128,17 +128,19 @@ impl Default for RedisSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppSpec {
-    /// Readiness path: the app is ready when it answers 200 here.
-    #[serde(default = "defaults::health")]
-    pub health: String,
+    /// Readiness path: the app is ready when it answers 200 here. Without one, any answer at
+    /// `/` will do (see `env::procs::wait_http_ready`).
+    #[serde(default)]
+    pub health: Option<String>,
     /// Prometheus text endpoint, scraped before and after each suite when set.
     #[serde(default)]
     pub metrics: Option<String>,
     /// Series names recorded from the metrics endpoint (prefix match on the metric name).
     #[serde(default)]
     pub metrics_series: Vec<String>,
-    /// Environment of the app. Values are templates over `{{postgres.url}}`,
-    /// `{{redis.url}}`, `{{app.listen}}` and `{{app.port}}`, resolved by each backend.
+    /// Environment of the app. Values are templates over the names in
+    /// [`crate::plan::APP_ENV_NAMES`] (`{{postgres.url}}`, its parts `{{postgres.host}}`…,
+    /// `{{redis.url}}`, `{{app.listen}}`, `{{app.port}}`…), resolved by each backend.
     #[serde(default)]
     pub env: BTreeMap<String, Spanned<String>>,
     /// How the local backend builds and runs the app (needed by that backend only).
@@ -152,7 +154,7 @@ pub struct AppSpec {
 impl Default for AppSpec {
     /// No `[app]` table: a plan for `--backend external` only.
     fn default() -> Self {
-        AppSpec { health: defaults::health(), metrics: None, metrics_series: Vec::new(), env: BTreeMap::new(), local: None, docker: None }
+        AppSpec { health: None, metrics: None, metrics_series: Vec::new(), env: BTreeMap::new(), local: None, docker: None }
     }
 }
 
@@ -603,9 +605,6 @@ mod defaults {
     }
     pub fn max_duration() -> Dur {
         Dur(Duration::from_secs(24 * 3600))
-    }
-    pub fn health() -> String {
-        "/health".into()
     }
     pub fn app_port() -> u16 {
         8080

@@ -41,16 +41,36 @@ pub struct RedisSetup {
     pub image: String,
 }
 
+/// The names the app's environment templates (`[app.env]`, and `[app.local] command`) may
+/// use; each backend gives every one a value ([`crate::env::appenv`] says which). The parts of
+/// PostgreSQL's and Redis's addresses are there for apps that want another URL scheme
+/// (`postgresql+asyncpg://`, `jdbc:postgresql://`) or the parts apart (Django's `HOST`,
+/// `PORT`, `NAME`, `USER`, `PASSWORD`).
+pub const APP_ENV_NAMES: &[&str] = &[
+    "postgres.url",
+    "postgres.host",
+    "postgres.port",
+    "postgres.user",
+    "postgres.password",
+    "postgres.database",
+    "redis.url",
+    "redis.host",
+    "redis.port",
+    "app.listen",
+    "app.port",
+];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppSetup {
-    /// Readiness path: the app is ready when it answers 200 here.
-    pub health: String,
+    /// Readiness path: the app is ready when it answers 200 here. `None` when the plan names
+    /// none: then the app is up once it answers anything at `/` but "not yet" (502, 503, 504).
+    pub health: Option<String>,
     /// Prometheus text endpoint, scraped around each suite when set.
     pub metrics: Option<String>,
     /// Series recorded from it (prefix match on the metric name).
     pub metrics_series: Vec<String>,
-    /// The app's environment: templates over `{{postgres.url}}`, `{{redis.url}}`,
-    /// `{{app.listen}}`, `{{app.port}}`, resolved by each backend.
+    /// The app's environment: templates over [`APP_ENV_NAMES`] (`{{postgres.url}}`,
+    /// `{{postgres.host}}`, `{{redis.url}}`, `{{app.listen}}`…), resolved by each backend.
     pub env: BTreeMap<String, String>,
     /// `[app.local]`: needed by the local backend only.
     pub local: Option<LocalAppSetup>,

@@ -120,7 +120,7 @@ fn the_app_tables_are_needed_only_by_the_backends_that_start_the_app() {
     let c = load(&text).unwrap().compile(&CompileOptions::default()).unwrap();
     assert_eq!(c.setup.app.local, None);
     assert_eq!(c.setup.app.docker, None);
-    assert_eq!(c.setup.app.health, "/health");
+    assert_eq!(c.setup.app.health, None, "no health path: any answer at / will do");
     // Present, [app.local] is still checked.
     let e = load(&MINIMAL.replace("command = [\"app\"]", "command = []")).unwrap().compile(&CompileOptions::default()).unwrap_err();
     assert_eq!(e.field, "app.local.command");
@@ -311,6 +311,24 @@ fn app_environment_names_are_checked() {
     assert_eq!(e.field, "app.env.DB");
     assert_eq!((e.line, e.column), pos_of(&text, "postgres.uri"));
     assert!(e.message.contains("postgres.url"), "{e}");
+}
+
+#[test]
+fn app_environment_may_name_the_parts_of_the_addresses() {
+    let env = "[app.env]\n\
+               ASYNC_URL = \"postgresql+asyncpg://{{postgres.user}}:{{postgres.password}}@{{postgres.host}}:{{postgres.port}}/{{postgres.database}}\"\n\
+               CACHE = \"{{redis.host}}:{{redis.port}}\"\n\n[app.local]";
+    let text = MINIMAL.replace("[app.local]", env);
+    let c = load(&text).unwrap().compile(&CompileOptions::default()).unwrap();
+    assert!(c.setup.app.env["ASYNC_URL"].contains("{{postgres.password}}"), "kept as a template for the backend");
+    // The command may name them too; an unknown part is refused with its place and the names.
+    let ok = MINIMAL.replace("command = [\"app\"]", "command = [\"app\", \"--db-host={{postgres.host}}\"]");
+    assert!(load(&ok).unwrap().compile(&CompileOptions::default()).is_ok());
+    let bad = MINIMAL.replace("[app.local]", "[app.env]\nDB_NAME = \"{{postgres.name}}\"\n\n[app.local]");
+    let e = compile_err(&bad, &CompileOptions::default());
+    assert_eq!(e.field, "app.env.DB_NAME");
+    assert_eq!((e.line, e.column), pos_of(&bad, "postgres.name"));
+    assert!(e.message.contains("postgres.database") && e.message.contains("redis.port"), "{e}");
 }
 
 #[test]

@@ -86,6 +86,39 @@ pub fn report_path(path: &Path) -> String {
     }
 }
 
+/// `text` without terminal escape sequences: colours and styles (CSI, `ESC [ 2 m`), window
+/// titles and links (OSC, `ESC ] 8 ; ; URL BEL`), and the other control characters but tab and
+/// newline (so a carriage return goes too). For the ends of services' logs the gate prints: an
+/// app that colours its log into a file would show as `[2m2026-…[0m [32m INFO[0m` otherwise.
+///
+/// The parsing is vte's (Alacritty's terminal parser, in the dependency tree already through
+/// quick-junit's strip-ansi-escapes). strip-ansi-escapes itself is not used: it drops tabs,
+/// with which Java and Go indent their stack traces. Each line is parsed on its own, so a
+/// sequence cut short (a log read from the middle, a stray `ESC ]`) can cost the rest of its
+/// line, never the lines after it.
+pub fn strip_ansi(text: &str) -> String {
+    /// Keeps what a terminal would print, and tabs.
+    struct Printed(String);
+    impl vte::Perform for Printed {
+        fn print(&mut self, c: char) {
+            self.0.push(c);
+        }
+        fn execute(&mut self, byte: u8) {
+            if byte == b'\t' {
+                self.0.push('\t');
+            }
+        }
+    }
+    let mut out = Printed(String::with_capacity(text.len()));
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.0.push('\n');
+        }
+        vte::Parser::new().advance(&mut out, line.as_bytes());
+    }
+    out.0
+}
+
 /// The median (the mean of the two middle values for an even count); `None` when empty.
 /// NaNs sort last, by `f64::total_cmp`.
 pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
@@ -180,6 +213,27 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn terminal_escapes_are_stripped_and_tabs_and_lines_kept() {
+        // tracing-subscriber's coloured line, as the reference app wrote it into a file.
+        let coloured = "\x1b[2m2026-11-02T10:05:51.123Z\x1b[0m \x1b[32m INFO\x1b[0m \x1b[2mrefapp\x1b[0m\x1b[2m:\x1b[0m database ready \
+                        \x1b[3mseeded\x1b[0m\x1b[2m=\x1b[0mtrue";
+        assert_eq!(strip_ansi(coloured), "2026-11-02T10:05:51.123Z  INFO refapp: database ready seeded=true");
+        // A Java stack trace keeps its tabs; CRLF line ends lose the CR; blank lines stay.
+        assert_eq!(
+            strip_ansi("Exception in thread \"main\"\r\n\tat App.main(App.java:3)\n\nend"),
+            "Exception in thread \"main\"\n\tat App.main(App.java:3)\n\nend"
+        );
+        // An OSC 8 link (BEL- and ST-terminated) keeps its text, a window title goes entirely.
+        assert_eq!(strip_ansi("see \x1b]8;;https://x.test/a\x07the docs\x1b]8;;\x1b\\ now"), "see the docs now");
+        assert_eq!(strip_ansi("\x1b]0;my title\x07ready"), "ready");
+        // Cursor moves and erasing, 256 colours and true colour.
+        assert_eq!(strip_ansi("\x1b[2K\x1b[1G\x1b[38;5;208mwarm\x1b[38;2;1;2;3m up\x1b[m"), "warm up");
+        // A sequence cut short costs the rest of its line only; text without escapes is as it was.
+        assert_eq!(strip_ansi("cut \x1b]8;;http://x\nnext line"), "cut \nnext line");
+        assert_eq!(strip_ansi("plain é ✓ text\n"), "plain é ✓ text\n");
+    }
 
     #[test]
     fn reports_name_files_from_the_repository_root_wherever_the_gate_runs() {

@@ -10,6 +10,14 @@ use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 const COMMENTS: &str = "/repos/acme/shop/issues/7/comments";
 const REPORT: &str = "## Perf gate: pass\n\n| suite | endpoint | p95 base | p95 head | change |\n";
 
+/// The one GraphQL query the comment sends: who the token is.
+fn viewer_query(at: &str) -> MockBuilder {
+    Mock::given(method("POST"))
+        .and(path(at))
+        .and(header("authorization", bearer().as_str()))
+        .and(body_json(serde_json::json!({ "query": "query { viewer { login } }" })))
+}
+
 /// Matches the GET of the first page of comments.
 fn first_page() -> MockBuilder {
     Mock::given(method("GET"))
@@ -38,6 +46,8 @@ async fn creates_the_comment_when_none_carries_the_marker() {
         .expect(0)
         .mount(&server)
         .await;
+    // No marked comment: no need to ask who the token is.
+    Mock::given(method("POST")).and(path("/graphql")).respond_with(ResponseTemplate::new(500)).expect(0).mount(&server).await;
 
     let outcome = upsert_comment(&pr_ctx(&server), 7, REPORT).await.expect("comment created");
     assert_eq!(
@@ -69,6 +79,8 @@ async fn updates_the_marked_comment_found_on_page_two() {
         .expect(1)
         .mount(&server)
         .await;
+    // The marked comment is the bot's: the token is asked who it is, once.
+    viewer_query("/graphql").respond_with(json_response(200, "graphql_viewer_actions.json")).expect(1).mount(&server).await;
     // octocrab 0.54 sends the update as POST (GitHub accepts POST for PATCH endpoints).
     Mock::given(method("POST"))
         .and(path("/repos/acme/shop/issues/comments/2210000104"))
@@ -82,6 +94,67 @@ async fn updates_the_marked_comment_found_on_page_two() {
     let outcome = upsert_comment(&pr_ctx(&server), 7, REPORT).await.expect("comment updated");
     // Comment 2210000103 quotes the marker but does not start with it: not ours.
     assert!(matches!(outcome, CommentOutcome::Updated { id: 2210000104, .. }), "{outcome:?}");
+}
+
+/// Mounts the update of comment `id`, expected `times` times.
+async fn mount_update(server: &MockServer, id: u64, times: u64) {
+    Mock::given(method("POST"))
+        .and(path(format!("/repos/acme/shop/issues/comments/{id}")))
+        .respond_with(json_response(200, "issue_comment_updated.json"))
+        .expect(times)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn a_marked_comment_by_someone_else_is_never_edited() {
+    // Comment 2210000106, by the user mallory-dev, starts with our marker; 2210000104 is the
+    // bot's. The token is the GITHUB_TOKEN of Actions: github-actions[bot].
+    let server = MockServer::start().await;
+    first_page().respond_with(json_response(200, "issue_comments_planted.json")).expect(1).mount(&server).await;
+    viewer_query("/graphql").respond_with(json_response(200, "graphql_viewer_actions.json")).expect(1).mount(&server).await;
+    mount_update(&server, 2210000106, 0).await;
+    mount_update(&server, 2210000104, 1).await;
+    Mock::given(method("POST")).and(path(COMMENTS)).respond_with(ResponseTemplate::new(500)).expect(0).mount(&server).await;
+
+    let outcome = upsert_comment(&pr_ctx(&server), 7, REPORT).await.expect("our comment updated");
+    assert!(matches!(outcome, CommentOutcome::Updated { id: 2210000104, .. }), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn a_personal_token_takes_only_its_own_comment() {
+    // The same comments, a personal token of carol-maintainer: neither marked comment is hers,
+    // so a new one is created and neither is edited.
+    let server = MockServer::start().await;
+    first_page().respond_with(json_response(200, "issue_comments_planted.json")).expect(1).mount(&server).await;
+    viewer_query("/graphql").respond_with(json_response(200, "graphql_viewer_user.json")).expect(1).mount(&server).await;
+    mount_update(&server, 2210000106, 0).await;
+    mount_update(&server, 2210000104, 0).await;
+    Mock::given(method("POST"))
+        .and(path(COMMENTS))
+        .and(body_json(serde_json::json!({ "body": comment_body(REPORT) })))
+        .respond_with(json_response(201, "issue_comment_created.json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let outcome = upsert_comment(&pr_ctx(&server), 7, REPORT).await.expect("comment created");
+    assert!(matches!(outcome, CommentOutcome::Created { id: 2210000199, .. }), "{outcome:?}");
+}
+
+#[tokio::test]
+async fn a_graphql_error_is_not_taken_for_an_identity() {
+    // GitHub's GraphQL answers 200 with `errors` and no `data`: nothing is edited or created.
+    let server = MockServer::start().await;
+    first_page().respond_with(json_response(200, "issue_comments_planted.json")).mount(&server).await;
+    let errors = serde_json::json!({ "errors": [{ "type": "RATE_LIMITED", "message": "API rate limit exceeded for installation ID 1." }] });
+    viewer_query("/graphql").respond_with(ResponseTemplate::new(200).set_body_json(&errors)).expect(1).mount(&server).await;
+    mount_update(&server, 2210000106, 0).await;
+    mount_update(&server, 2210000104, 0).await;
+    Mock::given(method("POST")).and(path(COMMENTS)).respond_with(ResponseTemplate::new(500)).expect(0).mount(&server).await;
+
+    let err = upsert_comment(&pr_ctx(&server), 7, REPORT).await.unwrap_err();
+    assert!(err.to_string().contains("API rate limit exceeded"), "{err}");
 }
 
 #[tokio::test]
@@ -223,4 +296,27 @@ async fn github_enterprise_api_path_is_kept() {
         .await;
 
     upsert_comment(&ctx, 7, REPORT).await.expect("comment created on the enterprise path");
+}
+
+#[tokio::test]
+async fn github_enterprise_answers_graphql_beside_the_rest_api() {
+    // REST under /api/v3, GraphQL at /api/graphql (no GITHUB_GRAPHQL_URL: derived).
+    let server = MockServer::start().await;
+    let ctx = ctx_from(&pr_env(&format!("{}/api/v3", server.uri())));
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v3{COMMENTS}")))
+        .respond_with(json_response(200, "issue_comments_planted.json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    viewer_query("/api/graphql").respond_with(json_response(200, "graphql_viewer_actions.json")).expect(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/api/v3/repos/acme/shop/issues/comments/2210000104"))
+        .respond_with(json_response(200, "issue_comment_updated.json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let outcome = upsert_comment(&ctx, 7, REPORT).await.expect("our comment updated on the enterprise path");
+    assert!(matches!(outcome, CommentOutcome::Updated { id: 2210000104, .. }), "{outcome:?}");
 }

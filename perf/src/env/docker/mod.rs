@@ -28,6 +28,7 @@ pub mod ready;
 pub mod redis;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +40,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt, TestcontainersError};
 use tokio_util::sync::CancellationToken;
 
-use super::appenv::{self, AppEnvValues};
+use super::appenv::{self, AppEnvValues, PostgresAddr, RedisAddr};
 use super::error::EnvError;
 use super::proxies::Proxies;
 use super::types::{ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
@@ -60,7 +61,8 @@ pub struct DockerEnv(Box<State>);
 
 impl DockerEnv {
     /// Starts PostgreSQL and Redis (concurrently), then the app, on a network of their own;
-    /// returns once each database answers a real query and the app's health check answers 200.
+    /// returns once each database answers a real query and the app is up
+    /// (`procs::wait_http_ready`).
     /// On any failure, and when `opts.cancel` fires, everything created is removed before the
     /// error is returned; the containers' logs are saved to `opts.logs_dir/<service>.log`.
     pub async fn start(setup: &Setup, opts: &StartOptions) -> Result<DockerEnv, EnvError> {
@@ -152,7 +154,8 @@ struct State {
     pg_database: String,
     /// Never printed, never in an error.
     pg_password: String,
-    health_path: String,
+    /// The plan's health path; `None`: any answer at `/` will do.
+    health_path: Option<String>,
     startup_timeout: Duration,
     cancel: CancellationToken,
     notes: crate::util::Notes,
@@ -252,28 +255,17 @@ impl State {
 
         // Directly by service name, or through the fault proxies: they run in the gate, listen
         // on the host's address on the run's network and forward to the published ports.
-        let (pg_addr, redis_addr) = if opts.fault_proxies {
+        let through = if opts.fault_proxies {
             let gateway = engine::network_gateway(&self.docker, &self.network).await?;
             let loopback = std::net::Ipv4Addr::LOCALHOST;
             let proxies = Proxies::start(gateway, (loopback, pg.host_port).into(), (loopback, redis.host_port).into()).await?;
-            let addrs = (proxies.postgres.addr().to_string(), proxies.redis.addr().to_string());
+            let addrs = (proxies.postgres.addr(), proxies.redis.addr());
             self.proxies = Some(proxies);
-            addrs
+            Some(addrs)
         } else {
-            (format!("postgres:{}", postgres::PORT), format!("redis:{}", redis::PORT))
+            None
         };
-        let values = AppEnvValues {
-            postgres_url: format!(
-                "postgres://{}:{}@{pg_addr}/{}",
-                url_escape(&self.pg_user),
-                url_escape(&self.pg_password),
-                url_escape(&self.pg_database)
-            ),
-            redis_url: format!("redis://{redis_addr}"),
-            app_listen: format!("0.0.0.0:{}", spec.port),
-            app_port: spec.port,
-            cargo_target_dir: None,
-        };
+        let values = app_values(&self.pg_user, &self.pg_password, &self.pg_database, through, spec.port);
         let app_env = appenv::resolve(&setup.app.env, &values)?.into_iter().collect();
         let app = self.run_container(Service::App, &spec.image, spec.port, app_env, None).await?;
         let app = self.app.insert(app).clone_handle();
@@ -354,7 +346,8 @@ impl State {
     /// Waits for the app's health check; a watcher ends the wait as soon as the container
     /// stops, and either error carries the container's log tail.
     async fn wait_app(&self, app: &Handle) -> Result<(), EnvError> {
-        let url = format!("http://127.0.0.1:{}{}", app.host_port, self.health_path);
+        let url = format!("http://127.0.0.1:{}", app.host_port);
+        let health = self.health_path.as_deref();
         let stopped: Arc<parking_lot::Mutex<Option<String>>> = Arc::default();
         let watcher = {
             let (docker, name, stopped) = (self.docker.clone(), app.name.clone(), stopped.clone());
@@ -368,12 +361,14 @@ impl State {
                 }
             })
         };
-        let result =
-            super::procs::wait_http_ok("app", &url, self.startup_timeout, &self.cancel, &self.notes, || match stopped.lock().take() {
-                Some(status) => Err(EnvError::Exited { service: "app", status, log_tail: String::new() }),
-                None => Ok(String::new()),
-            })
-            .await;
+        let result = super::procs::wait_http_ready("app", &url, health, self.startup_timeout, &self.cancel, &self.notes, || match stopped
+            .lock()
+            .take()
+        {
+            Some(status) => Err(EnvError::Exited { service: "app", status, log_tail: String::new() }),
+            None => Ok(String::new()),
+        })
+        .await;
         watcher.abort();
         match result {
             Err(EnvError::Exited { service, status, .. }) => {
@@ -590,27 +585,78 @@ fn random_password() -> String {
     rand::rng().sample_iter(rand::distr::Alphanumeric).take(24).map(char::from).collect()
 }
 
-/// Percent-encodes what cannot stand in the user-info or path of a URL.
-fn url_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+/// What the app's templates resolve to inside its container: PostgreSQL and Redis by their
+/// service names on the run's network, or the fault proxies' addresses (`GATEWAY:PORT`) when
+/// `proxies` gives them (PostgreSQL's, then Redis's).
+fn app_values(user: &str, password: &str, database: &str, proxies: Option<(SocketAddr, SocketAddr)>, app_port: u16) -> AppEnvValues {
+    let ((pg_host, pg_port), (redis_host, redis_port)) = match proxies {
+        Some((pg, redis)) => ((pg.ip().to_string(), pg.port()), (redis.ip().to_string(), redis.port())),
+        None => ((Service::Postgres.as_str().to_string(), postgres::PORT), (Service::Redis.as_str().to_string(), redis::PORT)),
+    };
+    AppEnvValues {
+        postgres: PostgresAddr {
+            host: pg_host,
+            port: pg_port,
+            user: user.to_string(),
+            password: password.to_string(),
+            database: database.to_string(),
+        },
+        redis: RedisAddr { host: redis_host, port: redis_port },
+        app_listen: format!("0.0.0.0:{app_port}"),
+        app_port,
+        cargo_target_dir: None,
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn rendered(values: &AppEnvValues) -> Vec<String> {
+        let names = ["url", "host", "port", "user", "password", "database"].map(|n| format!("{{{{postgres.{n}}}}}"));
+        let redis = ["url", "host", "port"].map(|n| format!("{{{{redis.{n}}}}}"));
+        names.iter().chain(&redis).map(|t| appenv::render("app.env.X", t, values).unwrap()).collect()
+    }
+
     #[test]
-    fn url_escape_keeps_unreserved_and_encodes_the_rest() {
-        assert_eq!(url_escape("perf"), "perf");
-        assert_eq!(url_escape("a b@c:d/e%"), "a%20b%40c%3Ad%2Fe%25");
+    fn the_app_sees_the_services_by_name_on_the_run_network() {
+        let values = app_values("perf", "s3cret", "shop", None, 8080);
+        assert_eq!(
+            rendered(&values),
+            [
+                "postgres://perf:s3cret@postgres:5432/shop",
+                "postgres",
+                "5432",
+                "perf",
+                "s3cret",
+                "shop",
+                "redis://redis:6379",
+                "redis",
+                "6379"
+            ]
+        );
+        assert_eq!(values.app_listen, "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn with_fault_proxies_the_app_sees_the_proxies() {
+        let pg: SocketAddr = "172.18.0.1:41000".parse().unwrap();
+        let redis: SocketAddr = "172.18.0.1:41001".parse().unwrap();
+        let values = app_values("perf", "s3cret", "shop", Some((pg, redis)), 8080);
+        assert_eq!(
+            rendered(&values),
+            [
+                "postgres://perf:s3cret@172.18.0.1:41000/shop",
+                "172.18.0.1",
+                "41000",
+                "perf",
+                "s3cret",
+                "shop",
+                "redis://172.18.0.1:41001",
+                "172.18.0.1",
+                "41001"
+            ]
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
+use crate::env::appenv::{self, AppEnvValues, PostgresAddr, RedisAddr};
 use crate::env::error::EnvError;
 use crate::env::procs::{self, ManagedChild, Spawn};
 use crate::plan::BackendKind;
@@ -17,23 +18,42 @@ use crate::util::Notes;
 /// Environment variables, name and value, in order.
 pub type EnvVars = Vec<(String, String)>;
 
-/// The values the app's templates may use: `{{postgres.url}}`, `{{redis.url}}`,
-/// `{{app.listen}}` (`127.0.0.1:PORT`) and `{{app.port}}`; in the command also
-/// `{{cargo.target_dir}}`.
+/// The values the app's templates may use (see [`crate::env::appenv`]): PostgreSQL and Redis
+/// on loopback (or the fault proxies in front of them), `{{app.listen}}` (`127.0.0.1:PORT`)
+/// and `{{app.port}}`; in the command also `{{cargo.target_dir}}`.
 #[derive(Debug, Clone, Default)]
 pub struct AppContext {
-    pub postgres_url: String,
-    pub redis_url: String,
+    pub postgres: PostgresAddr,
+    pub redis: RedisAddr,
     pub port: u16,
     /// Where cargo builds, when the plan's command or build uses `{{cargo.target_dir}}`.
     pub cargo_target_dir: Option<String>,
 }
 
 impl AppContext {
-    fn values(&self) -> crate::env::appenv::AppEnvValues {
-        crate::env::appenv::AppEnvValues {
-            postgres_url: self.postgres_url.clone(),
-            redis_url: self.redis_url.clone(),
+    /// The app's view of the local services: everything on 127.0.0.1, and no password
+    /// (PostgreSQL trusts connections from loopback). `postgres_port` and `redis_port` are
+    /// the servers' own, or the fault proxies' when they stand between.
+    pub fn on_loopback(postgres_port: u16, user: &str, database: &str, redis_port: u16, port: u16) -> AppContext {
+        let loopback = std::net::Ipv4Addr::LOCALHOST.to_string();
+        AppContext {
+            postgres: PostgresAddr {
+                host: loopback.clone(),
+                port: postgres_port,
+                user: user.to_string(),
+                password: String::new(),
+                database: database.to_string(),
+            },
+            redis: RedisAddr { host: loopback, port: redis_port },
+            port,
+            cargo_target_dir: None,
+        }
+    }
+
+    fn values(&self) -> AppEnvValues {
+        AppEnvValues {
+            postgres: self.postgres.clone(),
+            redis: self.redis.clone(),
             app_listen: format!("127.0.0.1:{}", self.port),
             app_port: self.port,
             cargo_target_dir: self.cargo_target_dir.clone(),
@@ -42,7 +62,7 @@ impl AppContext {
 
     /// Renders one template; `field` names it in errors (`app.env.DATABASE_URL`).
     pub fn render(&self, field: &str, template: &str) -> Result<String, EnvError> {
-        crate::env::appenv::render(field, template, &self.values())
+        appenv::render(field, template, &self.values())
     }
 
     /// The app's command (program and arguments) and environment, rendered.
@@ -139,7 +159,10 @@ pub async fn build(argv: &[String], cwd: &Path, env: &[(String, String)], log: &
 /// same app at the same address.
 pub struct AppProcess {
     spec: Spawn,
-    health_url: String,
+    /// `http://127.0.0.1:PORT`.
+    base_url: String,
+    /// The plan's health path; `None`: any answer at `/` will do.
+    health: Option<String>,
     startup_timeout: Duration,
     cancel: CancellationToken,
     notes: Notes,
@@ -150,19 +173,27 @@ pub struct AppProcess {
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 impl AppProcess {
-    pub fn new(spec: Spawn, health_url: String, startup_timeout: Duration, cancel: CancellationToken, notes: Notes) -> AppProcess {
-        AppProcess { spec, health_url, startup_timeout, cancel, notes, child: None }
+    pub fn new(
+        spec: Spawn,
+        base_url: String,
+        health: Option<String>,
+        startup_timeout: Duration,
+        cancel: CancellationToken,
+        notes: Notes,
+    ) -> AppProcess {
+        AppProcess { spec, base_url, health, startup_timeout, cancel, notes, child: None }
     }
 
-    /// Starts the app and waits until its health check answers 200. Fails early, with the
-    /// log's tail, when the app exits while starting.
+    /// Starts the app and waits until it is up ([`procs::wait_http_ready`]: its health path
+    /// answers 200, or without one anything answers at `/`). Fails early, with the log's tail,
+    /// when the app exits while starting.
     pub async fn start(&mut self) -> Result<(), EnvError> {
         if self.child.as_mut().is_some_and(|c| c.is_running()) {
             return Ok(());
         }
         self.child = None;
         let child = self.child.insert(ManagedChild::spawn("app", &self.spec)?);
-        procs::wait_http_ok("app", &self.health_url, self.startup_timeout, &self.cancel, &self.notes, || {
+        procs::wait_http_ready("app", &self.base_url, self.health.as_deref(), self.startup_timeout, &self.cancel, &self.notes, || {
             child.check_running()?;
             Ok(child.log_tail())
         })
@@ -206,12 +237,7 @@ mod tests {
     use super::*;
 
     fn ctx() -> AppContext {
-        AppContext {
-            postgres_url: "postgres://perf@127.0.0.1:5/perf".into(),
-            redis_url: "redis://127.0.0.1:6".into(),
-            port: 7,
-            cargo_target_dir: Some("/tmp/shared-target".into()),
-        }
+        AppContext { cargo_target_dir: Some("/tmp/shared-target".into()), ..AppContext::on_loopback(5, "perf", "perf", 6, 7) }
     }
 
     #[test]
@@ -233,13 +259,39 @@ mod tests {
     }
 
     #[test]
-    fn templates_resolve_the_four_names() {
+    fn templates_resolve_every_name() {
         let c = ctx();
         assert_eq!(c.render("f", "{{postgres.url}}").unwrap(), "postgres://perf@127.0.0.1:5/perf");
+        assert_eq!(c.render("f", "{{postgres.host}}:{{postgres.port}}").unwrap(), "127.0.0.1:5");
+        assert_eq!(c.render("f", "{{postgres.user}}/{{postgres.database}}").unwrap(), "perf/perf");
+        assert_eq!(c.render("f", "[{{postgres.password}}]").unwrap(), "[]", "trust authentication: no password");
         assert_eq!(c.render("f", "{{ redis.url }}/0").unwrap(), "redis://127.0.0.1:6/0");
+        assert_eq!(c.render("f", "{{redis.host}} {{redis.port}}").unwrap(), "127.0.0.1 6");
         assert_eq!(c.render("f", "--listen={{app.listen}}").unwrap(), "--listen=127.0.0.1:7");
         assert_eq!(c.render("f", "{{app.port}}").unwrap(), "7");
         assert_eq!(c.render("f", "plain").unwrap(), "plain");
+    }
+
+    #[test]
+    fn the_local_values_name_the_proxies_when_they_stand_between() {
+        // `LocalEnv::boot` passes the proxies' ports instead of the servers' own.
+        let c = AppContext::on_loopback(41000, "appuser", "app", 41001, 8080);
+        let env: BTreeMap<String, String> = [
+            ("DATABASE_URL", "{{postgres.url}}"),
+            ("DB_HOST", "{{postgres.host}}"),
+            ("DB_PORT", "{{postgres.port}}"),
+            ("REDIS_URL", "{{redis.url}}"),
+            ("REDIS_PORT", "{{redis.port}}"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let rendered: BTreeMap<String, String> = c.render_env(&env).unwrap().into_iter().collect();
+        assert_eq!(rendered["DATABASE_URL"], "postgres://appuser@127.0.0.1:41000/app");
+        assert_eq!(rendered["DB_HOST"], "127.0.0.1");
+        assert_eq!(rendered["DB_PORT"], "41000");
+        assert_eq!(rendered["REDIS_URL"], "redis://127.0.0.1:41001");
+        assert_eq!(rendered["REDIS_PORT"], "41001");
     }
 
     #[test]

@@ -137,14 +137,9 @@ impl PostgresProcess {
 
     /// `postgres://USER@127.0.0.1:PORT/DB`: trust authentication, so no password.
     pub fn url(&self) -> String {
-        self.url_at_port(self.server.port())
-    }
-
-    /// The same URL with another port on loopback (a proxy in front of this server).
-    pub fn url_at_port(&self, port: u16) -> String {
         let mut u = url::Url::parse("postgres://127.0.0.1").expect("a literal url");
         let _ = u.set_username(&self.user);
-        let _ = u.set_port(Some(port));
+        let _ = u.set_port(Some(self.server.port()));
         u.set_path(&self.database);
         u.to_string()
     }

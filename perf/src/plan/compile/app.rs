@@ -4,17 +4,17 @@
 use super::templates::{locate, parse_template};
 use crate::plan::loaded::{LoadedPlan, PlanError};
 use crate::plan::model::LocalAppSpec;
+use crate::plan::setup::APP_ENV_NAMES;
 use crate::plan::template::{self, RawPart};
-
-/// Names the app's environment templates may use; each backend resolves them.
-pub const APP_ENV_NAMES: &[&str] = &["postgres.url", "redis.url", "app.listen", "app.port"];
 
 /// `[app]`: a health path, a command to run the app, and templates over the names each backend
 /// resolves.
 pub(super) fn check_app(lp: &LoadedPlan) -> Result<(), PlanError> {
     let app = &lp.plan.app;
-    if !app.health.starts_with('/') {
-        return Err(lp.error("app.health", format!("{:?} must be a path starting with `/`", app.health)));
+    if let Some(health) = &app.health
+        && !health.starts_with('/')
+    {
+        return Err(lp.error("app.health", format!("{health:?} must be a path starting with `/`")));
     }
     let empty = LocalAppSpec { build: Vec::new(), command: Vec::new() };
     let local = app.local.as_ref().unwrap_or(&empty);
