@@ -184,13 +184,14 @@ impl Store {
     /// restore key in order. `true` with an exact match (`cache-hit`).
     pub fn find_cache(&self, key: &str, restore_keys: &[String], version: &[String], scopes: &[String]) -> Option<(CacheEntry, bool)> {
         for scope in scopes {
-            let candidates: Vec<&CacheEntry> = self.caches.iter().filter(|c| &c.scope == scope && c.version == version).collect();
-            if let Some(exact) = candidates.iter().rev().find(|c| c.key == key) {
-                return Some(((*exact).clone(), true));
+            // Newest first.
+            let candidates: Vec<&CacheEntry> = self.caches.iter().rev().filter(|c| c.scope == *scope && c.version == version).collect();
+            if let Some(exact) = candidates.iter().copied().find(|c| c.key == key) {
+                return Some((exact.clone(), true));
             }
             for prefix in std::iter::once(key).chain(restore_keys.iter().map(String::as_str)) {
-                if let Some(found) = candidates.iter().rev().find(|c| c.key.starts_with(prefix)) {
-                    return Some(((*found).clone(), false));
+                if let Some(found) = candidates.iter().copied().find(|c| c.key.starts_with(prefix)) {
+                    return Some((found.clone(), false));
                 }
             }
         }
