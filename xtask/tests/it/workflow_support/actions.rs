@@ -7,7 +7,15 @@
 //! about an unexpected input, and the action then ignores it: a typo that is best caught here).
 //!
 //! - checkout clones the scenario's repository with the step's `fetch-depth`, once per job;
-//! - cache does nothing (`cache-hit` is `false`), but wants its `key` and `path`;
+//! - cache (`actions/cache`, `/restore`, `/save`) keeps what it saves in the store, as GitHub's
+//!   cache does: a save copies the `path`s that exist under `key` (refused, with the action's
+//!   warning, when that key is saved already: caches are immutable), a restore copies back the
+//!   exact `key`'s entry (`cache-hit: true`) or the newest whose key starts with the key or a
+//!   `restore-keys` line (`cache-hit: false`), from the run's own ref or the default branch, with
+//!   the same paths. A path under the job's `HOME`, `RUNNER_TEMP` or workspace is the same path
+//!   in every job, as on a hosted runner. `actions/cache` saves after the job's last step when
+//!   the job succeeded and the restore was no exact hit (its post step, `Post <name>`). Plain
+//!   paths only (no globs); a key with a comma is refused as GitHub refuses it;
 //! - upload-artifact matches `path` (one glob per line, `*` within a name, a folder takes its
 //!   files, hidden files left out) and stores the files under the run and `name`, named
 //!   relative to the patterns' common folder as the action does. `if-no-files-found: error` with
@@ -17,7 +25,8 @@
 //!   given (without one the action ignores `run-id`, as the real one does); a missing artifact
 //!   fails the step. Files are written without their execute bit, as from a zip;
 //! - configure-pages wants the job's token to read Pages (`pages: read` or `write`) and gives
-//!   the site's URLs of `acme/shop`;
+//!   the site's URLs of `acme/shop`; it fails as on GitHub when the scenario turned Pages off
+//!   (`Store::pages_enabled`);
 //! - upload-pages-artifact archives its `path` folder with the action's own `tar` command
 //!   (hidden files, `.git` and `.github` left out) and stores `artifact.tar` as the artifact
 //!   `name` (`github-pages`);
@@ -33,7 +42,7 @@ use serde_json::{Map, Value, json};
 use super::expr::to_text;
 use super::github::REPO;
 use super::steps::{JobContext, JobState, StepResult};
-use super::store::Content;
+use super::store::{CacheEntry, Content, copy_tree};
 
 const CHECKOUT_INPUTS: &[&str] = &[
     "repository",
@@ -105,14 +114,15 @@ pub fn run_action(ctx: &JobContext<'_>, state: &mut JobState, uses: &str, with: 
             if input("key").trim().is_empty() || input("path").trim().is_empty() {
                 bail!("`{uses}` needs a non-empty `key` and `path`");
             }
-            let mut outputs = Map::new();
-            if action != "actions/cache/save" {
-                outputs.insert("cache-hit".into(), json!("false"));
-                outputs.insert("cache-primary-key".into(), json!(input("key")));
-                outputs.insert("cache-matched-key".into(), json!(""));
+            if action == "actions/cache/save" {
+                return cache_save(ctx, &input("key"), &input("path"));
             }
-            let miss_fails = input("fail-on-cache-miss") == "true" && action != "actions/cache/save";
-            Ok(StepResult { ok: !miss_fails, outputs, log: format!("harness: {action} is a no-op (key {})\n", input("key")), upload: None })
+            let mut restored = cache_restore(ctx, with)?;
+            // actions/cache's post step saves when the job succeeded and the key missed.
+            if action == "actions/cache" && restored.ok && restored.outputs.get("cache-hit") != Some(&json!("true")) {
+                restored.post = Some(PostSave { key: input("key"), path: input("path") });
+            }
+            Ok(restored)
         }
         "actions/upload-artifact" => {
             check_inputs(uses, with, UPLOAD_INPUTS)?;
@@ -136,6 +146,131 @@ pub fn run_action(ctx: &JobContext<'_>, state: &mut JobState, uses: &str, with: 
         }
         _ => bail!("the harness does not know action {uses}"),
     }
+}
+
+/// A save `actions/cache` does after the job's last step (its post step).
+#[derive(Debug, Clone)]
+pub struct PostSave {
+    pub key: String,
+    pub path: String,
+}
+
+/// The cache's paths: each line of `path` as the same name in every job (the version) and as
+/// this job's path.
+fn cache_paths(ctx: &JobContext<'_>, path: &str) -> Result<Vec<(String, PathBuf)>> {
+    let lines: Vec<&str> = path.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let mut out = Vec::new();
+    for line in lines {
+        if line.starts_with('!') || line.contains(['*', '?', '[']) {
+            bail!("cache path `{line}`: the harness caches plain paths only");
+        }
+        let resolved = resolve(ctx, line);
+        let same_everywhere = |dir: &Path, name: &str| {
+            resolved
+                .strip_prefix(dir)
+                .ok()
+                .map(|rest| if rest.as_os_str().is_empty() { name.to_string() } else { format!("{name}/{}", rest.display()) })
+        };
+        let version = if line.starts_with('~') {
+            line.trim_end_matches('/').to_string()
+        } else {
+            same_everywhere(&ctx.dirs.home, "~")
+                .or_else(|| same_everywhere(&ctx.dirs.temp, "$RUNNER_TEMP"))
+                .or_else(|| same_everywhere(&ctx.dirs.workspace, "$GITHUB_WORKSPACE"))
+                .unwrap_or_else(|| resolved.display().to_string())
+        };
+        out.push((version, resolved));
+    }
+    Ok(out)
+}
+
+/// GitHub refuses a key with a comma, or longer than 512 characters.
+fn check_cache_key(key: &str) -> Option<String> {
+    if key.contains(',') {
+        Some(format!("Key Validation Error: {key} cannot contain commas."))
+    } else if key.len() > 512 {
+        Some(format!("Key Validation Error: {key} cannot be larger than 512 characters."))
+    } else {
+        None
+    }
+}
+
+/// The refs whose caches this run sees: its own, then the default branch's.
+fn cache_scopes(ctx: &JobContext<'_>) -> Vec<String> {
+    let own = ctx.run.event.git_ref.clone();
+    let default = "refs/heads/main".to_string();
+    if own == default { vec![own] } else { vec![own, default] }
+}
+
+fn cache_restore(ctx: &JobContext<'_>, with: &Map<String, Value>) -> Result<StepResult> {
+    let input = |k: &str| with.get(k).map(to_text).unwrap_or_default();
+    let key = input("key");
+    if let Some(error) = check_cache_key(&key) {
+        return failed(format!("::error::{error}\n"));
+    }
+    let restore_keys: Vec<String> = input("restore-keys").lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    let paths = cache_paths(ctx, &input("path"))?;
+    let version: Vec<String> = paths.iter().map(|(v, _)| v.clone()).collect();
+    let found = ctx.run.harness.store.lock().find_cache(&key, &restore_keys, &version, &cache_scopes(ctx));
+    let mut outputs = Map::from_iter([("cache-primary-key".to_string(), json!(key))]);
+    let Some((entry, exact)) = found else {
+        outputs.insert("cache-hit".into(), json!("false"));
+        outputs.insert("cache-matched-key".into(), json!(""));
+        if input("fail-on-cache-miss") == "true" {
+            let log = format!("::error::Failed to restore cache entry. Exiting as fail-on-cache-miss is set. Input key: {key}\n");
+            return Ok(StepResult { ok: false, outputs, log, ..StepResult::default() });
+        }
+        return Ok(StepResult { ok: true, outputs, log: format!("Cache not found for input keys: {key}\n"), ..StepResult::default() });
+    };
+    if input("lookup-only") != "true" {
+        for (index, (_, path)) in paths.iter().enumerate() {
+            let saved = entry.dir.join(index.to_string());
+            if saved.exists() {
+                copy_tree(&saved, path)?;
+            }
+        }
+    }
+    outputs.insert("cache-hit".into(), json!(exact.to_string()));
+    outputs.insert("cache-matched-key".into(), json!(entry.key));
+    let log = format!("Cache restored from key: {} (saved by {})\n", entry.key, entry.scope);
+    Ok(StepResult { ok: true, outputs, log, ..StepResult::default() })
+}
+
+/// Saves `path` under `key`, as `actions/cache/save` (or `actions/cache`'s post step) does.
+pub fn cache_save(ctx: &JobContext<'_>, key: &str, path: &str) -> Result<StepResult> {
+    if let Some(error) = check_cache_key(key) {
+        return failed(format!("::error::{error}\n"));
+    }
+    let paths = cache_paths(ctx, path)?;
+    let version: Vec<String> = paths.iter().map(|(v, _)| v.clone()).collect();
+    let scope = ctx.run.event.git_ref.clone();
+    let ok = |log: String| Ok(StepResult { ok: true, log, ..StepResult::default() });
+    if !paths.iter().any(|(_, p)| p.exists()) {
+        return ok(
+            "::warning::Path Validation Error: Path(s) specified in the action for caching do(es) not exist, hence no cache is being saved.\n"
+                .into(),
+        );
+    }
+    let dir = {
+        let mut store = ctx.run.harness.store.lock();
+        if store.caches.iter().any(|c| c.key == key && c.version == version && c.scope == scope) {
+            return ok(format!(
+                "::warning::Failed to save: Unable to reserve cache with key {key}, another job may be creating this cache.\n"
+            ));
+        }
+        store.new_cache_dir()
+    };
+    std::fs::create_dir_all(&dir)?;
+    let mut saved = Vec::new();
+    for (index, (name, path)) in paths.iter().enumerate() {
+        if path.exists() {
+            copy_tree(path, &dir.join(index.to_string()))?;
+            saved.push(name.as_str());
+        }
+    }
+    let log = format!("Cache saved with key: {key} ({})\n", saved.join(", "));
+    ctx.run.harness.store.lock().caches.push(CacheEntry { key: key.to_string(), version, scope, dir });
+    ok(log)
 }
 
 fn check_inputs(uses: &str, with: &Map<String, Value>, known: &[&str]) -> Result<()> {
@@ -169,7 +304,13 @@ fn checkout(ctx: &JobContext<'_>, state: &mut JobState, with: &Map<String, Value
     ctx.run.harness.source_checkout(workspace, &ctx.run.sha, depth)?;
     state.checked_out = true;
     let outputs = Map::from_iter([("ref".to_string(), json!(ctx.run.event.git_ref)), ("commit".to_string(), json!(ctx.run.sha))]);
-    Ok(StepResult { ok: true, outputs, log: format!("harness: checked out {} with fetch-depth {depth}\n", ctx.run.sha), upload: None })
+    Ok(StepResult {
+        ok: true,
+        outputs,
+        log: format!("harness: checked out {} with fetch-depth {depth}\n", ctx.run.sha),
+        upload: None,
+        post: None,
+    })
 }
 
 /// A relative path is the workspace's; `~` is `HOME`.
@@ -234,7 +375,7 @@ fn upload(ctx: &JobContext<'_>, with: &Map<String, Value>) -> Result<StepResult>
             "ignore" => (true, format!("{message}\n")),
             other => bail!("if-no-files-found: `{other}` is not warn, error or ignore"),
         };
-        return Ok(StepResult { ok, outputs: Map::new(), log, upload: Some(upload) });
+        return Ok(StepResult { ok, outputs: Map::new(), log, upload: Some(upload), post: None });
     }
     let contents: Vec<(String, Content)> = upload.files.iter().cloned().zip(files.iter().map(|f| Content::File(f.clone()))).collect();
     let stored = ctx.run.harness.store.lock().add_artifact(ctx.run.id, &name, &contents);
@@ -245,7 +386,7 @@ fn upload(ctx: &JobContext<'_>, with: &Map<String, Value>) -> Result<StepResult>
                 ("artifact-url".to_string(), json!(format!("https://github.com/{REPO}/actions/runs/{}/artifacts/{id}", ctx.run.id))),
             ]);
             let log = format!("harness: uploaded `{name}` ({} files: {})\n", upload.files.len(), upload.files.join(", "));
-            Ok(StepResult { ok: true, outputs, log, upload: Some(upload) })
+            Ok(StepResult { ok: true, outputs, log, upload: Some(upload), post: None })
         }
         Err(e) => Ok(StepResult { ok: false, log: format!("::error::{e}\n"), upload: Some(upload), ..StepResult::default() }),
     }
@@ -371,7 +512,7 @@ fn download(ctx: &JobContext<'_>, with: &Map<String, Value>) -> Result<StepResul
         log.push_str(&format!("harness: downloaded `{}` of run {run_id} into {}\n", artifact.name, into.display()));
     }
     let outputs = Map::from_iter([("download-path".to_string(), json!(dest.display().to_string()))]);
-    Ok(StepResult { ok: true, outputs, log, upload: None })
+    Ok(StepResult { ok: true, outputs, log, upload: None, post: None })
 }
 
 /// The access the job's token has to `scope` (`pages`, `id-token`…): the job's `permissions:`,
@@ -393,6 +534,11 @@ fn failed(log: String) -> Result<StepResult> {
 }
 
 fn configure_pages(ctx: &JobContext<'_>) -> Result<StepResult> {
+    if !ctx.run.harness.store.lock().pages_enabled {
+        return failed(
+            "::error::Get Pages site failed. Please verify that the repository has Pages enabled and configured to build using GitHub Actions, or consider exploring the `enablement` parameter for this action. Error: Not Found - https://docs.github.com/rest/pages/pages#get-a-apiname-pages-site\n".into(),
+        );
+    }
     if !matches!(permission(ctx, "pages").as_str(), "read" | "write") {
         return failed(
             "::error::Get Pages site failed: Resource not accessible by integration (the job's token has no `pages` permission)\n".into(),
@@ -405,7 +551,7 @@ fn configure_pages(ctx: &JobContext<'_>) -> Result<StepResult> {
         ("host".to_string(), json!("acme.github.io")),
         ("base_path".to_string(), json!("/shop")),
     ]);
-    Ok(StepResult { ok: true, outputs, log: format!("harness: Pages of {REPO} at {base}\n"), upload: None })
+    Ok(StepResult { ok: true, outputs, log: format!("harness: Pages of {REPO} at {base}\n"), upload: None, post: None })
 }
 
 fn upload_pages(ctx: &JobContext<'_>, with: &Map<String, Value>) -> Result<StepResult> {
@@ -434,6 +580,7 @@ fn upload_pages(ctx: &JobContext<'_>, with: &Map<String, Value>) -> Result<StepR
             outputs: Map::from_iter([("artifact_id".to_string(), json!(id.to_string()))]),
             log: format!("{log}harness: uploaded `{name}` (artifact.tar of {})\n", folder.display()),
             upload: Some(upload),
+            post: None,
         }),
         Err(e) => Ok(StepResult { ok: false, log: format!("{log}::error::{e}\n"), upload: Some(upload), ..StepResult::default() }),
     }
@@ -460,5 +607,11 @@ fn deploy_pages(ctx: &JobContext<'_>, with: &Map<String, Value>) -> Result<StepR
     }
     store.pages_deployments.push(artifact.id);
     let outputs = Map::from_iter([("page_url".to_string(), json!(PAGES_URL))]);
-    Ok(StepResult { ok: true, outputs, log: format!("harness: deployed `{name}` ({}) to {PAGES_URL}\n", artifact.id), upload: None })
+    Ok(StepResult {
+        ok: true,
+        outputs,
+        log: format!("harness: deployed `{name}` ({}) to {PAGES_URL}\n", artifact.id),
+        upload: None,
+        post: None,
+    })
 }

@@ -269,6 +269,33 @@ impl Event {
         }
     }
 
+    /// A scheduled run whose payload has no `repository` (GitHub sends some that way): only
+    /// `schedule`, `workflow` and `sender` are left.
+    pub fn schedule_without_repository() -> Event {
+        let mut event = Event::schedule();
+        event.payload.as_object_mut().expect("a payload is an object").remove("repository");
+        event
+    }
+
+    /// A perf-nightly run completed (`workflow_run`, from `event_workflow_run_same_repo.json`):
+    /// run `run_id`, started by `event` on `main` at `head_sha`, with `conclusion`.
+    pub fn workflow_run_nightly(run_id: u64, event: &str, conclusion: &str, head_sha: &str) -> Event {
+        let mut payload = fixture_json("event_workflow_run_same_repo.json");
+        let run = &mut payload["workflow_run"];
+        run["id"] = json!(run_id);
+        run["name"] = json!("perf-nightly");
+        run["event"] = json!(event);
+        run["head_branch"] = json!("main");
+        run["head_sha"] = json!(head_sha);
+        run["conclusion"] = json!(conclusion);
+        run["path"] = json!(".github/workflows/perf-nightly.yml");
+        run["html_url"] = json!(format!("https://github.com/{REPO}/actions/runs/{run_id}"));
+        run["pull_requests"] = json!([]);
+        payload["workflow"]["name"] = json!("perf-nightly");
+        payload["workflow"]["path"] = json!(".github/workflows/perf-nightly.yml");
+        Event { name: "workflow_run".into(), payload, git_ref: "refs/heads/main".into(), inputs: Default::default() }
+    }
+
     /// "Run workflow" on the default branch with these inputs.
     pub fn dispatch(workflow_file: &str, inputs: &[(&str, Value)]) -> Event {
         let schedule = fixture_json("event_schedule.json");

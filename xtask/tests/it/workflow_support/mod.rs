@@ -13,17 +13,19 @@
 //! | checkout, cache, upload-artifact, download-artifact, the Pages actions | [`actions`] |
 //! | `cargo`, `sudo`, `rustup`, `gh` stand-ins, and the log of their calls | [`shims`] |
 //! | the checked-out repository | [`source`] |
-//! | runs and artifacts GitHub remembers | [`store`] |
+//! | runs, artifacts and caches GitHub remembers | [`store`] |
 //! | the REST API, faked by wiremock with the payloads of `fixtures/github/` | [`github`] |
 //!
 //! What is real: bash, the workflows' scripts, `git`, `curl`, `jq`, the gate's binary (in check
 //! mode: `PERF_CHECK=1` makes it validate flags, environment, plan, baseline, the artifact
 //! download and git refs, say what it would run, and stop), `cargo metadata`, and the
 //! `cargo-perf` binary posting comments. What is not: the API (wiremock), `apt-get`, `rustup`,
-//! `cargo build`/`install` (the binaries are already built), caches (no-ops), the load
-//! itself (a scenario that needs a nightly's summaries gives stand-ins), and Pages (a
-//! deployment is recorded, not served). `git push` is real: to the local repository playing
-//! `acme/shop`.
+//! `cargo build` (the binaries are already built), `cargo install` (it installs the built
+//! `cargo-perf`, with cargo's install records and refusals), the cache (kept in the store,
+//! with GitHub's keys, versions and scopes, so a second night finds what the first saved), the
+//! load itself (a scenario that needs a nightly's summaries, or its exit status, gives
+//! stand-ins), and Pages (a deployment is recorded, not served; a scenario can turn Pages
+//! off). `git push` is real: to the local repository playing `acme/shop`.
 #![allow(dead_code)] // each scenario uses a part
 
 pub mod actions;

@@ -91,6 +91,8 @@ impl JobRun {
 pub struct Run {
     pub id: u64,
     pub workflow: String,
+    /// `success`, or `failure` when a job failed: what the Actions API says of the run.
+    pub conclusion: String,
     pub jobs: Vec<JobRun>,
 }
 
@@ -229,6 +231,24 @@ impl Harness {
         Ok(())
     }
 
+    /// Where the stand-in exit status of [`Harness::set_gate_exit`] is kept.
+    pub fn gate_exit_file(&self) -> PathBuf {
+        self.scratch.path().join("gate-exit")
+    }
+
+    /// The status a check-only gate run that passed its check exits with from now on, in
+    /// place of 0: what a measured run would have returned (2 for a run with an invalid
+    /// suite, say). `None`: 0, the check's own.
+    pub fn set_gate_exit(&self, status: Option<i32>) -> Result<()> {
+        let file = self.gate_exit_file();
+        match status {
+            Some(code) => std::fs::write(&file, code.to_string())?,
+            None if file.exists() => std::fs::remove_file(&file)?,
+            None => {}
+        }
+        Ok(())
+    }
+
     /// Runs git in the repository playing `acme/shop` (what the runs cloned and pushed to).
     pub fn origin_git(&self, args: &[&str]) -> Result<String> {
         super::source::git(&self.source.lock().unwrap().dir, args)
@@ -278,7 +298,7 @@ impl Harness {
             head_sha: sha,
         };
         self.store.lock().add_run(record);
-        Ok(Run { id, workflow: file.to_string(), jobs })
+        Ok(Run { id, workflow: file.to_string(), conclusion: conclusion.to_string(), jobs })
     }
 }
 

@@ -2,15 +2,27 @@
 //!
 //! | tool | what the shim does |
 //! | --- | --- |
-//! | `cargo xtask ARGS` | runs the built gate (`CARGO_BIN_EXE_xtask`, or another given one) with ARGS, from a checked-out workspace; the job's `PERF_CHECK=1` makes it validate and stop; then, when the scenario gave stand-in summaries ([`Harness::set_gate_results`](super::runner::Harness::set_gate_results)), copies them into the gate's `--out`, where a measured run would have written its own |
+//! | `cargo xtask ARGS` | runs the built gate (`CARGO_BIN_EXE_xtask`, or another given one) with ARGS, from a checked-out workspace; the job's `PERF_CHECK=1` makes it validate and stop; then, when the scenario gave stand-in summaries ([`Harness::set_gate_results`](super::runner::Harness::set_gate_results)), copies them into the gate's `--out`, where a measured run would have written its own, and exits with the scenario's stand-in status when it gave one ([`Harness::set_gate_exit`](super::runner::Harness::set_gate_exit)) |
 //! | `cargo metadata …` | the real cargo, with `CARGO_TARGET_DIR` at the folder the binaries were built in (the cargo cache's `target` would be there on GitHub) |
 //! | `cargo build …` | nothing: the binaries are built |
-//! | `cargo install …` | puts the built `cargo-perf` in `--root DIR/bin`, else `$CARGO_HOME/bin`; `--path P` must be a crate in the working directory |
+//! | `cargo install …` | installs the built `cargo-perf` as cargo does (see below) |
+//! | `cargo perf ARGS` | `cargo-perf perf ARGS` from `PATH` (an installed gate), with the stand-ins of `cargo xtask perf` |
 //! | `cargo NAME …` | `cargo-NAME` from `PATH`, as cargo runs external subcommands |
 //! | `sudo apt-get …` | nothing (the machine running the test has the packages); other `sudo CMD` runs CMD |
 //! | `rustup …` | nothing |
 //! | `gh auth setup-git` | nothing: the checked-out repository's `origin` is a local one |
 //! | `gh …` (anything else) | fails: the harness has no fake for the GitHub CLI |
+//!
+//! `cargo install` keeps cargo's rules, so that a workflow that caches an installed binary
+//! without cargo's install records fails here as on GitHub's second night: the install root is
+//! `--root`, else `CARGO_INSTALL_ROOT`, else `CARGO_HOME`; the records are that root's
+//! `.crates.toml` and `.crates2.json`, naming each package (`perf 0.1.0 (SOURCE)`, the source
+//! from `--git`/`--rev`/`--tag`/`--branch`, `--path` or the registry) with its binaries. When
+//! `ROOT/bin/cargo-perf` exists and `--force` is not given: if no record owns it, cargo's error
+//! (`binary `cargo-perf` already exists in destination`, exit 101); if another package owns it,
+//! the same error naming it; if the same package from the same git revision or registry owns
+//! it, `Ignored package … is already installed` and nothing changes; otherwise (a path source,
+//! another revision) it is replaced. `--path P` must be a crate.
 //!
 //! Every call is appended to a log (arguments and the `PERF_*` variables it saw, NUL-separated
 //! so any text survives) that the scenarios assert on.
@@ -81,6 +93,114 @@ record() {
 "#;
 
 const CARGO: &str = r#"
+# Runs the gate (`PROGRAM perf ARGS…`), then stands in for what a measured run leaves: the
+# scenario's summaries in `--out`, and its exit status.
+run_gate() {
+    local status=0
+    "$@" || status=$?
+    shift
+    if [ "$status" -eq 0 ] && [ "${1:-}" = perf ]; then
+        if [ -n "$(ls -A @RESULTS@ 2>/dev/null)" ]; then
+            local out="" prev=""
+            for arg in "$@"; do
+                if [ "$prev" = --out ]; then out="$arg"; fi
+                prev="$arg"
+            done
+            if [ -n "$out" ]; then
+                mkdir -p "$out"
+                cp @RESULTS@/* "$out/"
+                echo "harness: the gate only checked; the scenario's stand-in summaries are in $out: $(ls @RESULTS@ | paste -sd ' ')" >&2
+            fi
+        fi
+        if [ -f @EXIT@ ]; then
+            status="$(cat @EXIT@)"
+            echo "harness: the gate only checked; a measured run would have exited with $status (the scenario says so)" >&2
+        fi
+    fi
+    return "$status"
+}
+
+# `cargo install` of the built cargo-perf, with cargo's records and refusals.
+install_gate() {
+    local root="${CARGO_INSTALL_ROOT:-${CARGO_HOME:?CARGO_HOME is not set}}"
+    local force=0 git="" rev="" tag="" branch="" path=""
+    while [ "$#" -gt 0 ]; do
+        case "$1" in
+            --root) root="$2"; shift 2 ;;
+            --root=*) root="${1#--root=}"; shift ;;
+            --force | -f) force=1; shift ;;
+            --git) git="$2"; shift 2 ;;
+            --git=*) git="${1#--git=}"; shift ;;
+            --rev) rev="$2"; shift 2 ;;
+            --rev=*) rev="${1#--rev=}"; shift ;;
+            --tag) tag="$2"; shift 2 ;;
+            --tag=*) tag="${1#--tag=}"; shift ;;
+            --branch) branch="$2"; shift 2 ;;
+            --branch=*) branch="${1#--branch=}"; shift ;;
+            --path | --path=*)
+                if [ "$1" = --path ]; then path="$2"; shift 2; else path="${1#--path=}"; shift; fi
+                if [ ! -f "$path/Cargo.toml" ]; then echo "error: \`$path/Cargo.toml\` does not exist (in $PWD)" >&2; return 101; fi
+                path="$(cd "$path" && pwd)" ;;
+            --version | --features | -F | --target | --target-dir | --profile | --index | --registry | --jobs | -j | --bin | --example | --config | -Z)
+                shift 2 ;;
+            *) shift ;;
+        esac
+    done
+    local source
+    if [ -n "$git" ]; then
+        if [ -n "$rev" ]; then source="git+$git?rev=$rev#$rev"
+        elif [ -n "$tag" ]; then source="git+$git?tag=$tag#$tag"
+        elif [ -n "$branch" ]; then source="git+$git?branch=$branch#HEAD"
+        else source="git+$git#HEAD"; fi
+    elif [ -n "$path" ]; then
+        source="path+file://$path"
+    else
+        source="registry+https://github.com/rust-lang/crates.io-index"
+    fi
+    local id="perf @VERSION@ ($source)" dest="$root/bin/cargo-perf" records="$root/.crates.toml"
+    local owner=""
+    if [ -f "$records" ]; then
+        owner="$(sed -n 's/^"\(.*\)" = \[.*"cargo-perf".*\]$/\1/p' "$records" | head -n 1)"
+    fi
+    if [ -e "$dest" ] && [ "$force" -eq 0 ]; then
+        if [ -z "$owner" ]; then
+            printf 'error: binary `cargo-perf` already exists in destination\nAdd --force to overwrite\n' >&2
+            return 101
+        fi
+        case "$owner" in
+            "perf "*) ;;
+            *)
+                printf 'error: binary `cargo-perf` already exists in destination as part of `%s`\nAdd --force to overwrite\n' "$owner" >&2
+                return 101 ;;
+        esac
+        # The same git revision or tag, or the registry's version, is kept; a path source (or
+        # a branch, which may have moved) is built again.
+        local fresh=false
+        if [ "$owner" = "$id" ] && [ -n "$git" ] && [ -n "$rev$tag" ]; then fresh=true; fi
+        if [ "$owner" = "$id" ] && [ -z "$git$path" ]; then fresh=true; fi
+        if [ "$fresh" = true ]; then
+            echo "     Ignored package \`perf v@VERSION@ ($source)\` is already installed, use --force to override" >&2
+            return 0
+        fi
+        echo "   Replacing $dest" >&2
+    fi
+    mkdir -p "$root/bin"
+    cp @CARGO_PERF@ "$dest.new"
+    mv "$dest.new" "$dest"
+    # cargo's two records of what it installed into this root.
+    local others=""
+    if [ -f "$records" ]; then others="$(grep -v '"cargo-perf"' "$records" | grep -v '^\[v1\]$' || true)"; fi
+    { echo '[v1]'; if [ -n "$others" ]; then echo "$others"; fi; echo "\"$id\" = [\"cargo-perf\"]"; } > "$records"
+    local json="$root/.crates2.json"
+    local previous='{"installs":{}}'
+    if [ -f "$json" ]; then previous="$(cat "$json")"; fi
+    jq --arg id "$id" \
+        '.installs |= (with_entries(select(.value.bins | index("cargo-perf") | not)) + {($id): {version_req: null, bins: ["cargo-perf"], features: [], all_features: false, no_default_features: false, profile: "release", target: "x86_64-unknown-linux-gnu", rustc: "harness"}})' \
+        <<<"$previous" > "$json.new"
+    mv "$json.new" "$json"
+    echo "   Installed package \`perf v@VERSION@ ($source)\` (executable \`cargo-perf\`) into $root/bin (harness: the built one)" >&2
+}
+
 sub="${1:-}"
 case "$sub" in
     xtask)
@@ -93,21 +213,7 @@ case "$sub" in
         done
         shift
         status=0
-        @GATE@ "$@" || status=$?
-        # The gate only checked, so it wrote no summaries: the scenario's stand-ins, if it
-        # gave some, take the place of what a measured run would have left in `--out`.
-        if [ "$status" -eq 0 ] && [ "${1:-}" = perf ] && [ -n "$(ls -A @RESULTS@ 2>/dev/null)" ]; then
-            out="" prev=""
-            for arg in "$@"; do
-                if [ "$prev" = --out ]; then out="$arg"; fi
-                prev="$arg"
-            done
-            if [ -n "$out" ]; then
-                mkdir -p "$out"
-                cp @RESULTS@/* "$out/"
-                echo "harness: the gate only checked; the scenario's stand-in summaries are in $out: $(ls @RESULTS@ | paste -sd ' ')" >&2
-            fi
-        fi
+        run_gate @GATE@ "$@" || status=$?
         exit "$status" ;;
     metadata)
         record cargo "$@"
@@ -118,22 +224,17 @@ case "$sub" in
     install)
         record cargo "$@"
         shift
-        root="${CARGO_HOME:?CARGO_HOME is not set}"
-        while [ "$#" -gt 0 ]; do
-            case "$1" in
-                --root) root="$2"; shift 2 ;;
-                --path)
-                    if [ ! -f "$2/Cargo.toml" ]; then echo "error: \`$2/Cargo.toml\` does not exist (in $PWD)" >&2; exit 101; fi
-                    shift 2 ;;
-                *) shift ;;
-            esac
-        done
-        mkdir -p "$root/bin"
-        cp @CARGO_PERF@ "$root/bin/cargo-perf"
-        echo "  Installed package \`perf\` (executable \`cargo-perf\`) into $root/bin (harness: the built one)" >&2 ;;
+        status=0
+        install_gate "$@" || status=$?
+        exit "$status" ;;
     *)
         if [ -n "$sub" ] && external="$(command -v "cargo-$sub")"; then
             record cargo "$@"
+            if [ "$sub" = perf ]; then
+                status=0
+                run_gate "$external" "$@" || status=$?
+                exit "$status"
+            fi
             exec "$external" "$@"
         fi
         echo "harness: \`cargo $*\` is not something the harness can run" >&2
@@ -165,8 +266,9 @@ exit 1
 "#;
 
 /// Writes the shims into `dir`; calls go to `log`. The files in `stand_in_results`, when
-/// there are any, are what a check-only `cargo xtask perf … --out DIR` leaves in DIR.
-pub fn install(dir: &Path, log: &Path, tools: &Tools, stand_in_results: &Path) -> Result<()> {
+/// there are any, are what a check-only `cargo xtask perf … --out DIR` leaves in DIR; the file
+/// `stand_in_exit`, when it exists, holds the status it exits with instead of 0.
+pub fn install(dir: &Path, log: &Path, tools: &Tools, stand_in_results: &Path, stand_in_exit: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(log, "")?;
     let fill = |body: &str| {
@@ -177,6 +279,8 @@ pub fn install(dir: &Path, log: &Path, tools: &Tools, stand_in_results: &Path) -
             .replace("@CARGO@", &quote(&tools.cargo))
             .replace("@TARGET@", &quote(&tools.target_dir))
             .replace("@RESULTS@", &quote(stand_in_results))
+            .replace("@EXIT@", &quote(stand_in_exit))
+            .replace("@VERSION@", env!("CARGO_PKG_VERSION"))
     };
     for (name, body) in [("cargo", CARGO), ("sudo", SUDO), ("rustup", RUSTUP), ("gh", GH)] {
         let path = dir.join(name);

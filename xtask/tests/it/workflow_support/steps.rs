@@ -11,7 +11,8 @@
 //! it, as on GitHub.
 //!
 //! A step runs when its `if:` holds (`success()` when it has none); a failing step fails the
-//! job unless `continue-on-error` is true.
+//! job unless `continue-on-error` is true. After the last step come the post steps of the
+//! actions that have one (`actions/cache`'s save), last first, named `Post <step name>`.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value, json};
 
-use super::actions::{Upload, run_action};
+use super::actions::{PostSave, Upload, cache_save, run_action};
 use super::expr::{self, Scope, Status};
 use super::model::{Workflow, object};
 use super::runner::{JobResult, RunContext};
@@ -83,6 +84,8 @@ pub struct StepResult {
     pub outputs: Map<String, Value>,
     pub log: String,
     pub upload: Option<Upload>,
+    /// What the action does after the job's last step (`actions/cache`'s save).
+    pub post: Option<PostSave>,
 }
 
 /// The folders of one job.
@@ -144,6 +147,8 @@ pub struct JobState {
     steps: Map<String, Value>,
     failed: bool,
     pub checked_out: bool,
+    /// Post steps of the actions that ran, with their steps' names, in the order they ran.
+    post: Vec<(String, PostSave)>,
 }
 
 impl<'a> JobContext<'a> {
@@ -157,7 +162,13 @@ impl<'a> JobContext<'a> {
         needs: Value,
     ) -> Result<JobContext<'a>> {
         let dirs = JobDirs::create(root)?;
-        shims::install(&dirs.shims, &dirs.shim_log, &run.harness.opts.tools, &run.harness.gate_results_dir())?;
+        shims::install(
+            &dirs.shims,
+            &dirs.shim_log,
+            &run.harness.opts.tools,
+            &run.harness.gate_results_dir(),
+            &run.harness.gate_exit_file(),
+        )?;
         let github = run.github(id, &dirs.workspace);
         Ok(JobContext { run, dirs, id: id.to_string(), workflow, job, inputs, needs, github })
     }
@@ -277,6 +288,28 @@ pub fn run_steps(ctx: &JobContext<'_>) -> Result<StepsOutcome> {
         state.failed |= record.conclusion == Outcome::Failure;
         records.push(record);
     }
+    // Post steps, in the reverse order of their steps; `actions/cache`'s runs on success only.
+    for (name, post) in std::mem::take(&mut state.post).into_iter().rev() {
+        let (outcome, log) = if state.failed {
+            (Outcome::Skipped, String::new())
+        } else {
+            let saved = cache_save(ctx, &post.key, &post.path).with_context(|| format!("post step of {name}"))?;
+            (if saved.ok { Outcome::Success } else { Outcome::Failure }, saved.log)
+        };
+        let record = StepRun {
+            name: format!("Post {name}"),
+            id: None,
+            outcome,
+            conclusion: outcome,
+            outputs: Map::new(),
+            annotations: log.lines().filter(|l| l.starts_with("::error") || l.starts_with("::warning")).map(String::from).collect(),
+            log,
+            upload: None,
+        };
+        println!("[{}] {}", ctx.id, record.describe());
+        state.failed |= record.conclusion == Outcome::Failure;
+        records.push(record);
+    }
     let contexts = ctx.contexts(&state);
     let mut outputs = Map::new();
     for (name, value) in object(ctx.job.get("outputs"), "outputs")? {
@@ -322,7 +355,7 @@ fn run_step(ctx: &JobContext<'_>, state: &mut JobState, index: usize, step: &Map
     for (k, v) in object(step.get("env"), "env")? {
         step_env.insert(k.clone(), template::render_text(&v, &scope).with_context(|| format!("env `{k}`"))?);
     }
-    let result = match (step.get("uses"), step.get("run")) {
+    let mut result = match (step.get("uses"), step.get("run")) {
         (Some(_), Some(_)) => bail!("a step has both `uses` and `run`"),
         (Some(uses), None) => {
             let uses = uses.as_str().ok_or_else(|| anyhow!("`uses` is not a string"))?;
@@ -336,6 +369,9 @@ fn run_step(ctx: &JobContext<'_>, state: &mut JobState, index: usize, step: &Map
         Some(v) => expr::truthy(&template::render(v, &scope)?),
         None => false,
     };
+    if let Some(post) = result.post.take() {
+        state.post.push((name.clone(), post));
+    }
     let outcome = if result.ok { Outcome::Success } else { Outcome::Failure };
     let annotations = result.log.lines().filter(|l| l.starts_with("::error") || l.starts_with("::warning")).map(String::from).collect();
     Ok(StepRun {
@@ -431,7 +467,7 @@ fn run_script(
     for line in added.lines().map(str::trim).filter(|l| !l.is_empty()) {
         state.path.insert(0, line.to_string());
     }
-    Ok(StepResult { ok, outputs, log, upload: None })
+    Ok(StepResult { ok, outputs, log, upload: None, post: None })
 }
 
 /// Reads `GITHUB_OUTPUT` / `GITHUB_ENV`: `name=value` lines and `name<<DELIMITER` blocks.

@@ -1,10 +1,16 @@
-//! What GitHub remembers between runs: workflow runs and their artifacts.
+//! What GitHub remembers between runs: workflow runs, their artifacts, the Actions cache and
+//! whether Pages is enabled.
 //!
 //! One store per scenario, shared by the harness (which writes what `upload-artifact` uploads
 //! and reads what `download-artifact` asks for) and the fake GitHub API (which lists the runs and
 //! artifacts and serves an artifact as the zip GitHub would). So a run can use what an earlier
-//! run uploaded, through either path, as on GitHub. Artifact files live on disk, under the
-//! store's folder, so a 70 MB binary is not held in memory.
+//! run uploaded, through either path, as on GitHub. Artifact and cache files live on disk, under
+//! the store's folder, so a 70 MB binary is not held in memory.
+//!
+//! Caches are GitHub's: saved once under a key and never changed (a second save of the same key
+//! is refused), with a version made of the paths as written (a restore with other paths does not
+//! see them), and scoped to the ref that saved them (a run sees its own ref's and the default
+//! branch's).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -74,6 +80,20 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()>
     Ok(())
 }
 
+/// One saved cache.
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    pub key: String,
+    /// The paths as the workflow wrote them, each job's own folders named alike in every job
+    /// (`~/…`, `$RUNNER_TEMP/…`, relative to the workspace): GitHub's cache version.
+    pub version: Vec<String>,
+    /// The ref whose run saved it (`refs/heads/main`, `refs/pull/7/merge`).
+    pub scope: String,
+    /// One entry per path of `version`, by index (`0`, `1`…): the saved file or folder itself;
+    /// absent when that path did not exist.
+    pub dir: PathBuf,
+}
+
 #[derive(Debug)]
 pub struct Store {
     root: PathBuf,
@@ -81,6 +101,11 @@ pub struct Store {
     pub artifacts: Vec<Artifact>,
     /// What `actions/deploy-pages` deployed: the artifacts' ids, oldest first.
     pub pages_deployments: Vec<u64>,
+    /// Settings → Pages → Source is "GitHub Actions" (true by default); when false,
+    /// `actions/configure-pages` fails as it does on a repository without Pages.
+    pub pages_enabled: bool,
+    /// Saved caches, oldest first.
+    pub caches: Vec<CacheEntry>,
     next_artifact_id: u64,
 }
 
@@ -95,6 +120,8 @@ impl SharedStore {
             runs: Vec::new(),
             artifacts: Vec::new(),
             pages_deployments: Vec::new(),
+            pages_enabled: true,
+            caches: Vec::new(),
             next_artifact_id: 4_470_000_100,
         })))
     }
@@ -145,6 +172,54 @@ impl Store {
     pub fn of_run(&self, run_id: u64) -> Vec<&Artifact> {
         self.artifacts.iter().filter(|a| a.run_id == run_id).collect()
     }
+
+    /// A fresh folder for a cache's files.
+    pub fn new_cache_dir(&mut self) -> PathBuf {
+        self.root.join("caches").join(self.caches.len().to_string())
+    }
+
+    /// The cache a restore of `key` (then `restore_keys`) with these paths finds, as
+    /// `actions/cache` looks: in each scope in turn (the run's ref, then the default branch),
+    /// the exact key, then the newest entry whose key starts with the key, then with each
+    /// restore key in order. `true` with an exact match (`cache-hit`).
+    pub fn find_cache(&self, key: &str, restore_keys: &[String], version: &[String], scopes: &[String]) -> Option<(CacheEntry, bool)> {
+        for scope in scopes {
+            // Newest first.
+            let candidates: Vec<&CacheEntry> = self.caches.iter().rev().filter(|c| c.scope == *scope && c.version == version).collect();
+            if let Some(exact) = candidates.iter().copied().find(|c| c.key == key) {
+                return Some((exact.clone(), true));
+            }
+            for prefix in std::iter::once(key).chain(restore_keys.iter().map(String::as_str)) {
+                if let Some(found) = candidates.iter().copied().find(|c| c.key.starts_with(prefix)) {
+                    return Some((found.clone(), false));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Copies a file or a folder (recursively) to `to`, making `to`'s parents, replacing files
+/// that are there and keeping the others (as a cache restore extracts over what exists).
+/// Permissions are kept.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+        for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+    } else {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        if to.is_file() {
+            // A read-only file is replaced, not written through.
+            std::fs::remove_file(to)?;
+        }
+        std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
 }
 
 /// A file's content for [`Store::add_artifact`].
