@@ -266,13 +266,13 @@ fn noise_file(suite: &str, testbed: &str) -> (String, Content) {
 
 /// One suite of `all` was an invalid run (the gate exits 2): the others are still tonight's
 /// baseline, with their noise, and the night still uploads its binary and saves the cache, so
-/// that pull requests find all three. A night with no valid suite at all fails.
+/// that pull requests find them. A night with no valid suite at all fails.
 #[test]
 fn one_invalid_suite_among_all_still_uploads_the_baseline_of_the_valid_ones() {
     let h = harness();
     let testbed = perf::summary::testbed("local", false, None).key;
     let mut night = stand_in_night(&h, "2026-11-27T02:49:13Z");
-    assert!(night.len() >= 3, "perf.toml has more than two suites: {:?}", night.iter().map(|(n, _)| n).collect::<Vec<_>>());
+    assert!(night.len() >= 2, "the nightly runs more than one suite: {:?}", night.iter().map(|(n, _)| n).collect::<Vec<_>>());
     let suite_of = |name: &str| name.trim_end_matches(".json").to_string();
     let (valid_suite, invalid_suite) = (suite_of(&night[0].0), suite_of(&night[night.len() - 1].0));
     edit_summary(&mut night, &format!("{invalid_suite}.json"), |s| {
