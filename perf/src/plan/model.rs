@@ -393,7 +393,9 @@ pub struct StressSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapacitySpec {
-    /// The rate the service must sustain, requests per second over all instances.
+    /// The rate the service must sustain over all instances, in the steps' unit: the stress
+    /// scenario's iterations per second (requests per second when an iteration is one
+    /// request, rounds per second for a workflow).
     pub target_rps: f64,
     /// The share of each instance's held rate kept free (0.3 plans each at 70%).
     #[serde(default = "defaults::headroom")]
