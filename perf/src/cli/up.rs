@@ -1,13 +1,15 @@
 //! `cargo perf up` / `cargo xtask up`: brings up the plan's environment (PostgreSQL, Redis and the app) and
 //! keeps it running until Ctrl-C or SIGTERM, then tears it down.
 //!
-//! Prints one line per service, app first, then `ready: press Ctrl-C to stop`:
+//! Prints one line per service started, app first, then `ready: press Ctrl-C to stop`:
 //! ```text
 //! app: http://127.0.0.1:PORT
 //! postgres: postgres://USER@127.0.0.1:PORT/DB
 //! redis: redis://127.0.0.1:PORT
 //! ready: press Ctrl-C to stop
 //! ```
+//! A database the plan does not ask for (`plan::EnvironmentSetup::starts`) has no line on
+//! stdout, so every line there is an address; stderr says it was not started, and why.
 //! Progress and errors go to stderr; exit 0 after a clean teardown, 2 when the plan is bad
 //! or the environment does not come up. The local backend keeps everything in one temporary
 //! directory under `PERF_TMPDIR` (default: the system's); `PERF_LOG=perf=debug` prints its
@@ -16,7 +18,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::env::{BackendChoice, BackendKind, Environment, StartOptions};
+use crate::env::{BackendChoice, BackendKind, Environment, Service, StartOptions};
 use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +57,9 @@ pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<Exit
         eprintln!("the local backend first builds the app with `{}` (minutes on a fresh clone)", build.join(" "));
     }
     let env = Environment::start(backend, &setup, &opts).await.context("the environment did not come up")?;
+    for s in [Service::Postgres, Service::Redis].into_iter().filter(|s| !setup.environment.starts(*s)) {
+        eprintln!("{}", crate::plan::not_started(s));
+    }
     for s in env.services() {
         println!("{}: {}", s.service.as_str(), s.url);
     }

@@ -25,6 +25,11 @@
 //! Docker backend's random password is letters and digits; a password set in the plan is the
 //! plan's own).
 //!
+//! A service the run does not start has no values: its names are refused, with the field
+//! they are in, before anything starts ([`AppEnvValues::placeholders`]). A plan's own
+//! templates never meet this (naming a service starts it: `plan::Setup`'s rule); templates
+//! added later (`--app-env`) can.
+//!
 //! The local backend's command and build step may also use `{{cargo.target_dir}}`: where cargo
 //! puts its build output (`CARGO_TARGET_DIR`, `build.target-dir`, or `target/`), asked of
 //! `cargo metadata` in the plan's folder, so that a plan names its binary wherever it is built.
@@ -35,8 +40,8 @@
 use std::collections::BTreeMap;
 
 use super::error::EnvError;
-use crate::plan::APP_ENV_NAMES;
 use crate::plan::template::{RawPart, parse};
+use crate::plan::{APP_ENV_NAMES, Service, Setup};
 
 /// Where the app finds PostgreSQL, and as whom it connects.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -104,35 +109,59 @@ fn url_escape(s: &str) -> String {
 }
 
 /// What the names resolve to for one start of the app.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct AppEnvValues {
-    /// Its `Debug` leaves the password out.
-    pub postgres: PostgresAddr,
-    pub redis: RedisAddr,
+    /// `None` when the run starts no PostgreSQL. Its `Debug` leaves the password out.
+    pub postgres: Option<PostgresAddr>,
+    /// `None` when the run starts no Redis.
+    pub redis: Option<RedisAddr>,
     pub app_listen: String,
     pub app_port: u16,
     /// `{{cargo.target_dir}}`: only for the local backend's command and build.
     pub cargo_target_dir: Option<String>,
 }
 
+/// Why a name has no value.
+enum Missing {
+    /// Not a name of the app's templates (or `{{cargo.target_dir}}` where it has none).
+    Unknown,
+    /// A name of a service this run does not start.
+    NotStarted(Service),
+}
+
 impl AppEnvValues {
-    fn get(&self, name: &str) -> Option<String> {
-        let (pg, redis) = (&self.postgres, &self.redis);
-        match name {
-            "postgres.url" => Some(pg.url()),
-            "postgres.host" => Some(pg.host.clone()),
-            "postgres.port" => Some(pg.port.to_string()),
-            "postgres.user" => Some(pg.user.clone()),
-            "postgres.password" => Some(pg.password.clone()),
-            "postgres.database" => Some(pg.database.clone()),
-            "redis.url" => Some(redis.url()),
-            "redis.host" => Some(redis.host.clone()),
-            "redis.port" => Some(redis.port.to_string()),
-            "app.listen" => Some(self.app_listen.clone()),
-            "app.port" => Some(self.app_port.to_string()),
-            "cargo.target_dir" => self.cargo_target_dir.clone(),
-            _ => None,
+    /// Stand-ins for the check made before anything starts: an empty address for each service
+    /// `setup` starts and none for the others, so rendering every template with them refuses
+    /// an unknown name, or a name of a service the run does not start, with its field, before
+    /// a server, a container or a build begins.
+    pub fn placeholders(setup: &Setup, cargo_target_dir: Option<String>) -> AppEnvValues {
+        let env = &setup.environment;
+        AppEnvValues {
+            postgres: env.postgres.as_ref().map(|_| PostgresAddr::default()),
+            redis: env.redis.as_ref().map(|_| RedisAddr::default()),
+            cargo_target_dir,
+            ..AppEnvValues::default()
         }
+    }
+
+    fn get(&self, name: &str) -> Result<String, Missing> {
+        let pg = || self.postgres.as_ref().ok_or(Missing::NotStarted(Service::Postgres));
+        let redis = || self.redis.as_ref().ok_or(Missing::NotStarted(Service::Redis));
+        Ok(match name {
+            "postgres.url" => pg()?.url(),
+            "postgres.host" => pg()?.host.clone(),
+            "postgres.port" => pg()?.port.to_string(),
+            "postgres.user" => pg()?.user.clone(),
+            "postgres.password" => pg()?.password.clone(),
+            "postgres.database" => pg()?.database.clone(),
+            "redis.url" => redis()?.url(),
+            "redis.host" => redis()?.host.clone(),
+            "redis.port" => redis()?.port.to_string(),
+            "app.listen" => self.app_listen.clone(),
+            "app.port" => self.app_port.to_string(),
+            "cargo.target_dir" => self.cargo_target_dir.clone().ok_or(Missing::Unknown)?,
+            _ => return Err(Missing::Unknown),
+        })
     }
 }
 
@@ -152,12 +181,18 @@ pub fn render(field: &str, template: &str, values: &AppEnvValues) -> Result<Stri
         match part {
             RawPart::Lit(text) => value.push_str(&text),
             RawPart::Var { name, .. } => {
-                let resolved = values.get(&name).ok_or_else(|| {
-                    let mut known: Vec<String> = APP_ENV_NAMES.iter().map(|n| format!("{{{{{n}}}}}")).collect();
-                    if values.cargo_target_dir.is_some() {
-                        known.push("{{cargo.target_dir}}".into());
+                let resolved = values.get(&name).map_err(|missing| match missing {
+                    Missing::NotStarted(service) => EnvError::Other(format!(
+                        "{field}: `{{{{{name}}}}}` names {service}, which this run does not start: add an [environment.{service}] \
+                         table to the plan"
+                    )),
+                    Missing::Unknown => {
+                        let mut known: Vec<String> = APP_ENV_NAMES.iter().map(|n| format!("{{{{{n}}}}}")).collect();
+                        if values.cargo_target_dir.is_some() {
+                            known.push("{{cargo.target_dir}}".into());
+                        }
+                        EnvError::Other(format!("{field}: unknown name `{{{{{name}}}}}`: expected one of {}", known.join(", ")))
                     }
-                    EnvError::Other(format!("{field}: unknown name `{{{{{name}}}}}`: expected one of {}", known.join(", ")))
                 })?;
                 value.push_str(&resolved);
             }
@@ -173,14 +208,14 @@ mod tests {
     /// What the Docker backend gives an app without fault proxies.
     fn values() -> AppEnvValues {
         AppEnvValues {
-            postgres: PostgresAddr {
+            postgres: Some(PostgresAddr {
                 host: "postgres".into(),
                 port: 5432,
                 user: "perf".into(),
                 password: "pw".into(),
                 database: "perf".into(),
-            },
-            redis: RedisAddr { host: "redis".into(), port: 6379 },
+            }),
+            redis: Some(RedisAddr { host: "redis".into(), port: 6379 }),
             app_listen: "0.0.0.0:8080".into(),
             app_port: 8080,
             cargo_target_dir: None,
@@ -254,12 +289,12 @@ mod tests {
         // What a URL cannot hold as it is, is percent-encoded; the parts stay raw.
         let odd = PostgresAddr { password: "p@ss:w/rd".into(), user: "me@corp".into(), database: "my db".into(), ..local.clone() };
         assert_eq!(odd.url(), "postgres://me%40corp:p%40ss%3Aw%2Frd@127.0.0.1:5433/my%20db");
-        let v = AppEnvValues { postgres: odd, ..values() };
+        let v = AppEnvValues { postgres: Some(odd), ..values() };
         assert_eq!(render("f", "{{postgres.password}}", &v).unwrap(), "p@ss:w/rd");
         // An IPv6 host is bracketed in a URL only.
         let six = RedisAddr { host: "fd00::1".into(), port: 7000 };
         assert_eq!(six.url(), "redis://[fd00::1]:7000");
-        let v = AppEnvValues { redis: six, ..values() };
+        let v = AppEnvValues { redis: Some(six), ..values() };
         assert_eq!(render("f", "{{redis.host}}", &v).unwrap(), "fd00::1");
     }
 
@@ -273,6 +308,49 @@ mod tests {
         assert!(!err.contains("pw"), "no value in an error: {err}");
         let err = resolve(&env(&[("DB_NAME", "{{postgres.name}}")]), &values()).unwrap_err().to_string();
         assert!(err.contains("app.env.DB_NAME") && err.contains("postgres.name"), "{err}");
+    }
+
+    #[test]
+    fn a_service_the_run_does_not_start_has_no_values() {
+        let v = AppEnvValues { postgres: None, ..values() };
+        let err = resolve(&env(&[("DATABASE_URL", "{{postgres.url}}")]), &v).unwrap_err().to_string();
+        assert!(err.starts_with("app.env.DATABASE_URL: "), "{err}");
+        assert!(err.contains("`{{postgres.url}}` names postgres, which this run does not start"), "{err}");
+        assert!(err.contains("[environment.postgres]"), "{err}");
+        for name in ["postgres.host", "postgres.port", "postgres.user", "postgres.password", "postgres.database"] {
+            assert!(render("f", &format!("{{{{{name}}}}}"), &v).is_err(), "{name}");
+        }
+        // The other service and the app's own names still render; an unknown name is unknown.
+        assert_eq!(render("f", "{{redis.url}} {{app.port}}", &v).unwrap(), "redis://redis:6379 8080");
+        let err = render("app.env.X", "{{postgres.uri}}", &v).unwrap_err().to_string();
+        assert!(err.contains("unknown name `{{postgres.uri}}`"), "{err}");
+        let v = AppEnvValues { redis: None, ..values() };
+        let err = render("app.local.command[1]", "--cache={{redis.host}}:{{redis.port}}", &v).unwrap_err().to_string();
+        assert!(err.starts_with("app.local.command[1]: `{{redis.host}}` names redis"), "{err}");
+    }
+
+    #[test]
+    fn placeholders_stand_for_the_services_the_setup_starts() {
+        let setup = |tables: &str, env: &str| {
+            let text = format!(
+                "version = 1\n{tables}\n[app.env]\n{env}\n\
+                 [requests.r]\npath = \"/\"\n[suites.s.scenarios.a]\nexecutor = \"constant-vus\"\nrequest = \"r\"\n"
+            );
+            crate::plan::parse(std::path::Path::new("perf.toml"), text).unwrap().setup()
+        };
+        // Named by a template: started, so a placeholder renders.
+        let s = setup("", "DB = \"{{postgres.url}}\"");
+        let v = AppEnvValues::placeholders(&s, None);
+        assert!(v.postgres.is_some() && v.redis.is_none());
+        assert!(resolve(&s.app.env, &v).is_ok());
+        // Added after the plan was read (as --app-env does): refused before anything starts.
+        let mut s = setup("[environment.redis]", "LISTEN = \"{{app.listen}}\"");
+        s.app.env.insert("DATABASE_URL".into(), "{{postgres.url}}".into());
+        let v = AppEnvValues::placeholders(&s, None);
+        assert!(v.postgres.is_none() && v.redis.is_some());
+        let err = resolve(&s.app.env, &v).unwrap_err().to_string();
+        assert!(err.starts_with("app.env.DATABASE_URL: "), "{err}");
+        assert_eq!(s.check_services().unwrap_err().split(':').next(), Some("app.env.DATABASE_URL"));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! [`LocalEnv::start`] creates one temporary run directory (under `PERF_TMPDIR` when set,
 //! else the system's temporary directory) that holds everything: the PostgreSQL cluster,
-//! Redis's directory, and the build's and the app's logs. PostgreSQL, Redis and the app's
+//! Redis's directory, and the build's and the app's logs. PostgreSQL and Redis are started
+//! only when the plan asks for them (`plan::EnvironmentSetup::starts`): an app that uses
+//! neither needs neither program installed. The databases and the app's
 //! build run at the same time; the app starts once all three are done, on a free port, with
 //! its environment (and its command's arguments) rendered from the plan's templates
 //! (`{{postgres.url}}` and its parts, `{{redis.url}}`, `{{app.listen}}`, `{{app.port}}`…; see
@@ -37,7 +39,7 @@ use super::error::{EnvError, copy_logs_noting};
 use super::procs::{self, RunAs, Spawn};
 use super::proxies::Proxies;
 use super::resources;
-use super::types::{ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
+use super::types::{PostgresAccess, ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
 use crate::plan::{Service, Setup};
 use app::AppProcess;
 
@@ -62,7 +64,7 @@ pub async fn build_app(
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<BuiltApp, EnvError> {
     let cargo_target_dir = if app::uses_cargo_target_dir(setup) { Some(app::cargo_target_dir(dir, build_env).await?) } else { None };
-    let templates = AppContext { cargo_target_dir: cargo_target_dir.clone(), ..AppContext::default() };
+    let templates = AppContext::before_start(setup, cargo_target_dir.clone());
     let local = app::local(setup)?;
     let build = templates.render_argv("app.local.build", &local.build)?;
     if let Some(parent) = log.parent() {
@@ -110,8 +112,8 @@ fn sweep_orphans(root: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
 }
 
 impl LocalEnv {
-    /// Starts PostgreSQL, Redis and the app the plan describes and waits until the app is up
-    /// (`procs::wait_http_ready`). Ends with `Interrupted` soon after `opts.cancel` fires.
+    /// Starts the PostgreSQL and Redis the plan asks for and the app, and waits until the app is
+    /// up (`procs::wait_http_ready`). Ends with `Interrupted` soon after `opts.cancel` fires.
     pub async fn start(setup: &Setup, opts: &StartOptions) -> Result<LocalEnv, EnvError> {
         let root = procs::temp_root();
         for (dir, owner) in sweep_orphans(&root) {
@@ -121,7 +123,7 @@ impl LocalEnv {
             .prefix("perf-local-")
             .tempdir_in(&root)
             .map_err(|e| EnvError::Io { context: format!("creating a temporary directory in {}", root.display()), source: e })?;
-        if RunAs::for_postgres()?.is_some() {
+        if setup.environment.postgres.is_some() && RunAs::for_postgres()?.is_some() {
             // PostgreSQL runs as another account, which must be able to reach its directory.
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o711))
@@ -146,34 +148,54 @@ impl LocalEnv {
     async fn boot(&mut self, setup: &Setup, opts: &StartOptions) -> Result<(), EnvError> {
         let dir = self.dir().to_path_buf();
         let timeout = setup.environment.startup_timeout;
-        let spec = &setup.environment.postgres;
-        let pg_opts = PostgresOptions { database: spec.database.clone(), user: spec.user.clone(), startup_timeout: timeout };
-        let redis_opts = RedisOptions { startup_timeout: timeout };
+        let pg_opts = setup.environment.postgres.as_ref().map(|spec| PostgresOptions {
+            database: spec.database.clone(),
+            user: spec.user.clone(),
+            startup_timeout: timeout,
+        });
+        let redis_opts = setup.environment.redis.as_ref().map(|_| RedisOptions { startup_timeout: timeout });
         let cancel = &opts.cancel;
-        // A mistake in the app's templates is found before anything is started.
+        // A mistake in the app's templates (a name of a service the run does not start among
+        // them) is found before anything is started.
         let cargo_target_dir =
             if app::uses_cargo_target_dir(setup) { Some(app::cargo_target_dir(&opts.plan_dir, &opts.build_env).await?) } else { None };
-        let templates = AppContext { cargo_target_dir: cargo_target_dir.clone(), ..AppContext::default() };
+        let templates = AppContext::before_start(setup, cargo_target_dir.clone());
         templates.render_app(setup)?;
         let build = templates.render_argv("app.local.build", &app::local(setup)?.build)?;
         let build_log = dir.join("build.log");
+        let logs = Some(opts.logs_dir.as_path());
         let (pg, redis, ()) = tokio::try_join!(
-            PostgresProcess::start_in(&pg_opts, &dir, cancel.clone(), Some(&opts.logs_dir)),
-            RedisProcess::start_in(&redis_opts, &dir, cancel.clone(), Some(&opts.logs_dir)),
+            async {
+                match &pg_opts {
+                    Some(o) => PostgresProcess::start_in(o, &dir, cancel.clone(), logs).await.map(Some),
+                    None => Ok(None),
+                }
+            },
+            async {
+                match &redis_opts {
+                    Some(o) => RedisProcess::start_in(o, &dir, cancel.clone(), logs).await.map(Some),
+                    None => Ok(None),
+                }
+            },
             app::build(&build, &opts.plan_dir, &opts.build_env, &build_log, cancel),
         )?;
         // The app reaches the servers directly, or through the fault proxies on loopback.
-        let (mut pg_port, mut redis_port) = (pg.port(), redis.port());
+        let loopback = std::net::Ipv4Addr::LOCALHOST;
+        let (mut pg_port, mut redis_port) = (pg.as_ref().map(|p| p.port()), redis.as_ref().map(|r| r.port()));
         if opts.fault_proxies {
-            let loopback = std::net::Ipv4Addr::LOCALHOST;
-            let proxies = Proxies::start(loopback.into(), (loopback, pg.port()).into(), (loopback, redis.port()).into()).await?;
-            (pg_port, redis_port) = (proxies.postgres.addr().port(), proxies.redis.addr().port());
+            let upstream = |port: Option<u16>| port.map(|p| std::net::SocketAddr::from((loopback, p)));
+            let proxies = Proxies::start(loopback.into(), upstream(pg_port), upstream(redis_port)).await?;
+            (pg_port, redis_port) = (proxies.addr(Service::Postgres).map(|a| a.port()), proxies.addr(Service::Redis).map(|a| a.port()));
             self.proxies = Some(proxies);
         }
-        let ctx =
-            AppContext { cargo_target_dir, ..AppContext::on_loopback(pg_port, pg.user(), pg.database(), redis_port, procs::free_port()?) };
-        self.postgres = Some(Box::new(pg));
-        self.redis = Some(Box::new(redis));
+        let ctx = AppContext {
+            postgres: pg.as_ref().zip(pg_port).map(|(p, port)| app::postgres_on_loopback(port, p.user(), p.database())),
+            redis: redis_port.map(app::redis_on_loopback),
+            port: procs::free_port()?,
+            cargo_target_dir,
+        };
+        self.postgres = pg.map(Box::new);
+        self.redis = redis.map(Box::new);
 
         let (argv, env) = ctx.render_app(setup)?;
         let program = app::resolve_program("app.local.command", &argv, &opts.plan_dir)?;
@@ -202,7 +224,8 @@ impl LocalEnv {
         self.run_dir.as_ref().map(|d| d.path()).unwrap_or(Path::new(""))
     }
 
-    /// App, PostgreSQL, Redis: how to reach them (no passwords: trust auth on loopback).
+    /// App, then PostgreSQL and Redis when the run started them: how to reach them (no
+    /// passwords: trust auth on loopback).
     pub fn services(&self) -> Vec<ServiceInfo> {
         let mut out = vec![ServiceInfo { service: Service::App, url: self.app_url.clone() }];
         if let Some(pg) = &self.postgres {
@@ -254,15 +277,17 @@ impl LocalEnv {
         Ok(())
     }
 
-    /// PostgreSQL's and Redis's ports on loopback, for the gate's own statistics reads.
+    /// PostgreSQL's and Redis's ports on loopback, for the gate's own statistics reads (`None`
+    /// for a service the run did not start).
     pub fn service_access(&self) -> Option<ServiceAccess> {
-        let (pg, redis) = (self.postgres.as_ref()?, self.redis.as_ref()?);
         Some(ServiceAccess {
-            postgres_port: pg.port(),
-            postgres_user: pg.user().to_string(),
-            postgres_password: None,
-            postgres_database: pg.database().to_string(),
-            redis_port: redis.port(),
+            postgres: self.postgres.as_ref().map(|pg| PostgresAccess {
+                port: pg.port(),
+                user: pg.user().to_string(),
+                password: None,
+                database: pg.database().to_string(),
+            }),
+            redis_port: self.redis.as_ref().map(|r| r.port()),
         })
     }
 
@@ -343,9 +368,9 @@ impl LocalEnv {
         self.app.as_deref_mut().ok_or_else(|| EnvError::Other("the app is not running".into()))
     }
     fn postgres_mut(&mut self) -> Result<&mut PostgresProcess, EnvError> {
-        self.postgres.as_deref_mut().ok_or_else(|| EnvError::Other("postgres is not running".into()))
+        self.postgres.as_deref_mut().ok_or_else(|| EnvError::Other(crate::plan::not_started(Service::Postgres)))
     }
     fn redis_mut(&mut self) -> Result<&mut RedisProcess, EnvError> {
-        self.redis.as_deref_mut().ok_or_else(|| EnvError::Other("redis is not running".into()))
+        self.redis.as_deref_mut().ok_or_else(|| EnvError::Other(crate::plan::not_started(Service::Redis)))
     }
 }

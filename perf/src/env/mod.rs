@@ -5,6 +5,11 @@
 //! - `docker`: containers through testcontainers, on a dedicated network;
 //! - `external`: nothing is started, the app's URL is given.
 //!
+//! PostgreSQL and Redis are each started only when the plan asks for them
+//! (`plan::EnvironmentSetup::starts`: a table, or a template of the app naming the service).
+//! Everything that meets a service afterwards asks whether it is there: the list of services,
+//! the resources sampled, `check_alive`, the fault proxies and [`ServiceAccess`].
+//!
 //! Everything a backend starts it stops, on every exit path: [`Environment::shutdown`] on the
 //! normal path, and `Drop` (synchronous, best effort) on errors, panics and cancellation.
 //!
@@ -32,7 +37,7 @@ pub use crate::plan::BackendKind;
 pub use error::EnvError;
 pub use proxies::Proxies;
 use proxies::set_fault;
-pub use types::{POSTGRES_STATEMENT_SETTINGS, ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
+pub use types::{POSTGRES_STATEMENT_SETTINGS, PostgresAccess, ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
 
 /// What the user asked for with `--backend` (the one backend enum: the CLI parses it directly;
 /// [`BackendKind`] is what `auto` resolved to).
@@ -97,7 +102,8 @@ impl Environment {
         }
     }
 
-    /// One entry per running service, app first.
+    /// One entry per running service, app first: PostgreSQL and Redis only when the plan asks
+    /// for them (`plan::EnvironmentSetup::starts`).
     pub fn services(&self) -> Vec<ServiceInfo> {
         match self {
             Environment::Local(e) => e.services(),
@@ -141,7 +147,7 @@ impl Environment {
             Environment::Docker(e) => e.proxies(),
             Environment::External(_) => None,
         };
-        proxies.map(|p| p.stats().to_vec()).unwrap_or_default()
+        proxies.map(Proxies::stats).unwrap_or_default()
     }
 
     /// `Err(Exited)`, with the cause and the end of its log, when a service this environment
@@ -156,8 +162,9 @@ impl Environment {
         }
     }
 
-    /// How the gate reaches the PostgreSQL and Redis it started; `None` for external (the gate
-    /// did not start them and does not know where they are).
+    /// How the gate reaches the PostgreSQL and Redis it started (each `None` inside when the run
+    /// did not start it); `None` for external (the gate did not start them and does not know
+    /// where they are).
     pub fn service_access(&self) -> Option<ServiceAccess> {
         match self {
             Environment::Local(e) => e.service_access(),

@@ -1,43 +1,62 @@
 //! The fault proxies that chaos suites put between the app and PostgreSQL and between the app
-//! and Redis, to set network faults on them.
+//! and Redis, to set network faults on them. Only in front of the services the run starts: a
+//! plan without Redis has no Redis proxy, and a fault on it is refused (the plan compiler
+//! refuses such an action first, with its place in the file).
 
 use std::net::SocketAddr;
 
 use super::error::EnvError;
 use crate::faults::{FaultProxy, ProxyStats};
-use crate::plan::{Fault, Service};
+use crate::plan::{Fault, Service, not_started};
 
 /// The fault proxies of an environment started with `fault_proxies`.
 #[derive(Debug)]
 pub struct Proxies {
-    pub postgres: FaultProxy,
-    pub redis: FaultProxy,
+    /// `None` when the run starts no PostgreSQL.
+    pub postgres: Option<FaultProxy>,
+    /// `None` when the run starts no Redis.
+    pub redis: Option<FaultProxy>,
 }
 
 impl Proxies {
-    /// Starts one proxy per service, listening on `listen`'s address with a free port.
-    pub async fn start(listen: std::net::IpAddr, postgres: SocketAddr, redis: SocketAddr) -> Result<Proxies, EnvError> {
-        let start = |service: &'static str, upstream: SocketAddr| async move {
+    /// Starts one proxy per service given (its upstream address), listening on `listen`'s
+    /// address with a free port.
+    pub async fn start(listen: std::net::IpAddr, postgres: Option<SocketAddr>, redis: Option<SocketAddr>) -> Result<Proxies, EnvError> {
+        let start = |service: &'static str, upstream: Option<SocketAddr>| async move {
+            let Some(upstream) = upstream else { return Ok(None) };
             FaultProxy::start(SocketAddr::new(listen, 0), upstream)
                 .await
+                .map(Some)
                 .map_err(|e| EnvError::Io { context: format!("starting the fault proxy for {service} on {listen}"), source: e })
         };
         Ok(Proxies { postgres: start("postgres", postgres).await?, redis: start("redis", redis).await? })
     }
 
-    /// Counters of both proxies since they started.
-    pub fn stats(&self) -> [(Service, ProxyStats); 2] {
-        [(Service::Postgres, self.postgres.stats()), (Service::Redis, self.redis.stats())]
+    /// The address the app reaches `service` at through its proxy (`None` without one).
+    pub fn addr(&self, service: Service) -> Option<SocketAddr> {
+        self.proxy(service).map(FaultProxy::addr)
+    }
+
+    /// Counters of each proxy since it started, PostgreSQL's first.
+    pub fn stats(&self) -> Vec<(Service, ProxyStats)> {
+        [Service::Postgres, Service::Redis].into_iter().filter_map(|s| Some((s, self.proxy(s)?.stats()))).collect()
+    }
+
+    fn proxy(&self, service: Service) -> Option<&FaultProxy> {
+        match service {
+            Service::Postgres => self.postgres.as_ref(),
+            Service::Redis => self.redis.as_ref(),
+            Service::App => None,
+        }
     }
 
     fn set(&self, service: Service, fault: Fault) -> Result<(), EnvError> {
-        match service {
-            Service::Postgres => self.postgres.set(fault),
-            Service::Redis => self.redis.set(fault),
-            Service::App => {
-                return Err(EnvError::Other("the app has no fault proxy in front of it: faults apply to postgres and redis".into()));
-            }
+        if service == Service::App {
+            return Err(EnvError::Other("the app has no fault proxy in front of it: faults apply to postgres and redis".into()));
         }
+        let proxy =
+            self.proxy(service).ok_or_else(|| EnvError::Other(format!("cannot set `{}`: {}", fault.describe(), not_started(service))))?;
+        proxy.set(fault);
         Ok(())
     }
 }

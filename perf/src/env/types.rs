@@ -17,24 +17,34 @@ pub struct ServiceInfo {
 }
 
 /// How the gate itself reaches the databases it started (published ports on loopback), to
-/// read their statistics beside the load. Holds the password: never printed (`Debug` hides it).
-#[derive(Clone, PartialEq, Eq)]
+/// read their statistics beside the load. A service the run did not start is `None` (see
+/// `plan::EnvironmentSetup::starts`): its statistics say "not started", they do not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceAccess {
-    pub postgres_port: u16,
-    pub postgres_user: String,
-    pub postgres_password: Option<String>,
-    pub postgres_database: String,
-    pub redis_port: u16,
+    pub postgres: Option<PostgresAccess>,
+    /// Redis's port on 127.0.0.1.
+    pub redis_port: Option<u16>,
 }
 
-impl fmt::Debug for ServiceAccess {
+/// How the gate connects to the PostgreSQL it started. Holds the password: never printed
+/// (`Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresAccess {
+    /// On 127.0.0.1.
+    pub port: u16,
+    pub user: String,
+    /// `None`: trust on loopback (the local backend).
+    pub password: Option<String>,
+    pub database: String,
+}
+
+impl fmt::Debug for PostgresAccess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServiceAccess")
-            .field("postgres_port", &self.postgres_port)
-            .field("postgres_user", &self.postgres_user)
-            .field("postgres_password", &self.postgres_password.as_ref().map(|_| "<hidden>"))
-            .field("postgres_database", &self.postgres_database)
-            .field("redis_port", &self.redis_port)
+        f.debug_struct("PostgresAccess")
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("database", &self.database)
             .finish()
     }
 }
@@ -57,7 +67,8 @@ pub struct StartOptions {
     pub cancel: CancellationToken,
     /// Put a [`FaultProxy`](crate::faults::FaultProxy) between the app and PostgreSQL and between the app and Redis (the
     /// app's `{{postgres.url}}`, `{{redis.url}}` and their hosts and ports name the proxies), so chaos suites can
-    /// set network faults. Off for measured suites: a proxy adds its own hop.
+    /// set network faults; only in front of the services the plan starts. Off for measured suites: a proxy adds its
+    /// own hop.
     pub fault_proxies: bool,
     /// Environment added to the local backend's build step and its `cargo metadata` call
     /// (A/B mode builds the base in a target folder of its own).

@@ -31,13 +31,15 @@ impl BackendKind {
     /// What this backend needs from the plan that a plan may leave out, checked before
     /// anything starts: the local backend builds and runs `[app.local]`, the docker backend
     /// runs `[app.docker]`'s image (or `PERF_APP_IMAGE`); `external` needs only the app's URL.
+    /// The two that start the app also refuse a template naming a service the run does not
+    /// start ([`Setup::check_services`]); `external` renders no template.
     pub fn check_setup(self, setup: &Setup) -> Result<(), String> {
         let missing = match self {
             BackendKind::Local => setup.app.local.is_none(),
             BackendKind::Docker => setup.app.docker.is_none(),
-            BackendKind::External => false,
+            BackendKind::External => return Ok(()),
         };
-        if missing { Err(self.missing_setup()) } else { Ok(()) }
+        if missing { Err(self.missing_setup()) } else { setup.check_services() }
     }
 
     /// What [`BackendKind::check_setup`] says when the plan lacks what this backend needs.

@@ -16,6 +16,8 @@ use super::options::Shard;
 use super::setup::{CompareRules, Setup};
 use super::template::{BodyTemplate, Capture, Template};
 use super::values::{Executor, HttpVersion, SloSpec, SuiteKind, Think, parse_duration};
+
+pub use super::values::Service;
 use super::vars::VarTable;
 
 pub use super::vars::{RenderError, SharedVars, VuVars};
@@ -68,43 +70,6 @@ impl Fault {
             p if p.is_empty() => self.key().to_string(),
             p => format!("{} {p}", self.key()),
         }
-    }
-}
-
-/// A service of the environment: the app under test and the two it depends on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Service {
-    App,
-    Postgres,
-    Redis,
-}
-
-impl Service {
-    pub const ALL: [Service; 3] = [Service::App, Service::Postgres, Service::Redis];
-
-    /// `app`, `postgres`, `redis`: the plan's and the summaries' spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Service::App => "app",
-            Service::Postgres => "postgres",
-            Service::Redis => "redis",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Service> {
-        Service::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-}
-
-impl PartialEq<&str> for Service {
-    fn eq(&self, name: &&str) -> bool {
-        self.as_str() == *name
-    }
-}
-
-impl std::fmt::Display for Service {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -29,7 +29,7 @@ pub use loaded::{LoadedPlan, PlanError};
 pub use options::{CompileOptions, Shard};
 pub use setup::{
     APP_ENV_NAMES, AppSetup, CompareRules, CompareRulesError, DockerAppSetup, EnvironmentSetup, LocalAppSetup, PostgresSetup, RedisSetup,
-    Setup,
+    Setup, not_started,
 };
 pub use values::{Dur, Executor, HttpVersion, MetricThresholds, SloSpec, SuiteKind, Think, parse_duration};
 

@@ -71,21 +71,27 @@ impl Default for LimitsSpec {
 }
 
 /// Services the app depends on and how to start them.
+///
+/// Each service is optional: `None` is a plan without its table. Whether a run starts it is
+/// decided in `setup.rs` (`Setup::from`): when the table is there, or when the app's templates
+/// name it (`{{postgres.url}}` in `[app.env]`, say) and the table's defaults then apply.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentSpec {
     /// How long each service may take to become ready.
     #[serde(default = "defaults::startup_timeout")]
     pub startup_timeout: Dur,
+    /// `[environment.postgres]`, even empty: PostgreSQL is started.
     #[serde(default)]
-    pub postgres: PostgresSpec,
+    pub postgres: Option<PostgresSpec>,
+    /// `[environment.redis]`, even empty: Redis is started.
     #[serde(default)]
-    pub redis: RedisSpec,
+    pub redis: Option<RedisSpec>,
 }
 
 impl Default for EnvironmentSpec {
     fn default() -> Self {
-        Self { startup_timeout: defaults::startup_timeout(), postgres: PostgresSpec::default(), redis: RedisSpec::default() }
+        Self { startup_timeout: defaults::startup_timeout(), postgres: None, redis: None }
     }
 }
 
@@ -387,7 +393,9 @@ pub struct StressSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapacitySpec {
-    /// The rate the service must sustain, requests per second over all instances.
+    /// The rate the service must sustain over all instances, in the steps' unit: the stress
+    /// scenario's iterations per second (requests per second when an iteration is one
+    /// request, rounds per second for a workflow).
     pub target_rps: f64,
     /// The share of each instance's held rate kept free (0.3 plans each at 70%).
     #[serde(default = "defaults::headroom")]

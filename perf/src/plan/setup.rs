@@ -3,13 +3,22 @@
 //! ([`CompareRules`], for the comparison). Plain data: no TOML, no spans, everything already
 //! checked and defaulted by the compiler. A rule is built only by [`CompareRules::new`], so the
 //! gate and `cargo perf history` refuse the same values.
+//!
+//! Which services a run starts besides the app is decided here, once, for every backend and
+//! for `cargo perf up`: PostgreSQL when the plan has an `[environment.postgres]` table (even an
+//! empty one) or when the app's templates (`[app.env]` values, `[app.local] command`) name one
+//! of `{{postgres.*}}`; Redis likewise with `[environment.redis]` and `{{redis.*}}`. A service
+//! named only by its templates gets the table's defaults, so plans written before the tables
+//! were optional start what they always started. A plan with neither starts neither: no
+//! server, no container, no statistics read, and no fault proxy in front of it.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use super::model::{CompareSpec, Plan};
-use super::values::MetricThresholds;
+use super::model::{CompareSpec, Plan, PostgresSpec, RedisSpec};
+use super::template::{RawPart, parse};
+use super::values::{MetricThresholds, Service};
 
 /// The app under test and the services it depends on.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,8 +31,42 @@ pub struct Setup {
 pub struct EnvironmentSetup {
     /// How long each service may take to become ready.
     pub startup_timeout: Duration,
-    pub postgres: PostgresSetup,
-    pub redis: RedisSetup,
+    /// `None`: no PostgreSQL is started (the rule is in this module's documentation).
+    pub postgres: Option<PostgresSetup>,
+    /// `None`: no Redis is started.
+    pub redis: Option<RedisSetup>,
+}
+
+impl EnvironmentSetup {
+    /// Whether a run of this plan starts `service`. The app always (on the backends that start
+    /// anything); PostgreSQL and Redis when the plan asks for them.
+    pub fn starts(&self, service: Service) -> bool {
+        match service {
+            Service::App => true,
+            Service::Postgres => self.postgres.is_some(),
+            Service::Redis => self.redis.is_some(),
+        }
+    }
+
+    /// The services a run starts, app first: what `Environment::services` lists once up.
+    pub fn services(&self) -> Vec<Service> {
+        Service::ALL.into_iter().filter(|s| self.starts(*s)).collect()
+    }
+}
+
+/// Why `service` is absent, for every message that meets its absence (the gate's notes,
+/// `cargo perf up`, a summary's `underneath`): `redis is not started: the plan has no
+/// [environment.redis] table and its app's templates name no {{redis.*}}`.
+pub fn not_started(service: Service) -> String {
+    let s = service.as_str();
+    format!("{s} is not started: the plan has no [environment.{s}] table and its app's templates name no {{{{{s}.*}}}}")
+}
+
+/// The service an app template's name belongs to: `postgres.url` and `postgres.port` to
+/// PostgreSQL, `redis.url` to Redis; `None` for `app.*`, `cargo.*` and unknown names.
+fn service_named(name: &str) -> Option<Service> {
+    let (head, _) = name.split_once('.')?;
+    Service::from_name(head).filter(|s| *s != Service::App)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +144,44 @@ pub struct DockerAppSetup {
 impl DockerAppSetup {
     /// The port an app image listens on when the plan does not say.
     pub const DEFAULT_PORT: u16 = 8080;
+}
+
+impl AppSetup {
+    /// Every name the app's templates use, with the field it is written in: `[app.env]` values
+    /// (`app.env.KEY`) in key order, then `[app.local] command` (`app.local.command[i]`). A
+    /// malformed template gives nothing here: the compiler refuses it with its position.
+    pub fn template_names(&self) -> Vec<(String, String)> {
+        let env = self.env.iter().map(|(k, v)| (format!("app.env.{k}"), v));
+        let command = self.local.iter().flat_map(|l| l.command.iter().enumerate()).map(|(i, a)| (format!("app.local.command[{i}]"), a));
+        let mut out = Vec::new();
+        for (field, template) in env.chain(command) {
+            for part in parse(template).unwrap_or_default() {
+                if let RawPart::Var { name, .. } = part {
+                    out.push((field.clone(), name));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Setup {
+    /// Refuses a template of the app that names a service this setup does not start: its
+    /// field (`app.env.DATABASE_URL`) and the name, before anything starts. A plan's own
+    /// templates start what they name, so this meets only templates added after the plan was
+    /// read (`--app-env DATABASE_URL={{postgres.url}}` for a plan without PostgreSQL).
+    pub fn check_services(&self) -> Result<(), String> {
+        for (field, name) in self.app.template_names() {
+            if let Some(service) = service_named(&name).filter(|s| !self.environment.starts(*s)) {
+                let s = service.as_str();
+                return Err(format!(
+                    "{field}: `{{{{{name}}}}}` names {s}, which this run does not start: add an [environment.{s}] table to the plan \
+                     (the plan's own [app.env] or [app.local] command naming {{{{{s}.*}}}} starts it too)"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The regression rule, with per-endpoint overrides. The fields are public to read; the only
@@ -210,32 +291,34 @@ impl Default for CompareRules {
 }
 
 impl From<&Plan> for Setup {
+    /// The plan's environment and app, with the services it starts decided by the rule in this
+    /// module's documentation: a table, or a template that names the service.
     fn from(plan: &Plan) -> Self {
         let (env, app) = (&plan.environment, &plan.app);
+        let app = AppSetup {
+            health: app.health.clone(),
+            metrics: app.metrics.clone(),
+            metrics_series: app.metrics_series.clone(),
+            env: app.env.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect(),
+            local: app.local.as_ref().map(|l| LocalAppSetup { build: l.build.clone(), command: l.command.clone() }),
+            docker: app.docker.as_ref().map(|d| DockerAppSetup {
+                image: d.image.clone(),
+                dockerfile: d.dockerfile.clone(),
+                context: d.context.clone(),
+                port: d.port,
+            }),
+        };
+        let names = app.template_names();
+        let named = |service: Service| names.iter().any(|(_, n)| service_named(n) == Some(service));
+        let postgres = env.postgres.clone().or_else(|| named(Service::Postgres).then(PostgresSpec::default));
+        let redis = env.redis.clone().or_else(|| named(Service::Redis).then(RedisSpec::default));
         Setup {
             environment: EnvironmentSetup {
                 startup_timeout: env.startup_timeout.0,
-                postgres: PostgresSetup {
-                    image: env.postgres.image.clone(),
-                    database: env.postgres.database.clone(),
-                    user: env.postgres.user.clone(),
-                    password: env.postgres.password.clone(),
-                },
-                redis: RedisSetup { image: env.redis.image.clone() },
+                postgres: postgres.map(|p| PostgresSetup { image: p.image, database: p.database, user: p.user, password: p.password }),
+                redis: redis.map(|r| RedisSetup { image: r.image }),
             },
-            app: AppSetup {
-                health: app.health.clone(),
-                metrics: app.metrics.clone(),
-                metrics_series: app.metrics_series.clone(),
-                env: app.env.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect(),
-                local: app.local.as_ref().map(|l| LocalAppSetup { build: l.build.clone(), command: l.command.clone() }),
-                docker: app.docker.as_ref().map(|d| DockerAppSetup {
-                    image: d.image.clone(),
-                    dockerfile: d.dockerfile.clone(),
-                    context: d.context.clone(),
-                    port: d.port,
-                }),
-            },
+            app,
         }
     }
 }

@@ -332,6 +332,94 @@ fn app_environment_may_name_the_parts_of_the_addresses() {
 }
 
 #[test]
+fn a_plan_starts_the_databases_it_has_a_table_for_or_names() {
+    use super::compiled::Service;
+    let setup = |text: &str| {
+        let lp = load(text).unwrap();
+        let compiled = lp.compile(&CompileOptions::default()).unwrap().setup;
+        assert_eq!(lp.setup(), compiled, "`cargo perf up` starts what the gate starts");
+        compiled
+    };
+    // Neither a table nor a template naming one: only the app.
+    let none = setup(MINIMAL);
+    assert_eq!((&none.environment.postgres, &none.environment.redis), (&None, &None));
+    assert_eq!(none.environment.services(), [Service::App]);
+    let listen = setup(&MINIMAL.replace("[app.local]", "[app.env]\nLISTEN = \"{{app.listen}}:{{app.port}}\"\n\n[app.local]"));
+    assert_eq!(listen.environment.services(), [Service::App], "the app's own names start nothing");
+    // A table, even empty, starts its service with the table's defaults.
+    let pg = setup(&format!("{MINIMAL}\n[environment.postgres]\n"));
+    assert_eq!(pg.environment.services(), [Service::App, Service::Postgres]);
+    let p = pg.environment.postgres.clone().unwrap();
+    assert_eq!((p.image.as_str(), p.database.as_str(), p.user.as_str(), p.password), ("postgres:15.8-bookworm", "perf", "perf", None));
+    let redis = setup(&format!("{MINIMAL}\n[environment.redis]\nimage = \"redis:7\"\n"));
+    assert_eq!(redis.environment.services(), [Service::App, Service::Redis]);
+    assert_eq!(redis.environment.redis.unwrap().image, "redis:7");
+    // No table, but a template names it (plans written before the tables were optional): the
+    // defaults, as a table would give them.
+    let named = setup(&MINIMAL.replace("[app.local]", "[app.env]\nDB_HOST = \"{{ postgres.host }}\"\n\n[app.local]"));
+    assert_eq!(named.environment.postgres, pg.environment.postgres);
+    assert!(!named.environment.starts(Service::Redis));
+    let in_command = setup(&MINIMAL.replace("command = [\"app\"]", "command = [\"app\", \"--cache={{redis.url}}\"]"));
+    assert_eq!(in_command.environment.services(), [Service::App, Service::Redis]);
+    // The repository's plan has both tables; the adopter's (fixtures/adopter) has none and
+    // names Redis only.
+    let repo = setup(include_str!("../../../perf.toml"));
+    assert_eq!(repo.environment.services(), Service::ALL);
+    assert_eq!(repo.environment.postgres.unwrap().database, "booking");
+    let adopter = setup(include_str!("../../../fixtures/adopter/perf.toml"));
+    assert_eq!(adopter.environment.services(), [Service::App, Service::Redis]);
+}
+
+#[test]
+fn suites_that_act_on_a_database_the_plan_does_not_start_are_refused() {
+    let text = format!("{MINIMAL}{SPECIAL}");
+    // The soak suite judges Redis's memory: refused at its entry, naming the field.
+    let e = special_err(&text);
+    assert_eq!(e.field, "suites.long.soak.services[1]", "{e}");
+    assert_eq!(e.line, pos_of(&text, "services = [\"app\", \"redis\"]").0, "{e}");
+    assert!(e.message.starts_with("redis is not started: the plan has no [environment.redis] table"), "{e}");
+    assert!(e.message.contains("{{redis.*}}") && e.message.contains("leave it out of `services`"), "{e}");
+    // With Redis, the chaos suite that stops PostgreSQL: refused at the action, as written.
+    let text = format!("{MINIMAL}{SPECIAL}\n[environment.redis]\n");
+    let e = special_err(&text);
+    assert_eq!(e.field, "suites.dbdown.chaos.actions[0].stop", "{e}");
+    assert_eq!(e.line, pos_of(&text, "chaos = { actions = [{ at = \"10s\", stop = \"postgres\" }").0, "{e}");
+    assert!(e.message.contains("postgres is not started") && e.message.contains("add an [environment.postgres] table"), "{e}");
+    assert!(e.to_string().starts_with(&format!("plan.toml:{}:", e.line)), "{e}");
+    // With PostgreSQL only: the network fault on Redis, the second action as written.
+    let text = format!("{MINIMAL}{SPECIAL}\n[environment.postgres]\n")
+        .replace("services = [\"app\", \"redis\"]", "services = [\"app\", \"postgres\"]");
+    let e = special_err(&text);
+    assert_eq!(e.field, "suites.netfaults.chaos.actions[1].loss", "{e}");
+    assert_eq!(e.line, pos_of(&text, "{ at = \"10s\", loss = \"redis\"").0, "{e}");
+    // A suite not selected is checked too: a broken suite is a broken plan.
+    let lp = load(&text).unwrap();
+    let e = lp.compile(&CompileOptions { suites: vec!["smoke".into()], ..Default::default() }).unwrap_err();
+    assert_eq!(e.field, "suites.netfaults.chaos.actions[1].loss", "{e}");
+    // A template naming PostgreSQL starts it, and Redis's table starts Redis: the plan compiles.
+    let text =
+        format!("{MINIMAL}{SPECIAL}\n[environment.redis]\n").replace("[app.local]", "[app.env]\nDB = \"{{postgres.url}}\"\n\n[app.local]");
+    assert!(load(&text).unwrap().compile(&all_suites(&text)).is_ok());
+}
+
+#[test]
+fn a_template_added_for_a_database_the_plan_does_not_start_is_refused_before_anything_starts() {
+    use super::BackendKind;
+    let lp = load(MINIMAL).unwrap();
+    let mut setup = lp.compile(&CompileOptions::default()).unwrap().setup;
+    assert_eq!(BackendKind::Local.check_setup(&setup), Ok(()));
+    // As `--app-env DATABASE_URL={{postgres.url}}` adds it, after the plan decided.
+    setup.app.env.insert("DATABASE_URL".into(), "{{postgres.url}}".into());
+    let why = BackendKind::Local.check_setup(&setup).unwrap_err();
+    assert!(why.starts_with("app.env.DATABASE_URL: `{{postgres.url}}` names postgres, which this run does not start"), "{why}");
+    assert!(why.contains("[environment.postgres]"), "{why}");
+    assert_eq!(BackendKind::External.check_setup(&setup), Ok(()), "the external backend renders no template");
+    // The command's templates are the plan's own: naming a database there starts it.
+    let lp = load(&MINIMAL.replace("command = [\"app\"]", "command = [\"app\", \"--db={{postgres.url}}\"]")).unwrap();
+    assert_eq!(BackendKind::Local.check_setup(&lp.setup()), Ok(()));
+}
+
+#[test]
 fn app_command_templates_are_checked() {
     let ok = MINIMAL.replace("command = [\"app\"]", "command = [\"{{cargo.target_dir}}/debug/app\", \"--port={{app.port}}\"]\nbuild = [\"cargo\", \"build\", \"--target-dir={{cargo.target_dir}}\"]");
     assert!(load(&ok).unwrap().compile(&CompileOptions::default()).is_ok());
@@ -498,8 +586,12 @@ duration = "30s"
 request = "list"
 "#;
 
+/// The databases the special suites act on and judge: without them, the plan starts neither.
+const DATABASES: &str = "\n[environment.postgres]\n[environment.redis]\n";
+
+/// MINIMAL with the special suites, both databases started.
 fn special_plan() -> String {
-    format!("{MINIMAL}{SPECIAL}")
+    format!("{MINIMAL}{SPECIAL}{DATABASES}")
 }
 
 fn all_suites(text: &str) -> CompileOptions {

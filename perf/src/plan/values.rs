@@ -1,7 +1,8 @@
 //! The plan's small value types: what the file's model, the compiled form and the layers after
 //! the plan all name. Durations as written (`"250ms"`), think time, the HTTP version, a suite's
-//! kind, an executor, an SLO entry and a per-endpoint compare override. No TOML here, only
-//! serde: the model deserializes them, everything else reads them as plain data.
+//! kind, an executor, an SLO entry, a per-endpoint compare override and a service of the
+//! environment. No TOML here, only serde: the model deserializes them, everything else reads
+//! them as plain data.
 
 use std::fmt;
 use std::time::Duration;
@@ -164,4 +165,42 @@ pub struct MetricThresholds {
     pub error_rate_points: Option<f64>,
     /// This endpoint's latency floor, over the plan's and the measured noise.
     pub floor: Option<Dur>,
+}
+
+/// A service of the environment: the app under test and the two it may depend on (which of
+/// those a run starts: `EnvironmentSetup::starts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    App,
+    Postgres,
+    Redis,
+}
+
+impl Service {
+    pub const ALL: [Service; 3] = [Service::App, Service::Postgres, Service::Redis];
+
+    /// `app`, `postgres`, `redis`: the plan's and the summaries' spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::App => "app",
+            Service::Postgres => "postgres",
+            Service::Redis => "redis",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl PartialEq<&str> for Service {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

@@ -206,10 +206,15 @@ fn with_program(mut setup: Setup, program: &str) -> Setup {
 
 /// Docker's base: `PERF_APP_BASE_IMAGE`, or the plan's Dockerfile at the base ref, built
 /// from the base's checkout when the environment starts, as `<image>:ab-<sha>` (a second run
-/// finds it and builds nothing). PostgreSQL's and Redis's images are the head's.
+/// finds it and builds nothing). PostgreSQL's and Redis's images are the head's (for the
+/// services both sides start; each side starts what its own plan asks for).
 fn base_image(prepared: &Prepared, target: &AbTarget, mut setup: Setup) -> Setup {
-    setup.environment.postgres.image = prepared.setup.environment.postgres.image.clone();
-    setup.environment.redis.image = prepared.setup.environment.redis.image.clone();
+    if let (Some(base), Some(head)) = (setup.environment.postgres.as_mut(), prepared.setup.environment.postgres.as_ref()) {
+        base.image = head.image.clone();
+    }
+    if let (Some(base), Some(head)) = (setup.environment.redis.as_mut(), prepared.setup.environment.redis.as_ref()) {
+        base.image = head.image.clone();
+    }
     let head = prepared.setup.app.docker.clone().expect("the docker backend's setup was checked");
     let docker = setup.app.docker.get_or_insert(head);
     match std::env::var(BASE_IMAGE_VAR).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {

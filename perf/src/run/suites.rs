@@ -8,8 +8,8 @@
 
 use crate::compare::Noise;
 use crate::env::{BackendChoice, BackendKind, Environment, StartOptions};
-use crate::plan::SuiteKind;
 use crate::plan::compiled::Suite;
+use crate::plan::{Service, SuiteKind, not_started};
 use crate::summary::RunContext;
 use crate::verdict::{Confirmation, Report, RunFacts, SuiteReport};
 
@@ -59,12 +59,21 @@ async fn run_in_environment(
         build_env: Vec::new(),
         notes: opts.notes.clone(),
     };
-    let proxied = if fault_proxies { ", the app reaching postgres and redis through fault proxies" } else { "" };
+    let environment = &prepared.setup.environment;
+    let databases: Vec<&str> =
+        [Service::Postgres, Service::Redis].into_iter().filter(|s| environment.starts(*s)).map(Service::as_str).collect();
+    let proxied =
+        if fault_proxies { format!(", the app reaching {} through fault proxies", databases.join(" and ")) } else { String::new() };
     opts.notes.say(format!("starting the environment ({}{proxied})", backend_words(opts.backend, prepared.backend)));
     let spec = Spec { name: String::new(), backend: prepared.backend, setup: prepared.setup.clone(), start };
     with_environment(&opts.notes, &opts.cancel, spec, async |env: &mut Environment| {
         for s in env.services() {
             opts.notes.say(format!("  {}: {}", s.service.as_str(), s.url));
+        }
+        if env.kind() != BackendKind::External {
+            for s in [Service::Postgres, Service::Redis].into_iter().filter(|s| !environment.starts(*s)) {
+                opts.notes.say(format!("  {}", not_started(s)));
+            }
         }
         let ctx = run_context(opts, prepared, &prepared.plan_dir);
         for &suite in suites {

@@ -2,6 +2,9 @@
 //! `INFO commandstats`, read by the gate over its own connections (never through the fault
 //! proxies), so that a slower run can say which statement or command got slower.
 //!
+//! A database the run did not start (a plan without it: `plan::EnvironmentSetup::starts`) is
+//! not read: its side of [`Underneath`] says it was not started, and the run goes on.
+//!
 //! Per suite: [`Probe::open`] connects and resets both sets of counters just before the load;
 //! [`Probe::sample_activity`] runs beside the load and samples `pg_stat_activity` ten times a
 //! second (which statements are running, under which `application_name`); [`Probe::read`]
@@ -18,8 +21,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::env::ServiceAccess;
 use crate::env::procs::error_chain;
+use crate::env::{PostgresAccess, ServiceAccess};
+use crate::plan::{Service, not_started};
 use crate::summary::{RedisCommand, RedisStats, Statement, Statements, Underneath};
 
 /// Statements whose generic plan is asked for, from the top.
@@ -46,21 +50,28 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Connects to both databases and resets their counters. A database that cannot be read
-    /// is not an error of the run: its side of [`Underneath`] says why.
+    /// Connects to both databases and resets their counters. A database that cannot be read,
+    /// or that the run did not start, is not an error of the run: its side of [`Underneath`]
+    /// says why.
     pub async fn open(access: ServiceAccess) -> Probe {
-        let postgres = match connect_postgres(&access).await {
-            Ok(client) => reset_statements(&client).await.map(|()| client),
-            Err(e) => Err(e),
+        let postgres = match &access.postgres {
+            None => Err(not_started(Service::Postgres)),
+            Some(pg) => match connect_postgres(pg).await {
+                Ok(client) => reset_statements(&client).await.map(|()| client),
+                Err(e) => Err(e),
+            },
         };
-        let redis = match connect_redis(access.redis_port).await {
-            Ok(mut conn) => redis::cmd("CONFIG")
-                .arg("RESETSTAT")
-                .query_async::<()>(&mut conn)
-                .await
-                .map(|()| conn)
-                .map_err(|e| format!("CONFIG RESETSTAT: {e}")),
-            Err(e) => Err(e),
+        let redis = match access.redis_port {
+            None => Err(not_started(Service::Redis)),
+            Some(port) => match connect_redis(port).await {
+                Ok(mut conn) => redis::cmd("CONFIG")
+                    .arg("RESETSTAT")
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map(|()| conn)
+                    .map_err(|e| format!("CONFIG RESETSTAT: {e}")),
+                Err(e) => Err(e),
+            },
         };
         Probe { access, postgres, redis }
     }
@@ -68,10 +79,8 @@ impl Probe {
     /// Samples `pg_stat_activity` every 100 ms until `done`, on a connection of its own.
     pub async fn sample_activity(&self, done: CancellationToken) -> Activity {
         let mut out = Activity::default();
-        if self.postgres.is_err() {
-            return out;
-        }
-        let Ok(client) = connect_postgres(&self.access).await else { return out };
+        let (Ok(_), Some(pg)) = (&self.postgres, &self.access.postgres) else { return out };
+        let Ok(client) = connect_postgres(pg).await else { return out };
         let sql = "SELECT query_id, application_name FROM pg_stat_activity \
                    WHERE state = 'active' AND query_id IS NOT NULL AND pid <> pg_backend_pid() \
                    AND datname = current_database()";
@@ -121,21 +130,21 @@ pub fn unavailable_external() -> Underneath {
     Underneath { postgres_unavailable: Some(why.clone()), redis_unavailable: Some(why), ..Underneath::default() }
 }
 
-async fn connect_postgres(a: &ServiceAccess) -> Result<tokio_postgres::Client, String> {
+async fn connect_postgres(a: &PostgresAccess) -> Result<tokio_postgres::Client, String> {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host("127.0.0.1")
-        .port(a.postgres_port)
-        .user(&a.postgres_user)
-        .dbname(&a.postgres_database)
+        .port(a.port)
+        .user(&a.user)
+        .dbname(&a.database)
         .application_name("perf-gate")
         .connect_timeout(Duration::from_secs(5));
-    if let Some(p) = &a.postgres_password {
+    if let Some(p) = &a.password {
         cfg.password(p);
     }
     let (client, conn) = tokio::time::timeout(QUERY_TIMEOUT, cfg.connect(tokio_postgres::NoTls))
         .await
-        .map_err(|_| format!("connecting to postgres on 127.0.0.1:{} took more than 10s", a.postgres_port))?
-        .map_err(|e| format!("connecting to postgres on 127.0.0.1:{}: {}", a.postgres_port, error_chain(&e)))?;
+        .map_err(|_| format!("connecting to postgres on 127.0.0.1:{} took more than 10s", a.port))?
+        .map_err(|e| format!("connecting to postgres on 127.0.0.1:{}: {}", a.port, error_chain(&e)))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });

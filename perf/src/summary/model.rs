@@ -94,8 +94,8 @@ impl Summary {
 }
 
 /// What PostgreSQL and Redis did during one suite (counters reset when it started). Either
-/// side may be absent with the reason (`postgres_unavailable`): an external database, or one
-/// without `pg_stat_statements`.
+/// side may be absent with the reason (`postgres_unavailable`): an external database, one
+/// without `pg_stat_statements`, or one the run did not start (a plan without it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Underneath {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,8 +4,9 @@
 //! perf.toml, and three workflow files calling this repository's reusable workflows at this
 //! commit), as README's "Use it in your repository" describes it.
 //!
-//! Needs PostgreSQL's server binaries, redis-server and python3 (the local backend), and the
-//! workflow linters of `.ci/lint-workflows.sh` (installed from PyPI on first use).
+//! Needs redis-server and python3 (the local backend: the plan names Redis only, so no
+//! PostgreSQL is started), and the workflow linters of `.ci/lint-workflows.sh` (installed from
+//! PyPI on first use).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -211,7 +211,7 @@ async fn docker_env_missing_image_without_registry_names_the_override() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut plan = plan(&app_table(dir.path()), None);
-    plan.environment.redis.image = "perf-local/does-not-exist:never".into();
+    plan.environment.redis.as_mut().expect("the test plan starts redis").image = "perf-local/does-not-exist:never".into();
     let run_id = new_run_id();
     let err = match DockerEnv::start_with_run_id(&plan, &options(dir.path()), &run_id).await {
         Ok(_) => panic!("a missing image that cannot be pulled must fail the start"),

@@ -26,6 +26,7 @@ mod github_event;
 mod github_publish;
 mod github_token;
 mod layering;
+mod local_bare;
 mod local_env;
 mod local_failures;
 mod local_procs;

@@ -23,14 +23,15 @@ pub const APP_IMAGE_VAR: &str = "PERF_APP_IMAGE";
 /// The plan keeps the official images as defaults; these overrides are how a machine without
 /// registry access points a run at images built locally (fixtures/images/build.sh). When the
 /// plan has no `[app.docker]`, `PERF_APP_IMAGE` creates one with the default port. A
-/// `dockerfile` in the plan stays: it is used only when the image is missing.
+/// `dockerfile` in the plan stays: it is used only when the image is missing. The database
+/// images apply only to the services the plan starts: an override never starts one.
 pub fn apply_image_overrides(setup: &mut Setup, get: impl Fn(&str) -> Option<String>) {
     let get = |key: &str| get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-    if let Some(image) = get(POSTGRES_IMAGE_VAR) {
-        setup.environment.postgres.image = image;
+    if let (Some(image), Some(postgres)) = (get(POSTGRES_IMAGE_VAR), setup.environment.postgres.as_mut()) {
+        postgres.image = image;
     }
-    if let Some(image) = get(REDIS_IMAGE_VAR) {
-        setup.environment.redis.image = image;
+    if let (Some(image), Some(redis)) = (get(REDIS_IMAGE_VAR), setup.environment.redis.as_mut()) {
+        redis.image = image;
     }
     if let Some(image) = get(APP_IMAGE_VAR) {
         match setup.app.docker.as_mut() {
@@ -298,10 +299,13 @@ mod tests {
         }
     }
 
+    /// A plan that starts both databases, with `app_docker` in its `[app]`.
     fn plan(app_docker: &str) -> Setup {
         let text = format!(
             r#"
 version = 1
+[environment.postgres]
+[environment.redis]
 [app]
 local = {{ command = ["app"] }}
 {app_docker}
@@ -326,8 +330,8 @@ request = "health"
             APP_IMAGE_VAR => Some("perf-local/refapp:dev".into()),
             _ => None,
         });
-        assert_eq!(p.environment.postgres.image, "perf-local/postgres:15");
-        assert_eq!(p.environment.redis.image, "redis:7.2.5-bookworm", "empty override ignored");
+        assert_eq!(p.environment.postgres.unwrap().image, "perf-local/postgres:15");
+        assert_eq!(p.environment.redis.unwrap().image, "redis:7.2.5-bookworm", "empty override ignored");
         let docker = p.app.docker.unwrap();
         assert_eq!(docker.image, "perf-local/refapp:dev");
         assert_eq!(docker.dockerfile.as_deref(), Some("Dockerfile"));
@@ -337,9 +341,18 @@ request = "health"
     fn no_overrides_keep_the_official_defaults() {
         let mut p = plan("");
         apply_image_overrides(&mut p, |_| None);
-        assert_eq!(p.environment.postgres.image, "postgres:15.8-bookworm");
-        assert_eq!(p.environment.redis.image, "redis:7.2.5-bookworm");
+        assert_eq!(p.environment.postgres.unwrap().image, "postgres:15.8-bookworm");
+        assert_eq!(p.environment.redis.unwrap().image, "redis:7.2.5-bookworm");
         assert!(p.app.docker.is_none());
+    }
+
+    #[test]
+    fn an_override_never_starts_a_service_the_plan_does_not() {
+        let mut p = plan("");
+        p.environment.postgres = None;
+        p.environment.redis = None;
+        apply_image_overrides(&mut p, |k| (k != APP_IMAGE_VAR).then(|| "perf-local/some:1".to_string()));
+        assert_eq!((p.environment.postgres, p.environment.redis), (None, None));
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //!   is explicit, so a `stop_service`/`start_service` keeps the same host port and every URL
 //!   handed out stays right.
 //!
+//! PostgreSQL (with its volume) and Redis are there only when the plan asks for them
+//! (`plan::EnvironmentSetup::starts`); the app's templates are checked against what will run
+//! before the engine is asked for anything.
+//!
 //! testcontainers creates and starts the containers (and pulls an image missing locally);
 //! [`engine`] does what it has no API for. One small module per image says what the image
 //! needs and when it is ready ([`postgres`], [`redis`]; the app's image is built or chosen by
@@ -43,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 use super::appenv::{self, AppEnvValues, PostgresAddr, RedisAddr};
 use super::error::EnvError;
 use super::proxies::Proxies;
-use super::types::{ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
+use super::types::{PostgresAccess, ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
 use crate::plan::BackendKind;
 use crate::plan::{DockerAppSetup, Service, Setup};
 
@@ -60,8 +64,8 @@ const SAVED_LOG_LINES: usize = 5000;
 pub struct DockerEnv(Box<State>);
 
 impl DockerEnv {
-    /// Starts PostgreSQL and Redis (concurrently), then the app, on a network of their own;
-    /// returns once each database answers a real query and the app is up
+    /// Starts the PostgreSQL and Redis the plan asks for (concurrently), then the app, on a
+    /// network of their own; returns once each database answers a real query and the app is up
     /// (`procs::wait_http_ready`).
     /// On any failure, and when `opts.cancel` fires, everything created is removed before the
     /// error is returned; the containers' logs are saved to `opts.logs_dir/<service>.log`.
@@ -87,7 +91,8 @@ impl DockerEnv {
         &self.0.run_id
     }
 
-    /// App first, then PostgreSQL and Redis; URLs on 127.0.0.1, without the password.
+    /// App first, then PostgreSQL and Redis when the run started them; URLs on 127.0.0.1,
+    /// without the password.
     pub fn services(&self) -> Vec<ServiceInfo> {
         self.0.services()
     }
@@ -121,16 +126,17 @@ impl DockerEnv {
         self.0.proxies.as_ref()
     }
 
-    /// The published ports of PostgreSQL and Redis, with the run's credentials.
+    /// The published ports of PostgreSQL and Redis, with the run's credentials (`None` for a
+    /// service the run did not start).
     pub fn service_access(&self) -> Option<ServiceAccess> {
         let s = &self.0;
-        Some(ServiceAccess {
-            postgres_port: s.postgres.as_ref()?.host_port,
-            postgres_user: s.pg_user.clone(),
-            postgres_password: Some(s.pg_password.clone()),
-            postgres_database: s.pg_database.clone(),
-            redis_port: s.redis.as_ref()?.host_port,
-        })
+        let postgres = s.postgres.as_ref().zip(s.pg_login.as_ref()).map(|(pg, login)| PostgresAccess {
+            port: pg.host_port,
+            user: login.user.clone(),
+            password: Some(login.password.clone()),
+            database: login.database.clone(),
+        });
+        Some(ServiceAccess { postgres, redis_port: s.redis.as_ref().map(|r| r.host_port) })
     }
 
     /// Removes the containers (app, Redis, PostgreSQL), the network and the volume, then
@@ -150,10 +156,8 @@ struct State {
     app: Option<Running>,
     /// With `StartOptions::fault_proxies`: between the app and PostgreSQL and Redis.
     proxies: Option<Proxies>,
-    pg_user: String,
-    pg_database: String,
-    /// Never printed, never in an error.
-    pg_password: String,
+    /// Who connects to PostgreSQL; `None` when the run starts none.
+    pg_login: Option<PgLogin>,
     /// The plan's health path; `None`: any answer at `/` will do.
     health_path: Option<String>,
     startup_timeout: Duration,
@@ -168,6 +172,14 @@ struct State {
     cpu_before_restarts: HashMap<Service, f64>,
     /// Set once everything was removed: `Drop` has nothing left to do.
     closed: bool,
+}
+
+/// The user, database and password PostgreSQL's container is created with.
+struct PgLogin {
+    user: String,
+    database: String,
+    /// The plan's or a random one. Never printed, never in an error.
+    password: String,
 }
 
 /// A container of the run and its published port on 127.0.0.1.
@@ -188,9 +200,16 @@ impl State {
         }
         let run_id = run_id.to_string();
         let spec = setup.app.docker.clone().ok_or_else(|| EnvError::Other(BackendKind::Docker.missing_setup()))?;
+        // A mistake in the app's templates (a name of a service the run does not start among
+        // them) is found before the engine is asked for anything.
+        appenv::resolve(&setup.app.env, &AppEnvValues::placeholders(setup, None))?;
         let docker = engine::connect()?;
         engine::ping(&docker).await?;
-        let pg = &setup.environment.postgres;
+        let pg_login = setup.environment.postgres.as_ref().map(|pg| PgLogin {
+            user: pg.user.clone(),
+            database: pg.database.clone(),
+            password: pg.password.clone().unwrap_or_else(random_password),
+        });
         let mut env = State {
             docker,
             network: format!("perf-gate-{run_id}"),
@@ -200,9 +219,7 @@ impl State {
             redis: None,
             app: None,
             proxies: None,
-            pg_user: pg.user.clone(),
-            pg_database: pg.database.clone(),
-            pg_password: pg.password.clone().unwrap_or_else(random_password),
+            pg_login,
             health_path: setup.app.health.clone(),
             startup_timeout: setup.environment.startup_timeout,
             cancel: opts.cancel.clone(),
@@ -235,21 +252,40 @@ impl State {
         }
         images::ensure_app_image(&self.docker, spec, &opts.plan_dir, &opts.logs_dir, &opts.cancel).await?;
         engine::create_network(&self.docker, &self.network, &self.run_id).await?;
-        engine::create_volume(&self.docker, &self.volume, &self.run_id).await?;
+        if self.pg_login.is_some() {
+            engine::create_volume(&self.docker, &self.volume, &self.run_id).await?;
+        }
 
-        let pg_image = setup.environment.postgres.image.clone();
-        let redis_image = setup.environment.redis.image.clone();
-        let pg_env = postgres::env(&self.pg_user, &self.pg_password, &self.pg_database);
-        let pg_mount = postgres::data_mount(&self.volume);
-        // Both start together; both are kept (and their logs saved) even when one fails.
-        let (pg, redis) = tokio::join!(
-            self.run_container(Service::Postgres, &pg_image, postgres::PORT, pg_env, Some(pg_mount)),
-            self.run_container(Service::Redis, &redis_image, redis::PORT, Vec::new(), None),
-        );
-        let pg_started = pg.map(|r| self.postgres.insert(r).clone_handle());
-        let redis_started = redis.map(|r| self.redis.insert(r).clone_handle());
+        // The services the plan asks for start together; each is kept (and its log saved)
+        // even when the other fails.
+        let run_pg = async {
+            let (Some(pg), Some(login)) = (&setup.environment.postgres, &self.pg_login) else { return Ok(None) };
+            let env = postgres::env(&login.user, &login.password, &login.database);
+            let mount = postgres::data_mount(&self.volume);
+            self.run_container(Service::Postgres, &pg.image, postgres::PORT, env, Some(mount)).await.map(Some)
+        };
+        let run_redis = async {
+            let Some(redis) = &setup.environment.redis else { return Ok(None) };
+            self.run_container(Service::Redis, &redis.image, redis::PORT, Vec::new(), None).await.map(Some)
+        };
+        let (pg, redis) = tokio::join!(run_pg, run_redis);
+        let pg_started = pg.map(|r| r.map(|r| self.postgres.insert(r).clone_handle()));
+        let redis_started = redis.map(|r| r.map(|r| self.redis.insert(r).clone_handle()));
         let (pg, redis) = (pg_started?, redis_started?);
-        let (pg_ready, redis_ready) = tokio::join!(self.wait_postgres(&pg), self.wait_redis(&redis));
+        let (pg_ready, redis_ready) = tokio::join!(
+            async {
+                match &pg {
+                    Some(h) => self.wait_postgres(h).await,
+                    None => Ok(()),
+                }
+            },
+            async {
+                match &redis {
+                    Some(h) => self.wait_redis(h).await,
+                    None => Ok(()),
+                }
+            },
+        );
         pg_ready?;
         redis_ready?;
 
@@ -258,14 +294,15 @@ impl State {
         let through = if opts.fault_proxies {
             let gateway = engine::network_gateway(&self.docker, &self.network).await?;
             let loopback = std::net::Ipv4Addr::LOCALHOST;
-            let proxies = Proxies::start(gateway, (loopback, pg.host_port).into(), (loopback, redis.host_port).into()).await?;
-            let addrs = (proxies.postgres.addr(), proxies.redis.addr());
+            let upstream = |h: &Option<Handle>| h.as_ref().map(|h| SocketAddr::from((loopback, h.host_port)));
+            let proxies = Proxies::start(gateway, upstream(&pg), upstream(&redis)).await?;
+            let addrs = Through { postgres: proxies.addr(Service::Postgres), redis: proxies.addr(Service::Redis) };
             self.proxies = Some(proxies);
             Some(addrs)
         } else {
             None
         };
-        let values = app_values(&self.pg_user, &self.pg_password, &self.pg_database, through, spec.port);
+        let values = app_values(self.pg_login.as_ref(), redis.is_some(), through, spec.port);
         let app_env = appenv::resolve(&setup.app.env, &values)?.into_iter().collect();
         let app = self.run_container(Service::App, &spec.image, spec.port, app_env, None).await?;
         let app = self.app.insert(app).clone_handle();
@@ -332,7 +369,8 @@ impl State {
     }
 
     async fn wait_postgres(&self, pg: &Handle) -> Result<(), EnvError> {
-        let (user, password, db) = (&self.pg_user, &self.pg_password, &self.pg_database);
+        let login = self.pg_login.as_ref().ok_or_else(|| EnvError::Other(crate::plan::not_started(Service::Postgres)))?;
+        let (user, password, db) = (&login.user, &login.password, &login.database);
         ready::wait_ready(&self.docker, &pg.name, "postgres", self.startup_timeout, &self.cancel, || {
             postgres::answers(pg.host_port, user, password, db)
         })
@@ -394,10 +432,10 @@ impl State {
         if let Some(app) = &self.app {
             out.push(ServiceInfo { service: Service::App, url: app.url.clone() });
         }
-        if let Some(pg) = &self.postgres {
+        if let (Some(pg), Some(login)) = (&self.postgres, &self.pg_login) {
             out.push(ServiceInfo {
                 service: Service::Postgres,
-                url: format!("postgres://{}@127.0.0.1:{}/{}", self.pg_user, pg.host_port, self.pg_database),
+                url: format!("postgres://{}@127.0.0.1:{}/{}", login.user, pg.host_port, login.database),
             });
         }
         if let Some(redis) = &self.redis {
@@ -412,7 +450,12 @@ impl State {
             Service::Postgres => self.postgres.as_ref(),
             Service::Redis => self.redis.as_ref(),
         }
-        .ok_or_else(|| EnvError::Other(format!("{} is not part of this environment", service.as_str())))
+        .ok_or_else(|| {
+            EnvError::Other(match service {
+                Service::App => "the app is not part of this environment".to_string(),
+                database => crate::plan::not_started(database),
+            })
+        })
     }
 
     /// `docker stop` (SIGINT for the PostgreSQL images, SIGTERM otherwise, SIGKILL after
@@ -585,23 +628,32 @@ fn random_password() -> String {
     rand::rng().sample_iter(rand::distr::Alphanumeric).take(24).map(char::from).collect()
 }
 
-/// What the app's templates resolve to inside its container: PostgreSQL and Redis by their
-/// service names on the run's network, or the fault proxies' addresses (`GATEWAY:PORT`) when
-/// `proxies` gives them (PostgreSQL's, then Redis's).
-fn app_values(user: &str, password: &str, database: &str, proxies: Option<(SocketAddr, SocketAddr)>, app_port: u16) -> AppEnvValues {
-    let ((pg_host, pg_port), (redis_host, redis_port)) = match proxies {
-        Some((pg, redis)) => ((pg.ip().to_string(), pg.port()), (redis.ip().to_string(), redis.port())),
-        None => ((Service::Postgres.as_str().to_string(), postgres::PORT), (Service::Redis.as_str().to_string(), redis::PORT)),
+/// The fault proxies' addresses on the run's network (`GATEWAY:PORT`), for the services the
+/// run started.
+struct Through {
+    postgres: Option<SocketAddr>,
+    redis: Option<SocketAddr>,
+}
+
+/// What the app's templates resolve to inside its container: PostgreSQL (when `pg` gives its
+/// login) and Redis (when `redis`) by their service names on the run's network, or the fault
+/// proxies' addresses when `proxies` gives them.
+fn app_values(pg: Option<&PgLogin>, redis: bool, proxies: Option<Through>, app_port: u16) -> AppEnvValues {
+    // By name on the network, or the proxy's address when there is one.
+    let at = |service: Service, port: u16, proxy: Option<SocketAddr>| match proxy {
+        Some(p) => (p.ip().to_string(), p.port()),
+        None => (service.as_str().to_string(), port),
     };
+    let (pg_proxy, redis_proxy) = proxies.map_or((None, None), |t| (t.postgres, t.redis));
     AppEnvValues {
-        postgres: PostgresAddr {
-            host: pg_host,
-            port: pg_port,
-            user: user.to_string(),
-            password: password.to_string(),
-            database: database.to_string(),
-        },
-        redis: RedisAddr { host: redis_host, port: redis_port },
+        postgres: pg.map(|login| {
+            let (host, port) = at(Service::Postgres, postgres::PORT, pg_proxy);
+            PostgresAddr { host, port, user: login.user.clone(), password: login.password.clone(), database: login.database.clone() }
+        }),
+        redis: redis.then(|| {
+            let (host, port) = at(Service::Redis, redis::PORT, redis_proxy);
+            RedisAddr { host, port }
+        }),
         app_listen: format!("0.0.0.0:{app_port}"),
         app_port,
         cargo_target_dir: None,
@@ -618,9 +670,13 @@ mod tests {
         names.iter().chain(&redis).map(|t| appenv::render("app.env.X", t, values).unwrap()).collect()
     }
 
+    fn login() -> PgLogin {
+        PgLogin { user: "perf".into(), database: "shop".into(), password: "s3cret".into() }
+    }
+
     #[test]
     fn the_app_sees_the_services_by_name_on_the_run_network() {
-        let values = app_values("perf", "s3cret", "shop", None, 8080);
+        let values = app_values(Some(&login()), true, None, 8080);
         assert_eq!(
             rendered(&values),
             [
@@ -642,7 +698,7 @@ mod tests {
     fn with_fault_proxies_the_app_sees_the_proxies() {
         let pg: SocketAddr = "172.18.0.1:41000".parse().unwrap();
         let redis: SocketAddr = "172.18.0.1:41001".parse().unwrap();
-        let values = app_values("perf", "s3cret", "shop", Some((pg, redis)), 8080);
+        let values = app_values(Some(&login()), true, Some(Through { postgres: Some(pg), redis: Some(redis) }), 8080);
         assert_eq!(
             rendered(&values),
             [
@@ -657,6 +713,23 @@ mod tests {
                 "41001"
             ]
         );
+    }
+
+    #[test]
+    fn a_service_the_run_does_not_start_has_no_address() {
+        let values = app_values(None, true, None, 8080);
+        assert!(values.postgres.is_none());
+        let err = appenv::render("app.env.DATABASE_URL", "{{postgres.url}}", &values).unwrap_err().to_string();
+        assert!(err.contains("names postgres, which this run does not start"), "{err}");
+        assert_eq!(appenv::render("app.env.X", "{{redis.url}}", &values).unwrap(), "redis://redis:6379");
+        // With proxies: one in front of the service the run started, none for the other.
+        let redis: SocketAddr = "172.18.0.1:41001".parse().unwrap();
+        let values = app_values(None, true, Some(Through { postgres: None, redis: Some(redis) }), 8080);
+        assert!(values.postgres.is_none());
+        assert_eq!(appenv::render("app.env.X", "{{redis.host}}:{{redis.port}}", &values).unwrap(), "172.18.0.1:41001");
+        let values = app_values(Some(&login()), false, None, 8080);
+        assert!(values.redis.is_none());
+        assert_eq!(appenv::render("app.env.X", "{{postgres.host}}:{{postgres.port}}", &values).unwrap(), "postgres:5432");
     }
 
     #[test]

@@ -19,35 +19,43 @@ use crate::util::Notes;
 pub type EnvVars = Vec<(String, String)>;
 
 /// The values the app's templates may use (see [`crate::env::appenv`]): PostgreSQL and Redis
-/// on loopback (or the fault proxies in front of them), `{{app.listen}}` (`127.0.0.1:PORT`)
-/// and `{{app.port}}`; in the command also `{{cargo.target_dir}}`.
+/// on loopback (or the fault proxies in front of them) when the run starts them,
+/// `{{app.listen}}` (`127.0.0.1:PORT`) and `{{app.port}}`; in the command also
+/// `{{cargo.target_dir}}`.
 #[derive(Debug, Clone, Default)]
 pub struct AppContext {
-    pub postgres: PostgresAddr,
-    pub redis: RedisAddr,
+    /// `None` when the run starts no PostgreSQL.
+    pub postgres: Option<PostgresAddr>,
+    /// `None` when the run starts no Redis.
+    pub redis: Option<RedisAddr>,
     pub port: u16,
     /// Where cargo builds, when the plan's command or build uses `{{cargo.target_dir}}`.
     pub cargo_target_dir: Option<String>,
 }
 
+/// PostgreSQL as the app sees it on loopback: the port (the server's own, or its fault
+/// proxy's), the user and database, and no password (it trusts connections from loopback).
+pub fn postgres_on_loopback(port: u16, user: &str, database: &str) -> PostgresAddr {
+    PostgresAddr {
+        host: std::net::Ipv4Addr::LOCALHOST.to_string(),
+        port,
+        user: user.to_string(),
+        password: String::new(),
+        database: database.to_string(),
+    }
+}
+
+/// Redis as the app sees it on loopback, at its own port or its fault proxy's.
+pub fn redis_on_loopback(port: u16) -> RedisAddr {
+    RedisAddr { host: std::net::Ipv4Addr::LOCALHOST.to_string(), port }
+}
+
 impl AppContext {
-    /// The app's view of the local services: everything on 127.0.0.1, and no password
-    /// (PostgreSQL trusts connections from loopback). `postgres_port` and `redis_port` are
-    /// the servers' own, or the fault proxies' when they stand between.
-    pub fn on_loopback(postgres_port: u16, user: &str, database: &str, redis_port: u16, port: u16) -> AppContext {
-        let loopback = std::net::Ipv4Addr::LOCALHOST.to_string();
-        AppContext {
-            postgres: PostgresAddr {
-                host: loopback.clone(),
-                port: postgres_port,
-                user: user.to_string(),
-                password: String::new(),
-                database: database.to_string(),
-            },
-            redis: RedisAddr { host: loopback, port: redis_port },
-            port,
-            cargo_target_dir: None,
-        }
+    /// The check made before anything starts ([`AppEnvValues::placeholders`]): every service
+    /// `setup` starts stands at an empty address, the others have no values at all.
+    pub fn before_start(setup: &Setup, cargo_target_dir: Option<String>) -> AppContext {
+        let values = AppEnvValues::placeholders(setup, cargo_target_dir);
+        AppContext { postgres: values.postgres, redis: values.redis, port: 0, cargo_target_dir: values.cargo_target_dir }
     }
 
     fn values(&self) -> AppEnvValues {
@@ -236,8 +244,19 @@ impl Drop for AppProcess {
 mod tests {
     use super::*;
 
+    /// What `LocalEnv::boot` gives an app when both databases run: PostgreSQL at `pg_port`,
+    /// Redis at `redis_port` (the servers' own, or their proxies'), the app at `port`.
+    fn on_loopback(pg_port: u16, user: &str, database: &str, redis_port: u16, port: u16) -> AppContext {
+        AppContext {
+            postgres: Some(postgres_on_loopback(pg_port, user, database)),
+            redis: Some(redis_on_loopback(redis_port)),
+            port,
+            cargo_target_dir: None,
+        }
+    }
+
     fn ctx() -> AppContext {
-        AppContext { cargo_target_dir: Some("/tmp/shared-target".into()), ..AppContext::on_loopback(5, "perf", "perf", 6, 7) }
+        AppContext { cargo_target_dir: Some("/tmp/shared-target".into()), ..on_loopback(5, "perf", "perf", 6, 7) }
     }
 
     #[test]
@@ -275,7 +294,7 @@ mod tests {
     #[test]
     fn the_local_values_name_the_proxies_when_they_stand_between() {
         // `LocalEnv::boot` passes the proxies' ports instead of the servers' own.
-        let c = AppContext::on_loopback(41000, "appuser", "app", 41001, 8080);
+        let c = on_loopback(41000, "appuser", "app", 41001, 8080);
         let env: BTreeMap<String, String> = [
             ("DATABASE_URL", "{{postgres.url}}"),
             ("DB_HOST", "{{postgres.host}}"),
@@ -292,6 +311,31 @@ mod tests {
         assert_eq!(rendered["DB_PORT"], "41000");
         assert_eq!(rendered["REDIS_URL"], "redis://127.0.0.1:41001");
         assert_eq!(rendered["REDIS_PORT"], "41001");
+    }
+
+    #[test]
+    fn before_start_the_templates_may_name_only_the_services_the_run_starts() {
+        let setup = |tables: &str| {
+            let text = format!(
+                "version = 1\n{tables}\n[app.local]\ncommand = [\"app\", \"--port={{{{app.port}}}}\"]\n\
+                 [requests.r]\npath = \"/\"\n[suites.s.scenarios.a]\nexecutor = \"constant-vus\"\nrequest = \"r\"\n"
+            );
+            crate::plan::parse(Path::new("perf.toml"), text).unwrap().setup()
+        };
+        // Neither database: the app's own names render, and the command renders.
+        let mut s = setup("");
+        let c = AppContext::before_start(&s, None);
+        assert!(c.postgres.is_none() && c.redis.is_none());
+        assert!(c.render_app(&s).is_ok());
+        // A template added after the plan was read names Redis, which this run does not start.
+        s.app.env.insert("CACHE".into(), "{{redis.url}}".into());
+        let err = AppContext::before_start(&s, None).render_app(&s).unwrap_err().to_string();
+        assert!(err.starts_with("app.env.CACHE: `{{redis.url}}` names redis"), "{err}");
+        // With the table, it stands at a placeholder address until the servers run.
+        let s = setup("[environment.redis]");
+        let c = AppContext::before_start(&s, Some("/t".into()));
+        assert!(c.postgres.is_none() && c.redis.is_some());
+        assert_eq!(c.render("f", "{{redis.port}} {{cargo.target_dir}}").unwrap(), "0 /t");
     }
 
     #[test]

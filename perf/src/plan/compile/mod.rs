@@ -5,7 +5,8 @@
 //! `variables.rs` (`[variables]` and captures), `requests.rs` (`[requests]`, with
 //! `templates.rs` for paths, headers and bodies), `steps.rs` (`[workflows]` and setup steps),
 //! `compare.rs` (`[compare]`), `suites.rs` (`[suites]`: `scenarios.rs` for executors,
-//! `special.rs` and `chaos.rs` for each kind's table), then the command line's part:
+//! `special.rs` and `chaos.rs` for each kind's table; `services.rs`: what they act on is
+//! started), then the command line's part:
 //! `select.rs` (`--suite`, `--tags`, `--shard`) and `limits.rs` (`[limits]`, on the suites as
 //! they will run). `common.rs` holds the helpers they share; no file here imports this one.
 
@@ -17,6 +18,7 @@ mod limits;
 mod requests;
 mod scenarios;
 mod select;
+mod services;
 mod special;
 mod steps;
 mod suites;
@@ -40,6 +42,7 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
     let plan = &lp.plan;
     check_version(lp)?;
     app::check_app(lp)?;
+    let setup = Setup::from(plan);
     let mut table = variables::variables(lp)?;
     if let Some(shard) = opts.shard {
         variables::split_sequences(lp, &mut table, shard)?;
@@ -56,6 +59,7 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
         .iter()
         .map(|(name, spec)| suites::suite(lp, &table, &requests, &workflows, name, spec))
         .collect::<Result<Vec<_>, _>>()?;
+    services::check_services(lp, &setup.environment)?;
     let selected = select::select(lp, opts, all)?;
     let selected = select::filter_tags(lp, &requests, opts, selected)?;
     select::check_shard(lp, opts, &selected)?;
@@ -63,7 +67,7 @@ pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled
     Ok(Compiled {
         requests,
         suites,
-        setup: Setup::from(plan),
+        setup,
         compare,
         http: plan.defaults.http,
         late_after: plan.defaults.late_after.0,
