@@ -424,11 +424,12 @@ mod tests {
         let total = top.iter().map(|s| s.total_ms).sum();
         let count = top.len() as u64;
         s.underneath = Some(crate::summary::Underneath {
-            postgres: Some(Statements { top, total_calls: 0, total_exec_ms: total, count, activity_samples: 100 }),
+            postgres: Some(Statements { top, total_calls: 0, total_exec_ms: total, count, activity_samples: 100, from_measured_start: true }),
             redis: Some(RedisStats {
                 commands: BTreeMap::from([("get".into(), RedisCommand { calls: 1000, usec: 20_000 })]),
                 keyspace_hits: 900,
                 keyspace_misses: 100,
+                from_measured_start: true,
             }),
             ..Default::default()
         });

@@ -454,7 +454,7 @@ fn regressed_underneath() -> Report {
     let with = |s: &mut Summary, st: Statement| {
         let total = st.total_ms;
         s.underneath = Some(Underneath {
-            postgres: Some(Statements { top: vec![st], total_calls: 6000, total_exec_ms: total, count: 1, activity_samples: 40 }),
+            postgres: Some(Statements { top: vec![st], total_calls: 6000, total_exec_ms: total, count: 1, activity_samples: 40, from_measured_start: true }),
             ..Underneath::default()
         });
     };
