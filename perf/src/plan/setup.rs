@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::model::{CompareSpec, Plan};
-use super::values::MetricThresholds;
+use super::values::{Link, MetricThresholds};
 
 /// The app under test and the services it depends on.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +24,10 @@ pub struct EnvironmentSetup {
     pub startup_timeout: Duration,
     pub postgres: PostgresSetup,
     pub redis: RedisSetup,
+    /// `link_latency` (and `link_jitter`): the backends that start the databases put a proxy
+    /// between the app and each of them that holds every chunk this long, from the start of
+    /// the environment on, for measured suites too. `None`: direct connections.
+    pub link: Option<Link>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -222,6 +226,10 @@ impl From<&Plan> for Setup {
                     password: env.postgres.password.clone(),
                 },
                 redis: RedisSetup { image: env.redis.image.clone() },
+                link: env
+                    .link_latency
+                    .as_ref()
+                    .map(|l| Link { latency: l.get_ref().0, jitter: env.link_jitter.as_ref().map_or(Duration::ZERO, |j| j.get_ref().0) }),
             },
             app: AppSetup {
                 health: app.health.clone(),

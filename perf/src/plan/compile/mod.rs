@@ -7,12 +7,14 @@
 //! `compare.rs` (`[compare]`), `suites.rs` (`[suites]`: `scenarios.rs` for executors,
 //! `special.rs` and `chaos.rs` for each kind's table), then the command line's part:
 //! `select.rs` (`--suite`, `--tags`, `--shard`) and `limits.rs` (`[limits]`, on the suites as
-//! they will run). `common.rs` holds the helpers they share; no file here imports this one.
+//! they will run). `environment.rs` checks `[environment]`'s link to the databases first.
+//! `common.rs` holds the helpers they share; no file here imports this one.
 
 mod app;
 mod chaos;
 mod common;
 mod compare;
+mod environment;
 mod limits;
 mod requests;
 mod scenarios;
@@ -33,12 +35,14 @@ use crate::plan::{identity, scale};
 use common::names;
 
 pub(super) use compare::rules as compare_rules;
+pub(super) use environment::check_environment;
 
 /// Validates the plan and produces what the engine runs: the suites `opts` selects, reshaped
 /// as it says.
 pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled, PlanError> {
     let plan = &lp.plan;
     check_version(lp)?;
+    environment::check_environment(lp)?;
     app::check_app(lp)?;
     let mut table = variables::variables(lp)?;
     if let Some(shard) = opts.shard {
