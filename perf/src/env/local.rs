@@ -35,7 +35,7 @@ pub use redis::{RedisOptions, RedisProcess};
 
 use super::error::{EnvError, copy_logs_noting};
 use super::procs::{self, RunAs, Spawn};
-use super::proxies::Proxies;
+use super::proxies::{self, Proxies};
 use super::resources;
 use super::types::{ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
 use crate::plan::{Service, Setup};
@@ -162,11 +162,13 @@ impl LocalEnv {
             RedisProcess::start_in(&redis_opts, &dir, cancel.clone(), Some(&opts.logs_dir)),
             app::build(&build, &opts.plan_dir, &opts.build_env, &build_log, cancel),
         )?;
-        // The app reaches the servers directly, or through the fault proxies on loopback.
+        // The app reaches the servers directly, or through the proxies on loopback (chaos
+        // suites' faults, the plan's link).
         let (mut pg_port, mut redis_port) = (pg.port(), redis.port());
-        if opts.fault_proxies {
+        if proxies::wanted(setup, opts.fault_proxies) {
             let loopback = std::net::Ipv4Addr::LOCALHOST;
-            let proxies = Proxies::start(loopback.into(), (loopback, pg.port()).into(), (loopback, redis.port()).into()).await?;
+            let (pg_at, redis_at) = ((loopback, pg.port()).into(), (loopback, redis.port()).into());
+            let proxies = Proxies::start(loopback.into(), pg_at, redis_at, setup.environment.link).await?;
             (pg_port, redis_port) = (proxies.postgres.addr().port(), proxies.redis.addr().port());
             self.proxies = Some(proxies);
         }

@@ -1,13 +1,21 @@
-//! The fault proxies that chaos suites put between the app and PostgreSQL and between the app
-//! and Redis, to set network faults on them.
+//! The proxies between the app and PostgreSQL and between the app and Redis: chaos suites set
+//! network faults on them, and a plan's `link_latency` makes them hold every chunk as
+//! production's network would, for every suite, from the start of the environment (so the
+//! app's own start-up, migrations and seed cross the same link).
 
 use std::net::SocketAddr;
 
 use super::error::EnvError;
 use crate::faults::{FaultProxy, ProxyStats};
-use crate::plan::{Fault, Service};
+use crate::plan::{Fault, Link, Service, Setup};
 
-/// The fault proxies of an environment started with `fault_proxies`.
+/// Whether an environment puts proxies between the app and its databases: for chaos suites'
+/// faults (`fault_proxies`), or for the link the plan models.
+pub fn wanted(setup: &Setup, fault_proxies: bool) -> bool {
+    fault_proxies || setup.environment.link.is_some()
+}
+
+/// The proxies of an environment started with `fault_proxies` or a plan's link.
 #[derive(Debug)]
 pub struct Proxies {
     pub postgres: FaultProxy,
@@ -15,10 +23,11 @@ pub struct Proxies {
 }
 
 impl Proxies {
-    /// Starts one proxy per service, listening on `listen`'s address with a free port.
-    pub async fn start(listen: std::net::IpAddr, postgres: SocketAddr, redis: SocketAddr) -> Result<Proxies, EnvError> {
+    /// Starts one proxy per service, listening on `listen`'s address with a free port, each
+    /// holding every chunk `link`'s latency each way (none: passing it on as it comes).
+    pub async fn start(listen: std::net::IpAddr, postgres: SocketAddr, redis: SocketAddr, link: Option<Link>) -> Result<Proxies, EnvError> {
         let start = |service: &'static str, upstream: SocketAddr| async move {
-            FaultProxy::start(SocketAddr::new(listen, 0), upstream)
+            FaultProxy::start_with_link(SocketAddr::new(listen, 0), upstream, link)
                 .await
                 .map_err(|e| EnvError::Io { context: format!("starting the fault proxy for {service} on {listen}"), source: e })
         };

@@ -3,7 +3,8 @@
 //!
 //! One environment serves every measured suite; suites that set network faults run last, in
 //! an environment of their own whose app reaches PostgreSQL and Redis through the fault
-//! proxies. Special suites (spike, stress, soak, chaos) are judged by their own checks: their
+//! proxies. With the plan's `link_latency`, both environments put the proxies in, modelling
+//! the link (the chaos suites' faults on top of it). Special suites (spike, stress, soak, chaos) are judged by their own checks: their
 //! numbers are shaped by what was done to the app, so they are never compared.
 
 use crate::compare::Noise;
@@ -59,7 +60,13 @@ async fn run_in_environment(
         build_env: Vec::new(),
         notes: opts.notes.clone(),
     };
-    let proxied = if fault_proxies { ", the app reaching postgres and redis through fault proxies" } else { "" };
+    let link = prepared.setup.environment.link.filter(|_| prepared.backend != BackendKind::External);
+    let proxied = match (fault_proxies, link) {
+        (true, None) => ", the app reaching postgres and redis through fault proxies".to_string(),
+        (true, Some(l)) => format!(", the app reaching postgres and redis through fault proxies over a link of {}", l.describe()),
+        (false, Some(l)) => format!(", the app reaching postgres and redis over a link of {} (proxies)", l.describe()),
+        (false, None) => String::new(),
+    };
     opts.notes.say(format!("starting the environment ({}{proxied})", backend_words(opts.backend, prepared.backend)));
     let spec = Spec { name: String::new(), backend: prepared.backend, setup: prepared.setup.clone(), start };
     with_environment(&opts.notes, &opts.cancel, spec, async |env: &mut Environment| {

@@ -16,7 +16,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// (`kind`, `messages_received`, the `dropped` error kind) and shards (`run.shard`,
 /// `run.merged_from`). 2: a merged run's testbed (`run.testbed.shards`). 3: per-endpoint
 /// segment histograms (`endpoints.*.segments`). 4: the databases' counters over the measured
-/// part only (`underneath.*.from_measured_start`).
+/// part only (`underneath.*.from_measured_start`) and the link to the databases a run modelled
+/// (`run.testbed.link_latency_us`, `run.testbed.link_jitter_us`).
 pub const SCHEMA_MINOR: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::appenv::{self, AppEnvValues, PostgresAddr, RedisAddr};
 use super::error::EnvError;
-use super::proxies::Proxies;
+use super::proxies::{self, Proxies};
 use super::types::{ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
 use crate::plan::BackendKind;
 use crate::plan::{DockerAppSetup, Service, Setup};
@@ -148,7 +148,8 @@ struct State {
     postgres: Option<Running>,
     redis: Option<Running>,
     app: Option<Running>,
-    /// With `StartOptions::fault_proxies`: between the app and PostgreSQL and Redis.
+    /// With `StartOptions::fault_proxies` or the plan's link: between the app and PostgreSQL
+    /// and Redis.
     proxies: Option<Proxies>,
     pg_user: String,
     pg_database: String,
@@ -253,12 +254,14 @@ impl State {
         pg_ready?;
         redis_ready?;
 
-        // Directly by service name, or through the fault proxies: they run in the gate, listen
-        // on the host's address on the run's network and forward to the published ports.
-        let through = if opts.fault_proxies {
+        // Directly by service name, or through the proxies (chaos suites' faults, the plan's
+        // link): they run in the gate, listen on the host's address on the run's network and
+        // forward to the published ports.
+        let through = if proxies::wanted(setup, opts.fault_proxies) {
             let gateway = engine::network_gateway(&self.docker, &self.network).await?;
             let loopback = std::net::Ipv4Addr::LOCALHOST;
-            let proxies = Proxies::start(gateway, (loopback, pg.host_port).into(), (loopback, redis.host_port).into()).await?;
+            let (pg_at, redis_at) = ((loopback, pg.host_port).into(), (loopback, redis.host_port).into());
+            let proxies = Proxies::start(gateway, pg_at, redis_at, setup.environment.link).await?;
             let addrs = (proxies.postgres.addr(), proxies.redis.addr());
             self.proxies = Some(proxies);
             Some(addrs)
