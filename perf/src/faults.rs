@@ -2,6 +2,11 @@
 //! loses, resets or blackholes the traffic. Chaos suites switch its [`Fault`] at planned
 //! times (`{ at = "10s", latency = "postgres", delay = "100ms", jitter = "20ms" }`).
 //!
+//! It also models the network of production when the plan asks for it (`[environment]
+//! link_latency`, a [`Link`]): every chunk, in both directions, is held `latency` ± a uniform
+//! `jitter` for as long as the proxy runs, whatever the fault. A fault comes on top of the
+//! link: a `Latency` fault adds its delay to the link's, `None` leaves the link alone.
+//!
 //! Written by hand (about 300 lines of tokio): Toxiproxy is neither in Debian nor on the
 //! registries CI machines reach, and its Rust port (`noxious`, last released in 2021) is a
 //! separate server driven over HTTP that has no loss or blackhole fault. An in-process proxy
@@ -10,9 +15,10 @@
 //! What each fault does, while it is set:
 //! - [`Fault::Latency`]: every chunk, in both directions, is held for `delay` ± a uniform
 //!   `jitter` before it is passed on. A queue per direction keeps the order of the bytes and
-//!   does not add the delays of back-to-back chunks together. Held chunks wait on tokio's
-//!   timer, whose resolution is a millisecond: a delay may come out up to about a
-//!   millisecond longer each way.
+//!   does not add the delays of back-to-back chunks together. Held chunks are woken by a
+//!   thread of the proxy's own (`pacer.rs`) rather than tokio's timer, which counts whole
+//!   milliseconds: a delay comes out late by the kernel's timer slack (50 µs by default) and
+//!   the time to wake a thread and a task, not by up to a millisecond.
 //! - [`Fault::Loss`]: each new connection, and each chunk on an open one, is lost with
 //!   probability `rate`. TCP cannot lose bytes and carry on, so a loss resets the connection
 //!   (both sides), as a real network's lost segments do once retransmission gives up.
@@ -29,16 +35,18 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::RngExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::plan::Fault;
+use crate::plan::{Fault, Link};
+use pacer::Pacer;
+
+mod pacer;
 
 /// Counters since the proxy started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -65,6 +73,7 @@ struct Counters {
 pub struct FaultProxy {
     addr: SocketAddr,
     fault: watch::Sender<Fault>,
+    link: Option<Link>,
     counters: Arc<Counters>,
     stop: CancellationToken,
 }
@@ -76,20 +85,33 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DELAY_LINE: usize = 1024;
 
 impl FaultProxy {
-    /// Listens on `listen` (port 0 picks a free one) and forwards to `upstream`.
+    /// Listens on `listen` (port 0 picks a free one) and forwards to `upstream` as it gets
+    /// the bytes (until a fault says otherwise).
     pub async fn start(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<FaultProxy> {
+        FaultProxy::start_with_link(listen, upstream, None).await
+    }
+
+    /// [`FaultProxy::start`], every chunk held `link`'s latency each way from the first
+    /// connection on (none: passed on as it comes).
+    pub async fn start_with_link(listen: SocketAddr, upstream: SocketAddr, link: Option<Link>) -> std::io::Result<FaultProxy> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let (fault, _) = watch::channel(Fault::None);
         let counters = Arc::new(Counters::default());
         let stop = CancellationToken::new();
-        tokio::spawn(accept_loop(listener, upstream, fault.clone(), counters.clone(), stop.clone()));
-        Ok(FaultProxy { addr, fault, counters, stop })
+        let ways = Arc::new(Ways { link, pacer: Pacer::start()? });
+        tokio::spawn(accept_loop(listener, upstream, fault.clone(), counters.clone(), ways, stop.clone()));
+        Ok(FaultProxy { addr, fault, link, counters, stop })
     }
 
     /// The address clients connect to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The link it models under every fault, if any.
+    pub fn link(&self) -> Option<Link> {
+        self.link
     }
 
     /// Replaces the current fault; open connections see the change at once.
@@ -120,7 +142,7 @@ impl Drop for FaultProxy {
 
 impl std::fmt::Debug for FaultProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultProxy").field("addr", &self.addr).field("fault", &self.fault()).finish()
+        f.debug_struct("FaultProxy").field("addr", &self.addr).field("link", &self.link).field("fault", &self.fault()).finish()
     }
 }
 
@@ -128,11 +150,26 @@ fn lost(rate: f64) -> bool {
     rate > 0.0 && rand::rng().random::<f64>() < rate
 }
 
+/// What holds chunks on their way, the same for every connection of a proxy: the link it
+/// models, and the thread that wakes held chunks (stopped when the last connection is gone).
+struct Ways {
+    link: Option<Link>,
+    pacer: Pacer,
+}
+
+impl Ways {
+    /// How long the link holds a chunk: its latency ± its jitter, or nothing.
+    fn link_delay(&self) -> Duration {
+        self.link.map_or(Duration::ZERO, |l| jittered(l.latency, l.jitter))
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     upstream: SocketAddr,
     fault: watch::Sender<Fault>,
     counters: Arc<Counters>,
+    ways: Arc<Ways>,
     stop: CancellationToken,
 ) {
     loop {
@@ -151,13 +188,14 @@ async fn accept_loop(
         counters.accepted.fetch_add(1, Ordering::Relaxed);
         let _ = client.set_nodelay(true);
         let rx = fault.subscribe();
-        let conn = Connection { counters: counters.clone(), tainted: AtomicBool::new(false) };
+        let conn = Connection { counters: counters.clone(), ways: ways.clone(), tainted: AtomicBool::new(false) };
         tokio::spawn(conn.serve(client, upstream, rx, stop.clone()));
     }
 }
 
 struct Connection {
     counters: Arc<Counters>,
+    ways: Arc<Ways>,
     /// Bytes were thrown away (blackhole): the stream is broken once the fault ends.
     tainted: AtomicBool,
 }
@@ -245,31 +283,44 @@ impl Connection {
         }
     }
 
-    /// One direction: reads chunks, applies the fault to each, and writes each when it is
-    /// due. A chunk that is due at once and has nothing queued before it is written straight
-    /// away; held chunks wait in a queue in arrival order (so the byte order holds), and
-    /// reading pauses while the queue is full. Ends with `Ok` after end of file (passed on as
-    /// a shutdown of the write side once the queue is empty), with `Abort` on a loss or an
-    /// I/O error.
+    /// One direction: reads chunks, applies the link and the fault to each, and writes each
+    /// when it is due. A chunk that is due at once and has nothing queued before it is written
+    /// straight away; held chunks wait in a queue in arrival order (so the byte order holds),
+    /// the first of them with a wake-up from the pacer, and reading pauses while the queue is
+    /// full. Ends with `Ok` after end of file (passed on as a shutdown of the write side once
+    /// the queue is empty), with `Abort` on a loss or an I/O error.
     async fn direction<R, W>(&self, mut reader: R, mut writer: W, rx: watch::Receiver<Fault>) -> Result<(), Abort>
     where
         R: tokio::io::AsyncRead + Unpin,
         W: tokio::io::AsyncWrite + Unpin,
     {
         let mut held: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+        // The wake-up asked for the first held chunk, kept across reads: one per chunk.
+        let mut wake: Option<(Instant, oneshot::Receiver<()>)> = None;
         let mut buf = vec![0u8; 16 * 1024];
         let mut eof = false;
         loop {
+            while held.front().is_some_and(|(due, _)| *due <= Instant::now()) {
+                let (_, chunk) = held.pop_front().expect("a held chunk");
+                writer.write_all(&chunk).await.map_err(|_| Abort)?;
+            }
             if eof && held.is_empty() {
                 let _ = writer.shutdown().await;
                 return Ok(());
             }
-            let next_due = held.front().map(|(due, _)| *due);
+            match held.front() {
+                Some((due, _)) if wake.as_ref().is_none_or(|(at, _)| at != due) => wake = Some((*due, self.ways.pacer.at(*due))),
+                Some(_) => {}
+                None => wake = None,
+            }
             tokio::select! {
                 biased;
-                _ = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
-                    let (_, chunk) = held.pop_front().expect("a held chunk");
-                    writer.write_all(&chunk).await.map_err(|_| Abort)?;
+                _ = async {
+                    if let Some((_, done)) = wake.as_mut() {
+                        let _ = done.await;
+                    }
+                }, if wake.is_some() => {
+                    wake = None;
                 }
                 read = reader.read(&mut buf), if !eof && held.len() < DELAY_LINE => {
                     let n = read.map_err(|_| Abort)?;
@@ -280,13 +331,13 @@ impl Connection {
                     let now = Instant::now();
                     let fault = *rx.borrow();
                     let due = match fault {
-                        Fault::None => now,
-                        Fault::Latency { delay, jitter } => now + jittered(delay, jitter),
+                        Fault::None => now + self.ways.link_delay(),
+                        Fault::Latency { delay, jitter } => now + self.ways.link_delay() + jittered(delay, jitter),
                         Fault::Loss { rate } => {
                             if lost(rate) {
                                 return Err(Abort);
                             }
-                            now
+                            now + self.ways.link_delay()
                         }
                         Fault::Reset => return Err(Abort),
                         Fault::Blackhole => {
@@ -296,7 +347,7 @@ impl Connection {
                         }
                     };
                     if held.is_empty() && due <= now {
-                        // The common case: no fault in the way. No timer, no copy.
+                        // The common case without a link: no fault in the way. No timer, no copy.
                         writer.write_all(&buf[..n]).await.map_err(|_| Abort)?;
                     } else {
                         // Never before an earlier chunk.

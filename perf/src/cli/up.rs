@@ -36,7 +36,7 @@ pub struct UpArgs {
 
 pub async fn run(args: UpArgs, cancel: CancellationToken) -> anyhow::Result<ExitCode> {
     let path = super::args::plan_path(args.plan.as_deref())?;
-    let mut setup = crate::plan::load(&path)?.setup();
+    let mut setup = crate::plan::load(&path)?.setup()?;
     let backend = args.backend.resolve().await;
     if backend == BackendKind::Docker {
         crate::env::docker::apply_image_overrides(&mut setup, |k| std::env::var(k).ok());

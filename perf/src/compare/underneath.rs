@@ -1,10 +1,25 @@
 //! What changed underneath: the statements, Redis commands and app resources of a run set
 //! against its baseline's, so that a slower run says why. Pure: a function of two summaries.
 //!
-//! Figures are normalized per 1000 measured requests of the suite (both runs' statement
-//! counters include the warm-up, in the same proportion), so a run that sent a few more
-//! requests does not look slower. Statements are matched by their normalized text: query ids
-//! differ across PostgreSQL versions, the text does not.
+//! Figures are normalized per 1000 measured requests of the suite, so a run that sent a few
+//! more requests does not look slower. The counters cover the measured requests only (reset
+//! when the warm-up ended); a summary written before that counted the warm-up too, and its
+//! figures are scaled by the share of the run's time that was measured (an estimate, said in
+//! the notes). Statements are matched by their normalized text: query ids differ across
+//! PostgreSQL versions, the text does not.
+//!
+//! Each statement also says how many times one request runs it, before and after: its calls
+//! over the requests of the endpoints that issue it. Which endpoints those are comes from the
+//! `application_name` of the connections seen running it (`seen_under`): an app that names
+//! its connections after the route it serves (`refapp:slots`) names the plan's requests when
+//! the route and the request share a name (the part after the last `:`, case and punctuation
+//! aside). When a name matches no request, or the statement was never seen in the samples,
+//! its calls are counted per request of the whole suite, and it says so. A statement whose
+//! calls per request grew by more than [`LOOP_GROWTH`] is **a loop of queries** (one query
+//! per item of a list, the N+1 pattern): listed first, whatever its time, because on a
+//! loopback link each round trip costs tens of microseconds while in production it costs a
+//! fraction of a millisecond. Redis commands are counted per request of the suite: Redis
+//! cannot tell which route sent a command.
 //!
 //! There are no per-window samples of statements, so no significance test: a statement counts
 //! as changed only when its time per 1000 requests grew by more than [`STATEMENT_GROWTH`]
@@ -26,6 +41,9 @@ pub const STATEMENT_GROWTH: f64 = 0.5;
 pub const STATEMENT_SHARE: f64 = 0.05;
 /// …and at least this many milliseconds per 1000 requests.
 pub const FLOOR_MS: f64 = 1.0;
+/// Growth of a statement's calls per request beyond which it is a loop of queries: one more
+/// call per request can be a new query; more than one is a query run once per item.
+pub const LOOP_GROWTH: f64 = 1.0;
 /// Relative growth of a service's CPU per request (or peak memory) that is said. Wider than
 /// the latency rule's 20%: on this 2-core machine the same work measured 22% apart.
 pub const RESOURCE_GROWTH: f64 = 0.3;
@@ -42,6 +60,29 @@ pub struct StatementFigures {
     pub rows_per_call: f64,
     /// Shared blocks (hit and read) per call: how much data each call touched.
     pub blocks_per_call: f64,
+}
+
+/// How many times one request runs a statement, in the baseline and now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallsPerRequest {
+    /// The endpoints whose requests the calls are counted over (the plan's request names);
+    /// empty when they are every request of the suite.
+    pub endpoints: Vec<String>,
+    /// Why the calls are counted per request of the whole suite (`None` when `endpoints` say).
+    pub suite_because: Option<String>,
+    /// `None` when that side sent none of those requests.
+    pub base: Option<f64>,
+    /// `base` is an upper bound: the statement is not among the baseline's kept statements,
+    /// which left some out, so it ran at most as often as all the left-out ones together.
+    pub base_at_most: bool,
+    pub head: Option<f64>,
+}
+
+impl CallsPerRequest {
+    /// Calls per request gained (head − base; a bound on `base` makes this the least gain).
+    pub fn growth(&self) -> Option<f64> {
+        Some(self.head? - self.base?)
+    }
 }
 
 /// One statement that changed or appeared (no `base`). Statements that went away are not
@@ -64,6 +105,9 @@ pub struct StatementChange {
     /// Who ran it, from the connections' `application_name` (the part after the last `:`),
     /// with the share of the samples that saw it.
     pub issued_by: Vec<(String, f64)>,
+    pub calls_per_request: CallsPerRequest,
+    /// Its calls per request grew by more than [`LOOP_GROWTH`]: a loop of queries.
+    pub is_loop: bool,
 }
 
 /// One Redis command whose time or calls per 1000 requests grew beyond noise.
@@ -74,6 +118,13 @@ pub struct CommandChange {
     pub head_calls_per_1k: f64,
     pub base_ms_per_1k: f64,
     pub head_ms_per_1k: f64,
+}
+
+impl CommandChange {
+    /// Calls per request of the suite, in the baseline and now (Redis cannot tell routes).
+    pub fn calls_per_request(&self) -> (f64, f64) {
+        (self.base_calls_per_1k / 1000.0, self.head_calls_per_1k / 1000.0)
+    }
 }
 
 /// One resource figure of the app (or a database) set against the baseline.
@@ -97,7 +148,8 @@ impl ResourceChange {
 /// What changed underneath one suite.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Underneath {
-    /// Changed statements, the one whose time grew most first.
+    /// Changed statements: loops of queries first (the most calls per request gained first),
+    /// then the one whose time grew most.
     pub statements: Vec<StatementChange>,
     /// How many of this run's statements were matched with one of the baseline's (by text or likeness).
     pub statements_compared: usize,
@@ -105,7 +157,8 @@ pub struct Underneath {
     /// Cache hit ratio (Redis keyspace hits over lookups) in the baseline and now.
     pub hit_ratio: Option<(Option<f64>, Option<f64>)>,
     pub resources: Vec<ResourceChange>,
-    /// Why a side could not be compared (statistics unavailable in one of the runs).
+    /// Why a side could not be compared (statistics unavailable in one of the runs), and
+    /// which side's figures are estimates (counters that included the warm-up).
     pub notes: Vec<String>,
 }
 
@@ -125,6 +178,89 @@ fn hit_ratio_moved(base: Option<f64>, head: Option<f64>) -> bool {
 
 fn requests(s: &Summary) -> f64 {
     s.endpoints.values().map(|e| e.requests).sum::<u64>().max(1) as f64
+}
+
+/// The share of a side's counters that belongs to its measured requests: all of them when the
+/// counters were reset at the end of the warm-up, else (older summaries) the share of the
+/// run's time that was measured, which assumes the warm-up sent requests at the same pace.
+fn measured_share(s: &Summary, from_measured_start: bool) -> f64 {
+    let (measured, warmup) = (s.run.duration_s, s.run.warmup_s);
+    if from_measured_start || warmup <= 0.0 || measured <= 0.0 { 1.0 } else { measured / (measured + warmup) }
+}
+
+/// What a side's statement counters are read with: the summary (its endpoints' requests),
+/// the factor that turns a counter into a figure per 1000 measured requests, and the share of
+/// a counter that belongs to the measured requests.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    summary: &'a Summary,
+    per_1k: f64,
+    share: f64,
+}
+
+impl<'a> Side<'a> {
+    fn new(summary: &'a Summary, from_measured_start: bool) -> Side<'a> {
+        let share = measured_share(summary, from_measured_start);
+        Side { summary, per_1k: 1000.0 / requests(summary) * share, share }
+    }
+
+    /// Measured requests of these endpoints (every endpoint when empty); `None` when none.
+    fn requests_of(&self, endpoints: &[String]) -> Option<f64> {
+        let n: u64 = if endpoints.is_empty() {
+            self.summary.endpoints.values().map(|e| e.requests).sum()
+        } else {
+            endpoints.iter().filter_map(|e| self.summary.endpoints.get(e)).map(|e| e.requests).sum()
+        };
+        (n > 0).then_some(n as f64)
+    }
+
+    /// `calls` of a counter per measured request of `endpoints`.
+    fn per_request(&self, calls: f64, endpoints: &[String]) -> Option<f64> {
+        self.requests_of(endpoints).map(|n| calls * self.share / n)
+    }
+}
+
+/// The plan's request an `application_name` names: the name itself or the part after its
+/// last `:` (`refapp:slots` → `slots`), exactly, else alike when case and punctuation are set
+/// aside (`Slots`, `hot-slots` → `hot_slots`) and only one request is.
+fn endpoint_named(name: &str, endpoints: &BTreeSet<&str>) -> Option<String> {
+    let fold = |s: &str| -> String {
+        let mapped: String = s.chars().map(|c| if c.is_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+        mapped.trim_matches('_').to_string()
+    };
+    let tail = name.rsplit(':').next().unwrap_or(name).trim();
+    for candidate in [name.trim(), tail] {
+        if endpoints.contains(candidate) {
+            return Some(candidate.to_string());
+        }
+    }
+    for candidate in [name, tail] {
+        let folded = fold(candidate);
+        let alike: Vec<&&str> = endpoints.iter().filter(|e| !folded.is_empty() && fold(e) == folded).collect();
+        if let [one] = alike.as_slice() {
+            return Some(one.to_string());
+        }
+    }
+    None
+}
+
+/// The endpoints whose requests run a statement, from the names it was seen under in either
+/// run; `Err` with the reason when they cannot be told (then: every request of the suite).
+fn issuing_endpoints(seen: &[&BTreeMap<String, u64>], endpoints: &BTreeSet<&str>) -> Result<Vec<String>, String> {
+    let names: BTreeSet<&String> = seen.iter().flat_map(|m| m.iter().filter(|(_, n)| **n > 0).map(|(name, _)| name)).collect();
+    if names.is_empty() {
+        return Err("never seen running in the samples of pg_stat_activity".into());
+    }
+    let mut out = BTreeSet::new();
+    for name in names {
+        match endpoint_named(name, endpoints) {
+            Some(e) => {
+                out.insert(e);
+            }
+            None => return Err(format!("seen under `{name}`, which names no request of the plan")),
+        }
+    }
+    Ok(out.into_iter().collect())
 }
 
 fn figures(s: &Statement, per_1k: f64) -> StatementFigures {
@@ -164,7 +300,18 @@ pub fn underneath(base: &Summary, head: &Summary) -> Underneath {
     let (bk, hk) = (1000.0 / requests(base), 1000.0 / requests(head));
     let (bu, hu) = (base.underneath.as_ref(), head.underneath.as_ref());
     match (bu.and_then(|u| u.postgres.as_ref()), hu.and_then(|u| u.postgres.as_ref())) {
-        (Some(b), Some(h)) => (out.statements, out.statements_compared) = statement_changes(b, h, bk, hk),
+        (Some(b), Some(h)) => {
+            let (bs, hs) = (Side::new(base, b.from_measured_start), Side::new(head, h.from_measured_start));
+            (out.statements, out.statements_compared) = statement_changes(b, h, bs, hs);
+            for (who, side, stats) in [("baseline", bs, b), ("this run", hs, h)] {
+                if side.share < 1.0 && !stats.top.is_empty() {
+                    out.notes.push(format!(
+                        "{who}: its statement counters include the warm-up (recorded before they were reset when it ended), so its figures are scaled to the {:.0}% of its time that was measured",
+                        side.share * 100.0
+                    ));
+                }
+            }
+        }
         (b, h) => {
             let why = |u: Option<&crate::summary::Underneath>| {
                 u.and_then(|u| u.postgres_unavailable.clone()).unwrap_or_else(|| "no statement statistics recorded".into())
@@ -178,18 +325,25 @@ pub fn underneath(base: &Summary, head: &Summary) -> Underneath {
         }
     }
     if let (Some(b), Some(h)) = (bu.and_then(|u| u.redis.as_ref()), hu.and_then(|u| u.redis.as_ref())) {
-        out.commands = command_changes(b, h, bk, hk);
+        let (bs, hs) = (Side::new(base, b.from_measured_start), Side::new(head, h.from_measured_start));
+        out.commands = command_changes(b, h, bs.per_1k, hs.per_1k);
         out.hit_ratio = Some((b.hit_ratio(), h.hit_ratio()));
     }
     out.resources = resources(&base.resources, &head.resources, bk, hk);
     out
 }
 
-/// The statements that changed (see the module documentation), the one whose time grew most
-/// first, and how many of `head`'s statements were matched with one of `base`'s. `bk` and
-/// `hk` turn each run's figures into figures per 1000 requests.
-fn statement_changes(base: &Statements, head: &Statements, bk: f64, hk: f64) -> (Vec<StatementChange>, usize) {
+/// The statements that changed (see the module documentation), loops of queries first, then
+/// the one whose time grew most, and how many of `head`'s statements were matched with one of
+/// `base`'s. `bs` and `hs` turn each run's counters into figures per request.
+fn statement_changes(base: &Statements, head: &Statements, bs: Side, hs: Side) -> (Vec<StatementChange>, usize) {
+    let (bk, hk) = (bs.per_1k, hs.per_1k);
     let base_total = base.total_exec_ms * bk;
+    let endpoints: BTreeSet<&str> = bs.summary.endpoints.keys().chain(hs.summary.endpoints.keys()).map(String::as_str).collect();
+    // Calls of the baseline's statements it did not keep: a statement missing from the kept
+    // ones ran at most this often (none when it kept them all).
+    let base_left_out =
+        (base.count > base.top.len() as u64).then(|| base.total_calls.saturating_sub(base.top.iter().map(|s| s.calls).sum()));
     let (b_top, h_top) = (merged(&base.top), merged(&head.top));
     let pairs = match_statements(&b_top, &h_top);
     // How much the other statements moved, typically: a busier machine makes all of
@@ -214,7 +368,9 @@ fn statement_changes(base: &Statements, head: &Statements, bk: f64, hk: f64) -> 
             compared += 1;
         }
         let delta = now.ms_per_1k - before.as_ref().map_or(0.0, |b| b.ms_per_1k);
-        if changed(i, delta, before.as_ref().map_or(0.0, |b| b.ms_per_1k)) {
+        let calls_per_request = calls_per_request(s, matched, base_left_out, &endpoints, bs, hs);
+        let is_loop = calls_per_request.growth().is_some_and(|g| g > LOOP_GROWTH);
+        if is_loop || changed(i, delta, before.as_ref().map_or(0.0, |b| b.ms_per_1k)) {
             let (plan_before, plan_after) = scan_changes(matched, s);
             statements.push(StatementChange {
                 query: s.query.clone(),
@@ -226,6 +382,8 @@ fn statement_changes(base: &Statements, head: &Statements, bk: f64, hk: f64) -> 
                 plan_before,
                 plan_after,
                 issued_by: issued_by(s),
+                calls_per_request,
+                is_loop,
             });
         }
     }
@@ -233,8 +391,45 @@ fn statement_changes(base: &Statements, head: &Statements, bk: f64, hk: f64) -> 
     for s in &mut statements {
         s.share = if growth > 0.0 { s.delta_ms_per_1k.max(0.0) / growth } else { 0.0 };
     }
-    statements.sort_by(|a, b| b.delta_ms_per_1k.total_cmp(&a.delta_ms_per_1k).then_with(|| a.query.cmp(&b.query)));
+    let gained = |s: &StatementChange| if s.is_loop { s.calls_per_request.growth().unwrap_or(0.0) } else { 0.0 };
+    statements.sort_by(|a, b| {
+        b.is_loop
+            .cmp(&a.is_loop)
+            .then_with(|| gained(b).total_cmp(&gained(a)))
+            .then_with(|| b.delta_ms_per_1k.total_cmp(&a.delta_ms_per_1k))
+            .then_with(|| a.query.cmp(&b.query))
+    });
     (statements, compared)
+}
+
+/// A statement's calls per request of the endpoints that issue it (or of the suite), in the
+/// baseline (`matched`; none: it did not run there, or, when the baseline left statements
+/// out, at most as often as those together) and now (`head`).
+fn calls_per_request(
+    head: &Statement,
+    matched: Option<&Statement>,
+    base_left_out: Option<u64>,
+    endpoints: &BTreeSet<&str>,
+    bs: Side,
+    hs: Side,
+) -> CallsPerRequest {
+    let seen: Vec<&BTreeMap<String, u64>> = std::iter::once(&head.seen_under).chain(matched.map(|b| &b.seen_under)).collect();
+    let (over, suite_because) = match issuing_endpoints(&seen, endpoints) {
+        Ok(over) => (over, None),
+        Err(why) => (Vec::new(), Some(why)),
+    };
+    let (base_calls, base_at_most) = match (matched, base_left_out) {
+        (Some(b), _) => (b.calls, false),
+        (None, None) => (0, false),
+        (None, Some(left_out)) => (left_out, true),
+    };
+    CallsPerRequest {
+        base: bs.per_request(base_calls as f64, &over),
+        base_at_most,
+        head: hs.per_request(head.calls as f64, &over),
+        endpoints: over,
+        suite_because,
+    }
 }
 
 /// Scan nodes only the baseline's plan has, and only this run's; nothing when a plan is missing.
@@ -424,11 +619,19 @@ mod tests {
         let total = top.iter().map(|s| s.total_ms).sum();
         let count = top.len() as u64;
         s.underneath = Some(crate::summary::Underneath {
-            postgres: Some(Statements { top, total_calls: 0, total_exec_ms: total, count, activity_samples: 100 }),
+            postgres: Some(Statements {
+                top,
+                total_calls: 0,
+                total_exec_ms: total,
+                count,
+                activity_samples: 100,
+                from_measured_start: true,
+            }),
             redis: Some(RedisStats {
                 commands: BTreeMap::from([("get".into(), RedisCommand { calls: 1000, usec: 20_000 })]),
                 keyspace_hits: 900,
                 keyspace_misses: 100,
+                from_measured_start: true,
             }),
             ..Default::default()
         });
@@ -607,5 +810,137 @@ mod tests {
         let u = underneath(&base, &head);
         assert_eq!(u.commands.iter().map(|c| c.command.as_str()).collect::<Vec<_>>(), ["set"]);
         assert_eq!(u.hit_ratio, Some((Some(0.9), Some(0.1))));
+        // Per request of the suite: 900 calls over its 2000 requests.
+        assert_eq!(u.commands[0].calls_per_request(), (0.0, 0.45));
+    }
+
+    /// `stmt` seen under these connection names.
+    fn seen(mut s: Statement, under: &[(&str, u64)]) -> Statement {
+        s.seen_under = under.iter().map(|(n, k)| (n.to_string(), *k)).collect();
+        s
+    }
+
+    const ITEM: &str = "SELECT starts_at FROM slots WHERE id = $1";
+    const BIG: &str = "SELECT id, name FROM providers ORDER BY name LIMIT $1";
+
+    #[test]
+    fn a_loop_of_queries_is_listed_first_whatever_its_time_per_request_of_its_endpoint() {
+        let (base, head) = pair();
+        let base = with(
+            base,
+            vec![
+                seen(stmt(SLOTS, 1000, 300.0, 4, &[]), &[("refapp:slots", 9)]),
+                seen(stmt(BIG, 1000, 5000.0, 3, &[]), &[("refapp:provider", 30)]),
+            ],
+        );
+        // One query per slot of the listing: 16 per request of slots, cheap each (25 ms per
+        // 1000 requests, under 5% of the statement time), beside a statement 4× slower.
+        let head = with(
+            head,
+            vec![
+                seen(stmt(SLOTS, 1000, 300.0, 4, &[]), &[("refapp:slots", 9)]),
+                seen(stmt(BIG, 1000, 20_000.0, 3, &[]), &[("refapp:provider", 30)]),
+                seen(stmt(ITEM, 16_000, 50.0, 1, &[]), &[("refapp:slots", 2)]),
+            ],
+        );
+        let u = underneath(&base, &head);
+        assert_eq!(u.statements.iter().map(|s| s.query.as_str()).collect::<Vec<_>>(), [ITEM, BIG], "{u:#?}");
+        let lp = &u.statements[0];
+        assert!(lp.is_loop && lp.base.is_none());
+        assert_eq!(lp.calls_per_request.endpoints, ["slots"]);
+        assert_eq!((lp.calls_per_request.base, lp.calls_per_request.head), (Some(0.0), Some(16.0)));
+        assert!(!lp.calls_per_request.base_at_most && lp.calls_per_request.suite_because.is_none());
+        let big = &u.statements[1];
+        assert!(!big.is_loop);
+        assert_eq!(big.calls_per_request.endpoints, ["provider"]);
+        assert_eq!((big.calls_per_request.base, big.calls_per_request.head), (Some(1.0), Some(1.0)));
+    }
+
+    #[test]
+    fn a_statement_not_told_to_an_endpoint_counts_per_request_of_the_suite_and_says_why() {
+        let (base, head) = pair();
+        // Seen under the app's own name only (connections not named after routes).
+        let base = with(base, vec![seen(stmt(SLOTS, 1000, 300.0, 4, &[]), &[("refapp", 9)])]);
+        let head = with(head, vec![seen(stmt(SLOTS, 8000, 300.0, 4, &[]), &[("refapp", 9), ("refapp:slots", 3)])]);
+        let u = underneath(&base, &head);
+        let c = &u.statements[0].calls_per_request;
+        assert!(c.endpoints.is_empty());
+        assert!(c.suite_because.as_deref().is_some_and(|w| w.contains("`refapp`")), "{c:?}");
+        // 1000 and 8000 calls over the suite's 2000 requests.
+        assert_eq!((c.base, c.head), (Some(0.5), Some(4.0)));
+        assert!(u.statements[0].is_loop);
+
+        // Never seen in the samples: per request of the suite too.
+        let (base, head) = pair();
+        let base = with(base, vec![stmt(SLOTS, 1000, 300.0, 4, &[])]);
+        let head = with(head, vec![stmt(SLOTS, 1000, 3000.0, 4, &[])]);
+        let c = &underneath(&base, &head).statements[0].calls_per_request;
+        assert!(c.suite_because.as_deref().is_some_and(|w| w.contains("never seen")), "{c:?}");
+        assert_eq!((c.base, c.head), (Some(0.5), Some(0.5)));
+    }
+
+    #[test]
+    fn connection_names_name_the_plans_requests_when_they_match() {
+        let eps: BTreeSet<&str> = ["slots", "hot_slots", "book"].into_iter().collect();
+        assert_eq!(endpoint_named("refapp:slots", &eps).as_deref(), Some("slots"));
+        assert_eq!(endpoint_named("book", &eps).as_deref(), Some("book"));
+        assert_eq!(endpoint_named("shop:Hot-Slots", &eps).as_deref(), Some("hot_slots"));
+        assert_eq!(endpoint_named("refapp", &eps), None);
+        assert_eq!(endpoint_named("(unnamed)", &eps), None);
+        assert_eq!(endpoint_named("refapp:ws_slots", &eps), None);
+    }
+
+    #[test]
+    fn a_statement_the_baseline_left_out_ran_at_most_as_often_as_the_left_out_ones() {
+        let (base, _) = pair();
+        let mut base = with(base, vec![seen(stmt(SLOTS, 1000, 300.0, 4, &[]), &[("refapp:slots", 9)])]);
+        let p = base.underneath.as_mut().unwrap().postgres.as_mut().unwrap();
+        // 4 statements left out, 2000 calls between them.
+        (p.count, p.total_calls) = (5, 3000);
+        let head = |calls: u64| {
+            with(
+                pair().1,
+                vec![
+                    seen(stmt(SLOTS, 1000, 300.0, 4, &[]), &[("refapp:slots", 9)]),
+                    seen(stmt(ITEM, calls, 400.0, 1, &[]), &[("refapp:slots", 2)]),
+                ],
+            )
+        };
+        let u = underneath(&base, &head(16_000));
+        let c = &u.statements[0].calls_per_request;
+        assert!(u.statements[0].is_loop && c.base_at_most);
+        assert_eq!((c.base, c.head), (Some(2.0), Some(16.0)));
+        // Two calls per request could have been there already: not a loop.
+        let u = underneath(&base, &head(2000));
+        assert!(u.statements.iter().all(|s| !s.is_loop), "{u:#?}");
+    }
+
+    #[test]
+    fn counters_that_include_the_warm_up_are_scaled_to_the_measured_time() {
+        let (base, head) = pair();
+        // 10 s measured after 5 s of warm-up: two thirds of 1500 calls were measured ones.
+        let mut base = with(base, vec![seen(stmt(SLOTS, 1500, 450.0, 4, &[]), &[("refapp:slots", 9)])]);
+        base.underneath.as_mut().unwrap().postgres.as_mut().unwrap().from_measured_start = false;
+        assert_eq!((base.run.duration_s, base.run.warmup_s), (10.0, 5.0));
+        let head = with(head, vec![seen(stmt(SLOTS, 1000, 300.0, 4, &[]), &[("refapp:slots", 9)]), stmt(BIG, 1000, 9000.0, 3, &[])]);
+        let u = underneath(&base, &head);
+        let s = u.statements.iter().find(|s| s.query == BIG).expect("the new statement");
+        assert!(!s.is_loop);
+        assert!(u.statements.iter().all(|s| s.query != SLOTS), "the same time per request: {u:#?}");
+        assert!(
+            u.notes.iter().any(|n| n.starts_with("baseline: its statement counters include the warm-up") && n.contains("67%")),
+            "{:?}",
+            u.notes
+        );
+        let (b, h) = (Side::new(&base, false), Side::new(&head, true));
+        let c = calls_per_request(
+            &head.underneath.as_ref().unwrap().postgres.as_ref().unwrap().top[0],
+            base.underneath.as_ref().unwrap().postgres.as_ref().unwrap().top.first(),
+            None,
+            &["slots"].into_iter().collect(),
+            b,
+            h,
+        );
+        assert!((c.base.unwrap() - 1.0).abs() < 1e-9 && c.head == Some(1.0), "{c:?}");
     }
 }

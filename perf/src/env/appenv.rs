@@ -336,7 +336,7 @@ mod tests {
                 "version = 1\n{tables}\n[app.env]\n{env}\n\
                  [requests.r]\npath = \"/\"\n[suites.s.scenarios.a]\nexecutor = \"constant-vus\"\nrequest = \"r\"\n"
             );
-            crate::plan::parse(std::path::Path::new("perf.toml"), text).unwrap().setup()
+            crate::plan::parse(std::path::Path::new("perf.toml"), text).unwrap().setup().unwrap()
         };
         // Named by a template: started, so a placeholder renders.
         let s = setup("", "DB = \"{{postgres.url}}\"");

@@ -62,7 +62,7 @@ mod tests {
     fn setup(app_table: &str) -> Setup {
         let suite = "[suites.smoke.scenarios.one]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"2s\"\nrequest = \"list\"\n";
         let text = format!("version = 1\n{app_table}\n[requests.list]\npath = \"/items\"\n{suite}");
-        crate::plan::parse(Path::new("perf.toml"), text).unwrap_or_else(|e| panic!("{e}")).setup()
+        crate::plan::parse(Path::new("perf.toml"), text).unwrap_or_else(|e| panic!("{e}")).setup().unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn options(app_url: &str) -> StartOptions {

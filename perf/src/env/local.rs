@@ -37,7 +37,7 @@ pub use redis::{RedisOptions, RedisProcess};
 
 use super::error::{EnvError, copy_logs_noting};
 use super::procs::{self, RunAs, Spawn};
-use super::proxies::Proxies;
+use super::proxies::{self, Proxies};
 use super::resources;
 use super::types::{PostgresAccess, ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
 use crate::plan::{Service, Setup};
@@ -179,12 +179,13 @@ impl LocalEnv {
             },
             app::build(&build, &opts.plan_dir, &opts.build_env, &build_log, cancel),
         )?;
-        // The app reaches the servers directly, or through the fault proxies on loopback.
+        // The app reaches the servers directly, or through the proxies on loopback (chaos
+        // suites' faults, the plan's link).
         let loopback = std::net::Ipv4Addr::LOCALHOST;
         let (mut pg_port, mut redis_port) = (pg.as_ref().map(|p| p.port()), redis.as_ref().map(|r| r.port()));
-        if opts.fault_proxies {
+        if proxies::wanted(setup, opts.fault_proxies) {
             let upstream = |port: Option<u16>| port.map(|p| std::net::SocketAddr::from((loopback, p)));
-            let proxies = Proxies::start(loopback.into(), upstream(pg_port), upstream(redis_port)).await?;
+            let proxies = Proxies::start(loopback.into(), upstream(pg_port), upstream(redis_port), setup.environment.link).await?;
             (pg_port, redis_port) = (proxies.addr(Service::Postgres).map(|a| a.port()), proxies.addr(Service::Redis).map(|a| a.port()));
             self.proxies = Some(proxies);
         }

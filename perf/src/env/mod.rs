@@ -16,7 +16,7 @@
 //! This file holds what picks and drives a backend ([`BackendChoice`], [`Environment`]); what
 //! the backends share lives in leaf files they import directly: `types` (the backend kind,
 //! service addresses, start options, resource samples), `error` ([`EnvError`]) and `proxies`
-//! (the fault proxies of chaos suites).
+//! (the proxies between the app and its databases: chaos suites' faults, the plan's link).
 
 pub mod appenv;
 pub mod docker;
@@ -130,8 +130,9 @@ impl Environment {
         }
     }
 
-    /// Sets (or, with `Fault::None`, clears) a network fault between the app and `service`.
-    /// Needs an environment started with `fault_proxies`.
+    /// Sets (or, with `Fault::None`, clears) a network fault between the app and `service`,
+    /// on top of the plan's link if it has one. Needs an environment started with proxies
+    /// (`fault_proxies`, or a link).
     pub fn set_fault(&mut self, service: Service, fault: Fault) -> Result<(), EnvError> {
         match self {
             Environment::Local(e) => set_fault(e.proxies(), service, fault),

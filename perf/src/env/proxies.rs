@@ -1,15 +1,23 @@
-//! The fault proxies that chaos suites put between the app and PostgreSQL and between the app
-//! and Redis, to set network faults on them. Only in front of the services the run starts: a
-//! plan without Redis has no Redis proxy, and a fault on it is refused (the plan compiler
-//! refuses such an action first, with its place in the file).
+//! The proxies between the app and PostgreSQL and between the app and Redis: chaos suites set
+//! network faults on them, and a plan's `link_latency` makes them hold every chunk as
+//! production's network would, for every suite, from the start of the environment (so the
+//! app's own start-up, migrations and seed cross the same link). Only in front of the
+//! services the run starts: a plan without Redis has no Redis proxy, and a fault on it is
+//! refused (the plan compiler refuses such an action first, with its place in the file).
 
 use std::net::SocketAddr;
 
 use super::error::EnvError;
 use crate::faults::{FaultProxy, ProxyStats};
-use crate::plan::{Fault, Service, not_started};
+use crate::plan::{Fault, Link, Service, Setup, not_started};
 
-/// The fault proxies of an environment started with `fault_proxies`.
+/// Whether an environment puts proxies between the app and its databases: for chaos suites'
+/// faults (`fault_proxies`), or for the link the plan models.
+pub fn wanted(setup: &Setup, fault_proxies: bool) -> bool {
+    fault_proxies || setup.environment.link.is_some()
+}
+
+/// The proxies of an environment started with `fault_proxies` or a plan's link.
 #[derive(Debug)]
 pub struct Proxies {
     /// `None` when the run starts no PostgreSQL.
@@ -20,11 +28,17 @@ pub struct Proxies {
 
 impl Proxies {
     /// Starts one proxy per service given (its upstream address), listening on `listen`'s
-    /// address with a free port.
-    pub async fn start(listen: std::net::IpAddr, postgres: Option<SocketAddr>, redis: Option<SocketAddr>) -> Result<Proxies, EnvError> {
+    /// address with a free port, each holding every chunk `link`'s latency each way (none:
+    /// passing it on as it comes).
+    pub async fn start(
+        listen: std::net::IpAddr,
+        postgres: Option<SocketAddr>,
+        redis: Option<SocketAddr>,
+        link: Option<Link>,
+    ) -> Result<Proxies, EnvError> {
         let start = |service: &'static str, upstream: Option<SocketAddr>| async move {
             let Some(upstream) = upstream else { return Ok(None) };
-            FaultProxy::start(SocketAddr::new(listen, 0), upstream)
+            FaultProxy::start_with_link(SocketAddr::new(listen, 0), upstream, link)
                 .await
                 .map(Some)
                 .map_err(|e| EnvError::Io { context: format!("starting the fault proxy for {service} on {listen}"), source: e })

@@ -68,7 +68,8 @@ pub struct StartOptions {
     /// Put a [`FaultProxy`](crate::faults::FaultProxy) between the app and PostgreSQL and between the app and Redis (the
     /// app's `{{postgres.url}}`, `{{redis.url}}` and their hosts and ports name the proxies), so chaos suites can
     /// set network faults; only in front of the services the plan starts. Off for measured suites: a proxy adds its
-    /// own hop.
+    /// own hop, which a measured suite takes only to model the link to the databases the plan asks for (`Setup`'s
+    /// `environment.link`: then the backends put the proxies in whatever this says, and faults come on top of the link).
     pub fault_proxies: bool,
     /// Environment added to the local backend's build step and its `cargo metadata` call
     /// (A/B mode builds the base in a target folder of its own).

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{Fault, FaultProxy};
+use super::{Fault, FaultProxy, Link};
 
 const LOOPBACK: &str = "127.0.0.1:0";
 
@@ -173,6 +173,114 @@ async fn dropping_the_proxy_resets_what_it_holds() {
     assert_eq!(next_read(&mut open).await, Err(ErrorKind::ConnectionReset));
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+}
+
+/// An upstream on loopback that answers each 8-byte message with itself and reports, per
+/// message, when it arrived and when the answer left.
+async fn timed_echo() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<(Instant, Instant)>) {
+    let listener = TcpListener::bind(LOOPBACK).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let _ = s.set_nodelay(true);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut msg = [0u8; 8];
+                while s.read_exact(&mut msg).await.is_ok() {
+                    let arrived = Instant::now();
+                    let answered = Instant::now();
+                    if s.write_all(&msg).await.is_err() {
+                        break;
+                    }
+                    let _ = tx.send((arrived, answered));
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// How long each of `n` messages took on its way up (client → upstream) and down.
+async fn one_way_times(
+    s: &mut TcpStream,
+    times: &mut tokio::sync::mpsc::UnboundedReceiver<(Instant, Instant)>,
+    n: u8,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut up, mut down) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let sent = Instant::now();
+        s.write_all(&[i; 8]).await.unwrap();
+        let mut back = [0u8; 8];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut back)).await.expect("an answer within 5 s").unwrap();
+        let got = Instant::now();
+        assert_eq!(back, [i; 8]);
+        let (arrived, answered) = times.recv().await.unwrap();
+        up.push(arrived - sent);
+        down.push(got - answered);
+    }
+    (up, down)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test]
+async fn a_link_holds_every_chunk_its_latency_each_way_and_faults_come_on_top() {
+    let link = Link { latency: Duration::from_micros(500), jitter: Duration::ZERO };
+    let (upstream, mut times) = timed_echo().await;
+    let p = FaultProxy::start_with_link(LOOPBACK.parse().unwrap(), upstream, Some(link)).await.unwrap();
+    assert_eq!(p.link(), Some(link));
+    let mut s = TcpStream::connect(p.addr()).await.unwrap();
+    s.set_nodelay(true).unwrap();
+
+    // Each way, every message is held at least the link's latency, and not much more: the
+    // pacer wakes held chunks within a fraction of a millisecond, not at tokio's next one.
+    let (up, down) = one_way_times(&mut s, &mut times, 40).await;
+    for (way, d) in [("up", up), ("down", down)] {
+        assert!(d.iter().all(|t| *t >= link.latency), "{way}: every message held 0.5 ms at least: {d:?}");
+        let m = median(d);
+        assert!(m < link.latency + Duration::from_millis(2), "{way}: median {m:?}");
+    }
+
+    // A chaos suite's latency adds to the link's.
+    p.set(Fault::Latency { delay: Duration::from_millis(20), jitter: Duration::ZERO });
+    let (up, down) = one_way_times(&mut s, &mut times, 3).await;
+    for (way, d) in [("up", up), ("down", down)] {
+        assert!(d.iter().all(|t| *t >= Duration::from_micros(20_500)), "{way}: the fault on top of the link: {d:?}");
+    }
+
+    // Healed: the link stays, the fault is gone.
+    p.set(Fault::None);
+    let (up, down) = one_way_times(&mut s, &mut times, 10).await;
+    for (way, d) in [("up", up), ("down", down)] {
+        assert!(d.iter().all(|t| *t >= link.latency), "{way}: the link outlives the fault: {d:?}");
+        let m = median(d);
+        assert!(m < Duration::from_millis(20), "{way}: the fault's delay is gone: median {m:?}");
+    }
+    assert_eq!(p.stats().reset, 0);
+}
+
+#[tokio::test]
+async fn a_links_jitter_spreads_each_chunk_around_its_latency_in_order() {
+    let link = Link { latency: Duration::from_millis(1), jitter: Duration::from_micros(800) };
+    let p = FaultProxy::start_with_link(LOOPBACK.parse().unwrap(), echo_server().await, Some(link)).await.unwrap();
+    let mut s = TcpStream::connect(p.addr()).await.unwrap();
+    // Back-to-back chunks whose delays differ by more than the gap between them still arrive
+    // in order, and no round trip is shorter than twice the smallest delay.
+    let mut expected = Vec::new();
+    let t = Instant::now();
+    for i in 0..50u8 {
+        s.write_all(&[i; 7]).await.unwrap();
+        expected.extend_from_slice(&[i; 7]);
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let mut back = vec![0u8; expected.len()];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut back)).await.unwrap().unwrap();
+    assert_eq!(back, expected);
+    assert!(t.elapsed() >= Duration::from_micros(400), "{:?}", t.elapsed());
 }
 
 #[test]

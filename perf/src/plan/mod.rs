@@ -31,7 +31,9 @@ pub use setup::{
     APP_ENV_NAMES, AppSetup, CompareRules, CompareRulesError, DockerAppSetup, EnvironmentSetup, LocalAppSetup, PostgresSetup, RedisSetup,
     Setup, not_started,
 };
-pub use values::{Dur, Executor, HttpVersion, MetricThresholds, SloSpec, SuiteKind, Think, parse_duration};
+pub use values::{
+    Dur, Executor, FineDur, HttpVersion, Link, MetricThresholds, SloSpec, SuiteKind, Think, parse_duration, parse_fine_duration,
+};
 
 /// Reads and parses a plan file.
 pub fn load(path: &Path) -> Result<LoadedPlan, PlanError> {
@@ -70,9 +72,11 @@ impl LoadedPlan {
     }
 
     /// How to set up the app and its services, without compiling the suites (`cargo perf up`
-    /// needs only this). Its templates are checked when the environment renders them.
-    pub fn setup(&self) -> Setup {
-        Setup::from(&self.plan)
+    /// needs only this), its link to the databases checked as [`LoadedPlan::compile`] checks
+    /// it. Its templates are checked when the environment renders them.
+    pub fn setup(&self) -> Result<Setup, PlanError> {
+        compile::check_environment(self)?;
+        Ok(Setup::from(&self.plan))
     }
 
     /// The plan's regression rule (`[compare]`), without compiling the suites (`cargo perf

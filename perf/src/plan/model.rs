@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::values::{Dur, Executor, HttpVersion, MetricThresholds, SloSpec, SuiteKind, Think};
+use super::values::{Dur, Executor, FineDur, HttpVersion, MetricThresholds, SloSpec, SuiteKind, Think};
 
 /// The whole plan file.
 #[derive(Debug, Clone, Deserialize)]
@@ -87,11 +87,19 @@ pub struct EnvironmentSpec {
     /// `[environment.redis]`, even empty: Redis is started.
     #[serde(default)]
     pub redis: Option<RedisSpec>,
+    /// The round trip between the app and its databases as production has it: each chunk of
+    /// bytes, each way, is held this long by a proxy in between (`"0.5ms"`). Absent: the app
+    /// connects to them directly.
+    #[serde(default)]
+    pub link_latency: Option<Spanned<FineDur>>,
+    /// A uniform spread around `link_latency` (`"0.1ms"`: 0.4 to 0.6 ms each way).
+    #[serde(default)]
+    pub link_jitter: Option<Spanned<FineDur>>,
 }
 
 impl Default for EnvironmentSpec {
     fn default() -> Self {
-        Self { startup_timeout: defaults::startup_timeout(), postgres: None, redis: None }
+        Self { startup_timeout: defaults::startup_timeout(), postgres: None, redis: None, link_latency: None, link_jitter: None }
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::model::{CompareSpec, Plan, PostgresSpec, RedisSpec};
 use super::template::{RawPart, parse};
-use super::values::{MetricThresholds, Service};
+use super::values::{Link, MetricThresholds, Service};
 
 /// The app under test and the services it depends on.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +35,10 @@ pub struct EnvironmentSetup {
     pub postgres: Option<PostgresSetup>,
     /// `None`: no Redis is started.
     pub redis: Option<RedisSetup>,
+    /// `link_latency` (and `link_jitter`): the backends that start the databases put a proxy
+    /// between the app and each of them that holds every chunk this long, from the start of
+    /// the environment on, for measured suites too. `None`: direct connections.
+    pub link: Option<Link>,
 }
 
 impl EnvironmentSetup {
@@ -317,6 +321,10 @@ impl From<&Plan> for Setup {
                 startup_timeout: env.startup_timeout.0,
                 postgres: postgres.map(|p| PostgresSetup { image: p.image, database: p.database, user: p.user, password: p.password }),
                 redis: redis.map(|r| RedisSetup { image: r.image }),
+                link: env
+                    .link_latency
+                    .as_ref()
+                    .map(|l| Link { latency: l.get_ref().0, jitter: env.link_jitter.as_ref().map_or(Duration::ZERO, |j| j.get_ref().0) }),
             },
             app,
         }

@@ -337,7 +337,7 @@ fn a_plan_starts_the_databases_it_has_a_table_for_or_names() {
     let setup = |text: &str| {
         let lp = load(text).unwrap();
         let compiled = lp.compile(&CompileOptions::default()).unwrap().setup;
-        assert_eq!(lp.setup(), compiled, "`cargo perf up` starts what the gate starts");
+        assert_eq!(lp.setup().unwrap(), compiled, "`cargo perf up` starts what the gate starts");
         compiled
     };
     // Neither a table nor a template naming one: only the app.
@@ -416,7 +416,7 @@ fn a_template_added_for_a_database_the_plan_does_not_start_is_refused_before_any
     assert_eq!(BackendKind::External.check_setup(&setup), Ok(()), "the external backend renders no template");
     // The command's templates are the plan's own: naming a database there starts it.
     let lp = load(&MINIMAL.replace("command = [\"app\"]", "command = [\"app\", \"--db={{postgres.url}}\"]")).unwrap();
-    assert_eq!(BackendKind::Local.check_setup(&lp.setup()), Ok(()));
+    assert_eq!(BackendKind::Local.check_setup(&lp.setup().unwrap()), Ok(()));
 }
 
 #[test]
@@ -1057,4 +1057,62 @@ fn websocket_mistakes_name_file_line_and_field() {
         assert!(e.message.contains(words), "{field}: {e}");
         assert_eq!(e.file, "plan.toml");
     }
+}
+
+#[test]
+fn fine_durations_read_decimals_and_microseconds() {
+    use super::parse_fine_duration as fine;
+    assert_eq!(fine("0.5ms"), Ok(Duration::from_micros(500)));
+    assert_eq!(fine("500us"), Ok(Duration::from_micros(500)));
+    assert_eq!(fine(" 500µs "), Ok(Duration::from_micros(500)));
+    assert_eq!(fine("1.25ms"), Ok(Duration::from_micros(1250)));
+    assert_eq!(fine("0.1ms"), Ok(Duration::from_micros(100)));
+    assert_eq!(fine("2s"), Ok(Duration::from_secs(2)));
+    assert_eq!(fine("1m30s"), Ok(Duration::from_secs(90)), "humantime's forms still read");
+    for bad in [".5ms", "5.ms", "1.2.3ms", "half a ms", "ms"] {
+        assert!(fine(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_link_to_the_databases_is_read_into_the_setup() {
+    use super::Link;
+    let text = format!("{MINIMAL}\n[environment]\nlink_latency = \"0.5ms\"\nlink_jitter = \"100us\"\n");
+    let lp = load(&text).unwrap();
+    let link = Some(Link { latency: Duration::from_micros(500), jitter: Duration::from_micros(100) });
+    assert_eq!(lp.compile(&CompileOptions::default()).unwrap().setup.environment.link, link);
+    assert_eq!(lp.setup().unwrap().environment.link, link, "`cargo perf up` reads it too");
+    assert_eq!(link.unwrap().describe(), "0.5 ms ± 0.1 ms each way");
+    let text = format!("{MINIMAL}\n[environment]\nlink_latency = \"1ms\"\n");
+    let link = load(&text).unwrap().setup().unwrap().environment.link.unwrap();
+    assert_eq!((link.latency, link.jitter), (Duration::from_millis(1), Duration::ZERO));
+    assert_eq!(link.describe(), "1 ms each way");
+    assert_eq!(load(MINIMAL).unwrap().setup().unwrap().environment.link, None, "no link: direct connections");
+    assert_eq!(
+        [500, 1000, 1500, 100_000].map(|us| Link::key_part(Duration::from_micros(us))),
+        ["500us", "1ms", "1500us", "100ms"].map(String::from)
+    );
+}
+
+#[test]
+fn a_link_out_of_bounds_is_refused_with_its_place_and_field() {
+    let cases = [
+        ("link_latency = \"0ms\"", "\"0ms\"", "environment.link_latency", "a link of 0 is no link"),
+        ("link_latency = \"5us\"", "\"5us\"", "environment.link_latency", "less than the loopback itself costs: expected at least 10us"),
+        ("link_latency = \"150ms\"", "\"150ms\"", "environment.link_latency", "an outage: expected at most 100ms"),
+        ("link_latency = \"1.0005ms\"", "\"1.0005ms\"", "environment.link_latency", "finer than a microsecond"),
+        ("link_jitter = \"0.1ms\"", "\"0.1ms\"", "environment.link_jitter", "set both"),
+        ("link_latency = \"0.5ms\"\nlink_jitter = \"1ms\"", "\"1ms\"", "environment.link_jitter", "1ms is more than link_latency (0.5ms)"),
+    ];
+    for (lines, value, field, says) in cases {
+        let text = format!("{MINIMAL}\n[environment]\n{lines}\n");
+        let e = compile_err(&text, &CompileOptions::default());
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains(says), "{e}");
+        assert_eq!((e.line, e.column), pos_of(&text, value), "{e}");
+        assert_eq!(load(&text).unwrap().setup().unwrap_err(), e, "`cargo perf up` refuses it too");
+    }
+    let e = compile_err(&format!("{MINIMAL}\n[environment]\nlink_latency = \"half a ms\"\n"), &CompileOptions::default());
+    assert_eq!(e.field, "environment.link_latency", "{e}");
+    assert!(e.message.contains("invalid duration \"half a ms\""), "{e}");
 }

@@ -38,6 +38,73 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration {s:?} ({e}): expected a number with a unit, like \"250ms\", \"10s\" or \"1m30s\""))
 }
 
+/// A duration that may be finer than a millisecond and carry decimals: `"0.5ms"`, `"500us"`,
+/// `"500µs"`, `"1.25ms"`; anything else [`parse_duration`] reads too (`"1ms"`, `"2s"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct FineDur(pub Duration);
+
+impl<'de> Deserialize<'de> for FineDur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_fine_duration(&s).map(FineDur).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses a number, decimals allowed, and one unit among `ns`, `us`, `µs`, `ms` and `s`
+/// (`"0.5ms"`); otherwise as [`parse_duration`] does.
+pub fn parse_fine_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let ns_per_unit = match unit.trim() {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        _ => return parse_duration(t),
+    };
+    if number.is_empty() || number.matches('.').count() > 1 || number.starts_with('.') || number.ends_with('.') {
+        return parse_duration(t);
+    }
+    let ns = number.parse::<f64>().map_err(|e| format!("invalid duration {s:?} ({e})"))? * ns_per_unit;
+    if !ns.is_finite() || ns >= u64::MAX as f64 {
+        return Err(format!("invalid duration {s:?}: too long"));
+    }
+    Ok(Duration::from_nanos(ns.round() as u64))
+}
+
+/// The network between the app and its databases as the plan models it (`[environment]
+/// link_latency` and `link_jitter`): each chunk of bytes, each way, is held `latency` ± a
+/// uniform `jitter` by a proxy in between, as production's 0.2 to 1 ms between machines would
+/// hold it, where the loopback of a test machine costs tens of microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    pub latency: Duration,
+    pub jitter: Duration,
+}
+
+impl Link {
+    /// A duration as the testbed's key writes it: whole milliseconds as `ms`, anything else in
+    /// whole microseconds (`1ms`, `500us`, `1500us`).
+    pub fn key_part(d: Duration) -> String {
+        let us = d.as_micros();
+        if us > 0 && us.is_multiple_of(1000) { format!("{}ms", us / 1000) } else { format!("{us}us") }
+    }
+
+    /// `0.5 ms each way` or `0.5 ms ± 0.1 ms each way`, for people.
+    pub fn describe(&self) -> String {
+        let ms = |d: Duration| {
+            let text = format!("{:.3}", d.as_secs_f64() * 1000.0);
+            format!("{} ms", text.trim_end_matches('0').trim_end_matches('.'))
+        };
+        if self.jitter.is_zero() {
+            format!("{} each way", ms(self.latency))
+        } else {
+            format!("{} ± {} each way", ms(self.latency), ms(self.jitter))
+        }
+    }
+}
+
 /// Think time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Think {

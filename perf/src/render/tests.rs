@@ -454,7 +454,14 @@ fn regressed_underneath() -> Report {
     let with = |s: &mut Summary, st: Statement| {
         let total = st.total_ms;
         s.underneath = Some(Underneath {
-            postgres: Some(Statements { top: vec![st], total_calls: 6000, total_exec_ms: total, count: 1, activity_samples: 40 }),
+            postgres: Some(Statements {
+                top: vec![st],
+                total_calls: 6000,
+                total_exec_ms: total,
+                count: 1,
+                activity_samples: 40,
+                from_measured_start: true,
+            }),
             ..Underneath::default()
         });
     };
@@ -473,6 +480,8 @@ fn what_changed_underneath_is_in_all_three_reports_for_a_regressed_suite() {
     assert!(lines[first].contains("SELECT id FROM items WHERE owner = $1"), "{term}");
     assert!(term.contains("plan: Index Scan using items_owner on items → Seq Scan on items"), "{term}");
     assert!(term.contains("issued by: get (100%)"), "{term}");
+    // Seen under `app:get`: one call per request of get, before and after.
+    assert!(lines[first + 1].trim() == "1 → 1 calls per request of get", "{term}");
     let md = markdown(&r, &MarkdownOptions::default());
     let folded = md.split("<summary>baseline: what changed underneath</summary>").nth(1).unwrap_or_else(|| panic!("{md}"));
     assert!(folded.contains("**Index Scan using items\\_owner on items → Seq Scan on items**"), "{folded}");
@@ -488,4 +497,96 @@ fn what_changed_underneath_is_in_all_three_reports_for_a_regressed_suite() {
     assert!(term.contains("no statement changed beyond noise") && term.contains("baseline: no statement statistics recorded"), "{term}");
     // A passing suite with nothing underneath shows no section.
     assert!(!terminal(&passing(), TerminalOptions::default()).contains("what changed underneath"));
+}
+
+/// [`regressed_underneath`] with a loop of queries added in this run (16 cheap calls per
+/// request of get) and Redis called three times per request instead of once.
+fn regressed_with_a_loop() -> Report {
+    use crate::summary::{RedisCommand, RedisStats, Statement};
+    let mut r = regressed_underneath();
+    let suite = &mut r.suites[0];
+    let item = Statement {
+        query: "SELECT name FROM tags WHERE item = $1".into(),
+        calls: 16 * 6000,
+        total_ms: 0.02 * 16.0 * 6000.0,
+        mean_ms: 0.02,
+        rows: 16 * 6000,
+        shared_blks_hit: 16 * 6000 * 2,
+        seen_under: [("app:get".to_string(), 3)].into(),
+        ..Statement::default()
+    };
+    let redis = |calls: u64| RedisStats {
+        commands: [("get".to_string(), RedisCommand { calls, usec: calls * 2 })].into(),
+        keyspace_hits: 10,
+        keyspace_misses: 0,
+        from_measured_start: true,
+    };
+    let head = suite.summary.underneath.as_mut().unwrap();
+    let pg = head.postgres.as_mut().unwrap();
+    pg.top.push(item);
+    pg.count = 2;
+    head.redis = Some(redis(36_000));
+    suite.baseline_summary.as_mut().unwrap().underneath.as_mut().unwrap().redis = Some(redis(12_000));
+    r
+}
+
+#[test]
+fn a_loop_of_queries_comes_first_in_all_three_reports_with_its_calls_per_request() {
+    let r = regressed_with_a_loop();
+    let term = terminal(&r, TerminalOptions::default());
+    let lines: Vec<&str> = term.lines().collect();
+    let first = lines.iter().position(|l| l.contains("1. loop of queries: statement")).unwrap_or_else(|| panic!("{term}"));
+    assert!(lines[first].contains("SELECT name FROM tags WHERE item = $1"), "{term}");
+    assert_eq!(lines[first + 1].trim(), "0 → 16 calls per request of get", "{term}");
+    assert!(term.contains("2. statement") && term.contains("SELECT id FROM items WHERE owner = $1"), "the slower one second: {term}");
+    // Redis: 12 000 and 36 000 calls over the suite's 12 000 requests (get and list).
+    assert!(term.contains("(1 → 3 calls per request of the suite)"), "{term}");
+
+    let md = markdown(&r, &MarkdownOptions::default());
+    let folded = md.split("<summary>baseline: what changed underneath</summary>").nth(1).unwrap_or_else(|| panic!("{md}"));
+    assert!(folded.contains("| Calls per request |"), "{folded}");
+    let loop_row = folded.lines().find(|l| l.contains("loop of queries")).unwrap_or_else(|| panic!("{folded}"));
+    assert!(loop_row.starts_with("| **loop of queries: statement: SELECT name FROM tags WHERE item = $1** |"), "{loop_row}");
+    assert!(loop_row.contains("| **0 → 16 calls per request of get** |"), "{loop_row}");
+    let loop_at = folded.find("loop of queries").unwrap();
+    assert!(loop_at < folded.find("FROM items WHERE").unwrap(), "the loop first: {folded}");
+    assert!(folded.contains("1 → 3 calls per request of the suite"), "{folded}");
+
+    let doc = Html::parse_document(&html(&r));
+    let open = Selector::parse("details[open]").unwrap();
+    let section = doc.select(&open).next().expect("an open section").text().collect::<String>();
+    assert!(
+        section.contains("loop of queries: statement: SELECT name FROM tags") && section.contains("0 → 16 calls per request of get"),
+        "{section}"
+    );
+}
+
+#[test]
+fn calls_per_request_say_whose_requests_and_why_the_whole_suite() {
+    use crate::compare::underneath::CallsPerRequest;
+    let c = |endpoints: &[&str], base, at_most, head, why: Option<&str>| CallsPerRequest {
+        endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+        suite_because: why.map(str::to_string),
+        base,
+        base_at_most: at_most,
+        head,
+    };
+    assert_eq!(
+        super::underneath::calls_per_request(&c(&["slots"], Some(0.0), false, Some(16.0), None)),
+        "0 → 16 calls per request of slots"
+    );
+    assert_eq!(
+        super::underneath::calls_per_request(&c(&["book", "cancel", "slots"], Some(2.0), true, Some(2.5), None)),
+        "at most 2 → 2.50 calls per request of book, cancel and slots"
+    );
+    assert_eq!(
+        super::underneath::calls_per_request(&c(
+            &[],
+            None,
+            false,
+            Some(0.25),
+            Some("never seen running in the samples of pg_stat_activity")
+        )),
+        "– → 0.25 calls per request of the suite (not told to endpoints: never seen running in the samples of pg_stat_activity)"
+    );
 }

@@ -2,8 +2,13 @@
 //! the baseline ([`crate::compare::underneath`]), as one table for Markdown and HTML and as a
 //! few lines for the terminal. Shown for a regressed suite always (even to say that nothing
 //! underneath moved), and for any compared suite where something did.
+//!
+//! Each statement and command says how many times one request runs it, before and after
+//! (`0 → 16 calls per request of slots`), over the endpoints that issue it or, when they
+//! cannot be told, over every request of the suite with the reason; a loop of queries comes
+//! first and is named so.
 
-use crate::compare::underneath::{self, ResourceChange, StatementChange, Underneath};
+use crate::compare::underneath::{self, CallsPerRequest, CommandChange, ResourceChange, StatementChange, Underneath};
 
 use super::format;
 use super::table::{Align, Table, Text};
@@ -52,6 +57,43 @@ pub(super) fn plan_change(s: &StatementChange) -> String {
     format!("{} → {}", side(&s.plan_before), side(&s.plan_after))
 }
 
+/// Calls per request: whole numbers without decimals (`16`), others with two figures.
+fn calls(v: f64) -> String {
+    if (v - v.round()).abs() < 0.005 { format!("{v:.0}") } else { num(v) }
+}
+
+/// Whose requests the calls are counted over: `slots`, `slots and book`, `the suite`.
+fn per_request_of(c: &CallsPerRequest) -> String {
+    match c.endpoints.as_slice() {
+        [] => "the suite".to_string(),
+        [one] => one.clone(),
+        [first @ .., last] => format!("{} and {last}", first.join(", ")),
+    }
+}
+
+/// `0 → 16 calls per request of slots`, `at most 2 → 16 …`, `– → 3 …` (no such request in
+/// the baseline), and for the whole suite the reason in brackets.
+pub(super) fn calls_per_request(c: &CallsPerRequest) -> String {
+    let side = |v: Option<f64>| v.map_or_else(|| "–".to_string(), calls);
+    let base = if c.base_at_most { format!("at most {}", side(c.base)) } else { side(c.base) };
+    let mut out = format!("{base} → {} calls per request of {}", side(c.head), per_request_of(c));
+    if let Some(why) = &c.suite_because {
+        out.push_str(&format!(" (not told to endpoints: {why})"));
+    }
+    out
+}
+
+/// A Redis command's calls per request of the suite (Redis cannot tell routes).
+fn command_calls(c: &CommandChange) -> String {
+    let (b, h) = c.calls_per_request();
+    format!("{} → {} calls per request of the suite", calls(b), calls(h))
+}
+
+/// `loop of queries: ` before a statement that is one, else nothing.
+fn loop_label(s: &StatementChange) -> &'static str {
+    if s.is_loop { "loop of queries: " } else { "" }
+}
+
 fn issued_by(s: &StatementChange) -> String {
     s.issued_by.iter().take(3).map(|(r, share)| format!("{r} ({:.0}%)", share * 100.0)).collect::<Vec<_>>().join(", ")
 }
@@ -82,14 +124,25 @@ fn resource_value(r: &ResourceChange, v: f64) -> String {
 
 /// The Markdown and HTML table.
 pub(super) fn table(u: &Underneath) -> Table {
-    let mut t = Table::new(&[("What", L), ("Baseline", L), ("This run", L), ("Change", R), ("Plan", L), ("Issued by", L)]);
+    let mut t = Table::new(&[
+        ("What", L),
+        ("Baseline", L),
+        ("This run", L),
+        ("Change", R),
+        ("Calls per request", L),
+        ("Plan", L),
+        ("Issued by", L),
+    ]);
     for s in &u.statements {
         let (b, h, change) = statement_figures(s);
         let what = match &s.base_query {
-            Some(was) => format!("statement (edited): {}; in the baseline: {was}", s.query),
-            None => format!("statement: {}", s.query),
+            Some(was) => format!("{}statement (edited): {}; in the baseline: {was}", loop_label(s), s.query),
+            None => format!("{}statement: {}", loop_label(s), s.query),
         };
-        t.row(vec![what.into(), b.into(), h.into(), Text::strong(change), Text::strong(plan_change(s)), issued_by(s).into()]);
+        let what = if s.is_loop { Text::strong(what) } else { what.into() };
+        let calls = calls_per_request(&s.calls_per_request);
+        let calls = if s.is_loop { Text::strong(calls) } else { calls.into() };
+        t.row(vec![what, b.into(), h.into(), Text::strong(change), calls, Text::strong(plan_change(s)), issued_by(s).into()]);
     }
     for c in &u.commands {
         t.row(vec![
@@ -97,13 +150,14 @@ pub(super) fn table(u: &Underneath) -> Table {
             format!("{} ms/1k req, {} calls/1k req", num(c.base_ms_per_1k), num(c.base_calls_per_1k)).into(),
             format!("{} ms/1k req, {} calls/1k req", num(c.head_ms_per_1k), num(c.head_calls_per_1k)).into(),
             rel(c.base_ms_per_1k, c.head_ms_per_1k).into(),
+            command_calls(c).into(),
             "".into(),
             "".into(),
         ]);
     }
     if let Some((b, h)) = u.hit_ratio {
         let pct = |x: Option<f64>| x.map(|x| format::pct(x * 100.0)).unwrap_or_else(|| "-".into());
-        t.row(vec!["redis cache hit ratio".into(), pct(b).into(), pct(h).into(), "".into(), "".into(), "".into()]);
+        t.row(vec!["redis cache hit ratio".into(), pct(b).into(), pct(h).into(), "".into(), "".into(), "".into(), "".into()]);
     }
     for r in &u.resources {
         let change = rel(r.base, r.head);
@@ -114,13 +168,15 @@ pub(super) fn table(u: &Underneath) -> Table {
             if r.grew { Text::strong(change) } else { change.into() },
             "".into(),
             "".into(),
+            "".into(),
         ]);
     }
     let mut note = format!(
-        "Per 1000 measured requests of the suite. A statement counts as changed when its time grew by more than {:.0}% and by at least {:.0}% of all the baseline's statement time; {} statements matched by text.",
+        "Per 1000 measured requests of the suite. A statement counts as changed when its time grew by more than {:.0}% and by at least {:.0}% of all the baseline's statement time; {} statements matched by text. Calls per request are over the requests of the endpoints seen issuing the statement (connections named after them), else over every request of the suite; a statement whose calls per request grew by more than {} is a loop of queries, listed first: each call is a round trip to the database, which costs far more in production than on this machine's loopback.",
         underneath::STATEMENT_GROWTH * 100.0,
         underneath::STATEMENT_SHARE * 100.0,
-        u.statements_compared
+        u.statements_compared,
+        underneath::LOOP_GROWTH
     );
     if u.statements.is_empty() {
         note.push_str(" No statement changed beyond that.");
@@ -150,10 +206,11 @@ fn raw_lines(u: &Underneath) -> Vec<String> {
     let mut out = vec!["  what changed underneath, per 1000 requests, against the baseline:".to_string()];
     for (i, s) in u.statements.iter().take(5).enumerate() {
         let (_, _, change) = statement_figures(s);
-        out.push(format!("    {}. statement {change}: {}", i + 1, cut(&s.query, TERMINAL_TEXT)));
+        out.push(format!("    {}. {}statement {change}: {}", i + 1, loop_label(s), cut(&s.query, TERMINAL_TEXT)));
         if let Some(was) = &s.base_query {
             out.push(format!("       edited; in the baseline: {}", cut(was, TERMINAL_TEXT)));
         }
+        out.push(format!("       {}", calls_per_request(&s.calls_per_request)));
         if let (Some(b), Some(h)) = (&s.base, &s.head) {
             out.push(format!(
                 "       per call {} → {} ms, {} → {} blocks, {} → {} rows",
@@ -179,12 +236,13 @@ fn raw_lines(u: &Underneath) -> Vec<String> {
     }
     for c in &u.commands {
         out.push(format!(
-            "    redis {}: {} → {} ms, {} → {} calls",
+            "    redis {}: {} → {} ms, {} → {} calls ({})",
             c.command,
             num(c.base_ms_per_1k),
             num(c.head_ms_per_1k),
             num(c.base_calls_per_1k),
-            num(c.head_calls_per_1k)
+            num(c.head_calls_per_1k),
+            command_calls(c)
         ));
     }
     for r in u.resources.iter().filter(|r| r.grew) {

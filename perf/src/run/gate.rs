@@ -66,7 +66,7 @@ pub async fn gate(mut opts: GateOptions) -> Result<GateOutcome, GateError> {
             }
             (BackendKind::External, m.testbed()?)
         }
-        None => resolve_testbed(&opts).await,
+        None => resolve_testbed(&opts).await?,
     };
     if let Some(shard) = opts.compile.shard {
         opts.notes.say(format!(

@@ -76,6 +76,7 @@ async fn measure_once(
     let machine_before = machine::snapshot(docker);
 
     let (clock_tx, clock_rx) = tokio::sync::watch::channel(None);
+    let activity_clock = clock_rx.clone();
     let mut run_opts = RunOptions::new(env.app_url());
     // Ctrl-C stops the load; so does a service dying by itself (the side work sees it).
     let stop_load = opts.cancel.child_token();
@@ -98,7 +99,7 @@ async fn measure_once(
     };
     let activity = async {
         match &probe {
-            Some(p) => p.sample_activity(done.clone()).await,
+            Some(p) => p.sample_activity(activity_clock, done.clone()).await,
             None => underneath::Activity::default(),
         }
     };

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use crate::env::{BackendChoice, BackendKind};
 use crate::plan::compiled::Compiled;
-use crate::plan::{Setup, SuiteKind};
+use crate::plan::{Link, Setup, SuiteKind};
 use crate::summary::{self, Testbed};
 use crate::verdict::BaselineSource;
 
 use super::baseline::{self, Baselines};
-use super::options::{GateError, GateOptions};
+use super::options::{GateError, GateOptions, Mode};
 
 /// A validated run, before anything is started.
 pub struct Prepared {
@@ -36,7 +36,8 @@ impl Prepared {
     pub fn testbed_for(&self, backend: BackendKind) -> Testbed {
         let t = &self.testbed;
         let runtime = if backend == BackendKind::Docker { t.runtime.clone() } else { None };
-        Testbed::new(backend.as_str(), t.cpus, t.cpu_model.clone(), t.memory_gib, runtime, t.quick, t.cpu_score)
+        let link = if backend == BackendKind::External { None } else { self.setup.environment.link };
+        Testbed::new(backend.as_str(), t.cpus, t.cpu_model.clone(), t.memory_gib, runtime, t.quick, t.cpu_score).with_link(link)
     }
 }
 
@@ -44,19 +45,32 @@ impl Prepared {
 /// picks the baselines of `baseline` (a folder or a file, and how reports name it). Starts
 /// nothing.
 pub async fn prepare(opts: &GateOptions, baseline: Option<(PathBuf, BaselineSource)>) -> Result<Prepared, GateError> {
-    let (backend, testbed) = resolve_testbed(opts).await;
+    let (backend, testbed) = resolve_testbed(opts).await?;
     prepare_on(opts, backend, testbed, baseline)
 }
 
 /// The backend this run will use (`auto` resolved by asking the Docker engine) and the testbed
-/// it measures on. Starts nothing; takes a fraction of a second (the CPU calibration).
-pub async fn resolve_testbed(opts: &GateOptions) -> (BackendKind, Testbed) {
+/// it measures on, with the link to the databases the plan models (read from the plan, which
+/// must therefore be valid there). Starts nothing; takes a fraction of a second (the CPU
+/// calibration).
+pub async fn resolve_testbed(opts: &GateOptions) -> Result<(BackendKind, Testbed), GateError> {
     let backend = opts.backend.resolve().await;
     let runtime = match backend {
         BackendKind::Docker => crate::env::docker::engine_version().await,
         BackendKind::Local | BackendKind::External => None,
     };
-    (backend, summary::testbed(backend.as_str(), opts.compile.quick, runtime))
+    let link = applied_link(opts, backend)?;
+    Ok((backend, summary::testbed(backend.as_str(), opts.compile.quick, runtime).with_link(link)))
+}
+
+/// The plan's link to the databases as `backend` applies it: the external backend did not
+/// start the databases and puts nothing between the app and them, so none.
+fn applied_link(opts: &GateOptions, backend: BackendKind) -> Result<Option<Link>, GateError> {
+    if backend == BackendKind::External {
+        return Ok(None);
+    }
+    let setup = crate::plan::load(&opts.plan_path).and_then(|p| p.setup()).map_err(|e| GateError::Input(e.to_string()))?;
+    Ok(setup.environment.link)
 }
 
 /// [`prepare`] with the backend and testbed already decided ([`resolve_testbed`]).
@@ -90,6 +104,13 @@ pub fn prepare_on(
         };
         GateError::Input(format!("{}: {why}{auto}", opts.plan_path.display()))
     })?;
+    // (Results measured elsewhere carry their own testbed, link included.)
+    if let (BackendKind::External, Some(link), false) = (backend, setup.environment.link, matches!(opts.mode, Mode::Measured { .. })) {
+        opts.notes.say(format!(
+            "the plan's link_latency ({}) is not applied: the external backend did not start the databases, the app reaches them as it does",
+            link.describe()
+        ));
+    }
     let plan_dir = plan_dir(&opts.plan_path)?;
     Ok(Prepared { setup, plan_hash: loaded.hash, compiled, baselines, baseline_source, plan_dir, backend, testbed })
 }

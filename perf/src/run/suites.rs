@@ -3,7 +3,8 @@
 //!
 //! One environment serves every measured suite; suites that set network faults run last, in
 //! an environment of their own whose app reaches PostgreSQL and Redis through the fault
-//! proxies. Special suites (spike, stress, soak, chaos) are judged by their own checks: their
+//! proxies. With the plan's `link_latency`, both environments put the proxies in, modelling
+//! the link (the chaos suites' faults on top of it). Special suites (spike, stress, soak, chaos) are judged by their own checks: their
 //! numbers are shaped by what was done to the app, so they are never compared.
 
 use crate::compare::Noise;
@@ -62,8 +63,15 @@ async fn run_in_environment(
     let environment = &prepared.setup.environment;
     let databases: Vec<&str> =
         [Service::Postgres, Service::Redis].into_iter().filter(|s| environment.starts(*s)).map(Service::as_str).collect();
-    let proxied =
-        if fault_proxies { format!(", the app reaching {} through fault proxies", databases.join(" and ")) } else { String::new() };
+    let databases = databases.join(" and ");
+    let link = environment.link.filter(|_| prepared.backend != BackendKind::External);
+    let proxied = match (fault_proxies, link) {
+        _ if databases.is_empty() => String::new(),
+        (true, None) => format!(", the app reaching {databases} through fault proxies"),
+        (true, Some(l)) => format!(", the app reaching {databases} through fault proxies over a link of {}", l.describe()),
+        (false, Some(l)) => format!(", the app reaching {databases} over a link of {} (proxies)", l.describe()),
+        (false, None) => String::new(),
+    };
     opts.notes.say(format!("starting the environment ({}{proxied})", backend_words(opts.backend, prepared.backend)));
     let spec = Spec { name: String::new(), backend: prepared.backend, setup: prepared.setup.clone(), start };
     with_environment(&opts.notes, &opts.cancel, spec, async |env: &mut Environment| {

@@ -5,11 +5,14 @@
 //! A database the run did not start (a plan without it: `plan::EnvironmentSetup::starts`) is
 //! not read: its side of [`Underneath`] says it was not started, and the run goes on.
 //!
-//! Per suite: [`Probe::open`] connects and resets both sets of counters just before the load;
-//! [`Probe::sample_activity`] runs beside the load and samples `pg_stat_activity` ten times a
-//! second (which statements are running, under which `application_name`); [`Probe::read`]
-//! reads the counters after the load, keeps the statements that took most time and asks
-//! PostgreSQL for the generic plan of the first of them.
+//! Per suite: [`Probe::open`] connects and resets both sets of counters just before the load
+//! (which also finds out whether they can be read); [`Probe::sample_activity`] runs beside the
+//! load, resets both again when the warm-up ends — so that the counters cover the measured
+//! requests and nothing else, and a statement's calls over its endpoints' requests is its
+//! calls per request — then samples `pg_stat_activity` ten times a second (which statements
+//! are running, under which `application_name`); [`Probe::read`] reads the counters after the
+//! load, keeps the statements that took most time and asks PostgreSQL for the generic plan of
+//! the first of them.
 //!
 //! Nothing read here holds a value the load sent: `pg_stat_statements` keeps statements
 //! normalized (constants and parameters are `$1`, `$2`…), and plans are generic plans of the
@@ -21,6 +24,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::RunClock;
 use crate::env::procs::error_chain;
 use crate::env::{PostgresAccess, ServiceAccess};
 use crate::plan::{Service, not_started};
@@ -35,11 +39,16 @@ const ACTIVITY_EVERY: Duration = Duration::from_millis(100);
 /// Bound on every statistics query: the probe never holds a suite up.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Which statements ran under which `application_name`: query id → name → samples.
+/// Which statements ran under which `application_name`: query id → name → samples; and which
+/// counters were reset again when the warm-up ended.
 #[derive(Debug, Default)]
 pub struct Activity {
     pub samples: u64,
     pub seen: BTreeMap<i64, BTreeMap<String, u64>>,
+    /// `pg_stat_statements` was reset at the measured start.
+    pub postgres_reset: bool,
+    /// Redis's `CONFIG RESETSTAT` was done at the measured start.
+    pub redis_reset: bool,
 }
 
 /// The gate's connections to the suite's databases, counters reset.
@@ -76,9 +85,26 @@ impl Probe {
         Probe { access, postgres, redis }
     }
 
-    /// Samples `pg_stat_activity` every 100 ms until `done`, on a connection of its own.
-    pub async fn sample_activity(&self, done: CancellationToken) -> Activity {
+    /// Waits for the end of the warm-up (the load's `clock`), resets both sets of counters
+    /// then, and samples `pg_stat_activity` every 100 ms until `done`, on a connection of its
+    /// own. A load that ends before its clock is known leaves the counters as [`Probe::open`]
+    /// reset them (the summary then says they include the warm-up).
+    pub async fn sample_activity(&self, mut clock: tokio::sync::watch::Receiver<Option<RunClock>>, done: CancellationToken) -> Activity {
         let mut out = Activity::default();
+        let measured_start = loop {
+            if let Some(c) = *clock.borrow_and_update() {
+                break c.measured_start;
+            }
+            tokio::select! {
+                _ = done.cancelled() => return out,
+                changed = clock.changed() => if changed.is_err() { return out },
+            }
+        };
+        tokio::select! {
+            _ = done.cancelled() => return out,
+            _ = tokio::time::sleep_until(measured_start.into()) => {}
+        }
+        (out.postgres_reset, out.redis_reset) = self.reset_at_measured_start().await;
         let (Ok(_), Some(pg)) = (&self.postgres, &self.access.postgres) else { return out };
         let Ok(client) = connect_postgres(pg).await else { return out };
         let sql = "SELECT query_id, application_name FROM pg_stat_activity \
@@ -103,9 +129,36 @@ impl Probe {
         out
     }
 
+    /// Resets both sets of counters again (the end of the warm-up); which resets were done.
+    /// A statement running across the reset counts after it: a few calls out of thousands.
+    async fn reset_at_measured_start(&self) -> (bool, bool) {
+        let postgres = async {
+            match &self.postgres {
+                Ok(client) => {
+                    let reset = client.batch_execute("SELECT pg_stat_statements_reset()");
+                    matches!(tokio::time::timeout(QUERY_TIMEOUT, reset).await, Ok(Ok(())))
+                }
+                Err(_) => false,
+            }
+        };
+        let redis = async {
+            match &self.redis {
+                Ok(conn) => {
+                    let mut conn = conn.clone();
+                    let mut cmd = redis::cmd("CONFIG");
+                    cmd.arg("RESETSTAT");
+                    matches!(tokio::time::timeout(QUERY_TIMEOUT, cmd.query_async::<()>(&mut conn)).await, Ok(Ok(())))
+                }
+                Err(_) => false,
+            }
+        };
+        tokio::join!(postgres, redis)
+    }
+
     /// Reads both sets of counters since [`Probe::open`].
     pub async fn read(self, activity: Activity) -> Underneath {
         let mut out = Underneath::default();
+        let redis_reset = activity.redis_reset;
         match &self.postgres {
             Ok(client) => match read_statements(client, activity).await {
                 Ok(s) => out.postgres = Some(s),
@@ -115,7 +168,7 @@ impl Probe {
         }
         match self.redis {
             Ok(mut conn) => match read_redis(&mut conn).await {
-                Ok(r) => out.redis = Some(r),
+                Ok(r) => out.redis = Some(RedisStats { from_measured_start: redis_reset, ..r }),
                 Err(e) => out.redis_unavailable = Some(e),
             },
             Err(e) => out.redis_unavailable = Some(e),
@@ -174,7 +227,7 @@ async fn read_statements(client: &tokio_postgres::Client, activity: Activity) ->
         .await
         .map_err(|_| "reading pg_stat_statements took more than 10s".to_string())?
         .map_err(|e| format!("reading pg_stat_statements: {}", error_chain(&e)))?;
-    let mut out = Statements { activity_samples: activity.samples, ..Statements::default() };
+    let mut out = Statements { activity_samples: activity.samples, from_measured_start: activity.postgres_reset, ..Statements::default() };
     let mut seen = activity.seen;
     for row in rows {
         let get = |i: usize| row.try_get::<_, i64>(i).unwrap_or(0).max(0) as u64;

@@ -121,7 +121,10 @@ fn underneath(parts: &[Summary]) -> Option<Underneath> {
     let first = *all.first()?;
     let postgres = all.iter().filter_map(|u| u.postgres.as_ref()).fold(None, |acc: Option<Statements>, p| Some(add_statements(acc, p)));
     let redis = all.iter().filter_map(|u| u.redis.as_ref()).fold(None, |acc: Option<RedisStats>, r| {
+        // Measured parts only when every run's were.
+        let from_measured_start = acc.as_ref().is_none_or(|a| a.from_measured_start) && r.from_measured_start;
         let mut into = acc.unwrap_or_default();
+        into.from_measured_start = from_measured_start;
         for (cmd, c) in &r.commands {
             let e = into.commands.entry(cmd.clone()).or_default();
             e.calls += c.calls;
@@ -140,7 +143,9 @@ fn underneath(parts: &[Summary]) -> Option<Underneath> {
 }
 
 fn add_statements(acc: Option<Statements>, p: &Statements) -> Statements {
+    let from_measured_start = acc.as_ref().is_none_or(|a| a.from_measured_start) && p.from_measured_start;
     let mut into = acc.unwrap_or_default();
+    into.from_measured_start = from_measured_start;
     for st in &p.top {
         match into.top.iter_mut().find(|x| x.query == st.query) {
             Some(x) => add_statement(x, st),

@@ -15,8 +15,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Minor version: optional fields added since the version came out. 1: WebSocket endpoints
 /// (`kind`, `messages_received`, the `dropped` error kind) and shards (`run.shard`,
 /// `run.merged_from`). 2: a merged run's testbed (`run.testbed.shards`). 3: per-endpoint
-/// segment histograms (`endpoints.*.segments`).
-pub const SCHEMA_MINOR: u32 = 3;
+/// segment histograms (`endpoints.*.segments`). 4: the databases' counters over the measured
+/// part only (`underneath.*.from_measured_start`) and the link to the databases a run modelled
+/// (`run.testbed.link_latency_us`, `run.testbed.link_jitter_us`).
+pub const SCHEMA_MINOR: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -93,9 +95,10 @@ impl Summary {
     }
 }
 
-/// What PostgreSQL and Redis did during one suite (counters reset when it started). Either
-/// side may be absent with the reason (`postgres_unavailable`): an external database, one
-/// without `pg_stat_statements`, or one the run did not start (a plan without it).
+/// What PostgreSQL and Redis did during one suite (counters reset at the end of its warm-up,
+/// or, in summaries written before minor 4, when its load started). Either side may be absent
+/// with the reason (`postgres_unavailable`): an external database, one without
+/// `pg_stat_statements`, or one the run did not start (a plan without it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Underneath {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,6 +125,12 @@ pub struct Statements {
     /// Samples of `pg_stat_activity` taken while the suite ran (for `seen_under`).
     #[serde(default)]
     pub activity_samples: u64,
+    /// The counters were reset at the end of the warm-up, so they cover the measured requests
+    /// and nothing else: a statement's calls over the endpoints' requests is its calls per
+    /// request. False when the reset could not be done then, and in summaries written before
+    /// minor 4: their counters include the warm-up's requests too. Since minor 4.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_measured_start: bool,
 }
 
 impl Statements {
@@ -165,6 +174,9 @@ pub struct RedisStats {
     pub commands: BTreeMap<String, RedisCommand>,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
+    /// As [`Statements::from_measured_start`]: reset at the end of the warm-up. Since minor 4.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_measured_start: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]

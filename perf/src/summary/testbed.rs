@@ -4,14 +4,20 @@
 //! differ by tens of percent on the same code; so do two CPU models, a 2-core and an 8-core
 //! runner, or a 30-second `--quick` suite and a full one. A baseline therefore belongs to a
 //! testbed (Bencher's word): the backend, the host class (CPU model and count, memory class,
-//! container runtime) and the suite length. Stored baselines live under
+//! container runtime), the link to the databases the plan models (`[environment]
+//! link_latency`: a run whose round trips to PostgreSQL cost 0.5 ms more each way is slower for
+//! it, on the same code) and the suite length. Stored baselines live under
 //! `results/baseline/<key>/<suite>.json`, and the gate only judges a run against a baseline of
 //! its own testbed; anything else is "not comparable", never a failure.
 //!
-//! The key is short and readable (`local-2cpu-epyc-24g-quick`); the full facts travel inside
-//! every summary (`run.testbed`). Pure: detection lives in `super::host`.
+//! The key is short and readable (`local-2cpu-epyc-24g-link500us-quick`); the full facts travel
+//! inside every summary (`run.testbed`). Pure: detection lives in `super::host`.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::plan::Link;
 
 /// How much faster or slower a host may be on the CPU calibration than the baseline's host,
 /// as a fraction, and still count as the same testbed. Two machines of one cloud instance type
@@ -21,8 +27,9 @@ pub const CPU_SCORE_TOLERANCE: f64 = 0.25;
 /// The machine and set-up a run measured on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Testbed {
-    /// `<backend>-<cpus>cpu-<cpu class>-<memory class>g[-quick]`, e.g. `local-2cpu-epyc-24g`.
-    /// Derived from the other fields by [`Testbed::new`].
+    /// `<backend>-<cpus>cpu-<cpu class>-<memory class>g[-link<latency>[-jitter<jitter>]][-quick][-<N>shards]`,
+    /// e.g. `local-2cpu-epyc-24g` or `local-2cpu-epyc-24g-link500us`. Derived from the other
+    /// fields by [`Testbed::new`], [`Testbed::with_link`] and [`Testbed::merged`].
     pub key: String,
     /// `local`, `docker` or `external`.
     pub backend: String,
@@ -47,6 +54,13 @@ pub struct Testbed {
     /// class: the load of N machines is compared only with the load of N machines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<u32>,
+    /// The link to the databases the run modelled (`[environment] link_latency`), in whole
+    /// microseconds each way; absent when the app reached them directly. Since minor 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_latency_us: Option<u64>,
+    /// Its jitter (`link_jitter`), absent when none. Since minor 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_jitter_us: Option<u64>,
 }
 
 impl Testbed {
@@ -60,11 +74,56 @@ impl Testbed {
         quick: bool,
         cpu_score: Option<f64>,
     ) -> Testbed {
-        let mut key = format!("{backend}-{cpus}cpu-{}-{memory_gib}g", cpu_class(cpu_model.as_deref()));
-        if quick {
+        let mut t = Testbed {
+            key: String::new(),
+            backend: backend.to_string(),
+            cpus,
+            cpu_model,
+            memory_gib,
+            runtime,
+            quick,
+            cpu_score,
+            shards: None,
+            link_latency_us: None,
+            link_jitter_us: None,
+        };
+        t.key = t.derived_key();
+        t
+    }
+
+    /// This testbed with the link to the databases a run models (`None`: direct connections).
+    /// The key says it (`-link500us`, `-link1ms-jitter200us`): a baseline measured with another
+    /// link, or none, is not comparable.
+    pub fn with_link(mut self, link: Option<Link>) -> Testbed {
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.link_latency_us = link.map(|l| us(l.latency));
+        self.link_jitter_us = link.filter(|l| !l.jitter.is_zero()).map(|l| us(l.jitter));
+        self.key = self.derived_key();
+        self
+    }
+
+    /// The link to the databases this testbed modelled, if any.
+    pub fn link(&self) -> Option<Link> {
+        let latency = Duration::from_micros(self.link_latency_us?);
+        Some(Link { latency, jitter: Duration::from_micros(self.link_jitter_us.unwrap_or(0)) })
+    }
+
+    /// The key the fields make (see [`Testbed::key`]).
+    fn derived_key(&self) -> String {
+        let mut key = format!("{}-{}cpu-{}-{}g", self.backend, self.cpus, cpu_class(self.cpu_model.as_deref()), self.memory_gib);
+        if let Some(link) = self.link() {
+            key.push_str(&format!("-link{}", Link::key_part(link.latency)));
+            if !link.jitter.is_zero() {
+                key.push_str(&format!("-jitter{}", Link::key_part(link.jitter)));
+            }
+        }
+        if self.quick {
             key.push_str("-quick");
         }
-        Testbed { key, backend: backend.to_string(), cpus, cpu_model, memory_gib, runtime, quick, cpu_score, shards: None }
+        if let Some(n) = self.shards {
+            key.push_str(&format!("-{n}shards"));
+        }
+        key
     }
 
     /// The testbed of a run merged from `count` shards measured on `self`'s class of machine:
@@ -83,7 +142,17 @@ impl Testbed {
     /// when they are the same testbed.
     pub fn mismatch(&self, base: &Testbed) -> Option<String> {
         if self.key != base.key {
-            return Some(format!("the baseline was recorded on testbed {}, this run is on {}", base.key, self.key));
+            let mut why = format!("the baseline was recorded on testbed {}, this run is on {}", base.key, self.key);
+            let (here, there) = (self.link(), base.link());
+            if here != there {
+                let say = |l: Option<Link>| l.map_or_else(|| "none (direct connections)".to_string(), |l| l.describe());
+                why.push_str(&format!(
+                    " (the link to the databases: {} in the baseline, {} in this run; round trips cost what the link says)",
+                    say(there),
+                    say(here)
+                ));
+            }
+            return Some(why);
         }
         if let (Some(here), Some(there)) = (self.cpu_score, base.cpu_score)
             && there > 0.0
@@ -187,6 +256,34 @@ mod tests {
         assert!(why.contains("33% slower"), "{why}");
         let unknown = Testbed { cpu_score: None, ..here.clone() };
         assert_eq!(here.mismatch(&unknown), None, "no score recorded: the key decides");
+    }
+
+    #[test]
+    fn the_link_to_the_databases_is_in_the_key_and_another_link_is_not_comparable() {
+        let link = |latency_us: u64, jitter_us: u64| {
+            Some(Link { latency: Duration::from_micros(latency_us), jitter: Duration::from_micros(jitter_us) })
+        };
+        let direct = Testbed::new("local", 2, Some("AMD EPYC".into()), 24, None, false, Some(400.0));
+        let half = direct.clone().with_link(link(500, 0));
+        assert_eq!(half.key, "local-2cpu-epyc-24g-link500us");
+        assert_eq!((half.link_latency_us, half.link_jitter_us), (Some(500), None));
+        assert_eq!(half.link(), link(500, 0));
+        let quick = Testbed::new("docker", 2, Some("AMD EPYC".into()), 24, None, true, None).with_link(link(1000, 200));
+        assert_eq!(quick.key, "docker-2cpu-epyc-24g-link1ms-jitter200us-quick");
+        assert_eq!(half.merged(3).key, "local-2cpu-epyc-24g-link500us-3shards");
+        assert_eq!(half.clone().with_link(None), direct, "no link: the testbed of direct connections");
+
+        let why = half.mismatch(&direct).expect("a link against none");
+        assert!(why.contains("recorded on testbed local-2cpu-epyc-24g, this run is on local-2cpu-epyc-24g-link500us"), "{why}");
+        assert!(why.contains("none (direct connections) in the baseline, 0.5 ms each way in this run"), "{why}");
+        let why = half.mismatch(&direct.clone().with_link(link(1000, 0))).expect("another link");
+        assert!(why.contains("1 ms each way in the baseline, 0.5 ms each way in this run"), "{why}");
+        assert_eq!(half.mismatch(&half.clone()), None);
+
+        // Summaries written before links read as direct connections; a link survives the trip.
+        assert!(serde_json::to_value(&direct).unwrap().get("link_latency_us").is_none());
+        let back: Testbed = serde_json::from_value(serde_json::to_value(&quick).unwrap()).unwrap();
+        assert_eq!(back, quick);
     }
 
     #[test]

@@ -46,7 +46,7 @@ request = "health"
 
 fn setup() -> perf::plan::Setup {
     let text = bare_plan();
-    perf::plan::parse(Path::new("perf.toml"), text.clone()).unwrap_or_else(|e| panic!("test plan: {e}\n{text}")).setup()
+    perf::plan::parse(Path::new("perf.toml"), text.clone()).unwrap_or_else(|e| panic!("test plan: {e}\n{text}")).setup().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

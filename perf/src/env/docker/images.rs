@@ -318,7 +318,7 @@ duration = "1s"
 request = "health"
 "#
         );
-        crate::plan::parse(std::path::Path::new("perf.toml"), text).unwrap().setup()
+        crate::plan::parse(std::path::Path::new("perf.toml"), text).unwrap().setup().unwrap()
     }
 
     #[test]

@@ -46,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::appenv::{self, AppEnvValues, PostgresAddr, RedisAddr};
 use super::error::EnvError;
-use super::proxies::Proxies;
+use super::proxies::{self, Proxies};
 use super::types::{PostgresAccess, ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
 use crate::plan::BackendKind;
 use crate::plan::{DockerAppSetup, Service, Setup};
@@ -154,7 +154,8 @@ struct State {
     postgres: Option<Running>,
     redis: Option<Running>,
     app: Option<Running>,
-    /// With `StartOptions::fault_proxies`: between the app and PostgreSQL and Redis.
+    /// With `StartOptions::fault_proxies` or the plan's link: between the app and PostgreSQL
+    /// and Redis.
     proxies: Option<Proxies>,
     /// Who connects to PostgreSQL; `None` when the run starts none.
     pg_login: Option<PgLogin>,
@@ -289,13 +290,14 @@ impl State {
         pg_ready?;
         redis_ready?;
 
-        // Directly by service name, or through the fault proxies: they run in the gate, listen
-        // on the host's address on the run's network and forward to the published ports.
-        let through = if opts.fault_proxies {
+        // Directly by service name, or through the proxies (chaos suites' faults, the plan's
+        // link): they run in the gate, listen on the host's address on the run's network and
+        // forward to the published ports.
+        let through = if proxies::wanted(setup, opts.fault_proxies) {
             let gateway = engine::network_gateway(&self.docker, &self.network).await?;
             let loopback = std::net::Ipv4Addr::LOCALHOST;
             let upstream = |h: &Option<Handle>| h.as_ref().map(|h| SocketAddr::from((loopback, h.host_port)));
-            let proxies = Proxies::start(gateway, upstream(&pg), upstream(&redis)).await?;
+            let proxies = Proxies::start(gateway, upstream(&pg), upstream(&redis), setup.environment.link).await?;
             let addrs = Through { postgres: proxies.addr(Service::Postgres), redis: proxies.addr(Service::Redis) };
             self.proxies = Some(proxies);
             Some(addrs)

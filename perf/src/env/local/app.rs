@@ -320,7 +320,7 @@ mod tests {
                 "version = 1\n{tables}\n[app.local]\ncommand = [\"app\", \"--port={{{{app.port}}}}\"]\n\
                  [requests.r]\npath = \"/\"\n[suites.s.scenarios.a]\nexecutor = \"constant-vus\"\nrequest = \"r\"\n"
             );
-            crate::plan::parse(Path::new("perf.toml"), text).unwrap().setup()
+            crate::plan::parse(Path::new("perf.toml"), text).unwrap().setup().unwrap()
         };
         // Neither database: the app's own names render, and the command renders.
         let mut s = setup("");

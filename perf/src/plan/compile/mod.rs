@@ -8,12 +8,14 @@
 //! `special.rs` and `chaos.rs` for each kind's table; `services.rs`: what they act on is
 //! started), then the command line's part:
 //! `select.rs` (`--suite`, `--tags`, `--shard`) and `limits.rs` (`[limits]`, on the suites as
-//! they will run). `common.rs` holds the helpers they share; no file here imports this one.
+//! they will run). `environment.rs` checks `[environment]`'s link to the databases first.
+//! `common.rs` holds the helpers they share; no file here imports this one.
 
 mod app;
 mod chaos;
 mod common;
 mod compare;
+mod environment;
 mod limits;
 mod requests;
 mod scenarios;
@@ -35,12 +37,14 @@ use crate::plan::{identity, scale};
 use common::names;
 
 pub(super) use compare::rules as compare_rules;
+pub(super) use environment::check_environment;
 
 /// Validates the plan and produces what the engine runs: the suites `opts` selects, reshaped
 /// as it says.
 pub(super) fn compile(lp: &LoadedPlan, opts: &CompileOptions) -> Result<Compiled, PlanError> {
     let plan = &lp.plan;
     check_version(lp)?;
+    environment::check_environment(lp)?;
     app::check_app(lp)?;
     let setup = Setup::from(plan);
     let mut table = variables::variables(lp)?;

@@ -92,7 +92,8 @@ duration = "1s"
 request = "health"
 "#
     );
-    let mut setup = perf::plan::parse(std::path::Path::new("perf.toml"), text).expect("test plan parses").setup();
+    let mut setup =
+        perf::plan::parse(std::path::Path::new("perf.toml"), text).expect("test plan parses").setup().expect("test plan's setup");
     docker::apply_image_overrides(&mut setup, image_lookup);
     setup
 }

@@ -44,7 +44,10 @@ request = "home"
 "#,
         script = testapp().display()
     );
-    perf::plan::parse(Path::new("perf.toml"), text.clone()).unwrap_or_else(|e| panic!("test plan: {e}\n{text}")).setup()
+    perf::plan::parse(Path::new("perf.toml"), text.clone())
+        .unwrap_or_else(|e| panic!("test plan: {e}\n{text}"))
+        .setup()
+        .unwrap_or_else(|e| panic!("test plan: {e}"))
 }
 
 pub fn options(logs_dir: &Path, cancel: CancellationToken) -> StartOptions {
