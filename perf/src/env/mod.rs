@@ -67,6 +67,8 @@ impl BackendChoice {
 }
 
 /// A running environment.
+// One or two per run, never in a collection: the size of the local variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Environment {
     Local(local::LocalEnv),
     Docker(docker::DockerEnv),

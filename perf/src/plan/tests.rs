@@ -1079,10 +1079,10 @@ fn a_link_to_the_databases_is_read_into_the_setup() {
     use super::Link;
     let text = format!("{MINIMAL}\n[environment]\nlink_latency = \"0.5ms\"\nlink_jitter = \"100us\"\n");
     let lp = load(&text).unwrap();
-    let link = Some(Link { latency: Duration::from_micros(500), jitter: Duration::from_micros(100) });
-    assert_eq!(lp.compile(&CompileOptions::default()).unwrap().setup.environment.link, link);
-    assert_eq!(lp.setup().unwrap().environment.link, link, "`cargo perf up` reads it too");
-    assert_eq!(link.unwrap().describe(), "0.5 ms ± 0.1 ms each way");
+    let link = Link { latency: Duration::from_micros(500), jitter: Duration::from_micros(100) };
+    assert_eq!(lp.compile(&CompileOptions::default()).unwrap().setup.environment.link, Some(link));
+    assert_eq!(lp.setup().unwrap().environment.link, Some(link), "`cargo perf up` reads it too");
+    assert_eq!(link.describe(), "0.5 ms ± 0.1 ms each way");
     let text = format!("{MINIMAL}\n[environment]\nlink_latency = \"1ms\"\n");
     let link = load(&text).unwrap().setup().unwrap().environment.link.unwrap();
     assert_eq!((link.latency, link.jitter), (Duration::from_millis(1), Duration::ZERO));
