@@ -25,6 +25,7 @@
 //! a thread of its own. The label is the ground truth: whatever testcontainers created before
 //! an interruption is found and removed by it.
 
+mod cgroup;
 pub mod engine;
 pub mod images;
 pub mod postgres;
