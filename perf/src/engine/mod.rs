@@ -73,7 +73,7 @@ use crate::plan::compiled::{Compiled, Suite};
 
 pub use options::{Hooks, RunClock, RunOptions};
 pub use progress::{PLAIN_EVERY, ProgressMode};
-pub use result::{BEHIND_SCHEDULE_LIMIT, EngineError, ScenarioResult, SuiteResult};
+pub use result::{BEHIND_SCHEDULE, BEHIND_SCHEDULE_LIMIT, EngineError, ScenarioResult, SuiteResult, behind_schedule};
 pub use stats::{EndpointResult, EndpointWindow, ErrorKind, Segment, Window, WindowReport};
 
 /// Runs one suite of a compiled plan against `opts.base_url`.

@@ -46,28 +46,31 @@ pub const BEHIND_SCHEDULE_LIMIT: f64 = 0.01;
 /// the machine's, not a run that fell behind.
 pub const BEHIND_SCHEDULE_MIN: u64 = 3;
 
+/// The words every behind-schedule reason holds (a side of an A/B run judges its segments'
+/// schedule keeping again as a whole, and sets their own reasons aside by these words).
+pub const BEHIND_SCHEDULE: &str = "fell behind schedule";
+
 impl ScenarioResult {
     /// The reason an open-model scenario makes the run invalid: late plus dropped starts
     /// above [`BEHIND_SCHEDULE_LIMIT`] of its scheduled starts, and at least
     /// [`BEHIND_SCHEDULE_MIN`] of them.
     pub fn behind_schedule(&self, late_after: Duration) -> Option<String> {
-        let behind = self.late_starts + self.dropped_iterations;
-        if self.scheduled_starts == 0
-            || behind < BEHIND_SCHEDULE_MIN
-            || (behind as f64) <= BEHIND_SCHEDULE_LIMIT * self.scheduled_starts as f64
-        {
-            return None;
-        }
-        Some(format!(
-            "scenario `{}` fell behind schedule: {} of {} starts were late (more than {} after schedule) and {} were dropped, over the {}% limit",
-            self.name,
-            self.late_starts,
-            self.scheduled_starts,
-            humantime::format_duration(late_after),
-            self.dropped_iterations,
-            BEHIND_SCHEDULE_LIMIT * 100.0
-        ))
+        behind_schedule(&self.name, self.late_starts, self.dropped_iterations, self.scheduled_starts, Some(late_after))
     }
+}
+
+/// [`ScenarioResult::behind_schedule`]'s rule on counts: late and dropped starts of
+/// `scheduled`, `late_after` named when known.
+pub fn behind_schedule(name: &str, late: u64, dropped: u64, scheduled: u64, late_after: Option<Duration>) -> Option<String> {
+    let behind = late + dropped;
+    if scheduled == 0 || behind < BEHIND_SCHEDULE_MIN || (behind as f64) <= BEHIND_SCHEDULE_LIMIT * scheduled as f64 {
+        return None;
+    }
+    let late_after = late_after.map(|d| format!(" (more than {} after schedule)", humantime::format_duration(d))).unwrap_or_default();
+    Some(format!(
+        "scenario `{name}` {BEHIND_SCHEDULE}: {late} of {scheduled} starts were late{late_after} and {dropped} were dropped, over the {}% limit",
+        BEHIND_SCHEDULE_LIMIT * 100.0
+    ))
 }
 
 /// Everything a suite run measured; [`crate::summary::build`] makes the summary from it.

@@ -15,6 +15,7 @@ use super::model::{
     EndpointSegment, EndpointSummary, RedisStats, ResourceUsage, ScenarioSummary, Statement, Statements, Summary, Underneath,
 };
 use super::slo;
+use crate::engine::{BEHIND_SCHEDULE, behind_schedule};
 use crate::util::machine::MachineLoad;
 
 /// The runs `parts` (at least one, of one suite, in the order they ran) as one summary.
@@ -40,20 +41,15 @@ pub fn concat(parts: &[Summary]) -> Result<Summary, MergeError> {
         e.segments = parts.iter().zip(&offsets).map(|(s, off)| segment(s.endpoints.get(name), *off, s.run.duration_s)).collect();
         endpoints.insert(name.clone(), e);
     }
-    let mut invalid_reasons = Vec::new();
-    for (i, s) in parts.iter().enumerate() {
-        invalid_reasons.extend(s.invalid_reasons.iter().map(|r| format!("segment {}: {r}", i + 1)));
-        if !s.valid && s.invalid_reasons.is_empty() {
-            invalid_reasons.push(format!("segment {} is invalid", i + 1));
-        }
-    }
+    let scenarios = scenarios(parts);
+    let invalid_reasons = invalid_reasons(parts, &scenarios);
     let mut run = first.run.clone();
     run.duration_s = duration_s;
     let slo = slo::reevaluate(&first.slo, &endpoints);
     Ok(Summary {
         valid: invalid_reasons.is_empty(),
         invalid_reasons,
-        scenarios: scenarios(parts),
+        scenarios,
         windows: merge_windows(parts.iter().zip(&offsets).map(|(s, off)| (s.windows.as_slice(), *off))),
         endpoints,
         slo,
@@ -66,6 +62,27 @@ pub fn concat(parts: &[Summary]) -> Result<Summary, MergeError> {
         machine: machine(parts),
         ..Summary::new(first.suite.clone(), first.kind.clone(), run)
     })
+}
+
+/// Why the runs together cannot be trusted: each run's own reasons, except falling behind
+/// schedule, which is judged again over all the runs' starts (the rule a single run of that
+/// length would meet: three late starts in one run of three seconds are a moment of the
+/// machine's, and in an A/B pair they fall on one side of one pair).
+fn invalid_reasons(parts: &[Summary], scenarios: &BTreeMap<String, ScenarioSummary>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, s) in parts.iter().enumerate() {
+        out.extend(s.invalid_reasons.iter().filter(|r| !r.contains(BEHIND_SCHEDULE)).map(|r| format!("segment {}: {r}", i + 1)));
+        if !s.valid && s.invalid_reasons.is_empty() {
+            out.push(format!("segment {} is invalid", i + 1));
+        }
+    }
+    for (name, sc) in scenarios {
+        let made = sc.iterations + sc.interrupted_iterations;
+        if let Some(reason) = behind_schedule(name, sc.late_starts, sc.dropped_iterations, made + sc.dropped_iterations, None) {
+            out.push(format!("over its {} segments, {reason}", parts.len()));
+        }
+    }
+    out
 }
 
 /// One run's part of an endpoint as a segment (empty when the endpoint sent nothing then).
@@ -225,5 +242,50 @@ mod tests {
         let segs: Vec<(f64, u64)> = e.segments.iter().map(|s| (s.t, s.requests)).collect();
         assert_eq!(segs, vec![(0.0, 2), (5.0, 2), (10.0, 3)]);
         assert_eq!(hist::decode(&e.segments[2].histogram).unwrap().len(), 3);
+    }
+
+    fn behind(mut s: Summary, iterations: u64, late: u64) -> Summary {
+        let sc = ScenarioSummary {
+            executor: "constant-arrival-rate".into(),
+            iterations,
+            dropped_iterations: 0,
+            late_starts: late,
+            interrupted_iterations: 0,
+            aborted_iterations: 0,
+            max_vus: 2,
+        };
+        s.scenarios.insert("reads".into(), sc);
+        if let Some(r) = crate::engine::behind_schedule("reads", late, 0, iterations, Some(std::time::Duration::from_millis(10))) {
+            s.invalid_reasons.push(r);
+            s.valid = false;
+        }
+        s
+    }
+
+    #[test]
+    fn schedule_keeping_is_judged_over_all_the_runs_other_reasons_per_run() {
+        // One run of 120 starts with 3 late is invalid alone; over four such runs, 3 of 480 is not.
+        let mut parts = vec![behind(run(&[1000], 0, 3.0), 120, 3), behind(run(&[1000], 0, 3.0), 120, 0)];
+        parts.extend([behind(run(&[1000], 0, 3.0), 120, 0), behind(run(&[1000], 0, 3.0), 120, 0)]);
+        assert!(!parts[0].valid);
+        let all = concat(&parts).unwrap();
+        assert!(all.valid, "{:?}", all.invalid_reasons);
+        assert_eq!(all.scenarios["reads"].late_starts, 3);
+        // Late in every run: behind schedule over the side too, said once.
+        let late: Vec<Summary> = (0..4).map(|_| behind(run(&[1000], 0, 3.0), 120, 3)).collect();
+        let all = concat(&late).unwrap();
+        assert!(!all.valid);
+        assert_eq!(all.invalid_reasons.len(), 1, "{:?}", all.invalid_reasons);
+        assert!(
+            all.invalid_reasons[0].starts_with("over its 4 segments, scenario `reads` fell behind schedule: 12 of 480"),
+            "{:?}",
+            all.invalid_reasons
+        );
+        // Any other reason stays, named by its run.
+        let mut other = parts.clone();
+        other[2].invalid_reasons.push("chaos action `stop redis` failed".into());
+        other[2].valid = false;
+        let all = concat(&other).unwrap();
+        assert_eq!(all.invalid_reasons, vec!["segment 3: chaos action `stop redis` failed".to_string()]);
     }
 }
