@@ -327,7 +327,9 @@ fn an_unreachable_target_is_not_a_silent_wait() {
 
 /// A folder for a local run of the stand-in app (`perf/tests/it/local_support/testapp.py`): its
 /// `perf.toml` (one suite `smoke`, `vus` users for 60 s, `extra_env` lines added to the app's
-/// environment) and `tmp/`, the run's `PERF_TMPDIR`, so a test sees what a run leaves.
+/// environment; PostgreSQL and Redis started beside it, though it uses neither, so that what a
+/// run leaves includes their folders and processes) and `tmp/`, the run's `PERF_TMPDIR`, so a
+/// test sees what a run leaves.
 struct StandIn {
     dir: tempfile::TempDir,
     plan: PathBuf,
@@ -346,7 +348,7 @@ impl StandIn {
         }
         let plan = dir.path().join("perf.toml");
         let text = format!(
-            "version = 1\n[app.local]\ncommand = [\"python3\", \"{}\"]\n[app.env]\nPORT = \"{{{{app.port}}}}\"\n\
+            "version = 1\n[environment.postgres]\n[environment.redis]\n[app.local]\ncommand = [\"python3\", \"{}\"]\n[app.env]\nPORT = \"{{{{app.port}}}}\"\n\
              LISTEN_ADDR = \"{{{{app.listen}}}}\"\n{extra_env}\n[requests.home]\npath = \"/\"\n\
              [suites.smoke.scenarios.one]\nexecutor = \"constant-vus\"\nvus = {vus}\nduration = \"60s\"\nrequest = \"home\"\n",
             root().join("perf/tests/it/local_support/testapp.py").display()
