@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use super::merge::{MergeError, merge_endpoint, merge_windows};
 use super::model::{
-    EndpointSegment, EndpointSummary, RedisStats, ResourceUsage, ScenarioSummary, Statement, Statements, Summary, Underneath,
+    EndpointSegment, EndpointSummary, Profile, RedisStats, ResourceUsage, ScenarioSummary, Statement, Statements, Summary, Underneath,
 };
 use super::slo;
 use crate::util::machine::MachineLoad;
@@ -64,6 +64,7 @@ pub fn concat(parts: &[Summary]) -> Result<Summary, MergeError> {
         },
         underneath: underneath(parts),
         machine: machine(parts),
+        profile: profile(parts),
         ..Summary::new(first.suite.clone(), first.kind.clone(), run)
     })
 }
@@ -113,6 +114,32 @@ fn resources(parts: &[Summary], offsets: &[f64]) -> BTreeMap<String, ResourceUsa
         }
     }
     out
+}
+
+/// The app's profile over all the runs: samples and requests added stack by stack, bounded
+/// again. A run without a profile leaves the side without one (its requests were not
+/// sampled), with the first run's reason.
+fn profile(parts: &[Summary]) -> Option<Profile> {
+    let all: Vec<&Profile> = parts.iter().filter_map(|s| s.profile.as_ref()).collect();
+    let first = *all.first()?;
+    if let Some(missing) = all.iter().find(|p| p.unavailable.is_some()) {
+        return Some(Profile::unavailable(missing.unavailable.clone().unwrap_or_default()));
+    }
+    if all.len() < parts.len() {
+        return Some(Profile::unavailable(format!("{} of {} runs were not profiled", parts.len() - all.len(), parts.len())));
+    }
+    let mut out = Profile { hz: first.hz, ..Profile::default() };
+    for p in all {
+        out.requests += p.requests;
+        out.samples += p.samples;
+        out.stacks_left_out += p.stacks_left_out;
+        out.samples_left_out += p.samples_left_out;
+        for (stack, n) in &p.stacks {
+            *out.stacks.entry(stack.clone()).or_default() += n;
+        }
+    }
+    out.bound();
+    Some(out)
 }
 
 /// What the databases did over all the runs: statements and commands summed.
