@@ -240,6 +240,36 @@ mod tests {
     }
 
     #[test]
+    fn the_profiles_of_the_runs_add_up_stack_by_stack_and_a_missing_one_says_why() {
+        let profile = |requests: u64, stacks: &[(&str, u64)]| Profile {
+            hz: 99,
+            requests,
+            samples: stacks.iter().map(|(_, n)| n).sum(),
+            stacks: stacks.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+            ..Profile::default()
+        };
+        let mut parts = vec![run(&[1000], 0, 5.0), run(&[2000], 0, 5.0)];
+        parts[0].profile = Some(profile(100, &[("a;x", 3), ("a;y", 1)]));
+        parts[1].profile = Some(profile(150, &[("a;x", 2)]));
+        let p = concat(&parts).unwrap().profile.unwrap();
+        assert_eq!((p.requests, p.samples, p.hz), (250, 6, 99));
+        assert_eq!(p.stacks, [("a;x".to_string(), 5), ("a;y".to_string(), 1)].into());
+        parts[1].profile = Some(Profile::unavailable("perf is not installed"));
+        assert_eq!(concat(&parts).unwrap().profile.unwrap().unavailable.as_deref(), Some("perf is not installed"));
+        parts[1].profile = None;
+        assert!(concat(&parts).unwrap().profile.unwrap().unavailable.unwrap().contains("1 of 2 runs were not profiled"));
+    }
+
+    #[test]
+    fn a_profile_keeps_its_most_sampled_stacks_and_counts_the_rest() {
+        let mut p =
+            Profile { stacks: (0..Profile::MAX_STACKS as u64 + 2).map(|i| (format!("s{i}"), i + 1)).collect(), ..Profile::default() };
+        p.bound();
+        assert_eq!(p.stacks.len(), Profile::MAX_STACKS);
+        assert_eq!((p.stacks_left_out, p.samples_left_out), (2, 3), "the two least sampled: 1 and 2");
+    }
+
+    #[test]
     fn consecutive_runs_add_up_and_each_is_one_segment() {
         let parts = vec![run(&[1000, 2000], 0, 5.0), run(&[3000], 1, 5.0), run(&[4000, 5000, 6000], 0, 4.5)];
         let all = concat(&parts).unwrap();
