@@ -111,7 +111,7 @@ async fn measure_once(
     let app_pids = if profiled { Some(env.app_pids().await) } else { None };
     let cpu_profile = async {
         match app_pids {
-            Some(pids) => Some(profile::record(pids, profile_clock, done.clone()).await),
+            Some(pids) => Some(profile::record(pids, profile_clock, done.clone(), opts.cancel.clone()).await),
             None => None,
         }
     };

@@ -47,11 +47,13 @@ pub fn switched_off() -> bool {
 
 /// Records the app's processes `pids` (or says why they cannot be) from the measured start on
 /// `clock` until `done`, and folds what was sampled: the profile without its requests, which
-/// the caller knows.
+/// the caller knows. When `interrupted` fires (Ctrl-C), the samples are not read: `perf` is
+/// stopped and its file removed at once.
 pub async fn record(
     pids: Result<Vec<u32>, String>,
     mut clock: tokio::sync::watch::Receiver<Option<RunClock>>,
     done: CancellationToken,
+    interrupted: CancellationToken,
 ) -> Profile {
     let pids = match pids {
         Ok(p) if !p.is_empty() => p,
@@ -67,7 +69,11 @@ pub async fn record(
             changed = clock.changed() => if changed.is_err() { return Profile::unavailable("the load's clock was never known") },
         }
     };
-    match sample(&pids, measured_start, &done).await {
+    let sampled = tokio::select! {
+        sampled = sample(&pids, measured_start, &done) => sampled,
+        _ = interrupted.cancelled() => Err("interrupted".into()),
+    };
+    match sampled {
         Ok((stacks, samples)) if samples > 0 => {
             let mut p = Profile { hz: HZ, samples, stacks, ..Profile::default() };
             p.bound();
