@@ -18,6 +18,7 @@
 mod hist;
 mod model;
 mod noise;
+pub mod profile;
 pub mod resample;
 mod rounds;
 mod rule;

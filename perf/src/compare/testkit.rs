@@ -219,6 +219,7 @@ pub(crate) fn summary(suite: &str, seconds: u32, endpoints: Vec<(&str, EndpointS
         figures: BTreeMap::new(),
         underneath: None,
         machine: None,
+        profile: None,
     }
 }
 

@@ -292,6 +292,11 @@ impl LocalEnv {
         })
     }
 
+    /// The app's process id while it runs.
+    pub fn app_pid(&self) -> Option<u32> {
+        self.app.as_ref().and_then(|a| a.pid())
+    }
+
     /// Cumulative CPU seconds and current memory of each running service's process tree.
     pub fn resources(&self) -> Vec<(Service, ResourceSample)> {
         let pids = [

@@ -176,6 +176,21 @@ impl Environment {
         }
     }
 
+    /// The app's processes as this machine sees them (its main process and the processes it
+    /// started, the main one first), for a profiler (`run::profile`), or why there are none:
+    /// the external backend's app is not ours to profile.
+    pub async fn app_pids(&self) -> Result<Vec<u32>, String> {
+        let pid = match self {
+            Environment::Local(e) => e.app_pid().ok_or_else(|| "the app is not running".to_string())?,
+            Environment::Docker(e) => e.app_pid().await?,
+            Environment::External(_) => return Err("the app is not ours to profile (external backend)".into()),
+        };
+        let mut pids = resources::process_tree(pid);
+        pids.retain(|p| *p != pid);
+        pids.insert(0, pid);
+        Ok(pids)
+    }
+
     /// Current resource use of each service the backend runs (empty for external).
     pub async fn resources(&self) -> Vec<(Service, ResourceSample)> {
         match self {

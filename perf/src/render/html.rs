@@ -119,8 +119,18 @@ fn suite(s: &SuiteReport) -> String {
     out.push_str(&charts_section(s));
     for d in sections::details(std::slice::from_ref(s)) {
         // What changed underneath is why a run got slower: open from the start.
-        let open = if d.title == sections::UNDERNEATH { " open" } else { "" };
-        out.push_str(&format!("<details{open}><summary>{}</summary>\n{}</details>\n", esc(d.title), d.table.html()));
+        let open = if d.title == sections::UNDERNEATH || d.title == super::profile::TITLE { " open" } else { "" };
+        let graph = if d.title == super::profile::TITLE && d.table.note.is_some() {
+            // The differential flame graph the run wrote beside this report (a file of its
+            // own: inferno's SVG carries its own script for zoom and search).
+            let file = esc(&super::profile::flame_graph_file(&sum.suite));
+            format!(
+                "<p><a href=\"{file}\">differential flame graph</a> (red: grew, blue: shrank)</p>\n<object type=\"image/svg+xml\" data=\"{file}\" style=\"width:100%\"></object>\n"
+            )
+        } else {
+            String::new()
+        };
+        out.push_str(&format!("<details{open}><summary>{}</summary>\n{}{graph}</details>\n", esc(d.title), d.table.html()));
     }
     out.push_str("</section>\n");
     out

@@ -8,6 +8,7 @@ pub(crate) mod charts;
 pub(crate) mod format;
 pub(crate) mod html;
 mod markdown;
+mod profile;
 mod sections;
 pub(crate) mod table;
 mod terminal;
@@ -18,4 +19,5 @@ mod tests;
 
 pub use html::html;
 pub use markdown::{MarkdownOptions, markdown};
+pub use profile::{flame_graph_file, flame_graphs};
 pub use terminal::{TerminalOptions, terminal};

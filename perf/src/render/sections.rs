@@ -293,6 +293,7 @@ pub(super) fn details(suites: &[SuiteReport]) -> Vec<Detail> {
             }
         };
         add(0, UNDERNEATH, super::underneath::of(s).map(|u| super::underneath::table(&u)));
+        add(0, super::profile::TITLE, super::profile::of(s).map(|c| super::profile::table(&c, &sum.suite)));
         add(0, "tests and p-values", s.comparison.as_ref().map(tests));
         add(1, "all metrics", Some(metrics(sum)));
         add(2, "all SLOs", slos(sum));

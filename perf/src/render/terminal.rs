@@ -153,6 +153,12 @@ pub fn terminal(report: &Report, opts: TerminalOptions) -> String {
                 out.push('\n');
             }
         }
+        if let Some(c) = super::profile::of(s) {
+            for line in super::profile::lines(&c, &sum.suite) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
         out.push('\n');
     }
     let h = Headline::of(report);

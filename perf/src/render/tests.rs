@@ -590,3 +590,51 @@ fn calls_per_request_say_whose_requests_and_why_the_whole_suite() {
         "– → 0.25 calls per request of the suite (not told to endpoints: never seen running in the samples of pg_stat_activity)"
     );
 }
+
+/// The regressed report, with CPU profiles on both sides: `busy` new in the run (40 samples
+/// per 1000 requests), `parse` unchanged, `query` halved.
+fn regressed_profile() -> Report {
+    use crate::summary::Profile;
+    let mut r = regressed();
+    let profile = |stacks: &[(&str, u64)]| {
+        let stacks: std::collections::BTreeMap<String, u64> = stacks.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+        Profile { hz: 99, requests: 1000, samples: stacks.values().sum(), stacks, ..Profile::default() }
+    };
+    let suite = &mut r.suites[0];
+    suite.baseline_summary.as_mut().unwrap().profile = Some(profile(&[("app;main;parse", 20), ("app;main;query", 10)]));
+    suite.summary.profile = Some(profile(&[("app;main;parse", 20), ("app;main;query", 5), ("app;main;track;busy", 40)]));
+    r
+}
+
+#[test]
+fn where_the_app_spent_its_cpu_is_in_all_three_reports_with_its_flame_graph() {
+    let r = regressed_profile();
+    let term = terminal(&r, TerminalOptions::default());
+    let lines: Vec<&str> = term.lines().collect();
+    let head = lines.iter().position(|l| l.contains("where the app spent its CPU:")).unwrap_or_else(|| panic!("{term}"));
+    assert!(lines[head].contains("303 → 657 ms CPU per 1000 requests (+117%"), "{term}");
+    assert_eq!(lines[head + 1].trim(), "1. busy: 0.00 → 404 ms/1k req (+404 ms, new)", "{term}");
+    assert_eq!(lines[head + 2].trim(), "2. query: 101 → 50.5 ms/1k req (-50.5 ms, -50%)", "{term}");
+    assert!(lines[head + 3].contains("baseline.profile-diff.svg"), "{term}");
+    let md = markdown(&r, &MarkdownOptions::default());
+    let folded = md.split("<summary>baseline: where the app spent its CPU</summary>").nth(1).unwrap_or_else(|| panic!("{md}"));
+    assert!(folded.contains("| busy | 0.00 ms/1k req | 404 ms/1k req | **+404 ms/1k req (new)** |"), "{folded}");
+    assert!(folded.contains("baseline.profile-diff.svg"), "{folded}");
+    let page = html(&r);
+    assert!(page.contains("<a href=\"baseline.profile-diff.svg\">"), "the HTML report links the flame graph");
+    let graphs = flame_graphs(&r);
+    assert_eq!(graphs.len(), 1);
+    assert_eq!(graphs[0].0, "baseline.profile-diff.svg");
+    let svg = String::from_utf8(graphs[0].1.clone()).unwrap();
+    assert!(svg.starts_with("<?xml") && svg.contains("busy"), "{svg}");
+
+    // A baseline without a profile: one line says why and how to get one; no flame graph.
+    let mut r = regressed_profile();
+    r.suites[0].baseline_summary.as_mut().unwrap().profile = Some(crate::summary::Profile::unavailable("perf is not installed"));
+    let term = terminal(&r, TerminalOptions::default());
+    assert!(term.contains("No CPU profile to compare: the baseline has no CPU profile: perf is not installed"), "{term}");
+    assert!(term.contains("perf_event_paranoid"), "{term}");
+    assert!(flame_graphs(&r).is_empty());
+    // Neither side profiled (older summaries): no section.
+    assert!(!terminal(&regressed(), TerminalOptions::default()).contains("where the app spent its CPU"));
+}

@@ -21,7 +21,7 @@ use crate::util::Notes;
 use super::context::needs_proxies;
 use super::options::{GateError, GateOptions};
 use super::prepare::Prepared;
-use super::{scrape, stress, underneath};
+use super::{profile, scrape, stress, underneath};
 
 /// Runs one suite with resource sampling and metric scrapes, and builds its summary. Chaos
 /// suites' actions (stop or start PostgreSQL or Redis) happen at their times beside the load,
@@ -47,8 +47,10 @@ pub async fn measure_suite(
 }
 
 /// One run of `suite`'s timeline: the summary and what was observed beside it, before the
-/// special checks. `underneath` off skips the databases' statistics (the stress search's
-/// extra steps: their statements would say nothing the suite's own run did not).
+/// special checks. `underneath` off skips the databases' statistics and the app's CPU profile
+/// (the stress search's extra steps: they would say nothing the suite's own run did not); the
+/// profile is taken of load suites only (chaos and the other special kinds are judged by
+/// their checks, not against a baseline).
 async fn measure_once(
     opts: &GateOptions,
     prepared: &Prepared,
@@ -77,6 +79,7 @@ async fn measure_once(
 
     let (clock_tx, clock_rx) = tokio::sync::watch::channel(None);
     let activity_clock = clock_rx.clone();
+    let profile_clock = clock_rx.clone();
     let mut run_opts = RunOptions::new(env.app_url());
     // Ctrl-C stops the load; so does a service dying by itself (the side work sees it).
     let stop_load = opts.cancel.child_token();
@@ -103,6 +106,15 @@ async fn measure_once(
             None => underneath::Activity::default(),
         }
     };
+    // The app's CPU over the measured part of a load suite measured for judging.
+    let profiled = underneath && suite.kind == SuiteKind::Load && !profile::switched_off();
+    let app_pids = if profiled { Some(env.app_pids().await) } else { None };
+    let cpu_profile = async {
+        match app_pids {
+            Some(pids) => Some(profile::record(pids, profile_clock, done.clone(), opts.cancel.clone()).await),
+            None => None,
+        }
+    };
     let watch = Watch { services: actions.is_empty(), stop_load };
     let side = side_work(
         env,
@@ -118,7 +130,7 @@ async fn measure_once(
         done.cancel();
         r
     };
-    let (result, side, activity) = tokio::join!(load, side, activity);
+    let (result, side, activity, cpu_profile) = tokio::join!(load, side, activity, cpu_profile);
     if let Some(e) = side.died {
         return Err(GateError::Environment(format!("suite {}: the load was stopped: {e}", suite.name)));
     }
@@ -138,6 +150,10 @@ async fn measure_once(
         None if env.kind() == crate::env::BackendKind::External && underneath => Some(underneath::unavailable_external()),
         None => None,
     };
+    summary.profile = cpu_profile.map(|mut p| {
+        p.requests = summary.endpoints.values().map(|e| e.requests).sum();
+        p
+    });
     if needs_proxies(suite) {
         summary.figures.insert("fault_proxies".into(), proxy_figures(&proxies_before, &env.proxy_stats()));
     }

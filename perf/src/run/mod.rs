@@ -30,6 +30,7 @@ pub mod measured;
 mod options;
 pub mod outputs;
 mod prepare;
+mod profile;
 pub mod scrape;
 mod stress;
 mod suites;

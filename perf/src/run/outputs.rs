@@ -21,7 +21,9 @@ pub struct Reports {
     pub exported: Vec<PathBuf>,
 }
 
-/// Writes `<out>/report.md`, `<out>/report.html` and the results for other tools.
+/// Writes `<out>/report.md`, `<out>/report.html`, the results for other tools and the
+/// differential flame graphs of the suites whose CPU profile is compared
+/// (`<suite>.profile-diff.svg`, listed with the results).
 pub fn write_reports(report: &Report, compiled: &Compiled, out_dir: &Path, markdown: &MarkdownOptions) -> Result<Reports, GateError> {
     let md = render::markdown(report, markdown);
     let html = render::html(report);
@@ -30,8 +32,14 @@ pub fn write_reports(report: &Report, compiled: &Compiled, out_dir: &Path, markd
     for (path, text) in [(&markdown_path, &md), (&html_path, &html)] {
         crate::util::write_atomic(path, text.as_bytes()).map_err(|e| GateError::Io(format!("writing {}: {e}", path.display())))?;
     }
-    let exported = crate::export::write_all(out_dir, report, &crate::export::Options::from_plan(compiled))
+    let mut exported = crate::export::write_all(out_dir, report, &crate::export::Options::from_plan(compiled))
         .map_err(|e| GateError::Io(format!("{e:#}")))?;
+    // The differential flame graphs the reports link to.
+    for (name, svg) in render::flame_graphs(report) {
+        let path = out_dir.join(name);
+        crate::util::write_atomic(&path, &svg).map_err(|e| GateError::Io(format!("writing {}: {e}", path.display())))?;
+        exported.push(path);
+    }
     Ok(Reports { markdown: md, markdown_path, html_path, exported })
 }
 

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use super::merge::{MergeError, merge_endpoint, merge_windows};
 use super::model::{
-    EndpointSegment, EndpointSummary, RedisStats, ResourceUsage, ScenarioSummary, Statement, Statements, Summary, Underneath,
+    EndpointSegment, EndpointSummary, Profile, RedisStats, ResourceUsage, ScenarioSummary, Statement, Statements, Summary, Underneath,
 };
 use super::slo;
 use crate::engine::{BEHIND_SCHEDULE, behind_schedule};
@@ -60,6 +60,7 @@ pub fn concat(parts: &[Summary]) -> Result<Summary, MergeError> {
         },
         underneath: underneath(parts),
         machine: machine(parts),
+        profile: profile(parts),
         ..Summary::new(first.suite.clone(), first.kind.clone(), run)
     })
 }
@@ -130,6 +131,32 @@ fn resources(parts: &[Summary], offsets: &[f64]) -> BTreeMap<String, ResourceUsa
         }
     }
     out
+}
+
+/// The app's profile over all the runs: samples and requests added stack by stack, bounded
+/// again. A run without a profile leaves the side without one (its requests were not
+/// sampled), with the first run's reason.
+fn profile(parts: &[Summary]) -> Option<Profile> {
+    let all: Vec<&Profile> = parts.iter().filter_map(|s| s.profile.as_ref()).collect();
+    let first = *all.first()?;
+    if let Some(missing) = all.iter().find(|p| p.unavailable.is_some()) {
+        return Some(Profile::unavailable(missing.unavailable.clone().unwrap_or_default()));
+    }
+    if all.len() < parts.len() {
+        return Some(Profile::unavailable(format!("{} of {} runs were not profiled", parts.len() - all.len(), parts.len())));
+    }
+    let mut out = Profile { hz: first.hz, ..Profile::default() };
+    for p in all {
+        out.requests += p.requests;
+        out.samples += p.samples;
+        out.stacks_left_out += p.stacks_left_out;
+        out.samples_left_out += p.samples_left_out;
+        for (stack, n) in &p.stacks {
+            *out.stacks.entry(stack.clone()).or_default() += n;
+        }
+    }
+    out.bound();
+    Some(out)
 }
 
 /// What the databases did over all the runs: statements and commands summed.
@@ -227,6 +254,36 @@ mod tests {
         e.errors.total = errors;
         e.histogram = hist::encode(&h);
         s
+    }
+
+    #[test]
+    fn the_profiles_of_the_runs_add_up_stack_by_stack_and_a_missing_one_says_why() {
+        let profile = |requests: u64, stacks: &[(&str, u64)]| Profile {
+            hz: 99,
+            requests,
+            samples: stacks.iter().map(|(_, n)| n).sum(),
+            stacks: stacks.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+            ..Profile::default()
+        };
+        let mut parts = vec![run(&[1000], 0, 5.0), run(&[2000], 0, 5.0)];
+        parts[0].profile = Some(profile(100, &[("a;x", 3), ("a;y", 1)]));
+        parts[1].profile = Some(profile(150, &[("a;x", 2)]));
+        let p = concat(&parts).unwrap().profile.unwrap();
+        assert_eq!((p.requests, p.samples, p.hz), (250, 6, 99));
+        assert_eq!(p.stacks, [("a;x".to_string(), 5), ("a;y".to_string(), 1)].into());
+        parts[1].profile = Some(Profile::unavailable("perf is not installed"));
+        assert_eq!(concat(&parts).unwrap().profile.unwrap().unavailable.as_deref(), Some("perf is not installed"));
+        parts[1].profile = None;
+        assert!(concat(&parts).unwrap().profile.unwrap().unavailable.unwrap().contains("1 of 2 runs were not profiled"));
+    }
+
+    #[test]
+    fn a_profile_keeps_its_most_sampled_stacks_and_counts_the_rest() {
+        let mut p =
+            Profile { stacks: (0..Profile::MAX_STACKS as u64 + 2).map(|i| (format!("s{i}"), i + 1)).collect(), ..Profile::default() };
+        p.bound();
+        assert_eq!(p.stacks.len(), Profile::MAX_STACKS);
+        assert_eq!((p.stacks_left_out, p.samples_left_out), (2, 3), "the two least sampled: 1 and 2");
     }
 
     #[test]

@@ -17,8 +17,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// `run.merged_from`). 2: a merged run's testbed (`run.testbed.shards`). 3: per-endpoint
 /// segment histograms (`endpoints.*.segments`). 4: the databases' counters over the measured
 /// part only (`underneath.*.from_measured_start`) and the link to the databases a run modelled
-/// (`run.testbed.link_latency_us`, `run.testbed.link_jitter_us`).
-pub const SCHEMA_MINOR: u32 = 4;
+/// (`run.testbed.link_latency_us`, `run.testbed.link_jitter_us`). 5: the app's CPU profile
+/// over the measured part (`profile`: folded stacks and the requests they were sampled over).
+pub const SCHEMA_MINOR: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -64,6 +65,10 @@ pub struct Summary {
     /// measured: a regression measured on a busy machine is not a verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<crate::util::machine::MachineLoad>,
+    /// The app's CPU sampled by `perf` over the measured part of a load suite (or why not):
+    /// what a slower run's report reads "where the app spent its CPU" from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
 }
 
 impl Summary {
@@ -91,7 +96,67 @@ impl Summary {
             figures: BTreeMap::new(),
             underneath: None,
             machine: None,
+            profile: None,
         }
+    }
+}
+
+/// The app's CPU over the measured part of a suite, sampled by `perf record` at `hz` with call
+/// graphs: folded stacks (`root;caller;…;leaf`, as `inferno` collapses them) with their
+/// sample counts, and the measured requests they were sampled over, so that a reader
+/// normalises to samples per 1000 requests (counts and requests add up exactly when the runs
+/// of an A/B side are put together). Bounded: at most [`Profile::MAX_STACKS`] stacks, the
+/// smallest left out and counted. Without a profile (no `perf`, no permission, an app the run
+/// does not own) only `unavailable` says why.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Samples per second of each CPU the app ran on.
+    #[serde(default)]
+    pub hz: u32,
+    /// Measured requests of the suite while the samples were taken.
+    #[serde(default)]
+    pub requests: u64,
+    /// Every sample taken of the app, those of the stacks left out included.
+    #[serde(default)]
+    pub samples: u64,
+    /// Folded stack → samples.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stacks: BTreeMap<String, u64>,
+    /// Stacks left out to keep the summary bounded (the least sampled), and their samples.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stacks_left_out: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub samples_left_out: u64,
+    /// Why there is no profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+impl Profile {
+    /// Distinct stacks a summary keeps.
+    pub const MAX_STACKS: usize = 5000;
+
+    /// No profile, and why.
+    pub fn unavailable(why: impl Into<String>) -> Profile {
+        Profile { unavailable: Some(why.into()), ..Profile::default() }
+    }
+
+    /// Keeps the [`Profile::MAX_STACKS`] most sampled stacks, counting the rest as left out.
+    pub fn bound(&mut self) {
+        if self.stacks.len() <= Self::MAX_STACKS {
+            return;
+        }
+        let mut all: Vec<(String, u64)> = std::mem::take(&mut self.stacks).into_iter().collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        for (_, n) in all.drain(Self::MAX_STACKS..) {
+            self.stacks_left_out += 1;
+            self.samples_left_out += n;
+        }
+        self.stacks = all.into_iter().collect();
     }
 }
 

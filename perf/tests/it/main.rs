@@ -30,5 +30,6 @@ mod local_bare;
 mod local_env;
 mod local_failures;
 mod local_procs;
+mod local_profile;
 mod local_services;
 mod schema_summary;

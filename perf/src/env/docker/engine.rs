@@ -335,6 +335,14 @@ pub async fn stopped_state(docker: &Docker, container: &str) -> Result<Option<St
     Ok(Some(what))
 }
 
+/// The host's pid of a running container's main process (`State.Pid`), for a profiler on the
+/// host; `None` when it is not running or the engine does not say.
+pub async fn main_pid(docker: &Docker, container: &str) -> Option<u32> {
+    let info = docker.inspect_container(container, None::<InspectContainerOptions>).await.ok()?;
+    let pid = info.state?.pid?;
+    u32::try_from(pid).ok().filter(|p| *p > 0)
+}
+
 /// The last `lines` lines of a container's stdout and stderr, interleaved as written.
 /// Never fails: a log that cannot be read gives a line saying why.
 pub async fn log_tail(docker: &Docker, container: &str, lines: usize) -> String {

@@ -127,6 +127,19 @@ impl DockerEnv {
         self.0.proxies.as_ref()
     }
 
+    /// The app container's main process as the host sees it (its threads are the app's), or
+    /// why it cannot be had: an engine on another machine (or in a VM) runs processes this
+    /// host cannot see.
+    pub async fn app_pid(&self) -> Result<u32, String> {
+        let app = self.0.app.as_ref().ok_or("the app's container is not running")?;
+        let pid = engine::main_pid(&self.0.docker, &app.name).await.ok_or("the engine did not say the app container's pid")?;
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            Ok(pid)
+        } else {
+            Err(format!("the app container's process (pid {pid}) is not on this machine: the Docker engine runs elsewhere"))
+        }
+    }
+
     /// The published ports of PostgreSQL and Redis, with the run's credentials (`None` for a
     /// service the run did not start).
     pub fn service_access(&self) -> Option<ServiceAccess> {
