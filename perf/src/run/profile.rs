@@ -9,7 +9,8 @@
 //! Never a reason to fail or invalidate a run: a missing `perf`, a `perf_event_paranoid` that
 //! forbids it, an app the run does not own or a recording that failed give one line of why
 //! ([`crate::summary::Profile::unavailable`]), and the verdict never reads the profile. The
-//! profiler is a child process killed when dropped (every error or cancelled path), stopped
+//! profiler is a child process killed when dropped (every error or cancelled path) and by the
+//! kernel when the gate itself is killed (parent-death signal), stopped
 //! with SIGINT when the load ends so that it writes its file; the file lives in a temporary
 //! folder removed with it.
 //!
@@ -97,6 +98,25 @@ fn pid_list(pids: &[u32]) -> String {
     pids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// `cmd` gets SIGKILL when the gate dies, however it dies: `kill_on_drop` covers every path
+/// the gate lives through, not a `kill -9` of the gate, after which a `perf record -a` would
+/// go on sampling the machine.
+fn dies_with_the_gate(cmd: &mut Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe system calls (prctl, getppid).
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            // The gate may have died between fork and prctl: then no signal would ever come.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::other("the gate exited while starting perf"));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// `perf record` started now with its events off (its start, which reads every process's
 /// memory maps, falls in the warm-up), switched on at `measured_start` through its control
 /// FIFO, stopped at `done`; then `perf script` folded: stacks and the samples in all.
@@ -122,6 +142,7 @@ async fn sample(
         rec.args(["-p", &pid_list(pids)]);
     }
     rec.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
+    dies_with_the_gate(&mut rec);
     let mut child = rec.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => "perf is not installed (Debian: linux-perf; Ubuntu: linux-tools-generic)".to_string(),
         _ => format!("perf record could not start: {e}"),
@@ -169,6 +190,7 @@ async fn sample(
         script.args(["--pid", &pid_list(pids)]);
     }
     script.stdin(Stdio::null()).kill_on_drop(true);
+    dies_with_the_gate(&mut script);
     let out = tokio::time::timeout(SCRIPT_TIMEOUT, script.output())
         .await
         .map_err(|_| format!("perf script took more than {}s", SCRIPT_TIMEOUT.as_secs()))?
