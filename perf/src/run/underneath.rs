@@ -9,7 +9,8 @@
 //! (which also finds out whether they can be read); [`Probe::sample_activity`] runs beside the
 //! load, resets both again when the warm-up ends — so that the counters cover the measured
 //! requests and nothing else, and a statement's calls over its endpoints' requests is its
-//! calls per request — then samples `pg_stat_activity` ten times a second (which statements
+//! calls per request — then samples `pg_stat_activity` ten times a second, at random moments
+//! (which statements
 //! are running, under which `application_name`); [`Probe::read`] reads the counters after the
 //! load, keeps the statements that took most time and asks PostgreSQL for the generic plan of
 //! the first of them.
@@ -21,6 +22,9 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 
 use tokio_util::sync::CancellationToken;
 
@@ -34,7 +38,11 @@ use crate::summary::{RedisCommand, RedisStats, Statement, Statements, Underneath
 const EXPLAINED: usize = 10;
 /// Plan lines kept per statement.
 const PLAN_LINES: usize = 40;
-/// How often `pg_stat_activity` is sampled beside the load.
+/// How often `pg_stat_activity` is sampled beside the load, on average: each pause is drawn
+/// at random between half and one and a half of it. A fixed beat would alias with the load's:
+/// an endpoint at 10 requests per second arrives every 100 ms from the same measured start the
+/// sampler starts at, so a 100 ms sampler read the database just before each of its statements
+/// began and never saw one (a 10 ms statement, active 10% of the time, in none of 129 samples).
 const ACTIVITY_EVERY: Duration = Duration::from_millis(100);
 /// Bound on every statistics query: the probe never holds a suite up.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -110,12 +118,12 @@ impl Probe {
         let sql = "SELECT query_id, application_name FROM pg_stat_activity \
                    WHERE state = 'active' AND query_id IS NOT NULL AND pid <> pg_backend_pid() \
                    AND datname = current_database()";
-        let mut tick = tokio::time::interval(ACTIVITY_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut rng = SmallRng::seed_from_u64(rand::random());
         loop {
+            let pause = ACTIVITY_EVERY.mul_f64(rng.random_range(0.5..1.5));
             tokio::select! {
                 _ = done.cancelled() => break,
-                _ = tick.tick() => {
+                _ = tokio::time::sleep(pause) => {
                     let Ok(Ok(rows)) = tokio::time::timeout(QUERY_TIMEOUT, client.query(sql, &[])).await else { break };
                     out.samples += 1;
                     for row in rows {
