@@ -179,7 +179,11 @@ fn merged_run(earliest: &RunInfo, duration_s: f64, by_index: &ByIndex<'_>, count
     let mut run = earliest.clone();
     run.duration_s = duration_s;
     run.shard = None;
-    run.testbed = run.testbed.map(|t| t.merged(count));
+    run.testbed = run.testbed.map(|t| {
+        let mut t = t.merged(count);
+        t.cpu_score = fastest_calibration(by_index).or(t.cpu_score);
+        t
+    });
     run.merged_from = by_index
         .iter()
         .map(|(i, (_, s))| MergedShard {
@@ -191,6 +195,13 @@ fn merged_run(earliest: &RunInfo, duration_s: f64, by_index: &ByIndex<'_>, count
         })
         .collect();
     run
+}
+
+/// The best CPU calibration among the shards: the machine class's speed. Shards that start on
+/// one machine calibrate at the same moment and slow each other's calibration (by a third with
+/// three shards on two cores); shards on machines of one class agree within tolerance anyway.
+fn fastest_calibration(by_index: &ByIndex<'_>) -> Option<f64> {
+    by_index.values().filter_map(|(_, s)| s.run.testbed.as_ref()?.cpu_score).reduce(f64::max)
 }
 
 /// The busiest shard's machine: a regression measured on any busy shard is not trusted.
@@ -377,6 +388,7 @@ mod tests {
     use super::*;
     use crate::compare::testkit::{empty_endpoint, summary};
     use crate::summary::model::SloResult;
+    use crate::summary::testbed::Testbed;
 
     /// A shard's summary holding `latencies_us` on endpoint `get` (and `errors` failures).
     fn shard(index: u32, count: u32, latencies_us: &[u64], errors: u64) -> (PathBuf, Summary) {
@@ -454,6 +466,25 @@ mod tests {
         assert_eq!(segs.iter().map(|s| s.requests).sum::<u64>(), 30_000);
         assert_eq!((segs[1].t, segs[1].seconds), (5.0, 5.0));
         assert_eq!(hist::decode(&segs[0].histogram).unwrap().len(), segs[0].requests);
+    }
+
+    #[test]
+    fn a_merged_testbed_keeps_the_fastest_shards_calibration() {
+        // Three shards started on one machine calibrated at once: two slowed each other.
+        let shards: Vec<_> = [2217.0, 3476.0, 2600.0]
+            .into_iter()
+            .enumerate()
+            .map(|(k, score)| {
+                let (path, mut s) = shard(k as u32 + 1, 3, &latencies(300), 0);
+                s.run.testbed =
+                    Some(Testbed::new("external", 2, Some("AMD EPYC 7763".into()), 24, None, false, Some(score)).with_link(None));
+                (path, s)
+            })
+            .collect();
+        let merged = merge(&shards).unwrap();
+        let testbed = merged.run.testbed.unwrap();
+        assert_eq!(testbed.cpu_score, Some(3476.0));
+        assert!(testbed.key.ends_with("-3shards"), "{}", testbed.key);
     }
 
     #[test]
