@@ -244,21 +244,11 @@ impl ManagedChild {
         if let Some(r) = &spec.run_as {
             cmd.uid(r.uid.as_raw()).gid(r.gid.as_raw());
         }
-        let parent = nix::unistd::getpid();
-        let sig = spec.parent_death_signal;
-        // SAFETY: the closure runs in the forked child before exec and calls only
-        // async-signal-safe system calls (prctl, getppid). It runs after the uid change,
-        // which would otherwise clear the parent-death signal.
+        // SAFETY: the hook runs in the forked child before exec and calls only
+        // async-signal-safe system calls. It runs after the uid change, which would otherwise
+        // clear the parent-death signal.
         unsafe {
-            cmd.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(sig)?;
-                // The parent may have died between fork and prctl: then nobody would ever
-                // send the signal, so do not start at all.
-                if nix::unistd::getppid() != parent {
-                    return Err(std::io::Error::other("the gate exited while starting this process"));
-                }
-                Ok(())
-            });
+            cmd.pre_exec(parent_death_hook(spec.parent_death_signal));
         }
         let child =
             cmd.spawn().map_err(|e| EnvError::Io { context: format!("starting {service} ({})", spec.program.display()), source: e })?;
@@ -496,6 +486,21 @@ pub fn find_on_path(program: &str, debian_package: &str) -> Result<PathBuf, EnvE
 /// directory and check that it is empty again afterwards.
 pub fn temp_root() -> PathBuf {
     std::env::var_os("PERF_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir)
+}
+
+/// A `pre_exec` hook that gives the child `sig` when the gate's spawning thread dies (see
+/// the module's note on threads), and refuses to start it if the gate already died between
+/// fork and `prctl` (then no signal would ever come). It calls only async-signal-safe system
+/// calls (prctl, getppid), as a `pre_exec` hook must; for `std` and tokio commands alike.
+pub fn parent_death_hook(sig: Signal) -> impl FnMut() -> std::io::Result<()> + Send + Sync + 'static {
+    let parent = nix::unistd::getpid();
+    move || {
+        nix::sys::prctl::set_pdeathsig(sig)?;
+        if nix::unistd::getppid() != parent {
+            return Err(std::io::Error::other("the gate exited while starting this process"));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

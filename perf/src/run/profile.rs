@@ -102,18 +102,9 @@ fn pid_list(pids: &[u32]) -> String {
 /// the gate lives through, not a `kill -9` of the gate, after which a `perf record -a` would
 /// go on sampling the machine.
 fn dies_with_the_gate(cmd: &mut Command) {
-    let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe system calls (prctl, getppid).
+    // SAFETY: the hook calls only async-signal-safe system calls (prctl, getppid).
     unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
-            // The gate may have died between fork and prctl: then no signal would ever come.
-            if nix::unistd::getppid() != parent {
-                return Err(std::io::Error::other("the gate exited while starting perf"));
-            }
-            Ok(())
-        });
+        cmd.pre_exec(crate::env::procs::parent_death_hook(nix::sys::signal::Signal::SIGKILL));
     }
 }
 
