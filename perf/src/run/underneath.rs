@@ -9,11 +9,10 @@
 //! (which also finds out whether they can be read); [`Probe::sample_activity`] runs beside the
 //! load, resets both again when the warm-up ends — so that the counters cover the measured
 //! requests and nothing else, and a statement's calls over its endpoints' requests is its
-//! calls per request — then samples `pg_stat_activity` ten times a second, at random moments
-//! (which statements
-//! are running, under which `application_name`); [`Probe::read`] reads the counters after the
-//! load, keeps the statements that took most time and asks PostgreSQL for the generic plan of
-//! the first of them.
+//! calls per request — then samples `pg_stat_activity` about ten times a second, at random
+//! moments (which statements are running, under which `application_name`); [`Probe::read`]
+//! reads the counters after the load, keeps the statements that took most time and asks
+//! PostgreSQL for the generic plan of the first of them.
 //!
 //! Nothing read here holds a value the load sent: `pg_stat_statements` keeps statements
 //! normalized (constants and parameters are `$1`, `$2`…), and plans are generic plans of the
@@ -81,12 +80,7 @@ impl Probe {
         let redis = match access.redis_port {
             None => Err(not_started(Service::Redis)),
             Some(port) => match connect_redis(port).await {
-                Ok(mut conn) => redis::cmd("CONFIG")
-                    .arg("RESETSTAT")
-                    .query_async::<()>(&mut conn)
-                    .await
-                    .map(|()| conn)
-                    .map_err(|e| format!("CONFIG RESETSTAT: {e}")),
+                Ok(conn) => reset_commandstats(&conn).await.map(|()| conn),
                 Err(e) => Err(e),
             },
         };
@@ -94,7 +88,7 @@ impl Probe {
     }
 
     /// Waits for the end of the warm-up (the load's `clock`), resets both sets of counters
-    /// then, and samples `pg_stat_activity` every 100 ms until `done`, on a connection of its
+    /// then, and samples `pg_stat_activity` about every 100 ms ([`ACTIVITY_EVERY`]) until `done`, on a connection of its
     /// own. A load that ends before its clock is known leaves the counters as [`Probe::open`]
     /// reset them (the summary then says they include the warm-up).
     pub async fn sample_activity(&self, mut clock: tokio::sync::watch::Receiver<Option<RunClock>>, done: CancellationToken) -> Activity {
@@ -142,21 +136,13 @@ impl Probe {
     async fn reset_at_measured_start(&self) -> (bool, bool) {
         let postgres = async {
             match &self.postgres {
-                Ok(client) => {
-                    let reset = client.batch_execute("SELECT pg_stat_statements_reset()");
-                    matches!(tokio::time::timeout(QUERY_TIMEOUT, reset).await, Ok(Ok(())))
-                }
+                Ok(client) => reset_statements(client).await.is_ok(),
                 Err(_) => false,
             }
         };
         let redis = async {
             match &self.redis {
-                Ok(conn) => {
-                    let mut conn = conn.clone();
-                    let mut cmd = redis::cmd("CONFIG");
-                    cmd.arg("RESETSTAT");
-                    matches!(tokio::time::timeout(QUERY_TIMEOUT, cmd.query_async::<()>(&mut conn)).await, Ok(Ok(())))
-                }
+                Ok(conn) => reset_commandstats(conn).await.is_ok(),
                 Err(_) => false,
             }
         };
@@ -221,6 +207,18 @@ async fn reset_statements(client: &tokio_postgres::Client) -> Result<(), String>
             error_chain(&e)
         )),
         Err(_) => Err("resetting pg_stat_statements took more than 10s".into()),
+    }
+}
+
+/// Redis's `CONFIG RESETSTAT`, bounded like every statistics query.
+async fn reset_commandstats(conn: &redis::aio::MultiplexedConnection) -> Result<(), String> {
+    let mut conn = conn.clone();
+    let mut cmd = redis::cmd("CONFIG");
+    cmd.arg("RESETSTAT");
+    match tokio::time::timeout(QUERY_TIMEOUT, cmd.query_async::<()>(&mut conn)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("CONFIG RESETSTAT: {e}")),
+        Err(_) => Err("CONFIG RESETSTAT took more than 10s".into()),
     }
 }
 
