@@ -3,11 +3,14 @@
 //! through tokio-tungstenite). Each page is opened at a phone's width (390 px, mobile
 //! emulation) and at a desktop's (1280 px), and must have:
 //! - no console error, no uncaught exception, no error in the browser's log, and no request
-//!   but the page's own file (self-contained: no fetch);
+//!   but the page's own file (self-contained: no fetch) and, for the report, the differential
+//!   flame graph the run wrote beside it (an `<object>`: inferno's SVG runs its own script);
 //! - every chart drawn: an `<svg>` of non-zero size holding data lines (plotters draws series
 //!   as `<polyline>`s; a data line has 3 points or more, grid lines 2);
 //! - the verdict and the per-endpoint table visible (report), the change point and its
 //!   commit link visible (history page);
+//! - the report's differential flame graph, opened by itself: every frame drawn, coloured by
+//!   its change (red grew, blue shrank, grey unchanged), its search and zoom working;
 //! - at 390 px: no horizontal overflow of the page, no text outside the screen or clipped
 //!   (wide tables scroll inside their own box, which fits the screen).
 //!
@@ -64,10 +67,24 @@ fn chromium_or_skip(test: &str) -> Option<PathBuf> {
     }
 }
 
-/// The report of the bundled quick fixture against the committed full-length baseline.
-fn report_html() -> (String, String, Vec<String>) {
-    let head = summary::read(&root().join("fixtures/summaries/v1-baseline-quick.json")).unwrap();
-    let base = summary::read(&root().join("results/baseline/local-2cpu-epyc-24g/baseline.json")).unwrap();
+/// The app's CPU profile of a run: `stacks` (folded stack, samples) over 1000 requests.
+fn profile(stacks: &[(&str, u64)]) -> summary::Profile {
+    let stacks: std::collections::BTreeMap<String, u64> = stacks.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+    summary::Profile { hz: 99, requests: 1000, samples: stacks.values().sum(), stacks, ..summary::Profile::default() }
+}
+
+/// The report of the bundled quick fixture against the committed full-length baseline, each
+/// with a CPU profile of the app (`busy` new in the run, `query` halved), and the report's
+/// differential flame graphs (file name, SVG).
+fn report_html() -> (String, String, Vec<String>, Vec<(String, Vec<u8>)>) {
+    let mut head = summary::read(&root().join("fixtures/summaries/v1-baseline-quick.json")).unwrap();
+    let mut base = summary::read(&root().join("results/baseline/local-2cpu-epyc-24g/baseline.json")).unwrap();
+    base.profile = Some(profile(&[("refapp;tokio::runtime;handle;parse", 20), ("refapp;tokio::runtime;handle;query", 10)]));
+    head.profile = Some(profile(&[
+        ("refapp;tokio::runtime;handle;parse", 20),
+        ("refapp;tokio::runtime;handle;query", 5),
+        ("refapp;tokio::runtime;handle;track;busy", 40),
+    ]));
     let comparison = compare_suite(Some(&base), &head, &CompareRules::default());
     let report = Report {
         facts: RunFacts::from_summary(&head),
@@ -82,7 +99,7 @@ fn report_html() -> (String, String, Vec<String>) {
         invalid_reasons: Vec::new(),
     };
     let words = Headline::of(&report).words().to_string();
-    (perf::render::html(&report), words, head.endpoints.keys().cloned().collect())
+    (perf::render::html(&report), words, head.endpoints.keys().cloned().collect(), perf::render::flame_graphs(&report))
 }
 
 /// A latency histogram with every value multiplied by `factor`, and its percentiles.
@@ -167,6 +184,23 @@ const INSPECT: &str = r#"(() => {
     verdict: verdict ? { text: verdict.innerText.trim(), visible: visible(verdict), inside: inside(verdict) } : null,
     links: [...document.querySelectorAll('a')].filter(a => visible(a)).map(a => a.href),
   };
+})()"#;
+
+/// What a differential flame graph (inferno's SVG and its script) shows and does: its frames
+/// (function, fill colour, width), then what its own search and zoom make of the `busy` frame.
+const FLAME: &str = r#"(() => {
+  const frames = [...document.querySelectorAll('#frames > g')].map(g => {
+    const rect = g.querySelector('rect');
+    return { title: g.querySelector('title').textContent, fill: rect.getAttribute('fill'), width: rect.getBBox().width };
+  });
+  const svg = document.documentElement.getBoundingClientRect();
+  search('busy');
+  const matched = document.getElementById('matched').textContent;
+  const busy = [...document.querySelectorAll('#frames > g')].find(g => g.querySelector('title').textContent.startsWith('busy'));
+  zoom(busy);
+  const zoomedWidth = busy.querySelector('rect').getBBox().width;
+  const unzoomShown = !document.getElementById('unzoom').classList.contains('hide');
+  return { frames, width: svg.width, height: svg.height, matched, zoomedWidth, unzoomShown };
 })()"#;
 
 /// An event from the browser: its method, parameters and the page session it belongs to.
@@ -352,6 +386,11 @@ impl Seen {
 
 /// Opens `url` in a new tab at `width`, returns what [`INSPECT`] found and what the page did.
 async fn open(cdp: &mut Cdp, url: &str, width: i64, mobile: bool) -> (Value, Seen) {
+    open_with(cdp, url, width, mobile, INSPECT).await
+}
+
+/// Opens `url` in a new tab at `width`, returns what `script` found and what the page did.
+async fn open_with(cdp: &mut Cdp, url: &str, width: i64, mobile: bool, script: &str) -> (Value, Seen) {
     let target = cdp.call(None, "Target.createTarget", json!({ "url": "about:blank" })).await;
     let target_id = target["targetId"].as_str().unwrap().to_string();
     let attached = cdp.call(None, "Target.attachToTarget", json!({ "targetId": target_id, "flatten": true })).await;
@@ -367,7 +406,7 @@ async fn open(cdp: &mut Cdp, url: &str, width: i64, mobile: bool) -> (Value, See
     let nav = cdp.call(s, "Page.navigate", json!({ "url": url })).await;
     assert!(nav.get("errorText").is_none(), "{url}: {nav}");
     cdp.wait_for(&session, "Page.loadEventFired", &mut events).await;
-    let facts = cdp.call(s, "Runtime.evaluate", json!({ "expression": INSPECT, "returnByValue": true })).await;
+    let facts = cdp.call(s, "Runtime.evaluate", json!({ "expression": script, "returnByValue": true })).await;
     assert!(facts.get("exceptionDetails").is_none(), "the inspection script failed: {facts}");
     let facts = facts["result"]["value"].clone();
     // Late console messages and log entries.
@@ -384,11 +423,12 @@ async fn open(cdp: &mut Cdp, url: &str, width: i64, mobile: bool) -> (Value, See
     (facts, Seen::of(&session, &events))
 }
 
-/// What every page must satisfy at `width`.
-fn check_page(what: &str, url: &str, width: i64, facts: &Value, seen: &Seen) {
+/// What every page must satisfy at `width`. It loads nothing but itself and the files the
+/// run wrote beside it that it names in `beside` (the report's flame graphs).
+fn check_page(what: &str, url: &str, beside: &[String], width: i64, facts: &Value, seen: &Seen) {
     let ctx = format!("{what} at {width} px");
     assert!(seen.errors.is_empty(), "{ctx}: errors: {:#?}", seen.errors);
-    let foreign: Vec<&String> = seen.requests.iter().filter(|u| u.as_str() != url).collect();
+    let foreign: Vec<&String> = seen.requests.iter().filter(|u| u.as_str() != url && !beside.contains(u)).collect();
     assert!(foreign.is_empty(), "{ctx}: requests beyond the page itself: {foreign:?}");
     let charts = facts["charts"].as_array().unwrap();
     assert!(!charts.is_empty(), "{ctx}: no chart");
@@ -423,9 +463,16 @@ fn table_with<'a>(facts: &'a Value, column: &str) -> &'a Value {
 async fn report_and_history_pages_in_chromium() {
     let Some(chromium) = chromium_or_skip("report_and_history_pages_in_chromium") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (report, words, endpoints) = report_html();
+    let (report, words, endpoints, graphs) = report_html();
     let report_path = dir.path().join("report.html");
     std::fs::write(&report_path, &report).unwrap();
+    // Written beside the report, as the gate does (run/outputs.rs).
+    let graph_names: Vec<&str> = graphs.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(graph_names, ["baseline.profile-diff.svg"], "a flame graph for the suite whose CPU per request moved");
+    for (name, svg) in &graphs {
+        std::fs::write(dir.path().join(name), svg).unwrap();
+    }
+    let graph_path = dir.path().join(&graphs[0].0);
     let (history_path, commit_link) = history_page(&dir.path().join("site"));
 
     let browser = Chromium::launch(&chromium).await;
@@ -434,7 +481,9 @@ async fn report_and_history_pages_in_chromium() {
     for (width, mobile) in [(390, true), (1280, false)] {
         let report_url = url(&report_path);
         let (facts, seen) = open(&mut cdp, &report_url, width, mobile).await;
-        check_page("report.html", &report_url, width, &facts, &seen);
+        let graph_url = url(&graph_path);
+        check_page("report.html", &report_url, std::slice::from_ref(&graph_url), width, &facts, &seen);
+        assert!(seen.requests.contains(&graph_url), "report at {width} px: the flame graph is shown in the page: {:?}", seen.requests);
         let verdict = &facts["verdict"];
         assert_eq!(verdict["text"], words, "report at {width} px: {verdict}");
         assert!(verdict["visible"].as_bool().unwrap() && verdict["inside"].as_bool().unwrap(), "report at {width} px: {verdict}");
@@ -443,10 +492,51 @@ async fn report_and_history_pages_in_chromium() {
         for e in &endpoints {
             assert!(table["text"].as_str().unwrap().contains(e.as_str()), "report at {width} px: {e} not in the endpoint table");
         }
+        // The CPU section names the new function first and links its flame graph.
+        let cpu = table_with(&facts, "Function (self time)");
+        assert!(cpu["visible"].as_bool().unwrap() && cpu["text"].as_str().unwrap().contains("busy"), "report at {width} px: {cpu}");
+        assert!(
+            facts["links"].as_array().unwrap().iter().any(|l| l == graph_url.as_str()),
+            "report at {width} px: no visible link to {graph_url}"
+        );
+
+        // The flame graph itself: drawn, coloured by change, its search and zoom working.
+        let (flame, seen) = open_with(&mut cdp, &graph_url, width, mobile, FLAME).await;
+        assert!(seen.errors.is_empty(), "flame graph at {width} px: errors: {:#?}", seen.errors);
+        assert!(seen.requests.iter().all(|u| *u == graph_url), "flame graph at {width} px: requests beyond itself: {:?}", seen.requests);
+        assert!(
+            flame["width"].as_f64().unwrap() > 300.0 && flame["height"].as_f64().unwrap() > 100.0,
+            "flame graph at {width} px: {flame}"
+        );
+        let frames = flame["frames"].as_array().unwrap();
+        let frame = |name: &str| {
+            frames
+                .iter()
+                .find(|f| f["title"].as_str().unwrap().starts_with(&format!("{name} (")))
+                .unwrap_or_else(|| panic!("flame graph at {width} px: no frame {name}: {frames:?}"))
+        };
+        let rgb = |f: &Value| -> Vec<u32> {
+            let fill = f["fill"].as_str().unwrap();
+            fill.trim_start_matches("rgb(").trim_end_matches(')').split(',').map(|c| c.trim().parse().unwrap()).collect()
+        };
+        for name in ["refapp", "handle", "parse", "query", "busy"] {
+            assert!(frame(name)["width"].as_f64().unwrap() > 0.0, "flame graph at {width} px: {name} is drawn: {frames:?}");
+        }
+        let (busy, query, parse) = (rgb(frame("busy")), rgb(frame("query")), rgb(frame("parse")));
+        assert!(busy[0] > busy[2], "busy grew: red, not {busy:?}");
+        assert!(query[2] > query[0], "query shrank: blue, not {query:?}");
+        assert!(parse[0] == parse[1] && parse[1] == parse[2], "parse did not change: neutral, not {parse:?}");
+        // busy is 40 of the run's 65 samples: the search matches 61.5%.
+        assert_eq!(flame["matched"], "Matched: 61.5%", "flame graph at {width} px: {flame}");
+        assert!(flame["unzoomShown"].as_bool().unwrap(), "zooming offers the way back: {flame}");
+        assert!(
+            flame["zoomedWidth"].as_f64().unwrap() > frame("busy")["width"].as_f64().unwrap() * 1.3,
+            "zoomed, busy fills the width: {flame}"
+        );
 
         let history_url = url(&history_path);
         let (facts, seen) = open(&mut cdp, &history_url, width, mobile).await;
-        check_page("history page", &history_url, width, &facts, &seen);
+        check_page("history page", &history_url, &[], width, &facts, &seen);
         assert_eq!(facts["charts"].as_array().unwrap().len(), 2, "history page: latency and throughput charts");
         let changes = table_with(&facts, "What moved");
         assert!(changes["visible"].as_bool().unwrap() && changes["text"].as_str().unwrap().contains("regression"), "{changes}");
