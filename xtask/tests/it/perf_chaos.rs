@@ -1,6 +1,8 @@
-//! The chaos suites against the reference app on the local backend, each run twice: as
-//! shipped (the assertion holds, exit 0) and deliberately broken through one of the app's
-//! opt-in knobs (the matching assertion fails, exit 1):
+//! The chaos suites against the reference app on the local backend, each run twice, side by
+//! side (two gate processes, each with its own PostgreSQL, Redis and app, at a few dozen
+//! requests per second: the machine has room for both, and nothing is compared with a
+//! baseline): as shipped (the assertion holds, exit 0) and deliberately broken through one of
+//! the app's opt-in knobs (the matching assertion fails, exit 1):
 //! - write_race with `REFAPP_UNSAFE_BOOKING=1` (check-then-insert without the unique index)
 //!   books some slot twice: `one_winner_per_slot` fails;
 //! - chaos_db with `REFAPP_BREAKER=off`: PostgreSQL goes down and comes back, but the breaker
@@ -22,15 +24,26 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// Runs one suite with `--quick` and returns the exit code and the summary.
-fn run(suite: &str, app_env: Option<&str>) -> (i32, Summary) {
-    let (code, mut summaries) = run_many(&[suite], app_env.as_slice());
-    (code, summaries.remove(0))
+/// Runs one suite with `--quick` twice at once, as shipped and with `broken` (`KEY=VALUE`)
+/// given to the app; returns each run's exit code and summary.
+fn run(suite: &str, broken: &str) -> ((i32, Summary), (i32, Summary)) {
+    let ((shipped_code, mut shipped), (broken_code, mut broken)) = run_many(&[suite], &[broken]);
+    ((shipped_code, shipped.remove(0)), (broken_code, broken.remove(0)))
+}
+
+/// Runs `suites` as shipped and with the `broken` settings at the same time, each in a gate
+/// run of its own; returns each run's exit code and summaries.
+fn run_many(suites: &[&str], broken: &[&str]) -> ((i32, Vec<Summary>), (i32, Vec<Summary>)) {
+    std::thread::scope(|scope| {
+        let broken = scope.spawn(|| run_once(suites, broken));
+        let shipped = run_once(suites, &[]);
+        (shipped, broken.join().expect("the broken run's thread"))
+    })
 }
 
 /// Runs `suites` in one gate run with `--quick`, each `app_env` entry (`KEY=VALUE`) given to
 /// the app; returns the exit code and the summaries in the order asked.
-fn run_many(suites: &[&str], app_env: &[&str]) -> (i32, Vec<Summary>) {
+fn run_once(suites: &[&str], app_env: &[&str]) -> (i32, Vec<Summary>) {
     let dir = tempfile::tempdir().unwrap();
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
     c.args(["perf", "--backend", "local", "--quick", "--no-baseline", "--progress", "plain", "--suite", &suites.join(",")])
@@ -61,21 +74,20 @@ fn check<'a>(s: &'a Summary, name: &str) -> &'a perf::summary::Check {
 
 #[test]
 fn write_race_has_one_winner_per_slot_unless_booking_is_unsafe() {
-    let (code, safe) = run("write_race", None);
+    let ((code, safe), (broken_code, broken)) = run("write_race", "REFAPP_UNSAFE_BOOKING=1");
     let c = check(&safe, "chaos.one_winner_per_slot:10");
     assert!(c.passed, "{c:?}");
     assert_eq!(code, 0, "{:?}", safe.checks);
     assert!(safe.endpoints["book_race"].statuses.get("409").copied().unwrap_or(0) > 100, "the slots were really raced for");
 
-    let (code, broken) = run("write_race", Some("REFAPP_UNSAFE_BOOKING=1"));
     let c = check(&broken, "chaos.one_winner_per_slot:10");
     assert!(!c.passed, "double bookings must be caught: {c:?}");
-    assert_eq!(code, 1);
+    assert_eq!(broken_code, 1);
 }
 
 #[test]
 fn database_outage_cycles_the_breaker_unless_it_is_disabled() {
-    let (code, shipped) = run("chaos_db", None);
+    let ((code, shipped), (broken_code, broken)) = run("chaos_db", "REFAPP_BREAKER=off");
     for name in ["chaos.no_5xx_except_503", "chaos.breaker_cycle", "chaos.errors_stop_within:5s"] {
         let c = check(&shipped, name);
         assert!(c.passed, "{c:?}");
@@ -84,16 +96,23 @@ fn database_outage_cycles_the_breaker_unless_it_is_disabled() {
     let whats: Vec<&str> = shipped.events.iter().map(|e| e.what.as_str()).collect();
     assert_eq!(whats, ["stop postgres", "start postgres"], "the injected timeline is recorded");
 
-    let (code, broken) = run("chaos_db", Some("REFAPP_BREAKER=off"));
     let c = check(&broken, "chaos.breaker_cycle");
     assert!(!c.passed, "a disabled breaker must be caught: {c:?}");
-    assert_eq!(code, 1);
+    assert_eq!(broken_code, 1);
 }
 
 #[test]
 fn network_faults_are_bounded_by_the_apps_timeouts_unless_they_are_raised() {
+    // An app without timeouts worth the name: connecting, waiting for a pooled connection,
+    // statements and Redis commands may all take 20 s.
+    let slow = [
+        "REFAPP_DB_CONNECT_TIMEOUT_MS=20000",
+        "REFAPP_DB_POOL_WAIT_MS=20000",
+        "REFAPP_DB_STATEMENT_TIMEOUT_MS=20000",
+        "REFAPP_REDIS_TIMEOUT_MS=20000",
+    ];
     let suites = ["chaos_net_db", "chaos_net_redis"];
-    let (code, shipped) = run_many(&suites, &[]);
+    let ((code, shipped), (broken_code, broken)) = run_many(&suites, &slow);
     let (db, redis) = (&shipped[0], &shipped[1]);
     for name in ["chaos.no_5xx_except_503", "chaos.timeouts_hold:3s", "chaos.breaker_cycle", "chaos.errors_stop_within:5s"] {
         let c = check(db, name);
@@ -112,25 +131,16 @@ fn network_faults_are_bounded_by_the_apps_timeouts_unless_they_are_raised() {
     let proxy = &redis.figures["fault_proxies"]["redis"];
     assert!(proxy["reset"].as_u64().unwrap() > 0 && proxy["blackholed_bytes"].as_u64().unwrap() > 0, "{proxy}");
 
-    // An app without timeouts worth the name: connecting, waiting for a pooled connection,
-    // statements and Redis commands may all take 20 s.
-    let slow = [
-        "REFAPP_DB_CONNECT_TIMEOUT_MS=20000",
-        "REFAPP_DB_POOL_WAIT_MS=20000",
-        "REFAPP_DB_STATEMENT_TIMEOUT_MS=20000",
-        "REFAPP_REDIS_TIMEOUT_MS=20000",
-    ];
-    let (code, broken) = run_many(&suites, &slow);
     let c = check(&broken[0], "chaos.timeouts_hold:3s");
     assert!(!c.passed, "requests hanging on the database must be caught: {c:?}");
     let c = check(&broken[1], "chaos.timeouts_hold:500ms");
     assert!(!c.passed, "requests hanging on the cache must be caught: {c:?}");
-    assert_eq!(code, 1);
+    assert_eq!(broken_code, 1);
 }
 
 #[test]
 fn realtime_watchers_hear_every_booking_unless_events_are_off() {
-    let (code, shipped) = run("realtime", None);
+    let ((code, shipped), (broken_code, broken)) = run("realtime", "REFAPP_NO_EVENTS=1");
     let (watch, message) = (&shipped.endpoints["watch"], &shipped.endpoints["watch.message"]);
     assert_eq!(watch.kind.as_deref(), Some("ws_connect"));
     assert!(watch.requests >= 100, "{} connections", watch.requests);
@@ -143,11 +153,10 @@ fn realtime_watchers_hear_every_booking_unless_events_are_off() {
     assert!(shipped.slo.iter().all(|s| s.passed), "{:?}", shipped.slo);
     assert_eq!(code, 0);
 
-    let (code, broken) = run("realtime", Some("REFAPP_NO_EVENTS=1"));
     let message = &broken.endpoints["watch.message"];
     assert!(message.requests > 0);
     assert_eq!(message.errors.by_kind.get("timeout"), Some(&message.requests), "{:?}", message.errors);
     let failed: Vec<&str> = broken.slo.iter().filter(|s| !s.passed).map(|s| s.endpoint.as_str()).collect();
     assert_eq!(failed, ["watch.message", "watch.message"], "{:?}", broken.slo);
-    assert_eq!(code, 1);
+    assert_eq!(broken_code, 1);
 }

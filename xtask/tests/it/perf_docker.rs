@@ -199,6 +199,9 @@ async fn docker_ab_of_the_same_image_passes_pair_by_pair() {
         "--quick",
         "--suite",
         "baseline",
+        // 20 s a side (the quick suite's 30 s shortened): still six pairs of segments.
+        "--duration",
+        "20s",
         "--against",
         "HEAD",
         "--progress",

@@ -160,9 +160,10 @@ fn update_baseline_then_compare_then_catch_a_slowdown() {
 
     // 3. The slot listing's join made non-sargable (`s.provider_id + 0 = p.id`): the slots
     //    statement is named first, with its plan change and its route, in all three reports.
+    //    The re-run that confirms a regression was shown in step 2: not run again here.
     let r3 = dir.path().join("r3");
     let mut args = common.to_vec();
-    args.extend(["--baseline", s(&base), "--out", s(&r3), "--app-env", "REFAPP_SLOW_SLOTS=1"]);
+    args.extend(["--baseline", s(&base), "--out", s(&r3), "--app-env", "REFAPP_SLOW_SLOTS=1", "--no-confirm"]);
     let out = xtask(&args);
     let (stdout, err) = text(&out);
     assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{err}");
