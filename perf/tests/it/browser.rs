@@ -67,6 +67,16 @@ fn chromium_or_skip(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// The report page and what it must show.
+struct ReportPage {
+    html: String,
+    /// The verdict's words.
+    words: String,
+    endpoints: Vec<String>,
+    /// The differential flame graphs written beside the report: (file name, SVG).
+    graphs: Vec<(String, Vec<u8>)>,
+}
+
 /// The app's CPU profile of a run: `stacks` (folded stack, samples) over 1000 requests.
 fn profile(stacks: &[(&str, u64)]) -> summary::Profile {
     let stacks: std::collections::BTreeMap<String, u64> = stacks.iter().map(|(s, n)| (s.to_string(), *n)).collect();
@@ -76,7 +86,7 @@ fn profile(stacks: &[(&str, u64)]) -> summary::Profile {
 /// The report of the bundled quick fixture against the committed full-length baseline, each
 /// with a CPU profile of the app (`busy` new in the run, `query` halved), and the report's
 /// differential flame graphs (file name, SVG).
-fn report_html() -> (String, String, Vec<String>, Vec<(String, Vec<u8>)>) {
+fn report_html() -> ReportPage {
     let mut head = summary::read(&root().join("fixtures/summaries/v1-baseline-quick.json")).unwrap();
     let mut base = summary::read(&root().join("results/baseline/local-2cpu-epyc-24g/baseline.json")).unwrap();
     base.profile = Some(profile(&[("refapp;tokio::runtime;handle;parse", 20), ("refapp;tokio::runtime;handle;query", 10)]));
@@ -99,7 +109,12 @@ fn report_html() -> (String, String, Vec<String>, Vec<(String, Vec<u8>)>) {
         invalid_reasons: Vec::new(),
     };
     let words = Headline::of(&report).words().to_string();
-    (perf::render::html(&report), words, head.endpoints.keys().cloned().collect(), perf::render::flame_graphs(&report))
+    ReportPage {
+        html: perf::render::html(&report),
+        words,
+        endpoints: head.endpoints.keys().cloned().collect(),
+        graphs: perf::render::flame_graphs(&report),
+    }
 }
 
 /// A latency histogram with every value multiplied by `factor`, and its percentiles.
@@ -463,7 +478,7 @@ fn table_with<'a>(facts: &'a Value, column: &str) -> &'a Value {
 async fn report_and_history_pages_in_chromium() {
     let Some(chromium) = chromium_or_skip("report_and_history_pages_in_chromium") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (report, words, endpoints, graphs) = report_html();
+    let ReportPage { html: report, words, endpoints, graphs } = report_html();
     let report_path = dir.path().join("report.html");
     std::fs::write(&report_path, &report).unwrap();
     // Written beside the report, as the gate does (run/outputs.rs).
