@@ -36,7 +36,7 @@ use super::baseline::Pick;
 use super::context::run_context;
 use super::judge::{Judging, judge_suite};
 use super::lifetime::{Spec, with_environments};
-use super::measure::measure_suite;
+use super::measure::{measure_suite, warm_up};
 use super::options::{GateError, GateOptions, GateRun};
 use super::prepare::Prepared;
 
@@ -375,7 +375,7 @@ async fn interleave(
     opts.notes.say(format!("A/B {}: {pairs} pairs of {:.0?} segments, each pair in a random order", suite.name, sliced.length));
     if let Some(warmup) = &sliced.warmup {
         for side in order(rng) {
-            measure_suite(&quiet, prepared, &mut envs[side], warmup, &ctxs[side]).await?;
+            warm_up(&quiet, prepared, &mut envs[side], warmup, &ctxs[side]).await?;
         }
     }
     let mut runs: [Vec<Summary>; 2] = [Vec::new(), Vec::new()];

@@ -46,6 +46,18 @@ pub async fn measure_suite(
     Ok(summary)
 }
 
+/// Runs `suite` (a warm-up: its results are not kept) without reading the databases'
+/// statistics or profiling the app, which would say nothing anybody reads.
+pub(super) async fn warm_up(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    env: &mut Environment,
+    suite: &Suite,
+    ctx: &RunContext,
+) -> Result<(), GateError> {
+    measure_once(opts, prepared, env, suite, ctx, false).await.map(|_| ())
+}
+
 /// One run of `suite`'s timeline: the summary and what was observed beside it, before the
 /// special checks. `underneath` off skips the databases' statistics and the app's CPU profile
 /// (the stress search's extra steps: they would say nothing the suite's own run did not); the
