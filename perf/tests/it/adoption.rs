@@ -76,7 +76,11 @@ fn the_installed_binary_gates_another_teams_service_from_its_repository_root() {
     let repo = adopter_repository();
     let bin = tempfile::tempdir().unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_cargo-perf"), bin.path().join("cargo-perf")).unwrap();
-    let common = ["--backend", "local", "--quick", "--duration", "10s", "--progress", "plain", "--no-confirm"];
+    // The gate's defaults otherwise: a regression found against the stored baseline is
+    // confirmed by a re-run before it counts. This machine has slowed by a third for seconds at
+    // a time with nothing else running (the app's and Redis's CPU per request +40% and +100%,
+    // p50 +31% on the same code); a re-run is what keeps such a moment from failing step 2.
+    let common = ["--backend", "local", "--quick", "--duration", "10s", "--progress", "plain"];
 
     // 1. First run: the plan is found in the repository root, no baseline yet; it records one.
     let mut args = common.to_vec();
