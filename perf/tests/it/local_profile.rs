@@ -6,7 +6,8 @@
 //!
 //! Needs `perf` with the right to watch the app (root, or `perf_event_paranoid` low enough),
 //! PostgreSQL's server binaries and redis-server. Where `perf` cannot profile, the test checks
-//! that the summary says why instead. Sends measured load: runs in nextest's `measured-load`
+//! that the summary says why instead, unless `PERF_REQUIRE_PROFILER=1` (`.ci/run` sets it),
+//! which makes that a failure. Sends measured load: runs in nextest's `measured-load`
 //! group.
 
 use std::path::{Path, PathBuf};
@@ -67,6 +68,8 @@ async fn a_function_slowed_in_the_app_is_named_first_with_its_flame_graph() {
     let profile = base.profile.as_ref().expect("a load suite on the local backend has a profile, or says why not");
     if let Some(why) = &profile.unavailable {
         // No perf or no permission here: one line says why, and the run was judged anyway.
+        // `.ci/run` installs perf and sets PERF_REQUIRE_PROFILER=1: there this is a failure.
+        assert!(std::env::var("PERF_REQUIRE_PROFILER").as_deref() != Ok("1"), "PERF_REQUIRE_PROFILER=1 but no profile: {why}");
         assert!(!why.is_empty());
         eprintln!("no profile on this machine: {why}");
         return;

@@ -1,8 +1,10 @@
 //! `cargo xtask perf --backend docker` end to end through testcontainers, with the reference
 //! app's image: one quick baseline suite gives a valid summary that says `docker` and carries
-//! the containers' resource use, and in the same run chaos_net_redis, in a second environment
-//! whose app reaches Redis through the fault proxy on the network's gateway, passes its checks; a run interrupted with SIGINT in the middle of the suite exits
-//! 130 and leaves no container, network or volume of its run (asked through the engine's API).
+//! the containers' resource use and the app's CPU profile (perf on the host), and in the same
+//! run chaos_net_redis, in a second environment whose app reaches Redis through the fault proxy
+//! on the network's gateway, passes its checks; a run interrupted with SIGINT in the middle of
+//! the suite exits 130 and leaves no container, network or volume of its run (asked through
+//! the engine's API).
 //!
 //! Needs a Docker engine and the local images (fixtures/images/build.sh): `PERF_POSTGRES_IMAGE`,
 //! `PERF_REDIS_IMAGE`, `PERF_APP_IMAGE` (default `perf-local/postgres:15`, `perf-local/redis:7`,
@@ -98,6 +100,20 @@ async fn docker_quick_baseline_end_to_end() {
     let pg = under.postgres.as_ref().unwrap_or_else(|| panic!("pg_stat_statements: {:?}", under.postgres_unavailable));
     assert!(pg.top.iter().any(|s| s.query.contains("LEFT JOIN slots") && s.plan.iter().any(|l| l.ends_with("on slots"))), "{:?}", pg.top);
     assert!(under.redis.as_ref().is_some_and(|r| r.keyspace_hits + r.keyspace_misses > 0), "{:?}", under.redis);
+    // The app's CPU, sampled by perf on the host in the container's processes, its own
+    // functions named (the binary read through the process's root).
+    let profile = summary.profile.as_ref().expect("a load suite has a profile, or says why not");
+    match &profile.unavailable {
+        Some(why) if std::env::var("PERF_REQUIRE_PROFILER").as_deref() == Ok("1") => {
+            panic!("PERF_REQUIRE_PROFILER=1 but no profile: {why}")
+        }
+        Some(why) => eprintln!("docker_quick_baseline_end_to_end: no profile on this machine: {why}"),
+        None => {
+            assert!(profile.samples > 0 && profile.requests > 0, "{profile:?}");
+            let refapp: u64 = profile.stacks.iter().filter(|(stack, _)| stack.contains("refapp::")).map(|(_, n)| n).sum();
+            assert!(refapp > 0, "the app's own functions resolve: {:?}", profile.stacks.keys().take(10).collect::<Vec<_>>());
+        }
+    }
 
     let chaos = perf::summary::read(&out_dir.join("chaos_net_redis.json")).expect("a valid summary");
     assert!(chaos.underneath.is_none(), "chaos suites fault the databases: their counters say nothing");
