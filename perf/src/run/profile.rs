@@ -123,7 +123,9 @@ async fn sample(
         .map_err(|e| format!("no control FIFO for perf: {e}"))?;
     let whole = whole_machine_allowed();
     let mut rec = Command::new("perf");
-    rec.args(["record", "--quiet", "-F", &HZ.to_string(), "-g", "-D", "-1", "--control"])
+    // --no-buildid-cache: perf would otherwise copy every binary it sampled into ~/.debug,
+    // once per build (gigabytes after a few weeks of CI); `perf script` reads them in place.
+    rec.args(["record", "--quiet", "--no-buildid-cache", "-F", &HZ.to_string(), "-g", "-D", "-1", "--control"])
         .arg(format!("fifo:{}", control.display()))
         .arg("-o")
         .arg(&data);
