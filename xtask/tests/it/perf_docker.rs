@@ -100,8 +100,10 @@ async fn docker_quick_baseline_end_to_end() {
     let pg = under.postgres.as_ref().unwrap_or_else(|| panic!("pg_stat_statements: {:?}", under.postgres_unavailable));
     assert!(pg.top.iter().any(|s| s.query.contains("LEFT JOIN slots") && s.plan.iter().any(|l| l.ends_with("on slots"))), "{:?}", pg.top);
     assert!(under.redis.as_ref().is_some_and(|r| r.keyspace_hits + r.keyspace_misses > 0), "{:?}", under.redis);
-    // The app's CPU, sampled by perf on the host in the container's processes, its own
-    // functions named (the binary read through the process's root).
+    // The app's CPU, sampled by perf on the host in the container's processes, named from the
+    // app's own binary, read through the process's root: Rust functions linked into it (the
+    // app's, or tokio's, hyper's, mio's: which of them a few dozen samples land in is luck),
+    // not only libc's and the kernel's.
     let profile = summary.profile.as_ref().expect("a load suite has a profile, or says why not");
     match &profile.unavailable {
         Some(why) if std::env::var("PERF_REQUIRE_PROFILER").as_deref() == Ok("1") => {
@@ -110,8 +112,12 @@ async fn docker_quick_baseline_end_to_end() {
         Some(why) => eprintln!("docker_quick_baseline_end_to_end: no profile on this machine: {why}"),
         None => {
             assert!(profile.samples > 0 && profile.requests > 0, "{profile:?}");
-            let refapp: u64 = profile.stacks.iter().filter(|(stack, _)| stack.contains("refapp::")).map(|(_, n)| n).sum();
-            assert!(refapp > 0, "the app's own functions resolve: {:?}", profile.stacks.keys().take(10).collect::<Vec<_>>());
+            let from_the_binary = |stack: &str| ["refapp::", "tokio::", "hyper::", "mio::", "axum::"].iter().any(|c| stack.contains(c));
+            assert!(
+                profile.stacks.keys().any(|stack| from_the_binary(stack)),
+                "the app binary's functions are named: {:?}",
+                profile.stacks.keys().take(10).collect::<Vec<_>>()
+            );
         }
     }
 
