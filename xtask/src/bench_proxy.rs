@@ -4,7 +4,8 @@
 //! Starts a local redis-server and a [`FaultProxy`] in front of it, then runs
 //! `redis-benchmark` (GET and SET) against Redis directly, through the proxy and, when `socat`
 //! is installed, through socat (the peer: a plain TCP relay, one process per connection),
-//! alternating for `--rounds`, and once more through the proxy with `latency 1ms` each way.
+//! alternating for `--rounds`, and once more through the proxy with `--latency` each way (1 ms
+//! unless told; the bundled plan's `link_latency` is 0.5 ms), saying what the proxy itself adds.
 //! Prints requests per second and p50/p99 for each, and the ratios to the direct connection.
 //!
 //! This is a benchmark, not a test: it prints figures and exits 0 whatever they are.
@@ -30,6 +31,9 @@ pub struct BenchProxyArgs {
     /// Alternate direct and proxied runs this many times.
     #[arg(long, default_value_t = 3)]
     pub rounds: u32,
+    /// The latency each way of the last run (a plan's `link_latency`), e.g. `0.5ms`.
+    #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
+    pub latency: Duration,
 }
 
 /// One redis-benchmark result line: test, requests per second, p50 and p99 in ms.
@@ -77,13 +81,26 @@ pub async fn run(args: BenchProxyArgs, cancel: CancellationToken) -> anyhow::Res
             out.extend(rows);
         }
     }
-    proxy.set(Fault::Latency { delay: Duration::from_millis(1), jitter: Duration::ZERO });
+    proxy.set(Fault::Latency { delay: args.latency, jitter: Duration::ZERO });
     let delayed = bench(proxy.addr().port(), &args).await?;
     proxy.set(Fault::None);
+    let each_way = args.latency.as_secs_f64() * 1000.0;
     for r in &delayed {
-        println!("proxy with latency 1ms each way {:<4} {:>10.0} req/s  p50 {:.3} ms  p99 {:.3} ms", r.test, r.rps, r.p50, r.p99);
+        println!("proxy with latency {each_way}ms each way {:<4} {:>10.0} req/s  p50 {:.3} ms  p99 {:.3} ms", r.test, r.rps, r.p50, r.p99);
     }
     println!();
+    // A command is one round trip: held once on the way in and once on the way out. What the
+    // client saw beyond that and beyond the direct connection is the proxy's own cost.
+    for r in &delayed {
+        let direct = median(&direct, &r.test, |r| r.p50);
+        println!(
+            "{}: with {each_way}ms each way, p50 {:.3} ms = direct {direct:.3} + held {:.3} + the proxy's own {:.3} ms",
+            r.test,
+            r.p50,
+            2.0 * each_way,
+            r.p50 - direct - 2.0 * each_way
+        );
+    }
     for test in ["GET", "SET"] {
         let (d, p) = (median(&direct, test, |r| r.rps), median(&proxied, test, |r| r.rps));
         let (dl, pl) = (median(&direct, test, |r| r.p50), median(&proxied, test, |r| r.p50));
