@@ -507,7 +507,7 @@ async fn report_and_history_pages_in_chromium() {
         for e in &endpoints {
             assert!(table["text"].as_str().unwrap().contains(e.as_str()), "report at {width} px: {e} not in the endpoint table");
         }
-        // The CPU section names the new function first and links its flame graph.
+        // The CPU section names the new function and links its flame graph.
         let cpu = table_with(&facts, "Function (self time)");
         assert!(cpu["visible"].as_bool().unwrap() && cpu["text"].as_str().unwrap().contains("busy"), "report at {width} px: {cpu}");
         assert!(
