@@ -11,6 +11,7 @@ mod local_support;
 
 mod adoption;
 mod browser;
+mod committed_baselines;
 mod docker_env;
 mod docker_interrupt;
 mod engine_closed;
