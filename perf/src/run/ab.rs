@@ -36,9 +36,10 @@ use super::baseline::Pick;
 use super::context::run_context;
 use super::judge::{Judging, judge_suite};
 use super::lifetime::{Spec, with_environments};
-use super::measure::{measure_suite, warm_up};
+use super::measure::{measure_segment, measure_suite, warm_up};
 use super::options::{GateError, GateOptions, GateRun};
 use super::prepare::Prepared;
+use super::profile;
 
 /// The image of the base's app for A/B with Docker, when it is not built from the plan's
 /// Dockerfile at the base ref (for example the nightly's image of that commit).
@@ -378,10 +379,14 @@ async fn interleave(
             warm_up(&quiet, prepared, &mut envs[side], warmup, &ctxs[side]).await?;
         }
     }
+    let mut turns = match profile::wanted(suite) {
+        true => Some(profile::Turns::start(vec![envs[0].app_pids().await, envs[1].app_pids().await])),
+        false => None,
+    };
     let mut runs: [Vec<Summary>; 2] = [Vec::new(), Vec::new()];
     for (i, segment) in sliced.segments.iter().enumerate() {
         for side in order(rng) {
-            let mut s = measure_suite(&quiet, prepared, &mut envs[side], segment, &ctxs[side]).await?;
+            let mut s = measure_segment(&quiet, prepared, &mut envs[side], segment, &ctxs[side], turns.as_mut()).await?;
             s.run.suite_hash = Some(suite.definition_hash.clone());
             runs[side].push(s);
         }
@@ -390,7 +395,13 @@ async fn interleave(
         }
     }
     let put = |runs: &[Summary]| summary::concat(runs).map_err(|e| GateError::Io(format!("suite {}: {e}", suite.name)));
-    Ok([put(&runs[0])?, put(&runs[1])?])
+    let mut sides = [put(&runs[0])?, put(&runs[1])?];
+    if let Some(turns) = turns {
+        for (side, profile) in sides.iter_mut().zip(turns.finish(&opts.cancel).await) {
+            side.set_profile(profile);
+        }
+    }
+    Ok(sides)
 }
 
 /// Base (0) and head (1), in a random order.

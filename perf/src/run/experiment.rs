@@ -37,9 +37,10 @@ use crate::summary::{self, RunContext, Summary};
 use super::context::run_context;
 use super::judge::{Judging, judge_suite};
 use super::lifetime::{Spec, with_environments};
-use super::measure::measure_suite;
+use super::measure::{measure_segment, measure_suite, warm_up};
 use super::options::{GateError, GateOptions};
 use super::prepare::Prepared;
+use super::profile;
 
 /// How each trial compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,19 +294,35 @@ async fn interleave_all(
     let mut order: Vec<usize> = (0..envs.len()).collect();
     if let Some(warmup) = &sliced.warmup {
         for &i in &order {
-            measure_suite(&quiet, prepared, &mut envs[i], warmup, ctx).await?;
+            warm_up(&quiet, prepared, &mut envs[i], warmup, ctx).await?;
         }
     }
+    let mut turns = match profile::wanted(suite) {
+        true => {
+            let mut apps = Vec::new();
+            for env in envs.iter() {
+                apps.push(env.app_pids().await);
+            }
+            Some(profile::Turns::start(apps))
+        }
+        false => None,
+    };
     let mut runs: Vec<Vec<Summary>> = vec![Vec::new(); envs.len()];
     for segment in &sliced.segments {
         order.shuffle(rng);
         for &i in &order {
-            let mut s = measure_suite(&quiet, prepared, &mut envs[i], segment, ctx).await?;
+            let mut s = measure_segment(&quiet, prepared, &mut envs[i], segment, ctx, turns.as_mut()).await?;
             s.run.suite_hash = Some(suite.definition_hash.clone());
             runs[i].push(s);
         }
     }
-    runs.iter().map(|r| summary::concat(r).map_err(|e| GateError::Io(e.to_string()))).collect()
+    let mut copies = runs.iter().map(|r| summary::concat(r).map_err(|e| GateError::Io(e.to_string()))).collect::<Result<Vec<_>, _>>()?;
+    if let Some(turns) = turns {
+        for (copy, profile) in copies.iter_mut().zip(turns.finish(&opts.cancel).await) {
+            copy.set_profile(profile);
+        }
+    }
+    Ok(copies)
 }
 
 /// Rules with another threshold: the plan's rule otherwise.

@@ -37,9 +37,9 @@ pub async fn measure_suite(
     suite: &Suite,
     ctx: &RunContext,
 ) -> Result<Summary, GateError> {
-    let (mut summary, mut obs) = measure_once(opts, prepared, env, suite, ctx, true).await?;
+    let (mut summary, mut obs) = measure_once(opts, prepared, env, suite, ctx, true, Profiling::Own).await?;
     if let Some(Special::Stress(spec)) = &suite.special {
-        let measure = async |env: &mut Environment, step: &Suite| measure_once(opts, prepared, env, step, ctx, false).await;
+        let measure = async |env: &mut Environment, step: &Suite| measure_once(opts, prepared, env, step, ctx, false, Profiling::Off).await;
         obs.stress_extra = stress::search(&opts.notes, env, suite, spec, &summary, measure).await?;
     }
     crate::special::evaluate(suite, &mut summary, &obs);
@@ -55,14 +55,43 @@ pub(super) async fn warm_up(
     suite: &Suite,
     ctx: &RunContext,
 ) -> Result<(), GateError> {
-    measure_once(opts, prepared, env, suite, ctx, false).await.map(|_| ())
+    measure_once(opts, prepared, env, suite, ctx, false, Profiling::Off).await.map(|_| ())
+}
+
+/// One segment of a load suite whose segments take turns on several environments (A/B's
+/// sides, the experiment's copies), measured as [`measure_suite`] measures a suite, except
+/// the app's CPU: `turns` (one recording for all the segments, read by the caller at the end)
+/// is switched on during the segment's measured part.
+pub(super) async fn measure_segment(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    env: &mut Environment,
+    segment: &Suite,
+    ctx: &RunContext,
+    turns: Option<&mut profile::Turns>,
+) -> Result<Summary, GateError> {
+    let profiling = match turns.and_then(profile::Turns::session) {
+        Some(session) => Profiling::Shared(session),
+        None => Profiling::Off,
+    };
+    let (mut summary, obs) = measure_once(opts, prepared, env, segment, ctx, true, profiling).await?;
+    crate::special::evaluate(segment, &mut summary, &obs);
+    Ok(summary)
+}
+
+/// How a run's app CPU is sampled (load suites measured for judging only: [`profile::wanted`]).
+enum Profiling<'a> {
+    /// A recording of its own, read into the run's summary.
+    Own,
+    /// A recording that spans many runs, switched on during this run's measured part; its
+    /// owner reads it.
+    Shared(&'a mut profile::Session),
+    Off,
 }
 
 /// One run of `suite`'s timeline: the summary and what was observed beside it, before the
 /// special checks. `underneath` off skips the databases' statistics and the app's CPU profile
-/// (the stress search's extra steps: they would say nothing the suite's own run did not); the
-/// profile is taken of load suites only (chaos and the other special kinds are judged by
-/// their checks, not against a baseline).
+/// (the stress search's extra steps: they would say nothing the suite's own run did not).
 async fn measure_once(
     opts: &GateOptions,
     prepared: &Prepared,
@@ -70,6 +99,7 @@ async fn measure_once(
     suite: &Suite,
     ctx: &RunContext,
     underneath: bool,
+    profiling: Profiling<'_>,
 ) -> Result<(Summary, Observations), GateError> {
     let app = &prepared.setup.app;
     let client = reqwest::Client::new();
@@ -119,12 +149,16 @@ async fn measure_once(
         }
     };
     // The app's CPU over the measured part of a load suite measured for judging.
-    let profiled = underneath && suite.kind == SuiteKind::Load && !profile::switched_off();
-    let app_pids = if profiled { Some(env.app_pids().await) } else { None };
+    let profiling = if underneath && profile::wanted(suite) { profiling } else { Profiling::Off };
+    let app_pids = if matches!(profiling, Profiling::Own) { Some(env.app_pids().await) } else { None };
     let cpu_profile = async {
-        match app_pids {
-            Some(pids) => Some(profile::record(pids, profile_clock, done.clone(), opts.cancel.clone()).await),
-            None => None,
+        match (profiling, app_pids) {
+            (Profiling::Own, Some(pids)) => Some(profile::record(pids, profile_clock, done.clone(), opts.cancel.clone()).await),
+            (Profiling::Shared(session), _) => {
+                session.during(profile_clock, &done).await;
+                None
+            }
+            _ => None,
         }
     };
     let watch = Watch { services: actions.is_empty(), stop_load };
@@ -162,10 +196,9 @@ async fn measure_once(
         None if env.kind() == crate::env::BackendKind::External && underneath => Some(underneath::unavailable_external()),
         None => None,
     };
-    summary.profile = cpu_profile.map(|mut p| {
-        p.requests = summary.endpoints.values().map(|e| e.requests).sum();
-        p
-    });
+    if let Some(p) = cpu_profile {
+        summary.set_profile(p);
+    }
     if needs_proxies(suite) {
         summary.figures.insert("fault_proxies".into(), proxy_figures(&proxies_before, &env.proxy_stats()));
     }

@@ -30,6 +30,8 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::RunClock;
+use crate::plan::SuiteKind;
+use crate::plan::compiled::Suite;
 use crate::summary::Profile;
 
 /// Samples per second and CPU: low enough to cost little, off the beat of timers at 100 Hz.
@@ -46,13 +48,20 @@ pub fn switched_off() -> bool {
     std::env::var(SWITCH).is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "off" | "0" | "false" | "no"))
 }
 
+/// Whether `suite`'s runs measured for judging get the app's CPU sampled: load suites (chaos
+/// and the other special kinds are judged by their checks, not against a baseline), unless
+/// [`SWITCH`] says off.
+pub fn wanted(suite: &Suite) -> bool {
+    suite.kind == SuiteKind::Load && !switched_off()
+}
+
 /// Records the app's processes `pids` (or says why they cannot be) from the measured start on
 /// `clock` until `done`, and folds what was sampled: the profile without its requests, which
 /// the caller knows. When `interrupted` fires (Ctrl-C), the samples are not read: `perf` is
 /// stopped and its file removed at once.
 pub async fn record(
     pids: Result<Vec<u32>, String>,
-    mut clock: tokio::sync::watch::Receiver<Option<RunClock>>,
+    clock: tokio::sync::watch::Receiver<Option<RunClock>>,
     done: CancellationToken,
     interrupted: CancellationToken,
 ) -> Profile {
@@ -61,19 +70,32 @@ pub async fn record(
         Ok(_) => return Profile::unavailable("the app's process was not found"),
         Err(why) => return Profile::unavailable(why),
     };
-    let measured_start = loop {
-        if let Some(c) = *clock.borrow_and_update() {
-            break c.measured_start;
-        }
-        tokio::select! {
-            _ = done.cancelled() => return Profile::unavailable("the load ended before its measured part"),
-            changed = clock.changed() => if changed.is_err() { return Profile::unavailable("the load's clock was never known") },
-        }
+    let sampled = async {
+        let mut clock = clock;
+        // Started when the load's clock is known, that is when the load starts: perf's own
+        // start falls in the warm-up.
+        let measured_start = loop {
+            if let Some(c) = *clock.borrow_and_update() {
+                break c.measured_start;
+            }
+            tokio::select! {
+                _ = done.cancelled() => return Err("the load ended before its measured part".to_string()),
+                changed = clock.changed() => if changed.is_err() { return Err("the load's clock was never known".to_string()) },
+            }
+        };
+        let mut session = Session::start(&pids)?;
+        session.on_between(measured_start, &done).await;
+        session.finish(std::slice::from_ref(&pids), &interrupted).await.pop().unwrap_or_else(|| Err("nothing was read".into()))
     };
     let sampled = tokio::select! {
-        sampled = sample(&pids, measured_start, &done) => sampled,
+        sampled = sampled => sampled,
         _ = interrupted.cancelled() => Err("interrupted".into()),
     };
+    folded_profile(sampled)
+}
+
+/// The profile of what one set of processes was sampled doing, without its requests.
+fn folded_profile(sampled: Result<(BTreeMap<String, u64>, u64), String>) -> Profile {
     match sampled {
         Ok((stacks, samples)) if samples > 0 => {
             let mut p = Profile { hz: HZ, samples, stacks, ..Profile::default() };
@@ -82,6 +104,47 @@ pub async fn record(
         }
         Ok(_) => Profile::unavailable("perf took no sample of the app (is it allowed to watch the app's processes?)"),
         Err(why) => Profile::unavailable(why),
+    }
+}
+
+/// One `perf record` over runs that take turns on several apps (A/B's base and head, the
+/// experiment's copies), each run's segment measured on one of them: switched on during each
+/// run's measured part ([`Turns::session`], given to the run), off between, and read once per
+/// app at the end. One recording instead of one per segment: stopping `perf record` and
+/// reading its samples took about a second each time, a fifth of a 3 s segment's turn.
+pub struct Turns {
+    session: Result<Session, String>,
+    apps: Vec<Result<Vec<u32>, String>>,
+}
+
+impl Turns {
+    /// Starts recording (events off) the processes of every app (`apps`: each app's
+    /// processes, or why they are not known). Never fails: what went wrong is each app's
+    /// profile at the end.
+    pub fn start(apps: Vec<Result<Vec<u32>, String>>) -> Turns {
+        let pids: Vec<u32> = apps.iter().filter_map(|a| a.as_ref().ok()).flatten().copied().collect();
+        let session = if pids.is_empty() { Err("the apps' processes were not found".to_string()) } else { Session::start(&pids) };
+        Turns { session, apps }
+    }
+
+    /// The recording, for a run to switch on during its measured part (`None` when it could
+    /// not start).
+    pub fn session(&mut self) -> Option<&mut Session> {
+        self.session.as_mut().ok()
+    }
+
+    /// Stops recording and folds each app's samples: one profile per app, in the order given,
+    /// without their requests (the caller knows them).
+    pub async fn finish(self, interrupted: &CancellationToken) -> Vec<Profile> {
+        let read = match self.session {
+            Ok(session) => {
+                let known: Vec<Vec<u32>> = self.apps.iter().filter_map(|a| a.as_ref().ok()).cloned().collect();
+                let mut read = session.finish(&known, interrupted).await.into_iter();
+                self.apps.iter().map(|a| a.clone().and_then(|_| read.next().unwrap_or_else(|| Err("nothing was read".into())))).collect()
+            }
+            Err(why) => self.apps.iter().map(|_| Err(why.clone())).collect::<Vec<_>>(),
+        };
+        read.into_iter().map(folded_profile).collect()
     }
 }
 
@@ -108,80 +171,153 @@ fn dies_with_the_gate(cmd: &mut Command) {
     }
 }
 
-/// `perf record` started now with its events off (its start, which reads every process's
-/// memory maps, falls in the warm-up), switched on at `measured_start` through its control
-/// FIFO, stopped at `done`; then `perf script` folded: stacks and the samples in all.
-async fn sample(
-    pids: &[u32],
-    measured_start: std::time::Instant,
-    done: &CancellationToken,
-) -> Result<(BTreeMap<String, u64>, u64), String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("no temporary folder for perf's data: {e}"))?;
-    let data = dir.path().join("perf.data");
-    let control = dir.path().join("control");
-    nix::unistd::mkfifo(&control, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR)
-        .map_err(|e| format!("no control FIFO for perf: {e}"))?;
-    let whole = whole_machine_allowed();
-    let mut rec = Command::new("perf");
-    // --no-buildid-cache: perf would otherwise copy every binary it sampled into ~/.debug,
-    // once per build (gigabytes after a few weeks of CI); `perf script` reads them in place.
-    rec.args(["record", "--quiet", "--no-buildid-cache", "-F", &HZ.to_string(), "-g", "-D", "-1", "--control"])
-        .arg(format!("fifo:{}", control.display()))
-        .arg("-o")
-        .arg(&data);
-    if whole {
-        rec.arg("-a");
-    } else {
-        rec.args(["-p", &pid_list(pids)]);
-    }
-    rec.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
-    dies_with_the_gate(&mut rec);
-    let mut child = rec.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "perf is not installed (Debian: linux-perf; Ubuntu: linux-tools-generic)".to_string(),
-        _ => format!("perf record could not start: {e}"),
-    })?;
-    let stderr = child.stderr.take();
-    let said = tokio::spawn(async move {
-        let mut text = String::new();
-        if let Some(mut s) = stderr {
-            let _ = s.read_to_string(&mut text).await;
+/// A `perf record` of some processes, started with its events off (its start reads every
+/// process's memory maps: a burst of CPU that belongs in a warm-up, not in a measurement) and
+/// switched on and off through its control FIFO. Killed when dropped; its file lives in a
+/// temporary folder removed with it.
+pub struct Session {
+    child: Child,
+    data: std::path::PathBuf,
+    control: std::fs::File,
+    whole: bool,
+    said: tokio::task::JoinHandle<String>,
+    /// Why the recording is no good (perf ended by itself, a measured part began before the
+    /// run's clock was known…): every profile read from it says so.
+    broken: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Session {
+    /// `perf record` of `pids` started now, its events off.
+    pub fn start(pids: &[u32]) -> Result<Session, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("no temporary folder for perf's data: {e}"))?;
+        let data = dir.path().join("perf.data");
+        let fifo = dir.path().join("control");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR)
+            .map_err(|e| format!("no control FIFO for perf: {e}"))?;
+        // Read and write: opening a FIFO so never waits for the other end (Linux), and what is
+        // written waits in it until perf reads.
+        let control = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .map_err(|e| format!("perf's control FIFO could not be opened: {e}"))?;
+        let whole = whole_machine_allowed();
+        let mut rec = Command::new("perf");
+        // --no-buildid-cache: perf would otherwise copy every binary it sampled into ~/.debug,
+        // once per build (gigabytes after a few weeks of CI); `perf script` reads them in place.
+        rec.args(["record", "--quiet", "--no-buildid-cache", "-F", &HZ.to_string(), "-g", "-D", "-1", "--control"])
+            .arg(format!("fifo:{}", fifo.display()))
+            .arg("-o")
+            .arg(&data);
+        if whole {
+            rec.arg("-a");
+        } else {
+            rec.args(["-p", &pid_list(pids)]);
         }
-        text
-    });
-    tokio::select! {
-        _ = done.cancelled() => return Err("the load ended before its measured part".into()),
-        status = child.wait() => {
-            let said = said.await.unwrap_or_default();
-            return Err(refused(status.ok(), &said, whole));
+        rec.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
+        dies_with_the_gate(&mut rec);
+        let mut child = rec.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => "perf is not installed (Debian: linux-perf; Ubuntu: linux-tools-generic)".to_string(),
+            _ => format!("perf record could not start: {e}"),
+        })?;
+        let stderr = child.stderr.take();
+        let said = tokio::spawn(async move {
+            let mut text = String::new();
+            if let Some(mut s) = stderr {
+                let _ = s.read_to_string(&mut text).await;
+            }
+            text
+        });
+        Ok(Session { child, data, control, whole, said, broken: None, _dir: dir })
+    }
+
+    /// Events on from the run's measured start on `clock` until `done` (the end of its load),
+    /// then off. A run that ends before its measured part, or a perf that ends by itself,
+    /// breaks the recording: the profiles read from it say why.
+    pub async fn during(&mut self, mut clock: tokio::sync::watch::Receiver<Option<RunClock>>, done: &CancellationToken) {
+        let measured_start = loop {
+            if let Some(c) = *clock.borrow_and_update() {
+                break c.measured_start;
+            }
+            tokio::select! {
+                _ = done.cancelled() => return self.break_with("a run ended before its measured part".into()),
+                changed = clock.changed() => if changed.is_err() { return self.break_with("a run's clock was never known".into()) },
+            }
+        };
+        self.on_between(measured_start, done).await;
+    }
+
+    /// Events on from `measured_start` until `done`, then off.
+    async fn on_between(&mut self, measured_start: std::time::Instant, done: &CancellationToken) {
+        if self.broken.is_some() {
+            return;
         }
-        _ = tokio::time::sleep_until(measured_start.into()) => {}
-    }
-    // Read and write: opening a FIFO so never waits for the other end (Linux).
-    let enabled = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&control)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, b"enable\n").map(|()| f));
-    let _control = enabled.map_err(|e| format!("perf's control FIFO could not be written: {e}"))?;
-    tokio::select! {
-        _ = done.cancelled() => {}
-        status = child.wait() => {
-            let said = said.await.unwrap_or_default();
-            return Err(refused(status.ok(), &said, whole));
+        tokio::select! {
+            _ = done.cancelled() => return self.break_with("the load ended before its measured part".into()),
+            status = self.child.wait() => return self.ended(status.ok()).await,
+            _ = tokio::time::sleep_until(measured_start.into()) => {}
+        }
+        if let Err(e) = self.switch(b"enable\n") {
+            return self.break_with(e);
+        }
+        tokio::select! {
+            _ = done.cancelled() => {}
+            status = self.child.wait() => return self.ended(status.ok()).await,
+        }
+        if let Err(e) = self.switch(b"disable\n") {
+            self.break_with(e);
         }
     }
-    stop(&mut child).await?;
-    let said = said.await.unwrap_or_default();
-    if std::fs::metadata(&data).map(|m| m.len()).unwrap_or(0) == 0 {
-        return Err(refused(None, &said, whole));
+
+    fn switch(&mut self, command: &[u8]) -> Result<(), String> {
+        std::io::Write::write_all(&mut self.control, command).map_err(|e| format!("perf's control FIFO could not be written: {e}"))
     }
+
+    fn break_with(&mut self, why: String) {
+        self.broken.get_or_insert(why);
+    }
+
+    /// perf ended by itself: what it said is why.
+    async fn ended(&mut self, status: Option<std::process::ExitStatus>) {
+        let said = (&mut self.said).await.unwrap_or_default();
+        let why = refused(status, &said, self.whole);
+        self.break_with(why);
+    }
+
+    /// Stops `perf record` (SIGINT: it writes its file) and folds the samples of each set of
+    /// processes in `sets` (`perf script --pid`): stacks and the samples in all, per set. When
+    /// `interrupted` fires, nothing is read.
+    pub async fn finish(mut self, sets: &[Vec<u32>], interrupted: &CancellationToken) -> Vec<Result<(BTreeMap<String, u64>, u64), String>> {
+        let all = |why: String| sets.iter().map(|_| Err(why.clone())).collect();
+        if let Some(why) = self.broken.take() {
+            return all(why);
+        }
+        if let Err(why) = stop(&mut self.child).await {
+            return all(why);
+        }
+        let said = (&mut self.said).await.unwrap_or_default();
+        if std::fs::metadata(&self.data).map(|m| m.len()).unwrap_or(0) == 0 {
+            return all(refused(None, &said, self.whole));
+        }
+        let mut out = Vec::new();
+        for pids in sets {
+            let read = tokio::select! {
+                read = script(&self.data, pids) => read,
+                _ = interrupted.cancelled() => Err("interrupted".into()),
+            };
+            out.push(read);
+        }
+        out
+    }
+}
+
+/// `perf script` of the samples of `pids` in `data`, folded.
+async fn script(data: &std::path::Path, pids: &[u32]) -> Result<(BTreeMap<String, u64>, u64), String> {
     let mut script = Command::new("perf");
     // No period in the fields: inferno then counts samples, not the event's period (ns of
     // cpu-clock, or cycles); `--no-inline` spares an addr2line per frame.
-    script.args(["script", "--no-inline", "-F", "comm,pid,tid,time,event,ip,sym,dso", "-i"]).arg(&data);
-    if whole {
-        script.args(["--pid", &pid_list(pids)]);
-    }
+    script.args(["script", "--no-inline", "-F", "comm,pid,tid,time,event,ip,sym,dso", "-i"]).arg(data).args(["--pid", &pid_list(pids)]);
     script.stdin(Stdio::null()).kill_on_drop(true);
     dies_with_the_gate(&mut script);
     let out = tokio::time::timeout(SCRIPT_TIMEOUT, script.output())
@@ -228,6 +364,8 @@ fn first_line(text: &str) -> &str {
 /// and the samples in all. Rust's symbol hashes (`::h0123456789abcdef`) are taken off every
 /// frame, so that two builds of one function fold together.
 pub fn fold(script: &[u8]) -> std::io::Result<(BTreeMap<String, u64>, u64)> {
+    let script = name_unknown_threads(&String::from_utf8_lossy(script));
+    let script = script.as_bytes();
     let mut opts = inferno::collapse::perf::Options::default();
     opts.annotate_kernel = true;
     opts.nthreads = 1;
@@ -244,6 +382,53 @@ pub fn fold(script: &[u8]) -> std::io::Result<(BTreeMap<String, u64>, u64)> {
         total += n;
     }
     Ok((stacks, total))
+}
+
+/// Threads perf saw no name for are called `:<tid>` by `perf script`: a thread started while
+/// the events were off (perf records names only while on), such as a server's thread per
+/// connection opened in a segment's lead-in. Each would be a root of its own; they get the
+/// name of their process (what a new thread inherits), when one of its threads has a name.
+fn name_unknown_threads(script: &str) -> String {
+    // An event line: `<comm> <pid>/<tid> <time>: …`; the comm may hold spaces.
+    fn parts(line: &str) -> Option<(&str, &str, &str, usize)> {
+        if line.starts_with('\t') || line.trim().is_empty() {
+            return None; // a frame of a stack, or the blank line after one
+        }
+        // Words with where each starts; the first `digits/digits` after the comm's first word.
+        let mut at = 0;
+        let words = line.split(' ').map(|w| {
+            let start = at;
+            at += w.len() + 1;
+            (start, w)
+        });
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let (start, ids) =
+            words.filter(|(_, w)| !w.is_empty()).skip(1).find(|(_, w)| w.split_once('/').is_some_and(|(p, t)| digits(p) && digits(t)))?;
+        let (pid, tid) = ids.split_once('/')?;
+        Some((line[..start].trim(), pid, tid, start))
+    }
+    let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+    for line in script.lines() {
+        if let Some((comm, pid, tid, _)) = parts(line)
+            && comm != format!(":{tid}")
+            && (pid == tid || !names.contains_key(pid))
+        {
+            names.insert(pid, comm);
+        }
+    }
+    let mut out = String::with_capacity(script.len());
+    for line in script.lines() {
+        match parts(line) {
+            Some((comm, pid, tid, at)) if comm == format!(":{tid}") && names.contains_key(pid) => {
+                out.push_str(names[pid]);
+                out.push(' ');
+                out.push_str(&line[at..]);
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// `refapp::f::h0123456789abcdef` → `refapp::f`.
@@ -276,6 +461,31 @@ refapp 100/101 1.010: cpu-clock:ppp: \n\
         let (stack, n) = stacks.iter().next().unwrap();
         assert_eq!(*n, 2);
         assert!(stack.ends_with("refapp::metrics::track::{{closure}};refapp::metrics::busy_work"), "{stack}");
+    }
+
+    #[test]
+    fn threads_perf_saw_no_name_for_take_their_process_name() {
+        let script = b"         python3 200/200 1.000: cpu-clock:ppp: \n\
+\t    55d0 _PyEval_EvalFrameDefault+0x10 (/usr/bin/python3.11)\n\
+\n\
+          :201 200/201 1.010: cpu-clock:ppp: \n\
+\t    55d0 _PyEval_EvalFrameDefault+0x10 (/usr/bin/python3.11)\n\
+\n\
+          :301 300/301 1.020: cpu-clock:ppp: \n\
+\t    55d0 main+0x10 (/x/other)\n\
+\n\
+         bash 500/500 1.025: cpu-clock:ppp: \n\
+\t    55d0 main+0x10 (/bin/bash)\n\
+\n\
+  Web Content 400/400 1.030: cpu-clock:ppp: \n\
+\t    55d0 main+0x10 (/x/browser)\n\
+\n";
+        let (stacks, total) = fold(script).unwrap();
+        assert_eq!(total, 5);
+        assert_eq!(stacks.get("bash;main"), Some(&1), "{stacks:?}");
+        assert_eq!(stacks.get("python3;_PyEval_EvalFrameDefault"), Some(&2), "{stacks:?}");
+        assert_eq!(stacks.get(":301;main"), Some(&1), "a process none of whose threads has a name keeps perf's: {stacks:?}");
+        assert_eq!(stacks.get("Web_Content;main"), Some(&1), "{stacks:?}");
     }
 
     #[test]

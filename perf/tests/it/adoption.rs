@@ -183,6 +183,23 @@ fn ab_against_the_base_commit_catches_a_slower_handler_and_passes_the_same_code(
     let head = perf::summary::read(&repo.path().join("results/smoke.json")).expect("the head side");
     let pairs = head.endpoints["item"].segments.len();
     assert!(pairs >= 5 && base.endpoints["item"].segments.len() == pairs, "one segment per turn, as many a side: {pairs}");
+    // Each side's app CPU (a Python process each), from one recording over all the segments:
+    // the slowed side's handler sleeps, so it is not asked to burn more CPU.
+    for (side, s) in [("base", &base), ("head", &head)] {
+        let profile = s.profile.as_ref().expect("a load suite has a profile, or says why not");
+        match &profile.unavailable {
+            Some(why) => assert!(std::env::var("PERF_REQUIRE_PROFILER").as_deref() != Ok("1"), "no {side} profile: {why}"),
+            None => {
+                let requests: u64 = s.endpoints.values().map(|e| e.requests).sum();
+                assert!(profile.samples > 0 && profile.requests == requests, "{side}: {profile:?}");
+                assert!(
+                    profile.stacks.keys().any(|k| k.starts_with("python3")),
+                    "{side}: the app's own stacks: {:?}",
+                    profile.stacks.keys().take(5).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
 
     let mut args = common.to_vec();
     args.extend(["--against", "HEAD"]);

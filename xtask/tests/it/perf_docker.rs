@@ -244,4 +244,18 @@ async fn docker_ab_of_the_same_image_passes_pair_by_pair() {
     let base = perf::summary::read(&out_dir.join("ab/baseline-base.json")).expect("the base side");
     let pairs = head.endpoints["slots"].segments.len();
     assert!(pairs >= 5 && base.endpoints["slots"].segments.len() == pairs, "{pairs} pairs");
+    // Each side's app CPU, from one recording over all the segments, read per container.
+    for (side, s) in [("base", &base), ("head", &head)] {
+        let profile = s.profile.as_ref().expect("a load suite has a profile, or says why not");
+        match &profile.unavailable {
+            Some(why) if std::env::var("PERF_REQUIRE_PROFILER").as_deref() == Ok("1") => {
+                panic!("PERF_REQUIRE_PROFILER=1 but no {side} profile: {why}\nstderr:\n{stderr}")
+            }
+            Some(why) => eprintln!("docker_ab: no {side} profile on this machine: {why}"),
+            None => {
+                let requests: u64 = s.endpoints.values().map(|e| e.requests).sum();
+                assert!(profile.samples > 0 && profile.requests == requests, "{side}: {profile:?}");
+            }
+        }
+    }
 }
