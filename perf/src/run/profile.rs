@@ -327,7 +327,12 @@ async fn script(data: &std::path::Path, pids: &[u32]) -> Result<(BTreeMap<String
     if !out.status.success() {
         return Err(format!("perf script failed: {}", first_line(&String::from_utf8_lossy(&out.stderr))));
     }
-    fold(&out.stdout).map_err(|e| format!("the samples could not be folded: {e}"))
+    // The processes' names now (they are still running): what their unnamed threads get.
+    let names: BTreeMap<String, String> = pids
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok().map(|c| (p.to_string(), c.trim().to_string())))
+        .collect();
+    fold(&out.stdout, &names).map_err(|e| format!("the samples could not be folded: {e}"))
 }
 
 /// SIGINT (perf writes its file), then a kill after [`STOP_TIMEOUT`].
@@ -363,8 +368,9 @@ fn first_line(text: &str) -> &str {
 /// `perf script` output → folded stacks (root frame: the thread's name) with their samples,
 /// and the samples in all. Rust's symbol hashes (`::h0123456789abcdef`) are taken off every
 /// frame, so that two builds of one function fold together.
-pub fn fold(script: &[u8]) -> std::io::Result<(BTreeMap<String, u64>, u64)> {
-    let script = name_unknown_threads(&String::from_utf8_lossy(script));
+/// `processes` (pid → name) names the threads perf saw no name for.
+pub fn fold(script: &[u8], processes: &BTreeMap<String, String>) -> std::io::Result<(BTreeMap<String, u64>, u64)> {
+    let script = name_unknown_threads(&String::from_utf8_lossy(script), processes);
     let script = script.as_bytes();
     let mut opts = inferno::collapse::perf::Options::default();
     opts.annotate_kernel = true;
@@ -387,8 +393,9 @@ pub fn fold(script: &[u8]) -> std::io::Result<(BTreeMap<String, u64>, u64)> {
 /// Threads perf saw no name for are called `:<tid>` by `perf script`: a thread started while
 /// the events were off (perf records names only while on), such as a server's thread per
 /// connection opened in a segment's lead-in. Each would be a root of its own; they get the
-/// name of their process (what a new thread inherits), when one of its threads has a name.
-fn name_unknown_threads(script: &str) -> String {
+/// name of their process (what a new thread inherits): from `processes`, else from a thread
+/// of it that perf named, else they keep perf's.
+fn name_unknown_threads(script: &str, processes: &BTreeMap<String, String>) -> String {
     // An event line: `<comm> <pid>/<tid> <time>: …`; the comm may hold spaces.
     fn parts(line: &str) -> Option<(&str, &str, &str, usize)> {
         if line.starts_with('\t') || line.trim().is_empty() {
@@ -407,10 +414,11 @@ fn name_unknown_threads(script: &str) -> String {
         let (pid, tid) = ids.split_once('/')?;
         Some((line[..start].trim(), pid, tid, start))
     }
-    let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut names: BTreeMap<&str, &str> = processes.iter().map(|(p, n)| (p.as_str(), n.as_str())).collect();
     for line in script.lines() {
         if let Some((comm, pid, tid, _)) = parts(line)
             && comm != format!(":{tid}")
+            && !processes.contains_key(pid)
             && (pid == tid || !names.contains_key(pid))
         {
             names.insert(pid, comm);
@@ -455,7 +463,7 @@ refapp 100/101 1.010: cpu-clock:ppp: \n\
 \t    55c0 refapp::metrics::track::{{closure}}+0x20 (/x/refapp)\n\
 \t    55b0 main+0x5 (/x/refapp)\n\
 \n";
-        let (stacks, total) = fold(script).unwrap();
+        let (stacks, total) = fold(script, &BTreeMap::new()).unwrap();
         assert_eq!(total, 2);
         assert_eq!(stacks.len(), 1, "{stacks:?}");
         let (stack, n) = stacks.iter().next().unwrap();
@@ -480,12 +488,17 @@ refapp 100/101 1.010: cpu-clock:ppp: \n\
   Web Content 400/400 1.030: cpu-clock:ppp: \n\
 \t    55d0 main+0x10 (/x/browser)\n\
 \n";
-        let (stacks, total) = fold(script).unwrap();
+        let (stacks, total) = fold(script, &BTreeMap::new()).unwrap();
         assert_eq!(total, 5);
         assert_eq!(stacks.get("bash;main"), Some(&1), "{stacks:?}");
         assert_eq!(stacks.get("python3;_PyEval_EvalFrameDefault"), Some(&2), "{stacks:?}");
         assert_eq!(stacks.get(":301;main"), Some(&1), "a process none of whose threads has a name keeps perf's: {stacks:?}");
         assert_eq!(stacks.get("Web_Content;main"), Some(&1), "{stacks:?}");
+        // The processes' names as they run (the main thread may take no sample at all).
+        let processes = BTreeMap::from([("300".to_string(), "worker".to_string())]);
+        let (stacks, _) = fold(script, &processes).unwrap();
+        assert_eq!(stacks.get("worker;main"), Some(&1), "{stacks:?}");
+        assert_eq!(stacks.get("python3;_PyEval_EvalFrameDefault"), Some(&2), "{stacks:?}");
     }
 
     #[test]
