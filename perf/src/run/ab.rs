@@ -379,10 +379,7 @@ async fn interleave(
             warm_up(&quiet, prepared, &mut envs[side], warmup, &ctxs[side]).await?;
         }
     }
-    let mut turns = match profile::wanted(suite) {
-        true => Some(profile::Turns::start(vec![envs[0].app_pids().await, envs[1].app_pids().await])),
-        false => None,
-    };
+    let mut turns = profile::Turns::of(suite, envs).await;
     let mut runs: [Vec<Summary>; 2] = [Vec::new(), Vec::new()];
     for (i, segment) in sliced.segments.iter().enumerate() {
         for side in order(rng) {
@@ -397,9 +394,7 @@ async fn interleave(
     let put = |runs: &[Summary]| summary::concat(runs).map_err(|e| GateError::Io(format!("suite {}: {e}", suite.name)));
     let mut sides = [put(&runs[0])?, put(&runs[1])?];
     if let Some(turns) = turns {
-        for (side, profile) in sides.iter_mut().zip(turns.finish(&opts.cancel).await) {
-            side.set_profile(profile);
-        }
+        turns.finish_into(&mut sides, &opts.cancel).await;
     }
     Ok(sides)
 }

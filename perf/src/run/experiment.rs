@@ -297,16 +297,7 @@ async fn interleave_all(
             warm_up(&quiet, prepared, &mut envs[i], warmup, ctx).await?;
         }
     }
-    let mut turns = match profile::wanted(suite) {
-        true => {
-            let mut apps = Vec::new();
-            for env in envs.iter() {
-                apps.push(env.app_pids().await);
-            }
-            Some(profile::Turns::start(apps))
-        }
-        false => None,
-    };
+    let mut turns = profile::Turns::of(suite, envs).await;
     let mut runs: Vec<Vec<Summary>> = vec![Vec::new(); envs.len()];
     for segment in &sliced.segments {
         order.shuffle(rng);
@@ -318,9 +309,7 @@ async fn interleave_all(
     }
     let mut copies = runs.iter().map(|r| summary::concat(r).map_err(|e| GateError::Io(e.to_string()))).collect::<Result<Vec<_>, _>>()?;
     if let Some(turns) = turns {
-        for (copy, profile) in copies.iter_mut().zip(turns.finish(&opts.cancel).await) {
-            copy.set_profile(profile);
-        }
+        turns.finish_into(&mut copies, &opts.cancel).await;
     }
     Ok(copies)
 }

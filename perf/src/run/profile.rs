@@ -30,6 +30,7 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::RunClock;
+use crate::env::Environment;
 use crate::plan::SuiteKind;
 use crate::plan::compiled::Suite;
 use crate::summary::Profile;
@@ -71,18 +72,9 @@ pub async fn record(
         Err(why) => return Profile::unavailable(why),
     };
     let sampled = async {
-        let mut clock = clock;
         // Started when the load's clock is known, that is when the load starts: perf's own
         // start falls in the warm-up.
-        let measured_start = loop {
-            if let Some(c) = *clock.borrow_and_update() {
-                break c.measured_start;
-            }
-            tokio::select! {
-                _ = done.cancelled() => return Err("the load ended before its measured part".to_string()),
-                changed = clock.changed() => if changed.is_err() { return Err("the load's clock was never known".to_string()) },
-            }
-        };
+        let measured_start = measured_start(clock, &done).await?;
         let mut session = Session::start(&pids)?;
         session.on_between(measured_start, &done).await;
         session.finish(std::slice::from_ref(&pids), &interrupted).await.pop().unwrap_or_else(|| Err("nothing was read".into()))
@@ -92,6 +84,23 @@ pub async fn record(
         _ = interrupted.cancelled() => Err("interrupted".into()),
     };
     folded_profile(sampled)
+}
+
+/// When the load's measured part starts, once its clock is known; why not when the load ends
+/// first.
+async fn measured_start(
+    mut clock: tokio::sync::watch::Receiver<Option<RunClock>>,
+    done: &CancellationToken,
+) -> Result<std::time::Instant, String> {
+    loop {
+        if let Some(c) = *clock.borrow_and_update() {
+            return Ok(c.measured_start);
+        }
+        tokio::select! {
+            _ = done.cancelled() => return Err("the load ended before its measured part".into()),
+            changed = clock.changed() => if changed.is_err() { return Err("the load's clock was never known".into()) },
+        }
+    }
 }
 
 /// The profile of what one set of processes was sampled doing, without its requests.
@@ -118,10 +127,22 @@ pub struct Turns {
 }
 
 impl Turns {
+    /// A recording of the apps of `envs` when `suite` is profiled ([`wanted`]).
+    pub async fn of(suite: &Suite, envs: &[Environment]) -> Option<Turns> {
+        if !wanted(suite) {
+            return None;
+        }
+        let mut apps = Vec::new();
+        for env in envs {
+            apps.push(env.app_pids().await);
+        }
+        Some(Turns::start(apps))
+    }
+
     /// Starts recording (events off) the processes of every app (`apps`: each app's
     /// processes, or why they are not known). Never fails: what went wrong is each app's
     /// profile at the end.
-    pub fn start(apps: Vec<Result<Vec<u32>, String>>) -> Turns {
+    fn start(apps: Vec<Result<Vec<u32>, String>>) -> Turns {
         let pids: Vec<u32> = apps.iter().filter_map(|a| a.as_ref().ok()).flatten().copied().collect();
         let session = if pids.is_empty() { Err("the apps' processes were not found".to_string()) } else { Session::start(&pids) };
         Turns { session, apps }
@@ -133,9 +154,17 @@ impl Turns {
         self.session.as_mut().ok()
     }
 
+    /// Stops recording and keeps each app's profile in its run's summary (`runs`: one per
+    /// app, in the order given).
+    pub async fn finish_into(self, runs: &mut [crate::summary::Summary], interrupted: &CancellationToken) {
+        for (run, profile) in runs.iter_mut().zip(self.finish(interrupted).await) {
+            run.set_profile(profile);
+        }
+    }
+
     /// Stops recording and folds each app's samples: one profile per app, in the order given,
     /// without their requests (the caller knows them).
-    pub async fn finish(self, interrupted: &CancellationToken) -> Vec<Profile> {
+    async fn finish(self, interrupted: &CancellationToken) -> Vec<Profile> {
         let read = match self.session {
             Ok(session) => {
                 let known: Vec<Vec<u32>> = self.apps.iter().filter_map(|a| a.as_ref().ok()).cloned().collect();
@@ -189,7 +218,7 @@ pub struct Session {
 
 impl Session {
     /// `perf record` of `pids` started now, its events off.
-    pub fn start(pids: &[u32]) -> Result<Session, String> {
+    fn start(pids: &[u32]) -> Result<Session, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("no temporary folder for perf's data: {e}"))?;
         let data = dir.path().join("perf.data");
         let fifo = dir.path().join("control");
@@ -235,17 +264,11 @@ impl Session {
     /// Events on from the run's measured start on `clock` until `done` (the end of its load),
     /// then off. A run that ends before its measured part, or a perf that ends by itself,
     /// breaks the recording: the profiles read from it say why.
-    pub async fn during(&mut self, mut clock: tokio::sync::watch::Receiver<Option<RunClock>>, done: &CancellationToken) {
-        let measured_start = loop {
-            if let Some(c) = *clock.borrow_and_update() {
-                break c.measured_start;
-            }
-            tokio::select! {
-                _ = done.cancelled() => return self.break_with("a run ended before its measured part".into()),
-                changed = clock.changed() => if changed.is_err() { return self.break_with("a run's clock was never known".into()) },
-            }
-        };
-        self.on_between(measured_start, done).await;
+    pub async fn during(&mut self, clock: tokio::sync::watch::Receiver<Option<RunClock>>, done: &CancellationToken) {
+        match measured_start(clock, done).await {
+            Ok(at) => self.on_between(at, done).await,
+            Err(why) => self.break_with(why),
+        }
     }
 
     /// Events on from `measured_start` until `done`, then off.
@@ -288,7 +311,7 @@ impl Session {
     /// Stops `perf record` (SIGINT: it writes its file) and folds the samples of each set of
     /// processes in `sets` (`perf script --pid`): stacks and the samples in all, per set. When
     /// `interrupted` fires, nothing is read.
-    pub async fn finish(mut self, sets: &[Vec<u32>], interrupted: &CancellationToken) -> Vec<Result<(BTreeMap<String, u64>, u64), String>> {
+    async fn finish(mut self, sets: &[Vec<u32>], interrupted: &CancellationToken) -> Vec<Result<(BTreeMap<String, u64>, u64), String>> {
         let all = |why: String| sets.iter().map(|_| Err(why.clone())).collect();
         if let Some(why) = self.broken.take() {
             return all(why);
@@ -417,7 +440,7 @@ fn name_unknown_threads(script: &str, processes: &BTreeMap<String, String>) -> S
     let mut names: BTreeMap<&str, &str> = processes.iter().map(|(p, n)| (p.as_str(), n.as_str())).collect();
     for line in script.lines() {
         if let Some((comm, pid, tid, _)) = parts(line)
-            && comm != format!(":{tid}")
+            && comm.strip_prefix(':') != Some(tid)
             && !processes.contains_key(pid)
             && (pid == tid || !names.contains_key(pid))
         {
@@ -427,7 +450,7 @@ fn name_unknown_threads(script: &str, processes: &BTreeMap<String, String>) -> S
     let mut out = String::with_capacity(script.len());
     for line in script.lines() {
         match parts(line) {
-            Some((comm, pid, tid, at)) if comm == format!(":{tid}") && names.contains_key(pid) => {
+            Some((comm, pid, tid, at)) if comm.strip_prefix(':') == Some(tid) && names.contains_key(pid) => {
                 out.push_str(names[pid]);
                 out.push(' ');
                 out.push_str(&line[at..]);

@@ -104,21 +104,14 @@ async fn docker_quick_baseline_end_to_end() {
     // app's own binary, read through the process's root: Rust functions linked into it (the
     // app's, or tokio's, hyper's, mio's: which of them a few dozen samples land in is luck),
     // not only libc's and the kernel's.
-    let profile = summary.profile.as_ref().expect("a load suite has a profile, or says why not");
-    match &profile.unavailable {
-        Some(why) if std::env::var("PERF_REQUIRE_PROFILER").as_deref() == Ok("1") => {
-            panic!("PERF_REQUIRE_PROFILER=1 but no profile: {why}")
-        }
-        Some(why) => eprintln!("docker_quick_baseline_end_to_end: no profile on this machine: {why}"),
-        None => {
-            assert!(profile.samples > 0 && profile.requests > 0, "{profile:?}");
-            let from_the_binary = |stack: &str| ["refapp::", "tokio::", "hyper::", "mio::", "axum::"].iter().any(|c| stack.contains(c));
-            assert!(
-                profile.stacks.keys().any(|stack| from_the_binary(stack)),
-                "the app binary's functions are named: {:?}",
-                profile.stacks.keys().take(10).collect::<Vec<_>>()
-            );
-        }
+    if let Some(profile) = sampled_profile("docker_quick_baseline_end_to_end", &summary) {
+        assert!(profile.samples > 0 && profile.requests > 0, "{profile:?}");
+        let from_the_binary = |stack: &str| ["refapp::", "tokio::", "hyper::", "mio::", "axum::"].iter().any(|c| stack.contains(c));
+        assert!(
+            profile.stacks.keys().any(|stack| from_the_binary(stack)),
+            "the app binary's functions are named: {:?}",
+            profile.stacks.keys().take(10).collect::<Vec<_>>()
+        );
     }
 
     let chaos = perf::summary::read(&out_dir.join("chaos_net_redis.json")).expect("a valid summary");
@@ -246,16 +239,25 @@ async fn docker_ab_of_the_same_image_passes_pair_by_pair() {
     assert!(pairs >= 5 && base.endpoints["slots"].segments.len() == pairs, "{pairs} pairs");
     // Each side's app CPU, from one recording over all the segments, read per container.
     for (side, s) in [("base", &base), ("head", &head)] {
-        let profile = s.profile.as_ref().expect("a load suite has a profile, or says why not");
-        match &profile.unavailable {
-            Some(why) if std::env::var("PERF_REQUIRE_PROFILER").as_deref() == Ok("1") => {
-                panic!("PERF_REQUIRE_PROFILER=1 but no {side} profile: {why}\nstderr:\n{stderr}")
-            }
-            Some(why) => eprintln!("docker_ab: no {side} profile on this machine: {why}"),
-            None => {
-                let requests: u64 = s.endpoints.values().map(|e| e.requests).sum();
-                assert!(profile.samples > 0 && profile.requests == requests, "{side}: {profile:?}");
-            }
+        if let Some(profile) = sampled_profile(&format!("docker_ab ({side})"), s) {
+            let requests: u64 = s.endpoints.values().map(|e| e.requests).sum();
+            assert!(profile.samples > 0 && profile.requests == requests, "{side}: {profile:?}");
         }
+    }
+}
+
+/// The app's CPU profile of a load suite's summary when perf could take one; else why not is
+/// printed, or, with PERF_REQUIRE_PROFILER=1, fails the test.
+fn sampled_profile<'a>(test: &str, summary: &'a perf::summary::Summary) -> Option<&'a perf::summary::Profile> {
+    let profile = summary.profile.as_ref().expect("a load suite has a profile, or says why not");
+    match &profile.unavailable {
+        Some(why) if std::env::var("PERF_REQUIRE_PROFILER").as_deref() == Ok("1") => {
+            panic!("{test}: PERF_REQUIRE_PROFILER=1 but no profile: {why}")
+        }
+        Some(why) => {
+            eprintln!("{test}: no profile on this machine: {why}");
+            None
+        }
+        None => Some(profile),
     }
 }
