@@ -51,7 +51,7 @@
 //! # Files
 //! What goes in ([`RunOptions`], [`Hooks`], [`RunClock`]) is in `options`, what comes out
 //! ([`SuiteResult`], [`EngineError`]) in `result`; `run` drives a suite, `closed` and `open`
-//! are the two models' executors, `vu` a virtual user, `client`, `h1` and `ws` the protocols,
+//! are the two models' executors (`pacer` wakes the open model's starts on time), `vu` a virtual user, `client`, `h1` and `ws` the protocols,
 //! `stats` the recording, `progress` the live line.
 
 mod client;
@@ -60,6 +60,7 @@ mod h1;
 mod io;
 mod open;
 mod options;
+mod pacer;
 mod progress;
 mod result;
 mod run;
