@@ -197,6 +197,9 @@ pub(crate) fn detectable(metric: Metric, se: f64, limits: &Limits, base: f64) ->
 }
 
 /// Judges one metric. `evidence` is asked for only when the metric has values on both sides.
+// Long: the rule is one ladder read top to bottom (no data, within the threshold, under the
+// floor, too few samples, then what the evidence says), each rung a return with its reason;
+// kept in one place so that its order is the README's.
 pub(crate) fn judge(
     metric: Metric,
     base: &Aggregate,

@@ -195,36 +195,18 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
             },
         }
     };
-    // Calibration, in the trials' own conditions (segments taken in turns): the route's own
-    // distribution, and how much of a copy's server-side work shows in the latency the load
-    // sees (the rest is the client's and the network's share): a probe doing 100% more work.
-    let bare = Arm { name: "calibration".into(), percent: 0, every: 1 };
-    let probe = Arm { name: "probe".into(), percent: 100, every: 1 };
     let mut rng = SmallRng::seed_from_u64(opts.seed);
-    let sides = with_environments(&opts.notes, &opts.cancel, vec![copy(&bare), copy(&probe)], async |envs: &mut [Environment]| {
-        interleave_all(opts, prepared, suite, &ctx, envs, &mut rng).await
-    })
-    .await?;
-    let route = sides[0].endpoints.get(&exp.route).ok_or_else(|| GateError::Input(format!("the suite never sent `{}`", exp.route)))?;
-    let values: Vec<(u64, u64)> = summary::hist::decode(&route.histogram)
-        .map(|h| h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect())
-        .unwrap_or_default();
-    let (p50, p95) = (route.latency_ms.p50.unwrap_or(0.0), route.latency_ms.p95.unwrap_or(0.0));
-    let shows = ratio(&sides[0], &sides[1], &exp.route, |l| l.p50).map_or(1.0, |r| (r - 1.0).clamp(0.05, 1.0));
-    let server = |client_share: f64| (client_share * 100.0 / shows).round() as u32;
-    let mut arms = vec![Arm { name: "base".into(), percent: 0, every: 1 }, Arm { name: "same".into(), percent: 0, every: 1 }];
-    for pct in [10u32, 20, 25, 30] {
-        arms.push(Arm { name: format!("p50+{pct}%"), percent: server(f64::from(pct) / 100.0), every: 1 });
-    }
-    let tail = f64::from(tail_percent(&values, 0.95, 1.30, 10)) / 100.0;
-    arms.push(Arm { name: "p95+30%".into(), percent: server(tail), every: 10 });
-    let work: Vec<String> = arms.iter().skip(2).map(|a| format!("{} +{}% 1 in {}", a.name, a.percent, a.every)).collect();
-    opts.notes.say(format!(
-        "experiment: {} p50 {p50:.2} ms, p95 {p95:.2} ms without work; {:.0}% of the server's work shows in its latency; work: {}",
-        exp.route,
-        shows * 100.0,
-        work.join(", ")
-    ));
+    let (arms, p50, p95) = calibrate(opts, prepared, exp, suite, &ctx, &copy, &mut rng).await?;
+    let report = |trials: Vec<Trial>, trial_seconds: f64| ExperimentReport {
+        suite: suite.name.clone(),
+        route: exp.route.clone(),
+        comparison: exp.comparison,
+        intrinsic_p50_ms: p50,
+        intrinsic_p95_ms: p95,
+        arms: arms.iter().skip(1).cloned().collect(),
+        trials,
+        trial_seconds,
+    };
 
     let specs = arms.iter().map(copy).collect();
     let started = std::time::Instant::now();
@@ -250,33 +232,58 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
             out.extend(done);
             // What is known so far, so that the kept trials can be judged again (--rejudge)
             // before the last one ends.
-            let so_far = ExperimentReport {
-                suite: suite.name.clone(),
-                route: exp.route.clone(),
-                comparison: exp.comparison,
-                intrinsic_p50_ms: p50,
-                intrinsic_p95_ms: p95,
-                arms: arms.iter().skip(1).cloned().collect(),
-                trials: out.clone(),
-                trial_seconds: started.elapsed().as_secs_f64() / f64::from(trial),
-            };
+            let so_far = report(out.clone(), started.elapsed().as_secs_f64() / f64::from(trial));
             let json = serde_json::to_vec_pretty(&so_far).map_err(|e| GateError::Io(e.to_string()))?;
             crate::util::write_atomic(&opts.out_dir.join("trials").join("report.json"), &json).map_err(|e| GateError::Io(e.to_string()))?;
         }
         Ok(out)
     })
     .await?;
-    let trial_seconds = started.elapsed().as_secs_f64() / f64::from(exp.trials.max(1));
-    Ok(ExperimentReport {
-        suite: suite.name.clone(),
-        route: exp.route.clone(),
-        comparison: exp.comparison,
-        intrinsic_p50_ms: p50,
-        intrinsic_p95_ms: p95,
-        arms: arms.into_iter().skip(1).collect(),
-        trials,
-        trial_seconds,
+    Ok(report(trials, started.elapsed().as_secs_f64() / f64::from(exp.trials.max(1))))
+}
+
+/// Calibration, in the trials' own conditions (segments taken in turns): the route's own
+/// distribution, and how much of a copy's server-side work shows in the latency the load sees
+/// (the rest is the client's and the network's share), from a probe doing 100% more work.
+/// Returns the arms to try (`base` first), sized so that each shows the change its name says,
+/// and the route's p50 and p95 without work, ms.
+async fn calibrate(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    exp: &ExperimentOptions,
+    suite: &Suite,
+    ctx: &RunContext,
+    copy: &impl Fn(&Arm) -> Spec,
+    rng: &mut SmallRng,
+) -> Result<(Vec<Arm>, f64, f64), GateError> {
+    let bare = Arm { name: "calibration".into(), percent: 0, every: 1 };
+    let probe = Arm { name: "probe".into(), percent: 100, every: 1 };
+    let sides = with_environments(&opts.notes, &opts.cancel, vec![copy(&bare), copy(&probe)], async |envs: &mut [Environment]| {
+        interleave_all(opts, prepared, suite, ctx, envs, rng).await
     })
+    .await?;
+    let route = sides[0].endpoints.get(&exp.route).ok_or_else(|| GateError::Input(format!("the suite never sent `{}`", exp.route)))?;
+    let values: Vec<(u64, u64)> = summary::hist::decode(&route.histogram)
+        .map(|h| h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect())
+        .unwrap_or_default();
+    let (p50, p95) = (route.latency_ms.p50.unwrap_or(0.0), route.latency_ms.p95.unwrap_or(0.0));
+    let shows = ratio(&sides[0], &sides[1], &exp.route, |l| l.p50).map_or(1.0, |r| (r - 1.0).clamp(0.05, 1.0));
+    let server = |client_share: f64| (client_share * 100.0 / shows).round() as u32;
+    let mut arms = vec![Arm { name: "base".into(), percent: 0, every: 1 }, Arm { name: "same".into(), percent: 0, every: 1 }];
+    for pct in [10u32, 20, 25, 30] {
+        arms.push(Arm { name: format!("p50+{pct}%"), percent: server(f64::from(pct) / 100.0), every: 1 });
+    }
+    let tail = f64::from(tail_percent(&values, 0.95, 1.30, 10)) / 100.0;
+    arms.push(Arm { name: "p95+30%".into(), percent: server(tail), every: 10 });
+    let work: Vec<String> = arms.iter().skip(2).map(|a| format!("{} +{}% 1 in {}", a.name, a.percent, a.every)).collect();
+    opts.notes.say(format!(
+        "experiment: {} p50 {p50:.2} ms, p95 {p95:.2} ms without work; {:.0}% of the server's work shows in its latency; work: {}",
+        exp.route,
+        shows * 100.0,
+        work.join(", ")
+    ));
+
+    Ok((arms, p50, p95))
 }
 
 /// The suite on every environment in turns: its warm-up once on each, then each segment on

@@ -92,6 +92,9 @@ enum Profiling<'a> {
 /// One run of `suite`'s timeline: the summary and what was observed beside it, before the
 /// special checks. `underneath` off skips the databases' statistics and the app's CPU profile
 /// (the stress search's extra steps: they would say nothing the suite's own run did not).
+// Long: the snapshots before the load, the four tasks beside it (load, side work, the databases'
+// activity, the CPU profile) and the summary after it share the environment and the load's
+// clock; split at either seam, each half takes a dozen of the other's values.
 async fn measure_once(
     opts: &GateOptions,
     prepared: &Prepared,
@@ -244,6 +247,33 @@ struct SideWork {
     failures: Vec<String>,
 }
 
+/// What the chaos actions left to undo after the suite: services stopped, services faulted.
+#[derive(Default)]
+struct Undone {
+    stopped: Vec<Service>,
+    faulted: Vec<Service>,
+}
+
+/// Does one chaos action at `t` s from the measured start: an event when done, a failure (the
+/// run is invalid) when not.
+async fn act(env: &mut Environment, action: ChaosAction, t: f64, notes: &Notes, undone: &mut Undone, out: &mut SideWork) {
+    match chaos_action(env, action).await {
+        Ok(()) => {
+            notes.say(format!("chaos: {} at {t:.1}s", action.what()));
+            let (stopped, faulted) = (&mut undone.stopped, &mut undone.faulted);
+            match action.verb {
+                ChaosVerb::Stop => stopped.push(action.service),
+                ChaosVerb::Start => stopped.retain(|s| *s != action.service),
+                ChaosVerb::Fault(_) if !faulted.contains(&action.service) => faulted.push(action.service),
+                ChaosVerb::Fault(_) => {}
+                ChaosVerb::Heal => faulted.retain(|s| *s != action.service),
+            }
+            out.events.push(Event { t, what: action.what() });
+        }
+        Err(e) => out.failures.push(format!("chaos action `{}` failed: {e}", action.what())),
+    }
+}
+
 /// Samples resources every second until `done`; once the load's clock is known, does each
 /// chaos action at `suite start + at` and scrapes the app's metrics every second. A service
 /// still stopped at the end is started again, and a fault still set is cleared, so later
@@ -271,8 +301,7 @@ async fn side_work(
     let mut clock: Option<RunClock> = None;
     let mut clock_open = true;
     let mut next = 0usize;
-    let mut stopped: Vec<Service> = Vec::new();
-    let mut faulted: Vec<Service> = Vec::new();
+    let mut undone = Undone::default();
     loop {
         let deadline = clock.and_then(|c| actions.get(next).map(|a| c.suite_start + a.at));
         tokio::select! {
@@ -284,23 +313,9 @@ async fn side_work(
                 }
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(std::time::Instant::now).into()), if deadline.is_some() => {
-                let action = actions[next];
-                next += 1;
                 let t = clock.map(|c| secs_since(c.measured_start)).unwrap_or(0.0);
-                match chaos_action(env, action).await {
-                    Ok(()) => {
-                        notes.say(format!("chaos: {} at {t:.1}s", action.what()));
-                        match action.verb {
-                            ChaosVerb::Stop => stopped.push(action.service),
-                            ChaosVerb::Start => stopped.retain(|s| *s != action.service),
-                            ChaosVerb::Fault(_) if !faulted.contains(&action.service) => faulted.push(action.service),
-                            ChaosVerb::Fault(_) => {}
-                            ChaosVerb::Heal => faulted.retain(|s| *s != action.service),
-                        }
-                        out.events.push(Event { t, what: action.what() });
-                    }
-                    Err(e) => out.failures.push(format!("chaos action `{}` failed: {e}", action.what())),
-                }
+                act(env, actions[next], t, notes, &mut undone, &mut out).await;
+                next += 1;
             }
             _ = tick.tick() => {
                 if watch.services
@@ -328,7 +343,7 @@ async fn side_work(
             }
         }
     }
-    let undo = stopped.into_iter().map(|s| (s, ChaosVerb::Start)).chain(faulted.into_iter().map(|s| (s, ChaosVerb::Heal)));
+    let undo = undone.stopped.into_iter().map(|s| (s, ChaosVerb::Start)).chain(undone.faulted.into_iter().map(|s| (s, ChaosVerb::Heal)));
     for (service, verb) in undo {
         let action = ChaosAction { at: Duration::ZERO, service, verb };
         if let Err(e) = chaos_action(env, action).await {

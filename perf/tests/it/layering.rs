@@ -6,6 +6,7 @@
 //! - At every level of the module tree (the crate, `run/`, `env/`, `env/local/`…), the module's
 //!   own file and its child modules do not import each other in a cycle.
 //! - Below the command line nothing prints: progress goes through `run::Notes`.
+//! - No function runs over [`LONG_FUNCTION`] lines without saying why beside it.
 //!
 //! How the sources are read: a small lexer drops comments, string and character literals and every
 //! `#[cfg(test)]` item (tests may reach anywhere); a reader then collects every path the code
@@ -375,6 +376,8 @@ fn use_tree(toks: &[(usize, &str)], i: &mut usize, prefix: &[String], out: &mut 
 struct Source {
     /// Path below `perf/src`, e.g. `engine/run.rs`.
     rel: String,
+    /// The file's lines as written, comments included.
+    lines: Vec<String>,
     tokens: Vec<Token>,
     paths: Vec<Named>,
 }
@@ -383,7 +386,7 @@ impl Source {
     fn new(rel: &str, text: &str) -> Source {
         let tokens = code_tokens(text);
         let paths = named_paths(&tokens);
-        Source { rel: rel.to_string(), tokens, paths }
+        Source { rel: rel.to_string(), lines: text.lines().map(String::from).collect(), tokens, paths }
     }
 
     /// Where `pattern` (token texts) occurs, by line.
@@ -626,6 +629,64 @@ fn start_violations(srcs: &[Source]) -> Vec<String> {
     violations
 }
 
+/// A function longer than this many lines (from `fn` to its closing brace) says why beside it:
+/// a comment line starting `Long:` among the comments and attributes just above it.
+const LONG_FUNCTION: usize = 80;
+
+fn long_functions(srcs: &[Source]) -> Vec<String> {
+    let mut violations = Vec::new();
+    for src in srcs {
+        let toks = &src.tokens;
+        for (i, t) in toks.iter().enumerate() {
+            if t.text != "fn" || !toks.get(i + 1).is_some_and(|n| is_ident(&n.text)) {
+                continue;
+            }
+            let Some(open) = body_start(&toks[i + 2..]).map(|k| i + 2 + k) else { continue };
+            let close = after_group(toks, open) - 1;
+            let lines = toks[close].line - t.line + 1;
+            if lines > LONG_FUNCTION && !says_why(&src.lines, t.line) {
+                let name = &toks[i + 1].text;
+                violations.push(format!(
+                    "perf/src/{}:{}: `{name}` is {lines} lines: split it, or say why beside it (`// Long: …`)",
+                    src.rel, t.line
+                ));
+            }
+        }
+    }
+    violations
+}
+
+/// Where a function's body opens, in the tokens after its name: the first `{` outside
+/// parentheses and brackets; `None` at a `;` first (a declaration without a body).
+fn body_start(toks: &[Token]) -> Option<usize> {
+    let mut depth = 0usize;
+    for (k, t) in toks.iter().enumerate() {
+        match t.text.as_str() {
+            "(" | "[" => depth += 1,
+            ")" | "]" => depth = depth.saturating_sub(1),
+            "{" if depth == 0 => return Some(k),
+            ";" if depth == 0 => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether a comment line starting `Long:` stands among the comments and attributes right above
+/// line `fn_line` (1-based), or on it.
+fn says_why(lines: &[String], fn_line: usize) -> bool {
+    let says = |l: &str| l.trim_start().trim_start_matches('/').trim_start().starts_with("Long:");
+    let own = lines.get(fn_line - 1).is_some_and(|l| l.split_once("//").is_some_and(|(_, c)| says(&format!("//{c}"))));
+    own || lines[..fn_line - 1]
+        .iter()
+        .rev()
+        .take_while(|l| {
+            let l = l.trim_start();
+            l.starts_with("//") || l.starts_with("#[") || l.starts_with(')') || l.starts_with(']')
+        })
+        .any(|l| says(l))
+}
+
 /// The imports between two nodes of a level: where each is made (file, line, what it says).
 type Edges<'a> = BTreeMap<(Vec<String>, Vec<String>), BTreeSet<(&'a str, usize, String)>>;
 
@@ -752,6 +813,12 @@ fn one_owner_starts_environments() {
     // environment until Ctrl-C and is the one other caller.
     let violations = start_violations(&sources());
     assert!(violations.is_empty(), "environments started outside run::lifetime:\n{}", violations.join("\n"));
+}
+
+#[test]
+fn no_function_runs_long_without_saying_why() {
+    let violations = long_functions(&sources());
+    assert!(violations.is_empty(), "long functions:\n{}", violations.join("\n"));
 }
 
 #[test]
@@ -894,4 +961,23 @@ mod inline {
     assert_eq!(at[5], ["perf/src/run/judge.rs:1: use super::GateError"]);
     assert_eq!(at[6], ["perf/src/run/measure.rs:3: super::stress::search"]);
     assert_eq!(at[7], ["perf/src/run/stress.rs:1: use super::measure::measure_once"]);
+
+    // Long functions: counted from `fn` to the closing brace, a `fn` type and a declaration
+    // skipped, a reason above (among docs and attributes) or on the line accepted.
+    let body = |n: usize| "    let x = [0u8; 2];\n".repeat(n);
+    let text = format!(
+        "fn short() {{\n{}}}\n/// Docs.\n// Long: one ladder of cases.\n#[inline]\nfn said() {{\n{}}}\n\
+         fn unsaid(f: fn(u8) -> u8, a: [u8; 3]) -> u8 {{\n{}    f(a[0])\n}}\ntrait T {{ fn decl(&self); }}\n\
+         fn inline_reason() {{ // Long: one table.\n{}}}\n",
+        body(LONG_FUNCTION - 2),
+        body(LONG_FUNCTION),
+        body(LONG_FUNCTION - 2),
+        body(LONG_FUNCTION),
+    );
+    let found = long_functions(&[Source::new("long.rs", &text)]);
+    let unsaid_line = LONG_FUNCTION + 3 + (LONG_FUNCTION + 2) + 1;
+    assert_eq!(
+        found,
+        [format!("perf/src/long.rs:{unsaid_line}: `unsaid` is {} lines: split it, or say why beside it (`// Long: …`)", LONG_FUNCTION + 1)]
+    );
 }
