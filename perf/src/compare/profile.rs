@@ -7,8 +7,15 @@
 //! first. The whole profile's samples per 1000 requests is the app's CPU per request as the
 //! profiler saw it. [`differential_folded`] gives the two sides' stacks on one scale for a
 //! differential flame graph (`inferno::differential`).
+//!
+//! A profile is a sample: at 99 Hz a function with ten samples a side could have had six or
+//! fourteen. A function is listed, and the whole profile counts as moved, only when its change
+//! is beyond what sampling alone makes likely ([`beyond_sampling`]): otherwise a run of a few
+//! dozen samples would name whatever functions its samples happened to land in.
 
 use std::collections::BTreeMap;
+
+use statrs::distribution::{Binomial, DiscreteCDF};
 
 use crate::summary::{Profile, Summary};
 
@@ -17,6 +24,9 @@ use crate::summary::{Profile, Summary};
 pub const TOTAL_MOVED: f64 = 0.10;
 /// Functions kept in a [`ProfileChange`].
 pub const KEPT: usize = 20;
+/// A change counts when sampling alone would make one at least as large this rarely
+/// (two-sided): strict, as a profile holds hundreds of functions and each is a test.
+pub const SAMPLING_P: f64 = 0.001;
 /// The differential flame graph's scale: samples per this many requests (whole numbers).
 pub const FLAME_PER: f64 = 1_000_000.0;
 
@@ -44,7 +54,10 @@ pub struct ProfileChange {
     pub head_per_1k: f64,
     /// The functions whose self time changed most, largest change first (at most [`KEPT`]).
     pub functions: Vec<FunctionChange>,
-    /// What the reader should know: stacks left out to bound a side.
+    /// Whether the whole profile's change per request is beyond sampling noise.
+    pub total_beyond_sampling: bool,
+    /// What the reader should know: stacks left out to bound a side, functions whose change
+    /// sampling could explain.
     pub notes: Vec<String>,
 }
 
@@ -54,9 +67,10 @@ impl ProfileChange {
         (self.base_per_1k > 0.0).then(|| (self.head_per_1k - self.base_per_1k) / self.base_per_1k)
     }
 
-    /// Whether the app's CPU per request moved by more than [`TOTAL_MOVED`].
+    /// Whether the app's CPU per request moved by more than [`TOTAL_MOVED`], beyond sampling
+    /// noise.
     pub fn moved(&self) -> bool {
-        self.total_change().is_some_and(|c| c.abs() > TOTAL_MOVED)
+        self.total_beyond_sampling && self.total_change().is_some_and(|c| c.abs() > TOTAL_MOVED)
     }
 
     /// Milliseconds of CPU per 1000 requests for `samples_per_1k` at this profile's rate.
@@ -98,16 +112,33 @@ pub fn compare(base: Option<&Profile>, head: Option<&Profile>) -> ProfileCompari
         (Ok(b), Ok(h)) => (b, h),
         (Err(why), _) | (_, Err(why)) => return ProfileComparison::Missing(why),
     };
-    let (bs, hs) = (self_per_1k(&base), self_per_1k(&head));
+    let (bs, hs) = (self_samples(&base), self_samples(&head));
     let names: std::collections::BTreeSet<&String> = bs.keys().chain(hs.keys()).collect();
-    let mut functions: Vec<FunctionChange> = names
-        .into_iter()
-        .map(|f| FunctionChange { function: f.clone(), base: bs.get(f).copied().unwrap_or(0.0), head: hs.get(f).copied().unwrap_or(0.0) })
-        .filter(|c| c.delta() != 0.0)
-        .collect();
+    let mut within_noise = 0usize;
+    let mut functions = Vec::new();
+    for f in names {
+        let (b, h) = (bs.get(f).copied().unwrap_or(0), hs.get(f).copied().unwrap_or(0));
+        let change = FunctionChange { function: f.clone(), base: per_1k(&base, b), head: per_1k(&head, h) };
+        if change.delta() == 0.0 {
+            continue;
+        }
+        if beyond_sampling(b, base.requests, h, head.requests) {
+            functions.push(change);
+        } else {
+            within_noise += 1;
+        }
+    }
     functions.sort_by(|a, b| b.delta().abs().total_cmp(&a.delta().abs()).then_with(|| a.function.cmp(&b.function)));
     functions.truncate(KEPT);
     let mut notes = Vec::new();
+    if within_noise > 0 {
+        notes.push(format!(
+            "{within_noise} more function{} changed by no more than sampling alone could make ({} samples in the baseline, {} in this run): not listed",
+            if within_noise == 1 { "" } else { "s" },
+            base.samples,
+            head.samples
+        ));
+    }
     for (side, p) in [("baseline", &base), ("run", &head)] {
         if p.stacks_left_out > 0 {
             notes.push(format!(
@@ -121,8 +152,26 @@ pub fn compare(base: Option<&Profile>, head: Option<&Profile>) -> ProfileCompari
         base_per_1k: per_1k(&base, base.samples),
         head_per_1k: per_1k(&head, head.samples),
         functions,
+        total_beyond_sampling: beyond_sampling(base.samples, base.requests, head.samples, head.requests),
         notes,
     })
+}
+
+/// Whether `head` samples over `head_requests` differ from `base` samples over
+/// `base_requests` by more than sampling makes likely. If both sides spent the same CPU per
+/// request, each of the `base + head` samples would fall on the head's side with the head's
+/// share of the requests: the head's count is binomial, and a count whose two-sided tail is
+/// under [`SAMPLING_P`] is a change.
+pub fn beyond_sampling(base: u64, base_requests: u64, head: u64, head_requests: u64) -> bool {
+    let n = base + head;
+    let all = base_requests + head_requests;
+    if n == 0 || base_requests == 0 || head_requests == 0 {
+        return false;
+    }
+    let Ok(binomial) = Binomial::new(head_requests as f64 / all as f64, n) else { return false };
+    let at_most = binomial.cdf(head);
+    let at_least = if head == 0 { 1.0 } else { binomial.sf(head - 1) };
+    (2.0 * at_most.min(at_least)).min(1.0) < SAMPLING_P
 }
 
 fn per_1k(p: &Profile, samples: u64) -> f64 {
@@ -134,11 +183,11 @@ pub fn leaf(stack: &str) -> &str {
     stack.rsplit(';').next().unwrap_or(stack)
 }
 
-/// Self samples per 1000 requests by function.
-fn self_per_1k(p: &Profile) -> BTreeMap<String, f64> {
-    let mut out: BTreeMap<String, f64> = BTreeMap::new();
+/// Self samples by function.
+fn self_samples(p: &Profile) -> BTreeMap<String, u64> {
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
     for (stack, n) in &p.stacks {
-        *out.entry(leaf(stack).to_string()).or_default() += per_1k(p, *n);
+        *out.entry(leaf(stack).to_string()).or_default() += n;
     }
     out
 }
@@ -199,13 +248,39 @@ mod tests {
 
     #[test]
     fn a_shrunk_function_ranks_by_the_size_of_its_change() {
-        let base = profile(1000, &[("a;x", 30), ("a;y", 10)]);
-        let head = profile(1000, &[("a;x", 5), ("a;y", 20)]);
+        let base = profile(10_000, &[("a;x", 300), ("a;y", 100)]);
+        let head = profile(10_000, &[("a;x", 50), ("a;y", 200)]);
         let ProfileComparison::Compared(c) = compare(Some(&base), Some(&head)) else { panic!() };
         let names: Vec<&str> = c.functions.iter().map(|f| f.function.as_str()).collect();
         assert_eq!(names, ["x", "y"]);
         assert_eq!(c.functions[0].delta(), -25.0);
         assert!(c.moved(), "40 → 25 per 1k is -37%");
+    }
+
+    #[test]
+    fn what_sampling_alone_could_make_is_neither_listed_nor_a_move() {
+        // A run of a few dozen samples: each function's count moved by a few, the total by
+        // 20%; the same shares with fifty times the samples are beyond sampling.
+        let base = profile(1000, &[("a;x", 12), ("a;y", 10), ("a;z", 8)]);
+        let head = profile(1000, &[("a;x", 16), ("a;y", 6), ("a;w", 2)]);
+        let ProfileComparison::Compared(c) = compare(Some(&base), Some(&head)) else { panic!() };
+        assert!(c.functions.is_empty(), "{:?}", c.functions);
+        assert!(c.total_change().unwrap() < -0.19 && !c.moved(), "30 → 24 samples is sampling");
+        assert_eq!(
+            c.notes,
+            ["4 more functions changed by no more than sampling alone could make (30 samples in the baseline, 24 in this run): not listed"]
+        );
+        let big = |p: &Profile| profile(p.requests * 50, &p.stacks.iter().map(|(s, n)| (s.as_str(), n * 50)).collect::<Vec<_>>());
+        let ProfileComparison::Compared(c) = compare(Some(&big(&base)), Some(&big(&head))) else { panic!() };
+        let names: Vec<&str> = c.functions.iter().map(|f| f.function.as_str()).collect();
+        assert_eq!(names, ["z", "x", "y", "w"]);
+        assert!(c.moved());
+
+        // The binomial rule itself: 11 samples to none is a change at even requests, 9 to
+        // none is not; twice the requests on one side expects twice its samples.
+        assert!(beyond_sampling(0, 1000, 11, 1000) && !beyond_sampling(0, 1000, 9, 1000));
+        assert!(!beyond_sampling(100, 1000, 200, 2000) && beyond_sampling(100, 1000, 100, 2000));
+        assert!(!beyond_sampling(0, 0, 5, 1000) && !beyond_sampling(0, 1000, 0, 1000));
     }
 
     #[test]

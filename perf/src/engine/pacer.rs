@@ -49,7 +49,8 @@ pub(crate) struct Pacer {
 impl Pacer {
     pub(crate) fn new(name: &str) -> Pacer {
         let (tx, rx) = mpsc::channel::<Wake>();
-        let thread = std::thread::Builder::new().name(format!("pacer {name}")).spawn(move || {
+        // A plan's scenario name may hold any character; a thread's name may not hold NUL.
+        let thread = std::thread::Builder::new().name(format!("pacer {}", name.replace('\0', ""))).spawn(move || {
             while let Ok(wake) = rx.recv() {
                 let left = wake.at.saturating_duration_since(std::time::Instant::now());
                 if !left.is_zero() {
@@ -130,6 +131,8 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the pacer's thread still runs");
             std::thread::sleep(Duration::from_millis(10));
         }
+        // A scenario name with a NUL in it (a quoted TOML key may hold one) still gets a thread.
+        assert!(Pacer::new("odd\0name").wakes.is_some());
         let no_thread = Pacer { wakes: None, delay_ns: AtomicU64::new(0) };
         let at = Instant::now() + Duration::from_millis(2);
         no_thread.until(at).await;

@@ -3,7 +3,8 @@
 //! graph (`inferno::flamegraph`: red grew, blue shrank) that the run writes beside the report
 //! as `<suite>.profile-diff.svg`. Shown for a regressed suite always (without a profile, one
 //! line says why and how to get one), and for any compared suite whose CPU per request as
-//! the profiler saw it moved by more than [`profile::TOTAL_MOVED`].
+//! the profiler saw it moved by more than [`profile::TOTAL_MOVED`] and beyond sampling noise.
+//! Only functions whose change is beyond sampling noise are listed.
 
 use crate::compare::profile::{self, ProfileChange, ProfileComparison};
 use crate::verdict::{Report, SuiteReport};
@@ -112,7 +113,7 @@ pub(super) fn table(c: &ProfileComparison, suite: &str) -> Table {
                 flame_graph_file(suite)
             );
             if p.functions.is_empty() {
-                note.push_str(" No function's self time changed.");
+                note.push_str(" No function's self time changed beyond what sampling alone could make.");
             }
             for n in &p.notes {
                 note.push_str(&format!(" Note: {n}."));

@@ -592,17 +592,18 @@ fn calls_per_request_say_whose_requests_and_why_the_whole_suite() {
 }
 
 /// The regressed report, with CPU profiles on both sides: `busy` new in the run (40 samples
-/// per 1000 requests), `parse` unchanged, `query` halved.
+/// per 1000 requests), `parse` unchanged, `query` halved (over 10,000 requests a side: enough
+/// samples for the changes to be beyond sampling noise).
 fn regressed_profile() -> Report {
     use crate::summary::Profile;
     let mut r = regressed();
     let profile = |stacks: &[(&str, u64)]| {
         let stacks: std::collections::BTreeMap<String, u64> = stacks.iter().map(|(s, n)| (s.to_string(), *n)).collect();
-        Profile { hz: 99, requests: 1000, samples: stacks.values().sum(), stacks, ..Profile::default() }
+        Profile { hz: 99, requests: 10_000, samples: stacks.values().sum(), stacks, ..Profile::default() }
     };
     let suite = &mut r.suites[0];
-    suite.baseline_summary.as_mut().unwrap().profile = Some(profile(&[("app;main;parse", 20), ("app;main;query", 10)]));
-    suite.summary.profile = Some(profile(&[("app;main;parse", 20), ("app;main;query", 5), ("app;main;track;busy", 40)]));
+    suite.baseline_summary.as_mut().unwrap().profile = Some(profile(&[("app;main;parse", 200), ("app;main;query", 100)]));
+    suite.summary.profile = Some(profile(&[("app;main;parse", 200), ("app;main;query", 50), ("app;main;track;busy", 400)]));
     r
 }
 
