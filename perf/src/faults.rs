@@ -16,7 +16,7 @@
 //! - [`Fault::Latency`]: every chunk, in both directions, is held for `delay` ± a uniform
 //!   `jitter` before it is passed on. A queue per direction keeps the order of the bytes and
 //!   does not add the delays of back-to-back chunks together. Held chunks are woken by a
-//!   thread of the proxy's own (`pacer.rs`) rather than tokio's timer, which counts whole
+//!   thread of the proxy's own (`util::pacer`) rather than tokio's timer, which counts whole
 //!   milliseconds: a delay comes out late by the kernel's timer slack (50 µs by default) and
 //!   the time to wake a thread and a task, not by up to a millisecond.
 //! - [`Fault::Loss`]: each new connection, and each chunk on an open one, is lost with
@@ -44,9 +44,7 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::plan::{Fault, Link};
-use pacer::Pacer;
-
-mod pacer;
+use crate::util::pacer::Pacer;
 
 /// Counters since the proxy started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -99,7 +97,7 @@ impl FaultProxy {
         let (fault, _) = watch::channel(Fault::None);
         let counters = Arc::new(Counters::default());
         let stop = CancellationToken::new();
-        let ways = Arc::new(Ways { link, pacer: Pacer::start()? });
+        let ways = Arc::new(Ways { link, pacer: Pacer::start("perf-proxy-pacer")? });
         tokio::spawn(accept_loop(listener, upstream, fault.clone(), counters.clone(), ways, stop.clone()));
         Ok(FaultProxy { addr, fault, link, counters, stop })
     }
@@ -296,7 +294,7 @@ impl Connection {
     {
         let mut held: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
         // The wake-up asked for the first held chunk, kept across reads: one per chunk.
-        let mut wake: Option<(Instant, oneshot::Receiver<()>)> = None;
+        let mut wake: Option<(Instant, oneshot::Receiver<Instant>)> = None;
         let mut buf = vec![0u8; 16 * 1024];
         let mut eof = false;
         loop {

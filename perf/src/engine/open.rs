@@ -8,8 +8,8 @@
 //! so the queueing the server caused is in the numbers (coordinated omission), while service
 //! time is measured from the actual start. Starts made more than `late_after` after their
 //! schedule are counted as late; starts still waiting when the scenario ends are dropped.
-//! A start is woken by the scenario's [`Pacer`], on time to the tens of microseconds (tokio's
-//! timer alone made each one 0–2 ms late, and that lateness was in every latency).
+//! A start begins on time to the tens of microseconds ([`OnTime`]; tokio's timer alone made
+//! each one 0–2 ms late, and that lateness was in every latency).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::pacer::Pacer;
+use super::on_time::OnTime;
 use super::schedule::Arrivals;
 use super::shared::{ScenarioCounters, Shared};
 use super::vu::{Ended, Vu, iteration};
@@ -42,7 +42,7 @@ pub(crate) async fn run(
     let (back_tx, mut back_rx) = mpsc::unbounded_channel::<Vu>();
     let mut tasks = JoinSet::new();
     let late_after = shared.late_after;
-    let pacer = Pacer::new(&iterations.scenario.name);
+    let on_time = OnTime::new();
 
     // `--shard K/N`: every N-th start of the whole schedule, from the K-th, so that the
     // shards' starts interleave into the plan's evenly spaced arrivals.
@@ -54,7 +54,7 @@ pub(crate) async fn run(
         let scheduled = start + offset;
         let measured = scheduled >= shared.measured_start;
         tokio::select! {
-            _ = pacer.until(scheduled) => {}
+            _ = on_time.until(scheduled) => {}
             _ = cancel.cancelled() => break,
         }
         while let Ok(vu) = back_rx.try_recv() {

@@ -1,11 +1,12 @@
 //! Small helpers every layer may use, each written once: writing a file so that it is never
 //! seen half-written, asking the kernel for a free port, running `git`, taking a median, and
-//! the one sink for progress lines ([`Notes`]), and how busy the machine was with other work
-//! ([`machine`]).
+//! the one sink for progress lines ([`Notes`]), how busy the machine was with other work
+//! ([`machine`]), and wake-ups finer than tokio's timer ([`pacer`]).
 //!
 //! This module is the bottom of the crate: it uses nothing else from it.
 
 pub mod machine;
+pub(crate) mod pacer;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
