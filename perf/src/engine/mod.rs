@@ -51,8 +51,9 @@
 //! # Files
 //! What goes in ([`RunOptions`], [`Hooks`], [`RunClock`]) is in `options`, what comes out
 //! ([`SuiteResult`], [`EngineError`]) in `result`; `run` drives a suite, `closed` and `open`
-//! are the two models' executors (`on_time` begins the open model's starts on time), `vu` a virtual user, `client`, `h1` and `ws` the protocols,
-//! `stats` the recording, `progress` the live line.
+//! are the two models' executors (`on_time` begins the open model's starts on time), `vu` a
+//! virtual user, `client`, `h1` and `ws` the protocols, `stats` the recording, `progress` the
+//! live line.
 
 mod client;
 mod closed;
