@@ -676,7 +676,7 @@ fn body_start(toks: &[Token]) -> Option<usize> {
 /// line `fn_line` (1-based), or on it.
 fn says_why(lines: &[String], fn_line: usize) -> bool {
     let says = |l: &str| l.trim_start().trim_start_matches('/').trim_start().starts_with("Long:");
-    let own = lines.get(fn_line - 1).is_some_and(|l| l.split_once("//").is_some_and(|(_, c)| says(&format!("//{c}"))));
+    let own = lines.get(fn_line - 1).is_some_and(|l| l.split_once("//").is_some_and(|(_, c)| says(c)));
     own || lines[..fn_line - 1]
         .iter()
         .rev()
