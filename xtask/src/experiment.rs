@@ -52,6 +52,10 @@ pub struct ExperimentArgs {
     /// Where the copies run: local processes or Docker containers
     #[arg(long, default_value = "local", value_parser = perf::cli::backend_among(&[BackendChoice::Local, BackendChoice::Docker]))]
     backend: BackendChoice,
+    /// Add --trials trials to the experiment kept in --out (its copies as calibrated then), so
+    /// that twenty trials can be taken over several sittings
+    #[arg(long, conflicts_with = "rejudge")]
+    more: bool,
     /// Judge the trials kept in --out again with today's rule (no load): the same
     /// measurements, e.g. after changing the rule
     #[arg(long)]
@@ -84,10 +88,14 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
     let thresholds: Vec<f64> = std::iter::once(prepared.compiled.compare.threshold)
         .chain(if matches!(args.mode, Mode::Ab) { args.thresholds.clone() } else { Vec::new() })
         .collect();
-    if args.rejudge {
+    let kept = || -> anyhow::Result<ExperimentReport> {
         let file = out_dir.join("trials").join("report.json");
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-        let mut report: ExperimentReport = serde_json::from_str(&text).with_context(|| format!("{}", file.display()))?;
+        let text =
+            std::fs::read_to_string(&file).with_context(|| format!("reading {} (no experiment kept in this --out?)", file.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{}", file.display()))
+    };
+    if args.rejudge {
+        let mut report = kept()?;
         report.trials = match perf::run::experiment::rejudge(&out_dir, &report, &prepared.compiled.compare, &thresholds) {
             Ok(t) => t,
             Err(e) => {
@@ -104,7 +112,9 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
         print!("{}", table(&report, &thresholds));
         return Ok(if meets_goals(&report, thresholds[0]) { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
-    let exp = ExperimentOptions { trials: args.trials, route: args.route.clone(), comparison, more_thresholds: args.thresholds.clone() };
+    let more = if args.more { Some(kept()?) } else { None };
+    let exp =
+        ExperimentOptions { trials: args.trials, route: args.route.clone(), comparison, more_thresholds: args.thresholds.clone(), more };
     let started = std::time::Instant::now();
     let report = match run_experiment(&opts, &prepared, &exp).await {
         Ok(r) => r,
@@ -124,7 +134,7 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
         report.route,
         report.intrinsic_p50_ms,
         report.intrinsic_p95_ms,
-        args.trials,
+        report.trials.iter().map(|t| t.trial).max().unwrap_or(0),
         prepared.testbed.key,
         started.elapsed(),
         report.trial_seconds

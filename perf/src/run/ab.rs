@@ -19,11 +19,10 @@
 
 use std::path::{Path, PathBuf};
 
+use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
 
 use crate::compare::{Context, compare_suite_with};
-use crate::engine::ProgressMode;
 use crate::env::{BackendKind, Environment, StartOptions};
 use crate::plan::compiled::Suite;
 use crate::plan::slice::{segment_length, slice};
@@ -36,10 +35,9 @@ use super::baseline::Pick;
 use super::context::run_context;
 use super::judge::{Judging, judge_suite};
 use super::lifetime::{Spec, with_environments};
-use super::measure::{measure_segment, measure_suite, warm_up};
+use super::measure::{measure_in_turns, measure_suite};
 use super::options::{GateError, GateOptions, GateRun};
 use super::prepare::Prepared;
-use super::profile;
 
 /// The image of the base's app for A/B with Docker, when it is not built from the plan's
 /// Dockerfile at the base ref (for example the nightly's image of that commit).
@@ -303,7 +301,16 @@ async fn ab_suite(
     ctxs: &[RunContext; 2],
     rng: &mut SmallRng,
 ) -> Result<(SuiteReport, PathBuf), GateError> {
-    let [base, head] = interleave(opts, prepared, suite, envs, ctxs, rng).await?;
+    let pairs = slice(suite, segment_length(suite));
+    let n = pairs.segments.len();
+    opts.notes.say(format!("A/B {}: {n} pairs of {:.0?} segments, each pair in a random order", suite.name, pairs.length));
+    let say = |done: usize, of: usize| {
+        if done.is_multiple_of(4) || done == of {
+            opts.notes.say(format!("A/B {}: {done}/{of} pairs", suite.name));
+        }
+    };
+    let sides = measure_in_turns(opts, prepared, suite, envs, ctxs, rng, say).await?;
+    let [base, head]: [Summary; 2] = sides.try_into().map_err(|_| GateError::Io("A/B measured other than two sides".into()))?;
     let side = opts.out_dir.join("ab").join(format!("{}-base.json", suite.name));
     summary::write_atomic(&side, &base).map_err(|e| GateError::Io(e.to_string()))?;
     let rules = &prepared.compiled.compare;
@@ -357,49 +364,4 @@ async fn head_only(
         SuiteReport { summary, comparison: None, baseline, baseline_summary: None, confirmation: Confirmation::NotRun, stored: None },
         file,
     ))
-}
-
-/// Runs `suite` on both sides in turns: its warm-up once on each, then each segment of its
-/// measured part on both, in an order drawn for every pair. Returns each side's segments put
-/// together (`[base, head]`), one segment per turn.
-async fn interleave(
-    opts: &GateOptions,
-    prepared: &Prepared,
-    suite: &Suite,
-    envs: &mut [Environment],
-    ctxs: &[RunContext; 2],
-    rng: &mut SmallRng,
-) -> Result<[Summary; 2], GateError> {
-    let sliced = slice(suite, segment_length(suite));
-    let quiet = GateOptions { progress: ProgressMode::Off, ..opts.clone() };
-    let pairs = sliced.segments.len();
-    opts.notes.say(format!("A/B {}: {pairs} pairs of {:.0?} segments, each pair in a random order", suite.name, sliced.length));
-    if let Some(warmup) = &sliced.warmup {
-        for side in order(rng) {
-            warm_up(&quiet, prepared, &mut envs[side], warmup, &ctxs[side]).await?;
-        }
-    }
-    let mut turns = profile::Turns::of(suite, envs).await;
-    let mut runs: [Vec<Summary>; 2] = [Vec::new(), Vec::new()];
-    for (i, segment) in sliced.segments.iter().enumerate() {
-        for side in order(rng) {
-            let mut s = measure_segment(&quiet, prepared, &mut envs[side], segment, &ctxs[side], turns.as_mut()).await?;
-            s.run.suite_hash = Some(suite.definition_hash.clone());
-            runs[side].push(s);
-        }
-        if (i + 1) % 4 == 0 || i + 1 == pairs {
-            opts.notes.say(format!("A/B {}: {}/{pairs} pairs", suite.name, i + 1));
-        }
-    }
-    let put = |runs: &[Summary]| summary::concat(runs).map_err(|e| GateError::Io(format!("suite {}: {e}", suite.name)));
-    let mut sides = [put(&runs[0])?, put(&runs[1])?];
-    if let Some(turns) = turns {
-        turns.finish_into(&mut sides, &opts.cancel).await;
-    }
-    Ok(sides)
-}
-
-/// Base (0) and head (1), in a random order.
-fn order(rng: &mut SmallRng) -> [usize; 2] {
-    if rng.random_bool(0.5) { [0, 1] } else { [1, 0] }
 }

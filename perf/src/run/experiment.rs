@@ -24,23 +24,20 @@ use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::compare::Metric;
 use crate::env::{Environment, StartOptions};
 use crate::plan::CompareRules;
 use crate::plan::compiled::Suite;
-use crate::plan::slice::{segment_length, slice};
 use crate::summary::{self, RunContext, Summary};
 
 use super::context::run_context;
 use super::judge::{Judging, judge_suite};
 use super::lifetime::{Spec, with_environments};
-use super::measure::{measure_segment, measure_suite, warm_up};
+use super::measure::{measure_in_turns, measure_suite};
 use super::options::{GateError, GateOptions};
 use super::prepare::Prepared;
-use super::profile;
 
 /// How each trial compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +57,9 @@ pub struct ExperimentOptions {
     pub comparison: Comparison,
     /// Thresholds to judge with besides the plan's (A/B mode).
     pub more_thresholds: Vec<f64>,
+    /// An experiment kept in the output folder that these trials add to (`--more`): its copies
+    /// as they were calibrated then, its trials kept and numbered on from its last.
+    pub more: Option<ExperimentReport>,
 }
 
 /// One copy of the app: what was done to the route.
@@ -94,6 +94,14 @@ pub struct Trial {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExperimentReport {
     pub suite: String,
+    /// The suite's definition hash (the plan's suite with `--quick` or not): trials added later
+    /// (`--more`) must measure the same definition. Empty in reports written before it was kept.
+    #[serde(default)]
+    pub suite_hash: String,
+    /// The testbed the trials ran on (machine, backend, link): trials added later must run on
+    /// the same. Empty in reports written before it was kept.
+    #[serde(default)]
+    pub testbed: String,
     pub route: String,
     pub comparison: Comparison,
     /// The route's own p50 and p95, measured once before the trials, ms.
@@ -195,16 +203,21 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
             },
         }
     };
-    let mut rng = SmallRng::seed_from_u64(opts.seed);
-    let (arms, p50, p95) = calibrate(opts, prepared, exp, suite, &ctx, &copy, &mut rng).await?;
+    let (arms, p50, p95, earlier) = start(opts, prepared, exp, suite, &ctx, &copy).await?;
+    let first = earlier.iter().map(|t| t.trial).max().unwrap_or(0) + 1;
+    let last = first + exp.trials - 1;
+    // Another sitting draws other orders.
+    let mut rng = SmallRng::seed_from_u64(opts.seed ^ u64::from(first));
     let report = |trials: Vec<Trial>, trial_seconds: f64| ExperimentReport {
         suite: suite.name.clone(),
+        suite_hash: suite.definition_hash.clone(),
+        testbed: prepared.testbed.key.clone(),
         route: exp.route.clone(),
         comparison: exp.comparison,
         intrinsic_p50_ms: p50,
         intrinsic_p95_ms: p95,
         arms: arms.iter().skip(1).cloned().collect(),
-        trials,
+        trials: earlier.iter().cloned().chain(trials).collect(),
         trial_seconds,
     };
 
@@ -212,15 +225,14 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
     let started = std::time::Instant::now();
     let trials = with_environments(&opts.notes, &opts.cancel, specs, async |envs: &mut [Environment]| {
         let mut out = Vec::new();
-        for trial in 1..=exp.trials {
+        for trial in first..=last {
             let done = match exp.comparison {
                 Comparison::Ab => ab_trial(opts, prepared, exp, suite, &ctx, envs, &arms, trial, &mut rng).await?,
                 Comparison::Stored => stored_trial(opts, prepared, exp, suite, &ctx, envs, &arms, trial).await?,
             };
             for t in &done {
                 opts.notes.say(format!(
-                    "trial {trial}/{}: {} at {:.0}%: {}{} ({} p50 ×{})",
-                    exp.trials,
+                    "trial {trial}/{last}: {} at {:.0}%: {}{} ({} p50 ×{})",
                     t.arm,
                     t.threshold * 100.0,
                     if t.regressed.is_empty() { "pass".to_string() } else { format!("regressed {}", t.regressed.join(", ")) },
@@ -232,7 +244,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
             out.extend(done);
             // What is known so far, so that the kept trials can be judged again (--rejudge)
             // before the last one ends.
-            let so_far = report(out.clone(), started.elapsed().as_secs_f64() / f64::from(trial));
+            let so_far = report(out.clone(), started.elapsed().as_secs_f64() / f64::from(trial - first + 1));
             let json = serde_json::to_vec_pretty(&so_far).map_err(|e| GateError::Io(e.to_string()))?;
             crate::util::write_atomic(&opts.out_dir.join("trials").join("report.json"), &json).map_err(|e| GateError::Io(e.to_string()))?;
         }
@@ -240,6 +252,64 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
     })
     .await?;
     Ok(report(trials, started.elapsed().as_secs_f64() / f64::from(exp.trials.max(1))))
+}
+
+/// Where the trials start from: the copies to measure (`base` first), the route's p50 and p95
+/// without work, and the trials already taken. For `--more`, the kept experiment's copies and
+/// trials, once it is shown to have measured the same thing; otherwise a new calibration.
+async fn start(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    exp: &ExperimentOptions,
+    suite: &Suite,
+    ctx: &RunContext,
+    copy: &impl Fn(&Arm) -> Spec,
+) -> Result<(Vec<Arm>, f64, f64, Vec<Trial>), GateError> {
+    let Some(kept) = &exp.more else {
+        let mut rng = SmallRng::seed_from_u64(opts.seed);
+        let (arms, p50, p95) = calibrate(opts, prepared, exp, suite, ctx, copy, &mut rng).await?;
+        return Ok((arms, p50, p95, Vec::new()));
+    };
+    let now = ExperimentReport {
+        suite: suite.name.clone(),
+        suite_hash: suite.definition_hash.clone(),
+        testbed: prepared.testbed.key.clone(),
+        route: exp.route.clone(),
+        comparison: exp.comparison,
+        trials: Vec::new(),
+        ..kept.clone()
+    };
+    same_experiment(kept, &now)?;
+    let base = Arm { name: "base".into(), percent: 0, every: 1 };
+    let arms = std::iter::once(base).chain(kept.arms.iter().cloned()).collect();
+    Ok((arms, kept.intrinsic_p50_ms, kept.intrinsic_p95_ms, kept.trials.clone()))
+}
+
+/// Trials added to a kept experiment must measure what it measured: the same suite (by name and
+/// definition), testbed, route and comparison. `now` is this run's report, without trials. Pure.
+pub fn same_experiment(kept: &ExperimentReport, now: &ExperimentReport) -> Result<(), GateError> {
+    let differs = |what: &str, kept: &str, now: &str| {
+        Err(GateError::Input(format!(
+            "--more: the kept experiment measured {what} `{kept}`, this run would measure `{now}`: start another --out"
+        )))
+    };
+    let mode = |c: Comparison| format!("{c:?}").to_lowercase();
+    if kept.suite != now.suite {
+        differs("suite", &kept.suite, &now.suite)
+    } else if !kept.suite_hash.is_empty() && kept.suite_hash != now.suite_hash {
+        Err(GateError::Input(format!(
+            "--more: suite `{}` is defined otherwise than when the kept trials ran (the plan, or --quick, changed): start another --out",
+            now.suite
+        )))
+    } else if !kept.testbed.is_empty() && kept.testbed != now.testbed {
+        differs("testbed", &kept.testbed, &now.testbed)
+    } else if kept.route != now.route {
+        differs("route", &kept.route, &now.route)
+    } else if kept.comparison != now.comparison {
+        differs("mode", &mode(kept.comparison), &mode(now.comparison))
+    } else {
+        Ok(())
+    }
 }
 
 /// Calibration, in the trials' own conditions (segments taken in turns): the route's own
@@ -259,7 +329,7 @@ async fn calibrate(
     let bare = Arm { name: "calibration".into(), percent: 0, every: 1 };
     let probe = Arm { name: "probe".into(), percent: 100, every: 1 };
     let sides = with_environments(&opts.notes, &opts.cancel, vec![copy(&bare), copy(&probe)], async |envs: &mut [Environment]| {
-        interleave_all(opts, prepared, suite, ctx, envs, rng).await
+        measure_in_turns(opts, prepared, suite, envs, &vec![ctx.clone(); envs.len()], rng, |_, _| {}).await
     })
     .await?;
     let route = sides[0].endpoints.get(&exp.route).ok_or_else(|| GateError::Input(format!("the suite never sent `{}`", exp.route)))?;
@@ -286,41 +356,6 @@ async fn calibrate(
     Ok((arms, p50, p95))
 }
 
-/// The suite on every environment in turns: its warm-up once on each, then each segment on
-/// all of them, in an order drawn for every segment. Each environment's segments put together.
-async fn interleave_all(
-    opts: &GateOptions,
-    prepared: &Prepared,
-    suite: &Suite,
-    ctx: &RunContext,
-    envs: &mut [Environment],
-    rng: &mut SmallRng,
-) -> Result<Vec<Summary>, GateError> {
-    let sliced = slice(suite, segment_length(suite));
-    let quiet = GateOptions { progress: crate::engine::ProgressMode::Off, ..opts.clone() };
-    let mut order: Vec<usize> = (0..envs.len()).collect();
-    if let Some(warmup) = &sliced.warmup {
-        for &i in &order {
-            warm_up(&quiet, prepared, &mut envs[i], warmup, ctx).await?;
-        }
-    }
-    let mut turns = profile::Turns::of(suite, envs).await;
-    let mut runs: Vec<Vec<Summary>> = vec![Vec::new(); envs.len()];
-    for segment in &sliced.segments {
-        order.shuffle(rng);
-        for &i in &order {
-            let mut s = measure_segment(&quiet, prepared, &mut envs[i], segment, ctx, turns.as_mut()).await?;
-            s.run.suite_hash = Some(suite.definition_hash.clone());
-            runs[i].push(s);
-        }
-    }
-    let mut copies = runs.iter().map(|r| summary::concat(r).map_err(|e| GateError::Io(e.to_string()))).collect::<Result<Vec<_>, _>>()?;
-    if let Some(turns) = turns {
-        turns.finish_into(&mut copies, &opts.cancel).await;
-    }
-    Ok(copies)
-}
-
 /// Rules with another threshold: the plan's rule otherwise.
 fn with_threshold(rules: &CompareRules, threshold: f64) -> CompareRules {
     let mut r = rules.clone();
@@ -342,7 +377,7 @@ async fn ab_trial(
     trial: u32,
     rng: &mut SmallRng,
 ) -> Result<Vec<Trial>, GateError> {
-    let sides = interleave_all(opts, prepared, suite, ctx, envs, rng).await?;
+    let sides = measure_in_turns(opts, prepared, suite, envs, &vec![ctx.clone(); envs.len()], rng, |_, _| {}).await?;
     for (side, arm) in sides.iter().zip(arms) {
         keep(opts, trial, &arm.name, side)?;
     }
@@ -480,5 +515,35 @@ mod tests {
         let pct = tail_percent(&values, 0.95, 1.30, 10);
         assert!(pct > 30 && pct < 300, "{pct}");
         assert_eq!(tail_percent(&values, 0.5, 1.0, 1), 0);
+    }
+
+    #[test]
+    fn more_trials_only_add_to_an_experiment_that_measured_the_same_thing() {
+        let kept = ExperimentReport {
+            suite: "baseline".into(),
+            suite_hash: "h1".into(),
+            testbed: "local-2cpu-epyc-24g".into(),
+            route: "slots".into(),
+            comparison: Comparison::Ab,
+            intrinsic_p50_ms: 1.0,
+            intrinsic_p95_ms: 2.0,
+            arms: vec![Arm { name: "same".into(), percent: 0, every: 1 }],
+            trials: Vec::new(),
+            trial_seconds: 1.0,
+        };
+        assert!(same_experiment(&kept, &kept).is_ok());
+        let err = |now: ExperimentReport| same_experiment(&kept, &now).unwrap_err().to_string();
+        assert!(err(ExperimentReport { suite: "concurrent".into(), ..kept.clone() }).contains("suite `baseline`"));
+        assert!(err(ExperimentReport { suite_hash: "h2".into(), ..kept.clone() }).contains("--quick"));
+        assert!(
+            err(ExperimentReport { route: "provider".into(), ..kept.clone() }).contains("route `slots`, this run would measure `provider`")
+        );
+        assert!(
+            err(ExperimentReport { comparison: Comparison::Stored, ..kept.clone() }).contains("mode `ab`, this run would measure `stored`")
+        );
+        // A report written before the definition and testbed were kept: the names are all there
+        // is to check.
+        let old = ExperimentReport { suite_hash: String::new(), testbed: String::new(), ..kept.clone() };
+        assert!(same_experiment(&old, &ExperimentReport { suite_hash: "h2".into(), testbed: "docker".into(), ..kept.clone() }).is_ok());
     }
 }

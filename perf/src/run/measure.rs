@@ -5,13 +5,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{RunClock, RunOptions, run_suite};
+use crate::engine::{ProgressMode, RunClock, RunOptions, run_suite};
 use crate::env::{Environment, ResourceSample, Service};
 use crate::faults::ProxyStats;
 use crate::plan::SuiteKind;
 use crate::plan::compiled::{ChaosAction, ChaosVerb, Fault, Special, Suite};
+use crate::plan::slice::{segment_length, slice};
 use crate::special::Observations;
 use crate::summary::{self, AppMetrics, Event, ResourceUsage, RunContext, Summary};
 use crate::util::machine;
@@ -58,11 +61,56 @@ pub(super) async fn warm_up(
     measure_once(opts, prepared, env, suite, ctx, false, Profiling::Off).await.map(|_| ())
 }
 
-/// One segment of a load suite whose segments take turns on several environments (A/B's
-/// sides, the experiment's copies), measured as [`measure_suite`] measures a suite, except
-/// the app's CPU: `turns` (one recording for all the segments, read by the caller at the end)
-/// is switched on during the segment's measured part.
-pub(super) async fn measure_segment(
+/// Runs `suite` on every environment in turns (A/B's two sides, the experiment's copies): its
+/// warm-up once on each, then each segment of its measured part on all of them, in an order
+/// drawn for every segment, so that the machine's drift hits every side alike. The app's CPU
+/// is recorded over all the turns at once (one recording, [`profile::Turns`]). Returns each
+/// environment's segments put together, in `envs`' order (`ctxs[i]` is `envs[i]`'s context);
+/// `progress(done, of)` hears of each round of turns.
+pub(super) async fn measure_in_turns(
+    opts: &GateOptions,
+    prepared: &Prepared,
+    suite: &Suite,
+    envs: &mut [Environment],
+    ctxs: &[RunContext],
+    rng: &mut SmallRng,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<Summary>, GateError> {
+    let sliced = slice(suite, segment_length(suite));
+    let quiet = GateOptions { progress: ProgressMode::Off, ..opts.clone() };
+    let mut order: Vec<usize> = (0..envs.len()).collect();
+    if let Some(warmup) = &sliced.warmup {
+        order.shuffle(rng);
+        for &i in &order {
+            warm_up(&quiet, prepared, &mut envs[i], warmup, &ctxs[i]).await?;
+        }
+    }
+    let mut recording = profile::Turns::of(suite, envs).await;
+    let mut runs: Vec<Vec<Summary>> = vec![Vec::new(); envs.len()];
+    for (round, segment) in sliced.segments.iter().enumerate() {
+        order.shuffle(rng);
+        for &i in &order {
+            let mut s = measure_segment(&quiet, prepared, &mut envs[i], segment, &ctxs[i], recording.as_mut()).await?;
+            s.run.suite_hash = Some(suite.definition_hash.clone());
+            runs[i].push(s);
+        }
+        progress(round + 1, sliced.segments.len());
+    }
+    let mut sides = runs
+        .iter()
+        .map(|r| summary::concat(r).map_err(|e| GateError::Io(format!("suite {}: {e}", suite.name))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(recording) = recording {
+        recording.finish_into(&mut sides, &opts.cancel).await;
+    }
+    Ok(sides)
+}
+
+/// One segment of a load suite whose segments take turns on several environments, measured
+/// as [`measure_suite`] measures a suite, except the app's CPU: `turns` (one recording for all
+/// the segments, read by the caller at the end) is switched on during the segment's measured
+/// part.
+async fn measure_segment(
     opts: &GateOptions,
     prepared: &Prepared,
     env: &mut Environment,
