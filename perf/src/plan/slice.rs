@@ -37,13 +37,13 @@ pub fn recorded_segment(measured: Duration) -> u32 {
 }
 
 /// The segment length A/B uses for `suite` when the plan does not set one: about a twelfth of
-/// its measured part, at least 3 s; at least two rounds of its longest workflow's think time,
+/// its measured part, at least 2 s; at least two rounds of its longest workflow's think time,
 /// so that a segment sees every step, not only the first ones; at most a fifth of the
 /// measured part (at least five pairs). Whole seconds.
 pub fn segment_length(suite: &Suite) -> Duration {
     let measured = timeline(suite).saturating_sub(suite.warmup).as_secs_f64();
     let think = suite.scenarios.iter().map(|s| iteration_think(&s.exec)).fold(0.0, f64::max);
-    let want = (measured / 12.0).max(3.0).max(2.0 * think);
+    let want = (measured / 12.0).max(2.0).max(2.0 * think);
     let most = (measured / 5.0).max(1.0);
     Duration::from_secs_f64(want.min(most).round().max(1.0))
 }
@@ -245,6 +245,10 @@ mod tests {
         assert_eq!(segment_length(&s), secs(5));
         let quick =
             suite(4, vec![scenario(0, Shape::ConstantArrivalRate { rate: 10.0, duration: secs(30), pre_allocated_vus: 2, max_vus: 5 })]);
-        assert_eq!(segment_length(&quick), secs(3));
+        // 26 s measured: a twelfth is 2.2 s, 2 s in whole seconds (13 pairs).
+        assert_eq!(segment_length(&quick), secs(2));
+        let short =
+            suite(2, vec![scenario(0, Shape::ConstantArrivalRate { rate: 10.0, duration: secs(9), pre_allocated_vus: 2, max_vus: 5 })]);
+        assert_eq!(segment_length(&short), secs(1), "7 s measured: a fifth, so that five pairs fit");
     }
 }

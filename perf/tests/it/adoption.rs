@@ -169,7 +169,8 @@ fn ab_against_the_base_commit_catches_a_slower_handler_and_passes_the_same_code(
     commit_a_slower_item_lookup(repo.path());
     let bin = tempfile::tempdir().unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_cargo-perf"), bin.path().join("cargo-perf")).unwrap();
-    let common = ["--backend", "local", "--quick", "--duration", "20s", "--progress", "off"];
+    // 12 s: a 1.8 s warm-up, then five pairs of 2 s segments a side.
+    let common = ["--backend", "local", "--quick", "--duration", "12s", "--progress", "off"];
 
     let mut args = common.to_vec();
     args.extend(["--against", "HEAD~1"]);

@@ -1,7 +1,7 @@
 //! The chaos suites against the reference app on the local backend, each run twice, side by
-//! side (two gate processes, each with its own PostgreSQL, Redis and app, at a few dozen
-//! requests per second: the machine has room for both, and nothing is compared with a
-//! baseline): as shipped (the assertion holds, exit 0) and deliberately broken through one of
+//! side (a gate process per suite and side, each with its own PostgreSQL, Redis and app, at a
+//! few dozen requests per second: the machine has room for four, and nothing is compared with
+//! a baseline): as shipped (the assertion holds, exit 0) and deliberately broken through one of
 //! the app's opt-in knobs (the matching assertion fails, exit 1):
 //! - write_race with `REFAPP_UNSAFE_BOOKING=1` (check-then-insert without the unique index)
 //!   books some slot twice: `one_winner_per_slot` fails;
@@ -31,13 +31,24 @@ fn run(suite: &str, broken: &str) -> ((i32, Summary), (i32, Summary)) {
     ((shipped_code, shipped.remove(0)), (broken_code, broken.remove(0)))
 }
 
-/// Runs `suites` as shipped and with the `broken` settings at the same time, each in a gate
-/// run of its own; returns each run's exit code and summaries.
+/// Runs each of `suites` as shipped and with the `broken` settings, all at the same time, each
+/// in a gate run of its own (the chaos suites' timelines are fixed: run one after another they
+/// would only add up); returns, as shipped and broken, the highest exit code and the summaries
+/// in the order asked.
 fn run_many(suites: &[&str], broken: &[&str]) -> ((i32, Vec<Summary>), (i32, Vec<Summary>)) {
     std::thread::scope(|scope| {
-        let broken = scope.spawn(|| run_once(suites, broken));
-        let shipped = run_once(suites, &[]);
-        (shipped, broken.join().expect("the broken run's thread"))
+        let runs: Vec<_> = [&[][..], broken]
+            .into_iter()
+            .map(|env| suites.iter().map(|&suite| scope.spawn(move || run_once(&[suite], env))).collect::<Vec<_>>())
+            .collect();
+        let mut sides = runs.into_iter().map(|side| {
+            side.into_iter().map(|run| run.join().expect("a gate run's thread")).fold((0, Vec::new()), |(code, mut all), (c, mut s)| {
+                all.append(&mut s);
+                (code.max(c), all)
+            })
+        });
+        let shipped = sides.next().expect("as shipped");
+        (shipped, sides.next().expect("broken"))
     })
 }
 

@@ -62,6 +62,9 @@ async fn docker_quick_baseline_end_to_end() {
         "--backend",
         "docker",
         "--quick",
+        // Both suites at 20 s (the chaos suite's faults keep their order and proportions).
+        "--duration",
+        "20s",
         "--suite",
         "baseline,chaos_net_redis",
         "--no-baseline",
@@ -214,9 +217,9 @@ async fn docker_ab_of_the_same_image_passes_pair_by_pair() {
         "--quick",
         "--suite",
         "baseline",
-        // 20 s a side (the quick suite's 30 s shortened): still six pairs of segments.
+        // 12 s a side (the quick suite's 30 s shortened): five pairs of 2 s segments.
         "--duration",
-        "20s",
+        "12s",
         "--against",
         "HEAD",
         "--progress",

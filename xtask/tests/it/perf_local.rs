@@ -5,7 +5,7 @@
 //! is named with its plan change and its route.
 //!
 //! Needs PostgreSQL's server binaries and redis-server (see README). Runs are shortened with
-//! `--quick --duration 15s`.
+//! `--quick --duration 10s`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -91,7 +91,7 @@ fn update_baseline_then_compare_then_catch_a_slowdown() {
         "local",
         "--quick",
         "--duration",
-        "15s",
+        "10s",
         "--progress",
         "plain",
         "--app-env",
