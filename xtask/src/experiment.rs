@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 enum Mode {
     /// Base and copies interleaved in segments, compared pair by pair (`--against`)
     Ab,
+    /// The base and one copy at a time loaded at the same moments, compared pair by pair
+    Duet,
     /// The base's whole run as the stored baseline, each copy judged against it
     Stored,
 }
@@ -79,14 +81,16 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
     };
     let comparison = match args.mode {
         Mode::Ab => Comparison::Ab,
+        Mode::Duet => Comparison::Duet,
         Mode::Stored => Comparison::Stored,
     };
     let name = match args.mode {
         Mode::Ab => "ab",
+        Mode::Duet => "duet",
         Mode::Stored => "stored",
     };
     let thresholds: Vec<f64> = std::iter::once(prepared.compiled.compare.threshold)
-        .chain(if matches!(args.mode, Mode::Ab) { args.thresholds.clone() } else { Vec::new() })
+        .chain(if matches!(args.mode, Mode::Ab | Mode::Duet) { args.thresholds.clone() } else { Vec::new() })
         .collect();
     let kept = || -> anyhow::Result<ExperimentReport> {
         let file = out_dir.join("trials").join("report.json");

@@ -35,7 +35,7 @@ use super::baseline::Pick;
 use super::context::run_context;
 use super::judge::{Judging, judge_suite};
 use super::lifetime::{Spec, with_environments};
-use super::measure::{measure_in_turns, measure_suite};
+use super::measure::{Schedule, measure_in_turns, measure_suite};
 use super::options::{GateError, GateOptions, GateRun};
 use super::prepare::Prepared;
 
@@ -309,7 +309,7 @@ async fn ab_suite(
             opts.notes.say(format!("A/B {}: {done}/{of} pairs", suite.name));
         }
     };
-    let sides = measure_in_turns(opts, prepared, suite, envs, ctxs, rng, say).await?;
+    let sides = measure_in_turns(opts, prepared, suite, envs, ctxs, rng, Schedule::Turns, say).await?;
     let [base, head]: [Summary; 2] = sides.try_into().map_err(|_| GateError::Io("A/B measured other than two sides".into()))?;
     let side = opts.out_dir.join("ab").join(format!("{}-base.json", suite.name));
     summary::write_atomic(&side, &base).map_err(|e| GateError::Io(e.to_string()))?;

@@ -14,6 +14,8 @@
 //! Each trial measures the suite on every copy and judges each against the base:
 //! - A/B mode: all copies take turns at each segment of the suite, in a random order, and each
 //!   copy is compared with the base pair by pair, as `--against` compares a pull request;
+//! - duet mode: the base and one copy at a time, both loaded at the same moments (the same
+//!   requests leave for both at the same instants), compared pair by pair;
 //! - stored mode: the base runs the whole suite (the baseline), then each copy does, judged
 //!   against it as a pull request against a stored baseline is, confirmation re-run included.
 //!
@@ -24,6 +26,7 @@ use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::compare::Metric;
@@ -35,7 +38,7 @@ use crate::summary::{self, RunContext, Summary};
 use super::context::run_context;
 use super::judge::{Judging, judge_suite};
 use super::lifetime::{Spec, with_environments};
-use super::measure::{measure_in_turns, measure_suite};
+use super::measure::{Schedule, measure_in_turns, measure_suite};
 use super::options::{GateError, GateOptions};
 use super::prepare::Prepared;
 
@@ -45,8 +48,18 @@ use super::prepare::Prepared;
 pub enum Comparison {
     /// Interleaved segments, paired (`--against`).
     Ab,
+    /// The base and one copy at a time loaded at the same moments, segment by segment, paired
+    /// ([`Schedule::Duet`]).
+    Duet,
     /// The whole suite on the base, then on each copy (a stored baseline).
     Stored,
+}
+
+impl Comparison {
+    /// How a trial's copies share the segments.
+    fn schedule(self) -> Schedule {
+        if self == Comparison::Duet { Schedule::Duet } else { Schedule::Turns }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -177,16 +190,23 @@ pub fn tail_percent(values: &[(u64, u64)], q: f64, factor: f64, every: u64) -> u
     (hi * 100.0 - 1e-6).ceil() as u32
 }
 
-pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOptions) -> Result<ExperimentReport, GateError> {
-    let suite = prepared.compiled.suites.first().ok_or_else(|| GateError::Input("no suite selected".into()))?;
-    if prepared.compiled.request(&exp.route).is_none() {
-        return Err(GateError::Input(format!("--route: the plan has no request named `{}`", exp.route)));
-    }
-    let ctx = run_context(opts, prepared, &prepared.plan_dir);
-    let copy = |arm: &Arm| {
+/// What every step of an experiment works with.
+struct Bench<'a> {
+    opts: &'a GateOptions,
+    prepared: &'a Prepared,
+    exp: &'a ExperimentOptions,
+    /// The suite each trial runs.
+    suite: &'a Suite,
+    ctx: RunContext,
+}
+
+impl Bench<'_> {
+    /// The environment of one copy: the plan's, with the copy's work on the route.
+    fn copy(&self, arm: &Arm) -> Spec {
+        let (opts, prepared) = (self.opts, self.prepared);
         let mut setup = prepared.setup.clone();
         if arm.percent > 0 {
-            setup.app.env.insert("REFAPP_WORK".into(), format!("{}:{}%@{}", exp.route, arm.percent, arm.every));
+            setup.app.env.insert("REFAPP_WORK".into(), format!("{}:{}%@{}", self.exp.route, arm.percent, arm.every));
         }
         Spec {
             name: format!("app {}", arm.name),
@@ -202,8 +222,21 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
                 notes: opts.notes.clone(),
             },
         }
-    };
-    let (arms, p50, p95, earlier) = start(opts, prepared, exp, suite, &ctx, &copy).await?;
+    }
+
+    /// Every copy's run context (one each, all the same).
+    fn ctxs(&self, n: usize) -> Vec<RunContext> {
+        vec![self.ctx.clone(); n]
+    }
+}
+
+pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOptions) -> Result<ExperimentReport, GateError> {
+    let suite = prepared.compiled.suites.first().ok_or_else(|| GateError::Input("no suite selected".into()))?;
+    if prepared.compiled.request(&exp.route).is_none() {
+        return Err(GateError::Input(format!("--route: the plan has no request named `{}`", exp.route)));
+    }
+    let bench = Bench { opts, prepared, exp, suite, ctx: run_context(opts, prepared, &prepared.plan_dir) };
+    let (arms, p50, p95, earlier) = start(&bench).await?;
     let first = earlier.iter().map(|t| t.trial).max().unwrap_or(0) + 1;
     let last = first + exp.trials - 1;
     // Another sitting draws other orders.
@@ -221,14 +254,14 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
         trial_seconds,
     };
 
-    let specs = arms.iter().map(copy).collect();
+    let specs = arms.iter().map(|a| bench.copy(a)).collect();
     let started = std::time::Instant::now();
     let trials = with_environments(&opts.notes, &opts.cancel, specs, async |envs: &mut [Environment]| {
         let mut out = Vec::new();
         for trial in first..=last {
             let done = match exp.comparison {
-                Comparison::Ab => ab_trial(opts, prepared, exp, suite, &ctx, envs, &arms, trial, &mut rng).await?,
-                Comparison::Stored => stored_trial(opts, prepared, exp, suite, &ctx, envs, &arms, trial).await?,
+                Comparison::Ab | Comparison::Duet => ab_trial(&bench, envs, &arms, trial, &mut rng).await?,
+                Comparison::Stored => stored_trial(&bench, envs, &arms, trial).await?,
             };
             for t in &done {
                 opts.notes.say(format!(
@@ -257,17 +290,11 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
 /// Where the trials start from: the copies to measure (`base` first), the route's p50 and p95
 /// without work, and the trials already taken. For `--more`, the kept experiment's copies and
 /// trials, once it is shown to have measured the same thing; otherwise a new calibration.
-async fn start(
-    opts: &GateOptions,
-    prepared: &Prepared,
-    exp: &ExperimentOptions,
-    suite: &Suite,
-    ctx: &RunContext,
-    copy: &impl Fn(&Arm) -> Spec,
-) -> Result<(Vec<Arm>, f64, f64, Vec<Trial>), GateError> {
+async fn start(bench: &Bench<'_>) -> Result<(Vec<Arm>, f64, f64, Vec<Trial>), GateError> {
+    let Bench { opts, prepared, exp, suite, .. } = *bench;
     let Some(kept) = &exp.more else {
         let mut rng = SmallRng::seed_from_u64(opts.seed);
-        let (arms, p50, p95) = calibrate(opts, prepared, exp, suite, ctx, copy, &mut rng).await?;
+        let (arms, p50, p95) = calibrate(bench, &mut rng).await?;
         return Ok((arms, p50, p95, Vec::new()));
     };
     let now = ExperimentReport {
@@ -317,19 +344,13 @@ pub fn same_experiment(kept: &ExperimentReport, now: &ExperimentReport) -> Resul
 /// (the rest is the client's and the network's share), from a probe doing 100% more work.
 /// Returns the arms to try (`base` first), sized so that each shows the change its name says,
 /// and the route's p50 and p95 without work, ms.
-async fn calibrate(
-    opts: &GateOptions,
-    prepared: &Prepared,
-    exp: &ExperimentOptions,
-    suite: &Suite,
-    ctx: &RunContext,
-    copy: &impl Fn(&Arm) -> Spec,
-    rng: &mut SmallRng,
-) -> Result<(Vec<Arm>, f64, f64), GateError> {
+async fn calibrate(bench: &Bench<'_>, rng: &mut SmallRng) -> Result<(Vec<Arm>, f64, f64), GateError> {
+    let Bench { opts, prepared, exp, suite, .. } = *bench;
     let bare = Arm { name: "calibration".into(), percent: 0, every: 1 };
     let probe = Arm { name: "probe".into(), percent: 100, every: 1 };
-    let sides = with_environments(&opts.notes, &opts.cancel, vec![copy(&bare), copy(&probe)], async |envs: &mut [Environment]| {
-        measure_in_turns(opts, prepared, suite, envs, &vec![ctx.clone(); envs.len()], rng, |_, _| {}).await
+    let specs = vec![bench.copy(&bare), bench.copy(&probe)];
+    let sides = with_environments(&opts.notes, &opts.cancel, specs, async |envs: &mut [Environment]| {
+        measure_in_turns(opts, prepared, suite, envs, &bench.ctxs(2), rng, exp.comparison.schedule(), |_, _| {}).await
     })
     .await?;
     let route = sides[0].endpoints.get(&exp.route).ok_or_else(|| GateError::Input(format!("the suite never sent `{}`", exp.route)))?;
@@ -363,27 +384,48 @@ fn with_threshold(rules: &CompareRules, threshold: f64) -> CompareRules {
     r
 }
 
-/// One A/B trial: every copy takes a turn at each segment, in a random order; each copy is
-/// judged against the base pair by pair, with each threshold.
-#[allow(clippy::too_many_arguments)] // one trial's whole context, passed down once
+/// One A/B trial, each copy judged against the base pair by pair, with each threshold. A/B
+/// mode: every copy takes a turn at each segment, in a random order. Duet mode: the base and
+/// one copy at a time, loaded at the same moments.
 async fn ab_trial(
-    opts: &GateOptions,
-    prepared: &Prepared,
-    exp: &ExperimentOptions,
-    suite: &Suite,
-    ctx: &RunContext,
+    bench: &Bench<'_>,
     envs: &mut [Environment],
     arms: &[Arm],
     trial: u32,
     rng: &mut SmallRng,
 ) -> Result<Vec<Trial>, GateError> {
-    let sides = measure_in_turns(opts, prepared, suite, envs, &vec![ctx.clone(); envs.len()], rng, |_, _| {}).await?;
-    for (side, arm) in sides.iter().zip(arms) {
-        keep(opts, trial, &arm.name, side)?;
+    let Bench { opts, prepared, exp, suite, .. } = *bench;
+    let ctxs = bench.ctxs(envs.len());
+    // Each copy's measurement and the base's it is compared with.
+    let mut pairs: Vec<(Summary, Summary)> = Vec::new();
+    if exp.comparison == Comparison::Duet {
+        // The base beside one copy at a time, as `--against` runs two sides, the copies in an
+        // order drawn for the trial: each copy is swapped in next to the base for its turn,
+        // and back.
+        let mut order: Vec<usize> = (1..envs.len()).collect();
+        order.shuffle(rng);
+        let mut measured: Vec<Option<(Summary, Summary)>> = vec![None; envs.len()];
+        for i in order {
+            envs.swap(1, i);
+            let sides = measure_in_turns(opts, prepared, suite, &mut envs[..2], &ctxs[..2], rng, Schedule::Duet, |_, _| {}).await;
+            envs.swap(1, i);
+            let [base, head]: [Summary; 2] = sides?.try_into().map_err(|_| GateError::Io("a duet measured other than two sides".into()))?;
+            keep(opts, trial, &format!("{}.base", arms[i].name), &base)?;
+            measured[i] = Some((base, head));
+        }
+        pairs.extend(measured.into_iter().flatten());
+    } else {
+        let mut sides = measure_in_turns(opts, prepared, suite, envs, &ctxs, rng, Schedule::Turns, |_, _| {}).await?;
+        keep(opts, trial, "base", &sides[0])?;
+        let base = sides.remove(0);
+        pairs.extend(sides.into_iter().map(|s| (base.clone(), s)));
+    }
+    for ((_, head), arm) in pairs.iter().zip(arms.iter().skip(1)) {
+        keep(opts, trial, &arm.name, head)?;
     }
     let thresholds: Vec<f64> = std::iter::once(prepared.compiled.compare.threshold).chain(exp.more_thresholds.iter().copied()).collect();
     let mut out = Vec::new();
-    for (i, arm) in arms.iter().enumerate().skip(1) {
+    for ((base, head), arm) in pairs.iter().zip(arms.iter().skip(1)) {
         for &threshold in &thresholds {
             let rules = with_threshold(&prepared.compiled.compare, threshold);
             let how = Judging {
@@ -396,8 +438,8 @@ async fn ab_trial(
                 noise: None,
             };
             let cannot = || async { Err(GateError::Input("an A/B comparison is not run again".into())) };
-            let judged = judge_suite(&sides[0], sides[i].clone(), &how, cannot).await?;
-            out.push(trial_of(trial, arm, threshold, &sides[0], &judged.summary, judged.comparison.regressed_endpoints(), &exp.route));
+            let judged = judge_suite(base, head.clone(), &how, cannot).await?;
+            out.push(trial_of(trial, arm, threshold, base, &judged.summary, judged.comparison.regressed_endpoints(), &exp.route));
         }
     }
     Ok(out)
@@ -405,17 +447,8 @@ async fn ab_trial(
 
 /// One stored-baseline trial: the base's whole suite, then each copy's, judged against it as
 /// the gate judges a pull request (confirmation re-run included), with the plan's threshold.
-#[allow(clippy::too_many_arguments)] // one trial's whole context, passed down once
-async fn stored_trial(
-    opts: &GateOptions,
-    prepared: &Prepared,
-    exp: &ExperimentOptions,
-    suite: &Suite,
-    ctx: &RunContext,
-    envs: &mut [Environment],
-    arms: &[Arm],
-    trial: u32,
-) -> Result<Vec<Trial>, GateError> {
+async fn stored_trial(bench: &Bench<'_>, envs: &mut [Environment], arms: &[Arm], trial: u32) -> Result<Vec<Trial>, GateError> {
+    let Bench { opts, prepared, exp, suite, ref ctx } = *bench;
     let base = measure_suite(opts, prepared, &mut envs[0], suite, ctx).await?;
     keep(opts, trial, "base", &base)?;
     let rules = &prepared.compiled.compare;
@@ -453,7 +486,7 @@ pub fn rejudge(
     rules: &CompareRules,
     thresholds: &[f64],
 ) -> Result<Vec<Trial>, GateError> {
-    let paired = report.comparison == Comparison::Ab;
+    let paired = report.comparison != Comparison::Stored;
     let mut out = Vec::new();
     let mut trial = 1u32;
     loop {
@@ -462,9 +495,13 @@ pub fn rejudge(
             break;
         }
         let read = |arm: &str| summary::read(&folder.join(format!("{arm}.json"))).map_err(|e| GateError::Input(e.to_string()));
-        let base = read("base")?;
+        let shared = if report.comparison == Comparison::Duet { None } else { Some(read("base")?) };
         for arm in &report.arms {
             let head = read(&arm.name)?;
+            let base = match &shared {
+                Some(b) => b.clone(),
+                None => read(&format!("{}.base", arm.name))?,
+            };
             for &threshold in thresholds {
                 let r = with_threshold(rules, threshold);
                 let c = crate::compare::compare_suite_with(Some(&base), &head, &r, crate::compare::Context { paired, noise: None });
@@ -515,6 +552,44 @@ mod tests {
         let pct = tail_percent(&values, 0.95, 1.30, 10);
         assert!(pct > 30 && pct < 300, "{pct}");
         assert_eq!(tail_percent(&values, 0.5, 1.0, 1), 0);
+    }
+
+    #[test]
+    fn a_duet_is_judged_again_against_the_base_measured_beside_each_copy() {
+        use crate::compare::testkit::{Gen, one};
+        let dir = tempfile::tempdir().unwrap();
+        let trial = dir.path().join("trials").join("1");
+        let put = |name: &str, median_ms: f64, seed: u64| {
+            summary::write_atomic(&trial.join(format!("{name}.json")), &one("baseline", "slots", &Gen::new(20, 60, median_ms, seed)))
+                .unwrap()
+        };
+        // Each copy ran beside a base of its own: the base beside the second copy was as slow
+        // as the copy (a slow stretch of the machine). Against its own base neither copy
+        // changed; against the first duet's base the second would read +60%.
+        put("base", 2.0, 1);
+        put("same.base", 2.0, 2);
+        put("same", 2.0, 3);
+        put("late.base", 3.2, 4);
+        put("late", 3.2, 5);
+        let mut report = ExperimentReport {
+            suite: "baseline".into(),
+            suite_hash: String::new(),
+            testbed: String::new(),
+            route: "slots".into(),
+            comparison: Comparison::Duet,
+            intrinsic_p50_ms: 2.0,
+            intrinsic_p95_ms: 4.0,
+            arms: ["same", "late"].map(|name| Arm { name: name.into(), percent: 0, every: 1 }).to_vec(),
+            trials: Vec::new(),
+            trial_seconds: 1.0,
+        };
+        let regressed = |report: &ExperimentReport| -> Vec<(String, Vec<String>)> {
+            rejudge(dir.path(), report, &CompareRules::default(), &[0.2]).unwrap().into_iter().map(|t| (t.arm, t.regressed)).collect()
+        };
+        assert_eq!(regressed(&report), vec![("same".to_string(), vec![]), ("late".to_string(), vec![])]);
+        // In A/B mode every copy took turns with the one base.
+        report.comparison = Comparison::Ab;
+        assert_eq!(regressed(&report), vec![("same".to_string(), vec![]), ("late".to_string(), vec!["slots".to_string()])]);
     }
 
     #[test]

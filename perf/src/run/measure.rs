@@ -61,12 +61,32 @@ pub(super) async fn warm_up(
     measure_once(opts, prepared, env, suite, ctx, false, Profiling::Off).await.map(|_| ())
 }
 
-/// Runs `suite` on every environment in turns (A/B's two sides, the experiment's copies): its
-/// warm-up once on each, then each segment of its measured part on all of them, in an order
-/// drawn for every segment, so that the machine's drift hits every side alike. The app's CPU
-/// is recorded over all the turns at once (one recording, [`profile::Turns`]). Returns each
+/// How several environments share the segments of a suite's measured part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Schedule {
+    /// One environment at a time, in an order drawn for every segment: the machine's drift
+    /// (minutes) hits every side alike.
+    #[default]
+    Turns,
+    /// Every environment at the same moments ("duet"): what the machine does in a
+    /// millisecond (a stalled core, a neighbour's burst) lands on every side's requests of
+    /// that moment alike, so it moves the pair, not the difference. Each side then shares the
+    /// machine with the others' load.
+    Duet,
+}
+
+/// How long before a segment measured [`Schedule::Duet`] its sides' timelines start: time
+/// for each side's snapshots and setup, so that none starts late.
+const DUET_LEAD: Duration = Duration::from_millis(500);
+
+/// Runs `suite` on every environment (A/B's two sides, the experiment's copies): its warm-up
+/// once on each, then each segment of its measured part on all of them, as `schedule` says:
+/// in turns, in an order drawn for every segment, or all at once. The app's CPU is recorded
+/// over all the segments at once (one recording, [`profile::Turns`]). Returns each
 /// environment's segments put together, in `envs`' order (`ctxs[i]` is `envs[i]`'s context);
-/// `progress(done, of)` hears of each round of turns.
+/// `progress(done, of)` hears of each round of segments.
+// Long: the warm-up, then the segments' two schedules over the same recording.
+#[allow(clippy::too_many_arguments)] // one measurement's whole context, passed down once
 pub(super) async fn measure_in_turns(
     opts: &GateOptions,
     prepared: &Prepared,
@@ -74,6 +94,7 @@ pub(super) async fn measure_in_turns(
     envs: &mut [Environment],
     ctxs: &[RunContext],
     rng: &mut SmallRng,
+    schedule: Schedule,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Summary>, GateError> {
     let sliced = slice(suite, segment_length(suite));
@@ -88,13 +109,39 @@ pub(super) async fn measure_in_turns(
     let mut recording = profile::Turns::of(suite, envs).await;
     let mut runs: Vec<Vec<Summary>> = vec![Vec::new(); envs.len()];
     for (round, segment) in sliced.segments.iter().enumerate() {
-        order.shuffle(rng);
-        for &i in &order {
-            let mut s = measure_segment(&quiet, prepared, &mut envs[i], segment, &ctxs[i], recording.as_mut()).await?;
-            s.run.suite_hash = Some(suite.definition_hash.clone());
-            runs[i].push(s);
+        match schedule {
+            Schedule::Turns => {
+                order.shuffle(rng);
+                for &i in &order {
+                    runs[i].push(measure_segment(&quiet, prepared, &mut envs[i], segment, &ctxs[i], recording.as_mut()).await?);
+                }
+            }
+            Schedule::Duet => {
+                // One start for every side's timeline (after each one's setup), and the same
+                // seed: the same requests leave for every side at the same instants.
+                let together = GateOptions { start_at: Some(std::time::SystemTime::now() + DUET_LEAD), ..quiet.clone() };
+                // The recording covers every app's processes: switched on by the first
+                // environment's run, it sees them all over the same measured part.
+                let mut first = recording.as_mut();
+                // The side set going first takes turns from segment to segment (the first
+                // polled is the first whose requests leave).
+                let mut sides: Vec<(usize, &mut Environment)> = envs.iter_mut().enumerate().collect();
+                let n = sides.len();
+                sides.rotate_left(round % n);
+                let together = &together;
+                let each = sides.into_iter().map(|(i, env)| {
+                    let turns = first.take();
+                    async move { measure_segment(together, prepared, env, segment, &ctxs[i], turns).await.map(|s| (i, s)) }
+                });
+                for (i, s) in futures::future::try_join_all(each).await? {
+                    runs[i].push(s);
+                }
+            }
         }
         progress(round + 1, sliced.segments.len());
+    }
+    for s in runs.iter_mut().flatten() {
+        s.run.suite_hash = Some(suite.definition_hash.clone());
     }
     let mut sides = runs
         .iter()
