@@ -123,8 +123,9 @@ pub(super) async fn measure_in_turns(
                 // The recording covers every app's processes: switched on by the first
                 // environment's run, it sees them all over the same measured part.
                 let mut first = recording.as_mut();
-                // The side set going first takes turns from segment to segment (the first
-                // polled is the first whose requests leave).
+                // Which side is set going first alternates from segment to segment (the first
+                // polled is the first whose requests leave, and it reads slower: README, "Duet,
+                // a study"), so a pair of segments holds one of each.
                 let mut sides: Vec<(usize, &mut Environment)> = envs.iter_mut().enumerate().collect();
                 let n = sides.len();
                 sides.rotate_left(round % n);
