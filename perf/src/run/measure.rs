@@ -107,13 +107,20 @@ pub(super) async fn measure_in_turns(
         }
     }
     let mut recording = profile::Turns::of(suite, envs).await;
+    // All sides, or one side of an A/B only, to measure what the profiler costs (in turns: a
+    // duet's sides are measured at the same moments, under one recording).
+    let recorded = match schedule {
+        Schedule::Turns => profile::recorded_sides(envs.len()),
+        Schedule::Duet => vec![true; envs.len()],
+    };
     let mut runs: Vec<Vec<Summary>> = vec![Vec::new(); envs.len()];
     for (round, segment) in sliced.segments.iter().enumerate() {
         match schedule {
             Schedule::Turns => {
                 order.shuffle(rng);
                 for &i in &order {
-                    runs[i].push(measure_segment(&quiet, prepared, &mut envs[i], segment, &ctxs[i], recording.as_mut()).await?);
+                    let turns = if recorded[i] { recording.as_mut() } else { None };
+                    runs[i].push(measure_segment(&quiet, prepared, &mut envs[i], segment, &ctxs[i], turns).await?);
                 }
             }
             Schedule::Duet => {
@@ -150,6 +157,9 @@ pub(super) async fn measure_in_turns(
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(recording) = recording {
         recording.finish_into(&mut sides, &opts.cancel).await;
+        for (side, _) in sides.iter_mut().zip(&recorded).filter(|(_, r)| !**r) {
+            side.set_profile(profile::not_recorded());
+        }
     }
     Ok(sides)
 }

@@ -49,6 +49,27 @@ pub fn switched_off() -> bool {
     std::env::var(SWITCH).is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "off" | "0" | "false" | "no"))
 }
 
+/// Which of the `sides` of a run in turns get their segments recorded: all of them, unless
+/// [`SWITCH`] names one side of an A/B (`PERF_PROFILE=base` or `head`: the other side then
+/// runs without the profiler, and the comparison is what the profiler costs).
+pub fn recorded_sides(sides: usize) -> Vec<bool> {
+    recorded_sides_for(std::env::var(SWITCH).ok().as_deref(), sides)
+}
+
+fn recorded_sides_for(switch: Option<&str>, sides: usize) -> Vec<bool> {
+    let only = match switch.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        Some("base") if sides == 2 => Some(0),
+        Some("head") if sides == 2 => Some(1),
+        _ => None,
+    };
+    (0..sides).map(|i| only.is_none_or(|o| o == i)).collect()
+}
+
+/// What an A/B side's summary says when [`recorded_sides`] left it out.
+pub fn not_recorded() -> Profile {
+    Profile::unavailable(format!("not profiled: {SWITCH}={} records the other side only", std::env::var(SWITCH).unwrap_or_default().trim()))
+}
+
 /// Whether `suite`'s runs measured for judging get the app's CPU sampled: load suites (chaos
 /// and the other special kinds are judged by their checks, not against a baseline), unless
 /// [`SWITCH`] says off.
@@ -473,6 +494,16 @@ fn without_hash(frame: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_side_of_an_a_b_is_recorded_when_the_switch_names_it() {
+        assert_eq!(recorded_sides_for(None, 2), [true, true]);
+        assert_eq!(recorded_sides_for(Some("on"), 2), [true, true]);
+        assert_eq!(recorded_sides_for(Some("base"), 2), [true, false]);
+        assert_eq!(recorded_sides_for(Some(" Head "), 2), [false, true]);
+        // Not an A/B (the experiment's seven copies): every side, as without the switch.
+        assert_eq!(recorded_sides_for(Some("head"), 7), [true; 7]);
+    }
 
     #[test]
     fn perf_script_output_folds_into_stacks_without_hashes() {
