@@ -14,7 +14,8 @@
 //! built from the plan's `[app.docker] dockerfile` in the base's checkout as `<image>-ab-<sha>`.
 //!
 //! The base's plan is read at REF: a suite whose definition differs there (the pull request
-//! changed its load) is not comparable and says so, before any load. Special suites run on the
+//! changed its load) is not comparable and says so, before any load. The testbed is the
+//! head's for both sides: the machine, and the plan's `link_latency` to the databases. Special suites run on the
 //! head only and are judged by their checks, as in a stored-baseline run.
 
 use std::path::{Path, PathBuf};
@@ -145,6 +146,10 @@ async fn prepare_base(opts: &GateOptions, prepared: &Prepared, target: &AbTarget
         (prepared.setup.clone(), Vec::new())
     };
     setup.app.env.extend(opts.app_env.iter().cloned());
+    // The link to the databases is the testbed's, as the machine is: both sides run with the
+    // head's, whatever the base's plan said (a pull request that sets `link_latency` would
+    // otherwise be judged on the link, not on its code).
+    setup.environment.link = prepared.setup.environment.link;
     let setup = match prepared.backend {
         BackendKind::Docker => base_image(prepared, target, setup),
         _ => base_binary(opts, prepared, target, &dir, setup).await?,

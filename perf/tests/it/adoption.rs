@@ -81,6 +81,17 @@ fn commit_a_slower_item_lookup(repo: &Path) {
     git(repo, &["-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "-am", "slower item lookup"]);
 }
 
+/// Commits a change to the adopter's plan only: Redis a network hop away, as production has it
+/// (`link_latency`, a testbed setting).
+fn commit_a_link_to_redis(repo: &Path) {
+    let plan = repo.join("perf.toml");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let linked = text.replace("\n[app]\n", "\n[environment]\nlink_latency = \"1ms\"\n\n[app]\n");
+    assert_ne!(linked, text, "the plan has an [app] table to put the link before");
+    std::fs::write(&plan, linked).unwrap();
+    git(repo, &["-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "-am", "redis a hop away"]);
+}
+
 fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
@@ -159,19 +170,34 @@ fn the_adopters_workflows_pass_the_linters() {
     }
 }
 
-/// A/B, the pull request's verdict: the adopter's repository gets a commit that makes one
-/// handler slower; `cargo perf --against HEAD~1` runs both commits side by side and fails on
-/// that endpoint only, while `--against HEAD` (the same code twice) passes. A ref that does not
-/// exist stops the run before anything starts.
+/// A/B, the pull request's verdict: the adopter's repository gets a commit that only puts
+/// Redis a network hop away (`link_latency`: the same code twice, on a testbed that both sides
+/// share, so it passes), then one that makes one handler slower; `cargo perf --against HEAD~1`
+/// runs both commits side by side and fails on that endpoint only. A ref that does not exist
+/// stops the run before anything starts.
 #[test]
 fn ab_against_the_base_commit_catches_a_slower_handler_and_passes_the_same_code() {
     let repo = adopter_repository();
-    commit_a_slower_item_lookup(repo.path());
     let bin = tempfile::tempdir().unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_cargo-perf"), bin.path().join("cargo-perf")).unwrap();
     // 12 s: a 1.8 s warm-up, then five pairs of 2 s segments a side.
     let common = ["--backend", "local", "--quick", "--duration", "12s", "--progress", "off"];
 
+    commit_a_link_to_redis(repo.path());
+    let mut args = common.to_vec();
+    args.extend(["--against", "HEAD~1"]);
+    let out = cargo_perf(repo.path(), bin.path(), &args);
+    let (stdout, err) = text(&out);
+    // The base's plan has no link, but the link is the testbed's: `item` (a Redis round trip)
+    // would read 2 ms slower on the head alone.
+    assert_eq!(out.status.code(), Some(0), "the same code twice passes\nstdout:\n{stdout}\nstderr:\n{err}");
+    assert!(stdout.contains("Verdict: PASS"), "{stdout}");
+    for side in ["results/ab/smoke-base.json", "results/smoke.json"] {
+        let s = perf::summary::read(&repo.path().join(side)).unwrap();
+        assert_eq!(s.run.testbed.as_ref().and_then(|t| t.link_latency_us), Some(1000), "{side}");
+    }
+
+    commit_a_slower_item_lookup(repo.path());
     let mut args = common.to_vec();
     args.extend(["--against", "HEAD~1"]);
     let out = cargo_perf(repo.path(), bin.path(), &args);
@@ -201,13 +227,6 @@ fn ab_against_the_base_commit_catches_a_slower_handler_and_passes_the_same_code(
             }
         }
     }
-
-    let mut args = common.to_vec();
-    args.extend(["--against", "HEAD"]);
-    let out = cargo_perf(repo.path(), bin.path(), &args);
-    let (stdout, err) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "the same code twice passes\nstdout:\n{stdout}\nstderr:\n{err}");
-    assert!(stdout.contains("Verdict: PASS"), "{stdout}");
 
     let mut args = common.to_vec();
     args.extend(["--against", "no-such-branch"]);
