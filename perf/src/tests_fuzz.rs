@@ -17,7 +17,7 @@ use crate::plan::CompileOptions;
 
 const PLAN: &str = include_str!("../../perf.toml");
 const ADOPTER_PLAN: &str = include_str!("../../fixtures/adopter/perf.toml");
-const SUMMARY: &str = include_str!("../../results/baseline/local-2cpu-epyc-24g-quick/baseline.json");
+const SUMMARY: &str = include_str!("../../results/baseline/local-2cpu-epyc-24g-link500us-quick/baseline.json");
 
 fn runner(scale: u32) -> TestRunner {
     let cases = std::env::var("PERF_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(3000u32);

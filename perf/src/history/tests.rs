@@ -317,8 +317,8 @@ fn record_size_of_the_reference_plan() {
     let mut total = 0;
     for file in [
         "fixtures/summaries/v1-baseline-quick.json",
-        "results/baseline/local-2cpu-epyc-24g/baseline.json",
-        "results/baseline/local-2cpu-epyc-24g/concurrent.json",
+        "results/baseline/local-2cpu-epyc-24g-link500us/baseline.json",
+        "results/baseline/local-2cpu-epyc-24g-link500us/concurrent.json",
     ] {
         let mut s = crate::summary::read(&root.join(file)).unwrap();
         s.run.git.sha.get_or_insert_with(|| "0".repeat(40));

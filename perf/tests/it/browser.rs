@@ -88,7 +88,7 @@ fn profile(stacks: &[(&str, u64)]) -> summary::Profile {
 /// differential flame graphs (file name, SVG).
 fn report_html() -> ReportPage {
     let mut head = summary::read(&root().join("fixtures/summaries/v1-baseline-quick.json")).unwrap();
-    let mut base = summary::read(&root().join("results/baseline/local-2cpu-epyc-24g/baseline.json")).unwrap();
+    let mut base = summary::read(&root().join("results/baseline/local-2cpu-epyc-24g-link500us/baseline.json")).unwrap();
     base.profile = Some(profile(&[("refapp;tokio::runtime;handle;parse", 20), ("refapp;tokio::runtime;handle;query", 10)]));
     head.profile = Some(profile(&[
         ("refapp;tokio::runtime;handle;parse", 20),
@@ -101,7 +101,7 @@ fn report_html() -> ReportPage {
         suites: vec![SuiteReport {
             summary: head.clone(),
             comparison: Some(comparison),
-            baseline: BaselineSource::Committed { path: "results/baseline/local-2cpu-epyc-24g/baseline.json".into() },
+            baseline: BaselineSource::Committed { path: "results/baseline/local-2cpu-epyc-24g-link500us/baseline.json".into() },
             baseline_summary: Some(base),
             confirmation: Confirmation::NotRun,
             stored: None,
