@@ -132,7 +132,7 @@ fn a_nightly_started_by_hand_runs_what_it_is_asked_and_is_never_a_baseline() {
 /// started at `started_at`.
 fn stand_in_night(h: &Harness, started_at: &str) -> Vec<(String, Content)> {
     let sha = h.origin_git(&["rev-parse", "main"]).unwrap();
-    nightly_baseline_files(&perf::summary::testbed("local", false, None))
+    nightly_baseline_files(&local_testbed())
         .into_iter()
         .map(|(name, content)| {
             let Content::Bytes(bytes) = content else { unreachable!("nightly_baseline_files gives bytes") };
@@ -174,7 +174,7 @@ fn pages_site(h: &Harness, run: &Run) -> Vec<String> {
 fn each_scheduled_nightly_adds_its_night_to_the_perf_history_branch_and_deploys_the_site() {
     let h = harness();
     let sha = h.origin_git(&["rev-parse", "main"]).unwrap();
-    let testbed = perf::summary::testbed("local", false, None).key;
+    let testbed = local_testbed().key;
     let record = |date: &str| format!("records/{date}-{}-{testbed}.json", &sha[..12]);
 
     // The first night: no perf-history branch yet, so it starts as an orphan.
@@ -270,7 +270,7 @@ fn noise_file(suite: &str, testbed: &str) -> (String, Content) {
 #[test]
 fn one_invalid_suite_among_all_still_uploads_the_baseline_of_the_valid_ones() {
     let h = harness();
-    let testbed = perf::summary::testbed("local", false, None).key;
+    let testbed = local_testbed().key;
     let mut night = stand_in_night(&h, "2026-11-27T02:49:13Z");
     assert!(night.len() >= 2, "the nightly runs more than one suite: {:?}", night.iter().map(|(n, _)| n).collect::<Vec<_>>());
     let suite_of = |name: &str| name.trim_end_matches(".json").to_string();
@@ -325,7 +325,7 @@ fn one_invalid_suite_among_all_still_uploads_the_baseline_of_the_valid_ones() {
 #[test]
 fn pages_not_enabled_still_leaves_the_next_pull_request_its_baseline() {
     let h = harness();
-    let testbed = perf::summary::testbed("local", false, None).key;
+    let testbed = local_testbed().key;
     h.store.lock().pages_enabled = false;
     h.set_gate_results(&stand_in_night(&h, "2026-11-27T02:49:13Z")).unwrap();
     let nightly = h.run("perf-nightly.yml", &Event::schedule()).expect("the harness runs perf-nightly.yml");
@@ -456,6 +456,14 @@ fn the_harness_catches_a_cached_binary_without_cargos_install_records() {
 // ---------------------------------------------------------------------------------------------
 // perf-pr.yml
 
+/// The testbed of the bundled plan's local runs on this machine: its link to the databases
+/// included (`-link500us`), as the gate's `check` reports it.
+fn local_testbed() -> perf::summary::Testbed {
+    let plan = perf::plan::load(&repo_root().join("perf.toml")).expect("perf.toml loads");
+    let compiled = plan.compile(&Default::default()).expect("perf.toml compiles");
+    perf::summary::testbed("local", false, None).with_link(compiled.setup.environment.link)
+}
+
 /// Last night's `perf-baseline-<testbed>`: the bundled v1 summary, relabelled with this
 /// machine's testbed and each default suite's current definition hash, so that the gate finds
 /// it comparable.
@@ -485,7 +493,7 @@ fn nightly_baseline_files(testbed: &perf::summary::Testbed) -> Vec<(String, Cont
 #[test]
 fn a_pull_request_from_this_repository_runs_ab_with_last_nights_baseline_beside_and_comments() {
     let h = harness();
-    let testbed = perf::summary::testbed("local", false, None);
+    let testbed = local_testbed();
     let artifact = format!("perf-baseline-{}", testbed.key);
     h.add_run(NIGHTLY_RUN, "perf-nightly.yml", "schedule", "success");
     h.store.lock().add_artifact(NIGHTLY_RUN, &artifact, &nightly_baseline_files(&testbed)).unwrap();
@@ -520,7 +528,7 @@ fn a_pull_request_with_compare_stored_uses_last_nights_baseline_and_no_ab() {
         }
     });
     let h = Harness::new(HarnessOptions { workflows_dir: workflows.path().to_path_buf(), ..default_options() }).unwrap();
-    let testbed = perf::summary::testbed("local", false, None);
+    let testbed = local_testbed();
     let artifact = format!("perf-baseline-{}", testbed.key);
     h.add_run(NIGHTLY_RUN, "perf-nightly.yml", "schedule", "success");
     h.store.lock().add_artifact(NIGHTLY_RUN, &artifact, &nightly_baseline_files(&testbed)).unwrap();
