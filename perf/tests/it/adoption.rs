@@ -182,15 +182,20 @@ fn ab_against_the_base_commit_catches_a_slower_handler_and_passes_the_same_code(
     std::fs::copy(env!("CARGO_BIN_EXE_cargo-perf"), bin.path().join("cargo-perf")).unwrap();
     // 12 s: a 1.8 s warm-up, then five pairs of 2 s segments a side.
     let common = ["--backend", "local", "--quick", "--duration", "12s", "--progress", "off"];
+    // `cargo perf --against REF`: its exit code, stdout and stderr.
+    let against = |git_ref: &str| {
+        let mut args = common.to_vec();
+        args.extend(["--against", git_ref]);
+        let out = cargo_perf(repo.path(), bin.path(), &args);
+        let (stdout, err) = text(&out);
+        (out.status.code(), stdout, err)
+    };
 
     commit_a_link_to_redis(repo.path());
-    let mut args = common.to_vec();
-    args.extend(["--against", "HEAD~1"]);
-    let out = cargo_perf(repo.path(), bin.path(), &args);
-    let (stdout, err) = text(&out);
+    let (code, stdout, err) = against("HEAD~1");
     // The base's plan has no link, but the link is the testbed's: `item` (a Redis round trip)
     // would read 2 ms slower on the head alone.
-    assert_eq!(out.status.code(), Some(0), "the same code twice passes\nstdout:\n{stdout}\nstderr:\n{err}");
+    assert_eq!(code, Some(0), "the same code twice passes\nstdout:\n{stdout}\nstderr:\n{err}");
     assert!(stdout.contains("Verdict: PASS"), "{stdout}");
     for side in ["results/ab/smoke-base.json", "results/smoke.json"] {
         let s = perf::summary::read(&repo.path().join(side)).unwrap();
@@ -198,11 +203,8 @@ fn ab_against_the_base_commit_catches_a_slower_handler_and_passes_the_same_code(
     }
 
     commit_a_slower_item_lookup(repo.path());
-    let mut args = common.to_vec();
-    args.extend(["--against", "HEAD~1"]);
-    let out = cargo_perf(repo.path(), bin.path(), &args);
-    let (stdout, err) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{err}");
+    let (code, stdout, err) = against("HEAD~1");
+    assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{err}");
     assert!(stdout.contains("Suite smoke (A/B against HEAD~1 ("), "{stdout}");
     assert!(stdout.contains("Regression in 1 endpoint: smoke/item (p"), "only the slowed handler: {stdout}");
     assert!(err.contains("A/B smoke:") && err.contains("pairs of"), "{err}");
@@ -228,10 +230,7 @@ fn ab_against_the_base_commit_catches_a_slower_handler_and_passes_the_same_code(
         }
     }
 
-    let mut args = common.to_vec();
-    args.extend(["--against", "no-such-branch"]);
-    let out = cargo_perf(repo.path(), bin.path(), &args);
-    let (_, err) = text(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let (code, _, err) = against("no-such-branch");
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("`no-such-branch` is not a commit") && !err.contains("starting"), "{err}");
 }
