@@ -15,8 +15,9 @@
 //!
 //! The base's plan is read at REF: a suite whose definition differs there (the pull request
 //! changed its load) is not comparable and says so, before any load. The testbed is the
-//! head's for both sides: the machine, and the plan's `link_latency` to the databases. Special suites run on the
-//! head only and are judged by their checks, as in a stored-baseline run.
+//! head's for both sides: the machine, and the plan's `link_latency` to the databases.
+//! Special suites run on the head only and are judged by their checks, as in a
+//! stored-baseline run.
 
 use std::path::{Path, PathBuf};
 

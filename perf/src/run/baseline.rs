@@ -2,10 +2,10 @@
 //! testbed, and written atomically by `--update-baseline`.
 //!
 //! A baseline folder holds one folder per testbed, `<root>/<testbed key>/<suite>.json`
-//! (`results/baseline/local-2cpu-epyc-24g-link500us/baseline.json`); a `<suite>.json` directly in the
-//! folder (a downloaded artifact, a folder made by hand) is used by its own testbed facts. A
-//! run is judged only against a baseline of its own testbed and of the same suite
-//! definition; otherwise the suite is "not comparable", which is never a failure.
+//! (`results/baseline/local-2cpu-epyc-24g-link500us/baseline.json`); a `<suite>.json`
+//! directly in the folder (a downloaded artifact, a folder made by hand) is used by its own
+//! testbed facts. A run is judged only against a baseline of its own testbed and of the same
+//! suite definition; otherwise the suite is "not comparable", which is never a failure.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
