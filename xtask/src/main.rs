@@ -37,7 +37,7 @@ enum Command {
     /// The engine side of bench-engine (internal).
     #[command(hide = true)]
     BenchClient(bench_engine::BenchClientArgs),
-    /// Measure the gate's verdict quality: same code twice, a 10% and a 25% slowdown
+    /// Measure the gate's verdict quality: the same code twice, and one route 10–30% slower
     Experiment(experiment::ExperimentArgs),
 }
 
