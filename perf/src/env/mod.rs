@@ -37,7 +37,9 @@ pub use crate::plan::BackendKind;
 pub use error::EnvError;
 pub use proxies::Proxies;
 use proxies::set_fault;
-pub use types::{POSTGRES_STATEMENT_SETTINGS, PostgresAccess, ResourceSample, ServiceAccess, ServiceInfo, StartOptions};
+pub use types::{
+    POSTGRES_DURABILITY_SETTINGS, POSTGRES_STATEMENT_SETTINGS, PostgresAccess, ResourceSample, ServiceAccess, ServiceInfo, StartOptions,
+};
 
 /// What the user asked for with `--backend` (the one backend enum: the CLI parses it directly;
 /// [`BackendKind`] is what `auto` resolved to).

@@ -98,6 +98,15 @@ async fn docker_env_end_to_end() {
 
     // PostgreSQL down and up again: the app notices, the data and the port survive.
     let pg = pg_client(pg_port).await;
+    // Throwaway data, as the local backend has it: a commit does not wait for the disk.
+    let durability: Vec<String> = pg
+        .query("SELECT name || '=' || setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes') ORDER BY name", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(durability, ["fsync=off", "full_page_writes=off", "synchronous_commit=off"]);
     // Some work, so that PostgreSQL's CPU counter is clearly above what a fresh start uses.
     pg.batch_execute("SELECT count(*) FROM generate_series(1, 3000000)").await.unwrap();
     let pg_cpu_before_stop = env.resources().await.into_iter().find(|(s, _)| *s == Service::Postgres).unwrap().1.cpu_seconds;

@@ -44,13 +44,13 @@ async fn postgres_keeps_its_data_across_stop_and_start_again() {
     assert_eq!(owner, "tester");
     client.batch_execute("CREATE TABLE t (v int); INSERT INTO t VALUES (42);").await.unwrap();
     let settings: Vec<String> = client
-        .query("SELECT setting FROM pg_settings WHERE name IN ('fsync', 'max_connections') ORDER BY name", &[])
+        .query("SELECT setting FROM pg_settings WHERE name IN ('fsync', 'max_connections', 'synchronous_commit') ORDER BY name", &[])
         .await
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(settings, ["off", "200"]);
+    assert_eq!(settings, ["off", "200", "off"]);
     drop(client);
 
     pg.stop().await.unwrap();

@@ -20,10 +20,12 @@ pub(super) fn env(user: &str, password: &str, database: &str) -> Vec<(String, St
 }
 
 /// The server's command line: `postgres -c name=value` for each of the gate's settings (the
-/// official image and ours both read `-c` arguments as the server's).
+/// official image and ours both read `-c` arguments as the server's): the statements'
+/// statistics, and throwaway data as the local backend has it.
 pub(super) fn command() -> Vec<String> {
     let mut cmd = vec!["postgres".to_string()];
-    for (name, value) in crate::env::types::POSTGRES_STATEMENT_SETTINGS {
+    let settings = crate::env::types::POSTGRES_DURABILITY_SETTINGS.into_iter().chain(crate::env::types::POSTGRES_STATEMENT_SETTINGS);
+    for (name, value) in settings {
         cmd.extend(["-c".to_string(), format!("{name}={value}")]);
     }
     cmd

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::server::{ServerProcess, Stopping};
 use crate::env::error::{EnvError, copy_logs_noting};
 use crate::env::procs::{self, RunAs, Spawn, error_chain};
-use crate::env::types::POSTGRES_STATEMENT_SETTINGS;
+use crate::env::types::{POSTGRES_DURABILITY_SETTINGS, POSTGRES_STATEMENT_SETTINGS};
 
 /// How to start PostgreSQL.
 #[derive(Debug, Clone)]
@@ -56,9 +56,6 @@ pub struct PostgresProcess {
 const SETTINGS: &str = "
 # added by the perf gate: throwaway data, loopback only
 listen_addresses = '127.0.0.1'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 max_connections = 200
 logging_collector = off
 ";
@@ -224,6 +221,9 @@ impl PostgresProcess {
         let mut text =
             std::fs::read_to_string(&conf).map_err(|e| EnvError::Io { context: format!("reading {}", conf.display()), source: e })?;
         text.push_str(SETTINGS);
+        for (name, value) in POSTGRES_DURABILITY_SETTINGS {
+            text.push_str(&format!("{name} = {value}\n"));
+        }
         // pg_stat_statements when this installation ships it (Debian's server package does):
         // the server would not start with a library it cannot load.
         if statements_library(&self.postgres).is_some() {
