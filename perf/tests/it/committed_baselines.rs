@@ -2,8 +2,12 @@
 //! (`cargo xtask perf` on a machine of this project's kind). A change to a suite's definition
 //! in `perf.toml` (its scenarios, requests, `[defaults]`, `[compare]`) makes them "not
 //! comparable", and the quick start then compares nothing while still passing: this test
-//! fails instead, until they are recorded again (`cargo xtask perf --update-baseline`, with
-//! and without `--quick`, on each backend).
+//! fails instead, until they are recorded again (`cargo xtask perf --update-baseline
+//! --measure-noise`, with and without `--quick`, on each backend).
+//!
+//! Each baseline carries its testbed's noise (`<suite>.noise.json`, the A/A second run
+//! `--measure-noise` makes): without it a comparison has no floor but the run's own intervals,
+//! which do not hold what the machine did in the hours between the baseline and the run.
 
 use std::path::Path;
 
@@ -22,7 +26,8 @@ fn every_committed_baseline_is_comparable_with_the_bundled_plan_as_it_is() {
             .expect("perf.toml compiles");
         for file in std::fs::read_dir(&dir).unwrap() {
             let path = file.unwrap().path();
-            if path.extension().is_none_or(|e| e != "json") {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with(".json") || name.ends_with(".noise.json") {
                 continue;
             }
             let summary = perf::summary::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -41,6 +46,17 @@ fn every_committed_baseline_is_comparable_with_the_bundled_plan_as_it_is() {
             if summary.run.suite_hash.as_deref() != Some(suite.definition_hash.as_str()) {
                 stale.push(path.strip_prefix(root).unwrap().display().to_string());
             }
+            let noise_path = path.with_file_name(format!("{}.noise.json", summary.suite));
+            let noise = std::fs::read_to_string(&noise_path)
+                .unwrap_or_else(|e| panic!("{}: the baseline's noise is recorded beside it ({e})", noise_path.display()));
+            let noise: perf::compare::Noise = serde_json::from_str(&noise).unwrap_or_else(|e| panic!("{}: {e}", noise_path.display()));
+            assert_eq!(
+                (noise.suite.as_str(), noise.testbed.as_str()),
+                (summary.suite.as_str(), testbed.as_str()),
+                "{}",
+                noise_path.display()
+            );
+            assert!(summary.endpoints.keys().all(|e| noise.endpoints.contains_key(e)), "{}: every endpoint's noise", noise_path.display());
             checked += 1;
         }
     }
