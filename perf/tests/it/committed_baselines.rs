@@ -46,7 +46,7 @@ fn every_committed_baseline_is_comparable_with_the_bundled_plan_as_it_is() {
             if summary.run.suite_hash.as_deref() != Some(suite.definition_hash.as_str()) {
                 stale.push(path.strip_prefix(root).unwrap().display().to_string());
             }
-            let noise_path = path.with_file_name(format!("{}.noise.json", summary.suite));
+            let noise_path = perf::run::baseline::noise_file(&path, &summary.suite);
             let noise = std::fs::read_to_string(&noise_path)
                 .unwrap_or_else(|e| panic!("{}: the baseline's noise is recorded beside it ({e})", noise_path.display()));
             let noise: perf::compare::Noise = serde_json::from_str(&noise).unwrap_or_else(|e| panic!("{}: {e}", noise_path.display()));
