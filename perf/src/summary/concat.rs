@@ -20,6 +20,19 @@ use crate::util::machine::MachineLoad;
 
 /// The runs `parts` (at least one, of one suite, in the order they ran) as one summary.
 pub fn concat(parts: &[Summary]) -> Result<Summary, MergeError> {
+    concat_with(parts, false)
+}
+
+/// Passes of one side of an A/B (each already [`concat`]enated from its segments, in the order
+/// they ran) as one summary whose segments are every pass's, in order: the pairs of the second
+/// pass follow those of the first.
+pub fn concat_passes(passes: &[Summary]) -> Result<Summary, MergeError> {
+    concat_with(passes, true)
+}
+
+/// `keep_segments`: each part's own segments are kept (moved by the part's offset) instead of
+/// the part becoming one segment.
+fn concat_with(parts: &[Summary], keep_segments: bool) -> Result<Summary, MergeError> {
     let Some(first) = parts.first() else {
         return Err(MergeError("no run to put together".into()));
     };
@@ -38,7 +51,11 @@ pub fn concat(parts: &[Summary]) -> Result<Summary, MergeError> {
         let present: Vec<(&EndpointSummary, f64)> =
             parts.iter().zip(&offsets).filter_map(|(s, off)| s.endpoints.get(name).map(|e| (e, *off))).collect();
         let mut e = merge_endpoint(name, &present, duration_s)?;
-        e.segments = parts.iter().zip(&offsets).map(|(s, off)| segment(s.endpoints.get(name), *off, s.run.duration_s)).collect();
+        e.segments = if keep_segments {
+            parts.iter().zip(&offsets).flat_map(|(s, off)| segments_of(s.endpoints.get(name), *off)).collect()
+        } else {
+            parts.iter().zip(&offsets).map(|(s, off)| segment(s.endpoints.get(name), *off, s.run.duration_s)).collect()
+        };
         endpoints.insert(name.clone(), e);
     }
     let scenarios = scenarios(parts);
@@ -92,6 +109,11 @@ fn segment(e: Option<&EndpointSummary>, t: f64, seconds: f64) -> EndpointSegment
         Some(e) => EndpointSegment { t, seconds, requests: e.requests, errors: e.errors.total, histogram: e.histogram.clone() },
         None => EndpointSegment { t, seconds, requests: 0, errors: 0, histogram: String::new() },
     }
+}
+
+/// A pass's segments of an endpoint, moved by `t` (none when the endpoint sent nothing then).
+fn segments_of(e: Option<&EndpointSummary>, t: f64) -> Vec<EndpointSegment> {
+    e.map(|e| e.segments.iter().map(|s| EndpointSegment { t: s.t + t, ..s.clone() }).collect()).unwrap_or_default()
 }
 
 /// Schedule keeping summed over the runs; the most users any run had at once.
@@ -299,6 +321,18 @@ mod tests {
         let segs: Vec<(f64, u64)> = e.segments.iter().map(|s| (s.t, s.requests)).collect();
         assert_eq!(segs, vec![(0.0, 2), (5.0, 2), (10.0, 3)]);
         assert_eq!(hist::decode(&e.segments[2].histogram).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn passes_keep_every_segment_in_the_order_they_ran() {
+        let pass = |a: &[u64], b: &[u64]| concat(&[run(a, 0, 5.0), run(b, 0, 5.0)]).unwrap();
+        let all = concat_passes(&[pass(&[1000], &[2000, 3000]), pass(&[4000], &[5000])]).unwrap();
+        let e = &all.endpoints["e"];
+        assert_eq!(e.requests, 5);
+        assert_eq!(all.run.duration_s, 20.0);
+        let segs: Vec<(f64, u64)> = e.segments.iter().map(|s| (s.t, s.requests)).collect();
+        assert_eq!(segs, vec![(0.0, 1), (5.0, 2), (10.0, 1), (15.0, 1)], "the second pass's pairs follow the first's");
+        assert_eq!(e.latency_ms.max.map(|m| m.round()), Some(5.0));
     }
 
     fn behind(mut s: Summary, iterations: u64, late: u64) -> Summary {

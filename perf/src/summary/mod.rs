@@ -6,7 +6,8 @@
 //! - [`hist`]: histogram encoding so summaries merge exactly;
 //! - [`io`]: atomic writes and validated reads;
 //! - [`merge()`]: the summaries of a suite's shards as one, exactly where the data allows;
-//! - [`concat()`]: consecutive runs of a suite (an A/B side's segments) as one;
+//! - [`concat()`]: consecutive runs of a suite (an A/B side's segments) as one, and
+//!   [`concat_passes()`]: an A/B side's passes as one, every pass's segments kept;
 //! - [`host_info`] and [`git_info`]: what the orchestrator puts in the [`RunContext`].
 
 mod build;
@@ -20,7 +21,7 @@ pub mod slo;
 pub mod testbed;
 
 pub use build::{RunContext, build, latency};
-pub use concat::concat;
+pub use concat::{concat, concat_passes};
 pub use host::{cpu_score, git_info, host_info, testbed};
 pub use io::{SummaryError, read, read_folder, write_atomic};
 pub use merge::{MergeError, merge};
