@@ -339,6 +339,22 @@ impl SuiteComparison {
         self.endpoints.iter().filter(|e| e.verdict == Verdict::Regressed).map(|e| e.name.as_str()).collect()
     }
 
+    /// The metrics a comparison could not decide, as `endpoint metric`: beyond their threshold
+    /// but not clear of the noise, or with too few requests to test, where the baseline has a
+    /// value. More requests can decide them; in A/B, a second pass of pairs
+    /// (`run::judge::judge_pairs`).
+    pub fn undecided(&self) -> Vec<String> {
+        self.endpoints
+            .iter()
+            .flat_map(|e| {
+                e.metrics
+                    .iter()
+                    .filter(|m| m.verdict == Verdict::Noisy && m.base.is_some())
+                    .map(move |m| format!("{} {}", e.name, m.metric))
+            })
+            .collect()
+    }
+
     /// The regressed endpoints, the one that moved most first (then by name).
     pub fn regressions_by_effect(&self) -> Vec<&EndpointComparison> {
         let mut out: Vec<&EndpointComparison> = self.endpoints.iter().filter(|e| e.verdict == Verdict::Regressed).collect();
