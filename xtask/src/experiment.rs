@@ -161,11 +161,16 @@ fn table(r: &ExperimentReport, thresholds: &[f64]) -> String {
         out.push_str(&format!("  {:<10} {:>8} {:>8}  ", arm.name, ratio(false), ratio(true)));
         for t in thresholds {
             let (n, of) = r.called(&arm.name, *t);
-            out.push_str(&format!("| {n:>2}/{of:<2}          "));
+            let (twice, _) = r.count(&arm.name, *t, |t| t.passes > 1);
+            let twice = if twice > 0 { format!("({twice} twice)") } else { String::new() };
+            out.push_str(&format!("| {n:>2}/{of:<2} {twice:<11}"));
         }
         out.push('\n');
     }
-    out.push_str("  (same: any endpoint called regressed is a false fail; the others: the slowed route called regressed)\n");
+    out.push_str("  (same: any endpoint called regressed is a false fail; the others: the slowed route called regressed;\n");
+    out.push_str(
+        "   twice: trials whose verdict needed the second pass of pairs `--against` measures when the first leaves a change undecided)\n",
+    );
     out
 }
 

@@ -3,7 +3,11 @@
 //! segments of each suite's timeline; each pair's order is drawn at random, so whatever the
 //! machine does during the job (a neighbour, a warming cache, the CPU's clock) hits both
 //! sides alike. The two sides' segments are then compared pair by pair (`compare::resample`,
-//! paired), and every change comes with its confidence interval.
+//! paired), and every change comes with its confidence interval. A change the pairs leave
+//! undecided (beyond the threshold, its interval not clear of the noise) has every pair
+//! measured once more and is judged over both passes (`judge::judge_pairs`): a percentile's
+//! interval narrows with the requests behind it, and the second pass costs time only where a
+//! verdict needs it.
 //!
 //! The base costs seconds to build, not a second world: it is checked out with `git worktree
 //! add --detach` under `.work/ab/<sha>` (removed when the run ends, however it ends) and built
@@ -35,7 +39,7 @@ use crate::verdict::{BaselineSource, Confirmation, Report, RunFacts, StoredOpini
 
 use super::baseline::Pick;
 use super::context::run_context;
-use super::judge::{Judging, judge_suite};
+use super::judge::{Judging, judge_pairs};
 use super::lifetime::{Spec, with_environments};
 use super::measure::{Schedule, measure_in_turns, measure_suite};
 use super::options::{GateError, GateOptions, GateRun};
@@ -315,14 +319,18 @@ async fn ab_suite(
             opts.notes.say(format!("A/B {}: {done}/{of} pairs", suite.name));
         }
     };
-    let sides = measure_in_turns(opts, prepared, suite, envs, ctxs, rng, Schedule::Turns, say).await?;
-    let [base, head]: [Summary; 2] = sides.try_into().map_err(|_| GateError::Io("A/B measured other than two sides".into()))?;
-    let side = opts.out_dir.join("ab").join(format!("{}-base.json", suite.name));
-    summary::write_atomic(&side, &base).map_err(|e| GateError::Io(e.to_string()))?;
+    let two = |sides: Vec<Summary>| -> Result<(Summary, Summary), GateError> {
+        let [base, head]: [Summary; 2] = sides.try_into().map_err(|_| GateError::Io("A/B measured other than two sides".into()))?;
+        Ok((base, head))
+    };
+    let (base, head) = two(measure_in_turns(opts, prepared, suite, envs, ctxs, rng, Schedule::Turns, true, say).await?)?;
     let rules = &prepared.compiled.compare;
     let how = Judging { rules, notes: &opts.notes, confirm: false, across: None, measured_elsewhere: false, paired: true, noise: None };
-    let cannot = || async { Err(GateError::Input("an A/B comparison is not run again".into())) };
-    let judged = judge_suite(&base, head, &how, cannot).await?;
+    // A change the pairs left undecided: every pair once more, the warm sides not warmed again.
+    let more = move || async move { two(measure_in_turns(opts, prepared, suite, envs, ctxs, rng, Schedule::Turns, false, say).await?) };
+    let (base, judged) = judge_pairs(&base, head, &how, more).await?;
+    let side = opts.out_dir.join("ab").join(format!("{}-base.json", suite.name));
+    summary::write_atomic(&side, &base).map_err(|e| GateError::Io(e.to_string()))?;
     let stored = match prepared.baselines.pick(&suite.name) {
         Some(Pick::Found { summary: stored, path, across: None }) => Some(StoredOpinion {
             path: crate::util::report_path(path),

@@ -13,7 +13,10 @@
 //!
 //! Each trial measures the suite on every copy and judges each against the base:
 //! - A/B mode: all copies take turns at each segment of the suite, in a random order, and each
-//!   copy is compared with the base pair by pair, as `--against` compares a pull request;
+//!   copy is compared with the base pair by pair, as `--against` compares a pull request, with
+//!   its second pass: the copies whose first pass left a change undecided (under any of the
+//!   thresholds judged) take turns with the base at every segment once more, and are judged
+//!   over both passes where `--against` would have been;
 //! - duet mode: the base and one copy at a time, both loaded at the same moments (the same
 //!   requests leave for both at the same instants), compared pair by pair;
 //! - stored mode: the base runs the whole suite (the baseline), then each copy does, judged
@@ -36,7 +39,7 @@ use crate::plan::compiled::Suite;
 use crate::summary::{self, RunContext, Summary};
 
 use super::context::run_context;
-use super::judge::{Judging, judge_suite};
+use super::judge::{Judging, judge_pairs, judge_suite, needs_another_pass};
 use super::lifetime::{Spec, with_environments};
 use super::measure::{Schedule, measure_in_turns, measure_suite};
 use super::options::{GateError, GateOptions};
@@ -102,6 +105,14 @@ pub struct Trial {
     /// Why the route's p50 and p95 got their verdicts (the rule's own words, interval included).
     #[serde(default)]
     pub reasons: Vec<String>,
+    /// Passes of pairs the verdict rests on: 2 when the first left a change undecided and
+    /// `--against` would have measured every pair once more (A/B mode).
+    #[serde(default = "one_pass")]
+    pub passes: u32,
+}
+
+fn one_pass() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -350,7 +361,7 @@ async fn calibrate(bench: &Bench<'_>, rng: &mut SmallRng) -> Result<(Vec<Arm>, f
     let probe = Arm { name: "probe".into(), percent: 100, every: 1 };
     let specs = vec![bench.copy(&bare), bench.copy(&probe)];
     let sides = with_environments(&opts.notes, &opts.cancel, specs, async |envs: &mut [Environment]| {
-        measure_in_turns(opts, prepared, suite, envs, &bench.ctxs(2), rng, exp.comparison.schedule(), |_, _| {}).await
+        measure_in_turns(opts, prepared, suite, envs, &bench.ctxs(2), rng, exp.comparison.schedule(), true, |_, _| {}).await
     })
     .await?;
     let route = sides[0].endpoints.get(&exp.route).ok_or_else(|| GateError::Input(format!("the suite never sent `{}`", exp.route)))?;
@@ -407,7 +418,7 @@ async fn ab_trial(
         let mut measured: Vec<Option<(Summary, Summary)>> = vec![None; envs.len()];
         for i in order {
             envs.swap(1, i);
-            let sides = measure_in_turns(opts, prepared, suite, &mut envs[..2], &ctxs[..2], rng, Schedule::Duet, |_, _| {}).await;
+            let sides = measure_in_turns(opts, prepared, suite, &mut envs[..2], &ctxs[..2], rng, Schedule::Duet, true, |_, _| {}).await;
             envs.swap(1, i);
             let [base, head]: [Summary; 2] = sides?.try_into().map_err(|_| GateError::Io("a duet measured other than two sides".into()))?;
             keep(opts, trial, &format!("{}.base", arms[i].name), &base)?;
@@ -415,7 +426,7 @@ async fn ab_trial(
         }
         pairs.extend(measured.into_iter().flatten());
     } else {
-        let mut sides = measure_in_turns(opts, prepared, suite, envs, &ctxs, rng, Schedule::Turns, |_, _| {}).await?;
+        let mut sides = measure_in_turns(opts, prepared, suite, envs, &ctxs, rng, Schedule::Turns, true, |_, _| {}).await?;
         keep(opts, trial, "base", &sides[0])?;
         let base = sides.remove(0);
         pairs.extend(sides.into_iter().map(|s| (base.clone(), s)));
@@ -424,25 +435,110 @@ async fn ab_trial(
         keep(opts, trial, &arm.name, head)?;
     }
     let thresholds: Vec<f64> = std::iter::once(prepared.compiled.compare.threshold).chain(exp.more_thresholds.iter().copied()).collect();
+    // The second pass `--against` would measure for a copy under some threshold (A/B mode; a
+    // duet is a study and has none): the base and those copies, every pair once more.
+    let mut more: Vec<Option<(Summary, Summary)>> = vec![None; pairs.len()];
+    if exp.comparison == Comparison::Ab {
+        let need: Vec<usize> = pairs
+            .iter()
+            .enumerate()
+            .filter(|(_, (base, head))| {
+                thresholds.iter().any(|t| needs_another_pass(&first_pass(base, head, &prepared.compiled.compare, *t)))
+            })
+            .map(|(i, _)| i + 1)
+            .collect();
+        if !need.is_empty() {
+            // The copies that need it next to the base, in `need`'s order (ascending, so each
+            // swap moves only copies already placed or not needed), and back afterwards.
+            let swaps: Vec<(usize, usize)> = need.iter().enumerate().map(|(k, &i)| (k + 1, i)).collect();
+            swaps.iter().for_each(|&(a, b)| envs.swap(a, b));
+            let measured = measure_in_turns(
+                opts,
+                prepared,
+                suite,
+                &mut envs[..=need.len()],
+                &ctxs[..=need.len()],
+                rng,
+                Schedule::Turns,
+                false,
+                |_, _| {},
+            )
+            .await;
+            swaps.iter().rev().for_each(|&(a, b)| envs.swap(a, b));
+            let mut sides = measured?;
+            keep(opts, trial, &format!("{MORE}/base"), &sides[0])?;
+            let base = sides.remove(0);
+            for (&i, head) in need.iter().zip(sides) {
+                keep(opts, trial, &format!("{MORE}/{}", arms[i].name), &head)?;
+                more[i - 1] = Some((base.clone(), head));
+            }
+        }
+    }
     let mut out = Vec::new();
-    for ((base, head), arm) in pairs.iter().zip(arms.iter().skip(1)) {
+    for (((base, head), arm), more) in pairs.iter().zip(arms.iter().skip(1)).zip(&more) {
         for &threshold in &thresholds {
-            let rules = with_threshold(&prepared.compiled.compare, threshold);
-            let how = Judging {
-                rules: &rules,
-                notes: &opts.notes,
-                confirm: false,
-                across: None,
-                measured_elsewhere: false,
-                paired: true,
-                noise: None,
-            };
-            let cannot = || async { Err(GateError::Input("an A/B comparison is not run again".into())) };
-            let judged = judge_suite(base, head.clone(), &how, cannot).await?;
-            out.push(trial_of(trial, arm, threshold, base, &judged.summary, judged.comparison.regressed_endpoints(), &exp.route));
+            out.push(
+                judge_copy(&opts.notes, trial, arm, threshold, (base, head), more.as_ref(), &prepared.compiled.compare, &exp.route).await?,
+            );
         }
     }
     Ok(out)
+}
+
+/// Where a trial's second passes are kept: `trials/<n>/more/<arm>.json`, the base's as
+/// `more/base.json`.
+const MORE: &str = "more";
+
+/// A copy's first pass compared with the base's under `threshold`, as the one judge compares
+/// an A/B pair (the notes aside).
+fn first_pass(base: &Summary, head: &Summary, rules: &CompareRules, threshold: f64) -> crate::compare::SuiteComparison {
+    let ctx = crate::compare::Context { paired: true, noise: None };
+    crate::compare::compare_suite_with(Some(base), head, &with_threshold(rules, threshold), ctx)
+}
+
+/// One copy judged against the base under `threshold` by the gate's A/B judge
+/// ([`judge_pairs`]), with the second pass kept for it (`more`) when there is one. A copy the
+/// judge wants a second pass for and has none (trials kept before second passes existed, a
+/// duet) keeps its first pass's verdict.
+#[allow(clippy::too_many_arguments)] // a trial's figures, passed down once
+async fn judge_copy(
+    notes: &crate::util::Notes,
+    trial: u32,
+    arm: &Arm,
+    threshold: f64,
+    (base, head): (&Summary, &Summary),
+    more: Option<&(Summary, Summary)>,
+    rules: &CompareRules,
+    route: &str,
+) -> Result<Trial, GateError> {
+    let rules = with_threshold(rules, threshold);
+    let how = Judging { rules: &rules, notes, confirm: false, across: None, measured_elsewhere: false, paired: true, noise: None };
+    let first = first_pass(base, head, &rules, threshold);
+    let passes = if needs_another_pass(&first) && more.is_some() { 2 } else { 1 };
+    let (base, judged) = match more {
+        Some(m) if passes == 2 => judge_pairs(base, head.clone(), &how, || async { Ok(m.clone()) }).await?,
+        _ => {
+            let cannot = || async { Err(GateError::Input("an A/B comparison is not run again".into())) };
+            (base.clone(), judge_suite(base, head.clone(), &how, cannot).await?)
+        }
+    };
+    let mut t = trial_of(trial, arm, threshold, &base, &judged.summary, judged.comparison.regressed_endpoints(), route);
+    t.passes = passes;
+    t.reasons = reasons(&judged.comparison, route);
+    Ok(t)
+}
+
+/// Why the route's p50 and p95 got their verdicts, in the rule's words.
+fn reasons(c: &crate::compare::SuiteComparison, route: &str) -> Vec<String> {
+    c.endpoint(route)
+        .map(|e| {
+            e.metrics
+                .iter()
+                .filter(|m| matches!(m.metric, Metric::P50 | Metric::P95))
+                .map(|m| format!("{} {}: {}", m.metric, m.verdict, m.reason))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// One stored-baseline trial: the base's whole suite, then each copy's, judged against it as
@@ -478,8 +574,10 @@ fn keep(opts: &GateOptions, trial: u32, arm: &str, s: &Summary) -> Result<(), Ga
     summary::write_atomic(&file, s).map_err(|e| GateError::Io(e.to_string()))
 }
 
-/// Judges the trials kept in `dir` (`trials/<n>/<arm>.json`) again with `rules`: the same
-/// measurements, today's rule. Pure but for reading the files.
+/// Judges the trials kept in `dir` (`trials/<n>/<arm>.json`, second passes in
+/// `trials/<n>/more/`) again with `rules`: the same measurements, today's rule (an A/B copy by
+/// the gate's A/B judge, its kept second pass taken where the judge asks for one). Pure but
+/// for reading the files.
 pub fn rejudge(
     dir: &std::path::Path,
     report: &ExperimentReport,
@@ -487,6 +585,7 @@ pub fn rejudge(
     thresholds: &[f64],
 ) -> Result<Vec<Trial>, GateError> {
     let paired = report.comparison != Comparison::Stored;
+    let notes = crate::util::Notes::to(|_| {});
     let mut out = Vec::new();
     let mut trial = 1u32;
     loop {
@@ -496,26 +595,29 @@ pub fn rejudge(
         }
         let read = |arm: &str| summary::read(&folder.join(format!("{arm}.json"))).map_err(|e| GateError::Input(e.to_string()));
         let shared = if report.comparison == Comparison::Duet { None } else { Some(read("base")?) };
+        let more_base = if folder.join(MORE).join("base.json").is_file() { Some(read(&format!("{MORE}/base"))?) } else { None };
         for arm in &report.arms {
             let head = read(&arm.name)?;
             let base = match &shared {
                 Some(b) => b.clone(),
                 None => read(&format!("{}.base", arm.name))?,
             };
+            let more = match &more_base {
+                Some(b) if folder.join(MORE).join(format!("{}.json", arm.name)).is_file() => {
+                    Some((b.clone(), read(&format!("{MORE}/{}", arm.name))?))
+                }
+                _ => None,
+            };
             for &threshold in thresholds {
+                if paired {
+                    let judged = judge_copy(&notes, trial, arm, threshold, (&base, &head), more.as_ref(), rules, &report.route);
+                    out.push(futures::executor::block_on(judged)?);
+                    continue;
+                }
                 let r = with_threshold(rules, threshold);
                 let c = crate::compare::compare_suite_with(Some(&base), &head, &r, crate::compare::Context { paired, noise: None });
                 let mut t = trial_of(trial, arm, threshold, &base, &head, c.regressed_endpoints(), &report.route);
-                t.reasons = c
-                    .endpoint(&report.route)
-                    .map(|e| {
-                        e.metrics
-                            .iter()
-                            .filter(|m| matches!(m.metric, Metric::P50 | Metric::P95))
-                            .map(|m| format!("{} {}: {}", m.metric, m.verdict, m.reason))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                t.reasons = reasons(&c, &report.route);
                 out.push(t);
             }
         }
@@ -534,6 +636,7 @@ fn trial_of(trial: u32, arm: &Arm, threshold: f64, base: &Summary, head: &Summar
         p50_ratio: ratio(base, head, route, |l| l.p50),
         p95_ratio: ratio(base, head, route, |l| l.p95),
         reasons: Vec::new(),
+        passes: 1,
     }
 }
 
@@ -552,6 +655,42 @@ mod tests {
         let pct = tail_percent(&values, 0.95, 1.30, 10);
         assert!(pct > 30 && pct < 300, "{pct}");
         assert_eq!(tail_percent(&values, 0.5, 1.0, 1), 0);
+    }
+
+    #[test]
+    fn an_ab_copy_left_undecided_is_judged_again_over_its_kept_second_pass() {
+        use crate::compare::testkit::{Gen, one};
+        let dir = tempfile::tempdir().unwrap();
+        let trial = dir.path().join("trials").join("1");
+        // Six pairs of 5 s at 10 req/s, p50 +25%: seeds whose first pass leaves it undecided
+        // (as `run::judge`'s test of the same pass shows), decided over both passes.
+        let put = |name: &str, median_ms: f64, seed: u64| {
+            let s = one("baseline", "slots", &Gen::new(10, 30, median_ms, seed).spread(0.5, 0.02).segments_of(5));
+            summary::write_atomic(&trial.join(format!("{name}.json")), &s).unwrap()
+        };
+        put("base", 2.0, 11);
+        put("slower", 2.5, 12);
+        let report = ExperimentReport {
+            suite: "baseline".into(),
+            suite_hash: String::new(),
+            testbed: String::new(),
+            route: "slots".into(),
+            comparison: Comparison::Ab,
+            intrinsic_p50_ms: 2.0,
+            intrinsic_p95_ms: 4.0,
+            arms: vec![Arm { name: "slower".into(), percent: 25, every: 1 }],
+            trials: Vec::new(),
+            trial_seconds: 1.0,
+        };
+        let judged = || rejudge(dir.path(), &report, &CompareRules::default(), &[0.2]).unwrap().remove(0);
+        // Kept before second passes existed: the first pass's verdict stands.
+        let first = judged();
+        assert_eq!((first.passes, first.regressed.len()), (1, 0), "{:?}", first.reasons);
+        assert!(first.reasons[0].starts_with("p50 noisy"), "{:?}", first.reasons);
+        put("more/base", 2.0, 13);
+        put("more/slower", 2.5, 14);
+        let both = judged();
+        assert_eq!((both.passes, both.regressed), (2, vec!["slots".to_string()]), "{:?}", both.reasons);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The verdict of one suite, whatever the mode: the comparison with its baseline, the
 //! confirming re-run on a regression, the busy-machine rule and the notes that qualify it
-//! ([`judge_suite`]); then the summary written and its part of the report ([`record_suite`]).
-//! The stored-baseline run, results measured elsewhere and the verdict-quality experiment all
-//! decide here, so the experiment measures exactly the gate's rule.
+//! ([`judge_suite`]); A/B's second pass of pairs when the first leaves a change undecided
+//! ([`judge_pairs`]); then the summary written and its part of the report ([`record_suite`]).
+//! The stored-baseline run, A/B, results measured elsewhere and the verdict-quality experiment
+//! all decide here, so the experiment measures exactly the gate's rule.
 
 use std::path::PathBuf;
 
@@ -65,6 +66,56 @@ where
         judged.comparison.notes.push("judged from measured results (--from-summaries): not confirmed by a re-run".into());
     }
     Ok(judged)
+}
+
+/// A/B's one extra pass. When the first pass of pairs leaves a change undecided (a metric
+/// beyond its threshold whose interval is not clear of the noise, or too few requests to
+/// test it: [`SuiteComparison::undecided`]) and nothing regressed, `more` measures every pair
+/// once more on both sides; the verdict is then over the pairs of both passes, whose segments
+/// are put end to end ([`summary::concat_passes`]). A percentile's interval narrows with the
+/// requests behind it, so a tail change a first pass of a 10 req/s endpoint could not tell from
+/// the noise is decided by the second. At most one extra pass: a change the pairs of both
+/// still cannot decide stays `noisy`. Returns the base the verdict is against (pooled when
+/// there was a second pass) and the judged head.
+pub async fn judge_pairs<F, Fut>(base: &Summary, head: Summary, how: &Judging<'_>, more: F) -> Result<(Summary, Judged), GateError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(Summary, Summary), GateError>>,
+{
+    let no_rerun = || async { Err(GateError::Input("an A/B comparison is not run again".into())) };
+    let first = judge_suite(base, head, how, no_rerun).await?;
+    if !needs_another_pass(&first.comparison) {
+        return Ok((base.clone(), first));
+    }
+    let undecided = first.comparison.undecided();
+    let pairs = first.summary.endpoints.values().map(|e| e.segments.len()).max().unwrap_or(0);
+    how.notes.say(format!("{}: {pairs} pairs left {} undecided; measuring every pair once more", first.summary.suite, list(&undecided)));
+    let (base_more, head_more) = more().await?;
+    let pool = |a: Summary, b: Summary| summary::concat_passes(&[a, b]).map_err(|e| GateError::Io(format!("suite {}: {e}", base.suite)));
+    let base = pool(base.clone(), base_more)?;
+    let head = pool(first.summary, head_more)?;
+    let no_rerun = || async { Err(GateError::Input("an A/B comparison is not run again".into())) };
+    let mut judged = judge_suite(&base, head, how, no_rerun).await?;
+    judged.comparison.notes.push(format!(
+        "measured in two passes: the first {pairs} pairs left {} undecided, the verdict is over all {} pairs",
+        list(&undecided),
+        2 * pairs
+    ));
+    Ok((base, judged))
+}
+
+/// Whether [`judge_pairs`] measures a second pass after a first that judged `first`: a change
+/// is undecided and nothing regressed (a regression is the verdict already).
+pub fn needs_another_pass(first: &SuiteComparison) -> bool {
+    !first.has_regression() && !first.undecided().is_empty()
+}
+
+/// `a, b and 3 more`.
+fn list(items: &[String]) -> String {
+    match items.len() {
+        0..=3 => items.join(", "),
+        n => format!("{} and {} more", items[..3].join(", "), n - 3),
+    }
 }
 
 /// Writes a judged suite's summary as `<out>/<suite>.json` and makes its part of the report:
@@ -185,6 +236,57 @@ mod tests {
         });
         let comparison = crate::compare::compare_suite(Some(&base), &head, &CompareRules::default());
         Judged { summary: head, comparison, confirmation: Confirmation::NotRun }
+    }
+
+    /// One side of an A/B pass: 6 segments of 5 s at 10 req/s, a wide spread.
+    fn pass(median_ms: f64, seed: u64) -> Summary {
+        one("baseline", "slots", &Gen::new(10, 30, median_ms, seed).spread(0.5, 0.02).segments_of(5))
+    }
+
+    fn paired<'a>(rules: &'a CompareRules, notes: &'a Notes) -> Judging<'a> {
+        Judging { rules, notes, confirm: false, across: None, measured_elsewhere: false, paired: true, noise: None }
+    }
+
+    #[test]
+    fn a_change_the_first_pass_left_undecided_is_decided_over_both_passes() {
+        let (rules, notes) = (CompareRules::default(), Notes::to(|_| {}));
+        // Seeds whose first pass reads p50 +25% as beyond 20% but not clear of the noise.
+        let (base, head) = (pass(2.0, 11), pass(2.5, 12));
+        let first = compare_suite_with(Some(&base), &head, &rules, Context { paired: true, noise: None });
+        assert!(needs_another_pass(&first), "{:?}", first.endpoints[0].metrics);
+        assert!(first.undecided().contains(&"slots p50".to_string()), "{:?}", first.undecided());
+        let mut asked = 0;
+        let more = || {
+            asked += 1;
+            async { Ok((pass(2.0, 13), pass(2.5, 14))) }
+        };
+        let (pooled, judged) = futures::executor::block_on(judge_pairs(&base, head, &paired(&rules, &notes), more)).unwrap();
+        assert_eq!(asked, 1);
+        assert_eq!(pooled.endpoints["slots"].segments.len(), 12, "the base's pairs of both passes");
+        assert_eq!(judged.summary.endpoints["slots"].segments.len(), 12);
+        assert_eq!(judged.summary.endpoints["slots"].requests, 600);
+        let p50 = judged.comparison.endpoints[0].metrics.iter().find(|m| m.metric == crate::compare::Metric::P50).unwrap();
+        assert_eq!(p50.verdict, crate::compare::Verdict::Regressed, "{}", p50.reason);
+        assert!(
+            judged.comparison.notes.iter().any(|n| n.starts_with("measured in two passes: the first 6 pairs left")),
+            "{:?}",
+            judged.comparison.notes
+        );
+    }
+
+    #[test]
+    fn a_first_pass_that_decides_measures_nothing_more() {
+        let (rules, notes) = (CompareRules::default(), Notes::to(|_| {}));
+        let more = || async { panic!("no second pass when the first decided") };
+        // The same requests on both sides (nothing moved), and twice as slow (a regression is
+        // the verdict already).
+        for (head_ms, seed) in [(2.0, 1), (4.0, 2)] {
+            let (base, head) = (pass(2.0, 1), pass(head_ms, seed));
+            let (b, judged) = futures::executor::block_on(judge_pairs(&base, head, &paired(&rules, &notes), more)).unwrap();
+            assert_eq!(b.endpoints["slots"].segments.len(), 6);
+            assert_eq!(judged.comparison.has_regression(), head_ms > 3.0);
+            assert!(judged.comparison.notes.iter().all(|n| !n.starts_with("measured in two passes")));
+        }
     }
 
     #[test]

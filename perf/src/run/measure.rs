@@ -80,7 +80,8 @@ pub enum Schedule {
 const DUET_LEAD: Duration = Duration::from_millis(500);
 
 /// Runs `suite` on every environment (A/B's two sides, the experiment's copies): its warm-up
-/// once on each, then each segment of its measured part on all of them, as `schedule` says:
+/// once on each (unless `warm` is off: a second pass, on environments the first warmed),
+/// then each segment of its measured part on all of them, as `schedule` says:
 /// in turns, in an order drawn for every segment, or all at once. The app's CPU is recorded
 /// over all the segments at once (one recording, [`profile::Turns`]). Returns each
 /// environment's segments put together, in `envs`' order (`ctxs[i]` is `envs[i]`'s context);
@@ -95,12 +96,13 @@ pub(super) async fn measure_in_turns(
     ctxs: &[RunContext],
     rng: &mut SmallRng,
     schedule: Schedule,
+    warm: bool,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Summary>, GateError> {
     let sliced = slice(suite, segment_length(suite));
     let quiet = GateOptions { progress: ProgressMode::Off, ..opts.clone() };
     let mut order: Vec<usize> = (0..envs.len()).collect();
-    if let Some(warmup) = &sliced.warmup {
+    if let Some(warmup) = sliced.warmup.as_ref().filter(|_| warm) {
         order.shuffle(rng);
         for &i in &order {
             warm_up(&quiet, prepared, &mut envs[i], warmup, &ctxs[i]).await?;
