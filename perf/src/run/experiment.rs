@@ -435,45 +435,12 @@ async fn ab_trial(
         keep(opts, trial, &arm.name, head)?;
     }
     let thresholds: Vec<f64> = std::iter::once(prepared.compiled.compare.threshold).chain(exp.more_thresholds.iter().copied()).collect();
-    // The second pass `--against` would measure for a copy under some threshold (A/B mode; a
-    // duet is a study and has none): the base and those copies, every pair once more.
-    let mut more: Vec<Option<(Summary, Summary)>> = vec![None; pairs.len()];
-    if exp.comparison == Comparison::Ab {
-        let need: Vec<usize> = pairs
-            .iter()
-            .enumerate()
-            .filter(|(_, (base, head))| {
-                thresholds.iter().any(|t| needs_another_pass(&first_pass(base, head, &prepared.compiled.compare, *t)))
-            })
-            .map(|(i, _)| i + 1)
-            .collect();
-        if !need.is_empty() {
-            // The copies that need it next to the base, in `need`'s order (ascending, so each
-            // swap moves only copies already placed or not needed), and back afterwards.
-            let swaps: Vec<(usize, usize)> = need.iter().enumerate().map(|(k, &i)| (k + 1, i)).collect();
-            swaps.iter().for_each(|&(a, b)| envs.swap(a, b));
-            let measured = measure_in_turns(
-                opts,
-                prepared,
-                suite,
-                &mut envs[..=need.len()],
-                &ctxs[..=need.len()],
-                rng,
-                Schedule::Turns,
-                false,
-                |_, _| {},
-            )
-            .await;
-            swaps.iter().rev().for_each(|&(a, b)| envs.swap(a, b));
-            let mut sides = measured?;
-            keep(opts, trial, &format!("{MORE}/base"), &sides[0])?;
-            let base = sides.remove(0);
-            for (&i, head) in need.iter().zip(sides) {
-                keep(opts, trial, &format!("{MORE}/{}", arms[i].name), &head)?;
-                more[i - 1] = Some((base.clone(), head));
-            }
-        }
-    }
+    // A duet is a study and has no second pass.
+    let more = if exp.comparison == Comparison::Ab {
+        second_pass(bench, envs, arms, trial, rng, &pairs, &thresholds).await?
+    } else {
+        vec![None; pairs.len()]
+    };
     let mut out = Vec::new();
     for (((base, head), arm), more) in pairs.iter().zip(arms.iter().skip(1)).zip(&more) {
         for &threshold in &thresholds {
@@ -483,6 +450,47 @@ async fn ab_trial(
         }
     }
     Ok(out)
+}
+
+/// The second pass `--against` would measure for each copy whose first pass (`pairs`, in
+/// `arms`' order after the base) left a change undecided under any of `thresholds`: the base
+/// and those copies take turns at every segment once more. Per copy, its second pass and the
+/// base's beside it, or `None`.
+async fn second_pass(
+    bench: &Bench<'_>,
+    envs: &mut [Environment],
+    arms: &[Arm],
+    trial: u32,
+    rng: &mut SmallRng,
+    pairs: &[(Summary, Summary)],
+    thresholds: &[f64],
+) -> Result<Vec<Option<(Summary, Summary)>>, GateError> {
+    let Bench { opts, prepared, suite, .. } = *bench;
+    let mut more: Vec<Option<(Summary, Summary)>> = vec![None; pairs.len()];
+    let need: Vec<usize> = pairs
+        .iter()
+        .enumerate()
+        .filter(|(_, (base, head))| thresholds.iter().any(|t| needs_another_pass(&first_pass(base, head, &prepared.compiled.compare, *t))))
+        .map(|(i, _)| i + 1)
+        .collect();
+    if need.is_empty() {
+        return Ok(more);
+    }
+    // The copies that need it next to the base, in `need`'s order (ascending, so each swap
+    // moves only copies already placed or not needed), and back afterwards.
+    let ctxs = bench.ctxs(need.len() + 1);
+    let swaps: Vec<(usize, usize)> = need.iter().enumerate().map(|(k, &i)| (k + 1, i)).collect();
+    swaps.iter().for_each(|&(a, b)| envs.swap(a, b));
+    let measured = measure_in_turns(opts, prepared, suite, &mut envs[..=need.len()], &ctxs, rng, Schedule::Turns, false, |_, _| {}).await;
+    swaps.iter().rev().for_each(|&(a, b)| envs.swap(a, b));
+    let mut sides = measured?;
+    keep(opts, trial, &format!("{MORE}/base"), &sides[0])?;
+    let base = sides.remove(0);
+    for (&i, head) in need.iter().zip(sides) {
+        keep(opts, trial, &format!("{MORE}/{}", arms[i].name), &head)?;
+        more[i - 1] = Some((base.clone(), head));
+    }
+    Ok(more)
 }
 
 /// Where a trial's second passes are kept: `trials/<n>/more/<arm>.json`, the base's as
