@@ -39,7 +39,7 @@ use crate::plan::compiled::Suite;
 use crate::summary::{self, RunContext, Summary};
 
 use super::context::run_context;
-use super::judge::{Judging, judge_pairs, judge_suite, needs_another_pass};
+use super::judge::{Judging, judge_pairs, judge_suite, needs_another_pass, no_rerun};
 use super::lifetime::{Spec, with_environments};
 use super::measure::{Schedule, measure_in_turns, measure_suite};
 use super::options::{GateError, GateOptions};
@@ -525,10 +525,7 @@ async fn judge_copy(
     let passes = if needs_another_pass(&first) && more.is_some() { 2 } else { 1 };
     let (base, judged) = match more {
         Some(m) if passes == 2 => judge_pairs(base, head.clone(), &how, || async { Ok(m.clone()) }).await?,
-        _ => {
-            let cannot = || async { Err(GateError::Input("an A/B comparison is not run again".into())) };
-            (base.clone(), judge_suite(base, head.clone(), &how, cannot).await?)
-        }
+        _ => (base.clone(), judge_suite(base, head.clone(), &how, no_rerun).await?),
     };
     let mut t = trial_of(trial, arm, threshold, &base, &judged.summary, judged.comparison.regressed_endpoints(), route);
     t.passes = passes;

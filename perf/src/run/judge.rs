@@ -82,7 +82,6 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<(Summary, Summary), GateError>>,
 {
-    let no_rerun = || async { Err(GateError::Input("an A/B comparison is not run again".into())) };
     let first = judge_suite(base, head, how, no_rerun).await?;
     if !needs_another_pass(&first.comparison) {
         return Ok((base.clone(), first));
@@ -94,7 +93,6 @@ where
     let pool = |a: Summary, b: Summary| summary::concat_passes(&[a, b]).map_err(|e| GateError::Io(format!("suite {}: {e}", base.suite)));
     let base = pool(base.clone(), base_more)?;
     let head = pool(first.summary, head_more)?;
-    let no_rerun = || async { Err(GateError::Input("an A/B comparison is not run again".into())) };
     let mut judged = judge_suite(&base, head, how, no_rerun).await?;
     judged.comparison.notes.push(format!(
         "measured in two passes: the first {pairs} pairs left {} undecided, the verdict is over all {} pairs",
@@ -102,6 +100,12 @@ where
         2 * pairs
     ));
     Ok((base, judged))
+}
+
+/// The re-run an A/B comparison is given: none (its pairs are the confirmation; a second pass is
+/// [`judge_pairs`]' own).
+pub async fn no_rerun() -> Result<Summary, GateError> {
+    Err(GateError::Input("an A/B comparison is not run again".into()))
 }
 
 /// Whether [`judge_pairs`] measures a second pass after a first that judged `first`: a change
