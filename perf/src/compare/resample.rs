@@ -278,7 +278,6 @@ pub fn estimate(seg: &Segmented, level: f64, resamples: usize, seed: u64) -> Est
     // Student's t with one degree of freedom less than the units of the smaller side: a run has
     // a dozen segments, not thousands, and a normal interval over so few is too narrow.
     let z = StudentsT::new(0.0, 1.0, (n - 1.0).max(1.0)).map_or(1.96, |t| t.inverse_cdf(1.0 - (1.0 - level) / 2.0));
-    let all = (vec![1u32; nb], vec![1u32; nh]);
     let ratio = |pick: &dyn Fn(&Figures) -> Option<f64>, tail: Option<(Metric, f64)>| -> Result<Estimate, NoSegments> {
         let stat = |b: &Figures, h: &Figures| match (pick(b), pick(h)) {
             (Some(b), Some(h)) if b > 0.0 && h > 0.0 => Some((h / b).ln()),
@@ -297,7 +296,7 @@ pub fn estimate(seg: &Segmented, level: f64, resamples: usize, seed: u64) -> Est
         // p95 on 300 requests a side that way).
         let floor = match tail {
             Some((metric, q)) => {
-                let (b, h) = (rank_se(&seg.base, &all.0, &seg.grid, q), rank_se(&seg.head, &all.1, &seg.grid, q));
+                let (b, h) = (rank_se(&[&seg.base], &seg.grid, q), rank_se(&[&seg.head], &seg.grid, q));
                 match (b, h) {
                     (Ok(b), Ok(h)) => (b * b + h * h).sqrt().max(pooled_rank_se(seg, q).unwrap_or(0.0)),
                     _ => {
@@ -330,13 +329,14 @@ fn figures_timed(side: &Side, grid: &[u64]) -> u64 {
     grid.len().checked_sub(1).map_or(0, |last| side.cum.iter().map(|c| c[last]).sum())
 }
 
-/// The standard error of the log of a side's q-quantile from its order statistics: the ranks
+/// The standard error of the log of the q-quantile of `sides`' requests (one side's, or both
+/// together) from their order statistics: the ranks
 /// `k ± 1.96 sqrt(n q (1 - q))` around `k = ceil(q n)` bound the quantile with 95% confidence
 /// whatever the distribution (binomial); half the log of their ratio, over 1.96. `Err` when the
 /// upper rank lies past the last request: the sample cannot bound the percentile from above.
-fn rank_se(side: &Side, weights: &[u32], grid: &[u64], q: f64) -> Result<f64, ()> {
+fn rank_se(sides: &[&Side], grid: &[u64], q: f64) -> Result<f64, ()> {
     let last = grid.len().checked_sub(1).ok_or(())?;
-    let at = |k: usize| side.cum.iter().zip(weights).map(|(c, w)| c[k] * u64::from(*w)).sum::<u64>();
+    let at = |k: usize| sides.iter().flat_map(|s| &s.cum).map(|c| c[k]).sum::<u64>();
     let n = at(last);
     if n == 0 {
         return Err(());
@@ -363,9 +363,7 @@ fn rank_se(side: &Side, weights: &[u32], grid: &[u64], q: f64) -> Result<f64, ()
 /// scaled up to its own count `n_s` (a quantile's variance goes as one over the count):
 /// `se_pooled · sqrt(n / n_base + n / n_head)`.
 fn pooled_rank_se(seg: &Segmented, q: f64) -> Result<f64, ()> {
-    let both = Side { cum: seg.base.cum.iter().chain(&seg.head.cum).cloned().collect(), ..Side::default() };
-    let weights = vec![1u32; both.cum.len()];
-    let se = rank_se(&both, &weights, &seg.grid, q)?;
+    let se = rank_se(&[&seg.base, &seg.head], &seg.grid, q)?;
     let (nb, nh) = (figures_timed(&seg.base, &seg.grid) as f64, figures_timed(&seg.head, &seg.grid) as f64);
     if nb == 0.0 || nh == 0.0 {
         return Err(());
@@ -456,7 +454,7 @@ mod tests {
         assert!(p95.change > 0.35, "the change as measured: {p95:?}");
         assert!(p95.low < 0.0, "the interval reaches no change: {p95:?}");
         // Each side's own order statistics alone were sure of it.
-        let own = rank_se(&seg.base, &[1; 12], &seg.grid, 0.95).unwrap().hypot(rank_se(&seg.head, &[1; 12], &seg.grid, 0.95).unwrap());
+        let own = rank_se(&[&seg.base], &seg.grid, 0.95).unwrap().hypot(rank_se(&[&seg.head], &seg.grid, 0.95).unwrap());
         assert!(own < p95.se / 1.5, "own {own}, taken {}", p95.se);
     }
 
