@@ -42,7 +42,7 @@ pub struct ExperimentArgs {
     /// Shrink the suite to at most 30 s, as --quick does
     #[arg(long)]
     quick: bool,
-    /// Other thresholds to judge the same A/B measurements with (fractions)
+    /// Other thresholds to judge the same measurements with (fractions)
     #[arg(long, value_delimiter = ',', default_value = "0.05")]
     thresholds: Vec<f64>,
     /// The plan file [default: perf.toml at the workspace root]
@@ -89,9 +89,7 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
         Mode::Duet => "duet",
         Mode::Stored => "stored",
     };
-    let thresholds: Vec<f64> = std::iter::once(prepared.compiled.compare.threshold)
-        .chain(if matches!(args.mode, Mode::Ab | Mode::Duet) { args.thresholds.clone() } else { Vec::new() })
-        .collect();
+    let thresholds: Vec<f64> = std::iter::once(prepared.compiled.compare.threshold).chain(args.thresholds.iter().copied()).collect();
     let kept = || -> anyhow::Result<ExperimentReport> {
         let file = out_dir.join("trials").join("report.json");
         let text =
@@ -168,9 +166,11 @@ fn table(r: &ExperimentReport, thresholds: &[f64]) -> String {
         out.push('\n');
     }
     out.push_str("  (same: any endpoint called regressed is a false fail; the others: the slowed route called regressed;\n");
-    out.push_str(
-        "   twice: trials whose verdict needed the second pass of pairs `--against` measures when the first leaves a change undecided)\n",
-    );
+    out.push_str(if r.comparison == Comparison::Stored {
+        "   twice: trials whose verdict rested on the confirming re-run a regression against a stored baseline gets)\n"
+    } else {
+        "   twice: trials whose verdict needed the second pass of pairs `--against` measures when the first leaves a change undecided)\n"
+    });
     out
 }
 

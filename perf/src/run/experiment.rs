@@ -19,11 +19,13 @@
 //!   over both passes where `--against` would have been;
 //! - duet mode: the base and one copy at a time, both loaded at the same moments (the same
 //!   requests leave for both at the same instants), compared pair by pair;
-//! - stored mode: the base runs the whole suite (the baseline), then each copy does, judged
-//!   against it as a pull request against a stored baseline is, confirmation re-run included.
+//! - stored mode: the base runs the whole suite twice (the baseline, and the A/A the nightly
+//!   measures the testbed's noise with), then each copy does, judged against the baseline as a
+//!   pull request against a stored baseline is: the noise as the floor, confirmation re-run
+//!   included.
 //!
-//! Each comparison is judged with the plan's threshold and, in A/B mode, with the other
-//! thresholds asked for (a team that wants 5%): the same measurements, another rule.
+//! Each comparison is judged with the plan's threshold and with the other thresholds asked
+//! for (a team that wants 5%): the same measurements, another rule.
 
 use std::time::Duration;
 
@@ -32,7 +34,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::compare::Metric;
+use crate::compare::{Metric, Noise};
 use crate::env::{Environment, StartOptions};
 use crate::plan::CompareRules;
 use crate::plan::compiled::Suite;
@@ -546,29 +548,93 @@ fn reasons(c: &crate::compare::SuiteComparison, route: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// One stored-baseline trial: the base's whole suite, then each copy's, judged against it as
-/// the gate judges a pull request (confirmation re-run included), with the plan's threshold.
+/// One stored-baseline trial, as the nightly and a pull request make one: the base's whole
+/// suite (the baseline) and once more (the nightly's A/A, `--measure-noise`: the testbed's
+/// noise, the floor a stored comparison has where the plan sets none), then each copy's,
+/// judged against the baseline with that noise as the gate judges a pull request, its
+/// confirmation re-run included (measured once when any threshold asks for it, and kept), with
+/// each threshold.
 async fn stored_trial(bench: &Bench<'_>, envs: &mut [Environment], arms: &[Arm], trial: u32) -> Result<Vec<Trial>, GateError> {
     let Bench { opts, prepared, exp, suite, ref ctx } = *bench;
     let base = measure_suite(opts, prepared, &mut envs[0], suite, ctx).await?;
     keep(opts, trial, "base", &base)?;
+    let aa = measure_suite(opts, prepared, &mut envs[0], suite, ctx).await?;
+    keep(opts, trial, &format!("{AA}/base"), &aa)?;
     let rules = &prepared.compiled.compare;
+    let noise = aa_noise(&base, &aa, rules);
+    let thresholds: Vec<f64> = std::iter::once(rules.threshold).chain(exp.more_thresholds.iter().copied()).collect();
     let mut out = Vec::new();
     for (i, arm) in arms.iter().enumerate().skip(1) {
-        let env = &mut envs[i];
-        let head = measure_suite(opts, prepared, env, suite, ctx).await?;
+        let head = measure_suite(opts, prepared, &mut envs[i], suite, ctx).await?;
         keep(opts, trial, &arm.name, &head)?;
-        let how = Judging { rules, notes: &opts.notes, confirm: true, across: None, measured_elsewhere: false, paired: false, noise: None };
-        let rerun = move || {
-            let env = env;
-            measure_suite(opts, prepared, env, suite, ctx)
+        let again = if thresholds.iter().any(|&t| wants_rerun(&base, &head, &noise, rules, t)) {
+            let again = measure_suite(opts, prepared, &mut envs[i], suite, ctx).await?;
+            keep(opts, trial, &format!("{AGAIN}/{}", arm.name), &again)?;
+            Some(again)
+        } else {
+            None
         };
-        let judged = judge_suite(&base, head, &how, rerun).await?;
-        out.push(trial_of(trial, arm, rules.threshold, &base, &judged.summary, judged.comparison.regressed_endpoints(), &exp.route));
+        for &threshold in &thresholds {
+            let pair = (&base, &head);
+            out.push(judge_stored(&opts.notes, trial, arm, threshold, pair, again.as_ref(), &noise, rules, &exp.route).await?);
+        }
         // Let the copies' connections settle between runs.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok(out)
+}
+
+/// Where a stored trial keeps the base's A/A run (`trials/<n>/aa/base.json`) and each copy's
+/// confirmation re-run (`trials/<n>/again/<arm>.json`).
+const AA: &str = "aa";
+const AGAIN: &str = "again";
+
+/// The noise the nightly records from its A/A (`aa` judged against `base`). Pure.
+fn aa_noise(base: &Summary, aa: &Summary, rules: &CompareRules) -> Noise {
+    let c = crate::compare::compare_suite(Some(base), aa, rules);
+    let testbed = aa.run.testbed.as_ref().map(|t| t.key.clone()).unwrap_or_default();
+    Noise::from_aa(&c, &testbed, &aa.run.started_at)
+}
+
+/// Whether the gate would run the suite once more to confirm a stored comparison under
+/// `threshold`: a valid run with a regression. Pure.
+fn wants_rerun(base: &Summary, head: &Summary, noise: &Noise, rules: &CompareRules, threshold: f64) -> bool {
+    let ctx = crate::compare::Context { paired: false, noise: Some(noise) };
+    head.valid && crate::compare::compare_suite_with(Some(base), head, &with_threshold(rules, threshold), ctx).has_regression()
+}
+
+/// One copy judged against the stored baseline under `threshold` by the gate's judge
+/// ([`judge_suite`]), with the testbed's `noise` and the confirmation re-run kept for it
+/// (`again`). A copy the judge wants a re-run for and has none (trials kept before re-runs
+/// were) keeps its first run's verdict.
+#[allow(clippy::too_many_arguments)] // a trial's figures, passed down once
+async fn judge_stored(
+    notes: &crate::util::Notes,
+    trial: u32,
+    arm: &Arm,
+    threshold: f64,
+    (base, head): (&Summary, &Summary),
+    again: Option<&Summary>,
+    noise: &Noise,
+    rules: &CompareRules,
+    route: &str,
+) -> Result<Trial, GateError> {
+    let rules = with_threshold(rules, threshold);
+    let how = Judging {
+        rules: &rules,
+        notes,
+        confirm: again.is_some(),
+        across: None,
+        measured_elsewhere: false,
+        paired: false,
+        noise: Some(noise),
+    };
+    let rerun = || async { again.cloned().ok_or_else(|| GateError::Input("no re-run kept".into())) };
+    let judged = judge_suite(base, head.clone(), &how, rerun).await?;
+    let mut t = trial_of(trial, arm, threshold, base, &judged.summary, judged.comparison.regressed_endpoints(), route);
+    t.passes = if judged.confirmation == crate::verdict::Confirmation::NotRun { 1 } else { 2 };
+    t.reasons = reasons(&judged.comparison, route);
+    Ok(t)
 }
 
 /// Keeps a trial's summary of one copy as `<out>/trials/<trial>/<arm>.json`, so that the
@@ -579,10 +645,11 @@ fn keep(opts: &GateOptions, trial: u32, arm: &str, s: &Summary) -> Result<(), Ga
     summary::write_atomic(&file, s).map_err(|e| GateError::Io(e.to_string()))
 }
 
-/// Judges the trials kept in `dir` (`trials/<n>/<arm>.json`, second passes in
-/// `trials/<n>/more/`) again with `rules`: the same measurements, today's rule (an A/B copy by
-/// the gate's A/B judge, its kept second pass taken where the judge asks for one). Pure but
-/// for reading the files.
+/// Judges the trials kept in `dir` (`trials/<n>/<arm>.json`, A/B's second passes in
+/// `trials/<n>/more/`, a stored trial's A/A of the base in `aa/` and re-runs in `again/`) again
+/// with `rules`: the same measurements, today's rule (an A/B copy by the gate's A/B judge, its
+/// kept second pass taken where the judge asks for one; a stored copy by the gate's judge with
+/// its base's A/A as the floor and its kept re-run). Pure but for reading the files.
 pub fn rejudge(
     dir: &std::path::Path,
     report: &ExperimentReport,
@@ -591,6 +658,7 @@ pub fn rejudge(
 ) -> Result<Vec<Trial>, GateError> {
     let paired = report.comparison != Comparison::Stored;
     let notes = crate::util::Notes::to(|_| {});
+    let no_noise = Noise::default();
     let mut out = Vec::new();
     let mut trial = 1u32;
     loop {
@@ -601,6 +669,12 @@ pub fn rejudge(
         let read = |arm: &str| summary::read(&folder.join(format!("{arm}.json"))).map_err(|e| GateError::Input(e.to_string()));
         let shared = if report.comparison == Comparison::Duet { None } else { Some(read("base")?) };
         let more_base = if folder.join(MORE).join("base.json").is_file() { Some(read(&format!("{MORE}/base"))?) } else { None };
+        // A stored trial's floor: the noise its base's A/A showed (none in trials kept before
+        // the A/A was).
+        let noise = match (&shared, folder.join(AA).join("base.json").is_file()) {
+            (Some(base), true) if !paired => Some(aa_noise(base, &read(&format!("{AA}/base"))?, rules)),
+            _ => None,
+        };
         for arm in &report.arms {
             let head = read(&arm.name)?;
             let base = match &shared {
@@ -613,17 +687,28 @@ pub fn rejudge(
                 }
                 _ => None,
             };
+            let again = match folder.join(AGAIN).join(format!("{}.json", arm.name)).is_file() {
+                true => Some(read(&format!("{AGAIN}/{}", arm.name))?),
+                false => None,
+            };
             for &threshold in thresholds {
-                if paired {
-                    let judged = judge_copy(&notes, trial, arm, threshold, (&base, &head), more.as_ref(), rules, &report.route);
-                    out.push(futures::executor::block_on(judged)?);
-                    continue;
-                }
-                let r = with_threshold(rules, threshold);
-                let c = crate::compare::compare_suite_with(Some(&base), &head, &r, crate::compare::Context { paired, noise: None });
-                let mut t = trial_of(trial, arm, threshold, &base, &head, c.regressed_endpoints(), &report.route);
-                t.reasons = reasons(&c, &report.route);
-                out.push(t);
+                let judged = if paired {
+                    futures::executor::block_on(judge_copy(
+                        &notes,
+                        trial,
+                        arm,
+                        threshold,
+                        (&base, &head),
+                        more.as_ref(),
+                        rules,
+                        &report.route,
+                    ))
+                } else {
+                    let noise = noise.as_ref().unwrap_or(&no_noise);
+                    let judged = judge_stored(&notes, trial, arm, threshold, (&base, &head), again.as_ref(), noise, rules, &report.route);
+                    futures::executor::block_on(judged)
+                };
+                out.push(judged?);
             }
         }
         trial += 1;
@@ -696,6 +781,51 @@ mod tests {
         put("more/slower", 2.5, 14);
         let both = judged();
         assert_eq!((both.passes, both.regressed), (2, vec!["slots".to_string()]), "{:?}", both.reasons);
+    }
+
+    #[test]
+    fn a_stored_copy_is_judged_with_its_bases_aa_as_the_floor_and_its_kept_rerun() {
+        use crate::compare::testkit::{Gen, one};
+        let dir = tempfile::tempdir().unwrap();
+        let trial = dir.path().join("trials").join("1");
+        let put = |name: &str, median_ms: f64, seed: u64| {
+            summary::write_atomic(&trial.join(format!("{name}.json")), &one("baseline", "slots", &Gen::new(20, 60, median_ms, seed)))
+                .unwrap()
+        };
+        let gone = |name: &str| std::fs::remove_file(trial.join(format!("{name}.json"))).unwrap();
+        // A copy 40% slower than the baseline on 1200 requests a side: plainly regressed.
+        put("base", 2.0, 1);
+        put("slower", 2.8, 2);
+        let report = ExperimentReport {
+            suite: "baseline".into(),
+            suite_hash: String::new(),
+            testbed: String::new(),
+            route: "slots".into(),
+            comparison: Comparison::Stored,
+            intrinsic_p50_ms: 2.0,
+            intrinsic_p95_ms: 4.0,
+            arms: vec![Arm { name: "slower".into(), percent: 40, every: 1 }],
+            trials: Vec::new(),
+            trial_seconds: 1.0,
+        };
+        let judged = || rejudge(dir.path(), &report, &CompareRules::default(), &[0.2]).unwrap().remove(0);
+        // Kept before A/A runs and re-runs were: the first run's verdict, no floor.
+        let first = judged();
+        assert_eq!((first.passes, first.regressed.clone()), (1, vec!["slots".to_string()]), "{:?}", first.reasons);
+        // The re-run, as slow: confirmed, over two runs.
+        put("again/slower", 2.8, 3);
+        let confirmed = judged();
+        assert_eq!((confirmed.passes, confirmed.regressed), (2, vec!["slots".to_string()]), "{:?}", confirmed.reasons);
+        // A re-run as fast as the baseline: the first run's regression was not confirmed.
+        put("again/slower", 2.0, 4);
+        let unconfirmed = judged();
+        assert_eq!((unconfirmed.passes, unconfirmed.regressed.len()), (2, 0), "{:?}", unconfirmed.reasons);
+        gone("again/slower");
+        // The nightly's A/A moved this testbed's p50 by 50%: a 40% change is within its noise.
+        put("aa/base", 3.0, 5);
+        let floored = judged();
+        assert_eq!((floored.passes, floored.regressed.len()), (1, 0), "{:?}", floored.reasons);
+        assert!(floored.reasons[0].starts_with("p50 unchanged"), "{:?}", floored.reasons);
     }
 
     #[test]
