@@ -733,6 +733,29 @@ fn trial_of(trial: u32, arm: &Arm, threshold: f64, base: &Summary, head: &Summar
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::testkit::{Gen, one};
+
+    /// Keeps a made-up run of route `slots` as `trials/1/<name>.json` in `dir`.
+    fn put_run(dir: &std::path::Path, name: &str, g: Gen) {
+        summary::write_atomic(&dir.join("trials/1").join(format!("{name}.json")), &one("baseline", "slots", &g)).unwrap()
+    }
+
+    /// A kept experiment of the `baseline` suite on route `slots` with these copies (their
+    /// work does not matter to judging them), before any trial.
+    fn kept(comparison: Comparison, arms: &[&str]) -> ExperimentReport {
+        ExperimentReport {
+            suite: "baseline".into(),
+            suite_hash: String::new(),
+            testbed: String::new(),
+            route: "slots".into(),
+            comparison,
+            intrinsic_p50_ms: 2.0,
+            intrinsic_p95_ms: 4.0,
+            arms: arms.iter().map(|name| Arm { name: (*name).into(), percent: 0, every: 1 }).collect(),
+            trials: Vec::new(),
+            trial_seconds: 1.0,
+        }
+    }
 
     #[test]
     fn tail_work_is_sized_from_the_measured_distribution() {
@@ -749,29 +772,15 @@ mod tests {
 
     #[test]
     fn an_ab_copy_left_undecided_is_judged_again_over_its_kept_second_pass() {
-        use crate::compare::testkit::{Gen, one};
         let dir = tempfile::tempdir().unwrap();
-        let trial = dir.path().join("trials").join("1");
         // Six pairs of 5 s at 10 req/s, p50 +25%: seeds whose first pass leaves it undecided
         // (as `run::judge`'s test of the same pass shows), decided over both passes.
         let put = |name: &str, median_ms: f64, seed: u64| {
-            let s = one("baseline", "slots", &Gen::new(10, 30, median_ms, seed).spread(0.5, 0.02).segments_of(5));
-            summary::write_atomic(&trial.join(format!("{name}.json")), &s).unwrap()
+            put_run(dir.path(), name, Gen::new(10, 30, median_ms, seed).spread(0.5, 0.02).segments_of(5))
         };
         put("base", 2.0, 11);
         put("slower", 2.5, 12);
-        let report = ExperimentReport {
-            suite: "baseline".into(),
-            suite_hash: String::new(),
-            testbed: String::new(),
-            route: "slots".into(),
-            comparison: Comparison::Ab,
-            intrinsic_p50_ms: 2.0,
-            intrinsic_p95_ms: 4.0,
-            arms: vec![Arm { name: "slower".into(), percent: 25, every: 1 }],
-            trials: Vec::new(),
-            trial_seconds: 1.0,
-        };
+        let report = kept(Comparison::Ab, &["slower"]);
         let judged = || rejudge(dir.path(), &report, &CompareRules::default(), &[0.2]).unwrap().remove(0);
         // Kept before second passes existed: the first pass's verdict stands.
         let first = judged();
@@ -785,29 +794,13 @@ mod tests {
 
     #[test]
     fn a_stored_copy_is_judged_with_its_bases_aa_as_the_floor_and_its_kept_rerun() {
-        use crate::compare::testkit::{Gen, one};
         let dir = tempfile::tempdir().unwrap();
-        let trial = dir.path().join("trials").join("1");
-        let put = |name: &str, median_ms: f64, seed: u64| {
-            summary::write_atomic(&trial.join(format!("{name}.json")), &one("baseline", "slots", &Gen::new(20, 60, median_ms, seed)))
-                .unwrap()
-        };
-        let gone = |name: &str| std::fs::remove_file(trial.join(format!("{name}.json"))).unwrap();
+        let put = |name: &str, median_ms: f64, seed: u64| put_run(dir.path(), name, Gen::new(20, 60, median_ms, seed));
+        let gone = |name: &str| std::fs::remove_file(dir.path().join(format!("trials/1/{name}.json"))).unwrap();
         // A copy 40% slower than the baseline on 1200 requests a side: plainly regressed.
         put("base", 2.0, 1);
         put("slower", 2.8, 2);
-        let report = ExperimentReport {
-            suite: "baseline".into(),
-            suite_hash: String::new(),
-            testbed: String::new(),
-            route: "slots".into(),
-            comparison: Comparison::Stored,
-            intrinsic_p50_ms: 2.0,
-            intrinsic_p95_ms: 4.0,
-            arms: vec![Arm { name: "slower".into(), percent: 40, every: 1 }],
-            trials: Vec::new(),
-            trial_seconds: 1.0,
-        };
+        let report = kept(Comparison::Stored, &["slower"]);
         let judged = || rejudge(dir.path(), &report, &CompareRules::default(), &[0.2]).unwrap().remove(0);
         // Kept before A/A runs and re-runs were: the first run's verdict, no floor.
         let first = judged();
@@ -830,13 +823,8 @@ mod tests {
 
     #[test]
     fn a_duet_is_judged_again_against_the_base_measured_beside_each_copy() {
-        use crate::compare::testkit::{Gen, one};
         let dir = tempfile::tempdir().unwrap();
-        let trial = dir.path().join("trials").join("1");
-        let put = |name: &str, median_ms: f64, seed: u64| {
-            summary::write_atomic(&trial.join(format!("{name}.json")), &one("baseline", "slots", &Gen::new(20, 60, median_ms, seed)))
-                .unwrap()
-        };
+        let put = |name: &str, median_ms: f64, seed: u64| put_run(dir.path(), name, Gen::new(20, 60, median_ms, seed));
         // Each copy ran beside a base of its own: the base beside the second copy was as slow
         // as the copy (a slow stretch of the machine). Against its own base neither copy
         // changed; against the first duet's base the second would read +60%.
@@ -845,18 +833,7 @@ mod tests {
         put("same", 2.0, 3);
         put("late.base", 3.2, 4);
         put("late", 3.2, 5);
-        let mut report = ExperimentReport {
-            suite: "baseline".into(),
-            suite_hash: String::new(),
-            testbed: String::new(),
-            route: "slots".into(),
-            comparison: Comparison::Duet,
-            intrinsic_p50_ms: 2.0,
-            intrinsic_p95_ms: 4.0,
-            arms: ["same", "late"].map(|name| Arm { name: name.into(), percent: 0, every: 1 }).to_vec(),
-            trials: Vec::new(),
-            trial_seconds: 1.0,
-        };
+        let mut report = kept(Comparison::Duet, &["same", "late"]);
         let regressed = |report: &ExperimentReport| -> Vec<(String, Vec<String>)> {
             rejudge(dir.path(), report, &CompareRules::default(), &[0.2]).unwrap().into_iter().map(|t| (t.arm, t.regressed)).collect()
         };
@@ -868,18 +845,7 @@ mod tests {
 
     #[test]
     fn more_trials_only_add_to_an_experiment_that_measured_the_same_thing() {
-        let kept = ExperimentReport {
-            suite: "baseline".into(),
-            suite_hash: "h1".into(),
-            testbed: "local-2cpu-epyc-24g".into(),
-            route: "slots".into(),
-            comparison: Comparison::Ab,
-            intrinsic_p50_ms: 1.0,
-            intrinsic_p95_ms: 2.0,
-            arms: vec![Arm { name: "same".into(), percent: 0, every: 1 }],
-            trials: Vec::new(),
-            trial_seconds: 1.0,
-        };
+        let kept = ExperimentReport { suite_hash: "h1".into(), testbed: "local-2cpu-epyc-24g".into(), ..kept(Comparison::Ab, &["same"]) };
         assert!(same_experiment(&kept, &kept).is_ok());
         let err = |now: ExperimentReport| same_experiment(&kept, &now).unwrap_err().to_string();
         assert!(err(ExperimentReport { suite: "concurrent".into(), ..kept.clone() }).contains("suite `baseline`"));
