@@ -274,7 +274,7 @@ pub async fn run(opts: &GateOptions, prepared: &Prepared, exp: &ExperimentOption
         for trial in first..=last {
             let done = match exp.comparison {
                 Comparison::Ab | Comparison::Duet => ab_trial(&bench, envs, &arms, trial, &mut rng).await?,
-                Comparison::Stored => stored_trial(&bench, envs, &arms, trial).await?,
+                Comparison::Stored => stored_trial(&bench, envs, &arms, trial, &mut rng).await?,
             };
             for t in &done {
                 opts.notes.say(format!(
@@ -553,8 +553,15 @@ fn reasons(c: &crate::compare::SuiteComparison, route: &str) -> Vec<String> {
 /// noise, the floor a stored comparison has where the plan sets none), then each copy's,
 /// judged against the baseline with that noise as the gate judges a pull request, its
 /// confirmation re-run included (measured once when any threshold asks for it, and kept), with
-/// each threshold.
-async fn stored_trial(bench: &Bench<'_>, envs: &mut [Environment], arms: &[Arm], trial: u32) -> Result<Vec<Trial>, GateError> {
+/// each threshold. The copies run in an order drawn for the trial, so that none is always the
+/// furthest from the baseline.
+async fn stored_trial(
+    bench: &Bench<'_>,
+    envs: &mut [Environment],
+    arms: &[Arm],
+    trial: u32,
+    rng: &mut SmallRng,
+) -> Result<Vec<Trial>, GateError> {
     let Bench { opts, prepared, exp, suite, ref ctx } = *bench;
     let base = measure_suite(opts, prepared, &mut envs[0], suite, ctx).await?;
     keep(opts, trial, "base", &base)?;
@@ -563,8 +570,11 @@ async fn stored_trial(bench: &Bench<'_>, envs: &mut [Environment], arms: &[Arm],
     let rules = &prepared.compiled.compare;
     let noise = aa_noise(&base, &aa, rules);
     let thresholds: Vec<f64> = std::iter::once(rules.threshold).chain(exp.more_thresholds.iter().copied()).collect();
+    let mut order: Vec<usize> = (1..arms.len()).collect();
+    order.shuffle(rng);
     let mut out = Vec::new();
-    for (i, arm) in arms.iter().enumerate().skip(1) {
+    for i in order {
+        let arm = &arms[i];
         let head = measure_suite(opts, prepared, &mut envs[i], suite, ctx).await?;
         keep(opts, trial, &arm.name, &head)?;
         let again = if thresholds.iter().any(|&t| wants_rerun(&base, &head, &noise, rules, t)) {
