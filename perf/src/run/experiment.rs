@@ -673,7 +673,8 @@ pub fn rejudge(
     let mut trial = 1u32;
     loop {
         let folder = dir.join("trials").join(trial.to_string());
-        if !folder.is_dir() {
+        // The last trial may have been cut short (Ctrl-C) before every copy ran: not judged.
+        if !folder.is_dir() || report.arms.iter().any(|a| !folder.join(format!("{}.json", a.name)).is_file()) {
             break;
         }
         let read = |arm: &str| summary::read(&folder.join(format!("{arm}.json"))).map_err(|e| GateError::Input(e.to_string()));
@@ -811,6 +812,9 @@ mod tests {
         put("base", 2.0, 1);
         put("slower", 2.8, 2);
         let report = kept(Comparison::Stored, &["slower"]);
+        // A second trial stopped by Ctrl-C after its baseline: not judged.
+        summary::write_atomic(&dir.path().join("trials/2/base.json"), &one("baseline", "slots", &Gen::new(20, 60, 2.0, 9))).unwrap();
+        assert_eq!(rejudge(dir.path(), &report, &CompareRules::default(), &[0.2]).unwrap().len(), 1);
         let judged = || rejudge(dir.path(), &report, &CompareRules::default(), &[0.2]).unwrap().remove(0);
         // Kept before A/A runs and re-runs were: the first run's verdict, no floor.
         let first = judged();
