@@ -237,6 +237,11 @@ impl Bench<'_> {
         }
     }
 
+    /// The thresholds each comparison is judged with: the plan's, then the others asked for.
+    fn thresholds(&self) -> Vec<f64> {
+        std::iter::once(self.prepared.compiled.compare.threshold).chain(self.exp.more_thresholds.iter().copied()).collect()
+    }
+
     /// Every copy's run context (one each, all the same).
     fn ctxs(&self, n: usize) -> Vec<RunContext> {
         vec![self.ctx.clone(); n]
@@ -436,7 +441,7 @@ async fn ab_trial(
     for ((_, head), arm) in pairs.iter().zip(arms.iter().skip(1)) {
         keep(opts, trial, &arm.name, head)?;
     }
-    let thresholds: Vec<f64> = std::iter::once(prepared.compiled.compare.threshold).chain(exp.more_thresholds.iter().copied()).collect();
+    let thresholds = bench.thresholds();
     // A duet is a study and has no second pass.
     let more = if exp.comparison == Comparison::Ab {
         second_pass(bench, envs, arms, trial, rng, &pairs, &thresholds).await?
@@ -569,7 +574,7 @@ async fn stored_trial(
     keep(opts, trial, &format!("{AA}/base"), &aa)?;
     let rules = &prepared.compiled.compare;
     let noise = aa_noise(&base, &aa, rules);
-    let thresholds: Vec<f64> = std::iter::once(rules.threshold).chain(exp.more_thresholds.iter().copied()).collect();
+    let thresholds = bench.thresholds();
     let mut order: Vec<usize> = (1..arms.len()).collect();
     order.shuffle(rng);
     let mut out = Vec::new();
