@@ -673,7 +673,6 @@ pub fn rejudge(
 ) -> Result<Vec<Trial>, GateError> {
     let paired = report.comparison != Comparison::Stored;
     let notes = crate::util::Notes::to(|_| {});
-    let no_noise = Noise::default();
     let mut out = Vec::new();
     let mut trial = 1u32;
     loop {
@@ -688,8 +687,8 @@ pub fn rejudge(
         // A stored trial's floor: the noise its base's A/A showed (none in trials kept before
         // the A/A was).
         let noise = match (&shared, folder.join(AA).join("base.json").is_file()) {
-            (Some(base), true) if !paired => Some(aa_noise(base, &read(&format!("{AA}/base"))?, rules)),
-            _ => None,
+            (Some(base), true) if !paired => aa_noise(base, &read(&format!("{AA}/base"))?, rules),
+            _ => Noise::default(),
         };
         for arm in &report.arms {
             let head = read(&arm.name)?;
@@ -720,8 +719,7 @@ pub fn rejudge(
                         &report.route,
                     ))
                 } else {
-                    let noise = noise.as_ref().unwrap_or(&no_noise);
-                    let judged = judge_stored(&notes, trial, arm, threshold, (&base, &head), again.as_ref(), noise, rules, &report.route);
+                    let judged = judge_stored(&notes, trial, arm, threshold, (&base, &head), again.as_ref(), &noise, rules, &report.route);
                     futures::executor::block_on(judged)
                 };
                 out.push(judged?);
