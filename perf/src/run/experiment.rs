@@ -41,7 +41,7 @@ use crate::plan::compiled::Suite;
 use crate::summary::{self, RunContext, Summary};
 
 use super::context::run_context;
-use super::judge::{Judging, judge_pairs, judge_suite, needs_another_pass, no_rerun};
+use super::judge::{Judging, aa_noise, judge_pairs, judge_suite, needs_another_pass, no_rerun, wants_confirmation};
 use super::lifetime::{Spec, with_environments};
 use super::measure::{Schedule, measure_in_turns, measure_suite};
 use super::options::{GateError, GateOptions};
@@ -573,7 +573,7 @@ async fn stored_trial(
     let aa = measure_suite(opts, prepared, &mut envs[0], suite, ctx).await?;
     keep(opts, trial, &format!("{AA}/base"), &aa)?;
     let rules = &prepared.compiled.compare;
-    let noise = aa_noise(&base, &aa, rules);
+    let noise = base_noise(&base, &aa, rules);
     let thresholds = bench.thresholds();
     let mut order: Vec<usize> = (1..arms.len()).collect();
     order.shuffle(rng);
@@ -604,18 +604,18 @@ async fn stored_trial(
 const AA: &str = "aa";
 const AGAIN: &str = "again";
 
-/// The noise the nightly records from its A/A (`aa` judged against `base`). Pure.
-fn aa_noise(base: &Summary, aa: &Summary, rules: &CompareRules) -> Noise {
-    let c = crate::compare::compare_suite(Some(base), aa, rules);
+/// The noise the nightly records from its A/A (`aa`, the base's suite run once more, judged
+/// against `base`): the stored copies' floor. Pure.
+fn base_noise(base: &Summary, aa: &Summary, rules: &CompareRules) -> Noise {
     let testbed = aa.run.testbed.as_ref().map(|t| t.key.clone()).unwrap_or_default();
-    Noise::from_aa(&c, &testbed, &aa.run.started_at)
+    aa_noise(base, aa, rules, &testbed)
 }
 
 /// Whether the gate would run the suite once more to confirm a stored comparison under
-/// `threshold`: a valid run with a regression. Pure.
+/// `threshold` ([`wants_confirmation`]). Pure.
 fn wants_rerun(base: &Summary, head: &Summary, noise: &Noise, rules: &CompareRules, threshold: f64) -> bool {
     let ctx = crate::compare::Context { paired: false, noise: Some(noise) };
-    head.valid && crate::compare::compare_suite_with(Some(base), head, &with_threshold(rules, threshold), ctx).has_regression()
+    wants_confirmation(head, &crate::compare::compare_suite_with(Some(base), head, &with_threshold(rules, threshold), ctx))
 }
 
 /// One copy judged against the stored baseline under `threshold` by the gate's judge
@@ -687,7 +687,7 @@ pub fn rejudge(
         // A stored trial's floor: the noise its base's A/A showed (none in trials kept before
         // the A/A was).
         let noise = match (&shared, folder.join(AA).join("base.json").is_file()) {
-            (Some(base), true) if !paired => aa_noise(base, &read(&format!("{AA}/base"))?, rules),
+            (Some(base), true) if !paired => base_noise(base, &read(&format!("{AA}/base"))?, rules),
             _ => Noise::default(),
         };
         for arm in &report.arms {

@@ -114,6 +114,20 @@ pub fn needs_another_pass(first: &SuiteComparison) -> bool {
     !first.has_regression() && !first.undecided().is_empty()
 }
 
+/// Whether [`judge_suite`], confirming, runs the suite once more after `first` compared as
+/// `comparison`: a valid run with a regression. Pure.
+pub fn wants_confirmation(first: &Summary, comparison: &SuiteComparison) -> bool {
+    first.valid && comparison.has_regression()
+}
+
+/// The testbed's noise an A/A shows: `again`, the same suite run once more on the same
+/// environment, compared with `first` (what `--measure-noise` records and the verdict-quality
+/// experiment's stored trials take as their floor). Pure.
+pub fn aa_noise(first: &Summary, again: &Summary, rules: &CompareRules, testbed: &str) -> Noise {
+    let aa = crate::compare::compare_suite(Some(first), again, rules);
+    Noise::from_aa(&aa, testbed, &again.run.started_at)
+}
+
 /// `a, b and 3 more`.
 fn list(items: &[String]) -> String {
     match items.len() {
@@ -167,7 +181,7 @@ where
     Fut: std::future::Future<Output = Result<Summary, GateError>>,
 {
     let comparison = compare_suite_with(Some(base), &first, rules, ctx);
-    if !(confirm && first.valid && comparison.has_regression()) {
+    if !(confirm && wants_confirmation(&first, &comparison)) {
         return Ok(Judged { summary: first, comparison, confirmation: Confirmation::NotRun });
     }
     let regressed: Vec<String> = comparison.regressed_endpoints().into_iter().map(str::to_string).collect();

@@ -16,7 +16,7 @@ use crate::verdict::{Confirmation, Report, RunFacts, SuiteReport};
 
 use super::baseline::Pick;
 use super::context::{needs_proxies, run_context};
-use super::judge::{Judging, judge_suite, record_suite};
+use super::judge::{Judging, aa_noise, judge_suite, record_suite};
 use super::lifetime::{Spec, with_environment};
 use super::measure::measure_suite;
 use super::options::{GateError, GateOptions, GateRun};
@@ -143,8 +143,7 @@ async fn measure_noise(
 ) -> Result<Noise, GateError> {
     opts.notes.say(format!("{}: measuring this testbed's noise: the suite once more (A/A)", suite.name));
     let again = measure_suite(opts, prepared, env, suite, ctx).await?;
-    let aa = crate::compare::compare_suite(Some(first), &again, &prepared.compiled.compare);
-    let noise = Noise::from_aa(&aa, &prepared.testbed.key, &again.run.started_at);
+    let noise = aa_noise(first, &again, &prepared.compiled.compare, &prepared.testbed.key);
     let most = |m: crate::compare::Metric| noise.endpoints.values().filter_map(|e| e.get(&m)).fold(0.0f64, |a, b| a.max(*b));
     opts.notes.say(format!(
         "{}: A/A moved p50 by up to {:.1}%, p95 by up to {:.1}%, p99 by up to {:.1}%",
