@@ -73,10 +73,11 @@ pub struct PerfArgs {
     /// Write this run's summaries as the stored baseline (valid runs only)
     #[arg(long)]
     update_baseline: bool,
-    /// Run each load suite a second time (an A/A) and write how far the same code moved,
-    /// <suite>.noise.json beside the summary (and beside the stored baseline with
-    /// --update-baseline): this testbed's noise, the floor of later comparisons with this run
-    /// as their baseline where the plan sets none. The nightly passes it
+    /// Run each load suite a second time (an A/A): the suite's summary is both runs (a baseline
+    /// of twice the requests), and how far the same code moved is written as
+    /// <suite>.noise.json beside it (and beside the stored baseline with --update-baseline):
+    /// this testbed's noise, the floor of later comparisons with this run as their baseline
+    /// where the plan sets none. The nightly passes it
     #[arg(long, conflicts_with_all = ["ab", "from_summaries", "shard"])]
     measure_noise: bool,
     /// A/B mode, the pull request's verdict: the app at this git ref (built once per commit in

@@ -19,10 +19,10 @@
 //!   over both passes where `--against` would have been;
 //! - duet mode: the base and one copy at a time, both loaded at the same moments (the same
 //!   requests leave for both at the same instants), compared pair by pair;
-//! - stored mode: the base runs the whole suite twice (the baseline, and the A/A the nightly
-//!   measures the testbed's noise with), then each copy does, judged against the baseline as a
-//!   pull request against a stored baseline is: the noise as the floor, confirmation re-run
-//!   included.
+//! - stored mode: the base runs the whole suite twice, as the nightly does (`--measure-noise`:
+//!   both runs are the baseline, their A/A the testbed's noise), then each copy does, judged
+//!   against that baseline as a pull request against a stored baseline is: the noise as the
+//!   floor, confirmation re-run included.
 //!
 //! Each comparison is judged with the plan's threshold and with the other thresholds asked
 //! for (a team that wants 5%): the same measurements, another rule.
@@ -41,7 +41,7 @@ use crate::plan::compiled::Suite;
 use crate::summary::{self, RunContext, Summary};
 
 use super::context::run_context;
-use super::judge::{Judging, aa_noise, judge_pairs, judge_suite, needs_another_pass, no_rerun, wants_confirmation};
+use super::judge::{Judging, judge_pairs, judge_suite, measured_twice, needs_another_pass, no_rerun, wants_confirmation};
 use super::lifetime::{Spec, with_environments};
 use super::measure::{Schedule, measure_in_turns, measure_suite};
 use super::options::{GateError, GateOptions};
@@ -554,8 +554,8 @@ fn reasons(c: &crate::compare::SuiteComparison, route: &str) -> Vec<String> {
 }
 
 /// One stored-baseline trial, as the nightly and a pull request make one: the base's whole
-/// suite (the baseline) and once more (the nightly's A/A, `--measure-noise`: the testbed's
-/// noise, the floor a stored comparison has where the plan sets none), then each copy's,
+/// suite twice (the nightly's `--measure-noise`: both runs are the baseline, and their A/A the
+/// testbed's noise, the floor a stored comparison has where the plan sets none), then each copy's,
 /// judged against the baseline with that noise as the gate judges a pull request, its
 /// confirmation re-run included (measured once when any threshold asks for it, and kept), with
 /// each threshold. The copies run in an order drawn for the trial, so that none is always the
@@ -573,7 +573,7 @@ async fn stored_trial(
     let aa = measure_suite(opts, prepared, &mut envs[0], suite, ctx).await?;
     keep(opts, trial, &format!("{AA}/base"), &aa)?;
     let rules = &prepared.compiled.compare;
-    let noise = base_noise(&base, &aa, rules);
+    let (base, noise) = measured_twice(base, aa, rules)?;
     let thresholds = bench.thresholds();
     let mut order: Vec<usize> = (1..arms.len()).collect();
     order.shuffle(rng);
@@ -603,13 +603,6 @@ async fn stored_trial(
 /// confirmation re-run (`trials/<n>/again/<arm>.json`).
 const AA: &str = "aa";
 const AGAIN: &str = "again";
-
-/// The noise the nightly records from its A/A (`aa`, the base's suite run once more, judged
-/// against `base`): the stored copies' floor. Pure.
-fn base_noise(base: &Summary, aa: &Summary, rules: &CompareRules) -> Noise {
-    let testbed = aa.run.testbed.as_ref().map(|t| t.key.clone()).unwrap_or_default();
-    aa_noise(base, aa, rules, &testbed)
-}
 
 /// Whether the gate would run the suite once more to confirm a stored comparison under
 /// `threshold` ([`wants_confirmation`]). Pure.
@@ -663,8 +656,9 @@ fn keep(opts: &GateOptions, trial: u32, arm: &str, s: &Summary) -> Result<(), Ga
 /// Judges the trials kept in `dir` (`trials/<n>/<arm>.json`, A/B's second passes in
 /// `trials/<n>/more/`, a stored trial's A/A of the base in `aa/` and re-runs in `again/`) again
 /// with `rules`: the same measurements, today's rule (an A/B copy by the gate's A/B judge, its
-/// kept second pass taken where the judge asks for one; a stored copy by the gate's judge with
-/// its base's A/A as the floor and its kept re-run). Pure but for reading the files.
+/// kept second pass taken where the judge asks for one; a stored copy by the gate's judge
+/// against its base and the base's A/A together, their noise as the floor, with its kept
+/// re-run). Pure but for reading the files.
 pub fn rejudge(
     dir: &std::path::Path,
     report: &ExperimentReport,
@@ -684,11 +678,14 @@ pub fn rejudge(
         let read = |arm: &str| summary::read(&folder.join(format!("{arm}.json"))).map_err(|e| GateError::Input(e.to_string()));
         let shared = if report.comparison == Comparison::Duet { None } else { Some(read("base")?) };
         let more_base = if folder.join(MORE).join("base.json").is_file() { Some(read(&format!("{MORE}/base"))?) } else { None };
-        // A stored trial's floor: the noise its base's A/A showed (none in trials kept before
-        // the A/A was).
-        let noise = match (&shared, folder.join(AA).join("base.json").is_file()) {
-            (Some(base), true) if !paired => base_noise(base, &read(&format!("{AA}/base"))?, rules),
-            _ => Noise::default(),
+        // A stored trial's baseline: the base and its A/A as the nightly stores them, the A/A's
+        // noise the floor (the base alone and no floor in trials kept before the A/A was).
+        let (shared, noise) = match (shared, folder.join(AA).join("base.json").is_file()) {
+            (Some(base), true) if !paired => {
+                let (both, noise) = measured_twice(base, read(&format!("{AA}/base"))?, rules)?;
+                (Some(both), noise)
+            }
+            (shared, _) => (shared, Noise::default()),
         };
         for arm in &report.arms {
             let head = read(&arm.name)?;
@@ -831,11 +828,14 @@ mod tests {
         let unconfirmed = judged();
         assert_eq!((unconfirmed.passes, unconfirmed.regressed.len()), (2, 0), "{:?}", unconfirmed.reasons);
         gone("again/slower");
-        // The nightly's A/A moved this testbed's p50 by 50%: a 40% change is within its noise.
+        // The nightly's A/A moved this testbed's p50 by 50%: a 40% change is within its noise,
+        // and the baseline is both runs, so the copy reads about +12% against it, not +40%.
         put("aa/base", 3.0, 5);
         let floored = judged();
         assert_eq!((floored.passes, floored.regressed.len()), (1, 0), "{:?}", floored.reasons);
         assert!(floored.reasons[0].starts_with("p50 unchanged"), "{:?}", floored.reasons);
+        assert!((first.p50_ratio.unwrap() - 1.4).abs() < 0.1, "{:?}", first.p50_ratio);
+        assert!((1.0..1.25).contains(&floored.p50_ratio.unwrap()), "{:?}", floored.p50_ratio);
     }
 
     #[test]

@@ -97,8 +97,9 @@ pub struct GateOptions {
     /// Store the run's summaries as the baseline of its testbed under this path (a folder of
     /// testbeds, or a file's folder).
     pub update_baseline: Option<PathBuf>,
-    /// Run each load suite a second time (an A/A) and store how far its endpoints moved beside
-    /// the baseline (`<suite>.noise.json`): the testbed's noise, the floor of later comparisons.
+    /// Run each load suite a second time (an A/A): both runs are its summary (and so the
+    /// baseline), and how far its endpoints moved is stored beside it (`<suite>.noise.json`):
+    /// the testbed's noise, the floor of later comparisons.
     pub measure_noise: bool,
     /// The GitHub Actions context, when the gate runs in a workflow: the nightly artifact is
     /// downloaded through it and the run's testbed is set as a step output.

@@ -16,7 +16,7 @@ use crate::verdict::{Confirmation, Report, RunFacts, SuiteReport};
 
 use super::baseline::Pick;
 use super::context::{needs_proxies, run_context};
-use super::judge::{Judging, aa_noise, judge_suite, record_suite};
+use super::judge::{Judging, judge_suite, measured_twice, record_suite};
 use super::lifetime::{Spec, with_environment};
 use super::measure::measure_suite;
 use super::options::{GateError, GateOptions, GateRun};
@@ -85,10 +85,8 @@ async fn run_in_environment(
         }
         let ctx = run_context(opts, prepared, &prepared.plan_dir);
         for &suite in suites {
-            let (report, file) = measure_and_judge(opts, prepared, env, suite, &ctx).await?;
-            if opts.measure_noise && suite.kind == SuiteKind::Load {
-                run.noise.push(measure_noise(opts, prepared, env, suite, &ctx, &report.summary).await?);
-            }
+            let (report, file, noise) = measure_and_judge(opts, prepared, env, suite, &ctx).await?;
+            run.noise.extend(noise);
             run.written.push(file);
             run.report.suites.push(report);
         }
@@ -97,17 +95,23 @@ async fn run_in_environment(
     .await
 }
 
-/// One suite: measured, judged against its baseline (when it is a load suite that has a
-/// comparable one), written.
+/// One suite: measured (a load suite twice with `--measure-noise`: [`measure_twice`]), judged
+/// against its baseline (when it is a load suite that has a comparable one), written; with the
+/// noise the A/A showed, when there was one.
 async fn measure_and_judge(
     opts: &GateOptions,
     prepared: &Prepared,
     env: &mut Environment,
     suite: &Suite,
     ctx: &RunContext,
-) -> Result<(SuiteReport, std::path::PathBuf), GateError> {
+) -> Result<(SuiteReport, std::path::PathBuf, Option<Noise>), GateError> {
     let pick = if suite.kind == SuiteKind::Load { prepared.baselines.pick(&suite.name) } else { None };
-    let first = measure_suite(opts, prepared, env, suite, ctx).await?;
+    let (first, noise) = if opts.measure_noise && suite.kind == SuiteKind::Load {
+        let (both, noise) = measure_twice(opts, prepared, env, suite, ctx).await?;
+        (both, Some(noise))
+    } else {
+        (measure_suite(opts, prepared, env, suite, ctx).await?, None)
+    };
     let (summary, comparison, confirmation) = match pick {
         Some(Pick::Found { summary: base, across, .. }) => {
             let how = Judging {
@@ -128,22 +132,24 @@ async fn measure_and_judge(
         }
         _ => (first, None, Confirmation::NotRun),
     };
-    record_suite(opts, prepared, pick, summary, comparison, confirmation)
+    let (report, file) = record_suite(opts, prepared, pick, summary, comparison, confirmation)?;
+    Ok((report, file, noise))
 }
 
-/// The suite once more on the same environment, judged against `first`: how far the same code
-/// moves from one run to the next on this testbed (an A/A).
-async fn measure_noise(
+/// The suite twice on the same environment (`--measure-noise`): how far the same code moves
+/// from one run to the next on this testbed (an A/A), and both runs as the one summary the
+/// suite is judged and stored as ([`measured_twice`]).
+async fn measure_twice(
     opts: &GateOptions,
     prepared: &Prepared,
     env: &mut Environment,
     suite: &Suite,
     ctx: &RunContext,
-    first: &crate::summary::Summary,
-) -> Result<Noise, GateError> {
-    opts.notes.say(format!("{}: measuring this testbed's noise: the suite once more (A/A)", suite.name));
+) -> Result<(crate::summary::Summary, Noise), GateError> {
+    let first = measure_suite(opts, prepared, env, suite, ctx).await?;
+    opts.notes.say(format!("{}: measuring this testbed's noise: the suite once more (A/A); both runs are its summary", suite.name));
     let again = measure_suite(opts, prepared, env, suite, ctx).await?;
-    let noise = aa_noise(first, &again, &prepared.compiled.compare, &prepared.testbed.key);
+    let (both, noise) = measured_twice(first, again, &prepared.compiled.compare)?;
     let most = |m: crate::compare::Metric| noise.endpoints.values().filter_map(|e| e.get(&m)).fold(0.0f64, |a, b| a.max(*b));
     opts.notes.say(format!(
         "{}: A/A moved p50 by up to {:.1}%, p95 by up to {:.1}%, p99 by up to {:.1}%",
@@ -152,7 +158,7 @@ async fn measure_noise(
         most(crate::compare::Metric::P95) * 100.0,
         most(crate::compare::Metric::P99) * 100.0
     ));
-    Ok(noise)
+    Ok((both, noise))
 }
 
 fn backend_words(choice: BackendChoice, resolved: BackendKind) -> &'static str {

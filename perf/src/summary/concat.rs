@@ -24,8 +24,8 @@ pub fn concat(parts: &[Summary]) -> Result<Summary, MergeError> {
 }
 
 /// Passes of one side of an A/B (each already [`concat`]enated from its segments, in the order
-/// they ran) as one summary whose segments are every pass's, in order: the pairs of the second
-/// pass follow those of the first.
+/// they ran), or a suite's runs one after the other, as one summary whose segments are every
+/// pass's, in order: the pairs of the second pass follow those of the first.
 pub fn concat_passes(passes: &[Summary]) -> Result<Summary, MergeError> {
     concat_with(passes, true)
 }

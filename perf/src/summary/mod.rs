@@ -7,7 +7,8 @@
 //! - [`io`]: atomic writes and validated reads;
 //! - [`merge()`]: the summaries of a suite's shards as one, exactly where the data allows;
 //! - [`concat()`]: consecutive runs of a suite (an A/B side's segments) as one, and
-//!   [`concat_passes()`]: an A/B side's passes as one, every pass's segments kept;
+//!   [`concat_passes()`]: an A/B side's passes (or a suite's two runs with `--measure-noise`)
+//!   as one, every pass's segments kept;
 //! - [`host_info`] and [`git_info`]: what the orchestrator puts in the [`RunContext`].
 
 mod build;

@@ -104,22 +104,28 @@ fn the_installed_binary_gates_another_teams_service_from_its_repository_root() {
     // The gate's defaults otherwise, the confirming re-run of a regression included.
     let common = ["--backend", "local", "--quick", "--duration", "10s", "--progress", "plain"];
 
-    // 1. First run: the plan is found in the repository root, no baseline yet; it records one.
+    // 1. First run: the plan is found in the repository root, no baseline yet; it records one
+    //    as the nightly does: the suite twice, both runs the baseline, their A/A its noise.
     let mut args = common.to_vec();
-    args.push("--update-baseline");
+    args.extend(["--update-baseline", "--measure-noise"]);
     let out = cargo_perf(repo.path(), bin.path(), &args);
     let (stdout, err) = text(&out);
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{err}");
     assert!(err.contains("perf gate: plan") && err.contains("suites smoke"), "{err}");
+    assert!(err.contains("smoke: measuring this testbed's noise"), "{err}");
     assert!(stdout.contains("Verdict: PASS"), "{stdout}");
     let summary = perf::summary::read(&repo.path().join("results/smoke.json")).expect("results/ next to the plan");
     assert!(summary.valid, "{:?}", summary.invalid_reasons);
+    assert!(summary.run.duration_s > 12.0, "both runs (of at most 10 s each) are the summary: {} s", summary.run.duration_s);
     for endpoint in ["list", "item"] {
         let e = &summary.endpoints[endpoint];
-        assert!(e.requests > 50 && e.errors.total == 0, "{endpoint}: {e:?}");
+        assert!(e.requests > 100 && e.errors.total == 0, "{endpoint}: {e:?}");
     }
     let testbed = summary.run.testbed.as_ref().expect("a testbed").key.clone();
-    assert!(repo.path().join("results/baseline").join(&testbed).join("smoke.json").is_file(), "the baseline is stored by testbed");
+    let stored = repo.path().join("results/baseline").join(&testbed);
+    let baseline = perf::summary::read(&stored.join("smoke.json")).expect("the baseline is stored by testbed");
+    assert_eq!(baseline.endpoints["item"].requests, summary.endpoints["item"].requests, "the baseline is both runs");
+    assert!(stored.join("smoke.noise.json").is_file(), "the A/A's noise beside the baseline");
 
     // 2. Second run, from a subfolder, on a commit that made one handler slower: compared with
     //    that baseline, same testbed, and failed on that handler. Not the same code expecting a
