@@ -107,8 +107,9 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
         };
         println!("verdict quality, judged again with today's rule: {name} mode, route {}", report.route);
         if std::env::var_os("PERF_EXPERIMENT_DETAIL").is_some() {
-            for t in report.trials.iter().filter(|t| (t.threshold - thresholds[0]).abs() < 1e-9) {
-                println!("  trial {} {}: {}", t.trial, t.arm, t.reasons.join(" | "));
+            for t in &report.trials {
+                let regressed = if t.regressed.is_empty() { String::new() } else { format!(" (regressed: {})", t.regressed.join(", ")) };
+                println!("  trial {} {} at {:.0}%{regressed}: {}", t.trial, t.arm, t.threshold * 100.0, t.reasons.join(" | "));
             }
         }
         print!("{}", table(&report, &thresholds));
