@@ -136,7 +136,7 @@ pub fn measured_twice(first: Summary, again: Summary, rules: &CompareRules) -> R
 
 /// The testbed's noise an A/A shows: `again`, the same suite run once more on the same
 /// environment (and testbed, whose key it carries), compared with `first`. Pure.
-pub fn aa_noise(first: &Summary, again: &Summary, rules: &CompareRules) -> Noise {
+fn aa_noise(first: &Summary, again: &Summary, rules: &CompareRules) -> Noise {
     let aa = crate::compare::compare_suite(Some(first), again, rules);
     let testbed = again.run.testbed.as_ref().map(|t| t.key.as_str()).unwrap_or_default();
     Noise::from_aa(&aa, testbed, &again.run.started_at)
