@@ -90,8 +90,11 @@ fn update_baseline_then_compare_then_catch_a_slowdown() {
         "--backend",
         "local",
         "--quick",
+        // 14 s: `slots`, at 10 req/s, sends over 100 requests, the fewest the rule judges
+        // (`min_samples`); at 10 s it sent 85, and step 3 saw a regression only when a
+        // neighbour of the slowed route happened to regress with it.
         "--duration",
-        "10s",
+        "14s",
         "--progress",
         "plain",
         "--app-env",
@@ -167,6 +170,7 @@ fn update_baseline_then_compare_then_catch_a_slowdown() {
     let out = xtask(&args);
     let (stdout, err) = text(&out);
     assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{err}");
+    assert!(stdout.contains("baseline/slots (p"), "the slowed route regressed: {stdout}");
     let first = stdout.lines().find(|l| l.trim_start().starts_with("1. statement")).unwrap_or_else(|| panic!("{stdout}"));
     assert!(first.contains("s.provider_id + ? = p.id"), "the edited statement comes first: {stdout}");
     assert!(
