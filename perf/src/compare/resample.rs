@@ -23,9 +23,9 @@
 //! (the plain bootstrap's variance is short by that factor), and never less than what the
 //! order statistics of the requests say of a percentile (a resample cannot see past the
 //! largest request, so for a tail of few requests it alone is too sure), read from each side
-//! and from both sides together, the head moved back by the medians' change (so that one side's
-//! tail, narrow by luck, is not read as a change, and a change of every request is not read as
-//! spread). A percentile the
+//! and from both sides together, the head moved back by how far its median surely moved (so
+//! that one side's tail, narrow by luck, is not read as a change, and a change of every request
+//! is not read as spread). A percentile the
 //! requests cannot bound from above (p99 of fewer than about 380) has no interval.
 //! Resampling is seeded from the endpoint's name: the same inputs give the same verdict.
 
@@ -281,7 +281,7 @@ pub fn estimate(seg: &Segmented, level: f64, resamples: usize, seed: u64) -> Est
     let z = StudentsT::new(0.0, 1.0, (n - 1.0).max(1.0)).map_or(1.96, |t| t.inverse_cdf(1.0 - (1.0 - level) / 2.0));
     // How far the head's whole distribution surely moved: the log ratio of the medians, less
     // what their own order statistics leave uncertain (none when that covers it).
-    let median_shift = match (point.0.q[0], point.1.q[0], rank_se(&[&seg.base], &seg.grid, 0.5), rank_se(&[&seg.head], &seg.grid, 0.5)) {
+    let median_shift = match (point.0.q[0], point.1.q[0], rank_se(&seg.base, &seg.grid, 0.5), rank_se(&seg.head, &seg.grid, 0.5)) {
         (Some(b), Some(h), Ok(sb), Ok(sh)) if b > 0.0 && h > 0.0 => {
             let moved = (h / b).ln();
             moved.signum() * (moved.abs() - 1.96 * sb.hypot(sh)).max(0.0)
@@ -306,7 +306,7 @@ pub fn estimate(seg: &Segmented, level: f64, resamples: usize, seed: u64) -> Est
         // p95 on 300 requests a side that way).
         let floor = match tail {
             Some((metric, q)) => {
-                let (b, h) = (rank_se(&[&seg.base], &seg.grid, q), rank_se(&[&seg.head], &seg.grid, q));
+                let (b, h) = (rank_se(&seg.base, &seg.grid, q), rank_se(&seg.head, &seg.grid, q));
                 match (b, h) {
                     (Ok(b), Ok(h)) => (b * b + h * h).sqrt().max(pooled_rank_se(seg, q, median_shift).unwrap_or(0.0)),
                     _ => {
@@ -339,24 +339,14 @@ fn figures_timed(side: &Side, grid: &[u64]) -> u64 {
     grid.len().checked_sub(1).map_or(0, |last| side.cum.iter().map(|c| c[last]).sum())
 }
 
-/// The standard error of the log of the q-quantile of `sides`' requests (one side's, or both
-/// together) from their order statistics: the ranks
-/// `k ± 1.96 sqrt(n q (1 - q))` around `k = ceil(q n)` bound the quantile with 95% confidence
-/// whatever the distribution (binomial); half the log of their ratio, over 1.96. `Err` when the
-/// upper rank lies past the last request: the sample cannot bound the percentile from above.
-fn rank_se(sides: &[&Side], grid: &[u64], q: f64) -> Result<f64, ()> {
+/// The standard error of the log of the q-quantile of a side's requests from their order
+/// statistics: the ranks [`rank_window`] gives bound the quantile with 95% confidence whatever
+/// the distribution; half the log of their ratio, over 1.96. `Err` when the upper rank lies past
+/// the last request: the sample cannot bound the percentile from above.
+fn rank_se(side: &Side, grid: &[u64], q: f64) -> Result<f64, ()> {
     let last = grid.len().checked_sub(1).ok_or(())?;
-    let at = |k: usize| sides.iter().flat_map(|s| &s.cum).map(|c| c[k]).sum::<u64>();
-    let n = at(last);
-    if n == 0 {
-        return Err(());
-    }
-    let k = (q * n as f64).ceil();
-    let d = 1.96 * (n as f64 * q * (1.0 - q)).sqrt();
-    let (lo_rank, hi_rank) = ((k - d).floor().max(1.0) as u64, (k + d).ceil() as u64);
-    if hi_rank > n {
-        return Err(());
-    }
+    let at = |k: usize| side.cum.iter().map(|c| c[k]).sum::<u64>();
+    let (lo_rank, hi_rank) = rank_window(at(last), q)?;
     let value_at = |rank: u64| {
         let (mut lo, mut hi) = (0usize, last);
         while lo < hi {
@@ -368,8 +358,24 @@ fn rank_se(sides: &[&Side], grid: &[u64], q: f64) -> Result<f64, ()> {
     Ok((value_at(hi_rank) / value_at(lo_rank)).ln() / (2.0 * 1.96))
 }
 
+/// The ranks that bound the q-quantile of `n` requests with 95% confidence, whatever the
+/// distribution (binomial): `k ± 1.96 sqrt(n q (1 - q))` around `k = ceil(q n)`. `Err` when
+/// there is no request, or the upper rank lies past the last one.
+fn rank_window(n: u64, q: f64) -> Result<(u64, u64), ()> {
+    if n == 0 {
+        return Err(());
+    }
+    let k = (q * n as f64).ceil();
+    let d = 1.96 * (n as f64 * q * (1.0 - q)).sqrt();
+    let (lo_rank, hi_rank) = ((k - d).floor().max(1.0) as u64, (k + d).ceil() as u64);
+    if hi_rank > n {
+        return Err(());
+    }
+    Ok((lo_rank, hi_rank))
+}
+
 /// The standard error of the log ratio of the two sides' q-quantiles if both drew from one
-/// distribution: the order statistics ([`rank_se`]'s ranks) of both sides' requests together
+/// distribution: the order statistics ([`rank_window`]'s ranks) of both sides' requests together
 /// (`n` of them), each side's share scaled up to its own count `n_s` (a quantile's variance
 /// goes as one over the count): `se_pooled · sqrt(n / n_base + n / n_head)`. The head's
 /// requests are first moved back by `shift`, how far its whole distribution surely moved (the
@@ -389,15 +395,10 @@ fn pooled_rank_se(seg: &Segmented, q: f64, shift: f64) -> Result<f64, ()> {
     values.sort_by(|a, b| a.0.total_cmp(&b.0));
     let n: u64 = values.iter().map(|(_, c)| c).sum();
     let (nb, nh) = (figures_timed(&seg.base, &seg.grid) as f64, figures_timed(&seg.head, &seg.grid) as f64);
-    if n == 0 || nb == 0.0 || nh == 0.0 {
+    if nb == 0.0 || nh == 0.0 {
         return Err(());
     }
-    let k = (q * n as f64).ceil();
-    let d = 1.96 * (n as f64 * q * (1.0 - q)).sqrt();
-    let (lo_rank, hi_rank) = ((k - d).floor().max(1.0) as u64, (k + d).ceil() as u64);
-    if hi_rank > n {
-        return Err(());
-    }
+    let (lo_rank, hi_rank) = rank_window(n, q)?;
     let value_at = |rank: u64| {
         let mut seen = 0;
         values.iter().find(|(_, c)| {
@@ -493,7 +494,7 @@ mod tests {
         assert!(p95.change > 0.35, "the change as measured: {p95:?}");
         assert!(p95.low < 0.0, "the interval reaches no change: {p95:?}");
         // Each side's own order statistics alone were sure of it.
-        let own = rank_se(&[&seg.base], &seg.grid, 0.95).unwrap().hypot(rank_se(&[&seg.head], &seg.grid, 0.95).unwrap());
+        let own = rank_se(&seg.base, &seg.grid, 0.95).unwrap().hypot(rank_se(&seg.head, &seg.grid, 0.95).unwrap());
         assert!(own < p95.se / 1.5, "own {own}, taken {}", p95.se);
     }
 

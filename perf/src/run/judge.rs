@@ -126,7 +126,7 @@ pub fn wants_confirmation(first: &Summary, comparison: &SuiteComparison) -> bool
 /// judged and stored as, and the testbed's noise the A/A shows ([`aa_noise`]), the floor of
 /// later comparisons with it. A baseline of both runs holds twice the requests: its
 /// percentiles are less uncertain and one run the machine favoured weighs half (measured in
-/// README, "Stored mode, quick suites": a p95 +30% copy caught 8 times in 20 instead of 0, no
+/// README, "Stored mode, quick suites": a p95 +30% copy caught 9 times in 20 instead of 0, no
 /// more false fails). Pure.
 pub fn measured_twice(first: Summary, again: Summary, rules: &CompareRules) -> Result<(Summary, Noise), GateError> {
     let noise = aa_noise(&first, &again, rules);
