@@ -393,12 +393,11 @@ fn pooled_rank_se(seg: &Segmented, q: f64, shift: f64) -> Result<f64, ()> {
     values.extend(seg.grid.iter().zip(totals(&seg.head)).map(|(v, n)| (*v as f64 * scale, n)));
     values.retain(|(_, n)| *n > 0);
     values.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let n: u64 = values.iter().map(|(_, c)| c).sum();
-    let (nb, nh) = (figures_timed(&seg.base, &seg.grid) as f64, figures_timed(&seg.head, &seg.grid) as f64);
-    if nb == 0.0 || nh == 0.0 {
+    let (nb, nh) = (figures_timed(&seg.base, &seg.grid), figures_timed(&seg.head, &seg.grid));
+    if nb == 0 || nh == 0 {
         return Err(());
     }
-    let (lo_rank, hi_rank) = rank_window(n, q)?;
+    let (lo_rank, hi_rank) = rank_window(nb + nh, q)?;
     let value_at = |rank: u64| {
         let mut seen = 0;
         values.iter().find(|(_, c)| {
@@ -408,7 +407,8 @@ fn pooled_rank_se(seg: &Segmented, q: f64, shift: f64) -> Result<f64, ()> {
     };
     let (lo, hi) = (value_at(lo_rank).ok_or(())?.0, value_at(hi_rank).ok_or(())?.0);
     let se = (hi / lo).ln() / (2.0 * 1.96);
-    let n = n as f64;
+    let (nb, nh) = (nb as f64, nh as f64);
+    let n = nb + nh;
     Ok(se * (n / nb + n / nh).sqrt())
 }
 
