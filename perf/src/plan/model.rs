@@ -560,6 +560,11 @@ pub struct CompareSpec {
     /// Significance level of the test over per-window values.
     #[serde(default = "defaults::alpha")]
     pub alpha: f64,
+    /// Against a stored baseline, the most of a change shared by the run's other endpoints
+    /// that is taken for the machine's moment rather than the code (a fraction; 0 turns it
+    /// off). Never more than the threshold.
+    #[serde(default = "defaults::shared_shift")]
+    pub shared_shift: f64,
     /// Per-endpoint, per-metric threshold overrides: `{ "health" = { p99 = 0.5 } }`.
     #[serde(default)]
     pub endpoints: IndexMap<String, Spanned<MetricThresholds>>,
@@ -573,6 +578,7 @@ impl Default for CompareSpec {
             error_rate_points: defaults::error_rate_points(),
             min_samples: defaults::min_samples(),
             alpha: defaults::alpha(),
+            shared_shift: defaults::shared_shift(),
             endpoints: IndexMap::new(),
         }
     }
@@ -648,5 +654,8 @@ mod defaults {
     }
     pub fn alpha() -> f64 {
         0.05
+    }
+    pub fn shared_shift() -> f64 {
+        0.10
     }
 }

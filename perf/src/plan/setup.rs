@@ -205,6 +205,9 @@ pub struct CompareRules {
     pub min_samples: u64,
     /// One minus the confidence of the changes' intervals (0.05: 95% intervals).
     pub alpha: f64,
+    /// Against a stored baseline, the most of a latency change shared by the run's other
+    /// endpoints that is taken for the machine's (a fraction; 0: none). See `compare::shift`.
+    pub shared_shift: f64,
     /// Per-endpoint, per-metric threshold overrides.
     pub endpoints: BTreeMap<String, MetricThresholds>,
     /// Private, so that no one builds a rule without the checks of `new`.
@@ -280,7 +283,22 @@ impl CompareRules {
             }
         }
         let endpoints = endpoints.into_iter().collect();
-        Ok(CompareRules { threshold, floor, error_rate_points, min_samples, alpha, endpoints, checked: () })
+        let shared_shift = CompareSpec::default().shared_shift;
+        Ok(CompareRules { threshold, floor, error_rate_points, min_samples, alpha, shared_shift, endpoints, checked: () })
+    }
+
+    /// The rule with `share` as its shared shift (`compare.shared_shift`): refused unless
+    /// 0 <= share < 1.
+    pub fn with_shared_shift(mut self, share: f64) -> Result<CompareRules, CompareRulesError> {
+        if !(0.0..1.0).contains(&share) {
+            return Err(CompareRulesError {
+                field: "compare.shared_shift".into(),
+                endpoint: None,
+                message: format!("{share} is not a share of the latency: expected 0 <= shared_shift < 1 (0.1 is 10%, 0 turns it off)"),
+            });
+        }
+        self.shared_shift = share;
+        Ok(self)
     }
 }
 
@@ -290,6 +308,7 @@ impl Default for CompareRules {
     fn default() -> Self {
         let d = CompareSpec::default();
         CompareRules::new(d.threshold, d.floor.map(|f| f.0), d.error_rate_points, d.min_samples, d.alpha, Vec::new(), &[])
+            .and_then(|r| r.with_shared_shift(d.shared_shift))
             .expect("the plan's defaults are a valid rule")
     }
 }

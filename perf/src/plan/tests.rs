@@ -531,6 +531,17 @@ fn compare_errors_are_the_same_for_the_gate_and_for_history() {
     assert_eq!(lp.compare_rules().unwrap_err(), e);
     let good = load(&format!("{MINIMAL}\n[compare]\nthreshold = 0.3\n")).unwrap().compare_rules().unwrap();
     assert_eq!(good.threshold, 0.3);
+    assert_eq!(good.shared_shift, 0.10, "the default");
+    // The shared shift: a share of the latency, 0 turning it off.
+    let lp = load(&format!("{MINIMAL}\n[compare]\nshared_shift = 1.5\n")).unwrap();
+    let e = lp.compile(&CompileOptions::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "plan.toml: compare.shared_shift: 1.5 is not a share of the latency: expected 0 <= shared_shift < 1 (0.1 is 10%, 0 turns it off)"
+    );
+    assert_eq!(lp.compare_rules().unwrap_err(), e);
+    let off = load(&format!("{MINIMAL}\n[compare]\nshared_shift = 0\n")).unwrap().compare_rules().unwrap();
+    assert_eq!(off.shared_shift, 0.0);
 }
 
 const SPECIAL: &str = r#"

@@ -10,10 +10,10 @@ pub(in crate::plan) fn rules(lp: &LoadedPlan) -> Result<CompareRules, PlanError>
     let c = &lp.plan.compare;
     let endpoints = c.endpoints.iter().map(|(name, t)| (name.clone(), t.get_ref().clone())).collect();
     let requests: Vec<&str> = lp.plan.requests.keys().map(String::as_str).collect();
-    CompareRules::new(c.threshold, c.floor.map(|d| d.0), c.error_rate_points, c.min_samples, c.alpha, endpoints, &requests).map_err(|e| {
-        match e.endpoint.as_ref().and_then(|name| c.endpoints.get(name)) {
+    CompareRules::new(c.threshold, c.floor.map(|d| d.0), c.error_rate_points, c.min_samples, c.alpha, endpoints, &requests)
+        .and_then(|r| r.with_shared_shift(c.shared_shift))
+        .map_err(|e| match e.endpoint.as_ref().and_then(|name| c.endpoints.get(name)) {
             Some(entry) => lp.error_at(entry.span(), &e.field, e.message),
             None => lp.error(&e.field, e.message),
-        }
-    })
+        })
 }
