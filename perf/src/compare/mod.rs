@@ -22,6 +22,7 @@ pub mod profile;
 pub mod resample;
 mod rounds;
 mod rule;
+mod shift;
 pub mod stats;
 mod suite;
 pub mod underneath;
@@ -33,6 +34,8 @@ pub(crate) mod testkit;
 mod tests;
 #[cfg(test)]
 mod tests_rounds;
+#[cfg(test)]
+mod tests_shift;
 #[cfg(test)]
 mod tests_sim;
 

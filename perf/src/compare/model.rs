@@ -160,7 +160,8 @@ pub struct MetricComparison {
     /// Baseline value: ms for latency, req/s for throughput, percent for the error rate.
     pub base: Option<f64>,
     pub head: Option<f64>,
-    /// `head - base`, in the metric's unit (percentage points for the error rate).
+    /// `head - base`, in the metric's unit (percentage points for the error rate); beside the
+    /// suite's shared shift where one was taken out (`shared_shift`).
     pub delta_abs: Option<f64>,
     /// `(head - base) / base`; `None` when the baseline is zero or absent (no division by 0).
     pub delta_rel: Option<f64>,
@@ -187,6 +188,11 @@ pub struct MetricComparison {
     /// whichever is largest. What a pass is worth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detectable: Option<f64>,
+    /// Against a stored baseline, the change the suite's other endpoints shared (their median,
+    /// a fraction), taken out of this one's: then `delta_abs`, `delta_rel` and `interval` are
+    /// of the change beside it (`head / (1 + shared_shift) - base`), `head` as measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_shift: Option<f64>,
     /// The significance test, when one could be run.
     pub test: Option<TestResult>,
     /// False when no test could be run because a side carries no per-window data: the

@@ -139,7 +139,7 @@ fn compare_endpoint(name: &str, b: &Side<'_>, ba: &Aggregate, h: &Side<'_>, ha: 
     let overrides = rules.endpoints.get(name);
     let metrics: Vec<MetricComparison> = Metric::ALL
         .into_iter()
-        .map(|m| judge(m, ba, ha, Limits::for_metric(rules, overrides, m, None), || Evidence::Legacy(rounds_test(m, b, ba, h, ha))))
+        .map(|m| judge(m, ba, ha, Limits::for_metric(rules, overrides, m, None), None, || Evidence::Legacy(rounds_test(m, b, ba, h, ha))))
         .collect();
     EndpointComparison {
         name: name.to_string(),

@@ -17,6 +17,11 @@
 //!    older window tests ([`super::units`]): p <= alpha; and with no per-window data at all
 //!    the threshold and the floor decide alone, and the result says `untested`.
 //!
+//! Against a stored baseline, a latency change with an interval is read beside the suite's
+//! other endpoints ([`super::shift`]) before rung 3: the shift they share, up to
+//! [`Limits::shared`], is taken out of the head's value and of the interval, and the rungs
+//! judge what is left (the reason says both).
+//!
 //! Every compared metric with segments also says the smallest change it could have seen
 //! ([`detectable`]): what a pass is worth.
 
@@ -92,6 +97,10 @@ pub(crate) struct Limits {
     pub floor: Floor,
     pub min_samples: u64,
     pub alpha: f64,
+    /// The most of a shift shared by the suite's other endpoints taken out of this metric's
+    /// change (a fraction: the plan's `shared_shift`, never more than the threshold; 0 for
+    /// throughput and errors).
+    pub shared: f64,
 }
 
 impl Limits {
@@ -114,7 +123,9 @@ impl Limits {
             (None, Some(rel)) if rel > 0.0 => Floor::Noise(rel),
             (None, _) => Floor::None,
         };
-        Limits { threshold: over.unwrap_or(default), overridden: over.is_some(), floor, min_samples: spec.min_samples, alpha: spec.alpha }
+        let threshold = over.unwrap_or(default);
+        let shared = if metric.is_latency() { spec.shared_shift.min(threshold) } else { 0.0 };
+        Limits { threshold, overridden: over.is_some(), floor, min_samples: spec.min_samples, alpha: spec.alpha, shared }
     }
 
     /// The confidence of the intervals: `1 - alpha`.
@@ -205,6 +216,7 @@ pub(crate) fn judge(
     base: &Aggregate,
     head: &Aggregate,
     limits: Limits,
+    shift: Option<(f64, usize)>,
     evidence: impl FnOnce() -> Evidence,
 ) -> MetricComparison {
     let (b, h) = (base.value(metric), head.value(metric));
@@ -221,6 +233,7 @@ pub(crate) fn judge(
         interval: None,
         level: None,
         detectable: None,
+        shared_shift: None,
         test: None,
         tested: false,
         verdict: Verdict::Unchanged,
@@ -237,20 +250,39 @@ pub(crate) fn judge(
     let Some(b) = b.filter(|_| base.requests > 0) else {
         return decided(out, Verdict::Noisy, "the baseline has no samples to compare with".to_string());
     };
-    let delta_abs = h - b;
+    let mut evidence = evidence();
+    // The suite's shared shift, taken out where the machine could have made it: a latency
+    // metric with an interval (its bounds move with it), within the limit.
+    let taken = match (&mut evidence, shift) {
+        (Evidence::Interval { estimate, .. }, Some((s, n))) if metric.is_latency() && b > 0.0 && s != 0.0 && s.abs() <= limits.shared => {
+            *estimate = beside_shift(estimate, s);
+            Some((s, n))
+        }
+        _ => None,
+    };
+    let judged = taken.map_or(h, |(s, _)| h / (1.0 + s));
+    let delta_abs = judged - b;
     let delta_rel = (b != 0.0).then(|| delta_abs / b);
     out.delta_abs = Some(delta_abs);
     out.delta_rel = delta_rel;
+    out.shared_shift = taken.map(|(s, _)| s);
     if metric.is_latency() {
         out.floor_ms = limits.floor.ms(b);
         out.floor_from = limits.floor.source().map(str::to_string);
     }
-    let evidence = evidence();
     record_evidence(&mut out, metric, &evidence, &limits, b);
     let higher_is_worse = metric != Metric::Rps;
     let worse = if higher_is_worse { delta_abs > 0.0 } else { delta_abs < 0.0 };
     let moved = if worse { Verdict::Regressed } else { Verdict::Improved };
-    let change = describe_change(metric, delta_abs, delta_rel);
+    let mut change = describe_change(metric, delta_abs, delta_rel);
+    if let Some((s, n)) = taken {
+        let measured = (h - b) / b;
+        change.push_str(&format!(
+            " beside the {:+.1}% the {n} other endpoints moved together (as measured {:+.1}%)",
+            s * 100.0,
+            measured * 100.0
+        ));
+    }
     let limit = describe_threshold(metric, &limits);
     let ci = match &out.interval {
         Some([low, high]) => format!(", {}", describe_interval(metric, *low, *high, limits.level())),
@@ -313,6 +345,16 @@ pub(crate) fn judge(
         Evidence::Legacy(Err(why)) => decided(out, Verdict::Noisy, format!("{change} beyond {limit}, but {}", why.describe())),
         Evidence::Missing(why) => decided(out, Verdict::Noisy, format!("{change} beyond {limit}, but {}", why.describe())),
     }
+}
+
+/// `estimate` with a shared shift `s` (a fraction) taken out: the change and its bounds divided
+/// by `1 + s`; the one-sided p-value read again from the standard error of the log ratio (the
+/// resamples are not kept).
+fn beside_shift(estimate: &Estimate, s: f64) -> Estimate {
+    let out = |x: f64| (1.0 + x) / (1.0 + s) - 1.0;
+    let change = out(estimate.change);
+    let p_value = if estimate.se > 0.0 { Normal::standard().cdf(-((1.0 + change).ln().abs() / estimate.se)) } else { estimate.p_value };
+    Estimate { change, low: out(estimate.low), high: out(estimate.high), p_value, se: estimate.se }
 }
 
 /// Puts what the evidence says into the comparison: the test, the interval, what it could

@@ -14,6 +14,7 @@ use super::model::{
 use super::noise::Noise;
 use super::resample::{self, NoSegments, Segmented};
 use super::rule::{Aggregate, Evidence, Limits, judge};
+use super::shift::SharedShift;
 use super::stats::{Alternative, mann_whitney, two_proportion};
 use super::units::{self, Untestable};
 
@@ -38,10 +39,11 @@ pub fn compare_suite_with(base: Option<&Summary>, head: &Summary, rules: &Compar
         return no_baseline(head, rules);
     };
     let names: BTreeSet<&String> = base.endpoints.keys().chain(head.endpoints.keys()).collect();
+    let shared = shared_shift(base, head, rules, ctx);
     let endpoints = names
         .into_iter()
         .map(|name| match (base.endpoints.get(name), head.endpoints.get(name)) {
-            (Some(b), Some(h)) => compare_endpoint(name, (b, base), (h, head), rules, ctx),
+            (Some(b), Some(h)) => compare_endpoint(name, (b, base), (h, head), rules, ctx, &shared),
             (Some(b), None) => missing_endpoint(name, &aggregate(b), b.requests),
             (None, Some(h)) => new_endpoint(name, &aggregate(h), h.requests),
             (None, None) => unreachable!("name comes from one of the maps"),
@@ -54,12 +56,43 @@ pub fn compare_suite_with(base: Option<&Summary>, head: &Summary, rules: &Compar
         CompareMode::Baseline
     };
     let mut notes = comparability_notes(base, head);
+    notes.extend(shared_note(&shared, rules));
     if ctx.paired {
         // Base and head are two builds measured in the same job: their plans and commits
         // differ by design.
         notes.retain(|n| !n.starts_with("the plan changed"));
     }
     finish(head.suite.clone(), mode, endpoints, notes, rules)
+}
+
+/// What the endpoints moved together against a stored baseline ([`super::shift`]); nothing in
+/// A/B (its pairs cancel the moment) or when the plan turns it off.
+fn shared_shift(base: &Summary, head: &Summary, rules: &CompareRules, ctx: Context<'_>) -> SharedShift {
+    if ctx.paired || rules.shared_shift <= 0.0 {
+        return SharedShift::default();
+    }
+    let both: Vec<(&str, Aggregate, Aggregate)> =
+        base.endpoints.iter().filter_map(|(n, b)| head.endpoints.get(n).map(|h| (n.as_str(), aggregate(b), aggregate(h)))).collect();
+    SharedShift::of(both.iter().map(|(n, b, h)| (*n, b, h)), rules.min_samples)
+}
+
+/// The report's note on the shared shift: how far the whole suite moved, and whether that was
+/// taken for the machine's (within the plan's `shared_shift` and the threshold) or judged as
+/// measured.
+fn shared_note(shared: &SharedShift, rules: &CompareRules) -> Option<String> {
+    let moved: Vec<(Metric, f64, usize)> =
+        [Metric::P50, Metric::P95, Metric::P99].into_iter().filter_map(|m| shared.overall(m).map(|(s, n)| (m, s, n))).collect();
+    let n = moved.first()?.2;
+    let limit = rules.shared_shift.min(rules.threshold);
+    let each = moved.iter().map(|(m, s, _)| format!("{m} {:+.1}%", s * 100.0)).collect::<Vec<_>>().join(", ");
+    let beyond: Vec<String> = moved.iter().filter(|(_, s, _)| s.abs() > limit).map(|(m, _, _)| m.to_string()).collect();
+    let judged = if beyond.is_empty() {
+        "each endpoint's latency is judged beside the others' shared move (the machine's moment, not the code's: A/B tells them apart)"
+            .to_string()
+    } else {
+        format!("beyond the ±{:.0}% taken for the machine's on {}: judged as measured there", limit * 100.0, beyond.join(", "))
+    };
+    Some(format!("against the baseline the {n} endpoints moved together by {each} (median); {judged}"))
 }
 
 fn no_baseline(head: &Summary, rules: &CompareRules) -> SuiteComparison {
@@ -86,6 +119,7 @@ fn compare_endpoint(
     (h, head): (&EndpointSummary, &Summary),
     rules: &CompareRules,
     ctx: Context<'_>,
+    shared: &SharedShift,
 ) -> EndpointComparison {
     let overrides = rules.endpoints.get(name);
     let (ba, ha) = (aggregate(b), aggregate(h));
@@ -95,7 +129,7 @@ fn compare_endpoint(
         .into_iter()
         .map(|m| {
             let limits = Limits::for_metric(rules, overrides, m, ctx.noise.and_then(|n| n.get(name, m)));
-            judge(m, &ba, &ha, limits, || match &resampled {
+            judge(m, &ba, &ha, limits, shared.beside(name, m), || match &resampled {
                 Ok((estimates, units, paired)) => match estimates.get(m) {
                     Ok(estimate) => Evidence::Interval { estimate, units: *units, paired: *paired },
                     Err(why) => Evidence::Missing(why),
@@ -160,6 +194,7 @@ fn one_sided(name: &str, side: &Aggregate, requests: u64, present_in_head: bool)
                 interval: None,
                 level: None,
                 detectable: None,
+                shared_shift: None,
                 test: None,
                 tested: false,
                 verdict,
