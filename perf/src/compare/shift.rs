@@ -19,11 +19,13 @@
 
 use std::collections::BTreeMap;
 
+use crate::util::median;
+
 use super::model::Metric;
 use super::rule::Aggregate;
 
-/// The fewest other endpoints whose median is taken for the machine: with four, one changed
-/// endpoint among them cannot be the median, nor two.
+/// The fewest other endpoints whose median is taken for the machine: with four or more, one
+/// changed endpoint among them cannot be the median.
 pub(crate) const MIN_OTHERS: usize = 4;
 
 /// Per latency percentile, each endpoint's log ratio head / base (both sides with at least the
@@ -57,25 +59,23 @@ impl SharedShift {
     /// others' median is 4% slower), with how many endpoints it is the median of; `None` with
     /// fewer than [`MIN_OTHERS`].
     pub fn beside(&self, name: &str, metric: Metric) -> Option<(f64, usize)> {
-        let others: Vec<f64> = self.ratios.get(&metric)?.iter().filter(|(n, _)| n != name).map(|(_, r)| *r).collect();
-        let n = others.len();
-        (n >= MIN_OTHERS).then(|| (median(others).exp_m1(), n))
+        shared(self.ratios.get(&metric)?.iter().filter(|(n, _)| n != name).map(|(_, r)| *r).collect())
     }
 
     /// The shift of `metric` shared by the whole suite (every endpoint's median), for the
     /// report's note; `None` with fewer than [`MIN_OTHERS`] endpoints.
     pub fn overall(&self, metric: Metric) -> Option<(f64, usize)> {
-        let all: Vec<f64> = self.ratios.get(&metric)?.iter().map(|(_, r)| *r).collect();
-        let n = all.len();
-        (n >= MIN_OTHERS).then(|| (median(all).exp_m1(), n))
+        shared(self.ratios.get(&metric)?.iter().map(|(_, r)| *r).collect())
     }
 }
 
-/// The median; the mean of the middle two for an even count. `values` is not empty.
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+/// The median of log ratios as a fraction, with their count; `None` under [`MIN_OTHERS`].
+fn shared(ratios: Vec<f64>) -> Option<(f64, usize)> {
+    let n = ratios.len();
+    if n < MIN_OTHERS {
+        return None;
+    }
+    Some((median(ratios)?.exp_m1(), n))
 }
 
 #[cfg(test)]
@@ -112,11 +112,5 @@ mod tests {
         let few = Aggregate { requests: 50, ..agg(2.0) };
         let thin = SharedShift::of([("a", &b, &h), ("b", &b, &h), ("c", &b, &h), ("d", &few, &h), ("e", &b, &h)], 100);
         assert_eq!(thin.beside("a", Metric::P50), None, "`d` has too few requests to count");
-    }
-
-    #[test]
-    fn an_even_count_takes_the_mean_of_the_middle_two() {
-        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
     }
 }
