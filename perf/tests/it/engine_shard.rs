@@ -47,13 +47,16 @@ async fn three_shards_send_the_plans_arrivals_interleaved_and_merge_into_one_run
     assert_eq!(sent, 600);
     assert!(results.iter().all(|r| r.invalid_reasons.is_empty()), "{:?}", results.iter().map(|r| &r.invalid_reasons).collect::<Vec<_>>());
 
-    // Interleaved: one arrival every 1/300 s, not three at once every 1/100 s.
+    // Interleaved: one arrival every 1/300 s, not three at once every 1/100 s. Three shards at
+    // once put two gaps of every three under half the expected 3.33 ms (the three requests go
+    // out a few tenths of a millisecond apart); interleaved, whatever phase each shard's own
+    // clock lands on (each turns `start_at` into its own instant, a millisecond or so apart on a
+    // busy machine), at most one gap of three can.
     let mut arrivals = server.seen.arrivals.lock().clone();
     arrivals.sort();
-    let mut gaps: Vec<f64> = arrivals.windows(2).map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0).collect();
-    gaps.sort_by(f64::total_cmp);
-    let median = gaps[gaps.len() / 2];
-    assert!((2.3..=4.3).contains(&median), "median gap {median:.2} ms, expected about 3.33 ms");
+    let gaps: Vec<f64> = arrivals.windows(2).map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0).collect();
+    let close = gaps.iter().filter(|g| **g < 1.7).count() as f64 / gaps.len() as f64;
+    assert!(close < 0.5, "{:.0}% of arrivals came within 1.7 ms of the one before: the shards sent together", close * 100.0);
 
     // The merge is one valid run of all the load.
     let parts: Vec<(PathBuf, summary::Summary)> = results
