@@ -112,6 +112,51 @@ fn headline_and_exit_codes() {
     assert_eq!(Headline::of(&failed_check).outcome, Outcome::SloBreach);
 }
 
+/// A tail surely worse, beyond the threshold but not surely beyond it (as a stored baseline
+/// left a 10 req/s endpoint's p95 +50.8% in a measured trial): the run passes, and the headline
+/// names it and says what would decide it; an interval reaching no change, an improvement, a
+/// change within the threshold or one no interval could test is left to the tables.
+#[test]
+fn an_undecided_worsening_is_named_with_what_would_decide_it() {
+    use crate::compare::{CompareMode, Metric, Verdict};
+    let with = |mode: CompareMode, rel: f64, interval: Option<[f64; 2]>| {
+        let mut r = passing();
+        let c = r.suites[0].comparison.as_mut().unwrap();
+        c.mode = mode;
+        let m = c.endpoints[0].metrics.iter_mut().find(|m| m.metric == Metric::P95).unwrap();
+        m.delta_rel = Some(rel);
+        m.delta_abs = Some(rel * m.base.unwrap());
+        m.interval = interval;
+        m.level = Some(0.95);
+        m.verdict = Verdict::Noisy;
+        c.endpoints[0].verdict = Verdict::Noisy;
+        r
+    };
+    let stored = with(CompareMode::Baseline, 0.508, Some([0.003, 1.266]));
+    let h = Headline::of(&stored);
+    assert_eq!((h.outcome, exit_code(&stored)), (Outcome::Pass, 0));
+    let text = h.sentences().join(" ");
+    assert!(
+        text.contains("Slower, but not surely beyond the threshold, so not counted: baseline/get p95 +50.8% (95% CI +0.3 … +126.6%).")
+            && text.contains("--against origin/main"),
+        "{text}"
+    );
+    assert!(markdown(&stored, &MarkdownOptions::default()).contains("not counted: baseline/get p95 +50.8%"));
+    assert!(terminal(&stored, TerminalOptions::default()).contains("not counted: baseline/get p95 +50.8%"));
+
+    // Measured side by side already: no advice to do so.
+    let text = Headline::of(&with(CompareMode::AB { pairs: 10 }, 0.508, Some([0.003, 1.266]))).sentences().join(" ");
+    assert!(
+        text.contains("beyond the threshold even side by side, so not counted: baseline/get p95 +50.8%") && !text.contains("--against"),
+        "{text}"
+    );
+
+    for (rel, interval) in [(0.55, Some([-0.02, 1.3])), (-0.35, Some([-0.7, -0.05])), (0.15, Some([0.01, 0.4])), (0.9, None)] {
+        let h = Headline::of(&with(CompareMode::Baseline, rel, interval));
+        assert!(h.undecided.is_empty() && !h.sentences().join(" ").contains("not counted"), "{rel} {interval:?}: {:?}", h.sentences());
+    }
+}
+
 const NASTY: &str = "<script>alert(1)</script>|x";
 
 fn nasty() -> Report {

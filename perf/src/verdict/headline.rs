@@ -73,6 +73,47 @@ impl MovedTogether {
     }
 }
 
+/// A metric surely worse (its interval leaves out no change) and worse beyond its threshold,
+/// but not surely beyond it (the interval reaches the rule's margin): not counted, but named,
+/// so that a pass does not hide it. An interval that reaches no change is noise as far as the
+/// run can tell; the tables show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Undecided {
+    pub suite: String,
+    pub endpoint: String,
+    /// `p95 +61.9% (95% CI +4.2 … +151.6%)`.
+    pub change: String,
+    /// Judged against a stored baseline (another run, at another time); otherwise A/B pairs or
+    /// rounds measured side by side.
+    pub stored: bool,
+}
+
+impl Undecided {
+    /// The comparison's `noisy` metrics that are surely worse and worse beyond their threshold.
+    fn of(c: &SuiteComparison) -> Vec<Undecided> {
+        let stored = c.mode == crate::compare::CompareMode::Baseline;
+        let surely_worse = |m: &crate::compare::MetricComparison| match (m.metric, m.interval) {
+            (crate::compare::Metric::Rps, Some([_, high])) => high < 0.0,
+            (_, Some([low, _])) => low > 0.0,
+            (_, None) => false,
+        };
+        c.endpoints
+            .iter()
+            .flat_map(|e| {
+                e.metrics.iter().filter(move |m| m.verdict == Verdict::Noisy && m.worsening() > 1.0 && surely_worse(m)).map(move |m| {
+                    let level = m.level.map_or(String::new(), |l| format!("{:.0}% ", l * 100.0));
+                    Undecided {
+                        suite: c.suite.clone(),
+                        endpoint: e.name.clone(),
+                        change: format!("{} {} ({level}CI {})", m.metric, m.delta_short(), m.interval_short().unwrap_or_default()),
+                        stored,
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
 /// What the report leads with.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Headline {
@@ -89,6 +130,8 @@ pub struct Headline {
     pub invalid_reasons: Vec<String>,
     /// Regressions a re-run did not reproduce, as `suite/endpoint`.
     pub unconfirmed: Vec<String>,
+    /// Worse beyond the threshold, not clear of the noise: not counted, named.
+    pub undecided: Vec<Undecided>,
 }
 
 impl Headline {
@@ -98,6 +141,7 @@ impl Headline {
         let mut not_compared: Vec<NotCompared> = Vec::new();
         let mut compared = 0;
         let mut unconfirmed = Vec::new();
+        let mut undecided = Vec::new();
         let mut invalid_reasons = report.invalid_reasons.clone();
         let (mut slo_failures, mut slo_total, mut failed_checks) = (0, 0, 0);
         for s in &report.suites {
@@ -130,6 +174,7 @@ impl Headline {
             }
             let Some(c) = &s.comparison else { continue };
             together.extend(MovedTogether::of(c));
+            undecided.extend(Undecided::of(c));
             for e in c.regressions_by_effect() {
                 let biggest = e.biggest_regression();
                 let said = |m: &crate::compare::MetricComparison| format!("{} {}", m.metric, m.delta_short());
@@ -164,6 +209,7 @@ impl Headline {
             failed_checks,
             invalid_reasons,
             unconfirmed,
+            undecided,
         }
     }
 
@@ -220,6 +266,23 @@ impl Headline {
         }
         if !self.unconfirmed.is_empty() {
             out.push(format!("Not confirmed by a re-run, so not counted: {}.", self.unconfirmed.join(", ")));
+        }
+        let named = |stored: bool| -> Vec<String> {
+            self.undecided.iter().filter(|u| u.stored == stored).map(|u| format!("{}/{} {}", u.suite, u.endpoint, u.change)).collect()
+        };
+        let stored = named(true);
+        if !stored.is_empty() {
+            out.push(format!(
+                "Slower, but not surely beyond the threshold, so not counted: {}. A stored baseline is another run, at another time, and its noise hides how much; to decide it, compare with the base branch on this machine (--against origin/main).",
+                stored.join("; ")
+            ));
+        }
+        let side_by_side = named(false);
+        if !side_by_side.is_empty() {
+            out.push(format!(
+                "Slower, but not surely beyond the threshold even side by side, so not counted: {}; a longer suite would decide it.",
+                side_by_side.join("; ")
+            ));
         }
         if self.slo_failures > 0 {
             out.push(format!("{} of {} SLOs failed.", self.slo_failures, self.slo_total));
