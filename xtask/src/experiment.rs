@@ -89,7 +89,14 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
         Mode::Duet => "duet",
         Mode::Stored => "stored",
     };
-    let thresholds: Vec<f64> = std::iter::once(prepared.compiled.compare.threshold).chain(args.thresholds.iter().copied()).collect();
+    // The plan's threshold first, then each other one once (`--thresholds 0.2,0.05` with the
+    // plan's 20% judges each trial twice, not three times).
+    let mut thresholds = vec![prepared.compiled.compare.threshold];
+    for t in &args.thresholds {
+        if !thresholds.iter().any(|k| (k - t).abs() < 1e-9) {
+            thresholds.push(*t);
+        }
+    }
     let kept = || -> anyhow::Result<ExperimentReport> {
         let file = out_dir.join("trials").join("report.json");
         let text =
@@ -117,7 +124,7 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
     }
     let more = if args.more { Some(kept()?) } else { None };
     let exp =
-        ExperimentOptions { trials: args.trials, route: args.route.clone(), comparison, more_thresholds: args.thresholds.clone(), more };
+        ExperimentOptions { trials: args.trials, route: args.route.clone(), comparison, more_thresholds: thresholds[1..].to_vec(), more };
     let started = std::time::Instant::now();
     let report = match run_experiment(&opts, &prepared, &exp).await {
         Ok(r) => r,
@@ -150,14 +157,15 @@ pub async fn run(args: ExperimentArgs, cancel: CancellationToken) -> anyhow::Res
 /// One row per copy: the realised change of the route, and how often it was called a
 /// regression under each threshold.
 fn table(r: &ExperimentReport, thresholds: &[f64]) -> String {
-    let mut out = String::from("  copy       realised p50   p95   ");
+    let mut out = String::from("  copy       realised p50   p95  spread ");
     for t in thresholds {
         out.push_str(&format!("| called at {:>3.0}% ", t * 100.0));
     }
     out.push('\n');
     for arm in &r.arms {
         let ratio = |p95| r.median_ratio(&arm.name, p95).map_or("-".to_string(), |x| format!("{:+.1}%", (x - 1.0) * 100.0));
-        out.push_str(&format!("  {:<10} {:>8} {:>8}  ", arm.name, ratio(false), ratio(true)));
+        let spread = r.spread(&arm.name, true, thresholds[0]).map_or("-".to_string(), |s| format!("±{:.0}%", s * 100.0));
+        out.push_str(&format!("  {:<10} {:>8} {:>8} {spread:>6} ", arm.name, ratio(false), ratio(true)));
         for t in thresholds {
             let (n, of) = r.called(&arm.name, *t);
             let (twice, _) = r.count(&arm.name, *t, |t| t.passes > 1);
@@ -166,7 +174,10 @@ fn table(r: &ExperimentReport, thresholds: &[f64]) -> String {
         }
         out.push('\n');
     }
-    out.push_str("  (same: any endpoint called regressed is a false fail; the others: the slowed route called regressed;\n");
+    out.push_str("  (realised: the route's median change over the trials; spread: how much its p95 reading varies from\n");
+    out.push_str("   trial to trial (standard deviation of the log ratio): a threshold on that reading catches a change 19\n");
+    out.push_str("   times in 20 and +10% almost never only when the two stand about 3.6 spreads apart (1.645 + 1.96);\n");
+    out.push_str("   same: any endpoint called regressed is a false fail; the others: the slowed route called regressed;\n");
     out.push_str(if r.comparison == Comparison::Stored {
         "   twice: trials whose verdict rested on the confirming re-run a regression against a stored baseline gets)\n"
     } else {
