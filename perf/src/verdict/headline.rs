@@ -76,7 +76,8 @@ impl MovedTogether {
 /// A metric surely worse (its interval leaves out no change) and worse beyond its threshold,
 /// but not surely beyond it (the interval reaches the rule's margin): not counted, but named,
 /// so that a pass does not hide it. An interval that reaches no change is noise as far as the
-/// run can tell; the tables show it.
+/// run can tell, and a `noisy` one clear of the margin (regressed in the re-run only) is not
+/// undecided; the tables show both.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Undecided {
     pub suite: String,
@@ -89,18 +90,23 @@ pub struct Undecided {
 }
 
 impl Undecided {
-    /// The comparison's `noisy` metrics that are surely worse and worse beyond their threshold.
+    /// The comparison's `noisy` metrics worse beyond their threshold whose interval lies between
+    /// no change and the rule's margin ([`crate::compare::MARGIN`] of the threshold), on the
+    /// worse side.
     fn of(c: &SuiteComparison) -> Vec<Undecided> {
         let stored = c.mode == crate::compare::CompareMode::Baseline;
-        let surely_worse = |m: &crate::compare::MetricComparison| match (m.metric, m.interval) {
-            (crate::compare::Metric::Rps, Some([_, high])) => high < 0.0,
-            (_, Some([low, _])) => low > 0.0,
-            (_, None) => false,
+        let undecided = |m: &crate::compare::MetricComparison| {
+            let margin = crate::compare::MARGIN * m.threshold;
+            match (m.metric, m.interval) {
+                (crate::compare::Metric::Rps, Some([_, high])) => high < 0.0 && high >= -margin,
+                (_, Some([low, _])) => low > 0.0 && low <= margin,
+                (_, None) => false,
+            }
         };
         c.endpoints
             .iter()
             .flat_map(|e| {
-                e.metrics.iter().filter(move |m| m.verdict == Verdict::Noisy && m.worsening() > 1.0 && surely_worse(m)).map(move |m| {
+                e.metrics.iter().filter(move |m| m.verdict == Verdict::Noisy && m.worsening() > 1.0 && undecided(m)).map(move |m| {
                     let level = m.level.map_or(String::new(), |l| format!("{:.0}% ", l * 100.0));
                     Undecided {
                         suite: c.suite.clone(),
@@ -130,7 +136,8 @@ pub struct Headline {
     pub invalid_reasons: Vec<String>,
     /// Regressions a re-run did not reproduce, as `suite/endpoint`.
     pub unconfirmed: Vec<String>,
-    /// Worse beyond the threshold, not clear of the noise: not counted, named.
+    /// Surely worse, beyond the threshold but not surely beyond it ([`Undecided`]): not
+    /// counted, named.
     pub undecided: Vec<Undecided>,
 }
 
