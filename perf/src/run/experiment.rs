@@ -161,7 +161,8 @@ impl ExperimentReport {
     /// standard deviation of the log of its ratio over the arm's valid trials judged with
     /// `threshold` (about a relative spread: 0.2 is ±20%); `None` under two trials. Read beside
     /// the median ratio, it says whether any threshold on that reading can tell two copies
-    /// apart: a change caught 19 times in 20 and +10% never need about 3.6 spreads between them.
+    /// apart: a change caught 19 times in 20 and +10% almost never need about 3.6 spreads between
+    /// them (1.645 + 1.96).
     pub fn spread(&self, arm: &str, p95: bool, threshold: f64) -> Option<f64> {
         use statrs::statistics::Statistics;
         let logs: Vec<f64> = self
