@@ -1,7 +1,8 @@
 //! `--shard K/N` in the engine: three shards of one plan, started together through
 //! `start_at` against the test server, send exactly the plan's iterations between them, their
 //! starts interleave into the plan's evenly spaced arrivals, and their summaries merge into
-//! one valid summary of all the load.
+//! one valid summary of all the load. Judges its own schedule and timing to the millisecond, so
+//! it runs in nextest's `measured-load` group (alone on the machine).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
