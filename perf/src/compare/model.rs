@@ -219,12 +219,13 @@ pub struct EndpointComparison {
 
 impl MetricComparison {
     /// The interval in a few characters, in the change's own unit: `+8.1 … +16.9%`,
-    /// `-0.20 … +0.90 pt`; `None` without one.
+    /// `-0.20 … +0.90 pt`; `None` without one. A bound that is not zero never prints as zero
+    /// (`+0.03 … +141.6%`): whether an interval leaves out no change is what a reader looks for.
     pub fn interval_short(&self) -> Option<String> {
         let [low, high] = self.interval?;
         Some(match self.metric {
-            Metric::ErrorRate => format!("{low:+.2} … {high:+.2} pt"),
-            _ => format!("{:+.1} … {:+.1}%", low * 100.0, high * 100.0),
+            Metric::ErrorRate => format!("{} … {} pt", bound(low, 2), bound(high, 2)),
+            _ => format!("{} … {}%", bound(low * 100.0, 1), bound(high * 100.0, 1)),
         })
     }
 
@@ -376,4 +377,11 @@ impl SuiteComparison {
     pub fn endpoint(&self, name: &str) -> Option<&EndpointComparison> {
         self.endpoints.iter().find(|e| e.name == name)
     }
+}
+
+/// `value` with a sign and `decimals` decimals, or as many more (up to 4) as it takes for a
+/// value that is not zero not to print as zero: `+0.0` only for zero itself.
+fn bound(value: f64, decimals: usize) -> String {
+    let shown = (decimals..=4).find(|&d| value == 0.0 || (value * 10f64.powi(d as i32)).round() != 0.0).unwrap_or(4);
+    format!("{value:+.shown$}")
 }

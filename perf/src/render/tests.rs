@@ -152,6 +152,10 @@ fn an_undecided_worsening_is_named_with_what_would_decide_it() {
         "{text}"
     );
 
+    // An interval just clear of no change never reads as reaching it: not `+0.0 … `.
+    let text = Headline::of(&with(CompareMode::Baseline, 0.508, Some([0.0002, 1.266]))).sentences().join(" ");
+    assert!(text.contains("p95 +50.8% (95% CI +0.02 … +126.6%)"), "{text}");
+
     for (rel, interval) in
         [(0.55, Some([-0.02, 1.3])), (0.55, Some([0.13, 1.3])), (-0.35, Some([-0.7, -0.05])), (0.15, Some([0.01, 0.4])), (0.9, None)]
     {
