@@ -2,7 +2,7 @@
 //! `perf::run::experiment`): copies of the reference app with known slowdowns on one route,
 //! judged against the base trial after trial. Prints each trial's verdicts on stderr, then a
 //! table of how often each slowdown was called a regression, and writes
-//! `<out>/experiment-<mode>.json`.
+//! `<out>/experiment-<mode>.json` (`--rejudge`: `<out>/experiment-<mode>-rejudged.json`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
