@@ -379,9 +379,11 @@ impl SuiteComparison {
     }
 }
 
-/// `value` with a sign and `decimals` decimals, or as many more (up to 4) as it takes for a
-/// value that is not zero not to print as zero: `+0.0` only for zero itself.
-fn bound(value: f64, decimals: usize) -> String {
+/// An interval's bound: `value` with a sign and `decimals` decimals, or as many more (up to 4)
+/// as it takes for a value that is not zero not to print as zero: `+0.0` only for zero itself.
+/// The one formatter of bounds, for the tables ([`MetricComparison::interval_short`]) and the
+/// verdict's reason (`rule::describe_interval`) alike.
+pub(super) fn bound(value: f64, decimals: usize) -> String {
     let shown = (decimals..=4).find(|&d| value == 0.0 || (value * 10f64.powi(d as i32)).round() != 0.0).unwrap_or(4);
     format!("{value:+.shown$}")
 }

@@ -29,7 +29,7 @@ use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::plan::MetricThresholds;
 
-use super::model::{Metric, MetricComparison, TestMethod, TestResult, Verdict};
+use super::model::{Metric, MetricComparison, TestMethod, TestResult, Verdict, bound};
 use super::resample::{Estimate, NoSegments};
 use super::units::Untestable;
 
@@ -181,8 +181,8 @@ pub fn describe_change(metric: Metric, delta_abs: f64, delta_rel: Option<f64>) -
 pub fn describe_interval(metric: Metric, low: f64, high: f64, level: f64) -> String {
     let pct = (level * 100.0).round();
     match metric {
-        Metric::ErrorRate => format!("{pct:.0}% CI {low:+.2} … {high:+.2} points"),
-        _ => format!("{pct:.0}% CI {:+.1}% … {:+.1}%", low * 100.0, high * 100.0),
+        Metric::ErrorRate => format!("{pct:.0}% CI {} … {} points", bound(low, 2), bound(high, 2)),
+        _ => format!("{pct:.0}% CI {}% … {}%", bound(low * 100.0, 1), bound(high * 100.0, 1)),
     }
 }
 

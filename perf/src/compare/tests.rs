@@ -356,3 +356,10 @@ fn a_baseline_from_an_older_schema_without_windows_or_histograms() {
     assert_eq!(c.endpoint("retired").unwrap().verdict, Verdict::Missing);
     assert_eq!(c.regressed_endpoints(), vec!["get"]);
 }
+
+#[test]
+fn a_bound_that_is_not_zero_never_prints_as_zero_in_the_reason() {
+    assert_eq!(describe_interval(Metric::P95, 0.0002, 1.266, 0.95), "95% CI +0.02% … +126.6%");
+    assert_eq!(describe_interval(Metric::P95, -0.00004, 0.0, 0.95), "95% CI -0.004% … +0.0%");
+    assert_eq!(describe_interval(Metric::ErrorRate, 0.003, 0.5, 0.9), "90% CI +0.003 … +0.50 points");
+}
